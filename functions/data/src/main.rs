@@ -1,0 +1,9 @@
+//! The data layer's Lambda function: wiring only.
+
+use autoheal_core::Layer;
+use autoheal_data::DataHealer;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    autoheal_aws::run(Layer::Data, DataHealer::new).await
+}

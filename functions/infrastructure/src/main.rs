@@ -1,0 +1,9 @@
+//! The infrastructure layer's Lambda function: wiring only.
+
+use autoheal_core::Layer;
+use autoheal_infrastructure::InfrastructureHealer;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    autoheal_aws::run(Layer::Infrastructure, InfrastructureHealer::new).await
+}

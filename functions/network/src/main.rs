@@ -1,0 +1,9 @@
+//! The network layer's Lambda function: wiring only.
+
+use autoheal_core::Layer;
+use autoheal_network::NetworkHealer;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    autoheal_aws::run(Layer::Network, NetworkHealer::new).await
+}

@@ -1,0 +1,164 @@
+//! Settings from the environment, and the AWS SDK configuration every client is built from.
+
+use std::path::PathBuf;
+
+use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+use autoheal_core::{Layer, Mode, RuleSet, RulesError, Settings};
+
+/// The state table's name when none is configured (also what `autoheal bootstrap` creates).
+pub const DEFAULT_TABLE_NAME: &str = "autoheal-state";
+/// The notification topic's name when none is configured.
+pub const DEFAULT_TOPIC_NAME: &str = "autoheal-notifications";
+/// The region used when neither the environment nor a profile names one.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Environment variables a function reads.
+pub mod env {
+    pub const TABLE_NAME: &str = "AUTOHEAL_TABLE_NAME";
+    pub const TOPIC_ARN: &str = "AUTOHEAL_TOPIC_ARN";
+    pub const MODE: &str = "AUTOHEAL_MODE";
+    pub const ENABLED_LAYERS: &str = "AUTOHEAL_ENABLED_LAYERS";
+    pub const RULES_PATH: &str = "AUTOHEAL_RULES_PATH";
+}
+
+/// A configuration problem: the function cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not set")]
+    Missing { name: &'static str },
+    #[error("{name}=`{value}` is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read the rules file {path}: {source}")]
+    RulesFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the rules are invalid:\n{0}")]
+    Rules(#[from] RulesError),
+}
+
+/// What one layer's function needs besides its AWS clients.
+#[derive(Debug, Clone)]
+pub struct FunctionConfig {
+    pub layer: Layer,
+    pub table_name: String,
+    pub topic_arn: String,
+    pub settings: Settings,
+    pub rules: RuleSet,
+}
+
+impl FunctionConfig {
+    /// Reads the configuration through `lookup` (the process environment in Lambda).
+    pub fn from_lookup(
+        layer: Layer,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let table_name = lookup(env::TABLE_NAME)
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned());
+        let topic_arn = lookup(env::TOPIC_ARN)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(ConfigError::Missing {
+                name: env::TOPIC_ARN,
+            })?;
+        let mode = match lookup(env::MODE).as_deref().map(str::trim) {
+            None | Some("") | Some("enforce") => Mode::Enforce,
+            Some("shadow") => Mode::Shadow,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: env::MODE,
+                    value: other.to_owned(),
+                    reason: "expected `enforce` or `shadow`".to_owned(),
+                });
+            }
+        };
+        let layer_enabled = match lookup(env::ENABLED_LAYERS) {
+            None => true,
+            Some(list) => parse_layers(&list)?.contains(&layer),
+        };
+        let rules = match lookup(env::RULES_PATH).filter(|v| !v.trim().is_empty()) {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::RulesFile { path, source })?;
+                RuleSet::from_toml(&text)?
+            }
+            None => RuleSet::shipped()?,
+        };
+        Ok(FunctionConfig {
+            layer,
+            table_name,
+            topic_arn,
+            settings: Settings {
+                mode,
+                layer_enabled,
+            },
+            rules,
+        })
+    }
+
+    pub fn from_env(layer: Layer) -> Result<Self, ConfigError> {
+        Self::from_lookup(layer, |name| std::env::var(name).ok())
+    }
+}
+
+/// Parses a comma-separated list of layers (`all` for every layer).
+pub fn parse_layers(list: &str) -> Result<Vec<Layer>, ConfigError> {
+    let mut layers = Vec::new();
+    for item in list
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        if item == "all" {
+            return Ok(Layer::ALL.to_vec());
+        }
+        layers.push(
+            item.parse().map_err(
+                |e: autoheal_core::layer::UnknownLayer| ConfigError::Invalid {
+                    name: env::ENABLED_LAYERS,
+                    value: list.to_owned(),
+                    reason: e.to_string(),
+                },
+            )?,
+        );
+    }
+    Ok(layers)
+}
+
+/// Loads the SDK configuration. With `endpoint_url` (the local emulator), every client talks
+/// to it, the region comes from the environment or defaults, never from instance metadata,
+/// and static test credentials stand in where the environment has none.
+pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
+    let Some(url) = endpoint_url else {
+        let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION));
+        return aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .load()
+            .await;
+    };
+    let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(Region::new(DEFAULT_REGION));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .endpoint_url(url);
+    let has_env_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+    if !has_env_credentials {
+        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "autoheal-local",
+        ));
+    }
+    loader.load().await
+}

@@ -1,0 +1,83 @@
+//! The Lambda wiring every layer's `main` shares: configuration, clients, engine, runtime.
+
+use aws_config::SdkConfig;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+
+use autoheal_core::{Engine, EngineError, Healer, Layer, Outcome, SystemClock};
+
+use crate::config::{FunctionConfig, sdk_config};
+use crate::notify::SnsNotifier;
+use crate::state::DynamoStateStore;
+
+/// A layer's engine with the AWS adapters.
+pub type LayerEngine<H> = Engine<DynamoStateStore, SnsNotifier, H, SystemClock>;
+
+/// Builds a layer's engine from its configuration and an SDK configuration.
+pub fn build_engine<H: Healer>(
+    config: FunctionConfig,
+    sdk: &SdkConfig,
+    healer: H,
+) -> LayerEngine<H> {
+    Engine {
+        layer: config.layer,
+        rules: config.rules,
+        settings: config.settings,
+        store: DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name),
+        notifier: SnsNotifier::new(aws_sdk_sns::Client::new(sdk), config.topic_arn),
+        healer,
+        clock: SystemClock,
+    }
+}
+
+/// The error a Lambda invocation reports: its type tells an operator (and the DLQ) whether a
+/// redelivery could help.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HandlerError(#[from] pub EngineError);
+
+impl From<HandlerError> for Diagnostic {
+    fn from(error: HandlerError) -> Diagnostic {
+        Diagnostic {
+            error_type: if error.0.is_retryable() {
+                "autoheal.StateStoreUnavailable".to_owned()
+            } else {
+                "autoheal.InvalidEvent".to_owned()
+            },
+            error_message: error.0.to_string(),
+        }
+    }
+}
+
+/// Runs one layer's function: builds everything once per container, then serves events.
+/// `make_healer` receives the SDK configuration to build the layer's own clients.
+pub async fn run<H, F>(layer: Layer, make_healer: F) -> Result<(), lambda_runtime::Error>
+where
+    H: Healer,
+    F: FnOnce(&SdkConfig) -> H,
+{
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = FunctionConfig::from_env(layer)?;
+    // AWS_ENDPOINT_URL, when set, is honoured by the SDK itself.
+    let sdk = sdk_config(None).await;
+    let healer = make_healer(&sdk);
+    let engine = build_engine(config, &sdk, healer);
+    let engine = &engine;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let run_id = event.context.request_id.clone();
+        engine
+            .handle(event.payload, &run_id)
+            .await
+            .map_err(HandlerError::from)
+    }))
+    .await
+}
+
+/// Handles one event with a ready engine (what `autoheal invoke` and the tests call).
+pub async fn handle_once<H: Healer>(
+    engine: &LayerEngine<H>,
+    payload: Value,
+    run_id: &str,
+) -> Result<Outcome, EngineError> {
+    engine.handle(payload, run_id).await
+}

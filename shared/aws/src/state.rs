@@ -1,0 +1,454 @@
+//! The DynamoDB state store: one table, every state change a conditional write.
+//!
+//! | item            | pk                              | sk                          | expires |
+//! |-----------------|---------------------------------|-----------------------------|---------|
+//! | resource state  | `RESOURCE#<rule>#<resource id>` | `STATE`                     | 90 days after its last change |
+//! | event claim     | `RESOURCE#<rule>#<resource id>` | `EVENT#<event id>`          | 7 days  |
+//! | healing record  | `RUNS#<yyyy-mm-dd>`             | `<started at>#<run id>`     | 90 days |
+//!
+//! Claims and state share a partition so that one transaction covers both. Records are
+//! partitioned by day so history and statistics are a `Query` per day, never a `Scan`.
+//! `expires_at` is the table's TTL attribute (epoch seconds); DynamoDB deletes expired items
+//! lazily, so readers never rely on it.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+use autoheal_core::{
+    ClaimResult, HealingRecord, Loaded, ResourceKey, ResourceState, StateStore, StoreError,
+};
+
+/// The table's partition and sort key attribute names, and its TTL attribute.
+pub const PARTITION_KEY: &str = "pk";
+pub const SORT_KEY: &str = "sk";
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+const STATE_SORT_KEY: &str = "STATE";
+const STATE_RETENTION_DAYS: i64 = 90;
+const CLAIM_RETENTION_DAYS: i64 = 7;
+const RECORD_RETENTION_DAYS: i64 = 90;
+
+/// Incident state and healing records in one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoStateStore {
+    client: Client,
+    table: String,
+}
+
+fn store_error<E, R>(operation: &str, error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    StoreError {
+        message: crate::errors::describe(operation, &error),
+    }
+}
+
+fn encode_error(what: &str, error: serde_dynamo::Error) -> StoreError {
+    StoreError {
+        message: format!("cannot encode {what}: {error}"),
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn expiry(now: DateTime<Utc>, days: i64) -> AttributeValue {
+    AttributeValue::N((now + Duration::days(days)).timestamp().to_string())
+}
+
+fn resource_pk(key: &ResourceKey) -> String {
+    format!("RESOURCE#{}#{}", key.rule, key.resource_id)
+}
+
+fn claim_sk(event_id: &str) -> String {
+    format!("EVENT#{event_id}")
+}
+
+fn record_pk(day: NaiveDate) -> String {
+    format!("RUNS#{}", day.format("%Y-%m-%d"))
+}
+
+/// The stored form of a resource's state: the core's state plus what identifies it.
+#[derive(Debug, Serialize, Deserialize)]
+struct StateItem {
+    pk: String,
+    sk: String,
+    item_type: String,
+    rule: String,
+    resource_id: String,
+    #[serde(flatten)]
+    state: ResourceState,
+    updated_at: DateTime<Utc>,
+}
+
+/// The stored form of a healing record.
+#[derive(Debug, Serialize, Deserialize)]
+struct RecordItem {
+    pk: String,
+    sk: String,
+    item_type: String,
+    #[serde(flatten)]
+    record: HealingRecord,
+}
+
+impl DynamoStateStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStateStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn state_item(
+        &self,
+        key: &ResourceKey,
+        state: &ResourceState,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let now = Utc::now();
+        let item = StateItem {
+            pk: resource_pk(key),
+            sk: STATE_SORT_KEY.to_owned(),
+            item_type: "resource-state".to_owned(),
+            rule: key.rule.clone(),
+            resource_id: key.resource_id.clone(),
+            state: state.clone(),
+            updated_at: now,
+        };
+        let mut attributes: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(item).map_err(|e| encode_error("resource state", e))?;
+        attributes.insert(TTL_ATTRIBUTE.to_owned(), expiry(now, STATE_RETENTION_DAYS));
+        Ok(attributes)
+    }
+
+    fn record_item(
+        &self,
+        record: &HealingRecord,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let item = RecordItem {
+            pk: record_pk(record.started_at.date_naive()),
+            sk: format!("{}#{}", record.started_at.to_rfc3339(), record.id),
+            item_type: "healing-record".to_owned(),
+            record: record.clone(),
+        };
+        let mut attributes: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(item).map_err(|e| encode_error("healing record", e))?;
+        attributes.insert(
+            TTL_ATTRIBUTE.to_owned(),
+            expiry(record.started_at, RECORD_RETENTION_DAYS),
+        );
+        Ok(attributes)
+    }
+
+    /// A conditional put of the state: only over the version that was read.
+    fn state_put(
+        &self,
+        key: &ResourceKey,
+        expected_version: u64,
+        next: &ResourceState,
+    ) -> Result<Put, StoreError> {
+        let builder = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.state_item(key, next)?));
+        let builder = if expected_version == 0 {
+            builder.condition_expression("attribute_not_exists(pk)")
+        } else {
+            builder
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(
+                    ":expected",
+                    AttributeValue::N(expected_version.to_string()),
+                )
+        };
+        builder.build().map_err(|e| StoreError {
+            message: format!("cannot build state write: {e}"),
+        })
+    }
+
+    /// The healing records of one UTC day, oldest first.
+    pub async fn records_of_day(&self, day: NaiveDate) -> Result<Vec<HealingRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(record_pk(day)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| store_error("Query", e))?;
+            let decoded: RecordItem = serde_dynamo::from_item(item).map_err(|e| StoreError {
+                message: format!("cannot decode a healing record: {e}"),
+            })?;
+            records.push(decoded.record);
+        }
+        Ok(records)
+    }
+
+    /// The healing records of the last `days` UTC days (today included), oldest first.
+    pub async fn recent_records(
+        &self,
+        days: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HealingRecord>, StoreError> {
+        let mut records = Vec::new();
+        for back in (0..i64::from(days.max(1))).rev() {
+            let day = (now - Duration::days(back)).date_naive();
+            records.extend(self.records_of_day(day).await?);
+        }
+        Ok(records)
+    }
+
+    /// The stored state of one rule on one resource, if any.
+    pub async fn state(&self, key: &ResourceKey) -> Result<Option<ResourceState>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(resource_pk(key)))
+            .key(SORT_KEY, s(STATE_SORT_KEY))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        output
+            .item
+            .map(|item| {
+                serde_dynamo::from_item::<_, StateItem>(item)
+                    .map(|decoded| decoded.state)
+                    .map_err(|e| StoreError {
+                        message: format!("cannot decode resource state: {e}"),
+                    })
+            })
+            .transpose()
+    }
+}
+
+impl StateStore for DynamoStateStore {
+    async fn load(&self, key: &ResourceKey, event_id: &str) -> Result<Loaded, StoreError> {
+        let pk = resource_pk(key);
+        let keys = KeysAndAttributes::builder()
+            .keys(HashMap::from([
+                (PARTITION_KEY.to_owned(), s(pk.clone())),
+                (SORT_KEY.to_owned(), s(STATE_SORT_KEY)),
+            ]))
+            .keys(HashMap::from([
+                (PARTITION_KEY.to_owned(), s(pk)),
+                (SORT_KEY.to_owned(), s(claim_sk(event_id))),
+            ]))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError {
+                message: format!("cannot build state read: {e}"),
+            })?;
+        let mut request = HashMap::from([(self.table.clone(), keys)]);
+        let mut loaded = Loaded::default();
+        // BatchGetItem may return some keys as unprocessed under load: ask again for those.
+        for _ in 0..5 {
+            let output = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await
+                .map_err(|e| store_error("BatchGetItem", e))?;
+            for item in output
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                match item.get(SORT_KEY) {
+                    Some(AttributeValue::S(sk)) if sk == STATE_SORT_KEY => {
+                        let decoded: StateItem =
+                            serde_dynamo::from_item(item).map_err(|e| StoreError {
+                                message: format!("cannot decode resource state: {e}"),
+                            })?;
+                        loaded.state = decoded.state;
+                    }
+                    Some(AttributeValue::S(_)) => loaded.event_seen = true,
+                    _ => {}
+                }
+            }
+            match output.unprocessed_keys {
+                Some(unprocessed) if !unprocessed.is_empty() => request = unprocessed,
+                _ => return Ok(loaded),
+            }
+        }
+        Err(StoreError {
+            message: "BatchGetItem kept leaving keys unprocessed".to_owned(),
+        })
+    }
+
+    async fn claim(
+        &self,
+        key: &ResourceKey,
+        event_id: &str,
+        expected_version: u64,
+        next: &ResourceState,
+        record: &HealingRecord,
+        takeover: bool,
+    ) -> Result<ClaimResult, StoreError> {
+        let now = Utc::now();
+        let marker = Put::builder()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, s(resource_pk(key)))
+            .item(SORT_KEY, s(claim_sk(event_id)))
+            .item("item_type", s("event-claim"))
+            .item("run_id", s(&record.id))
+            .item("claimed_at", s(now.to_rfc3339()))
+            .item(TTL_ATTRIBUTE, expiry(now, CLAIM_RETENTION_DAYS));
+        let marker = if takeover {
+            marker
+        } else {
+            marker.condition_expression("attribute_not_exists(pk)")
+        }
+        .build()
+        .map_err(|e| StoreError {
+            message: format!("cannot build event claim: {e}"),
+        })?;
+        let record_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.record_item(record)?))
+            .build()
+            .map_err(|e| StoreError {
+                message: format!("cannot build record write: {e}"),
+            })?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(marker).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(self.state_put(key, expected_version, next)?)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(record_put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(ClaimResult::Claimed),
+            Err(error) => {
+                let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    error.as_service_error()
+                else {
+                    return Err(store_error("TransactWriteItems", error));
+                };
+                // One reason per item, in order: the event claim, the state, the record.
+                let claim_refused = cancelled
+                    .cancellation_reasons()
+                    .first()
+                    .and_then(|reason| reason.code())
+                    .is_some_and(|code| code == "ConditionalCheckFailed");
+                if claim_refused {
+                    Ok(ClaimResult::Duplicate)
+                } else {
+                    // The state moved on, or another transaction touched the same items:
+                    // read again and decide again.
+                    Ok(ClaimResult::Conflict)
+                }
+            }
+        }
+    }
+
+    async fn save(
+        &self,
+        key: &ResourceKey,
+        expected_version: u64,
+        next: &ResourceState,
+    ) -> Result<bool, StoreError> {
+        let put = self.state_put(key, expected_version, next)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(put.expression_attribute_names().cloned())
+            .set_expression_attribute_values(put.expression_attribute_values().cloned())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(store_error("PutItem", error)),
+        }
+    }
+
+    async fn put_record(&self, record: &HealingRecord) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.record_item(record)?))
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        key: &ResourceKey,
+        record: &HealingRecord,
+        escalated_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.put_record(record).await?;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(resource_pk(key)))
+            .key(SORT_KEY, s(STATE_SORT_KEY))
+            .condition_expression("#lease.#run_id = :run_id")
+            .expression_attribute_names("#lease", "lease")
+            .expression_attribute_names("#run_id", "run_id")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":run_id", s(&record.id))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()));
+        update = match escalated_at {
+            Some(at) => update
+                .update_expression(
+                    "REMOVE #lease SET #version = #version + :one, #incident.#escalated_at = :at",
+                )
+                .expression_attribute_names("#incident", "incident")
+                .expression_attribute_names("#escalated_at", "escalated_at")
+                .expression_attribute_values(":at", s(at.to_rfc3339())),
+            None => update.update_expression("REMOVE #lease SET #version = #version + :one"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            // The lease expired and another run took the resource over: it owns the state now.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                tracing::warn!(rule = %key.rule, resource = %key.resource_id, run_id = %record.id, "lease was taken over before this run finished");
+                Ok(())
+            }
+            Err(error) => Err(store_error("UpdateItem", error)),
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The pure decision: given an alarm state change, a rule's policy and the resource's incident
+//! state, act or skip, and what the state becomes. No clock, no randomness, no I/O: `now` and
+//! the ids come in, so every branch is a plain unit or property test.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::AlarmState;
+use crate::record::SkipReason;
+use crate::rules::Policy;
+
+/// Everything autoheal remembers about one rule's work on one resource.
+/// `version` makes every write conditional: a writer that read version N writes N + 1 only if
+/// the stored version is still N.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceState {
+    /// 0 means "never stored".
+    pub version: u64,
+    /// When the rule last acted on this resource, across incidents (cooldown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// A run of ALARM (with OKs shorter than the stable period inside it) on one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    /// The id of the event that opened it.
+    pub id: String,
+    pub opened_at: DateTime<Utc>,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Not before this instant may the next attempt start (cooldown and backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Set while the alarm is OK; the incident closes once this has held the stable period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok_since: Option<DateTime<Utc>>,
+    /// Set once the "human needed" notification went out for this incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_at: Option<DateTime<Utc>>,
+}
+
+impl Incident {
+    /// Closed: OK has held for the stable period.
+    pub fn is_closed(&self, policy: &Policy, now: DateTime<Utc>) -> bool {
+        self.ok_since
+            .is_some_and(|since| now - since >= seconds(policy.stable_period_seconds))
+    }
+}
+
+/// A claim on a resource by one invocation; it expires so that a crashed invocation cannot
+/// block healing forever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub run_id: String,
+    pub event_id: String,
+    pub attempt: u32,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Lease {
+    pub fn is_held(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at > now
+    }
+}
+
+/// The inputs of one decision.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionInput<'a> {
+    pub policy: &'a Policy,
+    pub state: &'a ResourceState,
+    pub alarm: AlarmState,
+    pub event_id: &'a str,
+    /// This event id was already recorded for this resource.
+    pub event_seen: bool,
+    /// The id of this invocation's run (for the lease).
+    pub run_id: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// What to do with the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "kebab-case")]
+pub enum Decision {
+    /// Heal: run the action as this attempt of this incident.
+    Act {
+        attempt: u32,
+        incident_id: String,
+        new_incident: bool,
+        /// The previous holder of this event's claim died; this run repeats its attempt with
+        /// the same idempotency token.
+        takeover: bool,
+    },
+    /// Do nothing but record why. `escalate` is set once per incident when its attempts are
+    /// spent and the alarm is still on.
+    Skip { reason: SkipReason, escalate: bool },
+    /// OK: the incident is recovering; it closes once OK holds for the stable period.
+    Recovering { incident_id: String },
+    /// Nothing to do and nothing to record (e.g. OK with no open incident).
+    Ignore { reason: SkipReason },
+}
+
+/// A decision and the state to store with it (`None`: store nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub decision: Decision,
+    pub next: Option<ResourceState>,
+}
+
+/// `value` seconds, saturating at the longest `Duration` (`Duration::seconds` panics past it).
+fn seconds(value: u64) -> Duration {
+    i64::try_from(value)
+        .ok()
+        .and_then(Duration::try_seconds)
+        .unwrap_or(Duration::MAX)
+}
+
+/// `value` seconds after `at`, saturating at the latest representable instant: a huge
+/// cooldown or lease in the rules file means "never", not a panic.
+fn after(at: DateTime<Utc>, value: u64) -> DateTime<Utc> {
+    at.checked_add_signed(seconds(value))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Decides what one alarm state change does to one resource.
+pub fn decide(input: DecisionInput<'_>) -> Transition {
+    let DecisionInput {
+        policy,
+        state,
+        alarm,
+        event_id,
+        event_seen,
+        run_id,
+        now,
+    } = input;
+    let open = state
+        .incident
+        .as_ref()
+        .filter(|incident| !incident.is_closed(policy, now));
+
+    match alarm {
+        AlarmState::InsufficientData => ignore(SkipReason::NotActionable),
+        AlarmState::Ok => match open {
+            Some(incident) if incident.ok_since.is_some() => Transition {
+                decision: Decision::Recovering {
+                    incident_id: incident.id.clone(),
+                },
+                next: None,
+            },
+            Some(incident) => {
+                let mut next = state.clone();
+                next.version += 1;
+                if let Some(open) = next.incident.as_mut() {
+                    open.ok_since = Some(now);
+                }
+                Transition {
+                    decision: Decision::Recovering {
+                        incident_id: incident.id.clone(),
+                    },
+                    next: Some(next),
+                }
+            }
+            None => ignore(SkipReason::NoOpenIncident),
+        },
+        AlarmState::Alarm => {
+            if event_seen {
+                // The claim of this very event was taken by an invocation that died before
+                // releasing it: repeat that attempt (same token), rather than lose the heal.
+                if let (Some(lease), Some(incident)) = (&state.lease, open)
+                    && lease.event_id == event_id
+                    && !lease.is_held(now)
+                {
+                    let mut next = state.clone();
+                    next.version += 1;
+                    next.last_action_at = Some(now);
+                    next.lease = Some(Lease {
+                        run_id: run_id.to_owned(),
+                        event_id: event_id.to_owned(),
+                        attempt: lease.attempt,
+                        expires_at: after(now, policy.lease_seconds),
+                    });
+                    return Transition {
+                        decision: Decision::Act {
+                            attempt: lease.attempt,
+                            incident_id: incident.id.clone(),
+                            new_incident: false,
+                            takeover: true,
+                        },
+                        next: Some(next),
+                    };
+                }
+                return skip(SkipReason::Duplicate);
+            }
+            // An ALARM that does not act still interrupts the incident's recovery: without
+            // this, OK-ALARM flapping would close the incident after the stable period counted
+            // from the first OK, and reset its attempts while the alarm keeps firing.
+            let skip = |reason: SkipReason| match open {
+                Some(incident) if incident.ok_since.is_some() => {
+                    let mut next = state.clone();
+                    next.version += 1;
+                    if let Some(open) = next.incident.as_mut() {
+                        open.ok_since = None;
+                    }
+                    Transition {
+                        decision: Decision::Skip {
+                            reason,
+                            escalate: false,
+                        },
+                        next: Some(next),
+                    }
+                }
+                _ => skip(reason),
+            };
+            if state.lease.as_ref().is_some_and(|lease| lease.is_held(now)) {
+                return skip(SkipReason::InProgress);
+            }
+            let (incident, new_incident) = match open {
+                Some(incident) => (incident.clone(), false),
+                None => (
+                    Incident {
+                        id: event_id.to_owned(),
+                        opened_at: now,
+                        attempts: 0,
+                        last_attempt_at: None,
+                        next_attempt_at: None,
+                        ok_since: None,
+                        escalated_at: None,
+                    },
+                    true,
+                ),
+            };
+            if incident.attempts >= policy.max_attempts {
+                if incident.escalated_at.is_some() {
+                    return skip(SkipReason::MaxAttempts);
+                }
+                let mut next = state.clone();
+                next.version += 1;
+                next.incident = Some(Incident {
+                    escalated_at: Some(now),
+                    ok_since: None,
+                    ..incident
+                });
+                return Transition {
+                    decision: Decision::Skip {
+                        reason: SkipReason::MaxAttempts,
+                        escalate: true,
+                    },
+                    next: Some(next),
+                };
+            }
+            if state
+                .last_action_at
+                .is_some_and(|last| now < after(last, policy.cooldown_seconds))
+            {
+                return skip(SkipReason::Cooldown);
+            }
+            if incident.next_attempt_at.is_some_and(|due| now < due) {
+                return skip(SkipReason::Backoff);
+            }
+            let attempt = incident.attempts + 1;
+            let wait = attempt_wait(policy, &incident.id, attempt);
+            let mut next = state.clone();
+            next.version += 1;
+            next.last_action_at = Some(now);
+            next.lease = Some(Lease {
+                run_id: run_id.to_owned(),
+                event_id: event_id.to_owned(),
+                attempt,
+                expires_at: after(now, policy.lease_seconds),
+            });
+            let incident_id = incident.id.clone();
+            next.incident = Some(Incident {
+                attempts: attempt,
+                last_attempt_at: Some(now),
+                next_attempt_at: Some(after(now, wait)),
+                ok_since: None,
+                ..incident
+            });
+            Transition {
+                decision: Decision::Act {
+                    attempt,
+                    incident_id,
+                    new_incident,
+                    takeover: false,
+                },
+                next: Some(next),
+            }
+        }
+    }
+}
+
+fn ignore(reason: SkipReason) -> Transition {
+    Transition {
+        decision: Decision::Ignore { reason },
+        next: None,
+    }
+}
+
+fn skip(reason: SkipReason) -> Transition {
+    Transition {
+        decision: Decision::Skip {
+            reason,
+            escalate: false,
+        },
+        next: None,
+    }
+}
+
+/// Seconds to wait after `attempt` before the next one: exponential in the attempt, capped,
+/// with "equal jitter" (half fixed, half spread) so a fleet of resources that failed together
+/// does not retry in lockstep. Never shorter than the cooldown.
+pub fn attempt_wait(policy: &Policy, incident_id: &str, attempt: u32) -> u64 {
+    let exponent = attempt.saturating_sub(1).min(32);
+    let base = policy
+        .cooldown_seconds
+        .saturating_mul(1u64 << exponent)
+        .min(policy.backoff_max_seconds.max(policy.cooldown_seconds));
+    let half = base / 2;
+    let jitter = stable_hash(incident_id, attempt) % (half + 1);
+    (half + jitter).max(policy.cooldown_seconds)
+}
+
+/// The idempotency token of one attempt: the same for every delivery and retry of that
+/// attempt, different for the next one. Fits EC2's 64-character `ClientToken`.
+pub fn idempotency_token(rule: &str, resource_id: &str, incident_id: &str, attempt: u32) -> String {
+    let key = format!("{rule}\u{1f}{resource_id}\u{1f}{incident_id}");
+    format!(
+        "autoheal-{:016x}{:08x}",
+        stable_hash(&key, attempt),
+        attempt
+    )
+}
+
+/// FNV-1a: stable across builds and platforms (unlike `std`'s `DefaultHasher`).
+fn stable_hash(text: &str, salt: u32) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes().chain(salt.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}

@@ -1,0 +1,701 @@
+//! The path of one event through a layer's function: parse, select, decide, claim, act,
+//! record, notify. The engine is generic over small traits; the AWS adapters implement them
+//! for the Lambda functions, and in-memory ones stand in for them in unit tests.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::decision::{Decision, DecisionInput, ResourceState, decide, idempotency_token};
+use crate::event::{AlarmEvent, AlarmState, EventError};
+use crate::layer::Layer;
+use crate::notice::Notice;
+use crate::record::{HealingRecord, HealingStatus, SkipReason};
+use crate::resolve::{Selection, select, select_any};
+use crate::rules::{Action, Mode, Rule, RuleSet};
+
+/// The state of one rule on one resource is stored under this key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceKey {
+    pub rule: String,
+    pub resource_id: String,
+}
+
+/// A resource's state as read, and whether the current event was already claimed for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub state: ResourceState,
+    pub event_seen: bool,
+}
+
+/// How an attempt to claim a resource for a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimResult {
+    /// This run holds the resource: it may act.
+    Claimed,
+    /// The event was claimed by another delivery of it.
+    Duplicate,
+    /// The state changed since it was read: read again and decide again.
+    Conflict,
+}
+
+/// A failure of the state store. Retrying the whole event is safe.
+#[derive(Debug, thiserror::Error)]
+#[error("state store: {message}")]
+pub struct StoreError {
+    pub message: String,
+}
+
+/// A failure to publish a notification.
+#[derive(Debug, thiserror::Error)]
+#[error("notifier: {message}")]
+pub struct NotifyError {
+    pub message: String,
+}
+
+/// Persistence of incident state and healing records. Every state write is conditional on
+/// the version read, so concurrent invocations never both act.
+pub trait StateStore {
+    /// Reads the state (strongly consistent) and whether `event_id` was claimed for it.
+    fn load(
+        &self,
+        key: &ResourceKey,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Loaded, StoreError>> + Send;
+
+    /// Atomically: marks `event_id` claimed (it must be new, unless `takeover`), writes `next`
+    /// if the stored version is still `expected_version`, and stores the in-progress record.
+    fn claim(
+        &self,
+        key: &ResourceKey,
+        event_id: &str,
+        expected_version: u64,
+        next: &ResourceState,
+        record: &HealingRecord,
+        takeover: bool,
+    ) -> impl Future<Output = Result<ClaimResult, StoreError>> + Send;
+
+    /// Writes `next` if the stored version is still `expected_version`; false if it was not.
+    fn save(
+        &self,
+        key: &ResourceKey,
+        expected_version: u64,
+        next: &ResourceState,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Stores a record as it is (new or final).
+    fn put_record(
+        &self,
+        record: &HealingRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores the final record of a run and releases the run's lease; with `escalated_at`,
+    /// also marks the incident escalated. The lease is released only if this run still holds it.
+    fn finish(
+        &self,
+        key: &ResourceKey,
+        record: &HealingRecord,
+        escalated_at: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where people hear about healing.
+pub trait Notifier {
+    fn notify(&self, notice: &Notice) -> impl Future<Output = Result<(), NotifyError>> + Send;
+}
+
+/// What a healer is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct HealRequest<'a> {
+    pub rule: &'a Rule,
+    pub resource_id: &'a str,
+    pub attempt: u32,
+    pub incident_id: &'a str,
+    /// The same for every retry of this attempt: pass it where the API takes one.
+    pub idempotency_token: &'a str,
+    pub event: &'a AlarmEvent,
+}
+
+/// What a healer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealOutcome {
+    /// The action ran; `details` names what it created or changed.
+    Healed {
+        summary: String,
+        details: BTreeMap<String, String>,
+    },
+    /// A fresh look at the resource showed the action should not run.
+    Skipped { reason: SkipReason, summary: String },
+}
+
+/// An action that failed; the message is the service's own where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HealError {
+    pub message: String,
+}
+
+impl HealError {
+    pub fn new(message: impl Into<String>) -> Self {
+        HealError {
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs a layer's actions against the workload.
+pub trait Healer {
+    /// Whether this healer implements the action.
+    fn supports(&self, action: &Action) -> bool;
+
+    /// Re-reads the resource's live state and, if healing is still needed and safe, acts.
+    fn heal(
+        &self,
+        request: HealRequest<'_>,
+    ) -> impl Future<Output = Result<HealOutcome, HealError>> + Send;
+}
+
+/// The time, injected so that tests can move it.
+pub trait Clock {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Deployment-wide switches, read from the environment by the function's `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// `Shadow` forces every rule into shadow mode; `Enforce` leaves each rule's own mode.
+    pub mode: Mode,
+    /// A disabled layer records nothing and acts on nothing.
+    pub layer_enabled: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: Mode::Enforce,
+            layer_enabled: true,
+        }
+    }
+}
+
+/// Why an event could not be handled at all. Nothing was acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid event: {0}")]
+    InvalidEvent(#[from] EventError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl EngineError {
+    /// Whether delivering the same event again could succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, EngineError::Store(_))
+    }
+}
+
+/// What happened to one event: printed by the CLI, returned by the Lambda function.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub layer: Option<Layer>,
+    pub event_id: String,
+    pub alarm_name: String,
+    pub alarm_state: AlarmState,
+    /// `act`, `skip`, `recovering` (OK on an open incident) or `ignore`.
+    pub decision: &'static str,
+    pub rule: Option<String>,
+    pub resource_id: Option<String>,
+    pub action: Option<String>,
+    pub mode: Option<Mode>,
+    pub reason: Option<SkipReason>,
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<HealingRecord>,
+}
+
+impl Outcome {
+    fn new(layer: Option<Layer>, event: &AlarmEvent) -> Self {
+        Outcome {
+            layer,
+            event_id: event.id.clone(),
+            alarm_name: event.alarm_name.clone(),
+            alarm_state: event.state,
+            decision: "skip",
+            rule: None,
+            resource_id: None,
+            action: None,
+            mode: None,
+            reason: None,
+            detail: None,
+            record: None,
+        }
+    }
+
+    fn with_rule(mut self, rule: &Rule) -> Self {
+        self.rule = Some(rule.name.clone());
+        self.action = Some(rule.action.kind().to_owned());
+        self.mode = Some(rule.mode);
+        self
+    }
+
+    fn skipped(mut self, reason: SkipReason, detail: impl Into<String>) -> Self {
+        self.decision = "skip";
+        self.reason = Some(reason);
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// The selection's skip reason and explanation, when it does not lead to a decision.
+fn unmatched(selection: &Selection<'_>, layer: Layer) -> Option<(SkipReason, String)> {
+    match selection {
+        Selection::Matched { .. } => None,
+        Selection::Unresolved { reason, detail, .. } => Some((*reason, detail.clone())),
+        Selection::Disabled { rule } => Some((
+            SkipReason::RuleDisabled,
+            format!("rule `{}` is disabled", rule.name),
+        )),
+        Selection::OtherLayer { rule } => Some((
+            SkipReason::OtherLayer,
+            format!(
+                "rule `{}` belongs to the {} layer, not {layer}",
+                rule.name, rule.layer
+            ),
+        )),
+        Selection::NoMatch { detail } => Some((SkipReason::NoMatchingRule, detail.clone())),
+    }
+}
+
+/// Explains, without any I/O, what `event` would do on a resource with no history.
+pub fn explain(
+    rules: &RuleSet,
+    event: &AlarmEvent,
+    settings: Settings,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let (layer, selection) = select_any(rules, event);
+    let outcome = Outcome::new(layer, event);
+    let (rule, resource_id) = match (&selection, layer) {
+        (Selection::Matched { rule, resource_id }, Some(_)) => (*rule, resource_id.clone()),
+        _ => {
+            let (reason, detail) = unmatched(&selection, layer.unwrap_or(Layer::Infrastructure))
+                .unwrap_or((SkipReason::NoMatchingRule, "no rule matches".to_owned()));
+            let outcome = match selection.rule() {
+                Some(rule) => outcome.with_rule(rule),
+                None => outcome,
+            };
+            return outcome.skipped(reason, detail);
+        }
+    };
+    let mut outcome = outcome.with_rule(rule);
+    outcome.resource_id = Some(resource_id);
+    let mode = effective_mode(settings, rule);
+    outcome.mode = Some(mode);
+    let state = ResourceState::default();
+    let transition = decide(DecisionInput {
+        policy: &rule.policy,
+        state: &state,
+        alarm: event.state,
+        event_id: &event.id,
+        event_seen: false,
+        run_id: "explain",
+        now,
+    });
+    match transition.decision {
+        Decision::Act { attempt, .. } if mode == Mode::Shadow => outcome.skipped(
+            SkipReason::ShadowMode,
+            format!(
+                "would run `{}` (attempt {attempt}), but the rule is in shadow mode",
+                rule.action.kind()
+            ),
+        ),
+        Decision::Act { attempt, .. } => {
+            outcome.decision = "act";
+            outcome.detail = Some(format!(
+                "runs `{}` as attempt {attempt} of at most {} (cooldown {} s)",
+                rule.action.kind(),
+                rule.policy.max_attempts,
+                rule.policy.cooldown_seconds
+            ));
+            outcome
+        }
+        Decision::Skip { reason, .. } | Decision::Ignore { reason } => {
+            let detail = match event.state {
+                AlarmState::Ok => {
+                    "OK starts closing the open incident of this rule on this resource, if any"
+                        .to_owned()
+                }
+                _ => format!("skipped: {reason}"),
+            };
+            outcome.skipped(reason, detail)
+        }
+        Decision::Recovering { .. } => {
+            outcome.decision = "recovering";
+            outcome
+        }
+    }
+}
+
+fn effective_mode(settings: Settings, rule: &Rule) -> Mode {
+    if settings.mode == Mode::Shadow {
+        Mode::Shadow
+    } else {
+        rule.mode
+    }
+}
+
+/// How many times the engine re-reads and re-decides after losing a race on the state.
+const MAX_CONFLICT_RETRIES: usize = 5;
+
+/// One layer's healing engine, built once per container.
+#[derive(Debug)]
+pub struct Engine<S, N, H, C> {
+    pub layer: Layer,
+    pub rules: RuleSet,
+    pub settings: Settings,
+    pub store: S,
+    pub notifier: N,
+    pub healer: H,
+    pub clock: C,
+}
+
+impl<S, N, H, C> Engine<S, N, H, C>
+where
+    S: StateStore,
+    N: Notifier,
+    H: Healer,
+    C: Clock,
+{
+    /// Handles one event delivered to this layer's function. `run_id` must be unique per
+    /// invocation (the Lambda request id).
+    pub async fn handle(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
+        let event = AlarmEvent::from_value(payload)?;
+        let outcome = Outcome::new(Some(self.layer), &event);
+        if !self.settings.layer_enabled {
+            return Ok(log(outcome.skipped(
+                SkipReason::RuleDisabled,
+                format!("the {} layer is disabled in this deployment", self.layer),
+            )));
+        }
+        let selection = select(&self.rules, &event, self.layer);
+        if let Some((reason, detail)) = unmatched(&selection, self.layer) {
+            let outcome = match selection.rule() {
+                Some(rule) => outcome.with_rule(rule),
+                None => outcome,
+            };
+            return Ok(log(outcome.skipped(reason, detail)));
+        }
+        let Selection::Matched { rule, resource_id } = selection else {
+            return Ok(log(
+                outcome.skipped(SkipReason::NoMatchingRule, "no rule matches")
+            ));
+        };
+        let mut outcome = outcome.with_rule(rule);
+        outcome.resource_id = Some(resource_id.clone());
+        let mode = effective_mode(self.settings, rule);
+        outcome.mode = Some(mode);
+        if !self.healer.supports(&rule.action) {
+            return Ok(log(outcome.skipped(
+                SkipReason::UnsupportedAction,
+                format!(
+                    "the {} function does not implement `{}`",
+                    self.layer,
+                    rule.action.kind()
+                ),
+            )));
+        }
+        let key = ResourceKey {
+            rule: rule.name.clone(),
+            resource_id: resource_id.clone(),
+        };
+        let run = Run {
+            engine: self,
+            rule,
+            key: &key,
+            event: &event,
+            run_id,
+            mode,
+        };
+        run.execute(outcome).await
+    }
+}
+
+/// One event on one resource, once its rule is known.
+struct Run<'a, S, N, H, C> {
+    engine: &'a Engine<S, N, H, C>,
+    rule: &'a Rule,
+    key: &'a ResourceKey,
+    event: &'a AlarmEvent,
+    run_id: &'a str,
+    mode: Mode,
+}
+
+impl<S, N, H, C> Run<'_, S, N, H, C>
+where
+    S: StateStore,
+    N: Notifier,
+    H: Healer,
+    C: Clock,
+{
+    fn record(
+        &self,
+        status: HealingStatus,
+        attempt: u32,
+        incident_id: Option<&str>,
+    ) -> HealingRecord {
+        HealingRecord {
+            id: self.run_id.to_owned(),
+            event_id: self.event.id.clone(),
+            alarm_name: self.event.alarm_name.clone(),
+            rule: self.rule.name.clone(),
+            layer: self.rule.layer,
+            action: self.rule.action.kind().to_owned(),
+            resource_id: self.key.resource_id.clone(),
+            status,
+            mode: self.mode,
+            started_at: self.engine.clock.now(),
+            ended_at: None,
+            attempt,
+            incident_id: incident_id.map(str::to_owned),
+            skip_reason: None,
+            error: None,
+            summary: None,
+            details: BTreeMap::new(),
+        }
+    }
+
+    async fn execute(&self, mut outcome: Outcome) -> Result<Outcome, EngineError> {
+        let store = &self.engine.store;
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let now = self.engine.clock.now();
+            let loaded = store.load(self.key, &self.event.id).await?;
+            let transition = decide(DecisionInput {
+                policy: &self.rule.policy,
+                state: &loaded.state,
+                alarm: self.event.state,
+                event_id: &self.event.id,
+                event_seen: loaded.event_seen,
+                run_id: self.run_id,
+                now,
+            });
+            let expected = loaded.state.version;
+            match transition.decision {
+                Decision::Ignore { reason } => {
+                    outcome.decision = "ignore";
+                    outcome.reason = Some(reason);
+                    outcome.detail = Some(match reason {
+                        SkipReason::NoOpenIncident => "OK with no open incident".to_owned(),
+                        _ => format!("alarm state {} needs no action", self.event.state.as_str()),
+                    });
+                    return Ok(log(outcome));
+                }
+                Decision::Recovering { incident_id } => {
+                    if let Some(next) = &transition.next
+                        && !store.save(self.key, expected, next).await?
+                    {
+                        continue;
+                    }
+                    outcome.decision = "recovering";
+                    outcome.detail = Some(format!(
+                        "incident {incident_id} closes if OK holds for {} s",
+                        self.rule.policy.stable_period_seconds
+                    ));
+                    return Ok(log(outcome));
+                }
+                Decision::Skip { reason, escalate } => {
+                    if let Some(next) = &transition.next
+                        && !store.save(self.key, expected, next).await?
+                    {
+                        continue;
+                    }
+                    let incident = transition
+                        .next
+                        .as_ref()
+                        .unwrap_or(&loaded.state)
+                        .incident
+                        .as_ref();
+                    let mut record = self.record(
+                        HealingStatus::Skipped,
+                        incident.map_or(0, |i| i.attempts),
+                        incident.map(|i| i.id.as_str()),
+                    );
+                    record.skip_reason = Some(reason);
+                    record.ended_at = Some(record.started_at);
+                    record.summary = Some(skip_summary(reason, self.rule));
+                    store.put_record(&record).await?;
+                    if escalate {
+                        self.notify(&Notice::escalation(record.clone(), self.rule))
+                            .await;
+                    }
+                    outcome.detail.clone_from(&record.summary);
+                    outcome.reason = Some(reason);
+                    outcome.record = Some(record);
+                    return Ok(log(outcome));
+                }
+                Decision::Act {
+                    attempt,
+                    incident_id,
+                    takeover,
+                    ..
+                } => {
+                    let Some(next) = &transition.next else {
+                        continue;
+                    };
+                    let record =
+                        self.record(HealingStatus::InProgress, attempt, Some(&incident_id));
+                    match store
+                        .claim(self.key, &self.event.id, expected, next, &record, takeover)
+                        .await?
+                    {
+                        ClaimResult::Conflict => continue,
+                        ClaimResult::Duplicate => {
+                            let mut record = self.record(HealingStatus::Skipped, 0, None);
+                            record.skip_reason = Some(SkipReason::Duplicate);
+                            record.ended_at = Some(record.started_at);
+                            record.summary = Some(skip_summary(SkipReason::Duplicate, self.rule));
+                            store.put_record(&record).await?;
+                            outcome.reason = Some(SkipReason::Duplicate);
+                            outcome.detail.clone_from(&record.summary);
+                            outcome.record = Some(record);
+                            return Ok(log(outcome));
+                        }
+                        ClaimResult::Claimed => {
+                            let record = self.act(record, &incident_id).await?;
+                            outcome.decision = "act";
+                            outcome.reason = record.skip_reason;
+                            outcome.detail = record.summary.clone().or(record.error.clone());
+                            outcome.record = Some(record);
+                            return Ok(log(outcome));
+                        }
+                    }
+                }
+            }
+        }
+        warn!(rule = %self.rule.name, resource = %self.key.resource_id, "state kept changing under this run; leaving the resource to the run that holds it");
+        Ok(log(outcome.skipped(
+            SkipReason::InProgress,
+            "the resource's state kept changing under this run",
+        )))
+    }
+
+    /// Runs the action (or only records it, in shadow mode), then stores and publishes the
+    /// outcome.
+    async fn act(
+        &self,
+        mut record: HealingRecord,
+        incident_id: &str,
+    ) -> Result<HealingRecord, EngineError> {
+        let token = idempotency_token(
+            &self.rule.name,
+            &self.key.resource_id,
+            incident_id,
+            record.attempt,
+        );
+        if self.mode == Mode::Shadow {
+            record.status = HealingStatus::Skipped;
+            record.skip_reason = Some(SkipReason::ShadowMode);
+            record.summary = Some(format!(
+                "shadow mode: would run `{}` on {}",
+                self.rule.action.kind(),
+                self.key.resource_id
+            ));
+        } else {
+            let request = HealRequest {
+                rule: self.rule,
+                resource_id: &self.key.resource_id,
+                attempt: record.attempt,
+                incident_id,
+                idempotency_token: &token,
+                event: self.event,
+            };
+            match self.engine.healer.heal(request).await {
+                Ok(HealOutcome::Healed { summary, details }) => {
+                    record.status = HealingStatus::Completed;
+                    record.summary = Some(summary);
+                    record.details = details;
+                }
+                Ok(HealOutcome::Skipped { reason, summary }) => {
+                    record.status = HealingStatus::Skipped;
+                    record.skip_reason = Some(reason);
+                    record.summary = Some(summary);
+                }
+                Err(error) => {
+                    record.status = HealingStatus::Failed;
+                    record.error = Some(error.message);
+                }
+            }
+        }
+        let now = self.engine.clock.now();
+        record.ended_at = Some(now);
+        let spent = record.status == HealingStatus::Failed
+            && record.attempt >= self.rule.policy.max_attempts;
+        self.engine
+            .store
+            .finish(self.key, &record, spent.then_some(now))
+            .await?;
+        self.notify(&Notice::healing(record.clone(), self.rule))
+            .await;
+        if spent {
+            self.notify(&Notice::escalation(record.clone(), self.rule))
+                .await;
+        }
+        Ok(record)
+    }
+
+    /// A notification that cannot be sent must not undo or repeat a heal: it is logged.
+    async fn notify(&self, notice: &Notice) {
+        if let Err(error) = self.engine.notifier.notify(notice).await {
+            warn!(rule = %self.rule.name, resource = %self.key.resource_id, %error, "notification not sent");
+        }
+    }
+}
+
+fn skip_summary(reason: SkipReason, rule: &Rule) -> String {
+    let policy = &rule.policy;
+    match reason {
+        SkipReason::Duplicate => "this event was already handled by another delivery".to_owned(),
+        SkipReason::Cooldown => format!(
+            "acted on this resource less than {} s ago",
+            policy.cooldown_seconds
+        ),
+        SkipReason::Backoff => "the incident's next attempt is not due yet".to_owned(),
+        SkipReason::MaxAttempts => format!(
+            "all {} attempts of this incident are spent: a human is needed",
+            policy.max_attempts
+        ),
+        SkipReason::InProgress => "another run holds this resource".to_owned(),
+        other => other.as_str().to_owned(),
+    }
+}
+
+fn log(outcome: Outcome) -> Outcome {
+    info!(
+        layer = outcome.layer.map(Layer::as_str),
+        event_id = %outcome.event_id,
+        alarm = %outcome.alarm_name,
+        state = outcome.alarm_state.as_str(),
+        rule = outcome.rule.as_deref(),
+        resource = outcome.resource_id.as_deref(),
+        action = outcome.action.as_deref(),
+        decision = outcome.decision,
+        reason = outcome.reason.map(SkipReason::as_str),
+        status = outcome.record.as_ref().map(|r| r.status.as_str()),
+        "{}",
+        outcome.detail.as_deref().unwrap_or("")
+    );
+    outcome
+}

@@ -1,0 +1,311 @@
+//! Tolerant parsing of EventBridge "CloudWatch Alarm State Change" events.
+//!
+//! The envelope is `aws_lambda_events`' `EventBridgeEvent`; the alarm detail has its own types
+//! here because the library's typed configuration rejects metric-math and composite alarms and
+//! defaults a missing state to OK, which for a healer would be the worst possible guess.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The `detail-type` CloudWatch uses for alarm state changes.
+pub const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
+/// The `source` CloudWatch uses for its events.
+pub const CLOUDWATCH_SOURCE: &str = "aws.cloudwatch";
+
+/// Why an event could not be read as an alarm state change. Nothing is done for such an event.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    #[error("the event is not valid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("the event is not an EventBridge event: {0}")]
+    Envelope(#[source] serde_json::Error),
+    #[error("unexpected detail-type `{0}` (expected `{ALARM_STATE_CHANGE}`)")]
+    DetailType(String),
+    #[error("unexpected source `{0}` (expected `{CLOUDWATCH_SOURCE}`)")]
+    Source(String),
+    #[error("the event has no `id`")]
+    MissingId,
+    #[error("the alarm detail is malformed at `{path}`: {message}")]
+    Detail { path: String, message: String },
+    #[error("the alarm detail has no `{0}`")]
+    MissingField(&'static str),
+    #[error("unknown alarm state `{0}` (expected ALARM, OK or INSUFFICIENT_DATA)")]
+    State(String),
+}
+
+/// The state an alarm moved into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    Alarm,
+    Ok,
+    InsufficientData,
+}
+
+impl AlarmState {
+    fn parse(value: &str) -> Result<Self, EventError> {
+        match value {
+            "ALARM" => Ok(AlarmState::Alarm),
+            "OK" => Ok(AlarmState::Ok),
+            "INSUFFICIENT_DATA" => Ok(AlarmState::InsufficientData),
+            other => Err(EventError::State(other.to_owned())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Alarm => "ALARM",
+            AlarmState::Ok => "OK",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// One metric an alarm watches (directly, or as an input of a metric-math expression).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetricRef {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+}
+
+/// What kind of alarm changed state, with the metrics it watches.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum AlarmKind {
+    /// One metric, one threshold.
+    Metric { metric: MetricRef },
+    /// A metric-math expression over one or more metrics.
+    MetricMath {
+        expression: Option<String>,
+        metrics: Vec<MetricRef>,
+    },
+    /// An anomaly-detection band around a metric.
+    AnomalyDetection { metrics: Vec<MetricRef> },
+    /// A rule over other alarms; it watches no metric itself.
+    Composite { alarm_rule: String },
+}
+
+impl AlarmKind {
+    /// Every metric the alarm watches; empty for a composite alarm.
+    pub fn metrics(&self) -> &[MetricRef] {
+        match self {
+            AlarmKind::Metric { metric } => std::slice::from_ref(metric),
+            AlarmKind::MetricMath { metrics, .. } | AlarmKind::AnomalyDetection { metrics } => {
+                metrics
+            }
+            AlarmKind::Composite { .. } => &[],
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            AlarmKind::Metric { .. } => "metric",
+            AlarmKind::MetricMath { .. } => "metric-math",
+            AlarmKind::AnomalyDetection { .. } => "anomaly-detection",
+            AlarmKind::Composite { .. } => "composite",
+        }
+    }
+}
+
+/// An alarm state change, as autoheal needs it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmEvent {
+    /// EventBridge's event id: the same for every delivery of one event.
+    pub id: String,
+    pub time: Option<DateTime<Utc>>,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub alarm_arn: Option<String>,
+    pub alarm_name: String,
+    pub state: AlarmState,
+    pub state_reason: Option<String>,
+    pub previous_state: Option<AlarmState>,
+    pub kind: AlarmKind,
+    /// Tags of the alarm, when the event carries them (`alarmTags`).
+    pub alarm_tags: BTreeMap<String, String>,
+}
+
+impl AlarmEvent {
+    /// Parses raw bytes, as they arrive from `cargo lambda invoke` or a file.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, EventError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(EventError::Json)?;
+        Self::from_value(value)
+    }
+
+    /// Parses an EventBridge event already decoded as JSON (the Lambda runtime's payload).
+    pub fn from_value(value: Value) -> Result<Self, EventError> {
+        let envelope: EventBridgeEvent<Value> =
+            serde_json::from_value(value).map_err(EventError::Envelope)?;
+        if envelope.detail_type != ALARM_STATE_CHANGE {
+            return Err(EventError::DetailType(envelope.detail_type));
+        }
+        if envelope.source != CLOUDWATCH_SOURCE {
+            return Err(EventError::Source(envelope.source));
+        }
+        let id = envelope
+            .id
+            .filter(|id| !id.trim().is_empty())
+            .ok_or(EventError::MissingId)?;
+        let detail: RawDetail =
+            serde_path_to_error::deserialize(envelope.detail).map_err(|e| EventError::Detail {
+                path: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
+
+        let alarm_name = detail
+            .alarm_name
+            .filter(|name| !name.trim().is_empty())
+            .ok_or(EventError::MissingField("alarmName"))?;
+        let state = detail.state.ok_or(EventError::MissingField("state"))?;
+        let state_value = state.value.ok_or(EventError::MissingField("state.value"))?;
+        let previous_state = match detail.previous_state.and_then(|s| s.value) {
+            Some(value) => Some(AlarmState::parse(&value)?),
+            None => None,
+        };
+        let configuration = detail.configuration.unwrap_or_default();
+        let kind = configuration.into_kind();
+        let alarm_arn = envelope
+            .resources
+            .unwrap_or_default()
+            .into_iter()
+            .find(|arn| arn.contains(":alarm:"));
+
+        Ok(AlarmEvent {
+            id,
+            time: envelope.time,
+            account: envelope.account,
+            region: envelope.region,
+            alarm_arn,
+            alarm_name,
+            state: AlarmState::parse(&state_value)?,
+            state_reason: state.reason,
+            previous_state,
+            kind,
+            alarm_tags: detail.alarm_tags,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDetail {
+    alarm_name: Option<String>,
+    state: Option<RawState>,
+    previous_state: Option<RawState>,
+    configuration: Option<RawConfiguration>,
+    #[serde(default, deserialize_with = "tags")]
+    alarm_tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawState {
+    value: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConfiguration {
+    #[serde(default)]
+    metrics: Vec<RawMetricQuery>,
+    alarm_rule: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMetricQuery {
+    metric_stat: Option<RawMetricStat>,
+    expression: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawMetricStat {
+    metric: RawMetric,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawMetric {
+    namespace: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    dimensions: BTreeMap<String, String>,
+}
+
+impl RawConfiguration {
+    fn into_kind(self) -> AlarmKind {
+        if let Some(alarm_rule) = self.alarm_rule {
+            return AlarmKind::Composite { alarm_rule };
+        }
+        let expressions: Vec<String> = self
+            .metrics
+            .iter()
+            .filter_map(|query| query.expression.clone())
+            .collect();
+        let metrics: Vec<MetricRef> = self
+            .metrics
+            .into_iter()
+            .filter_map(|query| query.metric_stat)
+            .map(|stat| MetricRef {
+                namespace: stat.metric.namespace.unwrap_or_default(),
+                name: stat.metric.name.unwrap_or_default(),
+                dimensions: stat.metric.dimensions,
+            })
+            .collect();
+        let is_anomaly_band = expressions.iter().any(|expression| {
+            expression
+                .to_ascii_uppercase()
+                .contains("ANOMALY_DETECTION_BAND")
+        });
+        if is_anomaly_band {
+            return AlarmKind::AnomalyDetection { metrics };
+        }
+        if expressions.is_empty() {
+            match <[MetricRef; 1]>::try_from(metrics) {
+                Ok([metric]) => return AlarmKind::Metric { metric },
+                Err(metrics) => {
+                    return AlarmKind::MetricMath {
+                        expression: None,
+                        metrics,
+                    };
+                }
+            }
+        }
+        AlarmKind::MetricMath {
+            expression: expressions.into_iter().next(),
+            metrics,
+        }
+    }
+}
+
+/// `alarmTags` has been seen both as a map and as a list of `{Key, Value}` pairs.
+fn tags<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        Map(BTreeMap<String, String>),
+        List(Vec<Pair>),
+    }
+    #[derive(Deserialize)]
+    struct Pair {
+        #[serde(alias = "key")]
+        #[serde(rename = "Key")]
+        key: String,
+        #[serde(alias = "value")]
+        #[serde(rename = "Value")]
+        value: String,
+    }
+    Ok(match Option::<Tags>::deserialize(deserializer)? {
+        None => BTreeMap::new(),
+        Some(Tags::Map(map)) => map,
+        Some(Tags::List(list)) => list.into_iter().map(|p| (p.key, p.value)).collect(),
+    })
+}

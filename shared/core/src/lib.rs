@@ -1,0 +1,31 @@
+//! autoheal's core: everything between an alarm event and a healing decision, with no AWS SDK
+//! and no I/O of its own.
+//!
+//! - [`event`]: tolerant parsing of EventBridge "CloudWatch Alarm State Change" events;
+//! - [`rules`]: the declarative rules file and its validation;
+//! - [`resolve`]: which rule an event selects and which resource it heals;
+//! - [`decision`]: the pure act/skip decision over a resource's incident state;
+//! - [`engine`]: the path of one event, generic over the store, notifier and healer traits;
+//! - [`record`], [`notice`], [`stats`]: what is recorded, published and read back.
+
+pub mod decision;
+pub mod engine;
+pub mod event;
+pub mod layer;
+pub mod notice;
+pub mod record;
+pub mod resolve;
+pub mod rules;
+pub mod stats;
+
+pub use decision::{Decision, Incident, Lease, ResourceState};
+pub use engine::{
+    ClaimResult, Clock, Engine, EngineError, HealError, HealOutcome, HealRequest, Healer, Loaded,
+    Notifier, NotifyError, Outcome, ResourceKey, Settings, StateStore, StoreError, SystemClock,
+};
+pub use event::{AlarmEvent, AlarmKind, AlarmState, EventError};
+pub use layer::Layer;
+pub use notice::{Notice, NoticeKind};
+pub use record::{HealingRecord, HealingStatus, SkipReason};
+pub use rules::{Action, Mode, Policy, Rule, RuleSet, RulesError};
+pub use stats::Statistics;

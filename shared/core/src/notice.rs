@@ -1,0 +1,105 @@
+//! What a notification says: a readable subject, a JSON body with the record's fields, and
+//! attributes that subscription filters can select on.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::record::HealingRecord;
+use crate::rules::Rule;
+
+/// The kind of notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoticeKind {
+    /// A healing run ended (completed, failed, or skipped after its claim).
+    Healing,
+    /// An incident used all its attempts and the alarm is still on: a human is needed.
+    Escalation,
+}
+
+/// One notification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub record: HealingRecord,
+    pub max_attempts: u32,
+    pub description: String,
+}
+
+/// SNS limits subjects to 100 printable ASCII characters.
+const SUBJECT_LIMIT: usize = 100;
+
+impl Notice {
+    pub fn healing(record: HealingRecord, rule: &Rule) -> Self {
+        Notice {
+            kind: NoticeKind::Healing,
+            record,
+            max_attempts: rule.policy.max_attempts,
+            description: rule.description.clone(),
+        }
+    }
+
+    pub fn escalation(record: HealingRecord, rule: &Rule) -> Self {
+        Notice {
+            kind: NoticeKind::Escalation,
+            record,
+            max_attempts: rule.policy.max_attempts,
+            description: rule.description.clone(),
+        }
+    }
+
+    pub fn subject(&self) -> String {
+        let r = &self.record;
+        let text = match self.kind {
+            NoticeKind::Healing => format!(
+                "autoheal {}: {} {} on {}",
+                r.status, r.layer, r.action, r.resource_id
+            ),
+            NoticeKind::Escalation => format!(
+                "autoheal ESCALATION: {} gave up on {} after {} attempts",
+                r.rule, r.resource_id, self.max_attempts
+            ),
+        };
+        let printable: String = text
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        if printable.len() <= SUBJECT_LIMIT {
+            printable
+        } else {
+            format!("{}...", &printable[..SUBJECT_LIMIT - 3])
+        }
+    }
+
+    /// The JSON body.
+    pub fn message(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|error| {
+            format!("{{\"kind\":\"{:?}\",\"error\":\"{error}\"}}", self.kind)
+        })
+    }
+
+    /// Message attributes for SNS subscription filter policies.
+    pub fn attributes(&self) -> BTreeMap<&'static str, String> {
+        let r = &self.record;
+        let mut attributes = BTreeMap::new();
+        attributes.insert("layer", r.layer.as_str().to_owned());
+        attributes.insert("status", r.status.as_str().to_owned());
+        attributes.insert("rule", r.rule.clone());
+        attributes.insert(
+            "kind",
+            match self.kind {
+                NoticeKind::Healing => "healing",
+                NoticeKind::Escalation => "escalation",
+            }
+            .to_owned(),
+        );
+        attributes
+    }
+}

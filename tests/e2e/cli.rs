@@ -1,0 +1,232 @@
+//! The `autoheal` command line, run as an operator runs it.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use autoheal_tests::{Emulator, Fleet, binary, ec2_alarm, workspace};
+
+fn autoheal(args: &[&str]) -> Output {
+    Command::new(binary("autoheal"))
+        .args(args)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AUTOHEAL_TOPIC_ARN")
+        .env_remove("AUTOHEAL_TABLE_NAME")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run autoheal")
+}
+
+fn stdout_json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn path(relative: &str) -> String {
+    workspace().join(relative).display().to_string()
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in [
+        &["--help"][..],
+        &["validate", "--help"],
+        &["explain", "--help"],
+        &["bootstrap", "--help"],
+        &["invoke", "--help"],
+        &["stats", "--help"],
+    ] {
+        let output = autoheal(command);
+        assert!(output.status.success(), "{command:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage"),
+            "{command:?}"
+        );
+    }
+}
+
+#[test]
+fn validate_accepts_the_shipped_rules_and_names_the_fault_in_a_bad_file() {
+    let ok = autoheal(&["validate"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let dir = std::env::temp_dir().join(format!("autoheal-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("rules.toml");
+    let shipped =
+        std::fs::read_to_string(workspace().join("rules/autoheal-rules.toml")).expect("rules");
+    std::fs::write(
+        &bad,
+        shipped.replacen("cooldown_seconds = 300", "cooldown_seconds = -1", 1),
+    )
+    .expect("write");
+
+    let output = autoheal(&["validate", &bad.display().to_string()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("asg-capacity-healing") && stderr.contains("cooldown_seconds"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line "), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn explain_reads_the_aws_documentation_samples() {
+    for sample in [
+        "single-metric-cpu",
+        "metric-math",
+        "anomaly-detection",
+        "composite",
+    ] {
+        let output = autoheal(&[
+            "explain",
+            "--event",
+            &path(&format!("events/aws-samples/{sample}.json")),
+        ]);
+        assert!(
+            output.status.success(),
+            "{sample}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let explanation = stdout_json(&output);
+        for field in [
+            "layer",
+            "rule",
+            "resource_id",
+            "action",
+            "decision",
+            "reason",
+        ] {
+            assert!(
+                explanation.get(field).is_some(),
+                "{sample}: no `{field}` in {explanation}"
+            );
+        }
+        assert_eq!(
+            explanation["decision"], "skip",
+            "{sample}: no shipped rule matches"
+        );
+        assert_eq!(explanation["reason"], "no-matching-rule", "{sample}");
+    }
+}
+
+#[test]
+fn explain_names_the_rule_and_resource_of_a_matching_event() {
+    let output = autoheal(&[
+        "explain",
+        "--event",
+        &path("events/ec2-instance-healing.alarm.json"),
+    ]);
+    assert!(output.status.success());
+    let explanation = stdout_json(&output);
+    assert_eq!(explanation["layer"], "infrastructure");
+    assert_eq!(explanation["rule"], "ec2-instance-healing");
+    assert_eq!(explanation["action"], "replace-ec2-instance");
+    assert_eq!(explanation["decision"], "act");
+    assert!(
+        explanation["resource_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("i-"))
+    );
+}
+
+#[test]
+fn explain_rejects_an_unreadable_event_clearly() {
+    let dir = std::env::temp_dir().join(format!("autoheal-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let garbage = dir.join("garbage.json");
+    std::fs::write(&garbage, "{ this is not json").expect("write");
+    for file in [
+        garbage.display().to_string(),
+        dir.join("missing.json").display().to_string(),
+    ] {
+        let output = autoheal(&["explain", "--event", &file]);
+        assert!(!output.status.success(), "{file}");
+        assert!(output.stdout.is_empty());
+        assert!(
+            String::from_utf8_lossy(&output.stderr).starts_with("error: "),
+            "{file}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_then_invoke_replaces_the_instance_once_even_when_run_ten_times_at_once() {
+    let emulator = Emulator::start();
+    let url = emulator.url();
+    let bootstrap = autoheal(&["bootstrap", "--endpoint-url", &url]);
+    assert!(
+        bootstrap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bootstrap.stderr)
+    );
+    let sdk = emulator.sdk().await;
+    let fleet = Fleet::new(&sdk);
+    let old = fleet.standalone(&[]).await;
+    let dir = std::env::temp_dir().join(format!("autoheal-invoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let event = dir.join("event.json");
+    std::fs::write(&event, ec2_alarm(&old, "cli-event").to_string()).expect("write");
+    let event = event.display().to_string();
+
+    let children: Vec<_> = (0..10)
+        .map(|_| {
+            Command::new(binary("autoheal"))
+                .args([
+                    "invoke",
+                    "--event",
+                    &event,
+                    "--endpoint-url",
+                    &url,
+                    "--output",
+                    "json",
+                ])
+                .env_remove("AUTOHEAL_TOPIC_ARN")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn autoheal invoke")
+        })
+        .collect();
+    let outcomes: Vec<Value> = children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().expect("wait");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            stdout_json(&output)
+        })
+        .collect();
+
+    let completed = outcomes
+        .iter()
+        .filter(|o| o["record"]["status"] == "completed")
+        .count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| o["reason"] == "duplicate")
+        .count();
+    assert_eq!((completed, duplicates), (1, 9), "{outcomes:#?}");
+    assert_eq!(
+        fleet.replacements_of(&old).await.len(),
+        1,
+        "exactly one replacement"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

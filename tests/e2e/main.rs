@@ -1,0 +1,11 @@
+//! End to end: sample events through the real handlers and the real SDK clients, against a
+//! local AWS emulator that each test starts and stops.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod cli;
+mod concurrency;
+mod ec2_healing;
+mod incidents;
+mod notifications;
+mod rejected_events;

@@ -1,0 +1,582 @@
+//! Test support: a local AWS emulator per test, SDK clients pointed at it, and fixtures.
+//!
+//! Every test starts its own emulator (moto in server mode) on a free 127.0.0.1 port and
+//! stops it when the test ends, so tests share no state and may run in parallel. Nothing
+//! here talks to anything but 127.0.0.1.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use autoheal_aws::{DynamoStateStore, SnsNotifier};
+use autoheal_core::{
+    Clock, Engine, HealError, HealOutcome, HealRequest, Healer, Layer, RuleSet, Settings,
+};
+use autoheal_infrastructure::InfrastructureHealer;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A sample event from `events/`.
+pub fn sample_event(name: &str) -> Value {
+    let path = workspace().join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The `ec2-instance-healing` ALARM sample, aimed at `instance_id`, with event id `id`.
+pub fn ec2_alarm(instance_id: &str, id: &str) -> Value {
+    let mut event = sample_event("ec2-instance-healing.alarm.json");
+    event["id"] = Value::from(id);
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["InstanceId"] =
+        Value::from(instance_id);
+    event
+}
+
+/// The matching OK event.
+pub fn ec2_ok(instance_id: &str, id: &str) -> Value {
+    let mut event = sample_event("ec2-instance-healing.ok.json");
+    event["id"] = Value::from(id);
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["InstanceId"] =
+        Value::from(instance_id);
+    event
+}
+
+fn moto_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("AUTOHEAL_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let local = workspace().join(".venv/bin/moto_server");
+    assert!(
+        local.exists(),
+        "the AWS emulator is not installed: run `make test` (it installs it into .venv), \
+         or set AUTOHEAL_MOTO_SERVER to a moto_server executable"
+    );
+    local
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// One emulator process, stopped when dropped.
+#[derive(Debug)]
+pub struct Emulator {
+    child: Child,
+    port: u16,
+}
+
+impl Emulator {
+    /// Starts an emulator and waits until it answers.
+    pub fn start() -> Self {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let port = free_port();
+            let child = Command::new(moto_server())
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto_server");
+            let mut emulator = Emulator { child, port };
+            while Instant::now() < deadline {
+                if emulator.answers() {
+                    return emulator;
+                }
+                if let Ok(Some(_)) = emulator.child.try_wait() {
+                    break; // lost the port to someone else: try another
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the emulator did not start within 30 s"
+            );
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> Option<String> {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.starts_with("HTTP/1.1 200").then_some(response)
+    }
+
+    fn answers(&self) -> bool {
+        self.request("GET", "/moto-api/", "").is_some()
+    }
+
+    /// Empties every service's state.
+    pub fn reset(&self) {
+        self.request("POST", "/moto-api/reset", "")
+            .expect("reset the emulator");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SDK configuration for the emulator: static test credentials, fixed region.
+    pub async fn sdk(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.url())
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A clock the test moves.
+#[derive(Debug, Clone)]
+pub struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    pub fn at(now: DateTime<Utc>) -> Self {
+        TestClock(Arc::new(Mutex::new(now)))
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        let mut now = self.0.lock().unwrap();
+        *now += chrono::Duration::seconds(seconds);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Wraps a healer and counts the actions it was asked to run.
+#[derive(Debug, Clone)]
+pub struct Counting<H> {
+    pub inner: H,
+    pub calls: Arc<Mutex<u32>>,
+}
+
+impl<H> Counting<H> {
+    pub fn new(inner: H) -> Self {
+        Counting {
+            inner,
+            calls: Arc::new(Mutex::new(0)),
+        }
+    }
+
+    pub fn calls(&self) -> u32 {
+        *self.calls.lock().unwrap()
+    }
+}
+
+impl<H: Healer + Sync> Healer for Counting<H> {
+    fn supports(&self, action: &autoheal_core::Action) -> bool {
+        self.inner.supports(action)
+    }
+
+    async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
+        *self.calls.lock().unwrap() += 1;
+        self.inner.heal(request).await
+    }
+}
+
+/// The state table and topic, as `autoheal bootstrap` creates them.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub sdk: SdkConfig,
+    pub table: String,
+    pub topic_arn: String,
+}
+
+pub const TABLE: &str = "autoheal-state";
+
+impl Deployment {
+    pub async fn bootstrap(emulator: &Emulator) -> Self {
+        let sdk = emulator.sdk().await;
+        let done = autoheal_aws::bootstrap::bootstrap(&sdk, TABLE, "autoheal-notifications")
+            .await
+            .expect("bootstrap");
+        Deployment {
+            sdk,
+            table: done.table_name,
+            topic_arn: done.topic_arn,
+        }
+    }
+
+    pub fn store(&self) -> DynamoStateStore {
+        DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table)
+    }
+
+    /// The infrastructure engine with the real adapters, a counting real healer and `clock`.
+    pub fn infrastructure<C: Clock>(
+        &self,
+        clock: C,
+        settings: Settings,
+    ) -> Engine<DynamoStateStore, SnsNotifier, Counting<InfrastructureHealer>, C> {
+        self.engine(
+            Layer::Infrastructure,
+            Counting::new(InfrastructureHealer::new(&self.sdk)),
+            clock,
+            settings,
+        )
+    }
+
+    pub fn engine<H: Healer, C: Clock>(
+        &self,
+        layer: Layer,
+        healer: H,
+        clock: C,
+        settings: Settings,
+    ) -> Engine<DynamoStateStore, SnsNotifier, H, C> {
+        Engine {
+            layer,
+            rules: RuleSet::shipped().expect("shipped rules"),
+            settings,
+            store: self.store(),
+            notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&self.sdk), &self.topic_arn),
+            healer,
+            clock,
+        }
+    }
+
+    /// How many items the state table holds.
+    pub async fn item_count(&self) -> usize {
+        let client = aws_sdk_dynamodb::Client::new(&self.sdk);
+        let mut pages = client
+            .scan()
+            .table_name(&self.table)
+            .into_paginator()
+            .items()
+            .send();
+        let mut count = 0;
+        while let Some(item) = pages.next().await {
+            item.expect("scan");
+            count += 1;
+        }
+        count
+    }
+
+    /// Subscribes a new SQS queue to the topic; returns the queue URL.
+    pub async fn subscribe_queue(&self, name: &str) -> String {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let url = sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|mut attributes| {
+                attributes.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            })
+            .expect("queue arn");
+        aws_sdk_sns::Client::new(&self.sdk)
+            .subscribe()
+            .topic_arn(&self.topic_arn)
+            .protocol("sqs")
+            .endpoint(arn)
+            .send()
+            .await
+            .expect("subscribe");
+        url
+    }
+
+    /// Every SNS notification delivered to the queue so far (the SNS JSON envelopes).
+    pub async fn notifications(&self, queue_url: &str) -> Vec<Value> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let mut all = Vec::new();
+        loop {
+            let output = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            let messages = output.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return all;
+            }
+            for message in messages {
+                let body: Value =
+                    serde_json::from_str(message.body().unwrap_or("{}")).expect("SNS envelope");
+                all.push(body);
+                if let Some(handle) = message.receipt_handle() {
+                    sqs.delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+            }
+        }
+    }
+}
+
+/// An EC2 fleet in the emulator.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    pub ec2: aws_sdk_ec2::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+}
+
+impl Fleet {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Fleet {
+            ec2: aws_sdk_ec2::Client::new(sdk),
+            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+        }
+    }
+
+    pub async fn image(&self) -> String {
+        self.ec2
+            .describe_images()
+            .send()
+            .await
+            .expect("images")
+            .images()
+            .first()
+            .and_then(|image| image.image_id())
+            .expect("an image")
+            .to_owned()
+    }
+
+    /// A standalone instance in its own subnet and security group, with `tags`.
+    pub async fn standalone(&self, tags: &[(&str, &str)]) -> String {
+        let vpc = self
+            .ec2
+            .create_vpc()
+            .cidr_block("10.0.0.0/16")
+            .send()
+            .await
+            .expect("vpc")
+            .vpc
+            .and_then(|vpc| vpc.vpc_id)
+            .expect("vpc id");
+        let subnet = self
+            .ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block("10.0.1.0/24")
+            .send()
+            .await
+            .expect("subnet")
+            .subnet
+            .and_then(|subnet| subnet.subnet_id)
+            .expect("subnet id");
+        let group = self
+            .ec2
+            .create_security_group()
+            .group_name("web")
+            .description("web servers")
+            .vpc_id(&vpc)
+            .send()
+            .await
+            .expect("security group")
+            .group_id
+            .expect("group id");
+        let mut tag_spec = aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(aws_sdk_ec2::types::ResourceType::Instance);
+        // EC2 refuses an empty tag specification; every fixture instance has a name.
+        let name = [("Name", "web")];
+        let tags = if tags.is_empty() { &name[..] } else { tags };
+        for (key, value) in tags {
+            tag_spec = tag_spec.tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(*key)
+                    .value(*value)
+                    .build(),
+            );
+        }
+        self.ec2
+            .run_instances()
+            .image_id(self.image().await)
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Small)
+            .subnet_id(subnet)
+            .security_group_ids(group)
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(tag_spec.build())
+            .send()
+            .await
+            .expect("run instance")
+            .instances()
+            .first()
+            .and_then(|instance| instance.instance_id())
+            .expect("instance id")
+            .to_owned()
+    }
+
+    /// Allocates an Elastic IP and associates it with `instance`; returns its allocation id.
+    pub async fn elastic_ip(&self, instance: &str) -> String {
+        let allocation = self
+            .ec2
+            .allocate_address()
+            .domain(aws_sdk_ec2::types::DomainType::Vpc)
+            .send()
+            .await
+            .expect("allocate")
+            .allocation_id
+            .expect("allocation id");
+        self.ec2
+            .associate_address()
+            .allocation_id(&allocation)
+            .instance_id(instance)
+            .send()
+            .await
+            .expect("associate");
+        allocation
+    }
+
+    /// An Auto Scaling group of one instance; returns (group name, instance id).
+    pub async fn auto_scaling_group(&self, name: &str) -> (String, String) {
+        self.autoscaling
+            .create_launch_configuration()
+            .launch_configuration_name(format!("{name}-lc"))
+            .image_id(self.image().await)
+            .instance_type("t3.micro")
+            .send()
+            .await
+            .expect("launch configuration");
+        self.autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .launch_configuration_name(format!("{name}-lc"))
+            .min_size(1)
+            .max_size(3)
+            .desired_capacity(1)
+            .availability_zones("us-east-1a")
+            .send()
+            .await
+            .expect("auto scaling group");
+        let instance = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .expect("describe group")
+            .auto_scaling_groups()
+            .first()
+            .and_then(|group| group.instances().first())
+            .and_then(|instance| instance.instance_id())
+            .expect("a group member")
+            .to_owned();
+        (name.to_owned(), instance)
+    }
+
+    /// Instances (not terminated) tagged as replacements of `original`.
+    pub async fn replacements_of(&self, original: &str) -> Vec<String> {
+        self.ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:autoheal:replaces")
+                    .values(original)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe")
+            .reservations()
+            .iter()
+            .flat_map(|reservation| reservation.instances())
+            .filter(|instance| {
+                instance.state().and_then(|state| state.name())
+                    != Some(&aws_sdk_ec2::types::InstanceStateName::Terminated)
+            })
+            .filter_map(|instance| instance.instance_id().map(str::to_owned))
+            .collect()
+    }
+
+    pub async fn instance(&self, id: &str) -> aws_sdk_ec2::types::Instance {
+        self.ec2
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .expect("describe")
+            .reservations()
+            .iter()
+            .flat_map(|reservation| reservation.instances())
+            .next()
+            .cloned()
+            .expect("the instance")
+    }
+
+    pub async fn running_instance_count(&self) -> usize {
+        self.ec2
+            .describe_instances()
+            .send()
+            .await
+            .expect("describe")
+            .reservations()
+            .iter()
+            .flat_map(|reservation| reservation.instances())
+            .filter(|instance| {
+                instance.state().and_then(|state| state.name())
+                    == Some(&aws_sdk_ec2::types::InstanceStateName::Running)
+            })
+            .count()
+    }
+}
+
+/// The path of a binary of this workspace's build (e.g. the `autoheal` CLI), next to the
+/// test executable's directory.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/..");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `make test` (it builds the CLI first) or `cargo build -p autoheal-cli`",
+        path.display()
+    );
+    path
+}
