@@ -564,19 +564,23 @@ impl Fleet {
     }
 }
 
-/// The path of a binary of this workspace's build (e.g. the `autoheal` CLI), next to the
-/// test executable's directory.
+/// The path of a binary of this workspace's build (e.g. the `autoheal` CLI): next to the
+/// running executable, or one level up from a test executable in `deps/`.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/..");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run `make test` (it builds the CLI first) or `cargo build -p autoheal-cli`",
-        path.display()
-    );
-    path
+    let candidates: Vec<PathBuf> = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(name))
+        .collect();
+    candidates
+        .iter()
+        .find(|path| path.exists())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not built (looked in {candidates:?}): run `make test` or `cargo build -p autoheal-cli`"
+            )
+        })
 }

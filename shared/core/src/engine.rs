@@ -305,6 +305,13 @@ pub fn explain(
     outcome.resource_id = Some(resource_id);
     let mode = effective_mode(settings, rule);
     outcome.mode = Some(mode);
+    if let Some(why) = event
+        .suppressed_by
+        .as_deref()
+        .filter(|_| event.state == AlarmState::Alarm)
+    {
+        return outcome.skipped(SkipReason::Suppressed, why);
+    }
     let state = ResourceState::default();
     let transition = decide(DecisionInput {
         policy: &rule.policy,
@@ -408,6 +415,13 @@ where
         outcome.resource_id = Some(resource_id.clone());
         let mode = effective_mode(self.settings, rule);
         outcome.mode = Some(mode);
+        if let Some(why) = event
+            .suppressed_by
+            .as_deref()
+            .filter(|_| event.state == AlarmState::Alarm)
+        {
+            return Ok(log(outcome.skipped(SkipReason::Suppressed, why)));
+        }
         if !self.healer.supports(&rule.action) {
             return Ok(log(outcome.skipped(
                 SkipReason::UnsupportedAction,

@@ -129,6 +129,10 @@ pub struct AlarmEvent {
     pub kind: AlarmKind,
     /// Tags of the alarm, when the event carries them (`alarmTags`).
     pub alarm_tags: BTreeMap<String, String>,
+    /// Why CloudWatch itself holds this alarm's actions back, if it does: a composite
+    /// alarm's suppressor (`actionsSuppressedBy`) or an alarm mute rule (`muteDetail`).
+    /// autoheal respects both, like any other alarm action.
+    pub suppressed_by: Option<String>,
 }
 
 impl AlarmEvent {
@@ -168,6 +172,21 @@ impl AlarmEvent {
             Some(value) => Some(AlarmState::parse(&value)?),
             None => None,
         };
+        let suppressed_by = state
+            .actions_suppressed_by
+            .filter(|by| !by.trim().is_empty())
+            .map(|by| format!("actions suppressed by {by}"))
+            .or_else(|| {
+                detail
+                    .mute_detail
+                    .filter(|mute| !mute.is_null())
+                    .map(
+                        |mute| match mute.get("mutedByArn").and_then(Value::as_str) {
+                            Some(arn) => format!("muted by {arn}"),
+                            None => "muted by an alarm mute rule".to_owned(),
+                        },
+                    )
+            });
         let configuration = detail.configuration.unwrap_or_default();
         let kind = configuration.into_kind();
         let alarm_arn = envelope
@@ -188,6 +207,7 @@ impl AlarmEvent {
             previous_state,
             kind,
             alarm_tags: detail.alarm_tags,
+            suppressed_by,
         })
     }
 }
@@ -201,12 +221,15 @@ struct RawDetail {
     configuration: Option<RawConfiguration>,
     #[serde(default, deserialize_with = "tags")]
     alarm_tags: BTreeMap<String, String>,
+    mute_detail: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RawState {
     value: Option<String>,
     reason: Option<String>,
+    actions_suppressed_by: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

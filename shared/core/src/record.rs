@@ -91,6 +91,8 @@ pub enum SkipReason {
     ResourceUnresolved,
     /// The alarm state is neither ALARM nor OK.
     NotActionable,
+    /// CloudWatch holds the alarm's actions back (composite suppressor or mute rule).
+    Suppressed,
     /// OK arrived with no open incident.
     NoOpenIncident,
     /// The resource opted out with the `autoheal:disabled=true` tag.
@@ -119,6 +121,7 @@ impl SkipReason {
             SkipReason::AmbiguousResource => "ambiguous-resource",
             SkipReason::ResourceUnresolved => "resource-unresolved",
             SkipReason::NotActionable => "not-actionable",
+            SkipReason::Suppressed => "suppressed",
             SkipReason::NoOpenIncident => "no-open-incident",
             SkipReason::OptedOut => "opted-out",
             SkipReason::NotNeeded => "not-needed",

@@ -1,0 +1,178 @@
+//! `make demo`: autoheal healing a failed instance in an emulated AWS account.
+//!
+//! Starts the local emulator, creates autoheal's table and topic with `autoheal bootstrap`,
+//! provisions a web server with an Elastic IP and an Auto Scaling group, then sends the
+//! sample alarms through `autoheal invoke` (the real infrastructure handler) and shows what
+//! autoheal decided, what it changed in EC2, what it told subscribers, and its statistics.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use autoheal_tests::{Deployment, Emulator, Fleet, binary, ec2_alarm, ec2_ok};
+
+fn step(title: &str) {
+    println!("\n\x1b[1m== {title}\x1b[0m");
+}
+
+fn autoheal(args: &[&str]) -> String {
+    let mut shown = vec!["autoheal"];
+    shown.extend(args.iter().map(|arg| {
+        if arg.starts_with("http://") {
+            "$EMULATOR"
+        } else {
+            arg
+        }
+    }));
+    println!("$ {}", shown.join(" "));
+    let output = Command::new(binary("autoheal"))
+        .args(args)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run autoheal");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    print!("{stdout}");
+    if !output.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        panic!("autoheal {args:?} failed");
+    }
+    stdout
+}
+
+fn write_event(dir: &Path, name: &str, event: &Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(event).expect("JSON")).expect("write event");
+    path.display().to_string()
+}
+
+async fn show_instance(fleet: &Fleet, id: &str) {
+    let instance = fleet.instance(id).await;
+    let state = instance
+        .state()
+        .and_then(|s| s.name())
+        .map_or("?", |name| name.as_str());
+    let eip = fleet
+        .ec2
+        .describe_addresses()
+        .send()
+        .await
+        .expect("addresses")
+        .addresses()
+        .iter()
+        .find(|a| a.instance_id() == Some(id))
+        .and_then(|a| a.public_ip().map(str::to_owned))
+        .unwrap_or_else(|| "-".to_owned());
+    println!(
+        "  {id}  {state:<11} type {:<9} subnet {}  elastic ip {eip}",
+        instance.instance_type().map_or("?", |t| t.as_str()),
+        instance.subnet_id().unwrap_or("-"),
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    step("Start the local AWS emulator (127.0.0.1 only)");
+    let emulator = Emulator::start();
+    let url = emulator.url();
+    println!("emulator at {url}");
+
+    step("Create autoheal's state table and notification topic");
+    autoheal(&["bootstrap", "--endpoint-url", &url]);
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("on-call").await;
+    println!("an SQS queue stands in for the on-call team's subscription");
+
+    step("Provision the workload");
+    let fleet = Fleet::new(&deployment.sdk);
+    let web = fleet
+        .standalone(&[("Name", "web-01"), ("team", "checkout")])
+        .await;
+    fleet.elastic_ip(&web).await;
+    let (group, member) = fleet.auto_scaling_group("api-asg").await;
+    println!("standalone web server:");
+    show_instance(&fleet, &web).await;
+    println!("Auto Scaling group {group}, member:");
+    show_instance(&fleet, &member).await;
+
+    let dir = std::env::temp_dir().join(format!("autoheal-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let web_alarm = write_event(&dir, "web-alarm.json", &ec2_alarm(&web, "demo-web-alarm-1"));
+    let web_ok = write_event(&dir, "web-ok.json", &ec2_ok(&web, "demo-web-ok-1"));
+    let mut api_event = ec2_alarm(&member, "demo-api-alarm-1");
+    api_event["detail"]["alarmName"] = Value::from("api-asg-member-status-check-failed");
+    let api_alarm = write_event(&dir, "api-alarm.json", &api_event);
+
+    step("web-01 fails its system status check: what would autoheal do? (no AWS calls)");
+    autoheal(&["explain", "--event", &web_alarm]);
+
+    step("The alarm fires: the infrastructure handler heals");
+    autoheal(&[
+        "invoke",
+        "--event",
+        &web_alarm,
+        "--endpoint-url",
+        &url,
+        "--output",
+        "table",
+    ]);
+    println!("EC2 now:");
+    show_instance(&fleet, &web).await;
+    for replacement in fleet.replacements_of(&web).await {
+        show_instance(&fleet, &replacement).await;
+    }
+
+    step("EventBridge delivers the same event again: nothing is done twice");
+    autoheal(&[
+        "invoke",
+        "--event",
+        &web_alarm,
+        "--endpoint-url",
+        &url,
+        "--output",
+        "table",
+    ]);
+
+    step("An Auto Scaling member fails: autoheal hands it to its group");
+    autoheal(&[
+        "invoke",
+        "--event",
+        &api_alarm,
+        "--endpoint-url",
+        &url,
+        "--output",
+        "table",
+    ]);
+
+    step("The alarm returns to OK: the incident starts closing");
+    autoheal(&[
+        "invoke",
+        "--event",
+        &web_ok,
+        "--endpoint-url",
+        &url,
+        "--output",
+        "table",
+    ]);
+
+    step("What subscribers heard (SNS, through the on-call queue)");
+    for notification in deployment.notifications(&queue).await {
+        let attributes = &notification["MessageAttributes"];
+        println!(
+            "  [{} / {}] {}",
+            attributes["layer"]["Value"].as_str().unwrap_or("?"),
+            attributes["status"]["Value"].as_str().unwrap_or("?"),
+            notification["Subject"].as_str().unwrap_or("?")
+        );
+    }
+
+    step("Statistics read back from the state table");
+    autoheal(&["stats", "--endpoint-url", &url, "--output", "table"]);
+
+    let _ = std::fs::remove_dir_all(&dir);
+    step("Stop the emulator");
+    drop(emulator);
+    println!("done");
+}
