@@ -589,7 +589,14 @@ where
                         }
                         ClaimResult::Claimed => {
                             let record = self.act(record, &incident_id).await?;
-                            outcome.decision = "act";
+                            // Shadow runs claim like real ones (so cooldowns and attempts
+                            // show what enforce mode would do) but report, like `explain`,
+                            // that nothing was done.
+                            outcome.decision = if self.mode == Mode::Shadow {
+                                "skip"
+                            } else {
+                                "act"
+                            };
                             outcome.reason = record.skip_reason;
                             outcome.detail = record.summary.clone().or(record.error.clone());
                             outcome.record = Some(record);

@@ -61,6 +61,10 @@ impl Notice {
                 r.rule, r.resource_id, self.max_attempts
             ),
         };
+        let text = match r.mode {
+            crate::rules::Mode::Shadow => format!("[shadow] {text}"),
+            crate::rules::Mode::Enforce => text,
+        };
         let printable: String = text
             .chars()
             .map(|c| {

@@ -96,24 +96,29 @@ pub fn select<'r>(rules: &'r RuleSet, event: &AlarmEvent, layer: Layer) -> Selec
 
 /// Selects the rule for `event` in whichever layer it belongs to (for `explain` and `invoke`).
 pub fn select_any<'r>(rules: &'r RuleSet, event: &AlarmEvent) -> (Option<Layer>, Selection<'r>) {
-    let mut first_other = None;
+    let mut disabled = None;
+    let mut no_match = None;
     for layer in Layer::ALL {
         match select(rules, event, layer) {
-            selection @ (Selection::Matched { .. }
-            | Selection::Unresolved { .. }
-            | Selection::Disabled { .. }) => return (Some(layer), selection),
+            selection @ (Selection::Matched { .. } | Selection::Unresolved { .. }) => {
+                return (Some(layer), selection);
+            }
+            selection @ Selection::Disabled { .. } => {
+                disabled.get_or_insert((Some(layer), selection));
+            }
             Selection::OtherLayer { .. } => {}
             selection @ Selection::NoMatch { .. } => {
-                first_other.get_or_insert(selection);
+                no_match.get_or_insert((None, selection));
             }
         }
     }
-    (
+    // A disabled rule only speaks for the event when no enabled rule of any layer does.
+    disabled.or(no_match).unwrap_or((
         None,
-        first_other.unwrap_or(Selection::NoMatch {
+        Selection::NoMatch {
             detail: "no rule matches".to_owned(),
-        }),
-    )
+        },
+    ))
 }
 
 fn describe_metrics(metrics: &[MetricRef]) -> String {

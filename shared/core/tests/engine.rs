@@ -1,0 +1,1147 @@
+//! The path of one event through `Engine::handle`, over in-memory fakes of the store, the
+//! notifier, the healer and the clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use autoheal_core::decision::idempotency_token;
+use autoheal_core::{
+    Action, AlarmState, ClaimResult, Clock, Engine, EngineError, HealError, HealOutcome,
+    HealRequest, Healer, HealingRecord, HealingStatus, Incident, Layer, Lease, Loaded, Mode,
+    Notice, NoticeKind, Notifier, NotifyError, Outcome, ResourceKey, ResourceState, RuleSet,
+    Settings, SkipReason, StateStore, StoreError,
+};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use common::*;
+
+// ------------------------------------------------------------------ fakes
+
+/// An in-memory store with the versioned, conditional semantics of the `StateStore` docs.
+#[derive(Debug, Default)]
+struct MemoryStore {
+    inner: Mutex<StoreInner>,
+    /// The next claim finds the state moved on (a concurrent writer), once.
+    conflict_once: AtomicBool,
+    /// Every call fails, as a store outage would.
+    down: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct StoreInner {
+    states: HashMap<ResourceKey, ResourceState>,
+    claims: HashSet<(ResourceKey, String)>,
+    /// The latest version of each record, by run id.
+    records: BTreeMap<String, HealingRecord>,
+    /// How many writes (of any kind) were made.
+    writes: usize,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> MutexGuard<'_, StoreInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| panic!("store lock: {e}"))
+    }
+
+    fn check_up(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError {
+                message: "the table is unavailable".to_owned(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn writes(&self) -> usize {
+        self.lock().writes
+    }
+
+    fn records(&self) -> Vec<HealingRecord> {
+        self.lock().records.values().cloned().collect()
+    }
+
+    fn record(&self, run_id: &str) -> HealingRecord {
+        self.lock()
+            .records
+            .get(run_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no record for run {run_id}"))
+    }
+
+    fn state(&self, key: &ResourceKey) -> ResourceState {
+        self.lock().states.get(key).cloned().unwrap_or_default()
+    }
+
+    fn put_state(&self, key: &ResourceKey, state: ResourceState) {
+        self.lock().states.insert(key.clone(), state);
+    }
+
+    fn put_claim(&self, key: &ResourceKey, event_id: &str) {
+        self.lock()
+            .claims
+            .insert((key.clone(), event_id.to_owned()));
+    }
+}
+
+impl StateStore for MemoryStore {
+    async fn load(&self, key: &ResourceKey, event_id: &str) -> Result<Loaded, StoreError> {
+        self.check_up()?;
+        let inner = self.lock();
+        Ok(Loaded {
+            state: inner.states.get(key).cloned().unwrap_or_default(),
+            event_seen: inner.claims.contains(&(key.clone(), event_id.to_owned())),
+        })
+    }
+
+    async fn claim(
+        &self,
+        key: &ResourceKey,
+        event_id: &str,
+        expected_version: u64,
+        next: &ResourceState,
+        record: &HealingRecord,
+        takeover: bool,
+    ) -> Result<ClaimResult, StoreError> {
+        self.check_up()?;
+        let mut inner = self.lock();
+        if self.conflict_once.swap(false, Ordering::SeqCst) {
+            let state = inner.states.entry(key.clone()).or_default();
+            state.version += 1;
+        }
+        let claim = (key.clone(), event_id.to_owned());
+        if !takeover && inner.claims.contains(&claim) {
+            return Ok(ClaimResult::Duplicate);
+        }
+        let stored = inner.states.get(key).map_or(0, |state| state.version);
+        if stored != expected_version {
+            return Ok(ClaimResult::Conflict);
+        }
+        inner.claims.insert(claim);
+        inner.states.insert(key.clone(), next.clone());
+        inner.records.insert(record.id.clone(), record.clone());
+        inner.writes += 1;
+        Ok(ClaimResult::Claimed)
+    }
+
+    async fn save(
+        &self,
+        key: &ResourceKey,
+        expected_version: u64,
+        next: &ResourceState,
+    ) -> Result<bool, StoreError> {
+        self.check_up()?;
+        let mut inner = self.lock();
+        let stored = inner.states.get(key).map_or(0, |state| state.version);
+        if stored != expected_version {
+            return Ok(false);
+        }
+        inner.states.insert(key.clone(), next.clone());
+        inner.writes += 1;
+        Ok(true)
+    }
+
+    async fn put_record(&self, record: &HealingRecord) -> Result<(), StoreError> {
+        self.check_up()?;
+        let mut inner = self.lock();
+        inner.records.insert(record.id.clone(), record.clone());
+        inner.writes += 1;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        key: &ResourceKey,
+        record: &HealingRecord,
+        escalated_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.check_up()?;
+        let mut inner = self.lock();
+        inner.records.insert(record.id.clone(), record.clone());
+        inner.writes += 1;
+        if let Some(state) = inner.states.get_mut(key)
+            && state
+                .lease
+                .as_ref()
+                .is_some_and(|lease| lease.run_id == record.id)
+        {
+            state.lease = None;
+            state.version += 1;
+            if let (Some(at), Some(incident)) = (escalated_at, state.incident.as_mut()) {
+                incident.escalated_at = Some(at);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Keeps every notice; can be told to fail.
+#[derive(Debug, Default)]
+struct RecordingNotifier {
+    notices: Mutex<Vec<Notice>>,
+    fail: AtomicBool,
+}
+
+impl RecordingNotifier {
+    fn notices(&self) -> Vec<Notice> {
+        self.notices
+            .lock()
+            .unwrap_or_else(|e| panic!("notifier lock: {e}"))
+            .clone()
+    }
+
+    fn kinds(&self) -> Vec<(NoticeKind, HealingStatus)> {
+        self.notices()
+            .iter()
+            .map(|n| (n.kind, n.record.status))
+            .collect()
+    }
+}
+
+impl Notifier for RecordingNotifier {
+    async fn notify(&self, notice: &Notice) -> Result<(), NotifyError> {
+        self.notices
+            .lock()
+            .unwrap_or_else(|e| panic!("notifier lock: {e}"))
+            .push(notice.clone());
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(NotifyError {
+                message: "topic unavailable".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What the fake healer was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Call {
+    rule: String,
+    resource_id: String,
+    attempt: u32,
+    incident_id: String,
+    token: String,
+}
+
+/// Counts its calls; heals, fails or finds the heal not needed, as told.
+#[derive(Debug, Default)]
+struct FakeHealer {
+    calls: Mutex<Vec<Call>>,
+    count: AtomicUsize,
+    fail: AtomicBool,
+    not_needed: AtomicBool,
+    unsupported: AtomicBool,
+}
+
+impl FakeHealer {
+    fn calls(&self) -> Vec<Call> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| panic!("healer lock: {e}"))
+            .clone()
+    }
+
+    fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+impl Healer for FakeHealer {
+    fn supports(&self, _action: &Action) -> bool {
+        !self.unsupported.load(Ordering::SeqCst)
+    }
+
+    async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| panic!("healer lock: {e}"))
+            .push(Call {
+                rule: request.rule.name.clone(),
+                resource_id: request.resource_id.to_owned(),
+                attempt: request.attempt,
+                incident_id: request.incident_id.to_owned(),
+                token: request.idempotency_token.to_owned(),
+            });
+        // Let other tasks run in the middle of the heal.
+        tokio::task::yield_now().await;
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(HealError::new("InsufficientInstanceCapacity"));
+        }
+        if self.not_needed.load(Ordering::SeqCst) {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::NotNeeded,
+                summary: "the instance passes its status checks again".to_owned(),
+            });
+        }
+        Ok(HealOutcome::Healed {
+            summary: format!("replaced {}", request.resource_id),
+            details: BTreeMap::from([("replacement_instance_id".to_owned(), "i-new".to_owned())]),
+        })
+    }
+}
+
+/// A clock the test moves.
+#[derive(Debug)]
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    fn set(&self, now: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|e| panic!("clock lock: {e}")) = now;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|e| panic!("clock lock: {e}"))
+    }
+}
+
+type TestEngine = Engine<MemoryStore, RecordingNotifier, FakeHealer, TestClock>;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(seconds)
+}
+
+fn shipped() -> RuleSet {
+    RuleSet::shipped().unwrap_or_else(|e| panic!("the shipped rules must parse:\n{e}"))
+}
+
+fn engine_with(layer: Layer, rules: RuleSet, settings: Settings) -> TestEngine {
+    Engine {
+        layer,
+        rules,
+        settings,
+        store: MemoryStore::default(),
+        notifier: RecordingNotifier::default(),
+        healer: FakeHealer::default(),
+        clock: TestClock(Mutex::new(t0())),
+    }
+}
+
+fn infrastructure() -> TestEngine {
+    engine_with(Layer::Infrastructure, shipped(), Settings::default())
+}
+
+fn ec2_key(instance: &str) -> ResourceKey {
+    ResourceKey {
+        rule: "ec2-instance-healing".to_owned(),
+        resource_id: instance.to_owned(),
+    }
+}
+
+async fn handle(engine: &TestEngine, payload: Value, run_id: &str) -> Outcome {
+    engine
+        .handle(payload, run_id)
+        .await
+        .unwrap_or_else(|e| panic!("run {run_id}: {e}"))
+}
+
+fn record_of(outcome: &Outcome) -> &HealingRecord {
+    outcome
+        .record
+        .as_ref()
+        .unwrap_or_else(|| panic!("the outcome has no record: {outcome:?}"))
+}
+
+// ------------------------------------------------------------------ acting
+
+#[tokio::test]
+async fn given_an_ec2_alarm_when_handled_then_the_instance_is_healed_recorded_and_notified_once() {
+    let engine = infrastructure();
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert_eq!(outcome.decision, "act");
+    assert_eq!(outcome.layer, Some(Layer::Infrastructure));
+    assert_eq!(outcome.event_id, "e1");
+    assert_eq!(outcome.alarm_state, AlarmState::Alarm);
+    assert_eq!(outcome.rule.as_deref(), Some("ec2-instance-healing"));
+    assert_eq!(outcome.resource_id.as_deref(), Some("i-1"));
+    assert_eq!(outcome.action.as_deref(), Some("replace-ec2-instance"));
+    assert_eq!(outcome.mode, Some(Mode::Enforce));
+    assert_eq!(outcome.reason, None);
+
+    let record = record_of(&outcome);
+    assert_eq!(record.status, HealingStatus::Completed);
+    assert_eq!(record.id, "run-1");
+    assert_eq!(record.attempt, 1);
+    assert_eq!(record.incident_id.as_deref(), Some("e1"));
+    assert_eq!(record.ended_at, Some(t0()));
+    assert_eq!(record.summary.as_deref(), Some("replaced i-1"));
+    assert_eq!(
+        record
+            .details
+            .get("replacement_instance_id")
+            .map(String::as_str),
+        Some("i-new")
+    );
+    assert_eq!(&engine.store.record("run-1"), record);
+
+    assert_eq!(
+        engine.healer.calls(),
+        [Call {
+            rule: "ec2-instance-healing".to_owned(),
+            resource_id: "i-1".to_owned(),
+            attempt: 1,
+            incident_id: "e1".to_owned(),
+            token: idempotency_token("ec2-instance-healing", "i-1", "e1", 1),
+        }]
+    );
+
+    let notices = engine.notifier.notices();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].kind, NoticeKind::Healing);
+    assert_eq!(notices[0].record.status, HealingStatus::Completed);
+    assert_eq!(notices[0].max_attempts, 3);
+    assert!(
+        notices[0].subject().contains("completed"),
+        "{}",
+        notices[0].subject()
+    );
+
+    let state = engine.store.state(&ec2_key("i-1"));
+    assert_eq!(state.lease, None, "the finished run released its lease");
+    assert_eq!(state.version, 2, "claimed, then finished");
+    assert_eq!(state.incident.map(|i| i.attempts), Some(1));
+}
+
+#[tokio::test]
+async fn given_a_handled_event_when_it_is_delivered_again_then_it_is_a_skipped_duplicate() {
+    let engine = infrastructure();
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    engine.clock.set(at(30));
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-2").await;
+
+    assert_eq!(outcome.decision, "skip");
+    assert_eq!(outcome.reason, Some(SkipReason::Duplicate));
+    let record = record_of(&outcome);
+    assert_eq!(record.status, HealingStatus::Skipped);
+    assert_eq!(record.skip_reason, Some(SkipReason::Duplicate));
+    assert_eq!(engine.store.record("run-2").status, HealingStatus::Skipped);
+    assert_eq!(engine.healer.count(), 1, "the healer is not called again");
+    assert_eq!(engine.notifier.notices().len(), 1);
+}
+
+#[tokio::test]
+async fn given_an_invalid_event_when_handled_then_it_is_an_error_and_nothing_is_written_or_healed()
+{
+    let engine = infrastructure();
+    let mut wrong_source = ec2_status_check("e1", "ALARM", "i-1");
+    wrong_source["source"] = json!("my.app");
+
+    for payload in [
+        json!({"hello": "world"}),
+        json!(null),
+        wrong_source,
+        ec2_status_check("e1", "SOMETIMES", "i-1"),
+        ec2_status_check("", "ALARM", "i-1"),
+    ] {
+        let result = engine.handle(payload.clone(), "run-1").await;
+        match result {
+            Err(error @ EngineError::InvalidEvent(_)) => {
+                assert!(!error.is_retryable(), "{error}");
+                assert!(error.to_string().starts_with("invalid event"), "{error}");
+            }
+            other => panic!("expected an invalid event for {payload}, got {other:?}"),
+        }
+    }
+    assert_eq!(engine.store.writes(), 0);
+    assert_eq!(engine.healer.count(), 0);
+    assert!(engine.notifier.notices().is_empty());
+}
+
+#[tokio::test]
+async fn given_an_event_of_another_layer_when_handled_then_it_is_skipped_without_any_write() {
+    let engine = infrastructure();
+    let lambda_errors = metric_alarm(
+        "e1",
+        "checkout-errors",
+        "ALARM",
+        "AWS/Lambda",
+        "Errors",
+        &[("FunctionName", "checkout")],
+    );
+
+    let outcome = handle(&engine, lambda_errors, "run-1").await;
+
+    assert_eq!(outcome.decision, "skip");
+    assert_eq!(outcome.reason, Some(SkipReason::OtherLayer));
+    assert_eq!(outcome.rule.as_deref(), Some("lambda-function-healing"));
+    assert!(outcome.record.is_none());
+    assert_eq!(engine.store.writes(), 0);
+    assert_eq!(engine.healer.count(), 0);
+    assert!(engine.notifier.notices().is_empty());
+}
+
+#[tokio::test]
+async fn given_an_event_no_rule_matches_when_handled_then_it_is_skipped_without_any_write() {
+    let engine = infrastructure();
+
+    for sample in [
+        metric_math_sample(),
+        composite_sample(),
+        single_metric_sample(),
+    ] {
+        let outcome = handle(&engine, sample, "run-1").await;
+        assert_eq!(
+            outcome.reason,
+            Some(SkipReason::NoMatchingRule),
+            "{outcome:?}"
+        );
+        assert_eq!(outcome.rule, None);
+    }
+    assert_eq!(engine.store.writes(), 0);
+    assert_eq!(engine.healer.count(), 0);
+}
+
+#[tokio::test]
+async fn given_an_alarm_with_an_empty_instance_id_when_handled_then_nothing_is_touched() {
+    let engine = infrastructure();
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", " "), "run-1").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::EmptyResourceId));
+    assert_eq!(outcome.rule.as_deref(), Some("ec2-instance-healing"));
+    assert_eq!(engine.store.writes(), 0);
+    assert_eq!(engine.healer.count(), 0);
+}
+
+#[tokio::test]
+async fn given_shadow_mode_when_an_alarm_is_handled_then_the_healer_is_not_called_and_the_run_is_recorded()
+ {
+    let engine = engine_with(
+        Layer::Infrastructure,
+        shipped(),
+        Settings {
+            mode: Mode::Shadow,
+            ..Settings::default()
+        },
+    );
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert_eq!(engine.healer.count(), 0);
+    assert_eq!(outcome.mode, Some(Mode::Shadow));
+    assert_eq!(outcome.decision, "skip", "reported as explain reports it");
+    assert_eq!(outcome.reason, Some(SkipReason::ShadowMode));
+    let record = record_of(&outcome);
+    assert_eq!(record.status, HealingStatus::Skipped);
+    assert_eq!(record.skip_reason, Some(SkipReason::ShadowMode));
+    assert_eq!(record.mode, Mode::Shadow);
+    assert_eq!(
+        engine.store.record("run-1").skip_reason,
+        Some(SkipReason::ShadowMode)
+    );
+    assert_eq!(
+        engine.notifier.kinds(),
+        [(NoticeKind::Healing, HealingStatus::Skipped)]
+    );
+}
+
+#[tokio::test]
+async fn given_a_rule_in_shadow_mode_when_an_alarm_is_handled_then_the_healer_is_not_called() {
+    let text = autoheal_core::rules::SHIPPED_RULES.replacen(
+        "name = \"ec2-instance-healing\"\n",
+        "name = \"ec2-instance-healing\"\nmode = \"shadow\"\n",
+        1,
+    );
+    let rules = RuleSet::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let engine = engine_with(Layer::Infrastructure, rules, Settings::default());
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert_eq!(engine.healer.count(), 0);
+    assert_eq!(
+        record_of(&outcome).skip_reason,
+        Some(SkipReason::ShadowMode)
+    );
+}
+
+#[tokio::test]
+async fn given_a_disabled_layer_when_an_alarm_is_handled_then_nothing_is_written_or_healed() {
+    let engine = engine_with(
+        Layer::Infrastructure,
+        shipped(),
+        Settings {
+            layer_enabled: false,
+            ..Settings::default()
+        },
+    );
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::RuleDisabled));
+    assert_eq!(engine.store.writes(), 0);
+    assert_eq!(engine.healer.count(), 0);
+}
+
+#[tokio::test]
+async fn given_a_healer_without_the_action_when_an_alarm_is_handled_then_it_is_skipped_as_unsupported()
+ {
+    let engine = infrastructure();
+    engine.healer.unsupported.store(true, Ordering::SeqCst);
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::UnsupportedAction));
+    assert_eq!(engine.store.writes(), 0);
+    assert_eq!(engine.healer.count(), 0);
+}
+
+#[tokio::test]
+async fn given_a_heal_that_is_no_longer_needed_when_handled_then_the_record_says_not_needed() {
+    let engine = infrastructure();
+    engine.healer.not_needed.store(true, Ordering::SeqCst);
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::NotNeeded));
+    let record = record_of(&outcome);
+    assert_eq!(record.status, HealingStatus::Skipped);
+    assert_eq!(record.skip_reason, Some(SkipReason::NotNeeded));
+    assert_eq!(engine.healer.count(), 1);
+}
+
+// ------------------------------------------------------------------ failures and escalation
+
+#[tokio::test]
+async fn given_a_failing_healer_before_the_last_attempt_when_handled_then_the_run_fails_without_escalation()
+ {
+    let engine = infrastructure();
+    engine.healer.fail.store(true, Ordering::SeqCst);
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert_eq!(outcome.decision, "act");
+    let record = record_of(&outcome);
+    assert_eq!(record.status, HealingStatus::Failed);
+    assert_eq!(
+        record.error.as_deref(),
+        Some("InsufficientInstanceCapacity")
+    );
+    assert_eq!(
+        outcome.detail.as_deref(),
+        Some("InsufficientInstanceCapacity")
+    );
+    assert_eq!(
+        engine.notifier.kinds(),
+        [(NoticeKind::Healing, HealingStatus::Failed)]
+    );
+    let state = engine.store.state(&ec2_key("i-1"));
+    assert_eq!(state.incident.and_then(|i| i.escalated_at), None);
+}
+
+#[tokio::test]
+async fn given_a_failing_healer_at_the_last_attempt_when_handled_then_the_run_fails_and_escalates()
+{
+    let engine = infrastructure();
+    engine.healer.fail.store(true, Ordering::SeqCst);
+    // ec2-instance-healing: 3 attempts; two hours apart clears cooldown and backoff.
+    for (index, seconds) in [0, 7200, 14_400].into_iter().enumerate() {
+        engine.clock.set(at(seconds));
+        let outcome = handle(
+            &engine,
+            ec2_status_check(&format!("e{index}"), "ALARM", "i-1"),
+            &format!("run-{index}"),
+        )
+        .await;
+        assert_eq!(
+            record_of(&outcome).attempt,
+            u32::try_from(index + 1).expect("small")
+        );
+        assert_eq!(record_of(&outcome).status, HealingStatus::Failed);
+    }
+
+    assert_eq!(
+        engine.notifier.kinds(),
+        [
+            (NoticeKind::Healing, HealingStatus::Failed),
+            (NoticeKind::Healing, HealingStatus::Failed),
+            (NoticeKind::Healing, HealingStatus::Failed),
+            (NoticeKind::Escalation, HealingStatus::Failed),
+        ]
+    );
+    let escalation = engine.notifier.notices().pop().expect("an escalation");
+    assert!(
+        escalation.subject().contains("ESCALATION"),
+        "{}",
+        escalation.subject()
+    );
+    assert_eq!(escalation.record.attempt, 3);
+    let state = engine.store.state(&ec2_key("i-1"));
+    assert_eq!(
+        state.incident.as_ref().and_then(|i| i.escalated_at),
+        Some(at(14_400))
+    );
+    assert_eq!(engine.healer.count(), 3);
+
+    // The alarm is still on: skipped for max attempts, without a second escalation.
+    engine.clock.set(at(21_600));
+    let outcome = handle(&engine, ec2_status_check("e9", "ALARM", "i-1"), "run-9").await;
+    assert_eq!(outcome.reason, Some(SkipReason::MaxAttempts));
+    assert_eq!(record_of(&outcome).status, HealingStatus::Skipped);
+    assert_eq!(engine.notifier.notices().len(), 4);
+    assert_eq!(engine.healer.count(), 3);
+}
+
+#[tokio::test]
+async fn given_spent_attempts_that_succeeded_when_the_alarm_persists_then_one_escalation_is_sent() {
+    let engine = infrastructure();
+    for (index, seconds) in [0, 7200, 14_400].into_iter().enumerate() {
+        engine.clock.set(at(seconds));
+        handle(
+            &engine,
+            ec2_status_check(&format!("e{index}"), "ALARM", "i-1"),
+            &format!("run-{index}"),
+        )
+        .await;
+    }
+
+    engine.clock.set(at(21_600));
+    let outcome = handle(&engine, ec2_status_check("e3", "ALARM", "i-1"), "run-3").await;
+    engine.clock.set(at(28_800));
+    let again = handle(&engine, ec2_status_check("e4", "ALARM", "i-1"), "run-4").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::MaxAttempts));
+    assert_eq!(again.reason, Some(SkipReason::MaxAttempts));
+    let escalations: Vec<Notice> = engine
+        .notifier
+        .notices()
+        .into_iter()
+        .filter(|n| n.kind == NoticeKind::Escalation)
+        .collect();
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    assert_eq!(escalations[0].record.id, "run-3");
+    assert_eq!(
+        escalations[0].record.skip_reason,
+        Some(SkipReason::MaxAttempts)
+    );
+}
+
+#[tokio::test]
+async fn given_a_notifier_that_fails_when_an_alarm_is_handled_then_the_heal_still_completes() {
+    let engine = infrastructure();
+    engine.notifier.fail.store(true, Ordering::SeqCst);
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert_eq!(record_of(&outcome).status, HealingStatus::Completed);
+    assert_eq!(engine.healer.count(), 1);
+}
+
+#[tokio::test]
+async fn given_a_store_outage_when_an_alarm_is_handled_then_a_retryable_error_and_no_heal() {
+    let engine = infrastructure();
+    engine.store.down.store(true, Ordering::SeqCst);
+
+    let result = engine
+        .handle(ec2_status_check("e1", "ALARM", "i-1"), "run-1")
+        .await;
+
+    match result {
+        Err(error @ EngineError::Store(_)) => assert!(error.is_retryable(), "{error}"),
+        other => panic!("expected a store error, got {other:?}"),
+    }
+    assert_eq!(engine.healer.count(), 0);
+}
+
+// ------------------------------------------------------------------ state over several events
+
+#[tokio::test]
+async fn given_an_alarm_inside_the_cooldown_when_handled_then_it_is_skipped_and_recorded() {
+    let engine = infrastructure();
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    engine.clock.set(at(60));
+
+    let outcome = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::Cooldown));
+    let record = record_of(&outcome);
+    assert_eq!(record.skip_reason, Some(SkipReason::Cooldown));
+    assert_eq!(record.incident_id.as_deref(), Some("e1"));
+    assert_eq!(record.attempt, 1);
+    assert_eq!(engine.healer.count(), 1);
+}
+
+#[tokio::test]
+async fn given_ok_after_a_heal_when_handled_then_the_incident_recovers_and_insufficient_data_is_ignored()
+ {
+    let engine = infrastructure();
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    engine.clock.set(at(120));
+
+    let ok = handle(&engine, ec2_status_check("e2", "OK", "i-1"), "run-2").await;
+    assert_eq!(ok.decision, "recovering");
+    let state = engine.store.state(&ec2_key("i-1"));
+    assert_eq!(state.incident.and_then(|i| i.ok_since), Some(at(120)));
+
+    let writes = engine.store.writes();
+    let unknown = handle(
+        &engine,
+        ec2_status_check("e3", "INSUFFICIENT_DATA", "i-1"),
+        "run-3",
+    )
+    .await;
+    assert_eq!(unknown.decision, "ignore");
+    assert_eq!(unknown.reason, Some(SkipReason::NotActionable));
+    assert_eq!(engine.store.writes(), writes, "ignoring writes nothing");
+}
+
+#[tokio::test]
+async fn given_ok_with_no_incident_when_handled_then_it_is_ignored_without_writes() {
+    let engine = infrastructure();
+
+    let outcome = handle(&engine, ec2_status_check("e1", "OK", "i-1"), "run-1").await;
+
+    assert_eq!(outcome.decision, "ignore");
+    assert_eq!(outcome.reason, Some(SkipReason::NoOpenIncident));
+    assert_eq!(engine.store.writes(), 0);
+}
+
+#[tokio::test]
+async fn given_a_recovering_incident_when_a_skipped_alarm_arrives_then_the_recovery_is_interrupted()
+{
+    let engine = infrastructure();
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    engine.clock.set(at(100));
+    handle(&engine, ec2_status_check("e2", "OK", "i-1"), "run-2").await;
+    engine.clock.set(at(200));
+
+    let outcome = handle(&engine, ec2_status_check("e3", "ALARM", "i-1"), "run-3").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::Cooldown));
+    let state = engine.store.state(&ec2_key("i-1"));
+    let incident = state.incident.expect("still open");
+    assert_eq!(incident.ok_since, None);
+    assert_eq!(incident.id, "e1");
+
+    // OK never held for the stable period, so after the cooldown it is attempt 2.
+    engine.clock.set(at(1100));
+    let outcome = handle(&engine, ec2_status_check("e4", "ALARM", "i-1"), "run-4").await;
+    assert_eq!(record_of(&outcome).attempt, 2);
+    assert_eq!(record_of(&outcome).incident_id.as_deref(), Some("e1"));
+}
+
+#[tokio::test]
+async fn given_a_run_that_died_holding_its_claim_when_the_event_is_redelivered_then_the_attempt_is_taken_over()
+ {
+    let engine = infrastructure();
+    let key = ec2_key("i-1");
+    engine.store.put_claim(&key, "e1");
+    engine.store.put_state(
+        &key,
+        ResourceState {
+            version: 1,
+            last_action_at: Some(t0()),
+            incident: Some(Incident {
+                id: "e1".to_owned(),
+                opened_at: t0(),
+                attempts: 1,
+                last_attempt_at: Some(t0()),
+                next_attempt_at: Some(at(600)),
+                ok_since: None,
+                escalated_at: None,
+            }),
+            lease: Some(Lease {
+                run_id: "dead-run".to_owned(),
+                event_id: "e1".to_owned(),
+                attempt: 1,
+                expires_at: at(900),
+            }),
+        },
+    );
+
+    engine.clock.set(at(300));
+    let early = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-early").await;
+    assert_eq!(early.reason, Some(SkipReason::Duplicate));
+    assert_eq!(engine.healer.count(), 0);
+
+    engine.clock.set(at(1000));
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-2").await;
+
+    assert_eq!(record_of(&outcome).status, HealingStatus::Completed);
+    assert_eq!(
+        engine.healer.calls(),
+        [Call {
+            rule: "ec2-instance-healing".to_owned(),
+            resource_id: "i-1".to_owned(),
+            attempt: 1,
+            incident_id: "e1".to_owned(),
+            token: idempotency_token("ec2-instance-healing", "i-1", "e1", 1),
+        }],
+        "the same attempt, with the dead run's token"
+    );
+    let state = engine.store.state(&key);
+    assert_eq!(state.lease, None);
+    assert_eq!(state.incident.map(|i| i.attempts), Some(1));
+}
+
+#[tokio::test]
+async fn given_a_concurrent_writer_when_the_claim_conflicts_then_the_engine_decides_again_and_heals_once()
+ {
+    let engine = infrastructure();
+    engine.store.conflict_once.store(true, Ordering::SeqCst);
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert_eq!(record_of(&outcome).status, HealingStatus::Completed);
+    assert_eq!(engine.healer.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn given_ten_concurrent_deliveries_of_one_event_when_handled_then_exactly_one_heals() {
+    let engine = Arc::new(infrastructure());
+
+    let tasks: Vec<_> = (0..10)
+        .map(|index| {
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move {
+                engine
+                    .handle(
+                        ec2_status_check("e1", "ALARM", "i-1"),
+                        &format!("run-{index}"),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        let outcome = task
+            .await
+            .unwrap_or_else(|e| panic!("task panicked: {e}"))
+            .unwrap_or_else(|e| panic!("handle failed: {e}"));
+        outcomes.push(outcome);
+    }
+
+    assert_eq!(engine.healer.count(), 1);
+    let completed = outcomes
+        .iter()
+        .filter(|o| {
+            o.record
+                .as_ref()
+                .is_some_and(|r| r.status == HealingStatus::Completed)
+        })
+        .count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| o.reason == Some(SkipReason::Duplicate))
+        .count();
+    assert_eq!((completed, duplicates), (1, 9), "{outcomes:#?}");
+
+    let records = engine.store.records();
+    assert_eq!(records.len(), 10);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.status == HealingStatus::Completed)
+            .count(),
+        1
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.skip_reason == Some(SkipReason::Duplicate))
+            .count(),
+        9
+    );
+    assert_eq!(engine.notifier.notices().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn given_ten_concurrent_alarms_of_different_events_on_one_instance_when_handled_then_exactly_one_heals()
+ {
+    let engine = Arc::new(infrastructure());
+
+    let tasks: Vec<_> = (0..10)
+        .map(|index| {
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move {
+                engine
+                    .handle(
+                        ec2_status_check(&format!("e{index}"), "ALARM", "i-1"),
+                        &format!("run-{index}"),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(
+            task.await
+                .unwrap_or_else(|e| panic!("task panicked: {e}"))
+                .unwrap_or_else(|e| panic!("handle failed: {e}")),
+        );
+    }
+
+    assert_eq!(engine.healer.count(), 1, "{outcomes:#?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o.decision != "act")
+            .all(|o| matches!(
+                o.reason,
+                Some(SkipReason::InProgress | SkipReason::Cooldown)
+            )),
+        "{outcomes:#?}"
+    );
+}
+
+// ------------------------------------------------------------------ explain (no I/O)
+
+fn explain(payload: Value, settings: Settings) -> Outcome {
+    let event = autoheal_core::AlarmEvent::from_value(payload).unwrap_or_else(|e| panic!("{e}"));
+    autoheal_core::engine::explain(&shipped(), &event, settings, t0())
+}
+
+#[test]
+fn given_an_ec2_alarm_when_explained_then_it_would_act_at_attempt_one_in_its_layer() {
+    let outcome = explain(ec2_status_check("e1", "ALARM", "i-1"), Settings::default());
+
+    assert_eq!(outcome.decision, "act");
+    assert_eq!(outcome.layer, Some(Layer::Infrastructure));
+    assert_eq!(outcome.rule.as_deref(), Some("ec2-instance-healing"));
+    assert_eq!(outcome.resource_id.as_deref(), Some("i-1"));
+    let detail = outcome.detail.unwrap_or_default();
+    assert!(detail.contains("attempt 1 of at most 3"), "{detail}");
+}
+
+#[test]
+fn given_a_lambda_alarm_when_explained_then_the_platform_layer_is_named() {
+    let outcome = explain(
+        metric_alarm(
+            "e1",
+            "checkout-errors",
+            "ALARM",
+            "AWS/Lambda",
+            "Errors",
+            &[("FunctionName", "checkout")],
+        ),
+        Settings::default(),
+    );
+
+    assert_eq!(outcome.layer, Some(Layer::Platform));
+    assert_eq!(outcome.rule.as_deref(), Some("lambda-function-healing"));
+}
+
+#[test]
+fn given_shadow_mode_when_explained_then_it_would_only_record() {
+    let outcome = explain(
+        ec2_status_check("e1", "ALARM", "i-1"),
+        Settings {
+            mode: Mode::Shadow,
+            ..Settings::default()
+        },
+    );
+
+    assert_eq!(outcome.decision, "skip");
+    assert_eq!(outcome.reason, Some(SkipReason::ShadowMode));
+    assert_eq!(outcome.mode, Some(Mode::Shadow));
+}
+
+#[test]
+fn given_ok_or_insufficient_data_when_explained_then_nothing_would_be_done() {
+    let ok = explain(ec2_status_check("e1", "OK", "i-1"), Settings::default());
+    assert_eq!(ok.reason, Some(SkipReason::NoOpenIncident));
+
+    let unknown = explain(
+        ec2_status_check("e1", "INSUFFICIENT_DATA", "i-1"),
+        Settings::default(),
+    );
+    assert_eq!(unknown.reason, Some(SkipReason::NotActionable));
+}
+
+#[test]
+fn given_an_alarm_no_rule_matches_when_explained_then_no_layer_and_no_matching_rule() {
+    let outcome = explain(composite_sample(), Settings::default());
+
+    assert_eq!(outcome.layer, None);
+    assert_eq!(outcome.rule, None);
+    assert_eq!(outcome.reason, Some(SkipReason::NoMatchingRule));
+}
+
+// ------------------------------------------------------------------ suppression
+
+#[tokio::test]
+async fn given_an_alarm_whose_actions_cloudwatch_suppresses_when_handled_then_nothing_is_written_or_healed()
+ {
+    let engine = infrastructure();
+    let mut suppressed = ec2_status_check("e1", "ALARM", "i-1");
+    suppressed["detail"]["state"]["actionsSuppressedBy"] = json!("Alarm");
+    let mut muted = ec2_status_check("e2", "ALARM", "i-1");
+    muted["detail"]["muteDetail"] = json!({
+        "mutedByArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm-mute-rule:maintenance",
+        "muteWindowStart": "2026-11-24T06:00:00.000+0000",
+        "muteWindowEnd": "2026-11-24T08:00:00.000+0000"
+    });
+
+    for (event, expected) in [(suppressed, "suppressed by Alarm"), (muted, "maintenance")] {
+        let outcome = handle(&engine, event.clone(), "run").await;
+        assert_eq!(outcome.reason, Some(SkipReason::Suppressed), "{outcome:?}");
+        assert!(
+            outcome
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains(expected)),
+            "{outcome:?}"
+        );
+        let explained = explain(event, Settings::default());
+        assert_eq!(explained.reason, Some(SkipReason::Suppressed));
+    }
+    assert_eq!(engine.healer.count(), 0);
+    assert_eq!(engine.store.lock().writes, 0);
+}
+
+#[test]
+fn given_a_disabled_rule_in_one_layer_and_an_enabled_one_in_another_when_explained_then_the_enabled_one_speaks()
+ {
+    // Both rules match the same EC2 status-check alarm; the infrastructure one is disabled.
+    let text = format!(
+        "{}\n{}",
+        autoheal_core::rules::SHIPPED_RULES.replacen(
+            "name = \"ec2-instance-healing\"\n",
+            "name = \"ec2-instance-healing\"\nenabled = false\n",
+            1,
+        ),
+        r#"
+[[rule]]
+name = "status-check-process-restart"
+layer = "application"
+cooldown_seconds = 60
+max_attempts = 1
+[rule.trigger]
+namespace = "AWS/EC2"
+dimensions = ["InstanceId"]
+[rule.resource]
+dimension = "InstanceId"
+[rule.action]
+type = "restart-process"
+service = "app"
+"#
+    );
+    let rules = RuleSet::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let event = autoheal_core::AlarmEvent::from_value(ec2_status_check("e1", "ALARM", "i-1"))
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let (layer, selection) = autoheal_core::resolve::select_any(&rules, &event);
+
+    assert_eq!(layer, Some(Layer::Application));
+    assert_eq!(
+        selection.rule().map(|r| r.name.as_str()),
+        Some("status-check-process-restart")
+    );
+}

@@ -1,0 +1,738 @@
+//! Which rule an event selects (`resolve::select`, `resolve::select_any`) and which resource
+//! it heals.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use autoheal_core::resolve::{
+    RULE_TAG, Selection, placeholders, resolve_resource, select, select_any,
+};
+use autoheal_core::{AlarmEvent, Layer, RuleSet, SkipReason};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use common::*;
+
+fn shipped() -> RuleSet {
+    RuleSet::shipped().unwrap_or_else(|e| panic!("the shipped rules must parse:\n{e}"))
+}
+
+fn rules(text: &str) -> RuleSet {
+    RuleSet::from_toml(text).unwrap_or_else(|e| panic!("the test rules must parse:\n{e}"))
+}
+
+fn event(value: Value) -> AlarmEvent {
+    AlarmEvent::from_value(value).unwrap_or_else(|e| panic!("the test event must parse: {e}"))
+}
+
+/// One input of a metric-math alarm: namespace, metric name and dimensions.
+type Input<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// A metric-math alarm over `metrics`.
+fn math_alarm(alarm_name: &str, metrics: &[Input<'_>]) -> Value {
+    let mut queries = vec![json!({"id": "e1", "expression": "MAX(METRICS())", "returnData": true})];
+    for (index, (namespace, metric, dimensions)) in metrics.iter().enumerate() {
+        let dimensions: serde_json::Map<String, Value> = dimensions
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect();
+        queries.push(json!({
+            "id": format!("m{}", index + 1),
+            "metricStat": {
+                "metric": {"namespace": namespace, "name": metric, "dimensions": dimensions},
+                "period": 60,
+                "stat": "Maximum"
+            },
+            "returnData": false
+        }));
+    }
+    let mut value = metric_alarm("math-1", alarm_name, "ALARM", "x", "x", &[]);
+    value["detail"]["configuration"] = json!({"metrics": queries});
+    value
+}
+
+#[track_caller]
+fn assert_matched(selection: &Selection<'_>, rule: &str, resource: &str) {
+    match selection {
+        Selection::Matched {
+            rule: r,
+            resource_id,
+        } => {
+            assert_eq!(r.name, rule);
+            assert_eq!(resource_id, resource);
+        }
+        other => panic!("expected `{rule}` on `{resource}`, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_unresolved(selection: &Selection<'_>, rule: &str, expected: SkipReason) {
+    match selection {
+        Selection::Unresolved {
+            rule: r,
+            reason,
+            detail,
+        } => {
+            assert_eq!(r.name, rule);
+            assert_eq!(*reason, expected, "{detail}");
+            assert!(!detail.is_empty());
+        }
+        other => panic!("expected `{rule}` unresolved ({expected}), got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_no_match(selection: &Selection<'_>) -> String {
+    match selection {
+        Selection::NoMatch { detail } => detail.clone(),
+        other => panic!("expected no match, got {other:?}"),
+    }
+}
+
+// ------------------------------------------------------------------ the shipped rules
+
+#[test]
+fn given_an_ec2_system_status_check_alarm_when_selected_then_ec2_instance_healing_heals_the_instance()
+ {
+    let rules = shipped();
+    let alarm = event(ec2_status_check("e-1", "ALARM", "i-0abc1234def567890"));
+
+    let selection = select(&rules, &alarm, Layer::Infrastructure);
+
+    assert_matched(&selection, "ec2-instance-healing", "i-0abc1234def567890");
+    assert_eq!(
+        selection.rule().map(|r| r.name.as_str()),
+        Some("ec2-instance-healing")
+    );
+}
+
+#[test]
+fn given_each_ec2_status_check_metric_when_selected_then_ec2_instance_healing_applies() {
+    let rules = shipped();
+    for metric in [
+        "StatusCheckFailed",
+        "StatusCheckFailed_System",
+        "StatusCheckFailed_Instance",
+    ] {
+        let alarm = event(metric_alarm(
+            "e-1",
+            "status",
+            "ALARM",
+            "AWS/EC2",
+            metric,
+            &[("InstanceId", "i-1")],
+        ));
+        assert_matched(
+            &select(&rules, &alarm, Layer::Infrastructure),
+            "ec2-instance-healing",
+            "i-1",
+        );
+    }
+}
+
+#[test]
+fn given_a_lambda_errors_alarm_when_selected_then_lambda_function_healing_heals_the_function() {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "checkout-errors",
+        "ALARM",
+        "AWS/Lambda",
+        "Errors",
+        &[("FunctionName", "checkout")],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Platform),
+        "lambda-function-healing",
+        "checkout",
+    );
+    let (layer, selection) = select_any(&rules, &alarm);
+    assert_eq!(layer, Some(Layer::Platform));
+    assert_matched(&selection, "lambda-function-healing", "checkout");
+}
+
+#[test]
+fn given_an_ebs_stalled_io_alarm_when_selected_then_ebs_volume_healing_heals_the_volume() {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "vol-stalled",
+        "ALARM",
+        "AWS/EBS",
+        "VolumeStalledIOCheck",
+        &[("VolumeId", "vol-0123456789abcdef0")],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Infrastructure),
+        "ebs-volume-healing",
+        "vol-0123456789abcdef0",
+    );
+}
+
+#[test]
+fn given_an_auto_scaling_group_status_alarm_when_selected_then_asg_capacity_healing_applies() {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "asg-status",
+        "ALARM",
+        "AWS/EC2",
+        "StatusCheckFailed",
+        &[("AutoScalingGroupName", "web-asg")],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Infrastructure),
+        "asg-capacity-healing",
+        "web-asg",
+    );
+}
+
+#[test]
+fn given_an_alarm_matching_two_rules_when_selected_then_the_first_in_file_order_wins() {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "both",
+        "ALARM",
+        "AWS/EC2",
+        "StatusCheckFailed",
+        &[("InstanceId", "i-1"), ("AutoScalingGroupName", "web-asg")],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Infrastructure),
+        "ec2-instance-healing",
+        "i-1",
+    );
+}
+
+#[test]
+fn given_an_event_sent_to_the_wrong_layer_when_selected_then_it_belongs_to_another_layer() {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "checkout-errors",
+        "ALARM",
+        "AWS/Lambda",
+        "Errors",
+        &[("FunctionName", "checkout")],
+    ));
+
+    for layer in Layer::ALL
+        .into_iter()
+        .filter(|layer| *layer != Layer::Platform)
+    {
+        match select(&rules, &alarm, layer) {
+            Selection::OtherLayer { rule } => {
+                assert_eq!(rule.name, "lambda-function-healing");
+                assert_eq!(rule.layer, Layer::Platform);
+            }
+            other => panic!("{layer}: expected another layer, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn given_the_aws_metric_math_sample_when_selected_then_no_rule_matches_in_any_layer() {
+    let rules = shipped();
+    let alarm = event(metric_math_sample());
+
+    for layer in Layer::ALL {
+        assert_no_match(&select(&rules, &alarm, layer));
+    }
+    let (layer, selection) = select_any(&rules, &alarm);
+    assert_eq!(layer, None);
+    let detail = assert_no_match(&selection);
+    assert!(detail.contains("metric-math"), "{detail}");
+    assert!(detail.contains("TotalNetworkTrafficTooHigh"), "{detail}");
+    assert!(detail.contains("AWS/EC2/NetworkIn"), "{detail}");
+}
+
+#[test]
+fn given_the_aws_composite_sample_when_selected_then_no_rule_matches() {
+    let rules = shipped();
+    let alarm = event(composite_sample());
+
+    for layer in Layer::ALL {
+        let detail = assert_no_match(&select(&rules, &alarm, layer));
+        assert!(detail.contains("composite"), "{detail}");
+        assert!(detail.contains("ServiceAggregatedAlarm"), "{detail}");
+    }
+    assert_eq!(select_any(&rules, &alarm).0, None);
+}
+
+#[test]
+fn given_the_aws_cpu_utilization_samples_when_selected_then_no_rule_matches() {
+    let rules = shipped();
+    for sample in [single_metric_sample(), anomaly_detection_sample()] {
+        let alarm = event(sample);
+        let (layer, selection) = select_any(&rules, &alarm);
+        assert_eq!(layer, None, "{}", alarm.alarm_name);
+        assert_no_match(&selection);
+    }
+}
+
+#[test]
+fn given_an_empty_dimension_value_when_selected_then_the_resource_is_unresolved_as_empty() {
+    let rules = shipped();
+    for instance in ["", "   "] {
+        let alarm = event(ec2_status_check("e-1", "ALARM", instance));
+        assert_unresolved(
+            &select(&rules, &alarm, Layer::Infrastructure),
+            "ec2-instance-healing",
+            SkipReason::EmptyResourceId,
+        );
+    }
+}
+
+#[test]
+fn given_a_dimension_value_with_surrounding_spaces_when_selected_then_the_id_is_trimmed() {
+    let rules = shipped();
+    let alarm = event(ec2_status_check("e-1", "ALARM", "  i-1 "));
+    assert_matched(
+        &select(&rules, &alarm, Layer::Infrastructure),
+        "ec2-instance-healing",
+        "i-1",
+    );
+}
+
+#[test]
+fn given_a_metric_math_alarm_over_two_instances_when_selected_then_the_resource_is_ambiguous() {
+    let rules = shipped();
+    let alarm = event(math_alarm(
+        "two-instances",
+        &[
+            ("AWS/EC2", "StatusCheckFailed", &[("InstanceId", "i-1")]),
+            ("AWS/EC2", "StatusCheckFailed", &[("InstanceId", "i-2")]),
+        ],
+    ));
+
+    let selection = select(&rules, &alarm, Layer::Infrastructure);
+
+    assert_unresolved(
+        &selection,
+        "ec2-instance-healing",
+        SkipReason::AmbiguousResource,
+    );
+    if let Selection::Unresolved { detail, .. } = &selection {
+        assert!(detail.contains("i-1") && detail.contains("i-2"), "{detail}");
+    }
+}
+
+#[test]
+fn given_a_metric_math_alarm_over_one_instance_when_selected_then_that_instance_is_healed() {
+    let rules = shipped();
+    let alarm = event(math_alarm(
+        "one-instance",
+        &[
+            (
+                "AWS/EC2",
+                "StatusCheckFailed_System",
+                &[("InstanceId", "i-1")],
+            ),
+            (
+                "AWS/EC2",
+                "StatusCheckFailed_Instance",
+                &[("InstanceId", "i-1")],
+            ),
+        ],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Infrastructure),
+        "ec2-instance-healing",
+        "i-1",
+    );
+}
+
+#[test]
+fn given_a_metric_math_alarm_where_only_one_input_matches_when_selected_then_its_dimension_is_used()
+{
+    let rules = shipped();
+    let alarm = event(math_alarm(
+        "mixed",
+        &[
+            ("AWS/EC2", "StatusCheckFailed", &[("InstanceId", "i-1")]),
+            ("AWS/EC2", "CPUUtilization", &[("InstanceId", "i-2")]),
+        ],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Infrastructure),
+        "ec2-instance-healing",
+        "i-1",
+    );
+}
+
+#[test]
+fn given_the_rule_tag_when_selected_then_it_overrides_metric_matching() {
+    let rules = shipped();
+    let alarm = event(with_tags(
+        ec2_status_check("e-1", "ALARM", "i-1"),
+        json!({RULE_TAG: "memory-leak-healing"}),
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Application),
+        "memory-leak-healing",
+        "i-1",
+    );
+    match select(&rules, &alarm, Layer::Infrastructure) {
+        Selection::OtherLayer { rule } => assert_eq!(rule.name, "memory-leak-healing"),
+        other => panic!("expected the tagged rule's layer to own the event, got {other:?}"),
+    }
+    assert_eq!(select_any(&rules, &alarm).0, Some(Layer::Application));
+}
+
+#[test]
+fn given_the_rule_tag_as_a_tag_list_when_selected_then_it_overrides_metric_matching() {
+    let rules = shipped();
+    let alarm = event(with_tags(
+        ec2_status_check("e-1", "ALARM", "i-1"),
+        json!([{"Key": RULE_TAG, "Value": "memory-leak-healing"}]),
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Application),
+        "memory-leak-healing",
+        "i-1",
+    );
+}
+
+#[test]
+fn given_the_rule_tag_naming_an_unknown_rule_when_selected_then_nothing_matches() {
+    let rules = shipped();
+    let alarm = event(with_tags(
+        ec2_status_check("e-1", "ALARM", "i-1"),
+        json!({RULE_TAG: "no-such-rule"}),
+    ));
+
+    let detail = assert_no_match(&select(&rules, &alarm, Layer::Infrastructure));
+    assert!(detail.contains("no-such-rule"), "{detail}");
+}
+
+#[test]
+fn given_an_alarm_name_prefix_when_selected_then_the_application_rule_applies() {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "circuit-breaker-healing-checkout",
+        "ALARM",
+        "MyApp",
+        "BreakerOpen",
+        &[("Service", "checkout")],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Application),
+        "circuit-breaker-healing",
+        "checkout",
+    );
+}
+
+#[test]
+fn given_a_name_matched_alarm_without_the_dimension_when_selected_then_it_is_unresolved() {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "connection-pool-healing-orders",
+        "ALARM",
+        "MyApp",
+        "PoolExhausted",
+        &[("Host", "a")],
+    ));
+
+    assert_unresolved(
+        &select(&rules, &alarm, Layer::Application),
+        "connection-pool-healing",
+        SkipReason::ResourceUnresolved,
+    );
+}
+
+#[test]
+fn given_an_ecs_alarm_when_selected_then_the_template_joins_cluster_and_service() {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "web-tasks",
+        "ALARM",
+        "ECS/ContainerInsights",
+        "RunningTaskCount",
+        &[("ClusterName", "prod"), ("ServiceName", "web")],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Platform),
+        "ecs-service-healing",
+        "prod/web",
+    );
+}
+
+#[test]
+fn given_a_target_group_alarm_when_selected_then_the_template_fills_region_and_account() {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "unhealthy-hosts",
+        "ALARM",
+        "AWS/ApplicationELB",
+        "UnHealthyHostCount",
+        &[
+            ("TargetGroup", "targetgroup/web/0123456789abcdef"),
+            ("LoadBalancer", "app/web/fedcba9876543210"),
+        ],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Network),
+        "alb-target-healing",
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef",
+    );
+}
+
+#[test]
+fn given_an_event_without_region_when_the_template_needs_it_then_the_resource_is_empty() {
+    let rules = shipped();
+    let mut value = metric_alarm(
+        "e-1",
+        "unhealthy-hosts",
+        "ALARM",
+        "AWS/ApplicationELB",
+        "UnHealthyHostCount",
+        &[("TargetGroup", "targetgroup/web/0123456789abcdef")],
+    );
+    value.as_object_mut().expect("object").remove("region");
+
+    assert_unresolved(
+        &select(&rules, &event(value), Layer::Network),
+        "alb-target-healing",
+        SkipReason::EmptyResourceId,
+    );
+}
+
+// ------------------------------------------------------------------ rules written for the test
+
+const TEST_RULES: &str = r#"
+[[rule]]
+name = "disabled-ec2"
+layer = "infrastructure"
+enabled = false
+cooldown_seconds = 60
+max_attempts = 1
+[rule.trigger]
+namespace = "AWS/EC2"
+dimensions = ["InstanceId"]
+[rule.resource]
+dimension = "InstanceId"
+[rule.action]
+type = "replace-ec2-instance"
+
+[[rule]]
+name = "disabled-ebs"
+layer = "infrastructure"
+enabled = false
+cooldown_seconds = 60
+max_attempts = 1
+[rule.trigger]
+namespace = "AWS/EBS"
+[rule.resource]
+dimension = "VolumeId"
+[rule.action]
+type = "repair-ebs-volume"
+
+[[rule]]
+name = "enabled-ebs"
+layer = "infrastructure"
+cooldown_seconds = 60
+max_attempts = 1
+[rule.trigger]
+namespace = "AWS/EBS"
+[rule.resource]
+dimension = "VolumeId"
+[rule.action]
+type = "repair-ebs-volume"
+
+[[rule]]
+name = "composite-by-tag"
+layer = "platform"
+cooldown_seconds = 60
+max_attempts = 1
+[rule.trigger]
+alarm_name_prefixes = ["svc-"]
+[rule.resource]
+alarm_tag = "service"
+[rule.action]
+type = "restart-ecs-service"
+
+[[rule]]
+name = "ecs-by-template"
+layer = "platform"
+cooldown_seconds = 60
+max_attempts = 1
+[rule.trigger]
+namespace = "ECS/ContainerInsights"
+[rule.resource]
+template = "{ClusterName}/{ServiceName}@{aws.region}"
+[rule.action]
+type = "restart-ecs-service"
+"#;
+
+#[test]
+fn given_only_a_disabled_rule_matches_when_selected_then_the_selection_is_disabled() {
+    let rules = rules(TEST_RULES);
+    let alarm = event(ec2_status_check("e-1", "ALARM", "i-1"));
+
+    match select(&rules, &alarm, Layer::Infrastructure) {
+        Selection::Disabled { rule } => assert_eq!(rule.name, "disabled-ec2"),
+        other => panic!("expected a disabled rule, got {other:?}"),
+    }
+    let (layer, selection) = select_any(&rules, &alarm);
+    assert_eq!(layer, Some(Layer::Infrastructure));
+    assert!(
+        matches!(selection, Selection::Disabled { .. }),
+        "{selection:?}"
+    );
+}
+
+#[test]
+fn given_a_disabled_rule_before_an_enabled_one_when_selected_then_the_enabled_rule_wins() {
+    let rules = rules(TEST_RULES);
+    let alarm = event(metric_alarm(
+        "e-1",
+        "vol",
+        "ALARM",
+        "AWS/EBS",
+        "VolumeStalledIOCheck",
+        &[("VolumeId", "vol-1")],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Infrastructure),
+        "enabled-ebs",
+        "vol-1",
+    );
+}
+
+#[test]
+fn given_a_composite_alarm_tagged_with_its_resource_when_selected_then_the_tag_names_it() {
+    let rules = rules(TEST_RULES);
+    let mut value = composite_sample();
+    value["detail"]["alarmName"] = json!("svc-checkout-health");
+    let alarm = event(with_tags(value, json!({"service": " checkout "})));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Platform),
+        "composite-by-tag",
+        "checkout",
+    );
+}
+
+#[test]
+fn given_a_composite_alarm_without_or_with_an_empty_resource_tag_then_it_is_unresolved() {
+    let rules = rules(TEST_RULES);
+    let mut value = composite_sample();
+    value["detail"]["alarmName"] = json!("svc-checkout-health");
+
+    let untagged = event(value.clone());
+    assert_unresolved(
+        &select(&rules, &untagged, Layer::Platform),
+        "composite-by-tag",
+        SkipReason::ResourceUnresolved,
+    );
+    let empty = event(with_tags(value, json!({"service": ""})));
+    assert_unresolved(
+        &select(&rules, &empty, Layer::Platform),
+        "composite-by-tag",
+        SkipReason::EmptyResourceId,
+    );
+}
+
+#[test]
+fn given_a_composite_alarm_tagged_with_a_rule_when_selected_then_the_tagged_rule_applies() {
+    let rules = rules(TEST_RULES);
+    let alarm = event(with_tags(
+        composite_sample(),
+        json!({RULE_TAG: "composite-by-tag", "service": "orders"}),
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Platform),
+        "composite-by-tag",
+        "orders",
+    );
+}
+
+#[test]
+fn given_a_template_with_a_missing_dimension_when_selected_then_it_is_unresolved() {
+    let rules = rules(TEST_RULES);
+    let alarm = event(metric_alarm(
+        "e-1",
+        "tasks",
+        "ALARM",
+        "ECS/ContainerInsights",
+        "RunningTaskCount",
+        &[("ClusterName", "prod")],
+    ));
+
+    assert_unresolved(
+        &select(&rules, &alarm, Layer::Platform),
+        "ecs-by-template",
+        SkipReason::ResourceUnresolved,
+    );
+}
+
+#[test]
+fn given_a_template_over_dimensions_and_region_when_resolved_then_all_placeholders_are_filled() {
+    let rules = rules(TEST_RULES);
+    let alarm = event(metric_alarm(
+        "e-1",
+        "tasks",
+        "ALARM",
+        "ECS/ContainerInsights",
+        "RunningTaskCount",
+        &[("ClusterName", "prod"), ("ServiceName", "web")],
+    ));
+    let rule = rules.get("ecs-by-template").expect("test rule");
+
+    assert_eq!(
+        resolve_resource(rule, &alarm),
+        Ok("prod/web@us-east-1".to_owned())
+    );
+}
+
+#[test]
+fn given_templates_when_their_placeholders_are_listed_then_names_or_errors_come_back() {
+    assert_eq!(
+        placeholders("{ClusterName}/{ServiceName}"),
+        Ok(vec!["ClusterName", "ServiceName"])
+    );
+    assert_eq!(placeholders("plain"), Ok(vec![]));
+    assert!(placeholders("{open").is_err());
+    assert!(placeholders("close}").is_err());
+    assert!(placeholders("{}").is_err());
+}
+
+proptest! {
+    #[test]
+    fn given_any_instance_id_when_selected_then_a_match_is_trimmed_and_non_empty(
+        instance in ".{0,24}"
+    ) {
+        let rules = shipped();
+        let alarm = event(ec2_status_check("e-1", "ALARM", &instance));
+        match select(&rules, &alarm, Layer::Infrastructure) {
+            Selection::Matched { resource_id, .. } => {
+                prop_assert!(!resource_id.is_empty());
+                prop_assert_eq!(resource_id.as_str(), instance.trim());
+            }
+            Selection::Unresolved { reason, .. } => {
+                prop_assert_eq!(reason, SkipReason::EmptyResourceId);
+                prop_assert!(instance.trim().is_empty());
+            }
+            other => prop_assert!(false, "unexpected selection {:?}", other),
+        }
+    }
+}

@@ -1,0 +1,849 @@
+//! The rules file: the shipped rules, and the errors of invalid files (rule, field, line).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use autoheal_core::rules::{RuleProblem, SHIPPED_RULES};
+use autoheal_core::{Action, Layer, Mode, RuleSet};
+
+fn shipped() -> RuleSet {
+    RuleSet::shipped().unwrap_or_else(|e| panic!("the shipped rules must parse:\n{e}"))
+}
+
+fn parse(text: &str) -> RuleSet {
+    RuleSet::from_toml(text).unwrap_or_else(|e| panic!("the rules should parse:\n{e}"))
+}
+
+fn problems(text: &str) -> Vec<RuleProblem> {
+    match RuleSet::from_toml(text) {
+        Ok(rules) => panic!(
+            "the rules should be rejected, got {:?}",
+            rules.rules().iter().map(|r| &r.name).collect::<Vec<_>>()
+        ),
+        Err(error) => {
+            assert!(!error.problems.is_empty(), "an error without problems");
+            error.problems
+        }
+    }
+}
+
+fn first_problem(text: &str) -> RuleProblem {
+    problems(text).remove(0)
+}
+
+/// The 1-based line of the first line containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|line| line.contains(needle))
+        .unwrap_or_else(|| panic!("`{needle}` is not in the text"))
+        + 1
+}
+
+/// The 1-based line of the `nth` (1-based) line that is exactly `wanted`.
+fn exact_line_of(text: &str, wanted: &str, nth: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| *line == wanted)
+        .nth(nth - 1)
+        .unwrap_or_else(|| panic!("no line #{nth} `{wanted}`"))
+        .0
+        + 1
+}
+
+/// The 1-based line of the `[[rule]]` header of the rule named `name`.
+fn header_of(text: &str, name: &str) -> usize {
+    let name_line = line_of(text, &format!("name = \"{name}\""));
+    let header = text
+        .lines()
+        .take(name_line)
+        .collect::<Vec<_>>()
+        .iter()
+        .rposition(|line| line.trim() == "[[rule]]")
+        .expect("a header above the name");
+    header + 1
+}
+
+/// Replaces `from` (which must occur) once.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "`{from}` is not in the text");
+    text.replacen(from, to, 1)
+}
+
+fn assert_problem(problem: &RuleProblem, rule: &str, field: &str, line: usize) {
+    assert_eq!(problem.rule.as_deref(), Some(rule), "rule of {problem:?}");
+    assert_eq!(
+        problem.field.as_deref(),
+        Some(field),
+        "field of {problem:?}"
+    );
+    assert_eq!(problem.line, Some(line), "line of {problem:?}");
+    assert!(!problem.message.is_empty(), "message of {problem:?}");
+}
+
+// ------------------------------------------------------------------ the shipped rules
+
+const REFERENCE_RULES: [(&str, Layer, u64, u32); 12] = [
+    ("ec2-instance-healing", Layer::Infrastructure, 600, 3),
+    ("asg-capacity-healing", Layer::Infrastructure, 300, 5),
+    ("ebs-volume-healing", Layer::Infrastructure, 1800, 2),
+    ("ecs-service-healing", Layer::Platform, 300, 3),
+    ("lambda-function-healing", Layer::Platform, 600, 2),
+    ("rds-instance-healing", Layer::Platform, 1800, 2),
+    ("circuit-breaker-healing", Layer::Application, 300, 5),
+    ("memory-leak-healing", Layer::Application, 600, 3),
+    ("connection-pool-healing", Layer::Application, 180, 4),
+    ("database-corruption-healing", Layer::Data, 3600, 2),
+    ("cache-invalidation-healing", Layer::Data, 300, 3),
+    ("backup-verification-healing", Layer::Data, 7200, 2),
+];
+
+#[test]
+fn given_the_shipped_file_when_parsed_then_it_is_valid_and_equals_the_compiled_in_text() {
+    let rules = shipped();
+    assert_eq!(rules, parse(SHIPPED_RULES));
+    assert!(!rules.rules().is_empty());
+}
+
+#[test]
+fn given_the_shipped_rules_then_the_non_network_rules_are_exactly_the_twelve_reference_rules() {
+    let rules = shipped();
+    let names: BTreeSet<&str> = rules
+        .rules()
+        .iter()
+        .filter(|rule| rule.layer != Layer::Network)
+        .map(|rule| rule.name.as_str())
+        .collect();
+    let expected: BTreeSet<&str> = REFERENCE_RULES.iter().map(|(name, ..)| *name).collect();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn given_the_shipped_rules_then_each_reference_rule_has_its_layer_cooldown_and_max_attempts() {
+    let rules = shipped();
+    for (name, layer, cooldown, max_attempts) in REFERENCE_RULES {
+        let rule = rules
+            .get(name)
+            .unwrap_or_else(|| panic!("rule `{name}` is missing"));
+        assert_eq!(rule.layer, layer, "{name}");
+        assert_eq!(rule.policy.cooldown_seconds, cooldown, "{name}");
+        assert_eq!(rule.policy.max_attempts, max_attempts, "{name}");
+    }
+}
+
+#[test]
+fn given_the_shipped_rules_then_there_are_at_least_two_network_rules() {
+    let rules = shipped();
+    let network: Vec<&str> = rules
+        .of_layer(Layer::Network)
+        .map(|rule| rule.name.as_str())
+        .collect();
+    assert!(network.len() >= 2, "{network:?}");
+}
+
+#[test]
+fn given_the_shipped_rules_then_every_rule_is_enabled_enforcing_and_in_its_actions_layer() {
+    for rule in shipped().rules() {
+        assert!(rule.enabled, "{}", rule.name);
+        assert_eq!(rule.mode, Mode::Enforce, "{}", rule.name);
+        assert_eq!(rule.action.layer(), rule.layer, "{}", rule.name);
+        assert!(!rule.description.is_empty(), "{}", rule.name);
+    }
+}
+
+#[test]
+fn given_the_shipped_rules_then_the_file_defaults_apply_to_every_rule() {
+    for rule in shipped().rules() {
+        assert_eq!(rule.policy.stable_period_seconds, 900, "{}", rule.name);
+        assert_eq!(rule.policy.backoff_max_seconds, 3600, "{}", rule.name);
+        assert_eq!(rule.policy.lease_seconds, 900, "{}", rule.name);
+    }
+}
+
+#[test]
+fn given_the_shipped_rules_then_the_counts_per_layer_add_up() {
+    let rules = shipped();
+    let counts = rules.counts();
+    for layer in Layer::ALL {
+        let expected = rules.of_layer(layer).count();
+        assert_eq!(counts.get(&layer), Some(&(expected, expected)), "{layer}");
+    }
+    for layer in [
+        Layer::Infrastructure,
+        Layer::Platform,
+        Layer::Application,
+        Layer::Data,
+    ] {
+        assert_eq!(counts.get(&layer), Some(&(3, 3)), "{layer}");
+    }
+    let total: usize = counts.values().map(|(all, _)| all).sum();
+    assert_eq!(total, rules.rules().len());
+}
+
+#[test]
+fn given_the_shipped_rules_then_the_actions_carry_their_parameters() {
+    let rules = shipped();
+    let action = |name: &str| rules.get(name).expect("shipped rule").action.clone();
+    assert_eq!(
+        action("ec2-instance-healing"),
+        Action::ReplaceEc2Instance {
+            preserve_elastic_ip: true
+        }
+    );
+    assert_eq!(
+        action("lambda-function-healing"),
+        Action::RollbackLambdaAlias {
+            alias: "live".to_owned()
+        }
+    );
+    assert_eq!(
+        action("asg-capacity-healing"),
+        Action::ScaleOutAutoScalingGroup {
+            increment: 2,
+            replace_unhealthy: true
+        }
+    );
+    assert_eq!(action("ecs-service-healing").kind(), "restart-ecs-service");
+}
+
+#[test]
+fn given_a_rule_name_that_is_not_shipped_then_get_finds_nothing() {
+    assert!(shipped().get("no-such-rule").is_none());
+}
+
+// ------------------------------------------------------------------ small valid files
+
+const BASE: &str = r#"# two rules
+[defaults]
+stable_period_seconds = 900
+
+[[rule]]
+name = "first-rule"
+layer = "infrastructure"
+cooldown_seconds = 600
+max_attempts = 3
+[rule.trigger]
+namespace = "AWS/EC2"
+metrics = ["StatusCheckFailed"]
+dimensions = ["InstanceId"]
+[rule.resource]
+dimension = "InstanceId"
+[rule.action]
+type = "replace-ec2-instance"
+
+[[rule]]
+name = "second-rule"
+layer = "platform"
+cooldown_seconds = 300
+max_attempts = 2
+[rule.trigger]
+namespace = "AWS/Lambda"
+metrics = ["Errors"]
+dimensions = ["FunctionName"]
+[rule.resource]
+dimension = "FunctionName"
+[rule.action]
+type = "rollback-lambda-alias"
+alias = "live"
+"#;
+
+#[test]
+fn given_a_minimal_file_when_parsed_then_defaults_fill_in_what_is_not_written() {
+    let rules = parse(BASE);
+    assert_eq!(rules.rules().len(), 2);
+    let first = rules.get("first-rule").expect("first rule");
+    assert!(first.enabled);
+    assert_eq!(first.mode, Mode::Enforce);
+    assert_eq!(first.description, "");
+    assert_eq!(
+        first.action,
+        Action::ReplaceEc2Instance {
+            preserve_elastic_ip: true
+        }
+    );
+    assert_eq!(first.policy.stable_period_seconds, 900);
+    assert_eq!(first.policy.backoff_max_seconds, 3600);
+    assert_eq!(first.policy.lease_seconds, 900);
+}
+
+#[test]
+fn given_rules_in_a_file_when_parsed_then_file_order_is_kept() {
+    let names: Vec<String> = parse(BASE).rules().iter().map(|r| r.name.clone()).collect();
+    assert_eq!(names, ["first-rule", "second-rule"]);
+}
+
+#[test]
+fn given_per_rule_timings_when_parsed_then_they_override_the_defaults() {
+    let text = edit(
+        BASE,
+        "max_attempts = 2\n",
+        "max_attempts = 2\nstable_period_seconds = 60\nbackoff_max_seconds = 120\nlease_seconds = 30\n",
+    );
+    let rules = parse(&text);
+    let policy = rules.get("second-rule").expect("second rule").policy;
+    assert_eq!(policy.stable_period_seconds, 60);
+    assert_eq!(policy.backoff_max_seconds, 120);
+    assert_eq!(policy.lease_seconds, 30);
+    assert_eq!(
+        rules
+            .get("first-rule")
+            .expect("first")
+            .policy
+            .backoff_max_seconds,
+        3600
+    );
+}
+
+#[test]
+fn given_no_defaults_table_when_parsed_then_the_built_in_defaults_apply() {
+    let text = edit(BASE, "[defaults]\nstable_period_seconds = 900\n", "");
+    let policy = parse(&text).get("first-rule").expect("first").policy;
+    assert_eq!(policy.stable_period_seconds, 900);
+    assert_eq!(policy.backoff_max_seconds, 3600);
+    assert_eq!(policy.lease_seconds, 900);
+}
+
+#[test]
+fn given_a_disabled_shadow_rule_when_parsed_then_it_is_disabled_and_in_shadow_mode() {
+    let text = edit(
+        BASE,
+        "layer = \"platform\"\n",
+        "layer = \"platform\"\nenabled = false\nmode = \"shadow\"\n",
+    );
+    let rules = parse(&text);
+    let rule = rules.get("second-rule").expect("second rule");
+    assert!(!rule.enabled);
+    assert_eq!(rule.mode, Mode::Shadow);
+    assert_eq!(rules.counts().get(&Layer::Platform), Some(&(1, 0)));
+}
+
+#[test]
+fn given_an_empty_file_when_parsed_then_there_are_no_rules() {
+    assert!(parse("").rules().is_empty());
+    assert!(parse("# nothing yet\n").rules().is_empty());
+}
+
+#[test]
+fn given_a_template_over_dimensions_and_the_region_when_parsed_then_it_is_accepted() {
+    let text = edit(
+        BASE,
+        "dimension = \"FunctionName\"",
+        "template = \"arn:aws:lambda:{aws.region}:{aws.account}:function:{FunctionName}\"",
+    );
+    let rules = parse(&text);
+    assert_eq!(
+        rules
+            .get("second-rule")
+            .expect("rule")
+            .resource
+            .template
+            .as_deref(),
+        Some("arn:aws:lambda:{aws.region}:{aws.account}:function:{FunctionName}")
+    );
+}
+
+#[test]
+fn given_a_trigger_by_alarm_name_prefix_only_when_parsed_then_it_is_accepted() {
+    let text = edit(
+        BASE,
+        "namespace = \"AWS/Lambda\"\nmetrics = [\"Errors\"]\ndimensions = [\"FunctionName\"]\n",
+        "alarm_name_prefixes = [\"lambda-\"]\n",
+    );
+    let rules = parse(&text);
+    let trigger = &rules.get("second-rule").expect("rule").trigger;
+    assert_eq!(trigger.namespace, None);
+    assert_eq!(trigger.alarm_name_prefixes, ["lambda-"]);
+}
+
+// ------------------------------------------------------------------ invalid files
+
+#[test]
+fn given_an_unknown_action_type_when_parsed_then_the_problem_names_rule_action_type_and_line() {
+    let text = edit(
+        BASE,
+        "type = \"rollback-lambda-alias\"",
+        "type = \"reboot-everything\"",
+    );
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "action.type",
+        line_of(&text, "reboot-everything"),
+    );
+    assert!(problem.message.contains("reboot-everything"), "{problem:?}");
+}
+
+#[test]
+fn given_a_negative_cooldown_when_parsed_then_the_problem_names_rule_cooldown_and_line() {
+    let text = edit(BASE, "cooldown_seconds = 300", "cooldown_seconds = -5");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "cooldown_seconds",
+        line_of(&text, "cooldown_seconds = -5"),
+    );
+    assert!(problem.message.contains("-5"), "{problem:?}");
+}
+
+#[test]
+fn given_a_cooldown_written_as_a_string_when_parsed_then_the_problem_names_cooldown() {
+    let text = edit(BASE, "cooldown_seconds = 300", "cooldown_seconds = \"300\"");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "cooldown_seconds",
+        line_of(&text, "cooldown_seconds = \"300\""),
+    );
+}
+
+#[test]
+fn given_a_duplicate_rule_name_when_parsed_then_the_problem_names_the_rule_name_and_second_line() {
+    let text = edit(BASE, "name = \"second-rule\"", "name = \"first-rule\"");
+    let second_header = line_of(&text, "layer = \"platform\"") - 2;
+    let problem = first_problem(&text);
+    assert_problem(&problem, "first-rule", "name", second_header);
+    assert!(problem.message.contains("duplicate"), "{problem:?}");
+}
+
+#[test]
+fn given_a_missing_required_field_when_parsed_then_the_problem_names_rule_and_that_field() {
+    let text = edit(
+        BASE,
+        "cooldown_seconds = 300\nmax_attempts = 2\n",
+        "cooldown_seconds = 300\n",
+    );
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "max_attempts",
+        header_of(&text, "second-rule"),
+    );
+    assert!(problem.message.contains("missing"), "{problem:?}");
+}
+
+#[test]
+fn given_a_missing_resource_table_when_parsed_then_the_problem_names_rule_and_resource() {
+    let text = edit(BASE, "[rule.resource]\ndimension = \"FunctionName\"\n", "");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "resource",
+        header_of(&text, "second-rule"),
+    );
+}
+
+#[test]
+fn given_an_action_of_another_layer_when_parsed_then_the_problem_names_rule_and_action_type() {
+    let text = edit(BASE, "layer = \"platform\"", "layer = \"data\"");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "action.type",
+        header_of(&text, "second-rule"),
+    );
+    assert!(
+        problem.message.contains("rollback-lambda-alias")
+            && problem.message.contains("platform")
+            && problem.message.contains("data"),
+        "{problem:?}"
+    );
+}
+
+#[test]
+fn given_an_empty_resource_selector_when_parsed_then_the_problem_names_rule_and_resource() {
+    let text = edit(
+        BASE,
+        "[rule.resource]\ndimension = \"FunctionName\"\n",
+        "[rule.resource]\n",
+    );
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "resource",
+        header_of(&text, "second-rule"),
+    );
+}
+
+#[test]
+fn given_an_empty_resource_dimension_when_parsed_then_the_problem_names_resource_dimension() {
+    let text = edit(BASE, "dimension = \"FunctionName\"", "dimension = \"  \"");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "resource.dimension",
+        header_of(&text, "second-rule"),
+    );
+}
+
+#[test]
+fn given_two_resource_selectors_when_parsed_then_the_problem_names_resource() {
+    let text = edit(
+        BASE,
+        "dimension = \"FunctionName\"",
+        "dimension = \"FunctionName\"\nalarm_tag = \"function\"",
+    );
+    assert_problem(
+        &first_problem(&text),
+        "second-rule",
+        "resource",
+        header_of(&text, "second-rule"),
+    );
+}
+
+#[test]
+fn given_bad_resource_templates_when_parsed_then_the_problem_names_resource_template() {
+    for template in ["no-placeholder", "{FunctionName", "{}", "{a}}", "{a{b}"] {
+        let text = edit(
+            BASE,
+            "dimension = \"FunctionName\"",
+            &format!("template = \"{template}\""),
+        );
+        assert_problem(
+            &first_problem(&text),
+            "second-rule",
+            "resource.template",
+            header_of(&text, "second-rule"),
+        );
+    }
+}
+
+#[test]
+fn given_max_attempts_zero_when_parsed_then_the_problem_names_rule_and_max_attempts() {
+    let text = edit(BASE, "max_attempts = 2", "max_attempts = 0");
+    assert_problem(
+        &first_problem(&text),
+        "second-rule",
+        "max_attempts",
+        header_of(&text, "second-rule"),
+    );
+}
+
+#[test]
+fn given_a_lease_of_zero_when_parsed_then_the_problem_names_lease_seconds() {
+    let text = edit(
+        BASE,
+        "max_attempts = 2",
+        "max_attempts = 2\nlease_seconds = 0",
+    );
+    assert_problem(
+        &first_problem(&text),
+        "second-rule",
+        "lease_seconds",
+        header_of(&text, "second-rule"),
+    );
+}
+
+#[test]
+fn given_a_default_lease_of_zero_when_parsed_then_every_rule_reports_lease_seconds() {
+    let text = edit(BASE, "stable_period_seconds = 900", "lease_seconds = 0");
+    let found = problems(&text);
+    let rules: Vec<Option<&str>> = found.iter().map(|p| p.rule.as_deref()).collect();
+    assert_eq!(rules, [Some("first-rule"), Some("second-rule")]);
+    assert!(
+        found
+            .iter()
+            .all(|p| p.field.as_deref() == Some("lease_seconds"))
+    );
+}
+
+#[test]
+fn given_a_typo_in_a_rule_field_when_parsed_then_the_problem_names_the_unknown_field_once() {
+    let text = edit(BASE, "cooldown_seconds = 300", "cooldown_secs = 300");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "cooldown_secs",
+        line_of(&text, "cooldown_secs"),
+    );
+    assert!(problem.message.contains("unknown field"), "{problem:?}");
+}
+
+#[test]
+fn given_a_typo_in_a_nested_table_when_parsed_then_the_field_is_the_dotted_path() {
+    for (from, to, field) in [
+        (
+            "namespace = \"AWS/Lambda\"",
+            "namespaces = \"AWS/Lambda\"",
+            "trigger.namespaces",
+        ),
+        (
+            "dimension = \"FunctionName\"",
+            "dimenson = \"FunctionName\"",
+            "resource.dimenson",
+        ),
+    ] {
+        let text = edit(BASE, from, to);
+        assert_problem(
+            &first_problem(&text),
+            "second-rule",
+            field,
+            line_of(&text, to),
+        );
+    }
+}
+
+#[test]
+fn given_a_typo_in_an_action_parameter_when_parsed_then_the_problem_points_at_the_action_table() {
+    let text = edit(BASE, "alias = \"live\"", "alais = \"live\"");
+    // The action is read as a whole (its `type` picks the parameters), so the line is the
+    // one of its table.
+    let action_table = line_of(&text, "alais") - 2;
+    assert_eq!(exact_line_of(&text, "[rule.action]", 2), action_table);
+    assert_problem(
+        &first_problem(&text),
+        "second-rule",
+        "action.alais",
+        action_table,
+    );
+}
+
+#[test]
+fn given_an_unknown_layer_when_parsed_then_the_problem_names_rule_and_layer() {
+    let text = edit(BASE, "layer = \"platform\"", "layer = \"plattform\"");
+    assert_problem(
+        &first_problem(&text),
+        "second-rule",
+        "layer",
+        line_of(&text, "plattform"),
+    );
+}
+
+#[test]
+fn given_a_value_without_quotes_when_parsed_then_the_toml_error_names_rule_field_and_line() {
+    let text = edit(BASE, "cooldown_seconds = 300", "cooldown_seconds = soon");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "cooldown_seconds",
+        line_of(&text, "cooldown_seconds = soon"),
+    );
+    assert!(problem.message.starts_with("not valid TOML"), "{problem:?}");
+}
+
+#[test]
+fn given_an_unterminated_string_in_an_action_when_parsed_then_the_toml_error_names_action_field() {
+    let text = edit(BASE, "alias = \"live\"", "alias = \"live");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "action.alias",
+        line_of(&text, "alias = \"live"),
+    );
+}
+
+#[test]
+fn given_a_duplicated_key_when_parsed_then_the_toml_error_names_rule_field_and_line() {
+    let text = edit(
+        BASE,
+        "max_attempts = 2",
+        "max_attempts = 2\nmax_attempts = 4",
+    );
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "max_attempts",
+        line_of(&text, "max_attempts = 4"),
+    );
+}
+
+#[test]
+fn given_an_unclosed_table_header_when_parsed_then_the_toml_error_names_rule_and_table() {
+    let text = edit(
+        BASE,
+        "[rule.resource]\ndimension = \"FunctionName\"",
+        "[rule.resource\ndimension = \"FunctionName\"",
+    );
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "resource",
+        exact_line_of(&text, "[rule.resource", 1),
+    );
+}
+
+#[test]
+fn given_invalid_toml_in_a_rule_without_a_readable_name_then_the_rule_is_named_by_position() {
+    let text = edit(BASE, "name = \"second-rule\"", "name = \"second-rule");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "rule #2",
+        "name",
+        line_of(&text, "name = \"second-rule"),
+    );
+}
+
+#[test]
+fn given_a_typo_in_the_defaults_when_parsed_then_the_problem_names_the_defaults_field() {
+    let text = edit(
+        BASE,
+        "stable_period_seconds = 900",
+        "stable_period_secs = 900",
+    );
+    let problem = first_problem(&text);
+    assert_eq!(problem.rule, None, "{problem:?}");
+    assert_eq!(
+        problem.field.as_deref(),
+        Some("defaults.stable_period_secs"),
+        "{problem:?}"
+    );
+    assert_eq!(problem.line, Some(line_of(&text, "stable_period_secs")));
+}
+
+#[test]
+fn given_bad_rule_names_when_parsed_then_the_problem_names_the_name_field() {
+    for (name, label) in [
+        ("Second_Rule", "Second_Rule"),
+        ("2nd", "2nd"),
+        ("", "rule #2"),
+    ] {
+        let text = edit(
+            BASE,
+            "name = \"second-rule\"",
+            &format!("name = \"{name}\""),
+        );
+        let problem = first_problem(&text);
+        assert_eq!(problem.rule.as_deref(), Some(label), "{problem:?}");
+        assert_eq!(problem.field.as_deref(), Some("name"), "{problem:?}");
+        assert!(problem.line.is_some(), "{problem:?}");
+    }
+}
+
+#[test]
+fn given_a_trigger_without_namespace_or_prefix_when_parsed_then_the_problem_names_trigger() {
+    let text = edit(
+        BASE,
+        "namespace = \"AWS/Lambda\"\nmetrics = [\"Errors\"]\ndimensions = [\"FunctionName\"]\n",
+        "",
+    );
+    assert_problem(
+        &first_problem(&text),
+        "second-rule",
+        "trigger",
+        header_of(&text, "second-rule"),
+    );
+}
+
+#[test]
+fn given_metrics_without_namespace_when_parsed_then_the_problem_names_trigger_namespace() {
+    let text = edit(
+        BASE,
+        "namespace = \"AWS/Lambda\"\n",
+        "alarm_name_prefixes = [\"lambda-\"]\n",
+    );
+    assert_problem(
+        &first_problem(&text),
+        "second-rule",
+        "trigger.namespace",
+        header_of(&text, "second-rule"),
+    );
+}
+
+#[test]
+fn given_empty_strings_in_a_trigger_when_parsed_then_the_problem_names_the_list() {
+    let text = edit(
+        BASE,
+        "metrics = [\"Errors\"]",
+        "metrics = [\"Errors\", \"\"]",
+    );
+    assert_problem(
+        &first_problem(&text),
+        "second-rule",
+        "trigger.metrics",
+        header_of(&text, "second-rule"),
+    );
+}
+
+#[test]
+fn given_bad_action_parameters_when_parsed_then_the_problem_names_the_parameter() {
+    let text = edit(BASE, "alias = \"live\"", "alias = \"\"");
+    assert_problem(
+        &first_problem(&text),
+        "second-rule",
+        "action.alias",
+        header_of(&text, "second-rule"),
+    );
+
+    let text = edit(
+        BASE,
+        "type = \"replace-ec2-instance\"",
+        "type = \"scale-out-auto-scaling-group\"\nincrement = 0",
+    );
+    assert_problem(
+        &first_problem(&text),
+        "first-rule",
+        "action.increment",
+        header_of(&text, "first-rule"),
+    );
+}
+
+#[test]
+fn given_problems_in_two_rules_when_parsed_then_all_are_reported_in_file_order() {
+    let text = edit(BASE, "max_attempts = 3", "max_attempts = 0");
+    let text = edit(&text, "layer = \"platform\"", "layer = \"network\"");
+    let found = problems(&text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_problem(
+        &found[0],
+        "first-rule",
+        "max_attempts",
+        header_of(&text, "first-rule"),
+    );
+    assert_problem(
+        &found[1],
+        "second-rule",
+        "action.type",
+        header_of(&text, "second-rule"),
+    );
+}
+
+#[test]
+fn given_a_rules_error_when_displayed_then_it_reads_line_rule_field_and_message() {
+    let text = edit(BASE, "max_attempts = 2", "max_attempts = 0");
+    let error = RuleSet::from_toml(&text).expect_err("max_attempts 0 is invalid");
+    let line = header_of(&text, "second-rule");
+    assert_eq!(
+        error.to_string(),
+        format!("line {line}: rule `second-rule`: field `max_attempts`: must be at least 1")
+    );
+}
+
+#[test]
+fn given_the_shipped_file_with_one_mistake_when_parsed_then_the_shipped_rule_is_named() {
+    let text = edit(
+        SHIPPED_RULES,
+        "type = \"repair-ebs-volume\"",
+        "type = \"reboot-everything\"",
+    );
+    assert_problem(
+        &first_problem(&text),
+        "ebs-volume-healing",
+        "action.type",
+        line_of(&text, "reboot-everything"),
+    );
+
+    let text = edit(
+        SHIPPED_RULES,
+        "cooldown_seconds = 300\nmax_attempts = 5",
+        "cooldown_seconds = -300\nmax_attempts = 5",
+    );
+    assert_problem(
+        &first_problem(&text),
+        "asg-capacity-healing",
+        "cooldown_seconds",
+        line_of(&text, "cooldown_seconds = -300"),
+    );
+}
