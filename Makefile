@@ -14,6 +14,9 @@ export AWS_EC2_METADATA_DISABLED := true
 export CARGO_TERM_COLOR ?= never
 
 TOOLS_STAMP := $(VENV)/.tools-installed
+LAYERS := infrastructure platform application data network
+# AWS's tools check the template offline; they still want credentials and a region to exist.
+OFFLINE_AWS := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0
 
 .PHONY: help
 help: ## List the targets
@@ -36,10 +39,26 @@ lint: ## Formatting and clippy (warnings are errors)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+.PHONY: template
+template: tools ## AWS's own checks of template.yaml: cfn-lint and sam validate --lint
+	cfn-lint template.yaml
+	$(OFFLINE_AWS) sam validate --lint
+
+.PHONY: lambda
+lambda: tools ## Release Lambda artifacts (x86_64: arm64 cannot be built here), with sizes
+	cargo lambda build --release --x86-64 $(addprefix -p autoheal-,$(LAYERS))
+	@for layer in $(LAYERS); do ls -l $(CARGO_TARGET_DIR)/lambda/autoheal-$$layer/bootstrap; done
+
+.PHONY: sam-build
+sam-build: tools ## sam build of the five functions for x86_64 (into .aws-sam/build)
+	$(OFFLINE_AWS) sam build --parameter-overrides Architecture=x86_64
+	@for layer in Infrastructure Platform Application Data Network; do ls -l .aws-sam/build/$${layer}Function/bootstrap; done
+
 .PHONY: test
-test: tools lint ## Every check and test (what CI runs)
+test: tools lint template ## Every check and test (what CI runs)
 	cargo build -p autoheal-cli
 	cargo test --workspace --no-fail-fast
+	$(MAKE) --no-print-directory lambda
 
 .PHONY: demo
 demo: tools ## The local end-to-end healing demo on the embedded emulator

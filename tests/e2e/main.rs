@@ -9,3 +9,4 @@ mod ec2_healing;
 mod incidents;
 mod notifications;
 mod rejected_events;
+mod template;

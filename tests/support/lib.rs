@@ -86,10 +86,26 @@ pub struct Emulator {
 impl Emulator {
     /// Starts an emulator and waits until it answers.
     pub fn start() -> Self {
+        Self::start_command(|| Command::new(moto_server()))
+    }
+
+    /// Starts the emulator with EventBridge's matching of pattern paths through arrays of
+    /// objects, which moto lacks (see `tests/emulator/moto_eventbridge_arrays.py`).
+    pub fn start_with_eventbridge_arrays() -> Self {
+        let python = moto_server().with_file_name("python");
+        let shim = workspace().join("tests/emulator/moto_eventbridge_arrays.py");
+        Self::start_command(|| {
+            let mut command = Command::new(&python);
+            command.arg(&shim);
+            command
+        })
+    }
+
+    fn start_command(command: impl Fn() -> Command) -> Self {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let port = free_port();
-            let child = Command::new(moto_server())
+            let child = command()
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -129,12 +145,6 @@ impl Emulator {
 
     fn answers(&self) -> bool {
         self.request("GET", "/moto-api/", "").is_some()
-    }
-
-    /// Empties every service's state.
-    pub fn reset(&self) {
-        self.request("POST", "/moto-api/reset", "")
-            .expect("reset the emulator");
     }
 
     pub fn url(&self) -> String {
@@ -291,27 +301,7 @@ impl Deployment {
 
     /// Subscribes a new SQS queue to the topic; returns the queue URL.
     pub async fn subscribe_queue(&self, name: &str) -> String {
-        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
-        let url = sqs
-            .create_queue()
-            .queue_name(name)
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url
-            .expect("queue url");
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes
-            .and_then(|mut attributes| {
-                attributes.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            })
-            .expect("queue arn");
+        let (url, arn) = create_queue(&self.sdk, name).await;
         aws_sdk_sns::Client::new(&self.sdk)
             .subscribe()
             .topic_arn(&self.topic_arn)
@@ -354,6 +344,32 @@ impl Deployment {
             }
         }
     }
+}
+
+/// Creates an SQS queue; returns its URL and ARN.
+pub async fn create_queue(sdk: &SdkConfig, name: &str) -> (String, String) {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|mut attributes| {
+            attributes.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        })
+        .expect("queue arn");
+    (url, arn)
 }
 
 /// An EC2 fleet in the emulator.
@@ -583,4 +599,20 @@ pub fn binary(name: &str) -> PathBuf {
                 "{name} is not built (looked in {candidates:?}): run `make test` or `cargo build -p autoheal-cli`"
             )
         })
+}
+
+/// `template.yaml` as JSON, read with cfn-lint's CloudFormation YAML decoder.
+pub fn template() -> Value {
+    let python = moto_server().with_file_name("python");
+    let output = Command::new(python)
+        .arg(workspace().join("tools/template_to_json.py"))
+        .arg(workspace().join("template.yaml"))
+        .output()
+        .expect("run tools/template_to_json.py");
+    assert!(
+        output.status.success(),
+        "template_to_json.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the template as JSON")
 }

@@ -4,7 +4,7 @@ use aws_config::SdkConfig;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
-use autoheal_core::{Engine, EngineError, Healer, Layer, Outcome, SystemClock};
+use autoheal_core::{Engine, EngineError, Healer, Layer, SystemClock};
 
 use crate::config::{FunctionConfig, sdk_config};
 use crate::notify::SnsNotifier;
@@ -71,13 +71,4 @@ where
             .map_err(HandlerError::from)
     }))
     .await
-}
-
-/// Handles one event with a ready engine (what `autoheal invoke` and the tests call).
-pub async fn handle_once<H: Healer>(
-    engine: &LayerEngine<H>,
-    payload: Value,
-    run_id: &str,
-) -> Result<Outcome, EngineError> {
-    engine.handle(payload, run_id).await
 }

@@ -135,8 +135,8 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
         alarm,
         event_id,
         event_seen,
-        run_id,
         now,
+        ..
     } = input;
     let open = state
         .incident
@@ -175,15 +175,7 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
                     && lease.event_id == event_id
                     && !lease.is_held(now)
                 {
-                    let mut next = state.clone();
-                    next.version += 1;
-                    next.last_action_at = Some(now);
-                    next.lease = Some(Lease {
-                        run_id: run_id.to_owned(),
-                        event_id: event_id.to_owned(),
-                        attempt: lease.attempt,
-                        expires_at: after(now, policy.lease_seconds),
-                    });
+                    let next = claimed(&input, lease.attempt);
                     return Transition {
                         decision: Decision::Act {
                             attempt: lease.attempt,
@@ -264,15 +256,7 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
             }
             let attempt = incident.attempts + 1;
             let wait = attempt_wait(policy, &incident.id, attempt);
-            let mut next = state.clone();
-            next.version += 1;
-            next.last_action_at = Some(now);
-            next.lease = Some(Lease {
-                run_id: run_id.to_owned(),
-                event_id: event_id.to_owned(),
-                attempt,
-                expires_at: after(now, policy.lease_seconds),
-            });
+            let mut next = claimed(&input, attempt);
             let incident_id = incident.id.clone();
             next.incident = Some(Incident {
                 attempts: attempt,
@@ -292,6 +276,21 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
             }
         }
     }
+}
+
+/// The state once this run claims the resource for `attempt`: a new version, the action
+/// time (cooldown), and this run's lease.
+fn claimed(input: &DecisionInput<'_>, attempt: u32) -> ResourceState {
+    let mut next = input.state.clone();
+    next.version += 1;
+    next.last_action_at = Some(input.now);
+    next.lease = Some(Lease {
+        run_id: input.run_id.to_owned(),
+        event_id: input.event_id.to_owned(),
+        attempt,
+        expires_at: after(input.now, input.policy.lease_seconds),
+    });
+    next
 }
 
 fn ignore(reason: SkipReason) -> Transition {

@@ -15,7 +15,7 @@ use crate::event::{AlarmEvent, AlarmState, EventError};
 use crate::layer::Layer;
 use crate::notice::Notice;
 use crate::record::{HealingRecord, HealingStatus, SkipReason};
-use crate::resolve::{Selection, select, select_any};
+use crate::resolve::{NotSelected, select, select_any};
 use crate::rules::{Action, Mode, Rule, RuleSet};
 
 /// The state of one rule on one resource is stored under this key.
@@ -252,31 +252,19 @@ impl Outcome {
         self
     }
 
+    fn not_selected(self, not_selected: NotSelected<'_>) -> Self {
+        let outcome = match not_selected.rule {
+            Some(rule) => self.with_rule(rule),
+            None => self,
+        };
+        outcome.skipped(not_selected.reason, not_selected.detail)
+    }
+
     fn skipped(mut self, reason: SkipReason, detail: impl Into<String>) -> Self {
         self.decision = "skip";
         self.reason = Some(reason);
         self.detail = Some(detail.into());
         self
-    }
-}
-
-/// The selection's skip reason and explanation, when it does not lead to a decision.
-fn unmatched(selection: &Selection<'_>, layer: Layer) -> Option<(SkipReason, String)> {
-    match selection {
-        Selection::Matched { .. } => None,
-        Selection::Unresolved { reason, detail, .. } => Some((*reason, detail.clone())),
-        Selection::Disabled { rule } => Some((
-            SkipReason::RuleDisabled,
-            format!("rule `{}` is disabled", rule.name),
-        )),
-        Selection::OtherLayer { rule } => Some((
-            SkipReason::OtherLayer,
-            format!(
-                "rule `{}` belongs to the {} layer, not {layer}",
-                rule.name, rule.layer
-            ),
-        )),
-        Selection::NoMatch { detail } => Some((SkipReason::NoMatchingRule, detail.clone())),
     }
 }
 
@@ -289,17 +277,9 @@ pub fn explain(
 ) -> Outcome {
     let (layer, selection) = select_any(rules, event);
     let outcome = Outcome::new(layer, event);
-    let (rule, resource_id) = match (&selection, layer) {
-        (Selection::Matched { rule, resource_id }, Some(_)) => (*rule, resource_id.clone()),
-        _ => {
-            let (reason, detail) = unmatched(&selection, layer.unwrap_or(Layer::Infrastructure))
-                .unwrap_or((SkipReason::NoMatchingRule, "no rule matches".to_owned()));
-            let outcome = match selection.rule() {
-                Some(rule) => outcome.with_rule(rule),
-                None => outcome,
-            };
-            return outcome.skipped(reason, detail);
-        }
+    let (rule, resource_id) = match selection.into_match() {
+        Ok(found) => found,
+        Err(not_selected) => return outcome.not_selected(not_selected),
     };
     let mut outcome = outcome.with_rule(rule);
     outcome.resource_id = Some(resource_id);
@@ -398,18 +378,9 @@ where
                 format!("the {} layer is disabled in this deployment", self.layer),
             )));
         }
-        let selection = select(&self.rules, &event, self.layer);
-        if let Some((reason, detail)) = unmatched(&selection, self.layer) {
-            let outcome = match selection.rule() {
-                Some(rule) => outcome.with_rule(rule),
-                None => outcome,
-            };
-            return Ok(log(outcome.skipped(reason, detail)));
-        }
-        let Selection::Matched { rule, resource_id } = selection else {
-            return Ok(log(
-                outcome.skipped(SkipReason::NoMatchingRule, "no rule matches")
-            ));
+        let (rule, resource_id) = match select(&self.rules, &event, self.layer).into_match() {
+            Ok(found) => found,
+            Err(not_selected) => return Ok(log(outcome.not_selected(not_selected))),
         };
         let mut outcome = outcome.with_rule(rule);
         outcome.resource_id = Some(resource_id.clone());

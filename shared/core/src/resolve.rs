@@ -29,6 +29,44 @@ pub enum Selection<'r> {
     NoMatch { detail: String },
 }
 
+/// Why an event leads to no decision, and the rule it concerns, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotSelected<'r> {
+    pub rule: Option<&'r Rule>,
+    pub reason: SkipReason,
+    pub detail: String,
+}
+
+impl<'r> Selection<'r> {
+    /// The rule and resource to decide on, or why there are none.
+    pub fn into_match(self) -> Result<(&'r Rule, String), NotSelected<'r>> {
+        let (rule, reason, detail) = match self {
+            Selection::Matched { rule, resource_id } => return Ok((rule, resource_id)),
+            Selection::Unresolved {
+                rule,
+                reason,
+                detail,
+            } => (Some(rule), reason, detail),
+            Selection::Disabled { rule } => (
+                Some(rule),
+                SkipReason::RuleDisabled,
+                format!("rule `{}` is disabled", rule.name),
+            ),
+            Selection::OtherLayer { rule } => (
+                Some(rule),
+                SkipReason::OtherLayer,
+                format!("rule `{}` belongs to the {} layer", rule.name, rule.layer),
+            ),
+            Selection::NoMatch { detail } => (None, SkipReason::NoMatchingRule, detail),
+        };
+        Err(NotSelected {
+            rule,
+            reason,
+            detail,
+        })
+    }
+}
+
 impl Selection<'_> {
     pub fn rule(&self) -> Option<&Rule> {
         match self {
