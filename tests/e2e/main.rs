@@ -3,10 +3,14 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod application;
 mod cli;
 mod concurrency;
+mod data;
 mod ec2_healing;
 mod incidents;
+mod network;
 mod notifications;
+mod platform;
 mod rejected_events;
 mod template;

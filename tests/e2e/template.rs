@@ -43,9 +43,9 @@ fn functions(template: &Value) -> Vec<(String, &Value)> {
 fn layer_patterns(template: &Value) -> BTreeMap<Layer, Value> {
     let mut patterns = BTreeMap::new();
     for (name, function) in functions(template) {
-        let binary = function["Metadata"]["Binary"]
+        let binary = function["Metadata"]["BuildProperties"]["Binary"]
             .as_str()
-            .expect("Metadata.Binary");
+            .expect("Metadata.BuildProperties.Binary");
         let layer: Layer = binary
             .strip_prefix("autoheal-")
             .and_then(|layer| layer.parse().ok())

@@ -23,6 +23,11 @@ use autoheal_core::{
 };
 use autoheal_infrastructure::InfrastructureHealer;
 
+pub mod application;
+pub mod data;
+pub mod network;
+pub mod platform;
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -145,6 +150,17 @@ impl Emulator {
 
     fn answers(&self) -> bool {
         self.request("GET", "/moto-api/", "").is_some()
+    }
+
+    /// Lambda `Invoke` without Docker: the emulator answers with a canned reply instead of
+    /// running the function.
+    pub fn lambda_without_docker(&self) {
+        self.request(
+            "POST",
+            "/moto-api/config",
+            r#"{"lambda":{"use_docker":false}}"#,
+        )
+        .expect("configure the emulator's Lambda");
     }
 
     pub fn url(&self) -> String {

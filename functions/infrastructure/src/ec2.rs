@@ -24,7 +24,7 @@ use autoheal_aws::errors::describe;
 
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
-use crate::{OPT_OUT_TAG, is_opted_out};
+use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
 
 /// How long to wait for the replacement to be running before moving its Elastic IP.
 const RUNNING_TIMEOUT: Duration = Duration::from_secs(240);

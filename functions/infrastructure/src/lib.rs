@@ -2,22 +2,11 @@
 
 pub mod ec2;
 
-use std::collections::BTreeMap;
-
 use aws_config::SdkConfig;
 
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
 
 pub use ec2::InstanceReplacer;
-
-/// Resources tagged `autoheal:disabled=true` are never acted on.
-pub const OPT_OUT_TAG: &str = "autoheal:disabled";
-
-/// Whether a resource's tags opt it out of healing.
-pub fn is_opted_out(tags: &BTreeMap<String, String>) -> bool {
-    tags.get(OPT_OUT_TAG)
-        .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
-}
 
 /// Runs the infrastructure layer's actions.
 #[derive(Debug, Clone)]

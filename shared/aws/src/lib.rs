@@ -7,6 +7,7 @@ pub mod errors;
 pub mod function;
 pub mod notify;
 pub mod state;
+pub mod tags;
 
 pub use config::{ConfigError, FunctionConfig, sdk_config};
 pub use function::{HandlerError, LayerEngine, build_engine, run};

@@ -1,0 +1,1 @@
+//! The application layer's rules against the emulator.

@@ -1,0 +1,1 @@
+//! The platform layer's rules against the emulator.

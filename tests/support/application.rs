@@ -1,0 +1,1 @@
+//! Fixtures of the application layer in the emulator.

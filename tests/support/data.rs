@@ -1,0 +1,1 @@
+//! Fixtures of the data layer in the emulator.

@@ -1,0 +1,1 @@
+//! Fixtures of the network layer in the emulator.

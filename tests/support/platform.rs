@@ -1,0 +1,1 @@
+//! Fixtures of the platform layer in the emulator.
