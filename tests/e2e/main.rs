@@ -9,6 +9,7 @@ mod concurrency;
 mod data;
 mod ec2_healing;
 mod incidents;
+mod infrastructure;
 mod network;
 mod notifications;
 mod platform;

@@ -52,6 +52,16 @@ pub fn ec2_alarm(instance_id: &str, id: &str) -> Value {
     event
 }
 
+/// A sample event of `rule` (`alarm` or `ok`) with id `id` and the first metric's dimension
+/// `dimension` set to `value`.
+pub fn rule_event(rule: &str, state: &str, id: &str, dimension: &str, value: &str) -> Value {
+    let mut event = sample_event(&format!("{rule}.{state}.json"));
+    event["id"] = Value::from(id);
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]
+        [dimension] = Value::from(value);
+    event
+}
+
 /// The matching OK event.
 pub fn ec2_ok(instance_id: &str, id: &str) -> Value {
     let mut event = sample_event("ec2-instance-healing.ok.json");
@@ -538,6 +548,84 @@ impl Fleet {
             .expect("a group member")
             .to_owned();
         (name.to_owned(), instance)
+    }
+
+    /// A `size` GiB gp2 volume attached to `instance` at `device`, tagged `tags`.
+    pub async fn attached_volume(
+        &self,
+        instance: &str,
+        device: &str,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let zone = self
+            .instance(instance)
+            .await
+            .placement()
+            .and_then(|p| p.availability_zone().map(str::to_owned))
+            .expect("the instance's zone");
+        let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("Name")
+                    .value("data")
+                    .build(),
+            );
+        for (key, value) in tags {
+            spec = spec.tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(*key)
+                    .value(*value)
+                    .build(),
+            );
+        }
+        let volume = self
+            .ec2
+            .create_volume()
+            .availability_zone(zone)
+            .size(20)
+            .volume_type(aws_sdk_ec2::types::VolumeType::Gp2)
+            .tag_specifications(spec.build())
+            .send()
+            .await
+            .expect("create volume")
+            .volume_id
+            .expect("volume id");
+        self.ec2
+            .attach_volume()
+            .volume_id(&volume)
+            .instance_id(instance)
+            .device(device)
+            .send()
+            .await
+            .expect("attach volume");
+        volume
+    }
+
+    pub async fn volume(&self, id: &str) -> aws_sdk_ec2::types::Volume {
+        self.ec2
+            .describe_volumes()
+            .volume_ids(id)
+            .send()
+            .await
+            .expect("describe volumes")
+            .volumes()
+            .first()
+            .cloned()
+            .expect("the volume")
+    }
+
+    pub async fn group(&self, name: &str) -> aws_sdk_autoscaling::types::AutoScalingGroup {
+        self.autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .expect("describe group")
+            .auto_scaling_groups()
+            .first()
+            .cloned()
+            .expect("the group")
     }
 
     /// Instances (not terminated) tagged as replacements of `original`.

@@ -266,6 +266,13 @@ impl Action {
             _ => {}
         }
         match self {
+            Action::RepairEbsVolume {
+                snapshot_first: false,
+                ..
+            } => problems.push((
+                "action.snapshot_first",
+                "must be true: the replacement volume is built from the snapshot".to_owned(),
+            )),
             Action::ScaleOutAutoScalingGroup { increment: 0, .. } => {
                 problems.push(("action.increment", "must be at least 1".to_owned()));
             }

@@ -1,0 +1,325 @@
+//! `asg-capacity-healing` and `ebs-volume-healing` against the emulator (`ec2-instance-healing`
+//! has its own module).
+
+use autoheal_core::{HealingStatus, Layer, Settings, SkipReason, SystemClock};
+use autoheal_infrastructure::InfrastructureHealer;
+use autoheal_tests::{Counting, Deployment, Emulator, Fleet, rule_event};
+
+fn asg_event(state: &str, id: &str, group: &str) -> serde_json::Value {
+    rule_event(
+        "asg-capacity-healing",
+        state,
+        id,
+        "AutoScalingGroupName",
+        group,
+    )
+}
+
+fn ebs_event(state: &str, id: &str, volume: &str) -> serde_json::Value {
+    rule_event("ebs-volume-healing", state, id, "VolumeId", volume)
+}
+
+fn engine(
+    deployment: &Deployment,
+) -> autoheal_core::Engine<
+    autoheal_aws::DynamoStateStore,
+    autoheal_aws::SnsNotifier,
+    Counting<InfrastructureHealer>,
+    SystemClock,
+> {
+    deployment.engine(
+        Layer::Infrastructure,
+        Counting::new(InfrastructureHealer::new(&deployment.sdk)),
+        SystemClock,
+        Settings::default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_group_scales_out_within_its_maximum_and_replaces_its_unhealthy_member() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let (group, member) = fleet.auto_scaling_group("web-asg").await;
+    fleet
+        .autoscaling
+        .set_instance_health()
+        .instance_id(&member)
+        .health_status("Unhealthy")
+        .send()
+        .await
+        .expect("mark unhealthy");
+    let engine = engine(&deployment);
+
+    let outcome = engine
+        .handle(asg_event("alarm", "asg-1", &group), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(
+        record.details.get("desired_before").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        record.details.get("desired_after").map(String::as_str),
+        Some("3"),
+        "1 + 2, within max 3"
+    );
+    assert_eq!(record.details.get("replaced_instances"), Some(&member));
+    let after = fleet.group(&group).await;
+    assert_eq!(after.desired_capacity(), Some(3));
+    assert!(
+        after
+            .instances()
+            .iter()
+            .all(|i| i.instance_id() != Some(member.as_str())),
+        "the unhealthy member left the group"
+    );
+    let stored = deployment
+        .store()
+        .recent_records(1, chrono::Utc::now())
+        .await
+        .expect("records");
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|r| r.status == HealingStatus::Completed)
+            .count(),
+        1
+    );
+    let notifications = deployment.notifications(&queue).await;
+    assert_eq!(notifications.len(), 1);
+    assert_eq!(
+        notifications[0]["MessageAttributes"]["rule"]["Value"],
+        "asg-capacity-healing"
+    );
+
+    let ok = engine
+        .handle(asg_event("ok", "asg-ok", &group), "run-2")
+        .await
+        .expect("handled");
+    assert_eq!(ok.decision, "recovering");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_at_its_maximum_with_nothing_to_replace_is_left_alone_and_an_opted_out_group_too() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let (group, _) = fleet.auto_scaling_group("full-asg").await;
+    fleet
+        .autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&group)
+        .max_size(1)
+        .send()
+        .await
+        .expect("cap the group");
+    let (opted_out, _) = fleet.auto_scaling_group("pets-asg").await;
+    fleet
+        .autoscaling
+        .create_or_update_tags()
+        .tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .resource_id(&opted_out)
+                .resource_type("auto-scaling-group")
+                .key("autoheal:disabled")
+                .value("true")
+                .propagate_at_launch(false)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag");
+    let engine = engine(&deployment);
+
+    let full = engine
+        .handle(asg_event("alarm", "full-1", &group), "run-1")
+        .await
+        .expect("handled");
+    let pets = engine
+        .handle(asg_event("alarm", "pets-1", &opted_out), "run-2")
+        .await
+        .expect("handled");
+
+    assert_eq!(
+        full.record.and_then(|r| r.skip_reason),
+        Some(SkipReason::NotNeeded)
+    );
+    assert_eq!(
+        pets.record.and_then(|r| r.skip_reason),
+        Some(SkipReason::OptedOut)
+    );
+    assert_eq!(fleet.group(&group).await.desired_capacity(), Some(1));
+    assert_eq!(fleet.group(&opted_out).await.desired_capacity(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_group_gives_a_failed_record_with_the_service_message() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let engine = engine(&deployment);
+
+    let outcome = engine
+        .handle(asg_event("alarm", "gone-1", "no-such-asg"), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Failed);
+    assert!(
+        record
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("no-such-asg")),
+        "{record:?}"
+    );
+    assert_eq!(deployment.notifications(&queue).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_data_volume_is_snapshotted_then_swapped_for_a_gp3_copy() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let instance = fleet.standalone(&[]).await;
+    let old = fleet
+        .attached_volume(&instance, "/dev/sdf", &[("team", "data")])
+        .await;
+    let engine = engine(&deployment);
+
+    let outcome = engine
+        .handle(ebs_event("alarm", "ebs-1", &old), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    let snapshot = record.details.get("snapshot_id").expect("a snapshot");
+    let new = record
+        .details
+        .get("replacement_volume_id")
+        .expect("a replacement");
+    let snapshots = fleet
+        .ec2
+        .describe_snapshots()
+        .snapshot_ids(snapshot)
+        .send()
+        .await
+        .expect("snapshots");
+    assert_eq!(
+        snapshots.snapshots()[0].volume_id(),
+        Some(old.as_str()),
+        "snapshot of the failing volume"
+    );
+    let replacement = fleet.volume(new).await;
+    assert_eq!(
+        replacement.volume_type(),
+        Some(&aws_sdk_ec2::types::VolumeType::Gp3)
+    );
+    assert_eq!(
+        replacement.snapshot_id(),
+        Some(snapshot.as_str()),
+        "built from the snapshot"
+    );
+    let attachment = &replacement.attachments()[0];
+    assert_eq!(
+        (attachment.instance_id(), attachment.device()),
+        (Some(instance.as_str()), Some("/dev/sdf"))
+    );
+    let kept = fleet.volume(&old).await;
+    assert!(kept.attachments().is_empty(), "the old volume is detached");
+    assert!(
+        kept.tags()
+            .iter()
+            .any(|t| t.key() == Some("autoheal:replaced-by") && t.value() == Some(new.as_str())),
+        "and kept, tagged with its replacement"
+    );
+    assert!(
+        replacement
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("team") && t.value() == Some("data"))
+    );
+    assert_eq!(deployment.notifications(&queue).await.len(), 1);
+
+    let ok = engine
+        .handle(ebs_event("ok", "ebs-ok", &old), "run-2")
+        .await
+        .expect("handled");
+    assert_eq!(ok.decision, "recovering");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_opted_out_and_missing_volumes_are_not_touched() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let instance = fleet.standalone(&[]).await;
+    let root = fleet
+        .instance(&instance)
+        .await
+        .block_device_mappings()
+        .iter()
+        .find_map(|m| m.ebs().and_then(|e| e.volume_id().map(str::to_owned)))
+        .expect("a root volume");
+    let opted_out = fleet
+        .attached_volume(&instance, "/dev/sdg", &[("autoheal:disabled", "true")])
+        .await;
+    let engine = engine(&deployment);
+
+    let on_root = engine
+        .handle(ebs_event("alarm", "root-1", &root), "run-1")
+        .await
+        .expect("handled");
+    let on_opted_out = engine
+        .handle(ebs_event("alarm", "opt-1", &opted_out), "run-2")
+        .await
+        .expect("handled");
+    let on_missing = engine
+        .handle(
+            ebs_event("alarm", "gone-1", "vol-0000000000000dead"),
+            "run-3",
+        )
+        .await
+        .expect("handled");
+
+    assert_eq!(
+        on_root.record.as_ref().and_then(|r| r.skip_reason),
+        Some(SkipReason::Unsafe),
+        "{on_root:?}"
+    );
+    assert_eq!(
+        on_opted_out.record.as_ref().and_then(|r| r.skip_reason),
+        Some(SkipReason::OptedOut)
+    );
+    let failed = on_missing.record.expect("a record");
+    assert_eq!(failed.status, HealingStatus::Failed);
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("InvalidVolume")),
+        "{failed:?}"
+    );
+    let snapshots = fleet
+        .ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .expect("snapshots");
+    assert!(
+        snapshots
+            .snapshots()
+            .iter()
+            .all(|s| s.volume_id() != Some(root.as_str())
+                && s.volume_id() != Some(opted_out.as_str())),
+        "nothing was snapshotted"
+    );
+}
