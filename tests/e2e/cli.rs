@@ -230,3 +230,39 @@ async fn bootstrap_then_invoke_replaces_the_instance_once_even_when_run_ten_time
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn explain_names_the_rule_of_every_sample_event() {
+    let dir = workspace().join("events");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("events/") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let Some(rule) = name
+            .strip_suffix(".alarm.json")
+            .or_else(|| name.strip_suffix(".ok.json"))
+        else {
+            continue;
+        };
+        let output = autoheal(&["explain", "--event", &path.display().to_string()]);
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let explanation = stdout_json(&output);
+        assert_eq!(explanation["rule"], rule, "{name}: {explanation}");
+        if name.ends_with(".alarm.json") {
+            assert_eq!(explanation["decision"], "act", "{name}: {explanation}");
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 30,
+        "an ALARM and an OK event per shipped rule, found {checked}"
+    );
+}
