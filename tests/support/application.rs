@@ -1,1 +1,122 @@
 //! Fixtures of the application layer in the emulator.
+
+use aws_config::SdkConfig;
+use serde_json::Value;
+
+use crate::{Fleet, sample_event};
+
+/// The sample event of `rule` (`alarm` or `ok`), with event id `id` and its resource
+/// dimension (`Service` or `InstanceId`, whichever the sample carries) set to `resource`.
+pub fn application_event(rule: &str, state: &str, resource: &str, id: &str) -> Value {
+    let mut event = sample_event(&format!("{rule}.{state}.json"));
+    event["id"] = Value::from(id);
+    let dimensions =
+        &mut event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"];
+    let key = ["Service", "InstanceId"]
+        .into_iter()
+        .find(|key| dimensions.get(*key).is_some())
+        .unwrap_or_else(|| panic!("{rule}.{state}.json names no Service or InstanceId"));
+    dimensions[key] = Value::from(resource);
+    event
+}
+
+/// The ALARM sample of `rule`, aimed at `resource`.
+pub fn application_alarm(rule: &str, resource: &str, id: &str) -> Value {
+    application_event(rule, "alarm", resource, id)
+}
+
+/// The OK sample of `rule`, aimed at `resource`.
+pub fn application_ok(rule: &str, resource: &str, id: &str) -> Value {
+    application_event(rule, "ok", resource, id)
+}
+
+/// The application's parameters in the emulator's Parameter Store.
+#[derive(Debug, Clone)]
+pub struct AppParameters {
+    pub ssm: aws_sdk_ssm::Client,
+}
+
+impl AppParameters {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        AppParameters {
+            ssm: aws_sdk_ssm::Client::new(sdk),
+        }
+    }
+
+    /// Creates a String parameter holding `value` as JSON, with `tags`.
+    pub async fn create(&self, name: &str, value: &Value, tags: &[(&str, &str)]) {
+        let mut put = self
+            .ssm
+            .put_parameter()
+            .name(name)
+            .value(value.to_string())
+            .r#type(aws_sdk_ssm::types::ParameterType::String);
+        for (key, value) in tags {
+            put = put.tags(
+                aws_sdk_ssm::types::Tag::builder()
+                    .key(*key)
+                    .value(*value)
+                    .build()
+                    .expect("a tag"),
+            );
+        }
+        put.send().await.expect("put parameter");
+    }
+
+    /// The parameter's value as JSON, and its version.
+    pub async fn read(&self, name: &str) -> (Value, i64) {
+        let parameter = self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .send()
+            .await
+            .expect("get parameter")
+            .parameter
+            .expect("a parameter");
+        let value = serde_json::from_str(parameter.value().expect("a value")).expect("JSON");
+        (value, parameter.version)
+    }
+}
+
+/// A running standalone instance with `tags`. A `managed` one has an instance profile, which
+/// is what makes the emulator's Systems Manager list it as online (see
+/// `tests/emulator/moto_ssm_instance_information.py`), as the SSM Agent does in AWS.
+pub async fn app_instance(sdk: &SdkConfig, tags: &[(&str, &str)], managed: bool) -> String {
+    let fleet = Fleet::new(sdk);
+    let instance = fleet.standalone(tags).await;
+    if managed {
+        let profile = format!("{instance}-ssm");
+        aws_sdk_iam::Client::new(sdk)
+            .create_instance_profile()
+            .instance_profile_name(&profile)
+            .send()
+            .await
+            .expect("instance profile");
+        fleet
+            .ec2
+            .associate_iam_instance_profile()
+            .instance_id(&instance)
+            .iam_instance_profile(
+                aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                    .name(&profile)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("associate instance profile");
+    }
+    instance
+}
+
+/// The Run Commands sent to `instance`.
+pub async fn commands_sent(sdk: &SdkConfig, instance: &str) -> Vec<aws_sdk_ssm::types::Command> {
+    aws_sdk_ssm::Client::new(sdk)
+        .list_commands()
+        .instance_id(instance)
+        .send()
+        .await
+        .expect("list commands")
+        .commands
+        .unwrap_or_default()
+}

@@ -116,6 +116,18 @@ impl Emulator {
         })
     }
 
+    /// Starts the emulator with Systems Manager's `DescribeInstanceInformation`, which moto
+    /// lacks (see `tests/emulator/moto_ssm_instance_information.py`).
+    pub fn start_with_ssm_instance_information() -> Self {
+        let python = moto_server().with_file_name("python");
+        let shim = workspace().join("tests/emulator/moto_ssm_instance_information.py");
+        Self::start_command(|| {
+            let mut command = Command::new(&python);
+            command.arg(&shim);
+            command
+        })
+    }
+
     fn start_command(command: impl Fn() -> Command) -> Self {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -1,31 +1,83 @@
-//! The application layer.
+//! The application layer: circuit breakers, leaking processes and connection pools.
 //!
-//! This build implements none of the application actions yet. The engine skips a matching application rule
-//! with reason `unsupported-action` before any claim or AWS call, so nothing is written or
-//! changed, and the outcome and log line say why.
+//! An application's own state is not an AWS resource, so these actions act through a
+//! contract with the application (see the README): the circuit breaker and the connection
+//! pool are JSON documents in Systems Manager Parameter Store that the application reads, and
+//! a process is restarted by a Systems Manager Run Command on its instance.
+
+pub mod circuit_breaker;
+pub mod connection_pool;
+mod parameter;
+pub mod process;
+
+use aws_config::SdkConfig;
 
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
 
+pub use circuit_breaker::CircuitBreakerReset;
+pub use connection_pool::ConnectionPoolReset;
+pub use process::ProcessRestarter;
+
 /// Runs the application layer's actions.
-#[derive(Debug, Clone, Default)]
-pub struct ApplicationHealer;
+#[derive(Debug, Clone)]
+pub struct ApplicationHealer {
+    breakers: CircuitBreakerReset,
+    processes: ProcessRestarter,
+    pools: ConnectionPoolReset,
+}
 
 impl ApplicationHealer {
     /// Builds the layer's clients from one SDK configuration (once per container).
-    pub fn new(_sdk: &aws_config::SdkConfig) -> Self {
-        ApplicationHealer
+    pub fn new(sdk: &SdkConfig) -> Self {
+        let ssm = aws_sdk_ssm::Client::new(sdk);
+        ApplicationHealer {
+            breakers: CircuitBreakerReset::new(ssm.clone()),
+            processes: ProcessRestarter::new(aws_sdk_ec2::Client::new(sdk), ssm.clone()),
+            pools: ConnectionPoolReset::new(ssm),
+        }
     }
 }
 
 impl Healer for ApplicationHealer {
-    fn supports(&self, _action: &Action) -> bool {
-        false
+    fn supports(&self, action: &Action) -> bool {
+        matches!(
+            action,
+            Action::ResetCircuitBreaker { .. }
+                | Action::RestartProcess { .. }
+                | Action::ResetConnectionPool { .. }
+        )
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
-        Err(HealError::new(format!(
-            "the application function does not implement `{}`",
-            request.rule.action.kind()
-        )))
+        match &request.rule.action {
+            Action::ResetCircuitBreaker {
+                parameter,
+                trial_traffic_percent,
+            } => {
+                self.breakers
+                    .half_open(request, parameter, *trial_traffic_percent)
+                    .await
+            }
+            Action::RestartProcess { service, document } => {
+                self.processes.restart(request, service, document).await
+            }
+            Action::ResetConnectionPool {
+                parameter,
+                grow_by,
+                timeout_seconds,
+                max_connections_limit,
+            } => {
+                let resize = connection_pool::Resize {
+                    grow_by: *grow_by,
+                    timeout_seconds: *timeout_seconds,
+                    max_connections_limit: *max_connections_limit,
+                };
+                self.pools.reset(request, parameter, resize).await
+            }
+            other => Err(HealError::new(format!(
+                "the application function does not implement `{}`",
+                other.kind()
+            ))),
+        }
     }
 }

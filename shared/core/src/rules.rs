@@ -81,6 +81,9 @@ fn default_run_shell_document() -> String {
 fn default_pool_timeout() -> u32 {
     30
 }
+fn default_max_connections_limit() -> u32 {
+    1000
+}
 fn default_restore_suffix() -> String {
     "-restored".to_owned()
 }
@@ -154,6 +157,9 @@ pub enum Action {
         grow_by: u32,
         #[serde(default = "default_pool_timeout")]
         timeout_seconds: u32,
+        /// The pool never grows past this size.
+        #[serde(default = "default_max_connections_limit")]
+        max_connections_limit: u32,
     },
     /// Restore a database to a point just before the corruption, into a new instance.
     RestoreDbToPointInTime {
@@ -243,15 +249,23 @@ impl Action {
                 target_volume_type, ..
             } => non_empty("action.target_volume_type", target_volume_type),
             Action::RollbackLambdaAlias { alias } => non_empty("action.alias", alias),
-            Action::ResetCircuitBreaker { parameter, .. } => {
-                non_empty("action.parameter", parameter)
+            Action::ResetCircuitBreaker { parameter, .. }
+            | Action::ResetConnectionPool { parameter, .. } => {
+                non_empty("action.parameter", parameter);
+                if let Some(message) = parameter_template_problem(parameter) {
+                    problems.push(("action.parameter", message));
+                }
             }
             Action::RestartProcess { service, document } => {
                 non_empty("action.service", service);
                 non_empty("action.document", document);
-            }
-            Action::ResetConnectionPool { parameter, .. } => {
-                non_empty("action.parameter", parameter)
+                if !service.trim().is_empty() && !is_systemd_unit_name(service) {
+                    problems.push((
+                        "action.service",
+                        "must be a systemd unit name: letters, digits and `@._-` only, not starting with `-`"
+                            .to_owned(),
+                    ));
+                }
             }
             Action::RestoreDbToPointInTime { target_suffix, .. } => {
                 non_empty("action.target_suffix", target_suffix)
@@ -288,10 +302,43 @@ impl Action {
             Action::ResetConnectionPool {
                 timeout_seconds: 0, ..
             } => problems.push(("action.timeout_seconds", "must be at least 1".to_owned())),
+            Action::ResetConnectionPool {
+                max_connections_limit: 0,
+                ..
+            } => problems.push((
+                "action.max_connections_limit",
+                "must be at least 1".to_owned(),
+            )),
             _ => {}
         }
         problems
     }
+}
+
+/// A Parameter Store name template: `{resource}` is its only placeholder, and it is there, so
+/// that each resource has its own parameter.
+fn parameter_template_problem(template: &str) -> Option<String> {
+    if template.trim().is_empty() {
+        return None;
+    }
+    let rest = template.replace("{resource}", "");
+    if rest.len() == template.len() {
+        Some("must contain `{resource}`, the resource's own part of the name".to_owned())
+    } else if rest.contains(['{', '}']) {
+        Some("`{resource}` is the only placeholder it may contain".to_owned())
+    } else {
+        None
+    }
+}
+
+/// A systemd unit name as autoheal accepts it: letters, digits and `@._-`, so that it can be
+/// put into a shell command as it is.
+fn is_systemd_unit_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | '-'))
 }
 
 /// Defaults for every rule; a rule may override each of them.

@@ -1,0 +1,140 @@
+//! The Parameter Store documents an application reads its healing settings from.
+//!
+//! One parameter per resource, named by the rule's template with `{resource}` replaced by
+//! the resource id. Its value is a JSON object; autoheal changes only the fields the action
+//! owns and keeps every other field as the application wrote it.
+
+use aws_sdk_ssm::Client as SsmClient;
+use aws_sdk_ssm::types::{ParameterType, ResourceTypeForTagging};
+use serde_json::{Map, Value};
+
+use autoheal_aws::errors::describe;
+use autoheal_aws::tags::pairs_opt_out;
+use autoheal_core::{HealError, HealRequest};
+
+/// The parameter name for `resource`, or why the resource id cannot name one.
+///
+/// The id comes from an alarm dimension: it must be one path segment of a parameter name
+/// (letters, digits, `_.-`), so that no alarm can point autoheal at another parameter.
+pub fn name_for(template: &str, resource: &str) -> Result<String, String> {
+    let usable = !resource.is_empty()
+        && resource != "."
+        && resource != ".."
+        && resource
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if usable {
+        Ok(template.replace("{resource}", resource))
+    } else {
+        Err(format!(
+            "resource id `{resource}` cannot name a parameter (letters, digits and `_.-` only)"
+        ))
+    }
+}
+
+/// A parameter's JSON document as read.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub version: i64,
+    pub fields: Map<String, Value>,
+}
+
+/// Reads and writes the application's parameters.
+#[derive(Debug, Clone)]
+pub struct Parameters {
+    ssm: SsmClient,
+}
+
+impl Parameters {
+    pub fn new(ssm: SsmClient) -> Self {
+        Parameters { ssm }
+    }
+
+    /// Reads the document. A missing parameter is an error: the application creates it.
+    pub async fn read(&self, name: &str) -> Result<Document, HealError> {
+        let output = self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                let missing = e
+                    .as_service_error()
+                    .is_some_and(|service| service.is_parameter_not_found());
+                let mut message = describe("GetParameter", &e);
+                if missing {
+                    message.push_str(&format!(
+                        " ({name}: the application must create this parameter)"
+                    ));
+                }
+                HealError::new(message)
+            })?;
+        let parameter = output
+            .parameter()
+            .ok_or_else(|| HealError::new(format!("GetParameter returned no parameter {name}")))?;
+        if parameter.r#type() == Some(&ParameterType::SecureString) {
+            return Err(HealError::new(format!(
+                "{name} is a SecureString; autoheal reads and writes a String parameter"
+            )));
+        }
+        let text = parameter.value().unwrap_or_default();
+        let fields = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(fields)) => fields,
+            Ok(_) => {
+                return Err(HealError::new(format!(
+                    "the value of {name} is not a JSON object"
+                )));
+            }
+            Err(error) => {
+                return Err(HealError::new(format!(
+                    "the value of {name} is not JSON: {error}"
+                )));
+            }
+        };
+        Ok(Document {
+            version: parameter.version(),
+            fields,
+        })
+    }
+
+    /// Whether the parameter is tagged `autoheal:disabled=true`.
+    pub async fn opted_out(&self, name: &str) -> Result<bool, HealError> {
+        let output = self
+            .ssm
+            .list_tags_for_resource()
+            .resource_type(ResourceTypeForTagging::Parameter)
+            .resource_id(name)
+            .send()
+            .await
+            .map_err(|e| HealError::new(describe("ListTagsForResource", &e)))?;
+        Ok(pairs_opt_out(
+            output.tag_list().iter().map(|tag| (tag.key(), tag.value())),
+        ))
+    }
+
+    /// Overwrites the parameter with `fields`; returns the new version.
+    pub async fn write(&self, name: &str, fields: Map<String, Value>) -> Result<i64, HealError> {
+        let value = Value::Object(fields).to_string();
+        let output = self
+            .ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(|e| HealError::new(describe("PutParameter", &e)))?;
+        Ok(output.version())
+    }
+}
+
+/// The fields every change by autoheal carries: who, why and when.
+pub fn stamp(fields: &mut Map<String, Value>, request: &HealRequest<'_>) {
+    fields.insert("changed_by".to_owned(), Value::from("autoheal"));
+    fields.insert("incident".to_owned(), Value::from(request.incident_id));
+    fields.insert(
+        "changed_at".to_owned(),
+        Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    );
+}
