@@ -1,7 +1,7 @@
 //! Healing rules: a declarative TOML file, validated with the rule, field and line at fault.
 //!
 //! TOML because operators edit this file by hand: it has comments, no significant indentation,
-//! and its parser reports the line of every error. See `rules/README.md` for the format.
+//! and its parser reports the line of every error. README.md ("Healing rules") describes the format.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
