@@ -501,32 +501,68 @@ async fn a_retried_verification_reuses_its_snapshot_and_deletes_its_test_restore
         .restore_db_instance_from_db_snapshot()
         .db_snapshot_identifier("autoheal-verify-orders-db-01234567")
         .db_instance_identifier("orders-db-verify-01234567")
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("autoheal:verification-of")
+                .value("orders-db")
+                .build(),
+        )
         .send()
         .await
         .expect("leftover restore");
+
+    let outcome = verify_with_fixed_token(&deployment, "orders-db").await;
+
+    let HealOutcome::Healed { details, .. } = outcome.expect("healed") else {
+        panic!("healed");
+    };
+    assert_eq!(details["verified_instance_id"], "orders-db-verify-01234567");
+    assert_eq!(stores.snapshots_of("orders-db").await.len(), 1);
+    assert_eq!(stores.instance_ids().await, vec!["orders-db".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_autoheal_did_not_create_is_never_deleted() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.database("orders-db", &[], 7).await;
+    // Someone's own instance that happens to have the name autoheal would derive.
+    stores.database("orders-db-verify-01234567", &[], 7).await;
+
+    let error = verify_with_fixed_token(&deployment, "orders-db")
+        .await
+        .expect_err("refused");
+
+    assert!(error.message.contains("not tagged"), "{error}");
+    assert_eq!(
+        stores.instance_ids().await,
+        vec![
+            "orders-db".to_owned(),
+            "orders-db-verify-01234567".to_owned()
+        ]
+    );
+}
+
+/// Runs `verify-backup` on `db` directly, as attempt 1 with a known idempotency token.
+async fn verify_with_fixed_token(
+    deployment: &Deployment,
+    db: &str,
+) -> Result<HealOutcome, autoheal_core::HealError> {
     let healer = DataHealer::new(&deployment.sdk);
     let rules = RuleSet::shipped().expect("shipped rules");
-    let event = AlarmEvent::from_value(data_alarm(BACKUP_VERIFICATION, "orders-db", "event-1"))
-        .expect("an alarm");
-
-    let outcome = healer
+    let event =
+        AlarmEvent::from_value(data_alarm(BACKUP_VERIFICATION, db, "event-1")).expect("an alarm");
+    healer
         .heal(HealRequest {
             rule: rules.get(BACKUP_VERIFICATION).expect("the rule"),
-            resource_id: "orders-db",
+            resource_id: db,
             attempt: 1,
             incident_id: "incident-1",
             idempotency_token: "autoheal-0123456789abcdef00000001",
             event: &event,
         })
         .await
-        .expect("healed");
-
-    let HealOutcome::Healed { details, .. } = outcome else {
-        panic!("healed: {outcome:?}");
-    };
-    assert_eq!(details["verified_instance_id"], "orders-db-verify-01234567");
-    assert_eq!(stores.snapshots_of("orders-db").await.len(), 1);
-    assert_eq!(stores.instance_ids().await, vec!["orders-db".to_owned()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,7 @@ use autoheal_aws::errors::describe;
 use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
-use crate::restore::{describe_instance, describe_source, tag};
+use crate::restore::{created_by_autoheal, describe_instance, describe_source, tag};
 use crate::{api_error, rds_identifier, short_token, tag_map};
 
 /// How long to wait for the new snapshot to become available.
@@ -88,10 +88,14 @@ impl BackupVerifier {
                 ))
             })?;
 
+        // A leftover of a retried attempt is verified (and deleted) like a new restore.
         let restored = match describe_instance(&self.rds, &verify_id).await? {
-            Some(existing) => Ok(existing),
-            None => {
-                self.restore(
+            Some(existing) => {
+                created_by_autoheal(&existing, "autoheal:verification-of", db)?;
+                Ok(())
+            }
+            None => self
+                .restore(
                     request,
                     &source,
                     &snapshot_id,
@@ -99,12 +103,12 @@ impl BackupVerifier {
                     restore_instance_class,
                 )
                 .await
-            }
+                .map(|_| ()),
         };
         let verification = match restored {
             // Nothing was created: nothing to clean up.
             Err(error) => Err(error.message),
-            Ok(_) => {
+            Ok(()) => {
                 let waited = self
                     .rds
                     .wait_until_db_instance_available()
@@ -157,7 +161,15 @@ impl BackupVerifier {
         request: HealRequest<'_>,
         snapshot_id: &str,
     ) -> Result<(), HealError> {
-        if self.snapshot(snapshot_id).await?.is_some() {
+        if let Some(existing) = self.snapshot(snapshot_id).await? {
+            let source = existing.db_instance_identifier();
+            if source != Some(request.resource_id) {
+                return Err(HealError::new(format!(
+                    "DB snapshot {snapshot_id} already exists but is of {}, not {}",
+                    source.unwrap_or("another instance"),
+                    request.resource_id
+                )));
+            }
             return Ok(());
         }
         self.rds

@@ -82,7 +82,10 @@ impl PointInTimeRestorer {
         );
 
         let (restored, reused) = match describe_instance(&self.rds, &target).await? {
-            Some(existing) => (existing, true),
+            Some(existing) => {
+                created_by_autoheal(&existing, "autoheal:restored-from", db)?;
+                (existing, true)
+            }
             None => (
                 self.start_restore(request, &source, &target, restore_time)
                     .await?,
@@ -211,6 +214,24 @@ pub(crate) async fn describe_instance(
             Ok(None)
         }
         Err(e) => Err(api_error("DescribeDBInstances", e)),
+    }
+}
+
+/// An instance found under a name autoheal derives is reused (or deleted) only if autoheal
+/// made it: it carries `key=source`.
+pub(crate) fn created_by_autoheal(
+    instance: &DbInstance,
+    key: &str,
+    source: &str,
+) -> Result<(), HealError> {
+    let tags = tag_map(instance.tag_list().iter().map(|t| (t.key(), t.value())));
+    if tags.get(key).map(String::as_str) == Some(source) {
+        Ok(())
+    } else {
+        Err(HealError::new(format!(
+            "DB instance {} already exists but is not tagged {key}={source}: autoheal leaves it alone",
+            instance.db_instance_identifier().unwrap_or_default()
+        )))
     }
 }
 
