@@ -1,1 +1,636 @@
 //! The data layer's rules against the emulator.
+
+use chrono::{Duration, SubsecRound, Utc};
+use serde_json::Value;
+
+use autoheal_aws::{DynamoStateStore, SnsNotifier};
+use autoheal_core::{
+    AlarmEvent, Engine, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Layer,
+    RuleSet, Settings, SkipReason, SystemClock,
+};
+use autoheal_data::DataHealer;
+use autoheal_tests::data::{
+    BACKUP_VERIFICATION, CACHE_INVALIDATION, DATABASE_CORRUPTION, DataStores, at, data_alarm,
+    data_ok, rds_tag,
+};
+use autoheal_tests::{Counting, Deployment, Emulator, ec2_alarm};
+
+type DataEngine = Engine<DynamoStateStore, SnsNotifier, Counting<DataHealer>, SystemClock>;
+
+fn data_engine(deployment: &Deployment) -> DataEngine {
+    deployment.engine(
+        Layer::Data,
+        Counting::new(DataHealer::new(&deployment.sdk)),
+        SystemClock,
+        Settings::default(),
+    )
+}
+
+/// Sends `event` through the engine; returns the run's record.
+async fn handle(engine: &DataEngine, event: Value) -> HealingRecord {
+    engine
+        .handle(event, "run-1")
+        .await
+        .expect("handled")
+        .record
+        .expect("a record")
+}
+
+/// The one record stored in the table.
+async fn stored_record(deployment: &Deployment) -> HealingRecord {
+    let stored = deployment
+        .store()
+        .recent_records(1, Utc::now())
+        .await
+        .expect("records");
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    stored[0].clone()
+}
+
+/// The one notification published, as (attributes envelope, record).
+async fn only_notification(deployment: &Deployment, queue: &str) -> (Value, Value) {
+    let notifications = deployment.notifications(queue).await;
+    assert_eq!(notifications.len(), 1, "{notifications:#?}");
+    let envelope = notifications[0].clone();
+    let message: Value =
+        serde_json::from_str(envelope["Message"].as_str().expect("a message")).expect("JSON body");
+    (envelope, message["record"].clone())
+}
+
+fn assert_published(envelope: &Value, record: &Value, rule: &str, resource: &str, status: &str) {
+    assert_eq!(envelope["MessageAttributes"]["layer"]["Value"], "data");
+    assert_eq!(envelope["MessageAttributes"]["rule"]["Value"], rule);
+    assert_eq!(envelope["MessageAttributes"]["status"]["Value"], status);
+    assert_eq!(record["rule"], rule);
+    assert_eq!(record["resource_id"], resource);
+    assert_eq!(record["status"], status);
+}
+
+/// The OK event after a heal marks the incident recovering.
+async fn ok_is_recovering(engine: &DataEngine, rule: &str, resource: &str) {
+    let outcome = engine
+        .handle(data_ok(rule, resource, "event-ok"), "run-2")
+        .await
+        .expect("handled");
+    assert_eq!(outcome.decision, "recovering", "{outcome:?}");
+}
+
+// ------------------------------------------------------------ restore-db-to-point-in-time
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_database_is_restored_into_a_new_instance_from_before_the_alarm() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.database("orders-db", &[("team", "orders")], 7).await;
+    let engine = data_engine(&deployment);
+    let alarm_time = Utc::now().trunc_subsecs(0) - Duration::hours(1);
+
+    let record = handle(
+        &engine,
+        at(
+            data_alarm(DATABASE_CORRUPTION, "orders-db", "event-restore"),
+            alarm_time,
+        ),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.action, "restore-db-to-point-in-time");
+    let target = record.details["restored_instance_id"].clone();
+    assert!(target.starts_with("orders-db-restored-"), "{target}");
+    assert!(target.len() <= 63, "{target}");
+    let expected_time = alarm_time - Duration::minutes(5);
+    assert_eq!(
+        record.details["restore_time"],
+        expected_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "the alarm's time minus the rule's lookback"
+    );
+    let summary = record.summary.clone().expect("a summary");
+    assert!(
+        summary.contains(&target) && summary.contains("orders-db"),
+        "{summary}"
+    );
+    assert!(record.details.contains_key("restored_endpoint"));
+
+    // A new instance, tagged with where it came from; the damaged one is still there.
+    assert_eq!(
+        stores.instance_ids().await,
+        vec!["orders-db".to_owned(), target.clone()]
+    );
+    let restored = stores.instance(&target).await.expect("the restored copy");
+    assert_eq!(
+        rds_tag(restored.tag_list(), "autoheal:restored-from"),
+        Some("orders-db")
+    );
+    assert_eq!(
+        rds_tag(restored.tag_list(), "autoheal:incident"),
+        record.incident_id.as_deref()
+    );
+    let original = stores.instance("orders-db").await.expect("the original");
+    assert_eq!(original.db_instance_status(), Some("available"));
+
+    let stored = stored_record(&deployment).await;
+    assert_eq!(stored.status, HealingStatus::Completed);
+    assert_eq!(stored.details.get("restored_instance_id"), Some(&target));
+    let (envelope, published) = only_notification(&deployment, &queue).await;
+    assert_published(
+        &envelope,
+        &published,
+        DATABASE_CORRUPTION,
+        "orders-db",
+        "completed",
+    );
+    assert_eq!(
+        published["details"]["restored_instance_id"],
+        target.as_str()
+    );
+
+    ok_is_recovering(&engine, DATABASE_CORRUPTION, "orders-db").await;
+    assert_eq!(engine.healer.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_restore_finds_the_copy_it_already_started() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.database("orders-db", &[], 7).await;
+    let healer = DataHealer::new(&deployment.sdk);
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let event = AlarmEvent::from_value(data_alarm(DATABASE_CORRUPTION, "orders-db", "event-1"))
+        .expect("an alarm");
+    let request = HealRequest {
+        rule: rules.get(DATABASE_CORRUPTION).expect("the rule"),
+        resource_id: "orders-db",
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token: "autoheal-0123456789abcdef00000001",
+        event: &event,
+    };
+
+    let first = healer.heal(request).await.expect("first try");
+    let second = healer.heal(request).await.expect("retry");
+
+    let (HealOutcome::Healed { details: a, .. }, HealOutcome::Healed { details: b, .. }) =
+        (first, second)
+    else {
+        panic!("both tries heal");
+    };
+    assert_eq!(a["restored_instance_id"], "orders-db-restored-01234567");
+    assert_eq!(b["restored_instance_id"], a["restored_instance_id"]);
+    assert_eq!(b.get("reused").map(String::as_str), Some("true"));
+    assert_eq!(stores.instance_ids().await.len(), 2, "one copy, not two");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_tagged_disabled_is_not_restored() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores
+        .database("orders-db", &[("autoheal:disabled", "true")], 7)
+        .await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(
+        &engine,
+        data_alarm(DATABASE_CORRUPTION, "orders-db", "event-opt-out"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Skipped);
+    assert_eq!(record.skip_reason, Some(SkipReason::OptedOut));
+    assert_eq!(stores.instance_ids().await, vec!["orders-db".to_owned()]);
+    assert_eq!(
+        stored_record(&deployment).await.skip_reason,
+        Some(SkipReason::OptedOut)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_without_automated_backups_is_not_restored() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.database("orders-db", &[], 0).await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(
+        &engine,
+        data_alarm(DATABASE_CORRUPTION, "orders-db", "event-no-backups"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Skipped);
+    assert_eq!(record.skip_reason, Some(SkipReason::Unsafe));
+    assert!(
+        record
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.contains("automated backups")),
+        "{record:?}"
+    );
+    assert_eq!(stores.instance_ids().await, vec!["orders-db".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_a_missing_database_fails_with_the_service_message() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(
+        &engine,
+        data_alarm(DATABASE_CORRUPTION, "no-such-db", "event-missing"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Failed);
+    let error = record.error.expect("an error");
+    assert!(error.contains("DBInstanceNotFound"), "{error}");
+    assert_eq!(
+        stored_record(&deployment).await.status,
+        HealingStatus::Failed
+    );
+    let (envelope, published) = only_notification(&deployment, &queue).await;
+    assert_published(
+        &envelope,
+        &published,
+        DATABASE_CORRUPTION,
+        "no-such-db",
+        "failed",
+    );
+    assert!(
+        published["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("DBInstanceNotFound"))
+    );
+}
+
+// ------------------------------------------------------------ repair-cache
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_with_collapsed_hit_rate_is_handed_to_the_repair_hook() {
+    let emulator = Emulator::start();
+    emulator.lambda_without_docker();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.cache_cluster("sessions-cache-001", &[]).await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(
+        &engine,
+        data_alarm(CACHE_INVALIDATION, "sessions-cache-001", "event-cache"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.action, "repair-cache");
+    assert_eq!(record.details["hook_function"], "autoheal-cache-hook");
+    assert_eq!(record.details["hook_status_code"], "200");
+    // The emulator's Lambda answers with the request it received: what the hook was sent.
+    let sent: Value =
+        serde_json::from_str(&record.details["hook_reply"]).expect("the hook's JSON reply");
+    assert_eq!(sent["action"], "repair-cache");
+    assert_eq!(sent["cache_cluster_id"], "sessions-cache-001");
+    assert_eq!(sent["ttl_seconds"], 300);
+    assert_eq!(sent["attempt"], 1);
+    assert_eq!(
+        sent["incident"],
+        record.incident_id.as_deref().expect("an incident")
+    );
+
+    let stored = stored_record(&deployment).await;
+    assert_eq!(stored.status, HealingStatus::Completed);
+    assert_eq!(
+        stored.details.get("hook_function").map(String::as_str),
+        Some("autoheal-cache-hook")
+    );
+    let (envelope, published) = only_notification(&deployment, &queue).await;
+    assert_published(
+        &envelope,
+        &published,
+        CACHE_INVALIDATION,
+        "sessions-cache-001",
+        "completed",
+    );
+
+    ok_is_recovering(&engine, CACHE_INVALIDATION, "sessions-cache-001").await;
+    assert_eq!(engine.healer.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_tagged_disabled_is_not_repaired() {
+    let emulator = Emulator::start();
+    emulator.lambda_without_docker();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores
+        .cache_cluster("sessions-cache-001", &[("autoheal:disabled", "true")])
+        .await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(
+        &engine,
+        data_alarm(CACHE_INVALIDATION, "sessions-cache-001", "event-opt-out"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Skipped);
+    assert_eq!(record.skip_reason, Some(SkipReason::OptedOut));
+    assert!(!record.details.contains_key("hook_function"), "no hook ran");
+    assert_eq!(
+        stored_record(&deployment).await.skip_reason,
+        Some(SkipReason::OptedOut)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairing_a_missing_cache_fails_with_the_service_message() {
+    let emulator = Emulator::start();
+    emulator.lambda_without_docker();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(
+        &engine,
+        data_alarm(CACHE_INVALIDATION, "no-such-cache", "event-missing"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Failed);
+    let error = record.error.expect("an error");
+    assert!(error.contains("CacheClusterNotFound"), "{error}");
+    assert_eq!(
+        stored_record(&deployment).await.status,
+        HealingStatus::Failed
+    );
+    let (envelope, published) = only_notification(&deployment, &queue).await;
+    assert_published(
+        &envelope,
+        &published,
+        CACHE_INVALIDATION,
+        "no-such-cache",
+        "failed",
+    );
+}
+
+// ------------------------------------------------------------ verify-backup
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_is_taken_and_proved_to_restore_then_the_test_restore_is_deleted() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.database("orders-db", &[], 7).await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(
+        &engine,
+        data_alarm(BACKUP_VERIFICATION, "orders-db", "event-verify"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.action, "verify-backup");
+    let snapshot_id = record.details["snapshot_id"].clone();
+    let verified = record.details["verified_instance_id"].clone();
+    assert!(
+        snapshot_id.starts_with("autoheal-verify-orders-db-"),
+        "{snapshot_id}"
+    );
+    assert!(verified.starts_with("orders-db-verify-"), "{verified}");
+    assert_eq!(record.details["verification"], "restored");
+
+    // The fresh backup is kept; the test restore is gone; the source is untouched.
+    let snapshots = stores.snapshots_of("orders-db").await;
+    assert_eq!(snapshots.len(), 1, "{snapshots:#?}");
+    assert_eq!(
+        snapshots[0].db_snapshot_identifier(),
+        Some(snapshot_id.as_str())
+    );
+    assert_eq!(snapshots[0].status(), Some("available"));
+    assert_eq!(
+        rds_tag(snapshots[0].tag_list(), "autoheal:backup-of"),
+        Some("orders-db")
+    );
+    assert!(stores.instance(&verified).await.is_none(), "deleted");
+    assert_eq!(stores.instance_ids().await, vec!["orders-db".to_owned()]);
+
+    let stored = stored_record(&deployment).await;
+    assert_eq!(stored.status, HealingStatus::Completed);
+    assert_eq!(stored.details.get("snapshot_id"), Some(&snapshot_id));
+    let (envelope, published) = only_notification(&deployment, &queue).await;
+    assert_published(
+        &envelope,
+        &published,
+        BACKUP_VERIFICATION,
+        "orders-db",
+        "completed",
+    );
+    assert_eq!(
+        published["details"]["verified_instance_id"],
+        verified.as_str()
+    );
+
+    ok_is_recovering(&engine, BACKUP_VERIFICATION, "orders-db").await;
+    assert_eq!(engine.healer.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_that_does_not_restore_fails_and_keeps_the_snapshot() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let stores = DataStores::new(&deployment.sdk);
+    // The instance's option group is gone, so no snapshot of it can be restored.
+    stores.option_group("orders-options").await;
+    stores
+        .database_with_option_group("orders-db", &[], 7, Some("orders-options"))
+        .await;
+    stores.delete_option_group("orders-options").await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(
+        &engine,
+        data_alarm(BACKUP_VERIFICATION, "orders-db", "event-broken"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
+    let error = record.error.expect("an error");
+    assert!(
+        error.contains("OptionGroupNotFound") && error.contains("backup verification"),
+        "{error}"
+    );
+    assert_eq!(stores.snapshots_of("orders-db").await.len(), 1, "kept");
+    assert_eq!(stores.instance_ids().await, vec!["orders-db".to_owned()]);
+    let (envelope, published) = only_notification(&deployment, &queue).await;
+    assert_published(
+        &envelope,
+        &published,
+        BACKUP_VERIFICATION,
+        "orders-db",
+        "failed",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_verification_reuses_its_snapshot_and_deletes_its_test_restore() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.database("orders-db", &[], 7).await;
+    // What an attempt that died after restoring left behind.
+    stores
+        .rds
+        .create_db_snapshot()
+        .db_instance_identifier("orders-db")
+        .db_snapshot_identifier("autoheal-verify-orders-db-01234567")
+        .send()
+        .await
+        .expect("snapshot");
+    stores
+        .rds
+        .restore_db_instance_from_db_snapshot()
+        .db_snapshot_identifier("autoheal-verify-orders-db-01234567")
+        .db_instance_identifier("orders-db-verify-01234567")
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("autoheal:verification-of")
+                .value("orders-db")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("leftover restore");
+
+    let outcome = verify_with_fixed_token(&deployment, "orders-db").await;
+
+    let HealOutcome::Healed { details, .. } = outcome.expect("healed") else {
+        panic!("healed");
+    };
+    assert_eq!(details["verified_instance_id"], "orders-db-verify-01234567");
+    assert_eq!(stores.snapshots_of("orders-db").await.len(), 1);
+    assert_eq!(stores.instance_ids().await, vec!["orders-db".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_autoheal_did_not_create_is_never_deleted() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.database("orders-db", &[], 7).await;
+    // Someone's own instance that happens to have the name autoheal would derive.
+    stores.database("orders-db-verify-01234567", &[], 7).await;
+
+    let error = verify_with_fixed_token(&deployment, "orders-db")
+        .await
+        .expect_err("refused");
+
+    assert!(error.message.contains("not tagged"), "{error}");
+    assert_eq!(
+        stores.instance_ids().await,
+        vec![
+            "orders-db".to_owned(),
+            "orders-db-verify-01234567".to_owned()
+        ]
+    );
+}
+
+/// Runs `verify-backup` on `db` directly, as attempt 1 with a known idempotency token.
+async fn verify_with_fixed_token(
+    deployment: &Deployment,
+    db: &str,
+) -> Result<HealOutcome, autoheal_core::HealError> {
+    let healer = DataHealer::new(&deployment.sdk);
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let event =
+        AlarmEvent::from_value(data_alarm(BACKUP_VERIFICATION, db, "event-1")).expect("an alarm");
+    healer
+        .heal(HealRequest {
+            rule: rules.get(BACKUP_VERIFICATION).expect("the rule"),
+            resource_id: db,
+            attempt: 1,
+            incident_id: "incident-1",
+            idempotency_token: "autoheal-0123456789abcdef00000001",
+            event: &event,
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_tagged_disabled_is_not_verified() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores
+        .database("orders-db", &[("autoheal:disabled", "true")], 7)
+        .await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(
+        &engine,
+        data_alarm(BACKUP_VERIFICATION, "orders-db", "event-opt-out"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Skipped);
+    assert_eq!(record.skip_reason, Some(SkipReason::OptedOut));
+    assert!(stores.snapshots_of("orders-db").await.is_empty());
+    assert_eq!(stores.instance_ids().await, vec!["orders-db".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifying_a_missing_database_fails_with_the_service_message() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(
+        &engine,
+        data_alarm(BACKUP_VERIFICATION, "no-such-db", "event-missing"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Failed);
+    let error = record.error.expect("an error");
+    assert!(error.contains("DBInstanceNotFound"), "{error}");
+    assert_eq!(
+        stored_record(&deployment).await.status,
+        HealingStatus::Failed
+    );
+    let (envelope, published) = only_notification(&deployment, &queue).await;
+    assert_published(
+        &envelope,
+        &published,
+        BACKUP_VERIFICATION,
+        "no-such-db",
+        "failed",
+    );
+}
+
+// ------------------------------------------------------------ routing
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_of_another_layer_is_not_acted_on_by_the_data_function() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let engine = data_engine(&deployment);
+
+    let outcome = engine
+        .handle(ec2_alarm("i-0123456789abcdef0", "event-ec2"), "run-1")
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.decision, "skip");
+    assert_eq!(outcome.reason, Some(SkipReason::OtherLayer));
+    assert_eq!(engine.healer.calls(), 0);
+}

@@ -167,7 +167,8 @@ impl Emulator {
         stream.write_all(request.as_bytes()).ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
-        response.starts_with("HTTP/1.1 200").then_some(response)
+        // Any 2xx: the emulator answers a configuration change with 201 Created.
+        response.starts_with("HTTP/1.1 2").then_some(response)
     }
 
     fn answers(&self) -> bool {

@@ -1,31 +1,188 @@
-//! The data layer.
+//! The data layer: databases, caches and backups.
 //!
-//! This build implements none of the data actions yet. The engine skips a matching data rule
-//! with reason `unsupported-action` before any claim or AWS call, so nothing is written or
-//! changed, and the outcome and log line say why.
+//! - `restore-db-to-point-in-time` ([`restore`]): restores a corrupted RDS instance to a point
+//!   just before the corruption, into a new instance next to the damaged one.
+//! - `repair-cache` ([`cache`]): hands an ElastiCache cluster whose hit rate collapsed to the
+//!   operator's cache-repair hook (a Lambda function).
+//! - `verify-backup` ([`backup`]): takes a fresh snapshot of an RDS instance and proves it
+//!   restores, then deletes the test restore.
 
+pub mod backup;
+pub mod cache;
+pub mod restore;
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use autoheal_aws::errors::describe;
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
 
+pub use backup::BackupVerifier;
+pub use cache::CacheRepairer;
+pub use restore::PointInTimeRestorer;
+
 /// Runs the data layer's actions.
-#[derive(Debug, Clone, Default)]
-pub struct DataHealer;
+#[derive(Debug, Clone)]
+pub struct DataHealer {
+    restorer: PointInTimeRestorer,
+    cache: CacheRepairer,
+    backups: BackupVerifier,
+}
 
 impl DataHealer {
     /// Builds the layer's clients from one SDK configuration (once per container).
-    pub fn new(_sdk: &aws_config::SdkConfig) -> Self {
-        DataHealer
+    pub fn new(sdk: &SdkConfig) -> Self {
+        let rds = aws_sdk_rds::Client::new(sdk);
+        DataHealer {
+            restorer: PointInTimeRestorer::new(rds.clone()),
+            cache: CacheRepairer::new(
+                aws_sdk_elasticache::Client::new(sdk),
+                aws_sdk_lambda::Client::new(sdk),
+            ),
+            backups: BackupVerifier::new(rds),
+        }
     }
 }
 
 impl Healer for DataHealer {
-    fn supports(&self, _action: &Action) -> bool {
-        false
+    fn supports(&self, action: &Action) -> bool {
+        matches!(
+            action,
+            Action::RestoreDbToPointInTime { .. }
+                | Action::RepairCache { .. }
+                | Action::VerifyBackup { .. }
+        )
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
-        Err(HealError::new(format!(
-            "the data function does not implement `{}`",
-            request.rule.action.kind()
-        )))
+        if request.resource_id.trim().is_empty() {
+            return Err(HealError::new("refusing to act on an empty resource id"));
+        }
+        match &request.rule.action {
+            Action::RestoreDbToPointInTime {
+                target_suffix,
+                lookback_minutes,
+            } => {
+                self.restorer
+                    .restore(request, target_suffix, *lookback_minutes)
+                    .await
+            }
+            Action::RepairCache {
+                hook_function,
+                ttl_seconds,
+            } => {
+                self.cache
+                    .repair(request, hook_function, *ttl_seconds)
+                    .await
+            }
+            Action::VerifyBackup {
+                restore_instance_class,
+            } => self.backups.verify(request, restore_instance_class).await,
+            other => Err(HealError::new(format!(
+                "the data function does not implement `{}`",
+                other.kind()
+            ))),
+        }
+    }
+}
+
+/// A service error as a readable `HealError`.
+pub(crate) fn api_error<E>(operation: &str, error: E) -> HealError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    HealError::new(describe(operation, &error))
+}
+
+/// The part of an attempt's idempotency token that names what the attempt creates: eight
+/// lower-case letters or digits, the same for every retry of the attempt.
+pub(crate) fn short_token(token: &str) -> String {
+    let body = token.strip_prefix("autoheal-").unwrap_or(token);
+    let short: String = body
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .take(8)
+        .collect();
+    if short.is_empty() {
+        "0".to_owned()
+    } else {
+        short
+    }
+}
+
+/// A valid RDS identifier of at most `max` characters: `base` (shortened when needed), then
+/// `tail`. RDS identifiers are letters, digits and single hyphens, start with a letter and do
+/// not end with a hyphen; `tail` is expected to satisfy that already.
+pub(crate) fn rds_identifier(base: &str, tail: &str, max: usize) -> String {
+    let mut cleaned = String::with_capacity(base.len());
+    for c in base.chars() {
+        let c = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        };
+        if c == '-' && (cleaned.is_empty() || cleaned.ends_with('-')) {
+            continue;
+        }
+        cleaned.push(c);
+    }
+    if !cleaned.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        cleaned.insert(0, 'x');
+    }
+    let room = max.saturating_sub(tail.len());
+    cleaned.truncate(room);
+    while cleaned.ends_with('-') {
+        cleaned.pop();
+    }
+    match (cleaned.is_empty(), tail.starts_with('-')) {
+        (true, _) => format!("x{}", tail.trim_start_matches('-')),
+        (false, true) => format!("{cleaned}{tail}"),
+        (false, false) => format!("{cleaned}-{tail}"),
+    }
+}
+
+/// Tags as a map, from (key, value) pairs with both present.
+pub(crate) fn tag_map<'a>(
+    pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> BTreeMap<String, String> {
+    pairs
+        .into_iter()
+        .filter_map(|(key, value)| Some((key?.to_owned(), value?.to_owned())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_token_is_eight_characters_of_the_hash() {
+        assert_eq!(short_token("autoheal-0123456789abcdef00000001"), "01234567");
+        assert_eq!(short_token("AB_c"), "abc");
+        assert_eq!(short_token("---"), "0");
+    }
+
+    #[test]
+    fn identifiers_are_valid_and_bounded() {
+        assert_eq!(
+            rds_identifier("orders-db", "-restored-01234567", 63),
+            "orders-db-restored-01234567"
+        );
+        assert_eq!(
+            rds_identifier("orders-db", "verify-01234567", 63),
+            "orders-db-verify-01234567"
+        );
+        let long = "a".repeat(80);
+        let id = rds_identifier(&long, "-restored-01234567", 63);
+        assert_eq!(id.len(), 63);
+        assert!(id.ends_with("-restored-01234567"));
+        // Shortening never leaves a double or trailing hyphen before the tail.
+        let id = rds_identifier(&format!("{}-b", "a".repeat(44)), "-restored-01234567", 63);
+        assert!(!id.contains("--"), "{id}");
+        assert_eq!(rds_identifier("9db", "-x", 63), "x9db-x");
+        assert_eq!(rds_identifier("My_DB", "-x", 63), "my-db-x");
     }
 }

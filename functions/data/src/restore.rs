@@ -1,0 +1,291 @@
+//! `restore-db-to-point-in-time`: restore a corrupted RDS instance to a point just before the
+//! corruption, into a NEW instance. The damaged instance is never modified: a person checks
+//! the restored copy and switches the application over (or copies the lost rows back).
+//!
+//! The restore time is the alarm's state-change time minus `lookback_minutes`, or the
+//! instance's latest restorable time when that is earlier. The new instance is named
+//! `<db><target_suffix>-<8 characters of the attempt's idempotency token>`, so a retried attempt
+//! finds and reports the copy it already started instead of starting another.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_rds::Client as RdsClient;
+use aws_sdk_rds::types::{DbInstance, Tag};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+
+use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
+use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
+
+use crate::{api_error, rds_identifier, short_token, tag_map};
+
+/// RDS DB instance identifiers are at most 63 characters.
+const MAX_INSTANCE_ID: usize = 63;
+
+/// Restores RDS instances to a point in time.
+#[derive(Debug, Clone)]
+pub struct PointInTimeRestorer {
+    rds: RdsClient,
+}
+
+impl PointInTimeRestorer {
+    pub fn new(rds: RdsClient) -> Self {
+        PointInTimeRestorer { rds }
+    }
+
+    pub async fn restore(
+        &self,
+        request: HealRequest<'_>,
+        target_suffix: &str,
+        lookback_minutes: u32,
+    ) -> Result<HealOutcome, HealError> {
+        let db = request.resource_id;
+        let source = describe_source(&self.rds, db).await?;
+        let tags = tag_map(source.tag_list().iter().map(|t| (t.key(), t.value())));
+        if is_opted_out(&tags) {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::OptedOut,
+                summary: format!("DB instance {db} is tagged {OPT_OUT_TAG}=true"),
+            });
+        }
+        if source.backup_retention_period().unwrap_or(0) <= 0 {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::Unsafe,
+                summary: format!(
+                    "DB instance {db} has automated backups turned off (backup retention 0): \
+                     there is no point in time to restore to"
+                ),
+            });
+        }
+        if source.db_instance_status() == Some("deleting") {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::NotNeeded,
+                summary: format!("DB instance {db} is being deleted"),
+            });
+        }
+
+        let target = rds_identifier(
+            db,
+            &format!(
+                "{}-{}",
+                target_suffix.trim_end_matches('-'),
+                short_token(request.idempotency_token)
+            ),
+            MAX_INSTANCE_ID,
+        );
+        let latest = source
+            .latest_restorable_time()
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+        let restore_time = restore_time(
+            request.event.time.unwrap_or_else(Utc::now),
+            lookback_minutes,
+            latest,
+        );
+
+        let (restored, reused) = match describe_instance(&self.rds, &target).await? {
+            Some(existing) => {
+                created_by_autoheal(&existing, "autoheal:restored-from", db)?;
+                (existing, true)
+            }
+            None => (
+                self.start_restore(request, &source, &target, restore_time)
+                    .await?,
+                false,
+            ),
+        };
+
+        let status = restored
+            .db_instance_status()
+            .unwrap_or("unknown")
+            .to_owned();
+        let endpoint = restored
+            .endpoint()
+            .and_then(|e| e.address().map(|a| (a, e.port())))
+            .map(|(address, port)| match port {
+                Some(port) => format!("{address}:{port}"),
+                None => address.to_owned(),
+            });
+        let when = restore_time.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut details = BTreeMap::from([
+            ("source_instance_id".to_owned(), db.to_owned()),
+            ("restored_instance_id".to_owned(), target.clone()),
+            ("restore_time".to_owned(), when.clone()),
+            ("restored_instance_status".to_owned(), status.clone()),
+        ]);
+        let mut summary = format!(
+            "{} {db} as of {when} into new DB instance {target} (status {status}",
+            if reused {
+                "found the restore already started of"
+            } else {
+                "started restoring"
+            }
+        );
+        if let Some(endpoint) = endpoint {
+            summary.push_str(&format!(", endpoint {endpoint}"));
+            details.insert("restored_endpoint".to_owned(), endpoint);
+        }
+        summary.push_str(&format!(
+            "); {db} was left untouched: verify {target}, then switch the application over"
+        ));
+        if reused {
+            details.insert("reused".to_owned(), "true".to_owned());
+        }
+        Ok(HealOutcome::Healed { summary, details })
+    }
+
+    async fn start_restore(
+        &self,
+        request: HealRequest<'_>,
+        source: &DbInstance,
+        target: &str,
+        restore_time: DateTime<Utc>,
+    ) -> Result<DbInstance, HealError> {
+        let db = request.resource_id;
+        let security_groups: Vec<String> = source
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+            .collect();
+        let output = self
+            .rds
+            .restore_db_instance_to_point_in_time()
+            .source_db_instance_identifier(db)
+            .target_db_instance_identifier(target)
+            .restore_time(aws_smithy_types::DateTime::from_secs(
+                restore_time.timestamp(),
+            ))
+            // Same size and network as the damaged instance, so it can take over.
+            .set_db_instance_class(source.db_instance_class().map(str::to_owned))
+            .set_db_subnet_group_name(
+                source
+                    .db_subnet_group()
+                    .and_then(|g| g.db_subnet_group_name())
+                    .map(str::to_owned),
+            )
+            .set_vpc_security_group_ids((!security_groups.is_empty()).then_some(security_groups))
+            .set_publicly_accessible(source.publicly_accessible())
+            .set_multi_az(source.multi_az())
+            .tags(tag("autoheal:restored-from", db))
+            .tags(tag("autoheal:incident", request.incident_id))
+            .send()
+            .await
+            .map_err(|e| api_error("RestoreDBInstanceToPointInTime", e))?;
+        output.db_instance().cloned().ok_or_else(|| {
+            HealError::new(format!(
+                "RestoreDBInstanceToPointInTime returned no DB instance for {target}"
+            ))
+        })
+    }
+}
+
+/// The instance an alarm names: that it does not exist is an error, in the service's words.
+pub(crate) async fn describe_source(rds: &RdsClient, id: &str) -> Result<DbInstance, HealError> {
+    rds.describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .map_err(|e| api_error("DescribeDBInstances", e))?
+        .db_instances()
+        .iter()
+        .find(|i| i.db_instance_identifier() == Some(id))
+        .cloned()
+        .ok_or_else(|| HealError::new(format!("DescribeDBInstances: no DB instance {id}")))
+}
+
+/// The instance `id` (one autoheal creates), or `None` when there is none yet.
+pub(crate) async fn describe_instance(
+    rds: &RdsClient,
+    id: &str,
+) -> Result<Option<DbInstance>, HealError> {
+    match rds
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(output) => Ok(output
+            .db_instances()
+            .iter()
+            .find(|i| i.db_instance_identifier() == Some(id))
+            .cloned()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_db_instance_not_found_fault()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(api_error("DescribeDBInstances", e)),
+    }
+}
+
+/// An instance found under a name autoheal derives is reused (or deleted) only if autoheal
+/// made it: it carries `key=source`.
+pub(crate) fn created_by_autoheal(
+    instance: &DbInstance,
+    key: &str,
+    source: &str,
+) -> Result<(), HealError> {
+    let tags = tag_map(instance.tag_list().iter().map(|t| (t.key(), t.value())));
+    if tags.get(key).map(String::as_str) == Some(source) {
+        Ok(())
+    } else {
+        Err(HealError::new(format!(
+            "DB instance {} already exists but is not tagged {key}={source}: autoheal leaves it alone",
+            instance.db_instance_identifier().unwrap_or_default()
+        )))
+    }
+}
+
+pub(crate) fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+/// The alarm's time minus the lookback, no later than the latest restorable time.
+pub fn restore_time(
+    alarm_time: DateTime<Utc>,
+    lookback_minutes: u32,
+    latest_restorable: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    let wanted = alarm_time - Duration::minutes(i64::from(lookback_minutes));
+    match latest_restorable {
+        Some(latest) if latest < wanted => latest,
+        _ => wanted,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().expect("a time")
+    }
+
+    #[test]
+    fn restore_time_looks_back_from_the_alarm() {
+        assert_eq!(
+            restore_time(
+                at("2026-11-24T07:03:14Z"),
+                5,
+                Some(at("2026-11-24T07:10:00Z"))
+            ),
+            at("2026-11-24T06:58:14Z")
+        );
+    }
+
+    #[test]
+    fn restore_time_is_clamped_to_the_latest_restorable_time() {
+        assert_eq!(
+            restore_time(
+                at("2026-11-24T07:03:14Z"),
+                5,
+                Some(at("2026-11-24T06:55:00Z"))
+            ),
+            at("2026-11-24T06:55:00Z")
+        );
+        assert_eq!(
+            restore_time(at("2026-11-24T07:03:14Z"), 0, None),
+            at("2026-11-24T07:03:14Z")
+        );
+    }
+}
