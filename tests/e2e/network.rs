@@ -13,8 +13,8 @@ use autoheal_core::{
 };
 use autoheal_network::NetworkHealer;
 use autoheal_tests::network::{
-    DnsFixture, NAT64, NatFixture, TargetGroupFixture, alb_alarm, alb_ok, dns_alarm, dns_ok,
-    failover, nat_alarm, nat_ok, weighted,
+    DnsFixture, NAT64, NatFixture, STANDBY_TAG, TargetGroupFixture, alb_alarm, alb_ok, dns_alarm,
+    dns_ok, failover, nat_alarm, nat_ok, weighted,
 };
 use autoheal_tests::{Counting, Deployment, Emulator, ec2_alarm};
 
@@ -401,33 +401,12 @@ async fn dns_missing_health_check_gives_a_failed_record_with_the_service_message
 
 // ---------------------------------------------------------------- nat-route-healing
 
-const STANDBY_TAG: &str = "autoheal:standby-nat-gateway";
-
-/// A NAT fixture whose route table names its standby.
-async fn nat_with_standby(deployment: &Deployment, gateway_tags: &[(&str, &str)]) -> NatFixture {
-    let nat = NatFixture::create(&deployment.sdk, &[], gateway_tags).await;
-    // The standby's id is known only once it exists: tag the table now.
-    nat.ec2
-        .create_tags()
-        .resources(&nat.route_table)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key(STANDBY_TAG)
-                .value(&nat.standby)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("tag the route table");
-    nat
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nat_routes_through_the_failing_gateway_move_to_its_standby() {
     let emulator = Emulator::start();
     let deployment = Deployment::bootstrap(&emulator).await;
     let queue = deployment.subscribe_queue("operators").await;
-    let nat = nat_with_standby(&deployment, &[]).await;
+    let nat = NatFixture::with_standby(&deployment.sdk, &[]).await;
     let engine = network(&deployment);
 
     let outcome = engine
@@ -492,7 +471,7 @@ async fn nat_table_without_a_standby_tag_is_left_alone() {
 async fn nat_standby_that_is_not_available_is_not_used() {
     let emulator = Emulator::start();
     let deployment = Deployment::bootstrap(&emulator).await;
-    let nat = nat_with_standby(&deployment, &[]).await;
+    let nat = NatFixture::with_standby(&deployment.sdk, &[]).await;
     nat.ec2
         .delete_nat_gateway()
         .nat_gateway_id(&nat.standby)
@@ -532,7 +511,7 @@ async fn nat_standby_that_is_not_available_is_not_used() {
 async fn nat_gateway_tagged_disabled_is_left_alone() {
     let emulator = Emulator::start();
     let deployment = Deployment::bootstrap(&emulator).await;
-    let nat = nat_with_standby(&deployment, &[("autoheal:disabled", "true")]).await;
+    let nat = NatFixture::with_standby(&deployment.sdk, &[("autoheal:disabled", "true")]).await;
     let engine = network(&deployment);
 
     let record = engine

@@ -401,6 +401,9 @@ pub struct NatFixture {
 /// The NAT64 prefix: an IPv6 destination a NAT gateway serves.
 pub const NAT64: &str = "64:ff9b::/96";
 
+/// The tag of a route table that names its standby NAT gateway (the shipped rule's).
+pub const STANDBY_TAG: &str = "autoheal:standby-nat-gateway";
+
 impl NatFixture {
     /// The route table is tagged `table_tags`, the failing gateway `gateway_tags`.
     pub async fn create(
@@ -444,6 +447,24 @@ impl NatFixture {
             standby,
             route_table,
         }
+    }
+
+    /// As `create`, with the route table tagged with the standby's id under [`STANDBY_TAG`].
+    pub async fn with_standby(sdk: &SdkConfig, gateway_tags: &[(&str, &str)]) -> Self {
+        let nat = Self::create(sdk, &[], gateway_tags).await;
+        nat.ec2
+            .create_tags()
+            .resources(&nat.route_table)
+            .tags(
+                Ec2Tag::builder()
+                    .key(STANDBY_TAG)
+                    .value(&nat.standby)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("tag the route table");
+        nat
     }
 
     async fn nat_gateway(ec2: &aws_sdk_ec2::Client, subnet: &str, tags: &[(&str, &str)]) -> String {

@@ -376,7 +376,7 @@ fn describe_replaced(replaced: &[(String, String, Vec<Destination>)]) -> String 
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ");
-            format!("{table} ({destinations}) → {standby}")
+            format!("{table} ({destinations}) -> {standby}")
         })
         .collect::<Vec<_>>()
         .join("; ")
