@@ -1,31 +1,75 @@
-//! The network layer.
+//! The network layer: load-balancer targets, DNS records, NAT routes.
 //!
-//! This build implements none of the network actions yet. The engine skips a matching network rule
-//! with reason `unsupported-action` before any claim or AWS call, so nothing is written or
-//! changed, and the outcome and log line say why.
+//! Every action re-reads the live resource first, honours the `autoheal:disabled=true` opt-out
+//! tag, and skips with a reason when the heal is no longer needed or would be unsafe.
 
+pub mod dns;
+pub mod routes;
+pub mod targets;
+
+use aws_config::SdkConfig;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use autoheal_aws::errors::describe;
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
 
+pub use dns::DnsFailover;
+pub use routes::NatRouteReplacer;
+pub use targets::TargetDeregistrar;
+
 /// Runs the network layer's actions.
-#[derive(Debug, Clone, Default)]
-pub struct NetworkHealer;
+#[derive(Debug, Clone)]
+pub struct NetworkHealer {
+    targets: TargetDeregistrar,
+    dns: DnsFailover,
+    routes: NatRouteReplacer,
+}
 
 impl NetworkHealer {
     /// Builds the layer's clients from one SDK configuration (once per container).
-    pub fn new(_sdk: &aws_config::SdkConfig) -> Self {
-        NetworkHealer
+    pub fn new(sdk: &SdkConfig) -> Self {
+        NetworkHealer {
+            targets: TargetDeregistrar::new(aws_sdk_elasticloadbalancingv2::Client::new(sdk)),
+            dns: DnsFailover::new(aws_sdk_route53::Client::new(sdk)),
+            routes: NatRouteReplacer::new(aws_sdk_ec2::Client::new(sdk)),
+        }
     }
 }
 
 impl Healer for NetworkHealer {
-    fn supports(&self, _action: &Action) -> bool {
-        false
+    fn supports(&self, action: &Action) -> bool {
+        matches!(
+            action,
+            Action::DeregisterUnhealthyTargets {}
+                | Action::FailOverDnsRecord { .. }
+                | Action::ReplaceNatRoute { .. }
+        )
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
-        Err(HealError::new(format!(
-            "the network function does not implement `{}`",
-            request.rule.action.kind()
-        )))
+        if request.resource_id.trim().is_empty() {
+            return Err(HealError::new("the alarm names no resource to heal"));
+        }
+        match &request.rule.action {
+            Action::DeregisterUnhealthyTargets {} => self.targets.deregister(request).await,
+            Action::FailOverDnsRecord { hosted_zone_id } => {
+                self.dns.fail_over(request, hosted_zone_id.as_deref()).await
+            }
+            Action::ReplaceNatRoute { standby_tag } => {
+                self.routes.replace(request, standby_tag).await
+            }
+            other => Err(HealError::new(format!(
+                "the network function does not implement `{}`",
+                other.kind()
+            ))),
+        }
     }
+}
+
+/// A service error as the service words it, prefixed with the operation.
+pub(crate) fn api_error<E>(operation: &str, error: E) -> HealError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    HealError::new(describe(operation, &error))
 }
