@@ -1,4 +1,4 @@
-//! `make demo`: autoheal healing a failed instance in an emulated AWS account.
+//! `make demo`: autoheal healing every layer of a workload in an emulated AWS account.
 //!
 //! Starts the local emulator, creates autoheal's table and topic with `autoheal bootstrap`,
 //! provisions a web server with an Elastic IP and an Auto Scaling group, then sends the
@@ -10,8 +10,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use autoheal_tests::application::{AppParameters, application_alarm};
+use autoheal_tests::data::{DataStores, data_alarm};
+use autoheal_tests::network::{NatFixture, nat_alarm};
 use autoheal_tests::{Deployment, Emulator, Fleet, binary, ec2_alarm, ec2_ok};
 
 fn step(title: &str) {
@@ -156,6 +159,86 @@ async fn main() {
         "--output",
         "table",
     ]);
+
+    step("Application layer: a circuit breaker is stuck open");
+    let parameters = AppParameters::new(&deployment.sdk);
+    let breaker = "/autoheal/orders-api/circuit-breaker";
+    parameters
+        .create(
+            breaker,
+            &json!({ "state": "open", "opened_by": "orders-api" }),
+            &[],
+        )
+        .await;
+    println!("parameter {breaker}: {}", parameters.read(breaker).await.0);
+    let breaker_alarm = write_event(
+        &dir,
+        "breaker-alarm.json",
+        &application_alarm("circuit-breaker-healing", "orders-api", "demo-breaker-1"),
+    );
+    autoheal(&[
+        "invoke",
+        "--event",
+        &breaker_alarm,
+        "--endpoint-url",
+        &url,
+        "--output",
+        "table",
+    ]);
+    println!("parameter {breaker}: {}", parameters.read(breaker).await.0);
+
+    step("Data layer: corruption detected in orders-db");
+    let stores = DataStores::new(&deployment.sdk);
+    stores.database("orders-db", &[], 7).await;
+    let corruption_alarm = write_event(
+        &dir,
+        "corruption-alarm.json",
+        &data_alarm(
+            "database-corruption-healing",
+            "orders-db",
+            "demo-corruption-1",
+        ),
+    );
+    autoheal(&[
+        "invoke",
+        "--event",
+        &corruption_alarm,
+        "--endpoint-url",
+        &url,
+        "--output",
+        "table",
+    ]);
+    println!(
+        "RDS instances now: {}",
+        stores.instance_ids().await.join(", ")
+    );
+
+    step("Network layer: a NAT gateway drops packets");
+    let nat = NatFixture::with_standby(&deployment.sdk, &[]).await;
+    println!(
+        "routes of {} before: {:?}",
+        nat.route_table,
+        nat.nat_routes().await
+    );
+    let nat_event = write_event(
+        &dir,
+        "nat-alarm.json",
+        &nat_alarm(&nat.failing, "demo-nat-1"),
+    );
+    autoheal(&[
+        "invoke",
+        "--event",
+        &nat_event,
+        "--endpoint-url",
+        &url,
+        "--output",
+        "table",
+    ]);
+    println!(
+        "routes of {} after:  {:?}",
+        nat.route_table,
+        nat.nat_routes().await
+    );
 
     step("What subscribers heard (SNS, through the on-call queue)");
     for notification in deployment.notifications(&queue).await {
