@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use autoheal_aws::{DynamoStateStore, SnsNotifier};
 use autoheal_core::{
-    Engine, HealingRecord, HealingStatus, Layer, Settings, SkipReason, SystemClock,
+    Action, AlarmEvent, Engine, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus,
+    Layer, RuleSet, Settings, SkipReason, SystemClock,
 };
 use autoheal_platform::PlatformHealer;
 use autoheal_tests::platform::{
@@ -82,7 +83,7 @@ async fn ecs_service_gets_a_new_deployment_and_keeps_its_tasks_and_count() {
     assert_eq!(record.details.get("deployment_id"), Some(&after));
     // The emulator reports every task healthy: none is stopped, and nothing else changes.
     assert!(!record.details.contains_key("stopped_tasks"), "{record:?}");
-    for (arn, desired, reason) in service.task_states().await {
+    for (arn, desired, reason) in service.task_states(&[]).await {
         assert_eq!(desired.as_deref(), Some("RUNNING"), "{arn}");
         assert_eq!(reason, None, "{arn}");
     }
@@ -100,6 +101,55 @@ async fn ecs_service_gets_a_new_deployment_and_keeps_its_tasks_and_count() {
         .expect("handled");
     assert_eq!(ok.decision, "recovering", "{ok:?}");
     assert_eq!(engine.healer.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_service_tasks_reported_unhealthy_are_stopped_with_a_reason_naming_the_incident() {
+    let emulator = Emulator::start_with_ecs_task_health();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let service = EcsService::create(&deployment.sdk, "prod-cluster", "orders-api", &[]).await;
+    let unhealthy = service
+        .run_task("service:orders-api", Some("UNHEALTHY"))
+        .await;
+    let healthy = service
+        .run_task("service:orders-api", Some("HEALTHY"))
+        .await;
+    let unhealthy_elsewhere = service.run_task("family:batch", Some("UNHEALTHY")).await;
+
+    let outcome = platform(&deployment)
+        .handle(
+            ecs_event("alarm", "prod-cluster", "orders-api", "ecs-unhealthy"),
+            "run-1",
+        )
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.decision, "act", "{outcome:?}");
+    let record = stored_record(&deployment, HealingStatus::Completed).await;
+    assert_eq!(record.details.get("stopped_tasks"), Some(&unhealthy));
+    let incident = record.incident_id.clone().expect("an incident");
+    for (arn, desired, reason) in service
+        .task_states(&[&unhealthy, &healthy, &unhealthy_elsewhere])
+        .await
+    {
+        if arn == unhealthy {
+            assert_eq!(desired.as_deref(), Some("STOPPED"));
+            let reason = reason.expect("a stop reason");
+            assert!(
+                reason.starts_with("autoheal") && reason.contains(&incident),
+                "{reason}"
+            );
+        } else {
+            assert_eq!(
+                desired.as_deref(),
+                Some("RUNNING"),
+                "{arn} was left running"
+            );
+        }
+    }
+    assert_eq!(service.describe().await.desired_count(), 2);
+    let summary = record.summary.expect("a summary");
+    assert!(summary.contains("stopped 1 unhealthy task"), "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,6 +362,54 @@ async fn rds_instance_is_snapshotted_then_rebooted() {
         .await
         .expect("handled");
     assert_eq!(ok.decision, "recovering", "{ok:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_rds_attempt_reuses_its_snapshot_and_fails_over_a_multi_az_instance_when_asked() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let rds = rds_instance(&deployment.sdk, "orders-db", true, &[]).await;
+    let mut rule = RuleSet::shipped()
+        .expect("shipped rules")
+        .get("rds-instance-healing")
+        .cloned()
+        .expect("the rule");
+    rule.action = Action::RebootRdsInstance {
+        snapshot_first: true,
+        force_failover: true,
+    };
+    let event = AlarmEvent::from_value(rds_event("alarm", "orders-db", "db-retry")).expect("event");
+    let healer = PlatformHealer::new(&deployment.sdk);
+    let request = HealRequest {
+        rule: &rule,
+        resource_id: "orders-db",
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token: "autoheal-0123456789abcdef00000001",
+        event: &event,
+    };
+
+    // The same attempt twice, as after an invocation that died: one snapshot, reused.
+    let first = healer.heal(request).await.expect("healed");
+    let second = healer.heal(request).await.expect("healed again");
+
+    let snapshots = rds_snapshots(&rds, "orders-db").await;
+    assert_eq!(snapshots, ["autoheal-orders-db-0123456789ab"]);
+    for outcome in [&first, &second] {
+        let HealOutcome::Healed { details, .. } = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(details.get("snapshot_id"), Some(&snapshots[0]));
+        assert_eq!(details.get("failover").map(String::as_str), Some("yes"));
+    }
+    let HealOutcome::Healed { summary, .. } = second else {
+        panic!("{second:?}");
+    };
+    assert!(summary.starts_with("reused snapshot"), "{summary}");
+    assert!(
+        summary.contains("with failover to its standby"),
+        "{summary}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

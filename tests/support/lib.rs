@@ -106,6 +106,18 @@ impl Emulator {
         })
     }
 
+    /// Starts the emulator with ECS task health read from the tag `emulator:health-status`,
+    /// which moto lacks (see `tests/emulator/moto_ecs_task_health.py`).
+    pub fn start_with_ecs_task_health() -> Self {
+        let python = moto_server().with_file_name("python");
+        let shim = workspace().join("tests/emulator/moto_ecs_task_health.py");
+        Self::start_command(|| {
+            let mut command = Command::new(&python);
+            command.arg(&shim);
+            command
+        })
+    }
+
     fn start_command(command: impl Fn() -> Command) -> Self {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

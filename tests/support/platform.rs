@@ -145,6 +145,35 @@ impl EcsService {
         }
     }
 
+    /// Starts one more task in the cluster, in `group` (`service:<name>` for the service's
+    /// own); with `health`, the emulator started by `Emulator::start_with_ecs_task_health`
+    /// reports that health status for it.
+    pub async fn run_task(&self, group: &str, health: Option<&str>) -> String {
+        let mut run = self
+            .ecs
+            .run_task()
+            .cluster(&self.cluster)
+            .task_definition(&self.service)
+            .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+            .group(group);
+        if let Some(health) = health {
+            run = run.tags(
+                aws_sdk_ecs::types::Tag::builder()
+                    .key("emulator:health-status")
+                    .value(health)
+                    .build(),
+            );
+        }
+        run.send()
+            .await
+            .expect("run task")
+            .tasks()
+            .first()
+            .and_then(|task| task.task_arn())
+            .expect("a task")
+            .to_owned()
+    }
+
     /// The service as ECS describes it now.
     pub async fn describe(&self) -> aws_sdk_ecs::types::Service {
         self.ecs
@@ -171,10 +200,14 @@ impl EcsService {
             .to_owned()
     }
 
-    /// (desired status, stopped reason) of each task of the cluster, by ARN.
-    pub async fn task_states(&self) -> Vec<(String, Option<String>, Option<String>)> {
+    /// (ARN, desired status, stopped reason) of the fixture's tasks and of `more`.
+    pub async fn task_states(
+        &self,
+        more: &[&str],
+    ) -> Vec<(String, Option<String>, Option<String>)> {
         let mut all = self.tasks.clone();
         all.push(self.other_task.clone());
+        all.extend(more.iter().map(|arn| (*arn).to_owned()));
         self.ecs
             .describe_tasks()
             .cluster(&self.cluster)
