@@ -99,7 +99,17 @@ impl ServiceRestarter {
             }
         }
         if stop_unhealthy_tasks {
-            let stopped = self.stop_unhealthy_tasks(request, cluster, name).await?;
+            let stopped = self
+                .stop_unhealthy_tasks(request, cluster, name)
+                .await
+                .map_err(|mut error| {
+                    if let Some(id) = details.get("deployment_id") {
+                        error
+                            .message
+                            .push_str(&format!(" (deployment {id} was already forced)"));
+                    }
+                    error
+                })?;
             if !stopped.is_empty() {
                 done.push(format!("stopped {} unhealthy task(s)", stopped.len()));
                 details.insert("stopped_tasks".to_owned(), stopped.join(","));
