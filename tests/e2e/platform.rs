@@ -1,1 +1,477 @@
-//! The platform layer's rules against the emulator.
+//! The platform layer's rules against the emulator: `ecs-service-healing`,
+//! `lambda-function-healing` and `rds-instance-healing`, through the platform engine with the
+//! real healer, state table and topic.
+
+use chrono::Utc;
+use serde_json::Value;
+
+use autoheal_aws::{DynamoStateStore, SnsNotifier};
+use autoheal_core::{
+    Action, AlarmEvent, Engine, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus,
+    Layer, RuleSet, Settings, SkipReason, SystemClock,
+};
+use autoheal_platform::PlatformHealer;
+use autoheal_tests::platform::{
+    EcsService, ecs_event, lambda_event, lambda_function, live_version, rds_event, rds_instance,
+    rds_snapshots,
+};
+use autoheal_tests::{Counting, Deployment, Emulator, ec2_alarm};
+
+type PlatformEngine = Engine<DynamoStateStore, SnsNotifier, Counting<PlatformHealer>, SystemClock>;
+
+fn platform(deployment: &Deployment) -> PlatformEngine {
+    deployment.engine(
+        Layer::Platform,
+        Counting::new(PlatformHealer::new(&deployment.sdk)),
+        SystemClock,
+        Settings::default(),
+    )
+}
+
+/// The one record stored today, which must be `status`.
+async fn stored_record(deployment: &Deployment, status: HealingStatus) -> HealingRecord {
+    let records = deployment
+        .store()
+        .recent_records(1, Utc::now())
+        .await
+        .expect("records");
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let record = records.into_iter().next().expect("a record");
+    assert_eq!(record.status, status, "{record:?}");
+    assert_eq!(record.layer, Layer::Platform);
+    record
+}
+
+/// The one notification published, about `rule` with `status`; returns its record as JSON.
+async fn notified(deployment: &Deployment, queue: &str, rule: &str, status: &str) -> Value {
+    let notifications = deployment.notifications(queue).await;
+    assert_eq!(notifications.len(), 1, "{notifications:#?}");
+    let envelope = &notifications[0];
+    assert_eq!(envelope["MessageAttributes"]["layer"]["Value"], "platform");
+    assert_eq!(envelope["MessageAttributes"]["rule"]["Value"], rule);
+    assert_eq!(envelope["MessageAttributes"]["status"]["Value"], status);
+    let message: Value =
+        serde_json::from_str(envelope["Message"].as_str().expect("a message")).expect("JSON body");
+    message["record"].clone()
+}
+
+// ------------------------------------------------------------------ ecs-service-healing
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_service_gets_a_new_deployment_and_keeps_its_tasks_and_count() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let service = EcsService::create(&deployment.sdk, "prod-cluster", "orders-api", &[]).await;
+    let before = service.deployment_id().await;
+    let engine = platform(&deployment);
+
+    let outcome = engine
+        .handle(
+            ecs_event("alarm", "prod-cluster", "orders-api", "ecs-1"),
+            "run-1",
+        )
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.decision, "act", "{outcome:?}");
+    let record = stored_record(&deployment, HealingStatus::Completed).await;
+    assert_eq!(record.resource_id, "prod-cluster/orders-api");
+    assert_eq!(record.action, "restart-ecs-service");
+    let after = service.deployment_id().await;
+    assert_ne!(after, before, "a new deployment was forced");
+    assert_eq!(record.details.get("deployment_id"), Some(&after));
+    // The emulator reports every task healthy: none is stopped, and nothing else changes.
+    assert!(!record.details.contains_key("stopped_tasks"), "{record:?}");
+    for (arn, desired, reason) in service.task_states(&[]).await {
+        assert_eq!(desired.as_deref(), Some("RUNNING"), "{arn}");
+        assert_eq!(reason, None, "{arn}");
+    }
+    assert_eq!(service.describe().await.desired_count(), 2);
+    let notice = notified(&deployment, &queue, "ecs-service-healing", "completed").await;
+    assert_eq!(notice["resource_id"], "prod-cluster/orders-api");
+    assert_eq!(notice["details"]["deployment_id"], after.as_str());
+
+    let ok = engine
+        .handle(
+            ecs_event("ok", "prod-cluster", "orders-api", "ecs-2"),
+            "run-2",
+        )
+        .await
+        .expect("handled");
+    assert_eq!(ok.decision, "recovering", "{ok:?}");
+    assert_eq!(engine.healer.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_service_tasks_reported_unhealthy_are_stopped_with_a_reason_naming_the_incident() {
+    let emulator = Emulator::start_with_ecs_task_health();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let service = EcsService::create(&deployment.sdk, "prod-cluster", "orders-api", &[]).await;
+    let unhealthy = service
+        .run_task("service:orders-api", Some("UNHEALTHY"))
+        .await;
+    let healthy = service
+        .run_task("service:orders-api", Some("HEALTHY"))
+        .await;
+    let unhealthy_elsewhere = service.run_task("family:batch", Some("UNHEALTHY")).await;
+
+    let outcome = platform(&deployment)
+        .handle(
+            ecs_event("alarm", "prod-cluster", "orders-api", "ecs-unhealthy"),
+            "run-1",
+        )
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.decision, "act", "{outcome:?}");
+    let record = stored_record(&deployment, HealingStatus::Completed).await;
+    assert_eq!(record.details.get("stopped_tasks"), Some(&unhealthy));
+    let incident = record.incident_id.clone().expect("an incident");
+    for (arn, desired, reason) in service
+        .task_states(&[&unhealthy, &healthy, &unhealthy_elsewhere])
+        .await
+    {
+        if arn == unhealthy {
+            assert_eq!(desired.as_deref(), Some("STOPPED"));
+            let reason = reason.expect("a stop reason");
+            assert!(
+                reason.starts_with("autoheal") && reason.contains(&incident),
+                "{reason}"
+            );
+        } else {
+            assert_eq!(
+                desired.as_deref(),
+                Some("RUNNING"),
+                "{arn} was left running"
+            );
+        }
+    }
+    assert_eq!(service.describe().await.desired_count(), 2);
+    let summary = record.summary.expect("a summary");
+    assert!(summary.contains("stopped 1 unhealthy task"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_service_tagged_disabled_is_left_alone() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let service = EcsService::create(
+        &deployment.sdk,
+        "prod-cluster",
+        "orders-api",
+        &[("autoheal:disabled", "true")],
+    )
+    .await;
+    let before = service.deployment_id().await;
+
+    let outcome = platform(&deployment)
+        .handle(
+            ecs_event("alarm", "prod-cluster", "orders-api", "ecs-opt-out"),
+            "run-1",
+        )
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.reason, Some(SkipReason::OptedOut), "{outcome:?}");
+    let record = stored_record(&deployment, HealingStatus::Skipped).await;
+    assert_eq!(record.skip_reason, Some(SkipReason::OptedOut));
+    assert_eq!(service.deployment_id().await, before, "no deployment");
+    notified(&deployment, &queue, "ecs-service-healing", "skipped").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_service_in_a_missing_cluster_gives_a_failed_record_with_the_service_message() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+
+    let outcome = platform(&deployment)
+        .handle(
+            ecs_event("alarm", "no-such-cluster", "orders-api", "ecs-missing"),
+            "run-1",
+        )
+        .await
+        .expect("handled, not an error");
+
+    assert_eq!(outcome.decision, "act");
+    let record = stored_record(&deployment, HealingStatus::Failed).await;
+    let error = record.error.expect("an error message");
+    assert!(
+        error.starts_with("DescribeServices: ClusterNotFoundException"),
+        "{error}"
+    );
+    let notice = notified(&deployment, &queue, "ecs-service-healing", "failed").await;
+    assert_eq!(notice["error"], error.as_str());
+}
+
+// ------------------------------------------------------------------ lambda-function-healing
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_alias_rolls_back_to_the_previous_version() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let lambda = lambda_function(&deployment.sdk, "orders-processor", &[]).await;
+    let engine = platform(&deployment);
+
+    let outcome = engine
+        .handle(lambda_event("alarm", "orders-processor", "fn-1"), "run-1")
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.decision, "act", "{outcome:?}");
+    assert_eq!(live_version(&lambda, "orders-processor").await, "1");
+    let record = stored_record(&deployment, HealingStatus::Completed).await;
+    assert_eq!(
+        record.details.get("from_version").map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(
+        record.details.get("to_version").map(String::as_str),
+        Some("1")
+    );
+    let notice = notified(&deployment, &queue, "lambda-function-healing", "completed").await;
+    assert_eq!(notice["details"]["to_version"], "1");
+
+    let ok = engine
+        .handle(lambda_event("ok", "orders-processor", "fn-2"), "run-2")
+        .await
+        .expect("handled");
+    assert_eq!(ok.decision, "recovering", "{ok:?}");
+    assert_eq!(live_version(&lambda, "orders-processor").await, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_function_tagged_disabled_keeps_its_alias() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let lambda = lambda_function(
+        &deployment.sdk,
+        "orders-processor",
+        &[("autoheal:disabled", "true")],
+    )
+    .await;
+
+    let outcome = platform(&deployment)
+        .handle(
+            lambda_event("alarm", "orders-processor", "fn-opt-out"),
+            "run-1",
+        )
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.reason, Some(SkipReason::OptedOut), "{outcome:?}");
+    let record = stored_record(&deployment, HealingStatus::Skipped).await;
+    assert_eq!(record.skip_reason, Some(SkipReason::OptedOut));
+    assert_eq!(live_version(&lambda, "orders-processor").await, "2");
+    notified(&deployment, &queue, "lambda-function-healing", "skipped").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_alias_on_the_first_version_has_nothing_to_roll_back_to() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let lambda = lambda_function(&deployment.sdk, "orders-processor", &[]).await;
+    lambda
+        .update_alias()
+        .function_name("orders-processor")
+        .name("live")
+        .function_version("1")
+        .send()
+        .await
+        .expect("alias on version 1");
+
+    let outcome = platform(&deployment)
+        .handle(
+            lambda_event("alarm", "orders-processor", "fn-first"),
+            "run-1",
+        )
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.reason, Some(SkipReason::NotNeeded), "{outcome:?}");
+    let record = stored_record(&deployment, HealingStatus::Skipped).await;
+    let summary = record.summary.expect("a summary");
+    assert!(
+        summary.contains("no published version precedes it"),
+        "{summary}"
+    );
+    assert_eq!(live_version(&lambda, "orders-processor").await, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_lambda_function_gives_a_failed_record_with_the_service_message() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+
+    let outcome = platform(&deployment)
+        .handle(
+            lambda_event("alarm", "no-such-function", "fn-missing"),
+            "run-1",
+        )
+        .await
+        .expect("handled, not an error");
+
+    assert_eq!(outcome.decision, "act");
+    let record = stored_record(&deployment, HealingStatus::Failed).await;
+    let error = record.error.expect("an error message");
+    assert!(
+        error.starts_with("GetAlias: ResourceNotFoundException"),
+        "{error}"
+    );
+    notified(&deployment, &queue, "lambda-function-healing", "failed").await;
+}
+
+// ------------------------------------------------------------------ rds-instance-healing
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rds_instance_is_snapshotted_then_rebooted() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let rds = rds_instance(&deployment.sdk, "orders-db", false, &[]).await;
+    let engine = platform(&deployment);
+
+    let outcome = engine
+        .handle(rds_event("alarm", "orders-db", "db-1"), "run-1")
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.decision, "act", "{outcome:?}");
+    let record = stored_record(&deployment, HealingStatus::Completed).await;
+    let snapshots = rds_snapshots(&rds, "orders-db").await;
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    assert!(
+        snapshots[0].starts_with("autoheal-orders-db-"),
+        "{snapshots:?}"
+    );
+    assert_eq!(record.details.get("snapshot_id"), Some(&snapshots[0]));
+    assert_eq!(
+        record.details.get("failover").map(String::as_str),
+        Some("no")
+    );
+    let notice = notified(&deployment, &queue, "rds-instance-healing", "completed").await;
+    assert_eq!(notice["details"]["snapshot_id"], snapshots[0].as_str());
+
+    let ok = engine
+        .handle(rds_event("ok", "orders-db", "db-2"), "run-2")
+        .await
+        .expect("handled");
+    assert_eq!(ok.decision, "recovering", "{ok:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_rds_attempt_reuses_its_snapshot_and_fails_over_a_multi_az_instance_when_asked() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let rds = rds_instance(&deployment.sdk, "orders-db", true, &[]).await;
+    let mut rule = RuleSet::shipped()
+        .expect("shipped rules")
+        .get("rds-instance-healing")
+        .cloned()
+        .expect("the rule");
+    rule.action = Action::RebootRdsInstance {
+        snapshot_first: true,
+        force_failover: true,
+    };
+    let event = AlarmEvent::from_value(rds_event("alarm", "orders-db", "db-retry")).expect("event");
+    let healer = PlatformHealer::new(&deployment.sdk);
+    let request = HealRequest {
+        rule: &rule,
+        resource_id: "orders-db",
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token: "autoheal-0123456789abcdef00000001",
+        event: &event,
+    };
+
+    // The same attempt twice, as after an invocation that died: one snapshot, reused.
+    let first = healer.heal(request).await.expect("healed");
+    let second = healer.heal(request).await.expect("healed again");
+
+    let snapshots = rds_snapshots(&rds, "orders-db").await;
+    assert_eq!(snapshots, ["autoheal-orders-db-0123456789ab"]);
+    for outcome in [&first, &second] {
+        let HealOutcome::Healed { details, .. } = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(details.get("snapshot_id"), Some(&snapshots[0]));
+        assert_eq!(details.get("failover").map(String::as_str), Some("yes"));
+    }
+    let HealOutcome::Healed { summary, .. } = second else {
+        panic!("{second:?}");
+    };
+    assert!(summary.starts_with("reused snapshot"), "{summary}");
+    assert!(
+        summary.contains("with failover to its standby"),
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rds_instance_tagged_disabled_is_neither_snapshotted_nor_rebooted() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let rds = rds_instance(
+        &deployment.sdk,
+        "orders-db",
+        true,
+        &[("autoheal:disabled", "true")],
+    )
+    .await;
+
+    let outcome = platform(&deployment)
+        .handle(rds_event("alarm", "orders-db", "db-opt-out"), "run-1")
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.reason, Some(SkipReason::OptedOut), "{outcome:?}");
+    let record = stored_record(&deployment, HealingStatus::Skipped).await;
+    assert_eq!(record.skip_reason, Some(SkipReason::OptedOut));
+    assert!(rds_snapshots(&rds, "orders-db").await.is_empty());
+    notified(&deployment, &queue, "rds-instance-healing", "skipped").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_rds_instance_gives_a_failed_record_with_the_service_message() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+
+    let outcome = platform(&deployment)
+        .handle(rds_event("alarm", "no-such-db", "db-missing"), "run-1")
+        .await
+        .expect("handled, not an error");
+
+    assert_eq!(outcome.decision, "act");
+    let record = stored_record(&deployment, HealingStatus::Failed).await;
+    let error = record.error.expect("an error message");
+    assert!(
+        error.starts_with("DescribeDBInstances: DBInstanceNotFound"),
+        "{error}"
+    );
+    notified(&deployment, &queue, "rds-instance-healing", "failed").await;
+}
+
+// ------------------------------------------------------------------ other layers
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infrastructure_alarm_sent_to_the_platform_function_is_skipped() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let engine = platform(&deployment);
+
+    let outcome = engine
+        .handle(ec2_alarm("i-0123456789abcdef0", "ec2-elsewhere"), "run-1")
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.reason, Some(SkipReason::OtherLayer), "{outcome:?}");
+    assert_eq!(engine.healer.calls(), 0);
+    assert_eq!(deployment.item_count().await, 0, "nothing written");
+}

@@ -107,20 +107,26 @@ impl Emulator {
     /// Starts the emulator with EventBridge's matching of pattern paths through arrays of
     /// objects, which moto lacks (see `tests/emulator/moto_eventbridge_arrays.py`).
     pub fn start_with_eventbridge_arrays() -> Self {
-        let python = moto_server().with_file_name("python");
-        let shim = workspace().join("tests/emulator/moto_eventbridge_arrays.py");
-        Self::start_command(|| {
-            let mut command = Command::new(&python);
-            command.arg(&shim);
-            command
-        })
+        Self::start_with_shim("moto_eventbridge_arrays.py")
     }
 
     /// Starts the emulator with Systems Manager's `DescribeInstanceInformation`, which moto
     /// lacks (see `tests/emulator/moto_ssm_instance_information.py`).
     pub fn start_with_ssm_instance_information() -> Self {
+        Self::start_with_shim("moto_ssm_instance_information.py")
+    }
+
+    /// Starts the emulator with ECS task health read from the tag `emulator:health-status`,
+    /// which moto lacks (see `tests/emulator/moto_ecs_task_health.py`).
+    pub fn start_with_ecs_task_health() -> Self {
+        Self::start_with_shim("moto_ecs_task_health.py")
+    }
+
+    /// Starts the emulator through a script of `tests/emulator/` that adds to moto what it
+    /// lacks, and changes nothing else.
+    fn start_with_shim(script: &str) -> Self {
         let python = moto_server().with_file_name("python");
-        let shim = workspace().join("tests/emulator/moto_ssm_instance_information.py");
+        let shim = workspace().join("tests/emulator").join(script);
         Self::start_command(|| {
             let mut command = Command::new(&python);
             command.arg(&shim);

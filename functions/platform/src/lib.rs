@@ -1,31 +1,88 @@
-//! The platform layer.
+//! The platform layer: ECS services, Lambda aliases, RDS instances.
 //!
-//! This build implements none of the platform actions yet. The engine skips a matching platform rule
-//! with reason `unsupported-action` before any claim or AWS call, so nothing is written or
-//! changed, and the outcome and log line say why.
+//! Each action re-reads the live resource before it changes anything, skips with a reason
+//! when the heal is no longer needed, unsafe, or the resource is tagged
+//! `autoheal:disabled=true`, and reports the service's own error when a call fails.
 
+pub mod ecs;
+pub mod lambda;
+pub mod rds;
+
+use aws_config::SdkConfig;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use autoheal_aws::errors::describe;
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
 
+pub use ecs::ServiceRestarter;
+pub use lambda::AliasRollback;
+pub use rds::InstanceRebooter;
+
 /// Runs the platform layer's actions.
-#[derive(Debug, Clone, Default)]
-pub struct PlatformHealer;
+#[derive(Debug, Clone)]
+pub struct PlatformHealer {
+    services: ServiceRestarter,
+    aliases: AliasRollback,
+    databases: InstanceRebooter,
+}
 
 impl PlatformHealer {
     /// Builds the layer's clients from one SDK configuration (once per container).
-    pub fn new(_sdk: &aws_config::SdkConfig) -> Self {
-        PlatformHealer
+    pub fn new(sdk: &SdkConfig) -> Self {
+        PlatformHealer {
+            services: ServiceRestarter::new(aws_sdk_ecs::Client::new(sdk)),
+            aliases: AliasRollback::new(aws_sdk_lambda::Client::new(sdk)),
+            databases: InstanceRebooter::new(aws_sdk_rds::Client::new(sdk)),
+        }
     }
 }
 
 impl Healer for PlatformHealer {
-    fn supports(&self, _action: &Action) -> bool {
-        false
+    fn supports(&self, action: &Action) -> bool {
+        matches!(
+            action,
+            Action::RestartEcsService { .. }
+                | Action::RollbackLambdaAlias { .. }
+                | Action::RebootRdsInstance { .. }
+        )
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
-        Err(HealError::new(format!(
-            "the platform function does not implement `{}`",
-            request.rule.action.kind()
-        )))
+        if request.resource_id.trim().is_empty() {
+            return Err(HealError::new(
+                "the alarm resolved to an empty resource id: nothing to act on",
+            ));
+        }
+        match &request.rule.action {
+            Action::RestartEcsService {
+                force_new_deployment,
+                stop_unhealthy_tasks,
+            } => {
+                self.services
+                    .restart(request, *force_new_deployment, *stop_unhealthy_tasks)
+                    .await
+            }
+            Action::RollbackLambdaAlias { alias } => self.aliases.roll_back(request, alias).await,
+            Action::RebootRdsInstance {
+                snapshot_first,
+                force_failover,
+            } => {
+                self.databases
+                    .reboot(request, *snapshot_first, *force_failover)
+                    .await
+            }
+            other => Err(HealError::new(format!(
+                "the platform function does not implement `{}`",
+                other.kind()
+            ))),
+        }
     }
+}
+
+/// A failed call, in the service's own words.
+pub(crate) fn api_error<E>(operation: &str, error: E) -> HealError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    HealError::new(describe(operation, &error))
 }
