@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use autoheal_tests::application::{AppParameters, application_alarm};
 use autoheal_tests::data::{DataStores, data_alarm};
 use autoheal_tests::network::{NatFixture, nat_alarm};
+use autoheal_tests::platform::{lambda_event, lambda_function, live_version};
 use autoheal_tests::{Deployment, Emulator, Fleet, binary, ec2_alarm, ec2_ok};
 
 fn step(title: &str) {
@@ -159,6 +160,31 @@ async fn main() {
         "--output",
         "table",
     ]);
+
+    step("Platform layer: release 2 of the checkout function throws errors");
+    let lambda = lambda_function(&deployment.sdk, "checkout", &[]).await;
+    println!(
+        "alias live -> version {}",
+        live_version(&lambda, "checkout").await
+    );
+    let lambda_alarm = write_event(
+        &dir,
+        "lambda-alarm.json",
+        &lambda_event("alarm", "checkout", "demo-lambda-1"),
+    );
+    autoheal(&[
+        "invoke",
+        "--event",
+        &lambda_alarm,
+        "--endpoint-url",
+        &url,
+        "--output",
+        "table",
+    ]);
+    println!(
+        "alias live -> version {}",
+        live_version(&lambda, "checkout").await
+    );
 
     step("Application layer: a circuit breaker is stuck open");
     let parameters = AppParameters::new(&deployment.sdk);
