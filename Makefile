@@ -56,7 +56,9 @@ sam-build: tools ## sam build of the five functions for x86_64 (into .aws-sam/bu
 
 .PHONY: test
 test: tools lint template ## Every check and test (what CI runs)
-	cargo build -p autoheal-cli
+	# One build of every target first: the CLI binary the tests run, with the same
+	# feature set as the tests, so nothing is compiled twice.
+	cargo build --workspace --all-targets
 	cargo test --workspace --no-fail-fast
 	$(MAKE) --no-print-directory lambda
 

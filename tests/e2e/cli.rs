@@ -266,3 +266,183 @@ fn explain_names_the_rule_of_every_sample_event() {
         "an ALARM and an OK event per shipped rule, found {checked}"
     );
 }
+
+/// Provisions the resource of every shipped rule, then runs `autoheal invoke` on that rule's
+/// sample ALARM event, aimed at it, as an operator would after `autoheal bootstrap`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
+    use autoheal_tests::application::{AppParameters, app_instance, application_alarm};
+    use autoheal_tests::data::{DataStores, data_alarm};
+    use autoheal_tests::network::{
+        DnsFixture, NatFixture, TargetGroupFixture, alb_alarm, dns_alarm, nat_alarm, weighted,
+    };
+    use autoheal_tests::platform::{
+        EcsService, ecs_event, lambda_event, lambda_function, rds_event, rds_instance,
+    };
+    use autoheal_tests::rule_event;
+    use serde_json::json;
+
+    // The Systems Manager addition lets `memory-leak-healing` see a managed instance; it
+    // changes nothing else.
+    let emulator = Emulator::start_with_ssm_instance_information();
+    emulator.lambda_without_docker();
+    let url = emulator.url();
+    let bootstrap = autoheal(&["bootstrap", "--endpoint-url", &url]);
+    assert!(
+        bootstrap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bootstrap.stderr)
+    );
+    let sdk = emulator.sdk().await;
+    let fleet = Fleet::new(&sdk);
+
+    let mut events: Vec<(&str, Value)> = Vec::new();
+    let instance = fleet.standalone(&[]).await;
+    events.push(("ec2-instance-healing", ec2_alarm(&instance, "cli-ec2")));
+    let (group, member) = fleet.auto_scaling_group("web-asg").await;
+    fleet
+        .autoscaling
+        .set_instance_health()
+        .instance_id(&member)
+        .health_status("Unhealthy")
+        .send()
+        .await
+        .expect("mark unhealthy");
+    events.push((
+        "asg-capacity-healing",
+        rule_event(
+            "asg-capacity-healing",
+            "alarm",
+            "cli-asg",
+            "AutoScalingGroupName",
+            &group,
+        ),
+    ));
+    let host = fleet.standalone(&[]).await;
+    let volume = fleet.attached_volume(&host, "/dev/sdf", &[]).await;
+    events.push((
+        "ebs-volume-healing",
+        rule_event(
+            "ebs-volume-healing",
+            "alarm",
+            "cli-ebs",
+            "VolumeId",
+            &volume,
+        ),
+    ));
+    let service = EcsService::create(&sdk, "prod-cluster", "orders-api", &[]).await;
+    events.push((
+        "ecs-service-healing",
+        ecs_event("alarm", &service.cluster, &service.service, "cli-ecs"),
+    ));
+    lambda_function(&sdk, "checkout", &[]).await;
+    events.push((
+        "lambda-function-healing",
+        lambda_event("alarm", "checkout", "cli-lambda"),
+    ));
+    rds_instance(&sdk, "orders-db", false, &[]).await;
+    events.push((
+        "rds-instance-healing",
+        rds_event("alarm", "orders-db", "cli-rds"),
+    ));
+    let parameters = AppParameters::new(&sdk);
+    parameters
+        .create(
+            "/autoheal/payments-api/circuit-breaker",
+            &json!({ "state": "open" }),
+            &[],
+        )
+        .await;
+    events.push((
+        "circuit-breaker-healing",
+        application_alarm("circuit-breaker-healing", "payments-api", "cli-breaker"),
+    ));
+    let app_host = app_instance(&sdk, &[], true).await;
+    events.push((
+        "memory-leak-healing",
+        application_alarm("memory-leak-healing", &app_host, "cli-memory"),
+    ));
+    parameters
+        .create(
+            "/autoheal/payments-api/connection-pool",
+            &json!({ "max_connections": 50, "timeout_seconds": 10, "generation": 1 }),
+            &[],
+        )
+        .await;
+    events.push((
+        "connection-pool-healing",
+        application_alarm("connection-pool-healing", "payments-api", "cli-pool"),
+    ));
+    let stores = DataStores::new(&sdk);
+    stores.database("ledger-db", &[], 7).await;
+    events.push((
+        "database-corruption-healing",
+        data_alarm("database-corruption-healing", "ledger-db", "cli-restore"),
+    ));
+    stores.cache_cluster("sessions-cache-001", &[]).await;
+    events.push((
+        "cache-invalidation-healing",
+        data_alarm(
+            "cache-invalidation-healing",
+            "sessions-cache-001",
+            "cli-cache",
+        ),
+    ));
+    stores.database("billing-db", &[], 7).await;
+    events.push((
+        "backup-verification-healing",
+        data_alarm("backup-verification-healing", "billing-db", "cli-backup"),
+    ));
+    let targets = TargetGroupFixture::create(&sdk, 3, &[]).await;
+    targets.stop(&[&targets.instances[0]]).await;
+    events.push(("alb-target-healing", alb_alarm(&targets.arn, "cli-alb")));
+    let dns = DnsFixture::create(&sdk).await;
+    let blue = dns.health_check("192.0.2.10", &[]).await;
+    let green = dns.health_check("192.0.2.20", &[]).await;
+    dns.records(vec![
+        weighted("blue", "192.0.2.10", 70, &blue),
+        weighted("green", "192.0.2.20", 30, &green),
+    ])
+    .await;
+    events.push(("dns-failover-healing", dns_alarm(&blue, "cli-dns")));
+    let nat = NatFixture::with_standby(&sdk, &[]).await;
+    events.push(("nat-route-healing", nat_alarm(&nat.failing, "cli-nat")));
+
+    let shipped = autoheal_core::RuleSet::shipped().expect("shipped rules");
+    assert_eq!(
+        events.len(),
+        shipped.rules().len(),
+        "one event per shipped rule"
+    );
+    let dir = std::env::temp_dir().join(format!("autoheal-invoke-all-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (rule, event) in events {
+        let file = dir.join(format!("{rule}.json"));
+        std::fs::write(&file, event.to_string()).expect("write");
+        let output = autoheal(&[
+            "invoke",
+            "--event",
+            &file.display().to_string(),
+            "--endpoint-url",
+            &url,
+        ]);
+        assert!(
+            output.status.success(),
+            "{rule}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let outcome = stdout_json(&output);
+        let layer = shipped
+            .get(rule)
+            .map(|r| r.layer.as_str())
+            .expect("a shipped rule");
+        assert_eq!(outcome["rule"], rule, "{outcome:#}");
+        assert_eq!(outcome["layer"], layer, "{outcome:#}");
+        assert_eq!(outcome["decision"], "act", "{rule}: {outcome:#}");
+        assert_eq!(
+            outcome["record"]["status"], "completed",
+            "{rule}: {outcome:#}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
