@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use aws_sdk_ssm::Client as SsmClient;
 use serde_json::Value;
 
-use autoheal_aws::tags::OPT_OUT_TAG;
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
 use crate::parameter::{self, Parameters};
@@ -36,22 +35,10 @@ impl CircuitBreakerReset {
         trial_traffic_percent: u8,
     ) -> Result<HealOutcome, HealError> {
         let service = request.resource_id;
-        let name = match parameter::name_for(template, service) {
-            Ok(name) => name,
-            Err(why) => {
-                return Ok(HealOutcome::Skipped {
-                    reason: SkipReason::Unsafe,
-                    summary: why,
-                });
-            }
+        let (name, document) = match self.parameters.open(template, service).await? {
+            Ok(opened) => opened,
+            Err(skip) => return Ok(skip),
         };
-        let document = self.parameters.read(&name).await?;
-        if self.parameters.opted_out(&name).await? {
-            return Ok(HealOutcome::Skipped {
-                reason: SkipReason::OptedOut,
-                summary: format!("{name} is tagged {OPT_OUT_TAG}=true"),
-            });
-        }
         let state = document
             .fields
             .get("state")

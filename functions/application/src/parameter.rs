@@ -9,8 +9,8 @@ use aws_sdk_ssm::types::{ParameterType, ResourceTypeForTagging};
 use serde_json::{Map, Value};
 
 use autoheal_aws::errors::describe;
-use autoheal_aws::tags::pairs_opt_out;
-use autoheal_core::{HealError, HealRequest};
+use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
+use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
 /// The parameter name for `resource`, or why the resource id cannot name one.
 ///
@@ -111,6 +111,32 @@ impl Parameters {
         Ok(pairs_opt_out(
             output.tag_list().iter().map(|tag| (tag.key(), tag.value())),
         ))
+    }
+
+    /// The parameter of `resource` and its document, or why it must not be touched: a
+    /// resource id that cannot name a parameter (`unsafe`) or an opted-out parameter.
+    pub async fn open(
+        &self,
+        template: &str,
+        resource: &str,
+    ) -> Result<Result<(String, Document), HealOutcome>, HealError> {
+        let name = match name_for(template, resource) {
+            Ok(name) => name,
+            Err(why) => {
+                return Ok(Err(HealOutcome::Skipped {
+                    reason: SkipReason::Unsafe,
+                    summary: why,
+                }));
+            }
+        };
+        let document = self.read(&name).await?;
+        if self.opted_out(&name).await? {
+            return Ok(Err(HealOutcome::Skipped {
+                reason: SkipReason::OptedOut,
+                summary: format!("{name} is tagged {OPT_OUT_TAG}=true"),
+            }));
+        }
+        Ok(Ok((name, document)))
     }
 
     /// Overwrites the parameter with `fields`; returns the new version.
