@@ -22,6 +22,16 @@ async fn standalone_instance_is_replaced_like_for_like_and_keeps_its_elastic_ip(
 
     let record = outcome.record.expect("a record");
     assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    let stored = deployment
+        .store()
+        .recent_records(1, chrono::Utc::now())
+        .await
+        .expect("records");
+    assert_eq!(
+        stored,
+        vec![record.clone()],
+        "the final record is what DynamoDB holds"
+    );
     let replacements = fleet.replacements_of(&old).await;
     assert_eq!(replacements.len(), 1, "exactly one replacement");
     let new = fleet.instance(&replacements[0]).await;
@@ -135,6 +145,7 @@ async fn instance_tagged_disabled_is_left_alone() {
 async fn missing_instance_gives_a_failed_record_with_the_service_message() {
     let emulator = Emulator::start();
     let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
     let engine = deployment.infrastructure(SystemClock, Settings::default());
 
     let outcome = engine
@@ -153,6 +164,12 @@ async fn missing_instance_gives_a_failed_record_with_the_service_message() {
         .expect("records");
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].status, HealingStatus::Failed);
+    let notifications = deployment.notifications(&queue).await;
+    assert_eq!(notifications.len(), 1);
+    assert_eq!(
+        notifications[0]["MessageAttributes"]["status"]["Value"],
+        "failed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -246,6 +246,14 @@ async fn a_stalled_data_volume_is_snapshotted_then_swapped_for_a_gp3_copy() {
             .iter()
             .any(|t| t.key() == Some("team") && t.value() == Some("data"))
     );
+    let stored = deployment
+        .store()
+        .recent_records(1, chrono::Utc::now())
+        .await
+        .expect("records");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].status, HealingStatus::Completed);
+    assert_eq!(stored[0].details.get("replacement_volume_id"), Some(new));
     assert_eq!(deployment.notifications(&queue).await.len(), 1);
 
     let ok = engine
