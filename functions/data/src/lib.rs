@@ -57,9 +57,6 @@ impl Healer for DataHealer {
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
-        if request.resource_id.trim().is_empty() {
-            return Err(HealError::new("refusing to act on an empty resource id"));
-        }
         match &request.rule.action {
             Action::RestoreDbToPointInTime {
                 target_suffix,

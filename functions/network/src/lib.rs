@@ -47,9 +47,6 @@ impl Healer for NetworkHealer {
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
-        if request.resource_id.trim().is_empty() {
-            return Err(HealError::new("the alarm names no resource to heal"));
-        }
         match &request.rule.action {
             Action::DeregisterUnhealthyTargets {} => self.targets.deregister(request).await,
             Action::FailOverDnsRecord { hosted_zone_id } => {

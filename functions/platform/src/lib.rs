@@ -48,11 +48,6 @@ impl Healer for PlatformHealer {
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
-        if request.resource_id.trim().is_empty() {
-            return Err(HealError::new(
-                "the alarm resolved to an empty resource id: nothing to act on",
-            ));
-        }
         match &request.rule.action {
             Action::RestartEcsService {
                 force_new_deployment,

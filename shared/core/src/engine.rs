@@ -112,6 +112,7 @@ pub trait Notifier {
 #[derive(Debug, Clone, Copy)]
 pub struct HealRequest<'a> {
     pub rule: &'a Rule,
+    /// Never empty nor ambiguous: the resolver skips such alarms before any healer runs.
     pub resource_id: &'a str,
     pub attempt: u32,
     pub incident_id: &'a str,
