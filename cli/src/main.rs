@@ -63,6 +63,10 @@ enum Command {
         /// An EventBridge "CloudWatch Alarm State Change" event (JSON file).
         #[arg(long)]
         event: PathBuf,
+        /// Run this layer's handler whatever the event, as that layer's function would if
+        /// EventBridge delivered the event to it (default: the layer of the event's rule).
+        #[arg(long)]
+        layer: Option<Layer>,
         /// Endpoint of the AWS APIs (e.g. the local emulator).
         #[arg(long, env = "AWS_ENDPOINT_URL")]
         endpoint_url: Option<String>,
@@ -173,6 +177,10 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .as_deref()
                 .map_or_else(|| "shipped rules".to_owned(), |p| p.display().to_string());
             println!("{source}: {}", output::rule_summary(&rules));
+            // Valid, but worth knowing: a rule that some selector can never reach.
+            for shadowed in autoheal_core::resolve::shadowed(&rules) {
+                println!("warning: {shadowed}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain {
@@ -198,6 +206,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         }
         Command::Invoke {
             event,
+            layer,
             endpoint_url,
             output: format,
             rules,
@@ -207,10 +216,11 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         } => {
             let rules = load_rules(rules.as_deref())?;
             let (payload, event) = load_event(&event)?;
-            let (layer, _) = select_any(&rules, &event);
             // An event no rule claims still goes through a handler, which records nothing
             // and says why; the infrastructure one is as good as any.
-            let layer = layer.unwrap_or(Layer::Infrastructure);
+            let layer = layer
+                .or_else(|| select_any(&rules, &event).0)
+                .unwrap_or(Layer::Infrastructure);
             let sdk = sdk_config(endpoint_url.as_deref()).await;
             let topic_arn = match topic_arn {
                 Some(arn) => arn,

@@ -2,8 +2,9 @@
 //!
 //! Starts the local emulator, creates autoheal's table and topic with `autoheal bootstrap`,
 //! provisions a web server with an Elastic IP and an Auto Scaling group, then sends the
-//! sample alarms through `autoheal invoke` (the real infrastructure handler) and shows what
-//! autoheal decided, what it changed in EC2, what it told subscribers, and its statistics.
+//! sample alarms through `autoheal invoke` (the real handler of each layer) and shows what
+//! autoheal decided, what it changed, what it put back when the alarm cleared, what it told
+//! subscribers, and its statistics.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -16,7 +17,7 @@ use autoheal_tests::application::{AppParameters, application_alarm};
 use autoheal_tests::data::{DataStores, data_alarm};
 use autoheal_tests::network::{NatFixture, nat_alarm};
 use autoheal_tests::platform::{lambda_event, lambda_function, live_version};
-use autoheal_tests::{Deployment, Emulator, Fleet, binary, ec2_alarm, ec2_ok};
+use autoheal_tests::{Deployment, Emulator, Fleet, binary, ec2_alarm, ec2_ok, rule_event};
 
 fn step(title: &str) {
     println!("\n\x1b[1m== {title}\x1b[0m");
@@ -69,17 +70,24 @@ async fn show_instance(fleet: &Fleet, id: &str) {
         .find(|a| a.instance_id() == Some(id))
         .and_then(|a| a.public_ip().map(str::to_owned))
         .unwrap_or_else(|| "-".to_owned());
+    let history = fleet.history(id).await;
     println!(
-        "  {id}  {state:<11} type {:<9} subnet {}  elastic ip {eip}",
+        "  {id}  {state:<11} type {:<9} private ip {}  elastic ip {eip}  stops/starts/reboots: {}",
         instance.instance_type().map_or("?", |t| t.as_str()),
-        instance.subnet_id().unwrap_or("-"),
+        instance.private_ip_address().unwrap_or("-"),
+        if history.is_empty() {
+            "none".to_owned()
+        } else {
+            history.join(", ")
+        },
     );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     step("Start the local AWS emulator (127.0.0.1 only)");
-    let emulator = Emulator::start();
+    // The EC2 addition lets a status check fail (moto's always pass); it changes nothing else.
+    let emulator = Emulator::start_with_ec2_status_checks();
     let url = emulator.url();
     println!("emulator at {url}");
 
@@ -92,7 +100,11 @@ async fn main() {
     step("Provision the workload");
     let fleet = Fleet::new(&deployment.sdk);
     let web = fleet
-        .standalone(&[("Name", "web-01"), ("team", "checkout")])
+        .standalone(&[
+            ("Name", "web-01"),
+            ("team", "checkout"),
+            ("emulator:system-status", "impaired"),
+        ])
         .await;
     fleet.elastic_ip(&web).await;
     let (group, member) = fleet.auto_scaling_group("api-asg").await;
@@ -112,7 +124,9 @@ async fn main() {
     step("web-01 fails its system status check: what would autoheal do? (no AWS calls)");
     autoheal(&["explain", "--event", &web_alarm]);
 
-    step("The alarm fires: the infrastructure handler heals");
+    step(
+        "The alarm fires: the infrastructure handler stops and starts web-01 onto healthy hardware",
+    );
     autoheal(&[
         "invoke",
         "--event",
@@ -122,11 +136,8 @@ async fn main() {
         "--output",
         "table",
     ]);
-    println!("EC2 now:");
+    println!("EC2 now (the same instance, its private IP and Elastic IP kept):");
     show_instance(&fleet, &web).await;
-    for replacement in fleet.replacements_of(&web).await {
-        show_instance(&fleet, &replacement).await;
-    }
 
     step("EventBridge delivers the same event again: nothing is done twice");
     autoheal(&[
@@ -160,6 +171,61 @@ async fn main() {
         "--output",
         "table",
     ]);
+
+    step("The group's status checks fail: autoheal adds 2 instances (within its maximum)");
+    let group_alarm = write_event(
+        &dir,
+        "group-alarm.json",
+        &rule_event(
+            "asg-capacity-healing",
+            "alarm",
+            "demo-group-alarm-1",
+            "AutoScalingGroupName",
+            &group,
+        ),
+    );
+    let group_ok = write_event(
+        &dir,
+        "group-ok.json",
+        &rule_event(
+            "asg-capacity-healing",
+            "ok",
+            "demo-group-ok-1",
+            "AutoScalingGroupName",
+            &group,
+        ),
+    );
+    println!(
+        "desired capacity before: {:?}",
+        fleet.group(&group).await.desired_capacity()
+    );
+    autoheal(&[
+        "invoke",
+        "--event",
+        &group_alarm,
+        "--endpoint-url",
+        &url,
+        "--output",
+        "table",
+    ]);
+    println!(
+        "desired capacity now: {:?}",
+        fleet.group(&group).await.desired_capacity()
+    );
+    step("The group's alarm returns to OK: autoheal puts its capacity back");
+    autoheal(&[
+        "invoke",
+        "--event",
+        &group_ok,
+        "--endpoint-url",
+        &url,
+        "--output",
+        "table",
+    ]);
+    println!(
+        "desired capacity after: {:?}",
+        fleet.group(&group).await.desired_capacity()
+    );
 
     step("Platform layer: release 2 of the checkout function throws errors");
     let lambda = lambda_function(&deployment.sdk, "checkout", &[]).await;

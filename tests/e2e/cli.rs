@@ -132,7 +132,7 @@ fn explain_names_the_rule_and_resource_of_a_matching_event() {
     let explanation = stdout_json(&output);
     assert_eq!(explanation["layer"], "infrastructure");
     assert_eq!(explanation["rule"], "ec2-instance-healing");
-    assert_eq!(explanation["action"], "replace-ec2-instance");
+    assert_eq!(explanation["action"], "recover-ec2-instance");
     assert_eq!(explanation["decision"], "act");
     assert!(
         explanation["resource_id"]
@@ -163,8 +163,8 @@ fn explain_rejects_an_unreadable_event_clearly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bootstrap_then_invoke_replaces_the_instance_once_even_when_run_ten_times_at_once() {
-    let emulator = Emulator::start();
+async fn bootstrap_then_invoke_recovers_the_instance_once_even_when_run_ten_times_at_once() {
+    let emulator = Emulator::start_with_ec2_status_checks();
     let url = emulator.url();
     let bootstrap = autoheal(&["bootstrap", "--endpoint-url", &url]);
     assert!(
@@ -174,7 +174,9 @@ async fn bootstrap_then_invoke_replaces_the_instance_once_even_when_run_ten_time
     );
     let sdk = emulator.sdk().await;
     let fleet = Fleet::new(&sdk);
-    let old = fleet.standalone(&[]).await;
+    let old = fleet
+        .standalone(&[("emulator:system-status", "impaired")])
+        .await;
     let dir = std::env::temp_dir().join(format!("autoheal-invoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let event = dir.join("event.json");
@@ -224,9 +226,9 @@ async fn bootstrap_then_invoke_replaces_the_instance_once_even_when_run_ten_time
         .count();
     assert_eq!((completed, duplicates), (1, 9), "{outcomes:#?}");
     assert_eq!(
-        fleet.replacements_of(&old).await.len(),
-        1,
-        "exactly one replacement"
+        fleet.history(&old).await,
+        ["stop", "start"],
+        "stopped and started exactly once"
     );
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -282,9 +284,12 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
     use autoheal_tests::rule_event;
     use serde_json::json;
 
-    // The Systems Manager addition lets `memory-leak-healing` see a managed instance; it
-    // changes nothing else.
-    let emulator = Emulator::start_with_ssm_instance_information();
+    // The Systems Manager addition lets `memory-leak-healing` see a managed instance, the EC2
+    // one lets a status check fail; they change nothing else.
+    let emulator = Emulator::start_with_shims(&[
+        "moto_ssm_instance_information.py",
+        "moto_ec2_status_checks.py",
+    ]);
     emulator.lambda_without_docker();
     let url = emulator.url();
     let bootstrap = autoheal(&["bootstrap", "--endpoint-url", &url]);
@@ -297,7 +302,9 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
     let fleet = Fleet::new(&sdk);
 
     let mut events: Vec<(&str, Value)> = Vec::new();
-    let instance = fleet.standalone(&[]).await;
+    let instance = fleet
+        .standalone(&[("emulator:system-status", "impaired")])
+        .await;
     events.push(("ec2-instance-healing", ec2_alarm(&instance, "cli-ec2")));
     let (group, member) = fleet.auto_scaling_group("web-asg").await;
     fleet

@@ -6,11 +6,13 @@ use autoheal_core::{HealingStatus, Settings, SkipReason, SystemClock};
 use autoheal_tests::{Deployment, Emulator, Fleet, ec2_alarm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ten_concurrent_deliveries_of_one_event_replace_the_instance_once() {
-    let emulator = Emulator::start();
+async fn ten_concurrent_deliveries_of_one_event_recover_the_instance_once() {
+    let emulator = Emulator::start_with_ec2_status_checks();
     let deployment = Deployment::bootstrap(&emulator).await;
     let fleet = Fleet::new(&deployment.sdk);
-    let old = fleet.standalone(&[]).await;
+    let old = fleet
+        .standalone(&[("emulator:system-status", "impaired")])
+        .await;
     let engine = Arc::new(deployment.infrastructure(SystemClock, Settings::default()));
     let event = ec2_alarm(&old, "event-concurrent");
 
@@ -28,9 +30,9 @@ async fn ten_concurrent_deliveries_of_one_event_replace_the_instance_once() {
 
     assert_eq!(engine.healer.calls(), 1, "the action ran once");
     assert_eq!(
-        fleet.replacements_of(&old).await.len(),
-        1,
-        "exactly one replacement"
+        fleet.history(&old).await,
+        ["stop", "start"],
+        "stopped and started exactly once"
     );
     let records = deployment
         .store()

@@ -1,75 +1,69 @@
-//! `ec2-instance-healing` against EC2 and Auto Scaling in the emulator.
+//! `ec2-instance-healing` against EC2 and Auto Scaling in the emulator: a standalone instance
+//! is rebooted or stopped and started, never replaced; an Auto Scaling member is handed to
+//! its group.
+
+use aws_sdk_ec2::types::{InstanceStateName, InstanceType};
+use chrono::{TimeZone, Utc};
+use serde_json::Value;
 
 use autoheal_core::{HealingStatus, Settings, SkipReason, SystemClock};
-use autoheal_tests::{Deployment, Emulator, Fleet, ec2_alarm};
+use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, ec2_alarm};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn standalone_instance_is_replaced_like_for_like_and_keeps_its_elastic_ip() {
-    let emulator = Emulator::start();
+const SYSTEM: &str = "emulator:system-status";
+const GUEST: &str = "emulator:instance-status";
+const STOP_START_TAG: &str = "autoheal:stop-start";
+
+/// The sample alarm aimed at `instance`, on the status-check metric `metric`.
+fn alarm_on(metric: &str, instance: &str, id: &str) -> Value {
+    let mut event = ec2_alarm(instance, id);
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["name"] =
+        Value::from(metric);
+    event
+}
+
+async fn started() -> (Emulator, Deployment, Fleet) {
+    let emulator = Emulator::start_with_ec2_status_checks();
     let deployment = Deployment::bootstrap(&emulator).await;
     let fleet = Fleet::new(&deployment.sdk);
-    let old = fleet
-        .standalone(&[("Name", "web-01"), ("team", "checkout")])
+    (emulator, deployment, fleet)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_system_check_stops_and_starts_the_same_instance_keeping_its_volumes_and_addresses()
+ {
+    let (_emulator, deployment, fleet) = started().await;
+    let instance = fleet
+        .standalone(&[("Name", "web-01"), (SYSTEM, "impaired")])
         .await;
-    let allocation = fleet.elastic_ip(&old).await;
-    let before = fleet.instance(&old).await;
+    let allocation = fleet.elastic_ip(&instance).await;
+    let data = fleet.attached_volume(&instance, "/dev/sdf", &[]).await;
+    let before = fleet.instance(&instance).await;
     let engine = deployment.infrastructure(SystemClock, Settings::default());
 
     let outcome = engine
-        .handle(ec2_alarm(&old, "event-standalone"), "run-1")
+        .handle(ec2_alarm(&instance, "event-system"), "run-1")
         .await
         .expect("handled");
 
     let record = outcome.record.expect("a record");
     assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
-    let stored = deployment
-        .store()
-        .recent_records(1, chrono::Utc::now())
-        .await
-        .expect("records");
+    assert_eq!(record.details["recovery"], "stop-start");
+    assert_eq!(fleet.history(&instance).await, ["stop", "start"]);
     assert_eq!(
-        stored,
-        vec![record.clone()],
-        "the final record is what DynamoDB holds"
+        fleet.instance_state(&instance).await,
+        Some(InstanceStateName::Running)
     );
-    let replacements = fleet.replacements_of(&old).await;
-    assert_eq!(replacements.len(), 1, "exactly one replacement");
-    let new = fleet.instance(&replacements[0]).await;
+    let after = fleet.instance(&instance).await;
+    assert_eq!(after.private_ip_address, before.private_ip_address);
     assert_eq!(
-        record.details.get("replacement_instance_id"),
-        new.instance_id.as_ref()
+        record.details.get("private_ip"),
+        before.private_ip_address.as_ref()
     );
-    assert_eq!(new.image_id, before.image_id);
-    assert_eq!(new.instance_type, before.instance_type);
-    assert_eq!(new.subnet_id, before.subnet_id);
-    let groups = |i: &aws_sdk_ec2::types::Instance| -> Vec<String> {
-        i.security_groups()
-            .iter()
-            .filter_map(|g| g.group_id.clone())
-            .collect()
-    };
-    assert_eq!(groups(&new), groups(&before));
-    let tag = |i: &aws_sdk_ec2::types::Instance, key: &str| {
-        i.tags()
-            .iter()
-            .find(|t| t.key() == Some(key))
-            .and_then(|t| t.value().map(str::to_owned))
-    };
-    assert_eq!(tag(&new, "team").as_deref(), Some("checkout"));
+    let attached = fleet.volume(&data).await;
     assert_eq!(
-        tag(&new, "autoheal:replaces").as_deref(),
-        Some(old.as_str())
-    );
-    let old_state = fleet.instance(&old).await.state.and_then(|s| s.name);
-    assert!(
-        matches!(
-            old_state,
-            Some(
-                aws_sdk_ec2::types::InstanceStateName::Terminated
-                    | aws_sdk_ec2::types::InstanceStateName::ShuttingDown
-            )
-        ),
-        "the failed instance is terminated, was {old_state:?}"
+        attached.attachments()[0].instance_id(),
+        Some(instance.as_str()),
+        "the data volume stays attached"
     );
     let address = fleet
         .ec2
@@ -80,8 +74,152 @@ async fn standalone_instance_is_replaced_like_for_like_and_keeps_its_elastic_ip(
         .expect("addresses");
     assert_eq!(
         address.addresses()[0].instance_id(),
-        new.instance_id.as_deref(),
-        "the Elastic IP moved to the replacement"
+        Some(instance.as_str()),
+        "the Elastic IP stays with the instance"
+    );
+    assert_eq!(
+        fleet.instance_tag(&instance, STOP_START_TAG).await,
+        None,
+        "the stop-start mark is dropped once the instance runs again"
+    );
+    assert_eq!(
+        fleet.running_instance_count().await,
+        1,
+        "nothing was launched"
+    );
+    assert!(fleet.replacements_of(&instance).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_instance_check_is_rebooted_first_then_stopped_and_started_on_the_next_attempt() {
+    let (_emulator, deployment, fleet) = started().await;
+    let instance = fleet.standalone(&[(GUEST, "impaired")]).await;
+    let clock = TestClock::at(Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0).unwrap());
+    let engine = deployment.infrastructure(clock.clone(), Settings::default());
+
+    let first = engine
+        .handle(
+            alarm_on("StatusCheckFailed_Instance", &instance, "event-1"),
+            "run-1",
+        )
+        .await
+        .expect("handled");
+    let record = first.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.details["recovery"], "reboot");
+    assert_eq!(fleet.history(&instance).await, ["reboot"]);
+
+    // The reboot did not fix the guest: the next attempt, after the backoff, stops and starts.
+    clock.advance(7200);
+    let second = engine
+        .handle(
+            alarm_on("StatusCheckFailed_Instance", &instance, "event-2"),
+            "run-2",
+        )
+        .await
+        .expect("handled");
+    let record = second.record.expect("a record");
+    assert_eq!(record.attempt, 2);
+    assert_eq!(record.details["recovery"], "stop-start", "{record:?}");
+    assert_eq!(fleet.history(&instance).await, ["reboot", "stop", "start"]);
+    assert_eq!(
+        fleet.instance_state(&instance).await,
+        Some(InstanceStateName::Running)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_that_pass_again_or_an_instance_store_type_are_left_alone() {
+    let (_emulator, deployment, fleet) = started().await;
+    let recovered = fleet.standalone(&[]).await;
+    let ephemeral = fleet
+        .standalone_of_type(InstanceType::M5dLarge, &[(SYSTEM, "impaired")])
+        .await;
+    let engine = deployment.infrastructure(SystemClock, Settings::default());
+
+    let outcome = engine
+        .handle(ec2_alarm(&recovered, "event-passing"), "run-1")
+        .await
+        .expect("handled");
+    let record = outcome.record.expect("a record");
+    assert_eq!(
+        record.skip_reason,
+        Some(SkipReason::NotNeeded),
+        "{record:?}"
+    );
+    assert!(fleet.history(&recovered).await.is_empty());
+
+    let outcome = engine
+        .handle(ec2_alarm(&ephemeral, "event-ephemeral"), "run-2")
+        .await
+        .expect("handled");
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.skip_reason, Some(SkipReason::Unsafe), "{record:?}");
+    let summary = record.summary.expect("a summary");
+    assert!(summary.contains("instance-store"), "{summary}");
+    assert!(
+        fleet.history(&ephemeral).await.is_empty(),
+        "an instance whose data a stop would erase is never stopped"
+    );
+    assert_eq!(
+        fleet.instance_state(&ephemeral).await,
+        Some(InstanceStateName::Running)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_autoheal_stopped_is_started_by_the_next_attempt_and_one_a_person_stopped_is_not()
+ {
+    let (_emulator, deployment, fleet) = started().await;
+    // An attempt that died between its stop and its start left the instance stopped, marked.
+    let interrupted = fleet.standalone(&[(SYSTEM, "impaired")]).await;
+    fleet
+        .tag_instance(&interrupted, STOP_START_TAG, "autoheal-earlier-attempt")
+        .await;
+    fleet
+        .ec2
+        .stop_instances()
+        .instance_ids(&interrupted)
+        .send()
+        .await
+        .expect("stop");
+    let by_hand = fleet.standalone(&[]).await;
+    fleet
+        .ec2
+        .stop_instances()
+        .instance_ids(&by_hand)
+        .send()
+        .await
+        .expect("stop");
+    let engine = deployment.infrastructure(SystemClock, Settings::default());
+
+    let outcome = engine
+        .handle(ec2_alarm(&interrupted, "event-resume"), "run-1")
+        .await
+        .expect("handled");
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(fleet.history(&interrupted).await, ["stop", "start"]);
+    assert_eq!(
+        fleet.instance_state(&interrupted).await,
+        Some(InstanceStateName::Running)
+    );
+    assert_eq!(fleet.instance_tag(&interrupted, STOP_START_TAG).await, None);
+
+    let outcome = engine
+        .handle(ec2_alarm(&by_hand, "event-by-hand"), "run-2")
+        .await
+        .expect("handled");
+    let record = outcome.record.expect("a record");
+    assert_eq!(
+        record.skip_reason,
+        Some(SkipReason::NotNeeded),
+        "{record:?}"
+    );
+    assert_eq!(
+        fleet.instance_state(&by_hand).await,
+        Some(InstanceStateName::Stopped),
+        "autoheal does not start what it did not stop"
     );
 }
 
@@ -123,21 +261,21 @@ async fn auto_scaling_member_is_marked_unhealthy_for_its_group_to_replace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_tagged_disabled_is_left_alone() {
-    let emulator = Emulator::start();
-    let deployment = Deployment::bootstrap(&emulator).await;
-    let fleet = Fleet::new(&deployment.sdk);
-    let old = fleet.standalone(&[("autoheal:disabled", "true")]).await;
+    let (_emulator, deployment, fleet) = started().await;
+    let instance = fleet
+        .standalone(&[("autoheal:disabled", "true"), (SYSTEM, "impaired")])
+        .await;
     let engine = deployment.infrastructure(SystemClock, Settings::default());
 
     let outcome = engine
-        .handle(ec2_alarm(&old, "event-opt-out"), "run-1")
+        .handle(ec2_alarm(&instance, "event-opt-out"), "run-1")
         .await
         .expect("handled");
 
     let record = outcome.record.expect("a record");
     assert_eq!(record.status, HealingStatus::Skipped);
     assert_eq!(record.skip_reason, Some(SkipReason::OptedOut));
-    assert!(fleet.replacements_of(&old).await.is_empty());
+    assert!(fleet.history(&instance).await.is_empty());
     assert_eq!(fleet.running_instance_count().await, 1);
 }
 
@@ -174,10 +312,8 @@ async fn missing_instance_gives_a_failed_record_with_the_service_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shadow_mode_records_what_it_would_do_and_changes_nothing() {
-    let emulator = Emulator::start();
-    let deployment = Deployment::bootstrap(&emulator).await;
-    let fleet = Fleet::new(&deployment.sdk);
-    let old = fleet.standalone(&[]).await;
+    let (_emulator, deployment, fleet) = started().await;
+    let instance = fleet.standalone(&[(SYSTEM, "impaired")]).await;
     let settings = Settings {
         mode: autoheal_core::Mode::Shadow,
         layer_enabled: true,
@@ -185,12 +321,12 @@ async fn shadow_mode_records_what_it_would_do_and_changes_nothing() {
     let engine = deployment.infrastructure(SystemClock, settings);
 
     let outcome = engine
-        .handle(ec2_alarm(&old, "event-shadow"), "run-1")
+        .handle(ec2_alarm(&instance, "event-shadow"), "run-1")
         .await
         .expect("handled");
 
     let record = outcome.record.expect("a record");
     assert_eq!(record.skip_reason, Some(SkipReason::ShadowMode));
     assert_eq!(engine.healer.calls(), 0);
-    assert!(fleet.replacements_of(&old).await.is_empty());
+    assert!(fleet.history(&instance).await.is_empty());
 }

@@ -97,11 +97,100 @@ async fn a_failing_group_scales_out_within_its_maximum_and_replaces_its_unhealth
         "asg-capacity-healing"
     );
 
+    // The alarm returns to OK: the capacity autoheal added goes back.
     let ok = engine
         .handle(asg_event("ok", "asg-ok", &group), "run-2")
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "recovering");
+    assert_eq!(ok.decision, "revert", "{ok:?}");
+    let revert = ok.record.expect("a revert record");
+    assert_eq!(revert.status, HealingStatus::Completed, "{revert:?}");
+    assert_eq!(revert.phase, autoheal_core::RunPhase::Revert);
+    assert_eq!(fleet.group(&group).await.desired_capacity(), Some(1));
+    let notifications = deployment.notifications(&queue).await;
+    assert_eq!(notifications.len(), 1);
+    assert_eq!(
+        notifications[0]["MessageAttributes"]["phase"]["Value"],
+        "revert"
+    );
+
+    // The same OK again, and a later one, change nothing more.
+    for (id, run) in [("asg-ok", "run-3"), ("asg-ok-2", "run-4")] {
+        let again = engine
+            .handle(asg_event("ok", id, &group), run)
+            .await
+            .expect("handled");
+        assert_ne!(again.decision, "revert", "{again:?}");
+    }
+    assert_eq!(fleet.group(&group).await.desired_capacity(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_out_is_not_repeated_by_a_retry_and_is_not_undone_over_the_groups_own_scaling() {
+    use autoheal_core::{AlarmEvent, HealOutcome, HealRequest, Healer, RuleSet};
+
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let (group, _) = fleet.auto_scaling_group("retried-asg").await;
+    fleet
+        .autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&group)
+        .max_size(10)
+        .send()
+        .await
+        .expect("room to grow");
+    let healer = InfrastructureHealer::new(&deployment.sdk);
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let event = AlarmEvent::from_value(asg_event("alarm", "asg-1", &group)).expect("an alarm");
+    let request = HealRequest {
+        rule: rules.get("asg-capacity-healing").expect("the rule"),
+        resource_id: &group,
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token: "autoheal-0123456789abcdef00000001",
+        event: &event,
+    };
+
+    let first = healer.heal(request).await.expect("first try");
+    let second = healer.heal(request).await.expect("retry");
+
+    let (
+        HealOutcome::Healed { reverts: a, .. },
+        HealOutcome::Healed {
+            reverts: b,
+            details,
+            ..
+        },
+    ) = (first, second)
+    else {
+        panic!("both tries heal");
+    };
+    assert_eq!(
+        fleet.group(&group).await.desired_capacity(),
+        Some(3),
+        "1 + 2 once, not twice"
+    );
+    assert_eq!(a, b, "the retry reports the same change to put back");
+    assert_eq!(details["desired_before"], "1");
+
+    // A scaling policy (here, a person) moves the group on before the alarm clears.
+    fleet
+        .autoscaling
+        .set_desired_capacity()
+        .auto_scaling_group_name(&group)
+        .desired_capacity(5)
+        .send()
+        .await
+        .expect("scale");
+    let undone = healer.revert(request, &a[0]).await.expect("revert");
+    let HealOutcome::Skipped { reason, summary } = undone else {
+        panic!("the revert must leave the group's own scaling alone: {undone:?}");
+    };
+    assert_eq!(reason, SkipReason::NotNeeded);
+    assert!(summary.contains("owns it"), "{summary}");
+    assert_eq!(fleet.group(&group).await.desired_capacity(), Some(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

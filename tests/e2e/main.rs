@@ -12,6 +12,7 @@ mod incidents;
 mod infrastructure;
 mod network;
 mod notifications;
+mod overlap;
 mod platform;
 mod rejected_events;
 mod template;

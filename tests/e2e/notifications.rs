@@ -5,11 +5,13 @@ use autoheal_tests::{Deployment, Emulator, Fleet, ec2_alarm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completed_heal_is_published_with_layer_and_status_attributes() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::start_with_ec2_status_checks();
     let deployment = Deployment::bootstrap(&emulator).await;
     let queue = deployment.subscribe_queue("operators").await;
     let fleet = Fleet::new(&deployment.sdk);
-    let old = fleet.standalone(&[]).await;
+    let old = fleet
+        .standalone(&[("emulator:system-status", "impaired")])
+        .await;
     let engine = deployment.infrastructure(SystemClock, Settings::default());
 
     engine

@@ -99,9 +99,10 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// Starts an emulator and waits until it answers.
+    /// Starts an emulator and waits until it answers. Every emulator has DynamoDB's atomic
+    /// conditional writes (see `tests/emulator/moto_dynamodb_atomic.py`).
     pub fn start() -> Self {
-        Self::start_command(|| Command::new(moto_server()))
+        Self::start_with_shims(&[])
     }
 
     /// Starts the emulator with EventBridge's matching of pattern paths through arrays of
@@ -122,14 +123,39 @@ impl Emulator {
         Self::start_with_shim("moto_ecs_task_health.py")
     }
 
+    /// Starts the emulator with EC2 status checks read from the tags `emulator:system-status`
+    /// and `emulator:instance-status`, and each stop, start and reboot recorded in the tag
+    /// `emulator:history` (see `tests/emulator/moto_ec2_status_checks.py`).
+    pub fn start_with_ec2_status_checks() -> Self {
+        Self::start_with_shim("moto_ec2_status_checks.py")
+    }
+
     /// Starts the emulator through a script of `tests/emulator/` that adds to moto what it
     /// lacks, and changes nothing else.
     fn start_with_shim(script: &str) -> Self {
+        Self::start_with_shims(&[script])
+    }
+
+    /// Starts the emulator with several scripts of `tests/emulator/` applied: each one's
+    /// additions are loaded (not run as the server), then moto's server starts.
+    pub fn start_with_shims(scripts: &[&str]) -> Self {
         let python = moto_server().with_file_name("python");
-        let shim = workspace().join("tests/emulator").join(script);
+        let paths: Vec<String> = std::iter::once(&"moto_dynamodb_atomic.py")
+            .chain(scripts)
+            .map(|script| {
+                workspace()
+                    .join("tests/emulator")
+                    .join(script)
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        let launcher = format!(
+            "import runpy, sys\nfor shim in {paths:?}:\n    runpy.run_path(shim, run_name='shim')\nfrom moto.server import main\nsys.exit(main(sys.argv[1:]))"
+        );
         Self::start_command(|| {
             let mut command = Command::new(&python);
-            command.arg(&shim);
+            command.args(["-c", &launcher]);
             command
         })
     }
@@ -265,6 +291,14 @@ impl<H: Healer + Sync> Healer for Counting<H> {
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
         *self.calls.lock().unwrap() += 1;
         self.inner.heal(request).await
+    }
+
+    async fn revert(
+        &self,
+        request: HealRequest<'_>,
+        revert: &autoheal_core::Revert,
+    ) -> Result<HealOutcome, HealError> {
+        self.inner.revert(request, revert).await
     }
 }
 
@@ -445,8 +479,18 @@ impl Fleet {
             .to_owned()
     }
 
-    /// A standalone instance in its own subnet and security group, with `tags`.
+    /// A standalone `t3.small` instance in its own subnet and security group, with `tags`.
     pub async fn standalone(&self, tags: &[(&str, &str)]) -> String {
+        self.standalone_of_type(aws_sdk_ec2::types::InstanceType::T3Small, tags)
+            .await
+    }
+
+    /// A standalone instance of `instance_type` in its own subnet and security group.
+    pub async fn standalone_of_type(
+        &self,
+        instance_type: aws_sdk_ec2::types::InstanceType,
+        tags: &[(&str, &str)],
+    ) -> String {
         let vpc = self
             .ec2
             .create_vpc()
@@ -495,7 +539,7 @@ impl Fleet {
         self.ec2
             .run_instances()
             .image_id(self.image().await)
-            .instance_type(aws_sdk_ec2::types::InstanceType::T3Small)
+            .instance_type(instance_type)
             .subnet_id(subnet)
             .security_group_ids(group)
             .min_count(1)
@@ -669,6 +713,44 @@ impl Fleet {
             })
             .filter_map(|instance| instance.instance_id().map(str::to_owned))
             .collect()
+    }
+
+    /// The value of the instance's tag `key`, if it has one.
+    pub async fn instance_tag(&self, id: &str, key: &str) -> Option<String> {
+        self.instance(id)
+            .await
+            .tags()
+            .iter()
+            .find(|tag| tag.key() == Some(key))
+            .and_then(|tag| tag.value().map(str::to_owned))
+    }
+
+    pub async fn tag_instance(&self, id: &str, key: &str, value: &str) {
+        self.ec2
+            .create_tags()
+            .resources(id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create tags");
+    }
+
+    /// The stops, starts and reboots the instance went through, in order (emulator with
+    /// `start_with_ec2_status_checks` only).
+    pub async fn history(&self, id: &str) -> Vec<String> {
+        self.instance_tag(id, "emulator:history")
+            .await
+            .map(|history| history.split(',').map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    pub async fn instance_state(&self, id: &str) -> Option<aws_sdk_ec2::types::InstanceStateName> {
+        self.instance(id).await.state.and_then(|state| state.name)
     }
 
     pub async fn instance(&self, id: &str) -> aws_sdk_ec2::types::Instance {

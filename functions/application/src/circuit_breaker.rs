@@ -87,6 +87,7 @@ impl CircuitBreakerReset {
                     trial_traffic_percent.to_string(),
                 ),
             ]),
+            reverts: Vec::new(),
         })
     }
 }

@@ -119,6 +119,7 @@ impl ConnectionPoolReset {
                 ),
                 ("generation".to_owned(), new_generation.to_string()),
             ]),
+            reverts: Vec::new(),
         })
     }
 }

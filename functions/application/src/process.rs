@@ -130,6 +130,7 @@ impl ProcessRestarter {
                 ("document".to_owned(), document.to_owned()),
                 ("service".to_owned(), service.to_owned()),
             ]),
+            reverts: Vec::new(),
         })
     }
 

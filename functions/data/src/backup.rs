@@ -148,6 +148,7 @@ impl BackupVerifier {
                     ("verified_instance_id".to_owned(), verify_id),
                     ("verification".to_owned(), "restored".to_owned()),
                 ]),
+                reverts: Vec::new(),
             }),
             Err(reason) => Err(HealError::new(format!(
                 "backup verification of {db} failed: {reason} (snapshot {snapshot_id} is kept)"

@@ -99,6 +99,7 @@ impl CacheRepairer {
                 "cache-repair hook {hook_function} repaired cache cluster {cluster_id}{ttl}"
             ),
             details,
+            reverts: Vec::new(),
         })
     }
 

@@ -129,7 +129,7 @@ impl PointInTimeRestorer {
         if reused {
             details.insert("reused".to_owned(), "true".to_owned());
         }
-        Ok(HealOutcome::Healed { summary, details })
+        Ok(HealOutcome::healed(summary, details))
     }
 
     async fn start_restore(

@@ -1,19 +1,76 @@
 //! `scale-out-auto-scaling-group`: add capacity to a group whose instances fail, and replace
-//! the unhealthy ones.
+//! the unhealthy ones; put the capacity back when the incident resolves.
 //!
-//! Desired capacity only ever grows, and never past the group's maximum; unhealthy members are
-//! terminated with `ShouldDecrementDesiredCapacity = false`, so the group launches their
-//! replacements. A group whose `Launch` process is suspended is left alone: it could not
+//! Desired capacity grows by the rule's increment, never past the group's maximum; unhealthy
+//! members are terminated with `ShouldDecrementDesiredCapacity = false`, so the group launches
+//! their replacements. A group whose `Launch` process is suspended is left alone: it could not
 //! replace anything.
+//!
+//! Each scale-out is recorded on the group (tag `autoheal:scale-out`: the attempt's token, the
+//! capacity before and after), so a retried attempt does not add capacity twice, and it is
+//! reported as a revert: when the alarm returns to OK the desired capacity goes back to what
+//! it was (within the group's current minimum and maximum), unless something else (a scaling
+//! policy, a person) has changed it since; then the group's own scaling owns it.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_autoscaling::Client as AutoScalingClient;
-use aws_sdk_autoscaling::types::AutoScalingGroup;
+use aws_sdk_autoscaling::types::{AutoScalingGroup, LifecycleState, Tag};
 
 use autoheal_aws::errors::describe;
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
+use autoheal_core::{HealError, HealOutcome, HealRequest, Revert, SkipReason};
+
+/// The revert that puts a group's desired capacity back.
+pub const RESTORE_DESIRED_CAPACITY: &str = "restore-desired-capacity";
+
+/// The group tag recording the latest scale-out: `<token> <before> <after>`.
+pub const SCALE_OUT_TAG: &str = "autoheal:scale-out";
+
+/// A scale-out recorded on the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ScaleOut<'a> {
+    token: &'a str,
+    before: i32,
+    after: i32,
+}
+
+impl<'a> ScaleOut<'a> {
+    fn parse(value: &'a str) -> Option<Self> {
+        let mut parts = value.split_whitespace();
+        let token = parts.next()?;
+        let before = parts.next()?.parse().ok()?;
+        let after = parts.next()?.parse().ok()?;
+        Some(ScaleOut {
+            token,
+            before,
+            after,
+        })
+    }
+
+    fn render(&self) -> String {
+        format!("{} {} {}", self.token, self.before, self.after)
+    }
+}
+
+fn opted_out(group: &AutoScalingGroup) -> bool {
+    pairs_opt_out(
+        group
+            .tags()
+            .iter()
+            .filter_map(|tag| tag.key().zip(tag.value())),
+    )
+}
+
+fn parse_capacity(revert: &Revert, key: &str) -> Result<i32, HealError> {
+    let value = revert.param(key).map_err(HealError::new)?;
+    value.parse().map_err(|_| {
+        HealError::new(format!(
+            "revert `{}`: `{key}` is not a number: {value}",
+            revert.kind
+        ))
+    })
+}
 
 /// Scales Auto Scaling groups out.
 #[derive(Debug, Clone)]
@@ -52,13 +109,7 @@ impl GroupScaler {
     ) -> Result<HealOutcome, HealError> {
         let name = request.resource_id;
         let group = self.describe(name).await?;
-        let opted_out = pairs_opt_out(
-            group
-                .tags()
-                .iter()
-                .filter_map(|tag| tag.key().zip(tag.value())),
-        );
-        if opted_out {
+        if opted_out(&group) {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::OptedOut,
                 summary: format!("Auto Scaling group {name} is tagged {OPT_OUT_TAG}=true"),
@@ -78,8 +129,19 @@ impl GroupScaler {
         }
         let desired = group.desired_capacity().unwrap_or_default();
         let max = group.max_size().unwrap_or(desired);
+        // A retry of this attempt finds its own scale-out on the group and does not repeat it.
+        let recorded = group
+            .tags()
+            .iter()
+            .find(|tag| tag.key() == Some(SCALE_OUT_TAG))
+            .and_then(|tag| tag.value())
+            .and_then(ScaleOut::parse)
+            .filter(|done| done.token == request.idempotency_token);
         let increment = i32::try_from(increment).unwrap_or(i32::MAX);
-        let target = desired.saturating_add(increment).min(max);
+        let (desired, target) = match recorded {
+            Some(done) => (done.before, done.after),
+            None => (desired, desired.saturating_add(increment).min(max)),
+        };
         let unhealthy: Vec<String> = if replace_unhealthy {
             group
                 .instances()
@@ -88,6 +150,7 @@ impl GroupScaler {
                     member
                         .health_status()
                         .is_some_and(|status| status.eq_ignore_ascii_case("unhealthy"))
+                        && !member.lifecycle_state().is_some_and(is_leaving)
                 })
                 .filter_map(|member| member.instance_id().map(str::to_owned))
                 .collect()
@@ -103,7 +166,26 @@ impl GroupScaler {
             });
         }
 
-        if target > desired {
+        if target > desired && recorded.is_none() {
+            let done = ScaleOut {
+                token: request.idempotency_token,
+                before: desired,
+                after: target,
+            };
+            self.autoscaling
+                .create_or_update_tags()
+                .tags(
+                    Tag::builder()
+                        .resource_id(name)
+                        .resource_type("auto-scaling-group")
+                        .key(SCALE_OUT_TAG)
+                        .value(done.render())
+                        .propagate_at_launch(false)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| HealError::new(describe("CreateOrUpdateTags", &e)))?;
             self.autoscaling
                 .set_desired_capacity()
                 .auto_scaling_group_name(name)
@@ -145,6 +227,83 @@ impl GroupScaler {
         if !replaced.is_empty() {
             details.insert("replaced_instances".to_owned(), replaced.join(","));
         }
-        Ok(HealOutcome::Healed { summary, details })
+        let reverts = if target > desired {
+            summary.push_str(&format!(
+                "; desired capacity goes back to {desired} when the alarm returns to OK"
+            ));
+            vec![
+                Revert::new(RESTORE_DESIRED_CAPACITY)
+                    .with("desired_before", desired)
+                    .with("desired_after", target),
+            ]
+        } else {
+            Vec::new()
+        };
+        Ok(HealOutcome::Healed {
+            summary,
+            details,
+            reverts,
+        })
     }
+
+    /// Puts the desired capacity back to what it was before a scale-out, if it is still what
+    /// the scale-out set, within the group's current minimum and maximum.
+    pub async fn restore(
+        &self,
+        request: HealRequest<'_>,
+        revert: &Revert,
+    ) -> Result<HealOutcome, HealError> {
+        let name = request.resource_id;
+        let before = parse_capacity(revert, "desired_before")?;
+        let after = parse_capacity(revert, "desired_after")?;
+        let group = self.describe(name).await?;
+        if opted_out(&group) {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::OptedOut,
+                summary: format!(
+                    "Auto Scaling group {name} is tagged {OPT_OUT_TAG}=true: its desired capacity stays"
+                ),
+            });
+        }
+        let desired = group.desired_capacity().unwrap_or_default();
+        if desired != after {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::NotNeeded,
+                summary: format!(
+                    "Auto Scaling group {name} has desired capacity {desired}, not the {after} autoheal set: its own scaling owns it now"
+                ),
+            });
+        }
+        let min = group.min_size().unwrap_or(0);
+        let max = group.max_size().unwrap_or(after);
+        let target = before.clamp(min, max.max(min));
+        if target == desired {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::NotNeeded,
+                summary: format!(
+                    "Auto Scaling group {name} stays at {desired}: its limits ({min}..{max}) do not allow {before}"
+                ),
+            });
+        }
+        self.autoscaling
+            .set_desired_capacity()
+            .auto_scaling_group_name(name)
+            .desired_capacity(target)
+            .honor_cooldown(false)
+            .send()
+            .await
+            .map_err(|e| HealError::new(describe("SetDesiredCapacity", &e)))?;
+        Ok(HealOutcome::healed(
+            format!("scaled Auto Scaling group {name} back from {desired} to {target} instances"),
+            BTreeMap::from([
+                ("desired_before".to_owned(), desired.to_string()),
+                ("desired_after".to_owned(), target.to_string()),
+            ]),
+        ))
+    }
+}
+
+/// A member on its way out of the group: terminating it again would fail.
+fn is_leaving(state: &LifecycleState) -> bool {
+    state.as_str().starts_with("Terminat") || state.as_str().starts_with("Detach")
 }

@@ -214,7 +214,7 @@ impl VolumeRepairer {
             .map_err(|e| {
                 HealError::new(format!("{summary}, but {}", describe("CreateTags", &e)))
             })?;
-        Ok(HealOutcome::Healed { summary, details })
+        Ok(HealOutcome::healed(summary, details))
     }
 
     /// Snapshots the volume once per attempt (found again by the attempt's token).

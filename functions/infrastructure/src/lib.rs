@@ -5,17 +5,19 @@ pub mod ebs;
 pub mod ec2;
 
 use aws_config::SdkConfig;
+use aws_sdk_ec2::types::Instance;
 
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
+use autoheal_aws::errors::describe;
+use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Revert};
 
 pub use asg::GroupScaler;
 pub use ebs::VolumeRepairer;
-pub use ec2::InstanceReplacer;
+pub use ec2::InstanceRecovery;
 
 /// Runs the infrastructure layer's actions.
 #[derive(Debug, Clone)]
 pub struct InfrastructureHealer {
-    instances: InstanceReplacer,
+    instances: InstanceRecovery,
     groups: GroupScaler,
     volumes: VolumeRepairer,
 }
@@ -26,7 +28,7 @@ impl InfrastructureHealer {
         let ec2 = aws_sdk_ec2::Client::new(sdk);
         let autoscaling = aws_sdk_autoscaling::Client::new(sdk);
         InfrastructureHealer {
-            instances: InstanceReplacer::new(ec2.clone(), autoscaling.clone()),
+            instances: InstanceRecovery::new(ec2.clone(), autoscaling.clone()),
             groups: GroupScaler::new(autoscaling),
             volumes: VolumeRepairer::new(ec2),
         }
@@ -37,7 +39,7 @@ impl Healer for InfrastructureHealer {
     fn supports(&self, action: &Action) -> bool {
         matches!(
             action,
-            Action::ReplaceEc2Instance { .. }
+            Action::RecoverEc2Instance { .. }
                 | Action::ScaleOutAutoScalingGroup { .. }
                 | Action::RepairEbsVolume { .. }
         )
@@ -45,9 +47,14 @@ impl Healer for InfrastructureHealer {
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
         match &request.rule.action {
-            Action::ReplaceEc2Instance {
-                preserve_elastic_ip,
-            } => self.instances.replace(request, *preserve_elastic_ip).await,
+            Action::RecoverEc2Instance {
+                reboot_first,
+                allow_stop_start,
+            } => {
+                self.instances
+                    .recover(request, *reboot_first, *allow_stop_start)
+                    .await
+            }
             Action::ScaleOutAutoScalingGroup {
                 increment,
                 replace_unhealthy,
@@ -71,4 +78,35 @@ impl Healer for InfrastructureHealer {
             ))),
         }
     }
+
+    async fn revert(
+        &self,
+        request: HealRequest<'_>,
+        revert: &Revert,
+    ) -> Result<HealOutcome, HealError> {
+        match revert.kind.as_str() {
+            asg::RESTORE_DESIRED_CAPACITY => self.groups.restore(request, revert).await,
+            other => Err(HealError::new(format!(
+                "the infrastructure function has no revert `{other}`"
+            ))),
+        }
+    }
+}
+
+/// One instance by id, as `DescribeInstances` reports it.
+pub(crate) async fn describe_instance(
+    ec2: &aws_sdk_ec2::Client,
+    instance_id: &str,
+) -> Result<Instance, HealError> {
+    ec2.describe_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .map_err(|e| HealError::new(describe("DescribeInstances", &e)))?
+        .reservations()
+        .iter()
+        .flat_map(|reservation| reservation.instances())
+        .find(|instance| instance.instance_id() == Some(instance_id))
+        .cloned()
+        .ok_or_else(|| HealError::new(format!("DescribeInstances: no instance {instance_id}")))
 }

@@ -284,7 +284,7 @@ impl DnsFailover {
             ),
             ("change_id".to_owned(), change_ids.join(",")),
         ]);
-        Ok(HealOutcome::Healed { summary, details })
+        Ok(HealOutcome::healed(summary, details))
     }
 
     async fn hosted_zones(&self) -> Result<Vec<String>, HealError> {

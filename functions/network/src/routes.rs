@@ -292,7 +292,7 @@ impl NatRouteReplacer {
         if !left.is_empty() {
             details.insert("left_alone".to_owned(), left_summary);
         }
-        Ok(HealOutcome::Healed { summary, details })
+        Ok(HealOutcome::healed(summary, details))
     }
 
     /// The route tables with a route through `nat_gateway_id`.

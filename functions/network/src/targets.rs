@@ -191,6 +191,7 @@ impl TargetDeregistrar {
                 ("deregistered_targets".to_owned(), deregistered),
                 ("healthy_targets_left".to_owned(), healthy.to_string()),
             ]),
+            reverts: Vec::new(),
         })
     }
 }

@@ -130,6 +130,7 @@ impl ServiceRestarter {
                 service.desired_count()
             ),
             details,
+            reverts: Vec::new(),
         })
     }
 

@@ -130,6 +130,7 @@ impl AliasRollback {
                 ("from_version".to_owned(), current),
                 ("to_version".to_owned(), previous),
             ]),
+            reverts: Vec::new(),
         })
     }
 

@@ -131,7 +131,7 @@ impl InstanceRebooter {
             "failover".to_owned(),
             if failover { "yes" } else { "no" }.to_owned(),
         );
-        Ok(HealOutcome::Healed { summary, details })
+        Ok(HealOutcome::healed(summary, details))
     }
 
     async fn describe(&self, db: &str) -> Result<DbInstance, HealError> {

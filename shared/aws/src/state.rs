@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use autoheal_core::{
-    ClaimResult, HealingRecord, Loaded, ResourceKey, ResourceState, StateStore, StoreError,
+    ClaimResult, HealingRecord, Loaded, ResourceKey, ResourceState, Revert, StateStore, StoreError,
 };
 
 /// The table's partition and sort key attribute names, and its TTL attribute.
@@ -413,6 +413,7 @@ impl StateStore for DynamoStateStore {
         key: &ResourceKey,
         record: &HealingRecord,
         escalated_at: Option<DateTime<Utc>>,
+        reverts: Option<&[Revert]>,
     ) -> Result<(), StoreError> {
         self.put_record(record).await?;
         let mut update = self
@@ -427,16 +428,35 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":run_id", s(&record.id))
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()));
-        update = match escalated_at {
-            Some(at) => update
-                .update_expression(
-                    "REMOVE #lease SET #version = #version + :one, #incident.#escalated_at = :at",
-                )
+        let mut remove = vec!["#lease"];
+        let mut set = vec!["#version = #version + :one"];
+        if let Some(at) = escalated_at {
+            set.push("#incident.#escalated_at = :at");
+            update = update
                 .expression_attribute_names("#incident", "incident")
                 .expression_attribute_names("#escalated_at", "escalated_at")
-                .expression_attribute_values(":at", s(at.to_rfc3339())),
-            None => update.update_expression("REMOVE #lease SET #version = #version + :one"),
-        };
+                .expression_attribute_values(":at", s(at.to_rfc3339()));
+        }
+        match reverts {
+            None => {}
+            Some([]) => {
+                remove.push("#reverts");
+                update = update.expression_attribute_names("#reverts", "reverts");
+            }
+            Some(reverts) => {
+                let value = serde_dynamo::to_attribute_value(reverts)
+                    .map_err(|e| encode_error("reverts", e))?;
+                set.push("#reverts = :reverts");
+                update = update
+                    .expression_attribute_names("#reverts", "reverts")
+                    .expression_attribute_values(":reverts", value);
+            }
+        }
+        update = update.update_expression(format!(
+            "REMOVE {} SET {}",
+            remove.join(", "),
+            set.join(", ")
+        ));
         match update.send().await {
             Ok(_) => Ok(()),
             // The lease expired and another run took the resource over: it owns the state now.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::AlarmState;
 use crate::record::SkipReason;
+use crate::revert::Revert;
 use crate::rules::Policy;
 
 /// Everything autoheal remembers about one rule's work on one resource.
@@ -23,6 +24,9 @@ pub struct ResourceState {
     pub incident: Option<Incident>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// Changes made by heals, oldest first, to put back when the alarm returns to OK.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reverts: Vec<Revert>,
 }
 
 /// A run of ALARM (with OKs shorter than the stable period inside it) on one resource.
@@ -101,6 +105,13 @@ pub enum Decision {
     Skip { reason: SkipReason, escalate: bool },
     /// OK: the incident is recovering; it closes once OK holds for the stable period.
     Recovering { incident_id: String },
+    /// OK while heals' changes wait to be put back: claim the resource and revert them,
+    /// newest first. `takeover`: the run that claimed this OK event died; repeat its revert.
+    Revert {
+        incident_id: String,
+        attempt: u32,
+        takeover: bool,
+    },
     /// Nothing to do and nothing to record (e.g. OK with no open incident).
     Ignore { reason: SkipReason },
 }
@@ -145,28 +156,15 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
 
     match alarm {
         AlarmState::InsufficientData => ignore(SkipReason::NotActionable),
-        AlarmState::Ok => match open {
-            Some(incident) if incident.ok_since.is_some() => Transition {
-                decision: Decision::Recovering {
-                    incident_id: incident.id.clone(),
-                },
-                next: None,
-            },
-            Some(incident) => {
-                let mut next = state.clone();
-                next.version += 1;
-                if let Some(open) = next.incident.as_mut() {
-                    open.ok_since = Some(now);
-                }
-                Transition {
-                    decision: Decision::Recovering {
-                        incident_id: incident.id.clone(),
-                    },
-                    next: Some(next),
-                }
+        AlarmState::Ok => {
+            if let Some(revert) = revert_on_ok(&input, open) {
+                return revert;
             }
-            None => ignore(SkipReason::NoOpenIncident),
-        },
+            if event_seen {
+                return ignore(SkipReason::Duplicate);
+            }
+            recover(state, open, now)
+        }
         AlarmState::Alarm => {
             if event_seen {
                 // The claim of this very event was taken by an invocation that died before
@@ -276,6 +274,82 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
             }
         }
     }
+}
+
+/// OK on a resource with nothing to put back: the open incident starts (or keeps) recovering.
+fn recover(state: &ResourceState, open: Option<&Incident>, now: DateTime<Utc>) -> Transition {
+    match open {
+        Some(incident) if incident.ok_since.is_some() => Transition {
+            decision: Decision::Recovering {
+                incident_id: incident.id.clone(),
+            },
+            next: None,
+        },
+        Some(incident) => {
+            let mut next = state.clone();
+            next.version += 1;
+            if let Some(open) = next.incident.as_mut() {
+                open.ok_since = Some(now);
+            }
+            Transition {
+                decision: Decision::Recovering {
+                    incident_id: incident.id.clone(),
+                },
+                next: Some(next),
+            }
+        }
+        None => ignore(SkipReason::NoOpenIncident),
+    }
+}
+
+/// OK with heals' changes to put back and no other run holding the resource: a revert, which
+/// also starts the incident's recovery. The claim of the OK event makes its redeliveries
+/// duplicates; if the run that claimed it died, a redelivery repeats the revert.
+fn revert_on_ok(input: &DecisionInput<'_>, open: Option<&Incident>) -> Option<Transition> {
+    let state = input.state;
+    if state.reverts.is_empty() {
+        return None;
+    }
+    let lease = state.lease.as_ref();
+    let takeover = match lease {
+        Some(lease) if lease.is_held(input.now) => return None,
+        // This very OK event's revert run died (its claim and lease were written together).
+        Some(lease) if lease.event_id == input.event_id => true,
+        _ if input.event_seen => return None,
+        _ => false,
+    };
+    let attempt = match (takeover, lease) {
+        (true, Some(lease)) => lease.attempt,
+        _ => state
+            .incident
+            .as_ref()
+            .map_or(0, |incident| incident.attempts),
+    };
+    let mut next = state.clone();
+    next.version += 1;
+    next.lease = Some(Lease {
+        run_id: input.run_id.to_owned(),
+        event_id: input.event_id.to_owned(),
+        attempt,
+        expires_at: after(input.now, input.policy.lease_seconds),
+    });
+    if open.is_some()
+        && let Some(incident) = next.incident.as_mut()
+    {
+        incident.ok_since.get_or_insert(input.now);
+    }
+    let incident_id = state
+        .incident
+        .as_ref()
+        .map_or_else(|| input.event_id.to_owned(), |incident| incident.id.clone());
+    Some(Transition {
+        decision: Decision::Revert {
+            incident_id,
+            attempt,
+            takeover,
+        },
+        next: Some(next),
+    })
 }
 
 /// The state once this run claims the resource for `attempt`: a new version, the action

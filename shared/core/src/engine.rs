@@ -14,8 +14,9 @@ use crate::decision::{Decision, DecisionInput, ResourceState, decide, idempotenc
 use crate::event::{AlarmEvent, AlarmState, EventError};
 use crate::layer::Layer;
 use crate::notice::Notice;
-use crate::record::{HealingRecord, HealingStatus, SkipReason};
+use crate::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 use crate::resolve::{NotSelected, select, select_any};
+use crate::revert::Revert;
 use crate::rules::{Action, Mode, Rule, RuleSet};
 
 /// The state of one rule on one resource is stored under this key.
@@ -94,12 +95,15 @@ pub trait StateStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores the final record of a run and releases the run's lease; with `escalated_at`,
-    /// also marks the incident escalated. The lease is released only if this run still holds it.
+    /// also marks the incident escalated; with `reverts`, replaces the changes waiting to be
+    /// put back. The state changes only if this run still holds the lease (only a lease holder
+    /// changes `reverts`, so the list it read is still the stored one).
     fn finish(
         &self,
         key: &ResourceKey,
         record: &HealingRecord,
         escalated_at: Option<DateTime<Utc>>,
+        reverts: Option<&[Revert]>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -124,10 +128,12 @@ pub struct HealRequest<'a> {
 /// What a healer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealOutcome {
-    /// The action ran; `details` names what it created or changed.
+    /// The action ran; `details` names what it created or changed, `reverts` what to put
+    /// back when the incident resolves (empty when nothing is to be undone).
     Healed {
         summary: String,
         details: BTreeMap<String, String>,
+        reverts: Vec<Revert>,
     },
     /// A fresh look at the resource showed the action should not run.
     Skipped { reason: SkipReason, summary: String },
@@ -148,6 +154,17 @@ impl HealError {
     }
 }
 
+impl HealOutcome {
+    /// The action ran and left nothing to put back.
+    pub fn healed(summary: impl Into<String>, details: BTreeMap<String, String>) -> Self {
+        HealOutcome::Healed {
+            summary: summary.into(),
+            details,
+            reverts: Vec::new(),
+        }
+    }
+}
+
 /// Runs a layer's actions against the workload.
 pub trait Healer {
     /// Whether this healer implements the action.
@@ -158,6 +175,22 @@ pub trait Healer {
         &self,
         request: HealRequest<'_>,
     ) -> impl Future<Output = Result<HealOutcome, HealError>> + Send;
+
+    /// Puts back one change an earlier heal reported in `HealOutcome::Healed::reverts`, after
+    /// checking that it is still autoheal's to put back (nobody changed it since); `Skipped`
+    /// when it is not. Healers whose actions change nothing reversible keep this default.
+    fn revert(
+        &self,
+        request: HealRequest<'_>,
+        revert: &Revert,
+    ) -> impl Future<Output = Result<HealOutcome, HealError>> + Send {
+        let message = format!(
+            "the {} action has no revert `{}`",
+            request.rule.action.kind(),
+            revert.kind
+        );
+        async move { Err(HealError::new(message)) }
+    }
 }
 
 /// The time, injected so that tests can move it.
@@ -216,7 +249,8 @@ pub struct Outcome {
     pub event_id: String,
     pub alarm_name: String,
     pub alarm_state: AlarmState,
-    /// `act`, `skip`, `recovering` (OK on an open incident) or `ignore`.
+    /// `act`, `skip`, `recovering` (OK on an open incident), `revert` (OK, and heals' changes
+    /// were put back) or `ignore`.
     pub decision: &'static str,
     pub rule: Option<String>,
     pub resource_id: Option<String>,
@@ -331,7 +365,7 @@ pub fn explain(
             };
             outcome.skipped(reason, detail)
         }
-        Decision::Recovering { .. } => {
+        Decision::Recovering { .. } | Decision::Revert { .. } => {
             outcome.decision = "recovering";
             outcome
         }
@@ -452,6 +486,7 @@ where
             action: self.rule.action.kind().to_owned(),
             resource_id: self.key.resource_id.clone(),
             status,
+            phase: RunPhase::Heal,
             mode: self.mode,
             started_at: self.engine.clock.now(),
             ended_at: None,
@@ -532,6 +567,38 @@ where
                     outcome.record = Some(record);
                     return Ok(log(outcome));
                 }
+                Decision::Revert {
+                    incident_id,
+                    attempt,
+                    takeover,
+                } => {
+                    let Some(next) = &transition.next else {
+                        continue;
+                    };
+                    let mut record =
+                        self.record(HealingStatus::InProgress, attempt, Some(&incident_id));
+                    record.phase = RunPhase::Revert;
+                    match store
+                        .claim(self.key, &self.event.id, expected, next, &record, takeover)
+                        .await?
+                    {
+                        ClaimResult::Conflict => continue,
+                        ClaimResult::Duplicate => {
+                            outcome.decision = "ignore";
+                            outcome.reason = Some(SkipReason::Duplicate);
+                            outcome.detail = Some(skip_summary(SkipReason::Duplicate, self.rule));
+                            return Ok(log(outcome));
+                        }
+                        ClaimResult::Claimed => {
+                            let record = self.revert(record, &incident_id, &next.reverts).await?;
+                            outcome.decision = "revert";
+                            outcome.reason = record.skip_reason;
+                            outcome.detail = record.summary.clone().or(record.error.clone());
+                            outcome.record = Some(record);
+                            return Ok(log(outcome));
+                        }
+                    }
+                }
                 Decision::Act {
                     attempt,
                     incident_id,
@@ -560,7 +627,7 @@ where
                             return Ok(log(outcome));
                         }
                         ClaimResult::Claimed => {
-                            let record = self.act(record, &incident_id).await?;
+                            let record = self.act(record, &incident_id, &next.reverts).await?;
                             // Shadow runs claim like real ones (so cooldowns and attempts
                             // show what enforce mode would do) but report, like `explain`,
                             // that nothing was done.
@@ -591,7 +658,9 @@ where
         &self,
         mut record: HealingRecord,
         incident_id: &str,
+        pending: &[Revert],
     ) -> Result<HealingRecord, EngineError> {
+        let mut reverts = None;
         let token = idempotency_token(
             &self.rule.name,
             &self.key.resource_id,
@@ -616,10 +685,24 @@ where
                 event: self.event,
             };
             match self.engine.healer.heal(request).await {
-                Ok(HealOutcome::Healed { summary, details }) => {
+                Ok(HealOutcome::Healed {
+                    summary,
+                    details,
+                    reverts: made,
+                }) => {
                     record.status = HealingStatus::Completed;
                     record.summary = Some(summary);
                     record.details = details;
+                    if !made.is_empty() {
+                        let attempt = record.attempt;
+                        reverts = Some(
+                            pending
+                                .iter()
+                                .cloned()
+                                .chain(made.into_iter().map(|revert| Revert { attempt, ..revert }))
+                                .collect::<Vec<_>>(),
+                        );
+                    }
                 }
                 Ok(HealOutcome::Skipped { reason, summary }) => {
                     record.status = HealingStatus::Skipped;
@@ -638,7 +721,7 @@ where
             && record.attempt >= self.rule.policy.max_attempts;
         self.engine
             .store
-            .finish(self.key, &record, spent.then_some(now))
+            .finish(self.key, &record, spent.then_some(now), reverts.as_deref())
             .await?;
         self.notify(&Notice::healing(record.clone(), self.rule))
             .await;
@@ -646,6 +729,86 @@ where
             self.notify(&Notice::escalation(record.clone(), self.rule))
                 .await;
         }
+        Ok(record)
+    }
+
+    /// Puts back the changes heals made, newest first, and stops at the first that fails:
+    /// an older change is only put back over the state the newer one left. What was put back
+    /// (or found no longer autoheal's) leaves the pending list; the rest stays for the next OK.
+    async fn revert(
+        &self,
+        mut record: HealingRecord,
+        incident_id: &str,
+        pending: &[Revert],
+    ) -> Result<HealingRecord, EngineError> {
+        let token = idempotency_token(
+            &self.rule.name,
+            &self.key.resource_id,
+            &format!("{incident_id}#revert"),
+            record.attempt,
+        );
+        let mut remaining = pending.to_vec();
+        if self.mode == Mode::Shadow {
+            record.status = HealingStatus::Skipped;
+            record.skip_reason = Some(SkipReason::ShadowMode);
+            record.summary = Some(format!(
+                "shadow mode: would put back {} change(s) of `{}` on {}",
+                pending.len(),
+                self.rule.action.kind(),
+                self.key.resource_id
+            ));
+        } else {
+            let request = HealRequest {
+                rule: self.rule,
+                resource_id: &self.key.resource_id,
+                attempt: record.attempt,
+                incident_id,
+                idempotency_token: &token,
+                event: self.event,
+            };
+            let numbered = pending.len() > 1;
+            let mut summaries = Vec::new();
+            record.status = HealingStatus::Completed;
+            while let Some(revert) = remaining.last() {
+                let label = format!("revert{}.", remaining.len());
+                match self.engine.healer.revert(request, revert).await {
+                    Ok(HealOutcome::Healed {
+                        summary, details, ..
+                    }) => {
+                        summaries.push(summary);
+                        for (key, value) in details {
+                            let key = if numbered {
+                                format!("{label}{key}")
+                            } else {
+                                key
+                            };
+                            record.details.insert(key, value);
+                        }
+                    }
+                    Ok(HealOutcome::Skipped { summary, .. }) => summaries.push(summary),
+                    Err(error) => {
+                        record.status = HealingStatus::Failed;
+                        record.error = Some(error.message);
+                        break;
+                    }
+                }
+                remaining.pop();
+            }
+            if !remaining.is_empty() {
+                summaries.push(format!(
+                    "{} change(s) left to put back at the next OK",
+                    remaining.len()
+                ));
+            }
+            record.summary = (!summaries.is_empty()).then(|| summaries.join("; "));
+        }
+        record.ended_at = Some(self.engine.clock.now());
+        self.engine
+            .store
+            .finish(self.key, &record, None, Some(&remaining))
+            .await?;
+        self.notify(&Notice::healing(record.clone(), self.rule))
+            .await;
         Ok(record)
     }
 

@@ -5,6 +5,7 @@
 //! - [`rules`]: the declarative rules file and its validation;
 //! - [`resolve`]: which rule an event selects and which resource it heals;
 //! - [`decision`]: the pure act/skip decision over a resource's incident state;
+//! - [`revert`]: changes a heal made that are put back when the incident resolves;
 //! - [`engine`]: the path of one event, generic over the store, notifier and healer traits;
 //! - [`record`], [`notice`], [`stats`]: what is recorded, published and read back.
 
@@ -15,6 +16,7 @@ pub mod layer;
 pub mod notice;
 pub mod record;
 pub mod resolve;
+pub mod revert;
 pub mod rules;
 pub mod stats;
 
@@ -26,6 +28,7 @@ pub use engine::{
 pub use event::{AlarmEvent, AlarmKind, AlarmState, EventError};
 pub use layer::Layer;
 pub use notice::{Notice, NoticeKind};
-pub use record::{HealingRecord, HealingStatus, SkipReason};
+pub use record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
+pub use revert::Revert;
 pub use rules::{Action, Mode, Policy, Rule, RuleSet, RulesError};
 pub use stats::Statistics;

@@ -52,10 +52,16 @@ impl Notice {
     pub fn subject(&self) -> String {
         let r = &self.record;
         let text = match self.kind {
-            NoticeKind::Healing => format!(
-                "autoheal {}: {} {} on {}",
-                r.status, r.layer, r.action, r.resource_id
-            ),
+            NoticeKind::Healing => match r.phase {
+                crate::record::RunPhase::Heal => format!(
+                    "autoheal {}: {} {} on {}",
+                    r.status, r.layer, r.action, r.resource_id
+                ),
+                crate::record::RunPhase::Revert => format!(
+                    "autoheal {}: {} revert of {} on {}",
+                    r.status, r.layer, r.action, r.resource_id
+                ),
+            },
             NoticeKind::Escalation => format!(
                 "autoheal ESCALATION: {} gave up on {} after {} attempts",
                 r.rule, r.resource_id, self.max_attempts
@@ -96,6 +102,7 @@ impl Notice {
         attributes.insert("layer", r.layer.as_str().to_owned());
         attributes.insert("status", r.status.as_str().to_owned());
         attributes.insert("rule", r.rule.clone());
+        attributes.insert("phase", r.phase.as_str().to_owned());
         attributes.insert(
             "kind",
             match self.kind {

@@ -60,6 +60,28 @@ impl std::str::FromStr for HealingStatus {
     }
 }
 
+/// What a run did to the resource: heal it, or put back what a heal changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunPhase {
+    #[default]
+    Heal,
+    Revert,
+}
+
+impl RunPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunPhase::Heal => "heal",
+            RunPhase::Revert => "revert",
+        }
+    }
+
+    fn is_heal(&self) -> bool {
+        *self == RunPhase::Heal
+    }
+}
+
 /// Why autoheal did not act on an event. The names are stable: dashboards and subscription
 /// filters use them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -149,6 +171,9 @@ pub struct HealingRecord {
     pub action: String,
     pub resource_id: String,
     pub status: HealingStatus,
+    /// `heal`, or `revert` for a run that put back what earlier heals changed.
+    #[serde(default, skip_serializing_if = "RunPhase::is_heal")]
+    pub phase: RunPhase,
     pub mode: Mode,
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

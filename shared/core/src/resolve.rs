@@ -67,8 +67,8 @@ impl<'r> Selection<'r> {
     }
 }
 
-impl Selection<'_> {
-    pub fn rule(&self) -> Option<&Rule> {
+impl<'r> Selection<'r> {
+    pub fn rule(&self) -> Option<&'r Rule> {
         match self {
             Selection::Matched { rule, .. }
             | Selection::Unresolved { rule, .. }
@@ -79,84 +79,111 @@ impl Selection<'_> {
     }
 }
 
-/// Selects the rule for `event` as seen by `layer`'s function. Rules are tried in file order
-/// and the first enabled rule of this layer wins, so overlapping rules stay predictable.
+/// How an alarm selected its rule, from the most explicit to the least.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SelectedBy {
+    /// The alarm's `autoheal:rule` tag names the rule.
+    Tag,
+    /// The alarm's name starts with one of the rule's `alarm_name_prefixes`.
+    AlarmName,
+    /// One of the alarm's metrics matches the rule's namespace, metrics and dimensions.
+    Metric,
+}
+
+/// Selects the one rule `event` belongs to, whichever function receives it: every layer's
+/// function computes the same answer, so an alarm routed to two functions is acted on by one.
+///
+/// The most explicit selector that matches any rule decides: the `autoheal:rule` tag, then an
+/// alarm-name prefix (an operator's naming choice), then the metric. Within that tier rules
+/// are tried in file order and the first enabled one wins; when all of them are disabled the
+/// event is the disabled rule's, and no less explicit rule takes it over.
+pub fn select_any<'r>(rules: &'r RuleSet, event: &AlarmEvent) -> (Option<Layer>, Selection<'r>) {
+    let selection = select_global(rules, event);
+    (selection.rule().map(|rule| rule.layer), selection)
+}
+
+/// Selects the rule for `event` as `layer`'s function sees it: the global selection, and
+/// `OtherLayer` when that rule belongs to another layer (which is never acted on here).
 pub fn select<'r>(rules: &'r RuleSet, event: &AlarmEvent, layer: Layer) -> Selection<'r> {
-    let candidates: Vec<&Rule> = match event.alarm_tags.get(RULE_TAG) {
-        Some(name) => match rules.get(name) {
-            Some(rule) => vec![rule],
-            None => {
-                return Selection::NoMatch {
-                    detail: format!("the alarm's `{RULE_TAG}` tag names unknown rule `{name}`"),
-                };
-            }
+    match select_global(rules, event) {
+        selection @ Selection::NoMatch { .. } => selection,
+        selection => match selection.rule() {
+            Some(rule) if rule.layer != layer => Selection::OtherLayer { rule },
+            _ => selection,
         },
-        None => rules
-            .rules()
-            .iter()
-            .filter(|rule| triggers(&rule.trigger, event))
-            .collect(),
-    };
-    let mut disabled = None;
-    for rule in candidates
+    }
+}
+
+/// The rules `event` selects, in file order, and how: only the most explicit tier that
+/// matches anything.
+pub fn candidates<'r>(
+    rules: &'r RuleSet,
+    event: &AlarmEvent,
+) -> (Option<SelectedBy>, Vec<&'r Rule>) {
+    if let Some(name) = event.alarm_tags.get(RULE_TAG) {
+        return (
+            Some(SelectedBy::Tag),
+            rules.get(name.trim()).into_iter().collect(),
+        );
+    }
+    let by_name: Vec<&Rule> = rules
+        .rules()
         .iter()
-        .copied()
-        .filter(|rule| rule.layer == layer)
-    {
-        if !rule.enabled {
-            disabled.get_or_insert(rule);
-            continue;
-        }
-        return match resolve_resource(rule, event) {
+        .filter(|rule| name_matches(&rule.trigger, &event.alarm_name))
+        .collect();
+    if !by_name.is_empty() {
+        return (Some(SelectedBy::AlarmName), by_name);
+    }
+    let by_metric: Vec<&Rule> = rules
+        .rules()
+        .iter()
+        .filter(|rule| {
+            event
+                .kind
+                .metrics()
+                .iter()
+                .any(|metric| metric_matches(&rule.trigger, metric))
+        })
+        .collect();
+    if by_metric.is_empty() {
+        (None, by_metric)
+    } else {
+        (Some(SelectedBy::Metric), by_metric)
+    }
+}
+
+fn select_global<'r>(rules: &'r RuleSet, event: &AlarmEvent) -> Selection<'r> {
+    let (by, candidates) = candidates(rules, event);
+    if by == Some(SelectedBy::Tag) && candidates.is_empty() {
+        let name = event
+            .alarm_tags
+            .get(RULE_TAG)
+            .map_or("", |name| name.trim());
+        return Selection::NoMatch {
+            detail: format!("the alarm's `{RULE_TAG}` tag names unknown rule `{name}`"),
+        };
+    }
+    let Some(first) = candidates.first().copied() else {
+        return Selection::NoMatch {
+            detail: format!(
+                "no rule matches {} alarm `{}`{}",
+                event.kind.label(),
+                event.alarm_name,
+                describe_metrics(event.kind.metrics())
+            ),
+        };
+    };
+    match candidates.into_iter().find(|rule| rule.enabled) {
+        Some(rule) => match resolve_resource(rule, event) {
             Ok(resource_id) => Selection::Matched { rule, resource_id },
             Err((reason, detail)) => Selection::Unresolved {
                 rule,
                 reason,
                 detail,
             },
-        };
-    }
-    if let Some(rule) = disabled {
-        return Selection::Disabled { rule };
-    }
-    if let Some(rule) = candidates.first() {
-        return Selection::OtherLayer { rule };
-    }
-    Selection::NoMatch {
-        detail: format!(
-            "no rule matches {} alarm `{}`{}",
-            event.kind.label(),
-            event.alarm_name,
-            describe_metrics(event.kind.metrics())
-        ),
-    }
-}
-
-/// Selects the rule for `event` in whichever layer it belongs to (for `explain` and `invoke`).
-pub fn select_any<'r>(rules: &'r RuleSet, event: &AlarmEvent) -> (Option<Layer>, Selection<'r>) {
-    let mut disabled = None;
-    let mut no_match = None;
-    for layer in Layer::ALL {
-        match select(rules, event, layer) {
-            selection @ (Selection::Matched { .. } | Selection::Unresolved { .. }) => {
-                return (Some(layer), selection);
-            }
-            selection @ Selection::Disabled { .. } => {
-                disabled.get_or_insert((Some(layer), selection));
-            }
-            Selection::OtherLayer { .. } => {}
-            selection @ Selection::NoMatch { .. } => {
-                no_match.get_or_insert((None, selection));
-            }
-        }
-    }
-    // A disabled rule only speaks for the event when no enabled rule of any layer does.
-    disabled.or(no_match).unwrap_or((
-        None,
-        Selection::NoMatch {
-            detail: "no rule matches".to_owned(),
         },
-    ))
+        None => Selection::Disabled { rule: first },
+    }
 }
 
 fn describe_metrics(metrics: &[MetricRef]) -> String {
@@ -183,16 +210,11 @@ fn metric_matches(trigger: &Trigger, metric: &MetricRef) -> bool {
             .all(|d| metric.dimensions.contains_key(d))
 }
 
-fn triggers(trigger: &Trigger, event: &AlarmEvent) -> bool {
+fn name_matches(trigger: &Trigger, alarm_name: &str) -> bool {
     trigger
         .alarm_name_prefixes
         .iter()
-        .any(|prefix| event.alarm_name.starts_with(prefix.as_str()))
-        || event
-            .kind
-            .metrics()
-            .iter()
-            .any(|metric| metric_matches(trigger, metric))
+        .any(|prefix| alarm_name.starts_with(prefix.as_str()))
 }
 
 /// The metrics a rule reads dimensions from: those it matched on, or all when it matched by
@@ -331,4 +353,83 @@ pub fn placeholders(template: &str) -> Result<Vec<&str>, String> {
         return Err("has an unmatched `}`".to_owned());
     }
     Ok(names)
+}
+
+/// A way of selecting a rule that can never win, because an earlier enabled rule always wins
+/// it first (`autoheal validate` warns about each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shadowed {
+    pub rule: String,
+    pub by: String,
+    pub selector: SelectedBy,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Shadowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rule `{}`: {}", self.rule, self.detail)
+    }
+}
+
+/// The alarm-name prefixes and metric triggers of enabled rules that an earlier enabled rule
+/// always takes first. Such a rule is still reached through its `autoheal:rule` tag.
+pub fn shadowed(rules: &RuleSet) -> Vec<Shadowed> {
+    let mut found = Vec::new();
+    let enabled: Vec<&Rule> = rules.rules().iter().filter(|rule| rule.enabled).collect();
+    for (index, rule) in enabled.iter().enumerate() {
+        let earlier = &enabled[..index];
+        let prefixes = &rule.trigger.alarm_name_prefixes;
+        if !prefixes.is_empty() {
+            let winner = earlier.iter().find(|other| {
+                prefixes.iter().all(|prefix| {
+                    other
+                        .trigger
+                        .alarm_name_prefixes
+                        .iter()
+                        .any(|theirs| prefix.starts_with(theirs.as_str()))
+                })
+            });
+            if let Some(winner) = winner {
+                found.push(Shadowed {
+                    rule: rule.name.clone(),
+                    by: winner.name.clone(),
+                    selector: SelectedBy::AlarmName,
+                    detail: format!(
+                        "its alarm-name prefixes can never select it: every such alarm name also starts with a prefix of `{}`, earlier in the file",
+                        winner.name
+                    ),
+                });
+            }
+        }
+        if rule.trigger.namespace.is_some() {
+            let winner = earlier
+                .iter()
+                .find(|other| metric_trigger_covers(&other.trigger, &rule.trigger));
+            if let Some(winner) = winner {
+                found.push(Shadowed {
+                    rule: rule.name.clone(),
+                    by: winner.name.clone(),
+                    selector: SelectedBy::Metric,
+                    detail: format!(
+                        "its metric trigger can never select it: `{}`, earlier in the file, matches every metric it matches",
+                        winner.name
+                    ),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// Whether every metric `inner` matches is also matched by `outer`.
+fn metric_trigger_covers(outer: &Trigger, inner: &Trigger) -> bool {
+    outer.namespace.is_some()
+        && outer.namespace == inner.namespace
+        && (outer.metrics.is_empty()
+            || (!inner.metrics.is_empty()
+                && inner.metrics.iter().all(|m| outer.metrics.contains(m))))
+        && outer
+            .dimensions
+            .iter()
+            .all(|d| inner.dimensions.contains(d))
 }

@@ -101,11 +101,17 @@ fn default_standby_tag() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Action {
-    /// Replace a failed instance. An Auto Scaling member is marked unhealthy so its group
-    /// replaces it; a standalone instance is relaunched like-for-like and terminated.
-    ReplaceEc2Instance {
+    /// Recover an instance whose status checks fail, least destructive first. An Auto Scaling
+    /// member is marked unhealthy so its group replaces it. A standalone instance is never
+    /// replaced: a failed instance check is answered with a reboot (with `reboot_first`), and
+    /// a failed system check, or a later attempt, with a stop and start onto healthy hardware,
+    /// which keeps its EBS volumes, private IPs and network interfaces.
+    RecoverEc2Instance {
         #[serde(default = "yes")]
-        preserve_elastic_ip: bool,
+        reboot_first: bool,
+        /// `false`: never stop an instance; what a reboot cannot fix goes to a person.
+        #[serde(default = "yes")]
+        allow_stop_start: bool,
     },
     /// Scale an Auto Scaling group out within its maximum and replace unhealthy members.
     ScaleOutAutoScalingGroup {
@@ -197,7 +203,7 @@ impl Action {
     /// The action's name as written in the rules file.
     pub fn kind(&self) -> &'static str {
         match self {
-            Action::ReplaceEc2Instance { .. } => "replace-ec2-instance",
+            Action::RecoverEc2Instance { .. } => "recover-ec2-instance",
             Action::ScaleOutAutoScalingGroup { .. } => "scale-out-auto-scaling-group",
             Action::RepairEbsVolume { .. } => "repair-ebs-volume",
             Action::RestartEcsService { .. } => "restart-ecs-service",
@@ -218,7 +224,7 @@ impl Action {
     /// The layer whose function may run this action.
     pub fn layer(&self) -> Layer {
         match self {
-            Action::ReplaceEc2Instance { .. }
+            Action::RecoverEc2Instance { .. }
             | Action::ScaleOutAutoScalingGroup { .. }
             | Action::RepairEbsVolume { .. } => Layer::Infrastructure,
             Action::RestartEcsService { .. }

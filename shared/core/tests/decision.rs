@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use autoheal_core::decision::{DecisionInput, Transition, attempt_wait, decide, idempotency_token};
 use autoheal_core::{
-    AlarmState, Decision, Incident, Lease, Policy, ResourceState, RuleSet, SkipReason,
+    AlarmState, Decision, Incident, Lease, Policy, ResourceState, Revert, RuleSet, SkipReason,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
@@ -892,6 +892,7 @@ proptest! {
         event_seen in any::<bool>(),
         same_event in any::<bool>(),
         version in 0u64..1000,
+        pending_reverts in 0usize..3,
     ) {
         let policy = Policy {
             cooldown_seconds: cooldown,
@@ -919,10 +920,18 @@ proptest! {
                 attempt: attempts,
                 expires_at,
             }),
+            reverts: (0..pending_reverts).map(|n| Revert::new("undo").with("n", n)).collect(),
         };
         let transition = decide_at(&policy, &state, alarm, "e", event_seen, t0());
         if let Some(next) = &transition.next {
             prop_assert_eq!(next.version, version + 1);
+            prop_assert_eq!(&next.reverts, &state.reverts, "only a finishing run changes what is to be put back");
+        }
+        if let Decision::Revert { .. } = transition.decision {
+            prop_assert_eq!(alarm, AlarmState::Ok);
+            prop_assert!(!state.reverts.is_empty());
+            prop_assert!(state.lease.as_ref().is_none_or(|lease| !lease.is_held(t0())), "never while another run holds the resource");
+            prop_assert!(transition.next.as_ref().and_then(|next| next.lease.as_ref()).is_some(), "a revert claims the resource");
         }
         if let Decision::Act { attempt, .. } = transition.decision {
             prop_assert!(attempt >= 1 && attempt <= max_attempts.max(attempts));

@@ -13,8 +13,8 @@ use autoheal_core::decision::idempotency_token;
 use autoheal_core::{
     Action, AlarmState, ClaimResult, Clock, Engine, EngineError, HealError, HealOutcome,
     HealRequest, Healer, HealingRecord, HealingStatus, Incident, Layer, Lease, Loaded, Mode,
-    Notice, NoticeKind, Notifier, NotifyError, Outcome, ResourceKey, ResourceState, RuleSet,
-    Settings, SkipReason, StateStore, StoreError,
+    Notice, NoticeKind, Notifier, NotifyError, Outcome, ResourceKey, ResourceState, Revert,
+    RuleSet, RunPhase, Settings, SkipReason, StateStore, StoreError,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -161,6 +161,7 @@ impl StateStore for MemoryStore {
         key: &ResourceKey,
         record: &HealingRecord,
         escalated_at: Option<DateTime<Utc>>,
+        reverts: Option<&[Revert]>,
     ) -> Result<(), StoreError> {
         self.check_up()?;
         let mut inner = self.lock();
@@ -174,6 +175,9 @@ impl StateStore for MemoryStore {
         {
             state.lease = None;
             state.version += 1;
+            if let Some(reverts) = reverts {
+                state.reverts = reverts.to_vec();
+            }
             if let (Some(at), Some(incident)) = (escalated_at, state.incident.as_mut()) {
                 incident.escalated_at = Some(at);
             }
@@ -238,6 +242,12 @@ struct FakeHealer {
     fail: AtomicBool,
     not_needed: AtomicBool,
     unsupported: AtomicBool,
+    /// Heals report a change to put back (the attempt's number as its `n`).
+    reversible: AtomicBool,
+    /// Reverts fail.
+    revert_fails: AtomicBool,
+    /// The `n` of every revert asked for, in order.
+    reverted: Mutex<Vec<String>>,
 }
 
 impl FakeHealer {
@@ -250,6 +260,13 @@ impl FakeHealer {
 
     fn count(&self) -> usize {
         self.count.load(Ordering::SeqCst)
+    }
+
+    fn reverted(&self) -> Vec<String> {
+        self.reverted
+            .lock()
+            .unwrap_or_else(|e| panic!("healer lock: {e}"))
+            .clone()
     }
 }
 
@@ -281,10 +298,36 @@ impl Healer for FakeHealer {
                 summary: "the instance passes its status checks again".to_owned(),
             });
         }
+        let reverts = if self.reversible.load(Ordering::SeqCst) {
+            vec![Revert::new("undo-fake").with("n", request.attempt)]
+        } else {
+            Vec::new()
+        };
         Ok(HealOutcome::Healed {
             summary: format!("replaced {}", request.resource_id),
             details: BTreeMap::from([("replacement_instance_id".to_owned(), "i-new".to_owned())]),
+            reverts,
         })
+    }
+
+    async fn revert(
+        &self,
+        _request: HealRequest<'_>,
+        revert: &Revert,
+    ) -> Result<HealOutcome, HealError> {
+        let n = revert.param("n").map_err(HealError::new)?.to_owned();
+        self.reverted
+            .lock()
+            .unwrap_or_else(|e| panic!("healer lock: {e}"))
+            .push(n.clone());
+        tokio::task::yield_now().await;
+        if self.revert_fails.load(Ordering::SeqCst) {
+            return Err(HealError::new(format!("cannot undo {n}")));
+        }
+        Ok(HealOutcome::healed(
+            format!("undid {n}"),
+            BTreeMap::from([("undone".to_owned(), n)]),
+        ))
     }
 }
 
@@ -369,7 +412,7 @@ async fn given_an_ec2_alarm_when_handled_then_the_instance_is_healed_recorded_an
     assert_eq!(outcome.alarm_state, AlarmState::Alarm);
     assert_eq!(outcome.rule.as_deref(), Some("ec2-instance-healing"));
     assert_eq!(outcome.resource_id.as_deref(), Some("i-1"));
-    assert_eq!(outcome.action.as_deref(), Some("replace-ec2-instance"));
+    assert_eq!(outcome.action.as_deref(), Some("recover-ec2-instance"));
     assert_eq!(outcome.mode, Some(Mode::Enforce));
     assert_eq!(outcome.reason, None);
 
@@ -855,6 +898,7 @@ async fn given_a_run_that_died_holding_its_claim_when_the_event_is_redelivered_t
                 ok_since: None,
                 escalated_at: None,
             }),
+            reverts: Vec::new(),
             lease: Some(Lease {
                 run_id: "dead-run".to_owned(),
                 event_id: "e1".to_owned(),
@@ -1144,4 +1188,190 @@ service = "app"
         selection.rule().map(|r| r.name.as_str()),
         Some("status-check-process-restart")
     );
+}
+
+// ------------------------------------------------------------------ putting changes back
+
+/// An engine whose heals report a change to put back.
+fn reversible() -> TestEngine {
+    let engine = infrastructure();
+    engine.healer.reversible.store(true, Ordering::SeqCst);
+    engine
+}
+
+#[tokio::test]
+async fn given_a_heal_that_made_a_change_when_the_alarm_turns_ok_then_the_change_is_put_back_once()
+{
+    let engine = reversible();
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let state = engine.store.state(&ec2_key("i-1"));
+    assert_eq!(
+        state.reverts,
+        [Revert {
+            attempt: 1,
+            ..Revert::new("undo-fake").with("n", 1)
+        }],
+        "the finished heal stored what to put back"
+    );
+
+    engine.clock.set(at(60));
+    let outcome = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-2").await;
+
+    assert_eq!(outcome.decision, "revert");
+    let record = record_of(&outcome);
+    assert_eq!(record.phase, RunPhase::Revert);
+    assert_eq!(record.status, HealingStatus::Completed);
+    assert_eq!(record.attempt, 1);
+    assert_eq!(record.incident_id.as_deref(), Some("e1"));
+    assert_eq!(record.summary.as_deref(), Some("undid 1"));
+    assert_eq!(record.details.get("undone").map(String::as_str), Some("1"));
+    assert_eq!(&engine.store.record("run-2"), record);
+    assert_eq!(engine.healer.reverted(), ["1"]);
+
+    let state = engine.store.state(&ec2_key("i-1"));
+    assert!(state.reverts.is_empty(), "nothing is left to put back");
+    assert_eq!(state.lease, None, "the revert released its claim");
+    let incident = state
+        .incident
+        .expect("the incident stays open until stable");
+    assert_eq!(
+        incident.ok_since,
+        Some(at(60)),
+        "the revert also starts recovery"
+    );
+
+    let notices = engine.notifier.notices();
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert!(
+        notices[1].subject().contains("revert of"),
+        "{}",
+        notices[1].subject()
+    );
+    assert_eq!(notices[1].attributes()["phase"], "revert");
+
+    // The same OK delivered again, and a later OK, put nothing back twice.
+    let again = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-3").await;
+    assert_eq!(again.decision, "ignore");
+    assert_eq!(again.reason, Some(SkipReason::Duplicate));
+    let later = handle(&engine, ec2_status_check("ok2", "OK", "i-1"), "run-4").await;
+    assert_eq!(later.decision, "recovering");
+    assert_eq!(engine.healer.reverted(), ["1"]);
+}
+
+#[tokio::test]
+async fn given_two_attempts_that_made_changes_when_the_alarm_turns_ok_then_the_newest_is_put_back_first()
+ {
+    let engine = reversible();
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    engine.clock.set(at(86_400));
+    let second = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
+    assert_eq!(second.decision, "act");
+    assert_eq!(record_of(&second).attempt, 2);
+
+    engine.clock.set(at(86_460));
+    let outcome = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-3").await;
+
+    assert_eq!(engine.healer.reverted(), ["2", "1"]);
+    let record = record_of(&outcome);
+    assert_eq!(record.summary.as_deref(), Some("undid 2; undid 1"));
+    assert_eq!(
+        record.details.get("revert2.undone").map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(
+        record.details.get("revert1.undone").map(String::as_str),
+        Some("1")
+    );
+    assert!(engine.store.state(&ec2_key("i-1")).reverts.is_empty());
+}
+
+#[tokio::test]
+async fn given_a_revert_that_fails_when_the_alarm_turns_ok_then_it_stops_there_and_the_next_ok_tries_again()
+ {
+    let engine = reversible();
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    engine.clock.set(at(86_400));
+    handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
+    engine.healer.revert_fails.store(true, Ordering::SeqCst);
+
+    engine.clock.set(at(86_460));
+    let outcome = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-3").await;
+
+    let record = record_of(&outcome);
+    assert_eq!(record.status, HealingStatus::Failed);
+    assert_eq!(record.error.as_deref(), Some("cannot undo 2"));
+    assert_eq!(
+        engine.healer.reverted(),
+        ["2"],
+        "an older change is never put back over a newer one that is still in place"
+    );
+    assert_eq!(engine.store.state(&ec2_key("i-1")).reverts.len(), 2);
+    assert_eq!(
+        engine.notifier.kinds().last(),
+        Some(&(NoticeKind::Healing, HealingStatus::Failed))
+    );
+
+    // The alarm flaps: ALARM inside the cooldown acts on nothing, and the next OK retries.
+    engine.clock.set(at(86_500));
+    handle(&engine, ec2_status_check("e3", "ALARM", "i-1"), "run-4").await;
+    engine.healer.revert_fails.store(false, Ordering::SeqCst);
+    engine.clock.set(at(86_560));
+    let retried = handle(&engine, ec2_status_check("ok2", "OK", "i-1"), "run-5").await;
+    assert_eq!(record_of(&retried).status, HealingStatus::Completed);
+    assert_eq!(engine.healer.reverted(), ["2", "2", "1"]);
+    assert!(engine.store.state(&ec2_key("i-1")).reverts.is_empty());
+}
+
+#[tokio::test]
+async fn given_a_revert_in_progress_when_an_alarm_arrives_then_it_does_not_heal_over_it() {
+    let engine = reversible();
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let key = ec2_key("i-1");
+    let mut state = engine.store.state(&key);
+    // A revert run claimed the resource (and an OK event) and is still running.
+    state.version += 1;
+    state.lease = Some(Lease {
+        run_id: "reverting".to_owned(),
+        event_id: "ok1".to_owned(),
+        attempt: 1,
+        expires_at: at(86_400 + 900),
+    });
+    engine.store.put_state(&key, state);
+    engine.store.put_claim(&key, "ok1");
+
+    engine.clock.set(at(86_400));
+    let alarm = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
+    assert_eq!(alarm.reason, Some(SkipReason::InProgress));
+    let ok = handle(&engine, ec2_status_check("ok2", "OK", "i-1"), "run-3").await;
+    assert_eq!(
+        ok.decision, "recovering",
+        "a second OK does not revert beside it"
+    );
+    assert_eq!(engine.healer.count(), 1);
+    assert!(engine.healer.reverted().is_empty());
+
+    // The revert run died: its OK, delivered again after the lease, puts the change back.
+    engine.clock.set(at(86_400 + 901));
+    let retried = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-4").await;
+    assert_eq!(retried.decision, "revert");
+    assert_eq!(engine.healer.reverted(), ["1"]);
+    assert!(engine.store.state(&key).reverts.is_empty());
+}
+
+#[tokio::test]
+async fn given_shadow_mode_when_a_heal_would_change_something_then_nothing_is_kept_to_put_back() {
+    let engine = engine_with(
+        Layer::Infrastructure,
+        shipped(),
+        Settings {
+            mode: Mode::Shadow,
+            layer_enabled: true,
+        },
+    );
+    engine.healer.reversible.store(true, Ordering::SeqCst);
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    assert!(engine.store.state(&ec2_key("i-1")).reverts.is_empty());
+    let ok = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-2").await;
+    assert_eq!(ok.decision, "recovering");
+    assert!(engine.healer.reverted().is_empty());
 }

@@ -29,6 +29,9 @@ fn event(value: Value) -> AlarmEvent {
 /// One input of a metric-math alarm: namespace, metric name and dimensions.
 type Input<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
+/// An input whose dimensions the test builds.
+type OwnedInput<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+
 /// A metric-math alarm over `metrics`.
 fn math_alarm(alarm_name: &str, metrics: &[Input<'_>]) -> Value {
     let mut queries = vec![json!({"id": "e1", "expression": "MAX(METRICS())", "returnData": true})];
@@ -529,7 +532,7 @@ dimensions = ["InstanceId"]
 [rule.resource]
 dimension = "InstanceId"
 [rule.action]
-type = "replace-ec2-instance"
+type = "recover-ec2-instance"
 
 [[rule]]
 name = "disabled-ebs"
@@ -735,4 +738,258 @@ proptest! {
             other => prop_assert!(false, "unexpected selection {:?}", other),
         }
     }
+}
+
+// ------------------------------------------------------------------ one alarm, one rule, one layer
+
+/// What every layer's function makes of `alarm`: the layers that would decide on it.
+fn deciding_layers(rules: &RuleSet, alarm: &AlarmEvent) -> Vec<Layer> {
+    Layer::ALL
+        .into_iter()
+        .filter(|layer| {
+            !matches!(
+                select(rules, alarm, *layer),
+                Selection::OtherLayer { .. } | Selection::NoMatch { .. }
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn given_a_corruption_alarm_on_an_rds_metric_when_every_layer_selects_then_only_the_data_layer_owns_it()
+ {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "database-corruption-healing-orders",
+        "ALARM",
+        "AWS/RDS",
+        "DatabaseConnections",
+        &[("DBInstanceIdentifier", "orders-db")],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Data),
+        "database-corruption-healing",
+        "orders-db",
+    );
+    match select(&rules, &alarm, Layer::Platform) {
+        Selection::OtherLayer { rule } => assert_eq!(rule.name, "database-corruption-healing"),
+        other => panic!("the platform layer must leave it to the data layer, got {other:?}"),
+    }
+    assert_eq!(deciding_layers(&rules, &alarm), [Layer::Data]);
+    assert_eq!(select_any(&rules, &alarm).0, Some(Layer::Data));
+}
+
+#[test]
+fn given_a_memory_leak_alarm_on_an_ec2_metric_when_every_layer_selects_then_only_the_application_layer_owns_it()
+ {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "memory-leak-healing-web-1",
+        "ALARM",
+        "AWS/EC2",
+        "StatusCheckFailed",
+        &[("InstanceId", "i-1")],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Application),
+        "memory-leak-healing",
+        "i-1",
+    );
+    assert_eq!(deciding_layers(&rules, &alarm), [Layer::Application]);
+}
+
+#[test]
+fn given_a_metric_math_alarm_over_ec2_and_elb_metrics_when_every_layer_selects_then_one_layer_owns_it()
+ {
+    let rules = shipped();
+    let alarm = event(math_alarm(
+        "web-degraded",
+        &[
+            ("AWS/EC2", "StatusCheckFailed", &[("InstanceId", "i-1")]),
+            (
+                "AWS/ApplicationELB",
+                "UnHealthyHostCount",
+                &[
+                    ("TargetGroup", "targetgroup/web/0123456789abcdef"),
+                    ("LoadBalancer", "app/web/0123456789abcdef"),
+                ],
+            ),
+        ],
+    ));
+
+    // File order decides within the metric tier: the EC2 rule comes first.
+    assert_matched(
+        &select(&rules, &alarm, Layer::Infrastructure),
+        "ec2-instance-healing",
+        "i-1",
+    );
+    assert_eq!(deciding_layers(&rules, &alarm), [Layer::Infrastructure]);
+}
+
+#[test]
+fn given_a_disabled_rule_selected_by_name_when_a_metric_rule_also_matches_then_the_event_stays_the_disabled_rules()
+ {
+    let text = shipped_text().replace(
+        "name = \"database-corruption-healing\"",
+        "name = \"database-corruption-healing\"\nenabled = false",
+    );
+    let rules = rules(&text);
+    let alarm = event(metric_alarm(
+        "e-1",
+        "database-corruption-healing-orders",
+        "ALARM",
+        "AWS/RDS",
+        "DatabaseConnections",
+        &[("DBInstanceIdentifier", "orders-db")],
+    ));
+
+    match select(&rules, &alarm, Layer::Data) {
+        Selection::Disabled { rule } => assert_eq!(rule.name, "database-corruption-healing"),
+        other => panic!("expected the disabled corruption rule, got {other:?}"),
+    }
+    // The platform's reboot rule would match the metric, but the alarm was named for another
+    // rule: a disabled rule never hands its alarms to a less explicit one.
+    assert!(matches!(
+        select(&rules, &alarm, Layer::Platform),
+        Selection::OtherLayer { .. }
+    ));
+}
+
+fn shipped_text() -> String {
+    autoheal_core::rules::SHIPPED_RULES.to_owned()
+}
+
+proptest! {
+    /// Whatever mix of names, namespaces, metrics, dimensions and tags an alarm has, at most
+    /// one layer's function decides on it, and it is the layer `select_any` names.
+    #[test]
+    fn given_any_alarm_when_every_layer_selects_then_at_most_one_layer_owns_it(
+        name in prop::sample::select(vec![
+            "web-1", "memory-leak-healing-web", "database-corruption-healing-orders",
+            "circuit-breaker-healing-api", "backup-verification-healing-orders",
+            "connection-pool-healing-api", "nat",
+        ]),
+        inputs in prop::collection::vec(
+            (
+                prop::sample::select(vec![
+                    ("AWS/EC2", "StatusCheckFailed"), ("AWS/RDS", "DatabaseConnections"),
+                    ("AWS/ApplicationELB", "UnHealthyHostCount"), ("CWAgent", "mem_used_percent"),
+                    ("AWS/Lambda", "Errors"), ("AWS/EBS", "VolumeStalledIOCheck"),
+                    ("AWS/NATGateway", "ErrorPortAllocation"), ("Custom", "Latency"),
+                ]),
+                prop::sample::subsequence(vec![
+                    "InstanceId", "DBInstanceIdentifier", "AutoScalingGroupName", "TargetGroup",
+                    "LoadBalancer", "FunctionName", "VolumeId", "NatGatewayId", "Service",
+                ], 0..3),
+            ),
+            1..4,
+        ),
+        tag in prop::option::of(prop::sample::select(vec![
+            "ec2-instance-healing", "memory-leak-healing", "nat-route-healing", "no-such-rule",
+        ])),
+    ) {
+        let rules = shipped();
+        let metrics: Vec<OwnedInput<'_>> = inputs
+            .iter()
+            .map(|((namespace, metric), dimensions)| {
+                (*namespace, *metric, dimensions.iter().map(|d| (*d, "x-1")).collect())
+            })
+            .collect();
+        let borrowed: Vec<Input<'_>> = metrics
+            .iter()
+            .map(|(namespace, metric, dimensions)| (*namespace, *metric, dimensions.as_slice()))
+            .collect();
+        let mut value = math_alarm(name, &borrowed);
+        if let Some(tag) = tag {
+            value = with_tags(value, json!({RULE_TAG: tag}));
+        }
+        let alarm = event(value);
+        let owners = deciding_layers(&rules, &alarm);
+        prop_assert!(owners.len() <= 1, "{owners:?}");
+        let (layer, selection) = select_any(&rules, &alarm);
+        prop_assert_eq!(owners.first().copied(), layer);
+        if let Some(rule) = selection.rule() {
+            prop_assert_eq!(Some(rule.layer), layer);
+        }
+    }
+}
+
+#[test]
+fn given_a_rule_an_earlier_rule_always_wins_when_checked_then_the_shadowing_is_named() {
+    let rules = rules(
+        r#"
+[[rule]]
+name = "first"
+layer = "infrastructure"
+cooldown_seconds = 60
+max_attempts = 1
+[rule.trigger]
+namespace = "AWS/EC2"
+alarm_name_prefixes = ["web"]
+[rule.resource]
+dimension = "InstanceId"
+[rule.action]
+type = "recover-ec2-instance"
+
+[[rule]]
+name = "second"
+layer = "infrastructure"
+cooldown_seconds = 60
+max_attempts = 1
+[rule.trigger]
+namespace = "AWS/EC2"
+metrics = ["StatusCheckFailed"]
+dimensions = ["InstanceId"]
+alarm_name_prefixes = ["web-frontend"]
+[rule.resource]
+dimension = "InstanceId"
+[rule.action]
+type = "recover-ec2-instance"
+
+[[rule]]
+name = "third"
+layer = "infrastructure"
+cooldown_seconds = 60
+max_attempts = 1
+[rule.trigger]
+namespace = "AWS/EBS"
+alarm_name_prefixes = ["volume"]
+[rule.resource]
+dimension = "VolumeId"
+[rule.action]
+type = "repair-ebs-volume"
+"#,
+    );
+
+    let found = autoheal_core::resolve::shadowed(&rules);
+
+    let named: Vec<(&str, &str, autoheal_core::resolve::SelectedBy)> = found
+        .iter()
+        .map(|s| (s.rule.as_str(), s.by.as_str(), s.selector))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (
+                "second",
+                "first",
+                autoheal_core::resolve::SelectedBy::AlarmName
+            ),
+            (
+                "second",
+                "first",
+                autoheal_core::resolve::SelectedBy::Metric
+            ),
+        ]
+    );
+    assert!(
+        found[0].to_string().contains("rule `second`"),
+        "{}",
+        found[0]
+    );
+    assert!(autoheal_core::resolve::shadowed(&shipped()).is_empty());
 }

@@ -186,8 +186,9 @@ fn given_the_shipped_rules_then_the_actions_carry_their_parameters() {
     let action = |name: &str| rules.get(name).expect("shipped rule").action.clone();
     assert_eq!(
         action("ec2-instance-healing"),
-        Action::ReplaceEc2Instance {
-            preserve_elastic_ip: true
+        Action::RecoverEc2Instance {
+            reboot_first: true,
+            allow_stop_start: true
         }
     );
     assert_eq!(
@@ -229,7 +230,7 @@ dimensions = ["InstanceId"]
 [rule.resource]
 dimension = "InstanceId"
 [rule.action]
-type = "replace-ec2-instance"
+type = "recover-ec2-instance"
 
 [[rule]]
 name = "second-rule"
@@ -257,8 +258,9 @@ fn given_a_minimal_file_when_parsed_then_defaults_fill_in_what_is_not_written() 
     assert_eq!(first.description, "");
     assert_eq!(
         first.action,
-        Action::ReplaceEc2Instance {
-            preserve_elastic_ip: true
+        Action::RecoverEc2Instance {
+            reboot_first: true,
+            allow_stop_start: true
         }
     );
     assert_eq!(first.policy.stable_period_seconds, 900);
@@ -779,7 +781,7 @@ fn given_bad_action_parameters_when_parsed_then_the_problem_names_the_parameter(
 
     let text = edit(
         BASE,
-        "type = \"replace-ec2-instance\"",
+        "type = \"recover-ec2-instance\"",
         "type = \"scale-out-auto-scaling-group\"\nincrement = 0",
     );
     assert_problem(

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use autoheal_core::stats::LayerCounts;
-use autoheal_core::{HealingRecord, HealingStatus, Layer, Mode, RuleSet, SkipReason, Statistics};
+use autoheal_core::{
+    HealingRecord, HealingStatus, Layer, Mode, RuleSet, RunPhase, SkipReason, Statistics,
+};
 use chrono::{TimeZone, Utc};
 
 fn record(
@@ -23,6 +25,7 @@ fn record(
         action: "some-action".to_owned(),
         resource_id: "resource".to_owned(),
         status,
+        phase: RunPhase::Heal,
         mode: Mode::Enforce,
         started_at: Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap(),
         ended_at: None,
