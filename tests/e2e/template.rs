@@ -412,3 +412,398 @@ fn the_iam_walk_catches_what_it_must() {
     );
     assert!(!is_read_only("ec2:TerminateInstances") && is_read_only("ec2:DescribeInstances"));
 }
+
+// ---------------------------------------------------------------------------------------
+// IAM: each function's effective policy, evaluated for concrete requests.
+
+const PARTITION: &str = "aws";
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+const KEY_ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/notification-key";
+const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:autoheal-NotificationTopic-1A2B3C";
+const TABLE_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/autoheal-StateTable-1A2B3C";
+
+/// `node` with the intrinsics of policies filled in with concrete values.
+fn concrete(node: &Value) -> Value {
+    let pseudo = |name: &str| match name {
+        "AWS::Partition" => Some(PARTITION.to_owned()),
+        "AWS::Region" => Some(REGION.to_owned()),
+        "AWS::AccountId" => Some(ACCOUNT.to_owned()),
+        "AWS::StackName" => Some(STACK.to_owned()),
+        _ => None,
+    };
+    let attribute = |resource: &str, attribute: &str| match (resource, attribute) {
+        ("NotificationTopic", "") => TOPIC_ARN.to_owned(),
+        ("NotificationKey", "Arn") => KEY_ARN.to_owned(),
+        ("StateTable", "Arn") => TABLE_ARN.to_owned(),
+        other => panic!("no concrete value for {other:?}"),
+    };
+    match node {
+        Value::Object(map) if map.len() == 1 => {
+            let (key, value) = map.iter().next().expect("one entry");
+            match key.as_str() {
+                "Ref" => {
+                    let name = value.as_str().expect("Ref name");
+                    Value::from(pseudo(name).unwrap_or_else(|| attribute(name, "")))
+                }
+                "Fn::GetAtt" => {
+                    let parts = as_list(value);
+                    let name =
+                        |i: usize| parts[i].as_str().expect("Fn::GetAtt [resource, attribute]");
+                    Value::from(attribute(name(0), name(1)))
+                }
+                "Fn::Sub" => {
+                    let mut text = value.as_str().expect("a plain Fn::Sub string").to_owned();
+                    while let Some(start) = text.find("${") {
+                        let end = start + text[start..].find('}').expect("closing brace");
+                        let token = text[start + 2..end].to_owned();
+                        let filled = pseudo(&token).unwrap_or_else(|| {
+                            let (resource, attr) = token.split_once('.').unwrap_or((&token, ""));
+                            attribute(resource, attr)
+                        });
+                        text.replace_range(start..=end, &filled);
+                    }
+                    Value::from(text)
+                }
+                _ => Value::Object(map.iter().map(|(k, v)| (k.clone(), concrete(v))).collect()),
+            }
+        }
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), concrete(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(concrete).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Each function's statements as deployed: inline documents and the template's managed
+/// policies it references, with concrete values.
+fn function_statements(template: &Value) -> BTreeMap<String, Vec<Value>> {
+    let mut found = BTreeMap::new();
+    for (name, function) in functions(template) {
+        let mut statements = Vec::new();
+        for policy in as_list(&function["Properties"]["Policies"]) {
+            if let Some(referenced) = policy.get("Ref").and_then(Value::as_str) {
+                let managed = &template["Resources"][referenced];
+                assert_eq!(
+                    managed["Type"], "AWS::IAM::ManagedPolicy",
+                    "{name}: {referenced}"
+                );
+                statements.extend(as_list(
+                    &managed["Properties"]["PolicyDocument"]["Statement"],
+                ));
+            } else if policy.get("Statement").is_some() {
+                statements.extend(as_list(&policy["Statement"]));
+            } else {
+                panic!("{name}: a policy this test cannot read: {policy}");
+            }
+        }
+        found.insert(name, statements.iter().map(concrete).collect());
+    }
+    found
+}
+
+/// Glob match of IAM: `*` any run of characters, `?` one character.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// One request as IAM sees it: the action, the resource and the request context.
+#[derive(Debug, Clone)]
+struct Request {
+    action: String,
+    resource: String,
+    context: BTreeMap<String, Vec<String>>,
+}
+
+fn request(action: &str, resource: &str) -> Request {
+    Request {
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+        context: BTreeMap::new(),
+    }
+}
+
+impl Request {
+    fn with(mut self, key: &str, value: &str) -> Self {
+        self.context
+            .entry(key.to_owned())
+            .or_default()
+            .push(value.to_owned());
+        self
+    }
+
+    /// A tag the resource carries, under every key name AWS offers for it.
+    fn resource_tag(self, key: &str, value: &str) -> Self {
+        let service = self.action.split(':').next().unwrap_or_default().to_owned();
+        let mut this = self
+            .with(&format!("aws:ResourceTag/{key}"), value)
+            .with(&format!("{service}:ResourceTag/{key}"), value);
+        if service == "rds" {
+            this = this
+                .with(&format!("rds:db-tag/{key}"), value)
+                .with(&format!("rds:snapshot-tag/{key}"), value);
+        }
+        this
+    }
+
+    /// A tag the request sets.
+    fn request_tag(self, key: &str, value: &str) -> Self {
+        self.with(&format!("aws:RequestTag/{key}"), value)
+            .with("aws:TagKeys", key)
+    }
+
+    fn via(self, service: &str) -> Self {
+        self.with(
+            "kms:ViaService",
+            &format!("{service}.{REGION}.amazonaws.com"),
+        )
+    }
+}
+
+/// Whether one condition entry holds for the request (IAM's rules for absent keys and for
+/// the ForAllValues / ForAnyValue set operators).
+fn condition_holds(operator: &str, key: &str, expected: &[String], request: &Request) -> bool {
+    let actual = request
+        .context
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.clone());
+    let (set, operator) = match operator.split_once(':') {
+        Some((set, rest)) => (Some(set), rest),
+        None => (None, operator),
+    };
+    let (operator, if_exists) = match operator.strip_suffix("IfExists") {
+        Some(base) => (base, true),
+        None => (operator, false),
+    };
+    if operator == "Null" {
+        let absent = actual.is_none();
+        return expected.iter().all(|e| (e == "true") == absent);
+    }
+    let negated = operator.contains("Not");
+    let positive = operator.replace("Not", "");
+    let matches = |value: &str| {
+        expected.iter().any(|e| match positive.as_str() {
+            "StringEquals" | "Bool" | "ArnEquals" => value == e,
+            "StringEqualsIgnoreCase" => value.eq_ignore_ascii_case(e),
+            "StringLike" | "ArnLike" => glob(e, value),
+            other => panic!("condition operator {other} not modelled"),
+        })
+    };
+    match (set, actual) {
+        (Some("ForAllValues"), None) => true,
+        (Some("ForAnyValue"), None) => false,
+        (_, None) => if_exists || negated,
+        (Some("ForAllValues"), Some(values)) => values.iter().all(|v| matches(v) != negated),
+        (Some("ForAnyValue"), Some(values)) => values.iter().any(|v| matches(v) != negated),
+        (_, Some(values)) => {
+            let any = values.iter().any(|v| matches(v));
+            if negated { !any } else { any }
+        }
+    }
+}
+
+fn statement_applies(statement: &Value, request: &Request) -> bool {
+    let strings = |v: &Value| -> Vec<String> {
+        as_list(v)
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+            .collect()
+    };
+    let action = strings(&statement["Action"])
+        .iter()
+        .any(|a| glob(&a.to_lowercase(), &request.action.to_lowercase()));
+    let resource = strings(&statement["Resource"])
+        .iter()
+        .any(|r| glob(r, &request.resource));
+    let conditions = statement["Condition"].as_object().is_none_or(|operators| {
+        operators.iter().all(|(operator, entries)| {
+            entries
+                .as_object()
+                .expect("condition entries")
+                .iter()
+                .all(|(key, values)| condition_holds(operator, key, &strings(values), request))
+        })
+    });
+    action && resource && conditions
+}
+
+/// IAM's verdict: some Allow applies and no Deny does.
+fn allowed(statements: &[Value], request: &Request) -> bool {
+    let applying = |effect: &str| {
+        statements
+            .iter()
+            .filter(|s| s["Effect"] == effect)
+            .any(|s| statement_applies(s, request))
+    };
+    applying("Allow") && !applying("Deny")
+}
+
+fn arn(service: &str, resource: &str) -> String {
+    format!("arn:{PARTITION}:{service}:{REGION}:{ACCOUNT}:{resource}")
+}
+
+#[test]
+fn the_iam_evaluator_follows_iams_rules() {
+    let statements = vec![json!({
+        "Effect": "Allow",
+        "Action": ["ec2:CreateTags", "ec2:DeleteTags"],
+        "Resource": "arn:aws:ec2:us-east-1:123456789012:instance/*",
+        "Condition": {
+            "ForAllValues:StringEquals": { "aws:TagKeys": ["autoheal:stop-start"] },
+            "StringNotEqualsIgnoreCase": { "aws:ResourceTag/autoheal:disabled": "true" }
+        }
+    })];
+    let instance = arn("ec2", "instance/i-1");
+    let tag = |keys: &[&str]| {
+        keys.iter()
+            .fold(request("ec2:DeleteTags", &instance), |r, k| {
+                r.with("aws:TagKeys", k)
+            })
+    };
+    assert!(allowed(&statements, &tag(&["autoheal:stop-start"])));
+    assert!(!allowed(
+        &statements,
+        &tag(&["autoheal:stop-start", "Name"])
+    ));
+    // ForAllValues over no keys holds: why the template also requires the keys to be present.
+    assert!(allowed(&statements, &tag(&[])));
+    assert!(!allowed(
+        &statements,
+        &tag(&["autoheal:stop-start"]).resource_tag("autoheal:disabled", "TRUE")
+    ));
+    assert!(!allowed(
+        &statements,
+        &request("ec2:DeleteTags", &arn("ec2", "volume/vol-1"))
+            .with("aws:TagKeys", "autoheal:stop-start")
+    ));
+    assert!(!allowed(
+        &statements,
+        &request("ec2:TerminateInstances", &instance)
+    ));
+    assert!(glob(
+        "arn:aws:rds:*:*:snapshot:autoheal-*",
+        "arn:aws:rds:us-east-1:1:snapshot:autoheal-db-1"
+    ));
+    assert!(!glob(
+        "arn:aws:rds:*:*:snapshot:autoheal-*",
+        "arn:aws:rds:us-east-1:1:snapshot:manual-1"
+    ));
+    let tagging = vec![json!({
+        "Effect": "Allow",
+        "Action": "rds:AddTagsToResource",
+        "Resource": "*",
+        "Condition": { "StringEquals": { "aws:RequestTag/autoheal:managed": "true" } }
+    })];
+    let tag =
+        |value: &str| request("rds:AddTagsToResource", "x").request_tag("autoheal:managed", value);
+    assert!(allowed(&tagging, &tag("true")));
+    assert!(!allowed(&tagging, &tag("false")));
+    assert!(!allowed(&tagging, &request("rds:AddTagsToResource", "x")));
+}
+
+/// The topic's key is the stack's own, CloudWatch and EventBridge may use it to publish, and
+/// every function may use it through SNS only.
+#[test]
+fn the_topic_is_encrypted_with_the_stacks_key_which_alarms_and_every_function_can_use() {
+    let template = template();
+    let resources = &template["Resources"];
+    let topic = &resources["NotificationTopic"]["Properties"];
+    let key_ref = &topic["KmsMasterKeyId"];
+    let key_name = key_ref["Fn::GetAtt"][0]
+        .as_str()
+        .or_else(|| key_ref["Ref"].as_str())
+        .unwrap_or_else(|| panic!("the topic's key is not a key of the stack: {key_ref}"));
+    let key = &resources[key_name];
+    assert_eq!(key["Type"], "AWS::KMS::Key");
+    assert_eq!(
+        key["Properties"]["EnableKeyRotation"],
+        json!(true),
+        "rotation on"
+    );
+    assert!(
+        resources
+            .as_object()
+            .expect("resources")
+            .values()
+            .any(|r| r["Type"] == "AWS::KMS::Alias"
+                && r["Properties"]["TargetKeyId"] == json!({ "Ref": key_name })),
+        "the key has an alias"
+    );
+
+    // The key policy, for a principal.
+    let key_policy = as_list(&concrete(&key["Properties"]["KeyPolicy"]["Statement"]));
+    let of = |principal: &str| -> Vec<Value> {
+        key_policy
+            .iter()
+            .filter(|s| {
+                let p = &s["Principal"];
+                as_list(&p["Service"])
+                    .iter()
+                    .chain(as_list(&p["AWS"]).iter())
+                    .any(|x| x == principal)
+            })
+            .cloned()
+            .collect()
+    };
+    let root = format!("arn:{PARTITION}:iam::{ACCOUNT}:root");
+    assert!(
+        allowed(&of(&root), &request("kms:PutKeyPolicy", "*")),
+        "the account administers the key"
+    );
+    let cloudwatch = of("cloudwatch.amazonaws.com");
+    let events = of("events.amazonaws.com");
+    for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+        let from = |account: &str| request(action, "*").with("aws:SourceAccount", account);
+        assert!(allowed(&cloudwatch, &from(ACCOUNT)), "CloudWatch: {action}");
+        assert!(
+            !allowed(&cloudwatch, &from("210987654321")),
+            "CloudWatch on behalf of another account: {action}"
+        );
+        // EventBridge's request carries no source account for an encrypted topic.
+        assert!(
+            allowed(&events, &request(action, "*")),
+            "EventBridge: {action}"
+        );
+        assert!(!allowed(
+            &cloudwatch,
+            &request("kms:ScheduleKeyDeletion", "*")
+        ));
+    }
+
+    for (function, statements) in function_statements(&template) {
+        assert!(
+            allowed(&statements, &request("sns:Publish", TOPIC_ARN)),
+            "{function}: publish"
+        );
+        for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+            assert!(
+                allowed(&statements, &request(action, KEY_ARN).via("sns")),
+                "{function}: {action} through SNS"
+            );
+            assert!(
+                !allowed(&statements, &request(action, KEY_ARN)),
+                "{function}: {action} directly"
+            );
+        }
+    }
+}
