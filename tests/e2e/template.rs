@@ -414,6 +414,122 @@ fn the_iam_walk_catches_what_it_must() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Conditions and parameters: the template evaluated for given parameter values.
+
+/// The value of `node` for the given parameter values: `Ref` of a parameter, `Fn::If` on the
+/// template's conditions (with `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`);
+/// `None` where it is `AWS::NoValue`.
+fn evaluate(template: &Value, node: &Value, parameters: &BTreeMap<&str, &str>) -> Option<Value> {
+    let Value::Object(map) = node else {
+        return Some(node.clone());
+    };
+    if let Some(name) = map.get("Ref").and_then(Value::as_str) {
+        if name == "AWS::NoValue" {
+            return None;
+        }
+        let parameter = &template["Parameters"][name];
+        assert!(parameter.is_object(), "Ref {name}: not a parameter");
+        let value = parameters
+            .get(name)
+            .map(|v| Value::from(*v))
+            .or_else(|| parameter.get("Default").cloned())
+            .unwrap_or_else(|| panic!("no value for parameter {name}"));
+        return Some(value);
+    }
+    if let Some(branches) = map.get("Fn::If").and_then(Value::as_array) {
+        let condition = branches[0].as_str().expect("a condition name");
+        let chosen = if holds(template, condition, parameters) {
+            &branches[1]
+        } else {
+            &branches[2]
+        };
+        return evaluate(template, chosen, parameters);
+    }
+    Some(node.clone())
+}
+
+/// Whether the template's condition `name` holds for the given parameter values.
+fn holds(template: &Value, name: &str, parameters: &BTreeMap<&str, &str>) -> bool {
+    fn truth(template: &Value, node: &Value, parameters: &BTreeMap<&str, &str>) -> bool {
+        let text = |v: &Value| match evaluate(template, v, parameters) {
+            Some(Value::String(s)) => s,
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        let (op, args) = node
+            .as_object()
+            .and_then(|m| m.iter().next())
+            .expect("a condition function");
+        let args: Vec<Value> = as_list(args);
+        match op.as_str() {
+            "Fn::Equals" => text(&args[0]) == text(&args[1]),
+            "Fn::Not" => !truth(template, &args[0], parameters),
+            "Fn::And" => args.iter().all(|a| truth(template, a, parameters)),
+            "Fn::Or" => args.iter().any(|a| truth(template, a, parameters)),
+            "Condition" => holds(template, args[0].as_str().expect("name"), parameters),
+            other => panic!("condition function {other}"),
+        }
+    }
+    let condition = &template["Conditions"][name];
+    assert!(condition.is_object(), "no condition {name}");
+    truth(template, condition, parameters)
+}
+
+/// A function's property as deployed: its own, or else the one of `Globals.Function`.
+fn function_property<'t>(template: &'t Value, function: &'t Value, property: &str) -> &'t Value {
+    let own = &function["Properties"][property];
+    if own.is_null() {
+        &template["Globals"]["Function"][property]
+    } else {
+        own
+    }
+}
+
+#[test]
+fn reserved_concurrency_bounds_every_function_and_zero_means_no_reservation() {
+    let template = template();
+    let parameter = &template["Parameters"]["ReservedConcurrency"];
+    let default = parameter["Default"]
+        .as_u64()
+        .or_else(|| parameter["Default"].as_str().and_then(|d| d.parse().ok()))
+        .expect("ReservedConcurrency has a numeric default");
+    assert!(
+        (1..=10).contains(&default),
+        "a small default bound, not {default}"
+    );
+    assert_eq!(
+        parameter["MinValue"],
+        json!(0),
+        "0 is allowed: no reservation"
+    );
+    assert!(
+        parameter["Description"]
+            .as_str()
+            .is_some_and(|d| d.contains('0')),
+        "the description says what 0 means"
+    );
+    for (name, function) in functions(&template) {
+        let reserved = function_property(&template, function, "ReservedConcurrentExecutions");
+        assert!(
+            !reserved.is_null(),
+            "{name}: no ReservedConcurrentExecutions"
+        );
+        let at = |value: &str| {
+            evaluate(
+                &template,
+                reserved,
+                &BTreeMap::from([("ReservedConcurrency", value)]),
+            )
+        };
+        let by_default = evaluate(&template, reserved, &BTreeMap::new());
+        assert_eq!(by_default, Some(json!(default)), "{name}: the default");
+        assert_eq!(at("3"), Some(json!("3")), "{name}: a chosen bound");
+        // Reserved concurrency 0 would stop the function: 0 leaves the property out.
+        assert_eq!(at("0"), None, "{name}: 0 means no reservation");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // IAM: each function's effective policy, evaluated for concrete requests.
 
 const PARTITION: &str = "aws";
