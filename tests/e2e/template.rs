@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use autoheal_core::{Layer, RuleSet};
-use autoheal_tests::{Emulator, create_queue, template, workspace};
+use autoheal_tests::{Emulator, create_queue, sample_event, template, workspace};
 
 /// The stack name the patterns are instantiated with.
 const STACK: &str = "autoheal";
@@ -170,64 +170,58 @@ fn unrelated_events() -> Vec<(String, Value)> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_any() {
-    let emulator = Emulator::start_with_eventbridge_arrays();
-    let sdk = emulator.sdk().await;
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let rules = RuleSet::shipped().expect("shipped rules");
+/// The emulator's EventBridge with each layer's rule (its pattern from the template) and an
+/// SQS queue per layer as the target, so a put event shows which layers it reached.
+struct Router {
+    // Kept alive for the clients below; dropping it stops the emulator.
+    _emulator: Emulator,
+    events: aws_sdk_eventbridge::Client,
+    sqs: aws_sdk_sqs::Client,
+    queues: BTreeMap<Layer, String>,
+}
 
-    let mut queues = BTreeMap::new();
-    for (layer, pattern) in layer_patterns(&template()) {
-        let (url, arn) = create_queue(&sdk, &format!("{layer}-layer")).await;
-        let rule = format!("{STACK}-{layer}-alarm-state-change");
-        events
-            .put_rule()
-            .name(&rule)
-            .event_pattern(pattern.to_string())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{layer}: the emulator refused the pattern: {e:?}"));
-        events
-            .put_targets()
-            .rule(&rule)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("layer")
-                    .arn(arn)
-                    .build()
-                    .expect("target"),
-            )
-            .send()
-            .await
-            .expect("target");
-        queues.insert(layer, url);
+impl Router {
+    async fn start() -> Self {
+        let emulator = Emulator::start_with_eventbridge_arrays();
+        let sdk = emulator.sdk().await;
+        let events = aws_sdk_eventbridge::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let mut queues = BTreeMap::new();
+        for (layer, pattern) in layer_patterns(&template()) {
+            let (url, arn) = create_queue(&sdk, &format!("{layer}-layer")).await;
+            let rule = format!("{STACK}-{layer}-alarm-state-change");
+            events
+                .put_rule()
+                .name(&rule)
+                .event_pattern(pattern.to_string())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{layer}: the emulator refused the pattern: {e:?}"));
+            events
+                .put_targets()
+                .rule(&rule)
+                .targets(
+                    aws_sdk_eventbridge::types::Target::builder()
+                        .id("layer")
+                        .arn(arn)
+                        .build()
+                        .expect("target"),
+                )
+                .send()
+                .await
+                .expect("target");
+            queues.insert(layer, url);
+        }
+        Self {
+            _emulator: emulator,
+            events,
+            sqs,
+            queues,
+        }
     }
 
-    let mut cases: Vec<(String, Value, Option<Layer>)> = Vec::new();
-    for file in event_files() {
-        let event: Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("JSON");
-        let expected = expected_layer(&rules, &file, &event);
-        cases.push((file.display().to_string(), event, expected));
-    }
-    assert!(
-        cases.len() >= 34,
-        "every rule's ALARM and OK events, and AWS's samples"
-    );
-    cases.extend(
-        self_alarms()
-            .into_iter()
-            .map(|(name, event)| (name, event, None)),
-    );
-    cases.extend(
-        unrelated_events()
-            .into_iter()
-            .map(|(name, event)| (name, event, None)),
-    );
-
-    for (name, event, expected) in cases {
+    /// The layers an event reaches, in layer order.
+    async fn reached(&self, name: &str, event: &Value) -> Vec<Layer> {
         let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
             .source(event["source"].as_str().expect("source"))
             .detail_type(event["detail-type"].as_str().expect("detail-type"))
@@ -238,7 +232,8 @@ async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_a
                     .collect()
             }))
             .build();
-        let put = events
+        let put = self
+            .events
             .put_events()
             .entries(entry)
             .send()
@@ -247,8 +242,9 @@ async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_a
         assert_eq!(put.failed_entry_count(), 0, "{name}");
 
         let mut reached = Vec::new();
-        for (layer, url) in &queues {
-            let received = sqs
+        for (layer, url) in &self.queues {
+            let received = self
+                .sqs
                 .receive_message()
                 .queue_url(url)
                 .max_number_of_messages(10)
@@ -258,7 +254,8 @@ async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_a
                 .messages
                 .unwrap_or_default();
             for message in &received {
-                sqs.delete_message()
+                self.sqs
+                    .delete_message()
                     .queue_url(url)
                     .receipt_handle(message.receipt_handle().expect("handle"))
                     .send()
@@ -269,34 +266,205 @@ async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_a
                 reached.push(*layer);
             }
         }
-        assert_eq!(reached, expected.into_iter().collect::<Vec<_>>(), "{name}");
+        reached
     }
 }
 
-#[test]
-fn every_rule_is_selected_by_its_layers_pattern() {
-    let patterns = layer_patterns(&template());
-    for rule in RuleSet::shipped().expect("shipped rules").rules() {
-        let pattern = patterns[&rule.layer].to_string();
+/// A namespace no layer routes, and an alarm name no rule's prefix starts.
+const UNRELATED_NAMESPACE: &str = "Acme/Orders";
+const UNRELATED_NAME: &str = "orders-api-degraded";
+
+/// A single-metric alarm event (from a shipped sample) with the given name, metric and tags.
+fn metric_alarm(
+    name: &str,
+    namespace: &str,
+    metric: &str,
+    dimensions: &[String],
+    tags: Option<Value>,
+) -> Value {
+    let mut event = sample_event("ec2-instance-healing.alarm.json");
+    event["detail"]["alarmName"] = json!(name);
+    event["resources"] = json!([format!(
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}"
+    )]);
+    let dimensions: serde_json::Map<String, Value> = dimensions
+        .iter()
+        .map(|d| (d.clone(), json!(format!("{}-1", d.to_lowercase()))))
+        .collect();
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"] =
+        json!({ "namespace": namespace, "name": metric, "dimensions": dimensions });
+    if let Some(tags) = tags {
+        event["detail"]["alarmTags"] = tags;
+        event["detail"]["alarmTagsStatus"] = json!("SUCCESS");
+    }
+    event
+}
+
+/// AWS's composite alarm sample with the given name and tags (a composite has no metrics).
+fn composite_alarm(name: &str, tags: Option<Value>) -> Value {
+    let mut event = sample_event("aws-samples/composite.json");
+    event["detail"]["alarmName"] = json!(name);
+    event["resources"] = json!([format!(
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}"
+    )]);
+    assert!(event["detail"]["configuration"]["metrics"].is_null());
+    if let Some(tags) = tags {
+        event["detail"]["alarmTags"] = tags;
+        event["detail"]["alarmTagsStatus"] = json!("SUCCESS");
+    }
+    event
+}
+
+/// The tags of an alarm that selects `rule` by tag (with an unrelated tag beside it).
+fn rule_tag(rule: &str) -> Option<Value> {
+    Some(json!({ "autoheal:rule": rule, "team": "orders" }))
+}
+
+/// Alarms that select a rule by the tag `autoheal:rule` only: a composite alarm and a metric
+/// alarm on a namespace no layer routes, both with unrelated names, for every shipped rule.
+fn tagged_alarms(rules: &RuleSet) -> Vec<(String, Value, Vec<Layer>)> {
+    let mut cases = Vec::new();
+    for rule in rules.rules() {
+        cases.push((
+            format!("a composite alarm tagged autoheal:rule={}", rule.name),
+            composite_alarm("ServiceAggregatedAlarm", rule_tag(&rule.name)),
+            vec![rule.layer],
+        ));
+        cases.push((
+            format!(
+                "a metric alarm on {UNRELATED_NAMESPACE} tagged autoheal:rule={}",
+                rule.name
+            ),
+            metric_alarm(
+                UNRELATED_NAME,
+                UNRELATED_NAMESPACE,
+                "Latency",
+                &["Service".to_owned()],
+                rule_tag(&rule.name),
+            ),
+            vec![rule.layer],
+        ));
+    }
+    cases.push((
+        "a composite alarm tagged with a rule no layer has".to_owned(),
+        composite_alarm("ServiceAggregatedAlarm", rule_tag("no-such-healing")),
+        Vec::new(),
+    ));
+    cases.push((
+        "a composite alarm whose other tags only name a rule".to_owned(),
+        composite_alarm(
+            "ServiceAggregatedAlarm",
+            Some(json!({ "rule": "ec2-instance-healing" })),
+        ),
+        Vec::new(),
+    ));
+    cases.push((
+        "autoheal's own composite alarm, tagged with a rule".to_owned(),
+        composite_alarm(&format!("{STACK}-health"), rule_tag("ec2-instance-healing")),
+        Vec::new(),
+    ));
+    cases
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_any() {
+    let router = Router::start().await;
+    let rules = RuleSet::shipped().expect("shipped rules");
+
+    let mut cases: Vec<(String, Value, Vec<Layer>)> = Vec::new();
+    for file in event_files() {
+        let event: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("JSON");
+        let expected = expected_layer(&rules, &file, &event);
+        cases.push((
+            file.display().to_string(),
+            event,
+            expected.into_iter().collect(),
+        ));
+    }
+    assert!(
+        cases.len() >= 34,
+        "every rule's ALARM and OK events, and AWS's samples"
+    );
+    cases.extend(
+        self_alarms()
+            .into_iter()
+            .chain(unrelated_events())
+            .map(|(name, event)| (name, event, Vec::new())),
+    );
+    cases.extend(tagged_alarms(&rules));
+    // Rules overlap across layers: an alarm named for the data layer's rule on an RDS metric
+    // reaches the platform layer too. The core selects one rule for both, and the layer it
+    // does not belong to skips it.
+    cases.push((
+        "database-corruption-healing-… on AWS/RDS".to_owned(),
+        metric_alarm(
+            "database-corruption-healing-orders-db",
+            "AWS/RDS",
+            "ChecksumErrors",
+            &["DBInstanceIdentifier".to_owned()],
+            None,
+        ),
+        vec![Layer::Platform, Layer::Data],
+    ));
+
+    for (name, event, expected) in cases {
+        assert_eq!(router.reached(&name, &event).await, expected, "{name}");
+    }
+}
+
+/// Every way a rule can be selected — its namespace, each of its alarm-name prefixes, its
+/// tag — reaches the rule's layer on its own, with the other two ways absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_routing_path_of_every_rule_reaches_its_layer_on_its_own() {
+    let router = Router::start().await;
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let mut paths = 0;
+    for rule in rules.rules() {
+        let metric = rule
+            .trigger
+            .metrics
+            .first()
+            .map_or("Anything", String::as_str);
         if let Some(namespace) = &rule.trigger.namespace {
-            assert!(
-                pattern.contains(&format!("\"{namespace}\"")),
-                "{}: namespace {namespace} not routed to {}",
-                rule.name,
-                rule.layer
+            let name = format!("{}: namespace {namespace}", rule.name);
+            let event = metric_alarm(
+                UNRELATED_NAME,
+                namespace,
+                metric,
+                &rule.trigger.dimensions,
+                None,
             );
+            assert_eq!(router.reached(&name, &event).await, [rule.layer], "{name}");
+            paths += 1;
         }
         for prefix in &rule.trigger.alarm_name_prefixes {
-            let routed_by_name = pattern.contains(&format!("{{\"prefix\":\"{prefix}\"}}"));
-            let routed_by_namespace = rule.trigger.namespace.is_some();
-            assert!(
-                routed_by_name || routed_by_namespace,
-                "{}: alarm-name prefix {prefix} not routed to {}",
-                rule.name,
-                rule.layer
+            let name = format!("{}: alarm-name prefix {prefix}", rule.name);
+            let event = metric_alarm(
+                &format!("{prefix}-orders"),
+                UNRELATED_NAMESPACE,
+                metric,
+                &rule.trigger.dimensions,
+                None,
             );
+            assert_eq!(router.reached(&name, &event).await, [rule.layer], "{name}");
+            paths += 1;
         }
+        let name = format!("{}: tag autoheal:rule", rule.name);
+        let event = metric_alarm(
+            UNRELATED_NAME,
+            UNRELATED_NAMESPACE,
+            metric,
+            &rule.trigger.dimensions,
+            rule_tag(&rule.name),
+        );
+        assert_eq!(router.reached(&name, &event).await, [rule.layer], "{name}");
+        paths += 1;
     }
+    assert!(
+        paths >= 2 * rules.rules().len(),
+        "every rule has a tag path and a namespace or name path"
+    );
 }
 
 /// Whether an IAM action only reads.
