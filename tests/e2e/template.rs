@@ -1005,6 +1005,116 @@ fn the_iam_evaluator_follows_iams_rules() {
     assert!(!allowed(&tagging, &request("rds:AddTagsToResource", "x")));
 }
 
+/// Each function may do what its actions need, and no more where it matters.
+#[test]
+fn each_function_may_do_what_its_actions_need_and_no_more() {
+    let policies = function_statements(&template());
+    let instance = arn("ec2", "instance/i-0123456789abcdef0");
+    let volume = arn("ec2", "volume/vol-0123456789abcdef0");
+    let snapshot = format!("arn:{PARTITION}:ec2:{REGION}::snapshot/snap-0123456789abcdef0");
+    let group = arn(
+        "autoscaling",
+        "autoScalingGroup:0e1f:autoScalingGroupName/web",
+    );
+    let key = arn("kms", "key/1234abcd-12ab-34cd-56ef-1234567890ab");
+    let rds_snapshot = |name: &str| arn("rds", &format!("snapshot:{name}"));
+    let db = arn("rds", "db:orders-db");
+
+    let (infrastructure, platform, application, data, network) = (
+        "InfrastructureFunction",
+        "PlatformFunction",
+        "ApplicationFunction",
+        "DataFunction",
+        "NetworkFunction",
+    );
+    // (function, request, allowed?, why)
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Request, bool, &str)> = vec![
+        // Infrastructure: reboot, then stop/start; never relaunch or terminate.
+        (infrastructure, request("ec2:RebootInstances", &instance), true, "reboot"),
+        (infrastructure, request("ec2:StopInstances", &instance), true, "stop"),
+        (infrastructure, request("ec2:StartInstances", &instance), true, "start"),
+        (infrastructure, request("ec2:StopInstances", &instance).resource_tag("autoheal:disabled", "true"), false, "an opted-out instance"),
+        (infrastructure, request("ec2:RebootInstances", &instance).resource_tag("autoheal:disabled", "TRUE"), false, "opt-out in capitals"),
+        (infrastructure, request("ec2:DescribeInstanceStatus", "*"), true, "instance status"),
+        (infrastructure, request("ec2:DescribeInstanceTypes", "*"), true, "instance types"),
+        (infrastructure, request("ec2:RunInstances", &instance).request_tag("autoheal:replaces", "i-1"), false, "no relaunch"),
+        (infrastructure, request("ec2:TerminateInstances", &instance), false, "no termination"),
+        (infrastructure, request("ec2:AssociateAddress", &instance), false, "no Elastic IP move"),
+        (infrastructure, request("iam:PassRole", &arn("iam", "role/web")), false, "no role passing"),
+        (infrastructure, request("ec2:CreateTags", &instance).with("aws:TagKeys", "autoheal:stop-start"), true, "mark a stop/start"),
+        (infrastructure, request("ec2:DeleteTags", &instance).with("aws:TagKeys", "autoheal:stop-start"), true, "clear the mark"),
+        (infrastructure, request("ec2:CreateTags", &instance).with("aws:TagKeys", "Name"), false, "other instance tags"),
+        (infrastructure, request("ec2:DeleteTags", &instance), false, "DeleteTags without keys deletes every tag"),
+        (infrastructure, request("ec2:CreateTags", &instance).with("ec2:CreateAction", "RunInstances"), false, "no launch-time tagging"),
+        (infrastructure, request("autoscaling:SetDesiredCapacity", &group), true, "revert lowers desired capacity"),
+        (infrastructure, request("autoscaling:SetInstanceHealth", &group), true, "mark a member unhealthy"),
+        (infrastructure, request("autoscaling:TerminateInstanceInAutoScalingGroup", &group), true, "replace a member"),
+        (infrastructure, request("autoscaling:SetDesiredCapacity", &group).resource_tag("autoheal:disabled", "true"), false, "an opted-out group"),
+        (infrastructure, request("ec2:CreateSnapshot", &volume), true, "snapshot a volume"),
+        (infrastructure, request("ec2:CreateSnapshot", &snapshot), true, "the snapshot it creates"),
+        (infrastructure, request("ec2:CreateTags", &snapshot).with("ec2:CreateAction", "CreateSnapshot").with("aws:TagKeys", "autoheal:managed").with("aws:TagKeys", "autoheal:snapshot-of"), true, "tag a snapshot at creation"),
+        (infrastructure, request("ec2:CreateTags", &snapshot).with("aws:TagKeys", "autoheal:managed"), false, "tag an existing snapshot"),
+        (infrastructure, request("ec2:DeleteSnapshot", &snapshot).resource_tag("autoheal:managed", "true"), true, "delete its own snapshot"),
+        (infrastructure, request("ec2:DeleteSnapshot", &snapshot), false, "delete a snapshot it did not create"),
+        (infrastructure, request("ec2:DeleteSnapshot", &snapshot).resource_tag("autoheal:managed", "false"), false, "delete a snapshot not marked as its own"),
+        (infrastructure, request("ec2:DeleteVolume", &volume), false, "never delete a volume"),
+        (infrastructure, request("kms:CreateGrant", &key).via("ec2").with("kms:GrantIsForAWSResource", "true"), true, "EC2 holds a grant on a volume key"),
+        (infrastructure, request("kms:CreateGrant", &key).via("ec2"), false, "a grant not for an AWS resource"),
+        (infrastructure, request("kms:CreateGrant", &key).with("kms:GrantIsForAWSResource", "true"), false, "a grant not through EC2"),
+        (infrastructure, request("kms:Decrypt", &key).via("ec2"), true, "decrypt through EC2"),
+        (infrastructure, request("kms:GenerateDataKeyWithoutPlaintext", &key).via("ec2"), true, "a volume data key"),
+        (infrastructure, request("kms:ReEncryptFrom", &key).via("ec2"), true, "re-encrypt from"),
+        (infrastructure, request("kms:ReEncryptTo", &key).via("ec2"), true, "re-encrypt to"),
+        (infrastructure, request("kms:DescribeKey", &key).via("ec2"), true, "describe the key"),
+        (infrastructure, request("kms:Decrypt", &key), false, "decrypt directly"),
+        // Platform: the reboot snapshot is autoheal's own; retention deletes only those.
+        (platform, request("rds:CreateDBSnapshot", &db), true, "snapshot before a reboot"),
+        (platform, request("rds:CreateDBSnapshot", &rds_snapshot("autoheal-orders-db-1a2b")), true, "the snapshot it names"),
+        (platform, request("rds:AddTagsToResource", &rds_snapshot("autoheal-orders-db-1a2b")).request_tag("autoheal:managed", "true").request_tag("autoheal:snapshot-of", "orders-db"), true, "tag its snapshot at creation"),
+        (platform, request("rds:AddTagsToResource", &rds_snapshot("autoheal-orders-db-1a2b")).request_tag("autoheal:snapshot-of", "orders-db"), false, "tags without the managed mark"),
+        (platform, request("rds:AddTagsToResource", &db).request_tag("autoheal:managed", "true"), false, "tag a database"),
+        (platform, request("rds:DescribeDBSnapshots", &rds_snapshot("autoheal-orders-db-1a2b")), true, "list snapshots"),
+        (platform, request("rds:ListTagsForResource", &rds_snapshot("autoheal-orders-db-1a2b")), true, "read snapshot tags"),
+        (platform, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-orders-db-1a2b")).resource_tag("autoheal:managed", "true"), true, "delete its own snapshot"),
+        (platform, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-orders-db-1a2b")), false, "an untagged snapshot"),
+        (platform, request("rds:DeleteDBSnapshot", &rds_snapshot("nightly-orders-db")).resource_tag("autoheal:managed", "true"), false, "a snapshot not named as autoheal's"),
+        (platform, request("rds:RebootDBInstance", &db).resource_tag("autoheal:disabled", "true"), false, "an opted-out database"),
+        // Data: the verification backup likewise.
+        (data, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-verify-orders-db-1a2b")).resource_tag("autoheal:managed", "true"), true, "delete its own backup"),
+        (data, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-verify-orders-db-1a2b")), false, "an untagged backup"),
+        (data, request("rds:AddTagsToResource", &rds_snapshot("autoheal-verify-orders-db-1a2b")).request_tag("autoheal:incident", "i-1").request_tag("autoheal:managed", "true").request_tag("autoheal:snapshot-of", "orders-db").request_tag("autoheal:backup-of", "orders-db"), true, "tag its backup at creation"),
+        (data, request("rds:DescribeDBSnapshots", &rds_snapshot("autoheal-verify-orders-db-1a2b")), true, "list backups"),
+        (data, request("rds:ListTagsForResource", &rds_snapshot("autoheal-verify-orders-db-1a2b")), true, "read backup tags"),
+        (data, request("elasticache:ListTagsForResource", &arn("elasticache", "replicationgroup:sessions")), true, "a replication group's opt-out"),
+        // Application: only the restart document, only on instances that did not opt out.
+        (application, request("ssm:SendCommand", &format!("arn:{PARTITION}:ssm:{REGION}::document/AWS-RunShellScript")), true, "the restart document"),
+        (application, request("ssm:SendCommand", &instance), true, "on an instance"),
+        (application, request("ssm:SendCommand", &instance).resource_tag("autoheal:disabled", "true"), false, "on an opted-out instance"),
+        (application, request("ssm:SendCommand", &arn("ssm", "document/AWS-RunPowerShellScript")), false, "another document"),
+        // Network: the DNS action reads the alternative's health; reverts UPSERT and ReplaceRoute.
+        (network, request("route53:GetHealthCheckStatus", "arn:aws:route53:::healthcheck/0b1c"), true, "health check status"),
+        (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "UPSERT"), true, "reweight or restore"),
+        (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "DELETE"), false, "delete a record"),
+        (network, request("ec2:ReplaceRoute", &arn("ec2", "route-table/rtb-1")), true, "move or restore a route"),
+    ];
+    let mut wrong = Vec::new();
+    for (function, request, expected, why) in &cases {
+        let statements = policies
+            .get(*function)
+            .unwrap_or_else(|| panic!("no {function}"));
+        if allowed(statements, request) != *expected {
+            wrong.push(format!(
+                "{function}: {} on {} should be {} ({why})",
+                request.action,
+                request.resource,
+                if *expected { "allowed" } else { "denied" }
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// The topic's key is the stack's own, CloudWatch and EventBridge may use it to publish, and
 /// every function may use it through SNS only.
 #[test]
