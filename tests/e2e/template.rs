@@ -1201,3 +1201,20 @@ fn the_topic_is_encrypted_with_the_stacks_key_which_alarms_and_every_function_ca
         }
     }
 }
+
+/// Every checkov finding the template skips says why, in the resource's Metadata.
+#[test]
+fn every_checkov_skip_gives_its_reason() {
+    let template = template();
+    let mut skips = 0;
+    for (name, resource) in template["Resources"].as_object().expect("Resources") {
+        for skip in as_list(&resource["Metadata"]["checkov"]["skip"]) {
+            let id = skip["id"].as_str().unwrap_or_default();
+            assert!(id.starts_with("CKV_"), "{name}: skip of {skip}");
+            let reason = skip["comment"].as_str().unwrap_or_default();
+            assert!(reason.len() > 20, "{name}: {id} skipped without a reason");
+            skips += 1;
+        }
+    }
+    assert!(skips > 0, "the walk found the skips");
+}
