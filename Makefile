@@ -14,6 +14,9 @@ export AWS_EC2_METADATA_DISABLED := true
 export CARGO_TERM_COLOR ?= never
 
 TOOLS_STAMP := $(VENV)/.tools-installed
+# The scanners' own environment: checkov's pinned dependencies conflict with AWS SAM CLI's.
+SCAN_VENV := .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.tools-installed
 LAYERS := infrastructure platform application data network
 # AWS's tools check the template offline; they still want credentials and a region to exist.
 OFFLINE_AWS := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0
@@ -30,6 +33,11 @@ $(TOOLS_STAMP): tools/requirements.txt
 .PHONY: tools
 tools: $(TOOLS_STAMP) ## Install the emulator and AWS's deployment tools into .venv
 
+$(SCAN_STAMP): tools/scan-requirements.txt
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/scan-requirements.txt
+	touch $@
+
 .PHONY: build
 build: ## Build the functions, the CLI and the demo
 	cargo build --workspace --bins
@@ -44,6 +52,11 @@ template: tools ## AWS's own checks of template.yaml: cfn-lint and sam validate 
 	cfn-lint template.yaml
 	$(OFFLINE_AWS) sam validate --lint
 
+.PHONY: scan
+scan: tools $(SCAN_STAMP) ## Security scans: checkov on template.yaml, parliament on each function's IAM policy
+	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+	set -o pipefail; $(VENV)/bin/python tools/template_to_json.py template.yaml | $(SCAN_VENV)/bin/python tools/scan_policies.py -
+
 .PHONY: lambda
 lambda: tools ## Release Lambda artifacts (x86_64: arm64 cannot be built here), with sizes
 	cargo lambda build --release --x86-64 $(addprefix -p autoheal-,$(LAYERS))
@@ -55,7 +68,7 @@ sam-build: tools ## sam build of the five functions for x86_64 (into .aws-sam/bu
 	@for layer in Infrastructure Platform Application Data Network; do ls -l .aws-sam/build/$${layer}Function/bootstrap; done
 
 .PHONY: test
-test: tools lint template ## Every check and test (what CI runs)
+test: tools lint template scan ## Every check and test (what CI runs)
 	# One build of every target first: the CLI binary the tests run, with the same
 	# feature set as the tests, so nothing is compiled twice.
 	cargo build --workspace --all-targets
@@ -69,4 +82,4 @@ demo: tools ## The local end-to-end healing demo on the embedded emulator
 
 .PHONY: clean
 clean: ## Remove the Python tools (the build cache in $(CARGO_TARGET_DIR) stays)
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(SCAN_VENV)

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use autoheal_core::{Layer, RuleSet};
-use autoheal_tests::{Emulator, create_queue, template, workspace};
+use autoheal_tests::{Emulator, create_queue, sample_event, template, workspace};
 
 /// The stack name the patterns are instantiated with.
 const STACK: &str = "autoheal";
@@ -170,64 +170,58 @@ fn unrelated_events() -> Vec<(String, Value)> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_any() {
-    let emulator = Emulator::start_with_eventbridge_arrays();
-    let sdk = emulator.sdk().await;
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let rules = RuleSet::shipped().expect("shipped rules");
+/// The emulator's EventBridge with each layer's rule (its pattern from the template) and an
+/// SQS queue per layer as the target, so a put event shows which layers it reached.
+struct Router {
+    // Kept alive for the clients below; dropping it stops the emulator.
+    _emulator: Emulator,
+    events: aws_sdk_eventbridge::Client,
+    sqs: aws_sdk_sqs::Client,
+    queues: BTreeMap<Layer, String>,
+}
 
-    let mut queues = BTreeMap::new();
-    for (layer, pattern) in layer_patterns(&template()) {
-        let (url, arn) = create_queue(&sdk, &format!("{layer}-layer")).await;
-        let rule = format!("{STACK}-{layer}-alarm-state-change");
-        events
-            .put_rule()
-            .name(&rule)
-            .event_pattern(pattern.to_string())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{layer}: the emulator refused the pattern: {e:?}"));
-        events
-            .put_targets()
-            .rule(&rule)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("layer")
-                    .arn(arn)
-                    .build()
-                    .expect("target"),
-            )
-            .send()
-            .await
-            .expect("target");
-        queues.insert(layer, url);
+impl Router {
+    async fn start() -> Self {
+        let emulator = Emulator::start_with_eventbridge_arrays();
+        let sdk = emulator.sdk().await;
+        let events = aws_sdk_eventbridge::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let mut queues = BTreeMap::new();
+        for (layer, pattern) in layer_patterns(&template()) {
+            let (url, arn) = create_queue(&sdk, &format!("{layer}-layer")).await;
+            let rule = format!("{STACK}-{layer}-alarm-state-change");
+            events
+                .put_rule()
+                .name(&rule)
+                .event_pattern(pattern.to_string())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{layer}: the emulator refused the pattern: {e:?}"));
+            events
+                .put_targets()
+                .rule(&rule)
+                .targets(
+                    aws_sdk_eventbridge::types::Target::builder()
+                        .id("layer")
+                        .arn(arn)
+                        .build()
+                        .expect("target"),
+                )
+                .send()
+                .await
+                .expect("target");
+            queues.insert(layer, url);
+        }
+        Self {
+            _emulator: emulator,
+            events,
+            sqs,
+            queues,
+        }
     }
 
-    let mut cases: Vec<(String, Value, Option<Layer>)> = Vec::new();
-    for file in event_files() {
-        let event: Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("JSON");
-        let expected = expected_layer(&rules, &file, &event);
-        cases.push((file.display().to_string(), event, expected));
-    }
-    assert!(
-        cases.len() >= 34,
-        "every rule's ALARM and OK events, and AWS's samples"
-    );
-    cases.extend(
-        self_alarms()
-            .into_iter()
-            .map(|(name, event)| (name, event, None)),
-    );
-    cases.extend(
-        unrelated_events()
-            .into_iter()
-            .map(|(name, event)| (name, event, None)),
-    );
-
-    for (name, event, expected) in cases {
+    /// The layers an event reaches, in layer order.
+    async fn reached(&self, name: &str, event: &Value) -> Vec<Layer> {
         let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
             .source(event["source"].as_str().expect("source"))
             .detail_type(event["detail-type"].as_str().expect("detail-type"))
@@ -238,7 +232,8 @@ async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_a
                     .collect()
             }))
             .build();
-        let put = events
+        let put = self
+            .events
             .put_events()
             .entries(entry)
             .send()
@@ -247,8 +242,9 @@ async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_a
         assert_eq!(put.failed_entry_count(), 0, "{name}");
 
         let mut reached = Vec::new();
-        for (layer, url) in &queues {
-            let received = sqs
+        for (layer, url) in &self.queues {
+            let received = self
+                .sqs
                 .receive_message()
                 .queue_url(url)
                 .max_number_of_messages(10)
@@ -258,7 +254,8 @@ async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_a
                 .messages
                 .unwrap_or_default();
             for message in &received {
-                sqs.delete_message()
+                self.sqs
+                    .delete_message()
                     .queue_url(url)
                     .receipt_handle(message.receipt_handle().expect("handle"))
                     .send()
@@ -269,34 +266,205 @@ async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_a
                 reached.push(*layer);
             }
         }
-        assert_eq!(reached, expected.into_iter().collect::<Vec<_>>(), "{name}");
+        reached
     }
 }
 
-#[test]
-fn every_rule_is_selected_by_its_layers_pattern() {
-    let patterns = layer_patterns(&template());
-    for rule in RuleSet::shipped().expect("shipped rules").rules() {
-        let pattern = patterns[&rule.layer].to_string();
+/// A namespace no layer routes, and an alarm name no rule's prefix starts.
+const UNRELATED_NAMESPACE: &str = "Acme/Orders";
+const UNRELATED_NAME: &str = "orders-api-degraded";
+
+/// A single-metric alarm event (from a shipped sample) with the given name, metric and tags.
+fn metric_alarm(
+    name: &str,
+    namespace: &str,
+    metric: &str,
+    dimensions: &[String],
+    tags: Option<Value>,
+) -> Value {
+    let mut event = sample_event("ec2-instance-healing.alarm.json");
+    event["detail"]["alarmName"] = json!(name);
+    event["resources"] = json!([format!(
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}"
+    )]);
+    let dimensions: serde_json::Map<String, Value> = dimensions
+        .iter()
+        .map(|d| (d.clone(), json!(format!("{}-1", d.to_lowercase()))))
+        .collect();
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"] =
+        json!({ "namespace": namespace, "name": metric, "dimensions": dimensions });
+    if let Some(tags) = tags {
+        event["detail"]["alarmTags"] = tags;
+        event["detail"]["alarmTagsStatus"] = json!("SUCCESS");
+    }
+    event
+}
+
+/// AWS's composite alarm sample with the given name and tags (a composite has no metrics).
+fn composite_alarm(name: &str, tags: Option<Value>) -> Value {
+    let mut event = sample_event("aws-samples/composite.json");
+    event["detail"]["alarmName"] = json!(name);
+    event["resources"] = json!([format!(
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}"
+    )]);
+    assert!(event["detail"]["configuration"]["metrics"].is_null());
+    if let Some(tags) = tags {
+        event["detail"]["alarmTags"] = tags;
+        event["detail"]["alarmTagsStatus"] = json!("SUCCESS");
+    }
+    event
+}
+
+/// The tags of an alarm that selects `rule` by tag (with an unrelated tag beside it).
+fn rule_tag(rule: &str) -> Option<Value> {
+    Some(json!({ "autoheal:rule": rule, "team": "orders" }))
+}
+
+/// Alarms that select a rule by the tag `autoheal:rule` only: a composite alarm and a metric
+/// alarm on a namespace no layer routes, both with unrelated names, for every shipped rule.
+fn tagged_alarms(rules: &RuleSet) -> Vec<(String, Value, Vec<Layer>)> {
+    let mut cases = Vec::new();
+    for rule in rules.rules() {
+        cases.push((
+            format!("a composite alarm tagged autoheal:rule={}", rule.name),
+            composite_alarm("ServiceAggregatedAlarm", rule_tag(&rule.name)),
+            vec![rule.layer],
+        ));
+        cases.push((
+            format!(
+                "a metric alarm on {UNRELATED_NAMESPACE} tagged autoheal:rule={}",
+                rule.name
+            ),
+            metric_alarm(
+                UNRELATED_NAME,
+                UNRELATED_NAMESPACE,
+                "Latency",
+                &["Service".to_owned()],
+                rule_tag(&rule.name),
+            ),
+            vec![rule.layer],
+        ));
+    }
+    cases.push((
+        "a composite alarm tagged with a rule no layer has".to_owned(),
+        composite_alarm("ServiceAggregatedAlarm", rule_tag("no-such-healing")),
+        Vec::new(),
+    ));
+    cases.push((
+        "a composite alarm whose other tags only name a rule".to_owned(),
+        composite_alarm(
+            "ServiceAggregatedAlarm",
+            Some(json!({ "rule": "ec2-instance-healing" })),
+        ),
+        Vec::new(),
+    ));
+    cases.push((
+        "autoheal's own composite alarm, tagged with a rule".to_owned(),
+        composite_alarm(&format!("{STACK}-health"), rule_tag("ec2-instance-healing")),
+        Vec::new(),
+    ));
+    cases
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_any() {
+    let router = Router::start().await;
+    let rules = RuleSet::shipped().expect("shipped rules");
+
+    let mut cases: Vec<(String, Value, Vec<Layer>)> = Vec::new();
+    for file in event_files() {
+        let event: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("JSON");
+        let expected = expected_layer(&rules, &file, &event);
+        cases.push((
+            file.display().to_string(),
+            event,
+            expected.into_iter().collect(),
+        ));
+    }
+    assert!(
+        cases.len() >= 34,
+        "every rule's ALARM and OK events, and AWS's samples"
+    );
+    cases.extend(
+        self_alarms()
+            .into_iter()
+            .chain(unrelated_events())
+            .map(|(name, event)| (name, event, Vec::new())),
+    );
+    cases.extend(tagged_alarms(&rules));
+    // Rules overlap across layers: an alarm named for the data layer's rule on an RDS metric
+    // reaches the platform layer too. The core selects one rule for both, and the layer it
+    // does not belong to skips it.
+    cases.push((
+        "database-corruption-healing-… on AWS/RDS".to_owned(),
+        metric_alarm(
+            "database-corruption-healing-orders-db",
+            "AWS/RDS",
+            "ChecksumErrors",
+            &["DBInstanceIdentifier".to_owned()],
+            None,
+        ),
+        vec![Layer::Platform, Layer::Data],
+    ));
+
+    for (name, event, expected) in cases {
+        assert_eq!(router.reached(&name, &event).await, expected, "{name}");
+    }
+}
+
+/// Every way a rule can be selected — its namespace, each of its alarm-name prefixes, its
+/// tag — reaches the rule's layer on its own, with the other two ways absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_routing_path_of_every_rule_reaches_its_layer_on_its_own() {
+    let router = Router::start().await;
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let mut paths = 0;
+    for rule in rules.rules() {
+        let metric = rule
+            .trigger
+            .metrics
+            .first()
+            .map_or("Anything", String::as_str);
         if let Some(namespace) = &rule.trigger.namespace {
-            assert!(
-                pattern.contains(&format!("\"{namespace}\"")),
-                "{}: namespace {namespace} not routed to {}",
-                rule.name,
-                rule.layer
+            let name = format!("{}: namespace {namespace}", rule.name);
+            let event = metric_alarm(
+                UNRELATED_NAME,
+                namespace,
+                metric,
+                &rule.trigger.dimensions,
+                None,
             );
+            assert_eq!(router.reached(&name, &event).await, [rule.layer], "{name}");
+            paths += 1;
         }
         for prefix in &rule.trigger.alarm_name_prefixes {
-            let routed_by_name = pattern.contains(&format!("{{\"prefix\":\"{prefix}\"}}"));
-            let routed_by_namespace = rule.trigger.namespace.is_some();
-            assert!(
-                routed_by_name || routed_by_namespace,
-                "{}: alarm-name prefix {prefix} not routed to {}",
-                rule.name,
-                rule.layer
+            let name = format!("{}: alarm-name prefix {prefix}", rule.name);
+            let event = metric_alarm(
+                &format!("{prefix}-orders"),
+                UNRELATED_NAMESPACE,
+                metric,
+                &rule.trigger.dimensions,
+                None,
             );
+            assert_eq!(router.reached(&name, &event).await, [rule.layer], "{name}");
+            paths += 1;
         }
+        let name = format!("{}: tag autoheal:rule", rule.name);
+        let event = metric_alarm(
+            UNRELATED_NAME,
+            UNRELATED_NAMESPACE,
+            metric,
+            &rule.trigger.dimensions,
+            rule_tag(&rule.name),
+        );
+        assert_eq!(router.reached(&name, &event).await, [rule.layer], "{name}");
+        paths += 1;
     }
+    assert!(
+        paths >= 2 * rules.rules().len(),
+        "every rule has a tag path and a namespace or name path"
+    );
 }
 
 /// Whether an IAM action only reads.
@@ -411,4 +579,642 @@ fn the_iam_walk_catches_what_it_must() {
             .all(|(place, _)| place.starts_with("function Healer"))
     );
     assert!(!is_read_only("ec2:TerminateInstances") && is_read_only("ec2:DescribeInstances"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Conditions and parameters: the template evaluated for given parameter values.
+
+/// The value of `node` for the given parameter values: `Ref` of a parameter, `Fn::If` on the
+/// template's conditions (with `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`);
+/// `None` where it is `AWS::NoValue`.
+fn evaluate(template: &Value, node: &Value, parameters: &BTreeMap<&str, &str>) -> Option<Value> {
+    let Value::Object(map) = node else {
+        return Some(node.clone());
+    };
+    if let Some(name) = map.get("Ref").and_then(Value::as_str) {
+        if name == "AWS::NoValue" {
+            return None;
+        }
+        let parameter = &template["Parameters"][name];
+        assert!(parameter.is_object(), "Ref {name}: not a parameter");
+        let value = parameters
+            .get(name)
+            .map(|v| Value::from(*v))
+            .or_else(|| parameter.get("Default").cloned())
+            .unwrap_or_else(|| panic!("no value for parameter {name}"));
+        return Some(value);
+    }
+    if let Some(branches) = map.get("Fn::If").and_then(Value::as_array) {
+        let condition = branches[0].as_str().expect("a condition name");
+        let chosen = if holds(template, condition, parameters) {
+            &branches[1]
+        } else {
+            &branches[2]
+        };
+        return evaluate(template, chosen, parameters);
+    }
+    Some(node.clone())
+}
+
+/// Whether the template's condition `name` holds for the given parameter values.
+fn holds(template: &Value, name: &str, parameters: &BTreeMap<&str, &str>) -> bool {
+    fn truth(template: &Value, node: &Value, parameters: &BTreeMap<&str, &str>) -> bool {
+        let text = |v: &Value| match evaluate(template, v, parameters) {
+            Some(Value::String(s)) => s,
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        let (op, args) = node
+            .as_object()
+            .and_then(|m| m.iter().next())
+            .expect("a condition function");
+        let args: Vec<Value> = as_list(args);
+        match op.as_str() {
+            "Fn::Equals" => text(&args[0]) == text(&args[1]),
+            "Fn::Not" => !truth(template, &args[0], parameters),
+            "Fn::And" => args.iter().all(|a| truth(template, a, parameters)),
+            "Fn::Or" => args.iter().any(|a| truth(template, a, parameters)),
+            "Condition" => holds(template, args[0].as_str().expect("name"), parameters),
+            other => panic!("condition function {other}"),
+        }
+    }
+    let condition = &template["Conditions"][name];
+    assert!(condition.is_object(), "no condition {name}");
+    truth(template, condition, parameters)
+}
+
+/// A function's property as deployed: its own, or else the one of `Globals.Function`.
+fn function_property<'t>(template: &'t Value, function: &'t Value, property: &str) -> &'t Value {
+    let own = &function["Properties"][property];
+    if own.is_null() {
+        &template["Globals"]["Function"][property]
+    } else {
+        own
+    }
+}
+
+#[test]
+fn reserved_concurrency_bounds_every_function_and_zero_means_no_reservation() {
+    let template = template();
+    let parameter = &template["Parameters"]["ReservedConcurrency"];
+    let default = parameter["Default"]
+        .as_u64()
+        .or_else(|| parameter["Default"].as_str().and_then(|d| d.parse().ok()))
+        .expect("ReservedConcurrency has a numeric default");
+    assert!(
+        (1..=10).contains(&default),
+        "a small default bound, not {default}"
+    );
+    assert_eq!(
+        parameter["MinValue"],
+        json!(0),
+        "0 is allowed: no reservation"
+    );
+    assert!(
+        parameter["Description"]
+            .as_str()
+            .is_some_and(|d| d.contains('0')),
+        "the description says what 0 means"
+    );
+    for (name, function) in functions(&template) {
+        let reserved = function_property(&template, function, "ReservedConcurrentExecutions");
+        assert!(
+            !reserved.is_null(),
+            "{name}: no ReservedConcurrentExecutions"
+        );
+        let at = |value: &str| {
+            evaluate(
+                &template,
+                reserved,
+                &BTreeMap::from([("ReservedConcurrency", value)]),
+            )
+        };
+        let by_default = evaluate(&template, reserved, &BTreeMap::new());
+        assert_eq!(by_default, Some(json!(default)), "{name}: the default");
+        assert_eq!(at("3"), Some(json!("3")), "{name}: a chosen bound");
+        // Reserved concurrency 0 would stop the function: 0 leaves the property out.
+        assert_eq!(at("0"), None, "{name}: 0 means no reservation");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// IAM: each function's effective policy, evaluated for concrete requests.
+
+const PARTITION: &str = "aws";
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+const KEY_ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/notification-key";
+const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:autoheal-NotificationTopic-1A2B3C";
+const TABLE_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/autoheal-StateTable-1A2B3C";
+
+/// `node` with the intrinsics of policies filled in with concrete values.
+fn concrete(node: &Value) -> Value {
+    let pseudo = |name: &str| match name {
+        "AWS::Partition" => Some(PARTITION.to_owned()),
+        "AWS::Region" => Some(REGION.to_owned()),
+        "AWS::AccountId" => Some(ACCOUNT.to_owned()),
+        "AWS::StackName" => Some(STACK.to_owned()),
+        _ => None,
+    };
+    let attribute = |resource: &str, attribute: &str| match (resource, attribute) {
+        ("NotificationTopic", "") => TOPIC_ARN.to_owned(),
+        ("NotificationKey", "Arn") => KEY_ARN.to_owned(),
+        ("StateTable", "Arn") => TABLE_ARN.to_owned(),
+        other => panic!("no concrete value for {other:?}"),
+    };
+    match node {
+        Value::Object(map) if map.len() == 1 => {
+            let (key, value) = map.iter().next().expect("one entry");
+            match key.as_str() {
+                "Ref" => {
+                    let name = value.as_str().expect("Ref name");
+                    Value::from(pseudo(name).unwrap_or_else(|| attribute(name, "")))
+                }
+                "Fn::GetAtt" => {
+                    let parts = as_list(value);
+                    let name =
+                        |i: usize| parts[i].as_str().expect("Fn::GetAtt [resource, attribute]");
+                    Value::from(attribute(name(0), name(1)))
+                }
+                "Fn::Sub" => {
+                    let mut text = value.as_str().expect("a plain Fn::Sub string").to_owned();
+                    while let Some(start) = text.find("${") {
+                        let end = start + text[start..].find('}').expect("closing brace");
+                        let token = text[start + 2..end].to_owned();
+                        let filled = pseudo(&token).unwrap_or_else(|| {
+                            let (resource, attr) = token.split_once('.').unwrap_or((&token, ""));
+                            attribute(resource, attr)
+                        });
+                        text.replace_range(start..=end, &filled);
+                    }
+                    Value::from(text)
+                }
+                _ => Value::Object(map.iter().map(|(k, v)| (k.clone(), concrete(v))).collect()),
+            }
+        }
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), concrete(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(concrete).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Each function's statements as deployed: inline documents and the template's managed
+/// policies it references, with concrete values.
+fn function_statements(template: &Value) -> BTreeMap<String, Vec<Value>> {
+    let mut found = BTreeMap::new();
+    for (name, function) in functions(template) {
+        let mut statements = Vec::new();
+        for policy in as_list(&function["Properties"]["Policies"]) {
+            if let Some(referenced) = policy.get("Ref").and_then(Value::as_str) {
+                let managed = &template["Resources"][referenced];
+                assert_eq!(
+                    managed["Type"], "AWS::IAM::ManagedPolicy",
+                    "{name}: {referenced}"
+                );
+                statements.extend(as_list(
+                    &managed["Properties"]["PolicyDocument"]["Statement"],
+                ));
+            } else if policy.get("Statement").is_some() {
+                statements.extend(as_list(&policy["Statement"]));
+            } else {
+                panic!("{name}: a policy this test cannot read: {policy}");
+            }
+        }
+        found.insert(name, statements.iter().map(concrete).collect());
+    }
+    found
+}
+
+/// Glob match of IAM: `*` any run of characters, `?` one character.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// One request as IAM sees it: the action, the resource and the request context.
+#[derive(Debug, Clone)]
+struct Request {
+    action: String,
+    resource: String,
+    context: BTreeMap<String, Vec<String>>,
+}
+
+fn request(action: &str, resource: &str) -> Request {
+    Request {
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+        context: BTreeMap::new(),
+    }
+}
+
+impl Request {
+    fn with(mut self, key: &str, value: &str) -> Self {
+        self.context
+            .entry(key.to_owned())
+            .or_default()
+            .push(value.to_owned());
+        self
+    }
+
+    /// A tag the resource carries, under every key name AWS offers for it.
+    fn resource_tag(self, key: &str, value: &str) -> Self {
+        let service = self.action.split(':').next().unwrap_or_default().to_owned();
+        let mut this = self
+            .with(&format!("aws:ResourceTag/{key}"), value)
+            .with(&format!("{service}:ResourceTag/{key}"), value);
+        if service == "rds" {
+            this = this
+                .with(&format!("rds:db-tag/{key}"), value)
+                .with(&format!("rds:snapshot-tag/{key}"), value);
+        }
+        this
+    }
+
+    /// A tag the request sets.
+    fn request_tag(self, key: &str, value: &str) -> Self {
+        self.with(&format!("aws:RequestTag/{key}"), value)
+            .with("aws:TagKeys", key)
+    }
+
+    fn via(self, service: &str) -> Self {
+        self.with(
+            "kms:ViaService",
+            &format!("{service}.{REGION}.amazonaws.com"),
+        )
+    }
+}
+
+/// Whether one condition entry holds for the request (IAM's rules for absent keys and for
+/// the ForAllValues / ForAnyValue set operators).
+fn condition_holds(operator: &str, key: &str, expected: &[String], request: &Request) -> bool {
+    let actual = request
+        .context
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.clone());
+    let (set, operator) = match operator.split_once(':') {
+        Some((set, rest)) => (Some(set), rest),
+        None => (None, operator),
+    };
+    let (operator, if_exists) = match operator.strip_suffix("IfExists") {
+        Some(base) => (base, true),
+        None => (operator, false),
+    };
+    if operator == "Null" {
+        let absent = actual.is_none();
+        return expected.iter().all(|e| (e == "true") == absent);
+    }
+    let negated = operator.contains("Not");
+    let positive = operator.replace("Not", "");
+    let matches = |value: &str| {
+        expected.iter().any(|e| match positive.as_str() {
+            "StringEquals" | "Bool" | "ArnEquals" => value == e,
+            "StringEqualsIgnoreCase" => value.eq_ignore_ascii_case(e),
+            "StringLike" | "ArnLike" => glob(e, value),
+            other => panic!("condition operator {other} not modelled"),
+        })
+    };
+    match (set, actual) {
+        (Some("ForAllValues"), None) => true,
+        (Some("ForAnyValue"), None) => false,
+        (_, None) => if_exists || negated,
+        (Some("ForAllValues"), Some(values)) => values.iter().all(|v| matches(v) != negated),
+        (Some("ForAnyValue"), Some(values)) => values.iter().any(|v| matches(v) != negated),
+        (_, Some(values)) => {
+            let any = values.iter().any(|v| matches(v));
+            if negated { !any } else { any }
+        }
+    }
+}
+
+fn statement_applies(statement: &Value, request: &Request) -> bool {
+    let strings = |v: &Value| -> Vec<String> {
+        as_list(v)
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+            .collect()
+    };
+    let action = strings(&statement["Action"])
+        .iter()
+        .any(|a| glob(&a.to_lowercase(), &request.action.to_lowercase()));
+    let resource = strings(&statement["Resource"])
+        .iter()
+        .any(|r| glob(r, &request.resource));
+    let conditions = statement["Condition"].as_object().is_none_or(|operators| {
+        operators.iter().all(|(operator, entries)| {
+            entries
+                .as_object()
+                .expect("condition entries")
+                .iter()
+                .all(|(key, values)| condition_holds(operator, key, &strings(values), request))
+        })
+    });
+    action && resource && conditions
+}
+
+/// IAM's verdict: some Allow applies and no Deny does.
+fn allowed(statements: &[Value], request: &Request) -> bool {
+    let applying = |effect: &str| {
+        statements
+            .iter()
+            .filter(|s| s["Effect"] == effect)
+            .any(|s| statement_applies(s, request))
+    };
+    applying("Allow") && !applying("Deny")
+}
+
+fn arn(service: &str, resource: &str) -> String {
+    format!("arn:{PARTITION}:{service}:{REGION}:{ACCOUNT}:{resource}")
+}
+
+#[test]
+fn the_iam_evaluator_follows_iams_rules() {
+    let statements = vec![json!({
+        "Effect": "Allow",
+        "Action": ["ec2:CreateTags", "ec2:DeleteTags"],
+        "Resource": "arn:aws:ec2:us-east-1:123456789012:instance/*",
+        "Condition": {
+            "ForAllValues:StringEquals": { "aws:TagKeys": ["autoheal:stop-start"] },
+            "StringNotEqualsIgnoreCase": { "aws:ResourceTag/autoheal:disabled": "true" }
+        }
+    })];
+    let instance = arn("ec2", "instance/i-1");
+    let tag = |keys: &[&str]| {
+        keys.iter()
+            .fold(request("ec2:DeleteTags", &instance), |r, k| {
+                r.with("aws:TagKeys", k)
+            })
+    };
+    assert!(allowed(&statements, &tag(&["autoheal:stop-start"])));
+    assert!(!allowed(
+        &statements,
+        &tag(&["autoheal:stop-start", "Name"])
+    ));
+    // ForAllValues over no keys holds: why the template also requires the keys to be present.
+    assert!(allowed(&statements, &tag(&[])));
+    assert!(!allowed(
+        &statements,
+        &tag(&["autoheal:stop-start"]).resource_tag("autoheal:disabled", "TRUE")
+    ));
+    assert!(!allowed(
+        &statements,
+        &request("ec2:DeleteTags", &arn("ec2", "volume/vol-1"))
+            .with("aws:TagKeys", "autoheal:stop-start")
+    ));
+    assert!(!allowed(
+        &statements,
+        &request("ec2:TerminateInstances", &instance)
+    ));
+    assert!(glob(
+        "arn:aws:rds:*:*:snapshot:autoheal-*",
+        "arn:aws:rds:us-east-1:1:snapshot:autoheal-db-1"
+    ));
+    assert!(!glob(
+        "arn:aws:rds:*:*:snapshot:autoheal-*",
+        "arn:aws:rds:us-east-1:1:snapshot:manual-1"
+    ));
+    let tagging = vec![json!({
+        "Effect": "Allow",
+        "Action": "rds:AddTagsToResource",
+        "Resource": "*",
+        "Condition": { "StringEquals": { "aws:RequestTag/autoheal:managed": "true" } }
+    })];
+    let tag =
+        |value: &str| request("rds:AddTagsToResource", "x").request_tag("autoheal:managed", value);
+    assert!(allowed(&tagging, &tag("true")));
+    assert!(!allowed(&tagging, &tag("false")));
+    assert!(!allowed(&tagging, &request("rds:AddTagsToResource", "x")));
+}
+
+/// Each function may do what its actions need, and no more where it matters.
+#[test]
+fn each_function_may_do_what_its_actions_need_and_no_more() {
+    let policies = function_statements(&template());
+    let instance = arn("ec2", "instance/i-0123456789abcdef0");
+    let volume = arn("ec2", "volume/vol-0123456789abcdef0");
+    let snapshot = format!("arn:{PARTITION}:ec2:{REGION}::snapshot/snap-0123456789abcdef0");
+    let group = arn(
+        "autoscaling",
+        "autoScalingGroup:0e1f:autoScalingGroupName/web",
+    );
+    let key = arn("kms", "key/1234abcd-12ab-34cd-56ef-1234567890ab");
+    let rds_snapshot = |name: &str| arn("rds", &format!("snapshot:{name}"));
+    let db = arn("rds", "db:orders-db");
+
+    let (infrastructure, platform, application, data, network) = (
+        "InfrastructureFunction",
+        "PlatformFunction",
+        "ApplicationFunction",
+        "DataFunction",
+        "NetworkFunction",
+    );
+    // (function, request, allowed?, why)
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Request, bool, &str)> = vec![
+        // Infrastructure: reboot, then stop/start; never relaunch or terminate.
+        (infrastructure, request("ec2:RebootInstances", &instance), true, "reboot"),
+        (infrastructure, request("ec2:StopInstances", &instance), true, "stop"),
+        (infrastructure, request("ec2:StartInstances", &instance), true, "start"),
+        (infrastructure, request("ec2:StopInstances", &instance).resource_tag("autoheal:disabled", "true"), false, "an opted-out instance"),
+        (infrastructure, request("ec2:RebootInstances", &instance).resource_tag("autoheal:disabled", "TRUE"), false, "opt-out in capitals"),
+        (infrastructure, request("ec2:DescribeInstanceStatus", "*"), true, "instance status"),
+        (infrastructure, request("ec2:DescribeInstanceTypes", "*"), true, "instance types"),
+        (infrastructure, request("ec2:RunInstances", &instance).request_tag("autoheal:replaces", "i-1"), false, "no relaunch"),
+        (infrastructure, request("ec2:TerminateInstances", &instance), false, "no termination"),
+        (infrastructure, request("ec2:AssociateAddress", &instance), false, "no Elastic IP move"),
+        (infrastructure, request("iam:PassRole", &arn("iam", "role/web")), false, "no role passing"),
+        (infrastructure, request("ec2:CreateTags", &instance).with("aws:TagKeys", "autoheal:stop-start"), true, "mark a stop/start"),
+        (infrastructure, request("ec2:DeleteTags", &instance).with("aws:TagKeys", "autoheal:stop-start"), true, "clear the mark"),
+        (infrastructure, request("ec2:CreateTags", &instance).with("aws:TagKeys", "Name"), false, "other instance tags"),
+        (infrastructure, request("ec2:DeleteTags", &instance), false, "DeleteTags without keys deletes every tag"),
+        (infrastructure, request("ec2:CreateTags", &instance).with("ec2:CreateAction", "RunInstances"), false, "no launch-time tagging"),
+        (infrastructure, request("autoscaling:SetDesiredCapacity", &group), true, "revert lowers desired capacity"),
+        (infrastructure, request("autoscaling:SetInstanceHealth", &group), true, "mark a member unhealthy"),
+        (infrastructure, request("autoscaling:TerminateInstanceInAutoScalingGroup", &group), true, "replace a member"),
+        (infrastructure, request("autoscaling:SetDesiredCapacity", &group).resource_tag("autoheal:disabled", "true"), false, "an opted-out group"),
+        (infrastructure, request("ec2:CreateSnapshot", &volume), true, "snapshot a volume"),
+        (infrastructure, request("ec2:CreateSnapshot", &snapshot), true, "the snapshot it creates"),
+        (infrastructure, request("ec2:CreateTags", &snapshot).with("ec2:CreateAction", "CreateSnapshot").with("aws:TagKeys", "autoheal:managed").with("aws:TagKeys", "autoheal:snapshot-of"), true, "tag a snapshot at creation"),
+        (infrastructure, request("ec2:CreateTags", &snapshot).with("aws:TagKeys", "autoheal:managed"), false, "tag an existing snapshot"),
+        (infrastructure, request("ec2:DeleteSnapshot", &snapshot).resource_tag("autoheal:managed", "true"), true, "delete its own snapshot"),
+        (infrastructure, request("ec2:DeleteSnapshot", &snapshot), false, "delete a snapshot it did not create"),
+        (infrastructure, request("ec2:DeleteSnapshot", &snapshot).resource_tag("autoheal:managed", "false"), false, "delete a snapshot not marked as its own"),
+        (infrastructure, request("ec2:DeleteVolume", &volume), false, "never delete a volume"),
+        (infrastructure, request("kms:CreateGrant", &key).via("ec2").with("kms:GrantIsForAWSResource", "true"), true, "EC2 holds a grant on a volume key"),
+        (infrastructure, request("kms:CreateGrant", &key).via("ec2"), false, "a grant not for an AWS resource"),
+        (infrastructure, request("kms:CreateGrant", &key).with("kms:GrantIsForAWSResource", "true"), false, "a grant not through EC2"),
+        (infrastructure, request("kms:Decrypt", &key).via("ec2"), true, "decrypt through EC2"),
+        (infrastructure, request("kms:GenerateDataKeyWithoutPlaintext", &key).via("ec2"), true, "a volume data key"),
+        (infrastructure, request("kms:ReEncryptFrom", &key).via("ec2"), true, "re-encrypt from"),
+        (infrastructure, request("kms:ReEncryptTo", &key).via("ec2"), true, "re-encrypt to"),
+        (infrastructure, request("kms:DescribeKey", &key).via("ec2"), true, "describe the key"),
+        (infrastructure, request("kms:Decrypt", &key), false, "decrypt directly"),
+        // Platform: the reboot snapshot is autoheal's own; retention deletes only those.
+        (platform, request("rds:CreateDBSnapshot", &db), true, "snapshot before a reboot"),
+        (platform, request("rds:CreateDBSnapshot", &rds_snapshot("autoheal-orders-db-1a2b")), true, "the snapshot it names"),
+        (platform, request("rds:AddTagsToResource", &rds_snapshot("autoheal-orders-db-1a2b")).request_tag("autoheal:managed", "true").request_tag("autoheal:snapshot-of", "orders-db"), true, "tag its snapshot at creation"),
+        (platform, request("rds:AddTagsToResource", &rds_snapshot("autoheal-orders-db-1a2b")).request_tag("autoheal:snapshot-of", "orders-db"), false, "tags without the managed mark"),
+        (platform, request("rds:AddTagsToResource", &db).request_tag("autoheal:managed", "true"), false, "tag a database"),
+        (platform, request("rds:DescribeDBSnapshots", &rds_snapshot("autoheal-orders-db-1a2b")), true, "list snapshots"),
+        (platform, request("rds:ListTagsForResource", &rds_snapshot("autoheal-orders-db-1a2b")), true, "read snapshot tags"),
+        (platform, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-orders-db-1a2b")).resource_tag("autoheal:managed", "true"), true, "delete its own snapshot"),
+        (platform, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-orders-db-1a2b")), false, "an untagged snapshot"),
+        (platform, request("rds:DeleteDBSnapshot", &rds_snapshot("nightly-orders-db")).resource_tag("autoheal:managed", "true"), false, "a snapshot not named as autoheal's"),
+        (platform, request("rds:RebootDBInstance", &db).resource_tag("autoheal:disabled", "true"), false, "an opted-out database"),
+        // Data: the verification backup likewise.
+        (data, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-verify-orders-db-1a2b")).resource_tag("autoheal:managed", "true"), true, "delete its own backup"),
+        (data, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-verify-orders-db-1a2b")), false, "an untagged backup"),
+        (data, request("rds:AddTagsToResource", &rds_snapshot("autoheal-verify-orders-db-1a2b")).request_tag("autoheal:incident", "i-1").request_tag("autoheal:managed", "true").request_tag("autoheal:snapshot-of", "orders-db").request_tag("autoheal:backup-of", "orders-db"), true, "tag its backup at creation"),
+        (data, request("rds:DescribeDBSnapshots", &rds_snapshot("autoheal-verify-orders-db-1a2b")), true, "list backups"),
+        (data, request("rds:ListTagsForResource", &rds_snapshot("autoheal-verify-orders-db-1a2b")), true, "read backup tags"),
+        (data, request("elasticache:ListTagsForResource", &arn("elasticache", "replicationgroup:sessions")), true, "a replication group's opt-out"),
+        // Application: only the restart document, only on instances that did not opt out.
+        (application, request("ssm:SendCommand", &format!("arn:{PARTITION}:ssm:{REGION}::document/AWS-RunShellScript")), true, "the restart document"),
+        (application, request("ssm:SendCommand", &instance), true, "on an instance"),
+        (application, request("ssm:SendCommand", &instance).resource_tag("autoheal:disabled", "true"), false, "on an opted-out instance"),
+        (application, request("ssm:SendCommand", &arn("ssm", "document/AWS-RunPowerShellScript")), false, "another document"),
+        // Network: the DNS action reads the alternative's health; reverts UPSERT and ReplaceRoute.
+        (network, request("route53:GetHealthCheckStatus", "arn:aws:route53:::healthcheck/0b1c"), true, "health check status"),
+        (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "UPSERT"), true, "reweight or restore"),
+        (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "DELETE"), false, "delete a record"),
+        (network, request("ec2:ReplaceRoute", &arn("ec2", "route-table/rtb-1")), true, "move or restore a route"),
+    ];
+    let mut wrong = Vec::new();
+    for (function, request, expected, why) in &cases {
+        let statements = policies
+            .get(*function)
+            .unwrap_or_else(|| panic!("no {function}"));
+        if allowed(statements, request) != *expected {
+            wrong.push(format!(
+                "{function}: {} on {} should be {} ({why})",
+                request.action,
+                request.resource,
+                if *expected { "allowed" } else { "denied" }
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The topic's key is the stack's own, CloudWatch and EventBridge may use it to publish, and
+/// every function may use it through SNS only.
+#[test]
+fn the_topic_is_encrypted_with_the_stacks_key_which_alarms_and_every_function_can_use() {
+    let template = template();
+    let resources = &template["Resources"];
+    let topic = &resources["NotificationTopic"]["Properties"];
+    let key_ref = &topic["KmsMasterKeyId"];
+    let key_name = key_ref["Fn::GetAtt"][0]
+        .as_str()
+        .or_else(|| key_ref["Ref"].as_str())
+        .unwrap_or_else(|| panic!("the topic's key is not a key of the stack: {key_ref}"));
+    let key = &resources[key_name];
+    assert_eq!(key["Type"], "AWS::KMS::Key");
+    assert_eq!(
+        key["Properties"]["EnableKeyRotation"],
+        json!(true),
+        "rotation on"
+    );
+    assert!(
+        resources
+            .as_object()
+            .expect("resources")
+            .values()
+            .any(|r| r["Type"] == "AWS::KMS::Alias"
+                && r["Properties"]["TargetKeyId"] == json!({ "Ref": key_name })),
+        "the key has an alias"
+    );
+
+    // The key policy, for a principal.
+    let key_policy = as_list(&concrete(&key["Properties"]["KeyPolicy"]["Statement"]));
+    let of = |principal: &str| -> Vec<Value> {
+        key_policy
+            .iter()
+            .filter(|s| {
+                let p = &s["Principal"];
+                as_list(&p["Service"])
+                    .iter()
+                    .chain(as_list(&p["AWS"]).iter())
+                    .any(|x| x == principal)
+            })
+            .cloned()
+            .collect()
+    };
+    let root = format!("arn:{PARTITION}:iam::{ACCOUNT}:root");
+    assert!(
+        allowed(&of(&root), &request("kms:PutKeyPolicy", "*")),
+        "the account administers the key"
+    );
+    let cloudwatch = of("cloudwatch.amazonaws.com");
+    let events = of("events.amazonaws.com");
+    for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+        let from = |account: &str| request(action, "*").with("aws:SourceAccount", account);
+        assert!(allowed(&cloudwatch, &from(ACCOUNT)), "CloudWatch: {action}");
+        assert!(
+            !allowed(&cloudwatch, &from("210987654321")),
+            "CloudWatch on behalf of another account: {action}"
+        );
+        // EventBridge's request carries no source account for an encrypted topic.
+        assert!(
+            allowed(&events, &request(action, "*")),
+            "EventBridge: {action}"
+        );
+        assert!(!allowed(
+            &cloudwatch,
+            &request("kms:ScheduleKeyDeletion", "*")
+        ));
+    }
+
+    for (function, statements) in function_statements(&template) {
+        assert!(
+            allowed(&statements, &request("sns:Publish", TOPIC_ARN)),
+            "{function}: publish"
+        );
+        for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+            assert!(
+                allowed(&statements, &request(action, KEY_ARN).via("sns")),
+                "{function}: {action} through SNS"
+            );
+            assert!(
+                !allowed(&statements, &request(action, KEY_ARN)),
+                "{function}: {action} directly"
+            );
+        }
+    }
+}
+
+/// Every checkov finding the template skips says why, in the resource's Metadata.
+#[test]
+fn every_checkov_skip_gives_its_reason() {
+    let template = template();
+    let mut skips = 0;
+    for (name, resource) in template["Resources"].as_object().expect("Resources") {
+        for skip in as_list(&resource["Metadata"]["checkov"]["skip"]) {
+            let id = skip["id"].as_str().unwrap_or_default();
+            assert!(id.starts_with("CKV_"), "{name}: skip of {skip}");
+            let reason = skip["comment"].as_str().unwrap_or_default();
+            assert!(reason.len() > 20, "{name}: {id} skipped without a reason");
+            skips += 1;
+        }
+    }
+    assert!(skips > 0, "the walk found the skips");
 }

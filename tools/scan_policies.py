@@ -1,0 +1,230 @@
+"""Analyses the effective IAM policy of every function in template.yaml with parliament.
+
+Reads the template as JSON (tools/template_to_json.py prints it), gathers each function's
+statements (its inline `Statement` documents and the template's managed policies it
+references), fills in intrinsics with plausible concrete values, and runs parliament on the
+union. Fails on any finding not allowed below with its reason, on an allowance that no longer
+matches anything, on an `iam:PassRole` that is not narrowed to a role path and a service, and
+on any policy entry or intrinsic it cannot expand (so nothing passes unexamined). Before that,
+it checks itself on a policy with known faults.
+
+Usage: template_to_json.py template.yaml | scan_policies.py -     (or: scan_policies.py FILE)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+from parliament import analyze_policy_string
+
+PARTITION = "aws"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK = "autoheal"
+
+# (function, issue, what the finding is about) -> why it is acceptable. Every entry must
+# match a finding of the current template, or the scan fails (no stale exceptions).
+ALLOWED: dict[tuple[str, str, str], str] = {
+    ("PlatformFunction", "RESOURCE_STAR", "ecs:ListTasks"):
+        "listing a service's tasks is authorised on Resource \"*\" (AWS's examples scope it with ecs:cluster); its one resource type is a container instance",
+    ("PlatformFunction", "UNKNOWN_CONDITION_FOR_ACTION", "rds:DeleteDBSnapshot rds:snapshot-tag/autoheal:managed"):
+        "rds:snapshot-tag/${TagKey} is a condition key of the snapshot resource type; parliament only reads an action's own keys",
+    ("DataFunction", "UNKNOWN_CONDITION_FOR_ACTION", "rds:DeleteDBSnapshot rds:snapshot-tag/autoheal:managed"):
+        "rds:snapshot-tag/${TagKey} is a condition key of the snapshot resource type; parliament only reads an action's own keys",
+}
+
+PSEUDO = {
+    "AWS::Partition": PARTITION,
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT,
+    "AWS::StackName": STACK,
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+
+class Unexpandable(Exception):
+    """A part of the template this script does not know how to fill in."""
+
+
+def physical(resources: dict[str, Any], name: str, attribute: str) -> str:
+    """A plausible value of `Ref` (attribute "") or `Fn::GetAtt` of a template resource."""
+    if name not in resources:
+        raise Unexpandable(f"reference to unknown resource {name}")
+    kind = resources[name]["Type"]
+    arn = f"arn:{PARTITION}"
+    values = {
+        ("AWS::SNS::Topic", ""): f"{arn}:sns:{REGION}:{ACCOUNT}:{STACK}-{name}-1A2B3C4D5E6F",
+        ("AWS::SNS::Topic", "TopicName"): f"{STACK}-{name}-1A2B3C4D5E6F",
+        ("AWS::KMS::Key", "Arn"): f"{arn}:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        ("AWS::DynamoDB::Table", "Arn"): f"{arn}:dynamodb:{REGION}:{ACCOUNT}:table/{STACK}-{name}-1A2B3C4D5E6F",
+        ("AWS::SQS::Queue", "Arn"): f"{arn}:sqs:{REGION}:{ACCOUNT}:{STACK}-{name}-1A2B3C4D5E6F",
+    }
+    if (kind, attribute) not in values:
+        raise Unexpandable(f"no concrete value for {name} ({kind}) {attribute or 'Ref'}")
+    return values[(kind, attribute)]
+
+
+def resolve(node: Any, resources: dict[str, Any]) -> Any:
+    """The node with every intrinsic replaced by a concrete value."""
+    if isinstance(node, list):
+        return [resolve(item, resources) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        key, value = next(iter(node.items()))
+        if key == "Ref":
+            return PSEUDO.get(value) or physical(resources, value, "")
+        if key == "Fn::GetAtt":
+            name, attribute = value if isinstance(value, list) else value.split(".", 1)
+            return physical(resources, name, attribute)
+        if key == "Fn::Sub":
+            text, variables = (value, {}) if isinstance(value, str) else value
+
+            def fill(match: re.Match[str]) -> str:
+                token = match.group(1)
+                if token in variables:
+                    return str(resolve(variables[token], resources))
+                if token in PSEUDO:
+                    return PSEUDO[token]
+                name, _, attribute = token.partition(".")
+                return physical(resources, name, attribute)
+
+            return re.sub(r"\$\{([^}!]+)\}", fill, text)
+        if key.startswith("Fn::") or key == "Condition":
+            raise Unexpandable(f"intrinsic {key}")
+    return {key: resolve(value, resources) for key, value in node.items()}
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def function_policies(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each function's statements: inline documents and referenced managed policies."""
+    resources = template["Resources"]
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        statements: list[dict[str, Any]] = []
+        for entry in as_list(resource.get("Properties", {}).get("Policies")):
+            if isinstance(entry, dict) and set(entry) == {"Ref"}:
+                target = resources.get(entry["Ref"], {})
+                if target.get("Type") != "AWS::IAM::ManagedPolicy":
+                    raise Unexpandable(f"{name}: policy {entry['Ref']} is not a managed policy of the template")
+                statements += as_list(target["Properties"]["PolicyDocument"]["Statement"])
+            elif isinstance(entry, dict) and "Statement" in entry:
+                statements += as_list(entry["Statement"])
+            else:
+                raise Unexpandable(f"{name}: policy entry {json.dumps(entry)} (AWS managed policy or SAM policy template)")
+        if not statements:
+            raise Unexpandable(f"{name}: no policy statements")
+        found[name] = resolve(statements, resources)
+    if not found:
+        raise Unexpandable("no AWS::Serverless::Function in the template")
+    return found
+
+
+def subjects_of(detail: Any) -> list[str]:
+    """What a parliament finding is about: its actions, or "action condition-key"."""
+    subjects = []
+    for item in as_list(detail):
+        if isinstance(item, str):
+            unknown = re.fullmatch(r"Unknown condition (\S+) for action (\S+)", item)
+            subjects.append(f"{unknown.group(2)} {unknown.group(1)}" if unknown else item)
+        elif isinstance(item, dict) and "action" in item:
+            subjects.append(item["action"])
+        else:
+            subjects.append(json.dumps(item))
+    return subjects or [""]
+
+
+def unnarrowed_pass_role(statements: list[dict[str, Any]]) -> list[str]:
+    """Statements allowing iam:PassRole on every role or to every service."""
+    problems = []
+    for statement in statements:
+        actions = [a.lower() for a in as_list(statement.get("Action"))]
+        if not any(a in ("iam:passrole", "iam:*", "*") or (a.endswith("*") and "iam:passrole".startswith(a[:-1])) for a in actions):
+            continue
+        resources = as_list(statement.get("Resource"))
+        service = statement.get("Condition", {}).get("StringEquals", {}).get("iam:PassedToService")
+        if any(r == "*" or r.endswith(":role/*") for r in resources) or not service:
+            problems.append(statement.get("Sid", "?"))
+    return problems
+
+
+def findings(name: str, statements: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(function, issue, subject, statement) for every finding on one function's policy."""
+    # One statement per line, so a finding's line names its statement.
+    lines = ['{"Version": "2012-10-17", "Statement": [']
+    lines += [json.dumps(s) + ("," if i < len(statements) - 1 else "") for i, s in enumerate(statements)]
+    lines += ["]}"]
+    policy = analyze_policy_string("\n".join(lines))
+    result = []
+    for finding in policy.findings:
+        line = (finding.location or {}).get("line", 0) if isinstance(finding.location, dict) else 0
+        index = line - 2
+        where = statements[index].get("Sid", f"#{index}") if 0 <= index < len(statements) else "policy"
+        for subject in subjects_of(finding.detail):
+            result.append((name, finding.issue, subject, where))
+    for sid in unnarrowed_pass_role(statements):
+        result.append((name, "PASSROLE_UNNARROWED", "iam:PassRole", sid))
+    return result
+
+
+def self_check() -> None:
+    """The scan must see the faults it exists to catch."""
+    bad = [
+        {"Sid": "SendToInstancesWithoutTheDocument", "Effect": "Allow", "Action": "ssm:SendCommand",
+         "Resource": f"arn:{PARTITION}:ec2:{REGION}:{ACCOUNT}:instance/*"},
+        {"Sid": "TerminateAnything", "Effect": "Allow", "Action": "ec2:TerminateInstances", "Resource": "*"},
+        {"Sid": "PassAnyRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"},
+    ]
+    issues = {(issue, action) for _, issue, action, _ in findings("self-check", bad)}
+    expected = {
+        ("RESOURCE_MISMATCH", "ssm:SendCommand"),
+        ("RESOURCE_STAR", "ec2:TerminateInstances"),
+        ("PASSROLE_UNNARROWED", "iam:PassRole"),
+    }
+    if not expected <= issues:
+        raise SystemExit(f"self-check: the scan missed {sorted(expected - issues)} (found {sorted(issues)})")
+
+
+def main() -> int:
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    source = sys.stdin if sys.argv[1] == "-" else open(sys.argv[1], encoding="utf-8")
+    template = json.load(source)
+    self_check()
+    try:
+        policies = function_policies(template)
+    except Unexpandable as e:
+        print(f"scan_policies: cannot expand the template: {e}", file=sys.stderr)
+        return 1
+    failed = 0
+    used = set()
+    for name, statements in sorted(policies.items()):
+        print(f"{name}: {len(statements)} statements")
+        for function, issue, action, where in findings(name, statements):
+            key = (function, issue, action)
+            if key in ALLOWED:
+                used.add(key)
+                print(f"  allowed {issue} {action} ({where}): {ALLOWED[key]}")
+            else:
+                failed += 1
+                print(f"  FINDING {issue} {action} ({where})")
+    for key in sorted(set(ALLOWED) - used):
+        failed += 1
+        print(f"stale allowance {key}: no such finding any more; remove it")
+    print(f"parliament: {len(policies)} function policies, {failed} unexplained finding(s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
