@@ -285,10 +285,11 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
     use serde_json::json;
 
     // The Systems Manager addition lets `memory-leak-healing` see a managed instance, the EC2
-    // one lets a status check fail; they change nothing else.
+    // and Route 53 ones let a status check and a health check fail; they change nothing else.
     let emulator = Emulator::start_with_shims(&[
         "moto_ssm_instance_information.py",
         "moto_ec2_status_checks.py",
+        "moto_route53_health_status.py",
     ]);
     emulator.lambda_without_docker();
     let url = emulator.url();
@@ -406,6 +407,7 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
     let dns = DnsFixture::create(&sdk).await;
     let blue = dns.health_check("192.0.2.10", &[]).await;
     let green = dns.health_check("192.0.2.20", &[]).await;
+    dns.set_health(&blue, "Failure").await;
     dns.records(vec![
         weighted("blue", "192.0.2.10", 70, &blue),
         weighted("green", "192.0.2.20", 30, &green),

@@ -16,7 +16,7 @@ use autoheal_tests::network::{
     DnsFixture, NAT64, NatFixture, STANDBY_TAG, TargetGroupFixture, alb_alarm, alb_ok, dns_alarm,
     dns_ok, failover, nat_alarm, nat_ok, weighted,
 };
-use autoheal_tests::{Counting, Deployment, Emulator, ec2_alarm};
+use autoheal_tests::{Counting, Deployment, Emulator, TestClock, ec2_alarm};
 
 type NetworkEngine = Engine<DynamoStateStore, SnsNotifier, Counting<NetworkHealer>, SystemClock>;
 
@@ -212,12 +212,13 @@ async fn alb_missing_target_group_gives_a_failed_record_with_the_service_message
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_failing_weighted_record_is_set_to_weight_zero_and_the_healthy_one_keeps_its_weight() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::start_with_route53_health_status();
     let deployment = Deployment::bootstrap(&emulator).await;
     let queue = deployment.subscribe_queue("operators").await;
     let dns = DnsFixture::create(&deployment.sdk).await;
     let blue = dns.health_check("192.0.2.10", &[("team", "api")]).await;
     let green = dns.health_check("192.0.2.20", &[]).await;
+    dns.set_health(&blue, "Failure").await;
     dns.records(vec![
         weighted("blue", "192.0.2.10", 70, &blue),
         weighted("green", "192.0.2.20", 30, &green),
@@ -265,20 +266,113 @@ async fn dns_failing_weighted_record_is_set_to_weight_zero_and_the_healthy_one_k
     assert_eq!(notice["resource_id"], blue.as_str());
     assert_eq!(notice["details"]["previous_weight"], "70");
 
-    let ok = engine
-        .handle(dns_ok(&blue, "dns-ok"), "run-2")
+    // OK arrives while Route 53 still finds blue failing: the weight stays 0, the revert waits.
+    let early = engine
+        .handle(dns_ok(&blue, "dns-ok-early"), "run-2")
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "recovering", "{ok:?}");
+    assert_eq!(early.decision, "revert", "{early:?}");
+    let early = early.record.expect("a revert record");
+    assert_eq!(early.status, HealingStatus::Failed, "{early:?}");
+    assert!(
+        early
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("does not pass yet")),
+        "{early:?}"
+    );
+    assert_eq!(dns.record("blue").await.weight(), Some(0));
+
+    // Blue passes again, the alarm flaps back to OK: the previous weight comes back.
+    dns.set_health(&blue, "Success").await;
+    let ok = engine
+        .handle(dns_ok(&blue, "dns-ok"), "run-3")
+        .await
+        .expect("handled");
+    assert_eq!(ok.decision, "revert", "{ok:?}");
+    let restored = ok.record.expect("a revert record");
+    assert_eq!(restored.status, HealingStatus::Completed, "{restored:?}");
+    assert_eq!(restored.details["restored_weight"], "70");
+    assert_eq!(dns.record("blue").await.weight(), Some(70));
+    assert_eq!(dns.record("green").await.weight(), Some(30));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_the_only_weighted_record_with_traffic_is_left_alone() {
-    let emulator = Emulator::start();
+async fn dns_traffic_never_shifts_to_an_unhealthy_alternative_and_a_weight_changed_since_is_kept() {
+    let emulator = Emulator::start_with_route53_health_status();
     let deployment = Deployment::bootstrap(&emulator).await;
     let dns = DnsFixture::create(&deployment.sdk).await;
     let blue = dns.health_check("192.0.2.10", &[]).await;
     let green = dns.health_check("192.0.2.20", &[]).await;
+    dns.set_health(&blue, "Failure").await;
+    dns.set_health(&green, "Failure").await;
+    dns.records(vec![
+        weighted("blue", "192.0.2.10", 70, &blue),
+        weighted("green", "192.0.2.20", 30, &green),
+    ])
+    .await;
+    let clock = TestClock::at(Utc::now());
+    let engine = deployment.engine(
+        Layer::Network,
+        NetworkHealer::new(&deployment.sdk),
+        clock.clone(),
+        Settings::default(),
+    );
+
+    let both_failing = engine
+        .handle(dns_alarm(&blue, "dns-both"), "run-1")
+        .await
+        .expect("handled")
+        .record
+        .expect("a record");
+    assert_eq!(
+        both_failing.skip_reason,
+        Some(SkipReason::Unsafe),
+        "{both_failing:?}"
+    );
+    assert_eq!(dns.record("blue").await.weight(), Some(70));
+
+    // Green recovers: the next attempt moves blue's traffic to it. Then a person sets blue's
+    // weight by hand.
+    dns.set_health(&green, "Success").await;
+    clock.advance(7200);
+    let shifted = engine
+        .handle(dns_alarm(&blue, "dns-green-back"), "run-2")
+        .await
+        .expect("handled")
+        .record
+        .expect("a record");
+    assert_eq!(shifted.status, HealingStatus::Completed, "{shifted:?}");
+    dns.records_upsert(vec![weighted("blue", "192.0.2.10", 10, &blue)])
+        .await;
+    dns.set_health(&blue, "Success").await;
+    let ok = engine
+        .handle(dns_ok(&blue, "dns-ok"), "run-3")
+        .await
+        .expect("handled");
+    let kept = ok.record.expect("a revert record");
+    assert_eq!(kept.status, HealingStatus::Completed, "{kept:?}");
+    assert!(
+        kept.summary
+            .as_deref()
+            .is_some_and(|s| s.contains("changed since")),
+        "{kept:?}"
+    );
+    assert_eq!(
+        dns.record("blue").await.weight(),
+        Some(10),
+        "the person's weight stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_the_only_weighted_record_with_traffic_is_left_alone() {
+    let emulator = Emulator::start_with_route53_health_status();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let dns = DnsFixture::create(&deployment.sdk).await;
+    let blue = dns.health_check("192.0.2.10", &[]).await;
+    let green = dns.health_check("192.0.2.20", &[]).await;
+    dns.set_health(&blue, "Failure").await;
     dns.records(vec![
         weighted("blue", "192.0.2.10", 100, &blue),
         weighted("green", "192.0.2.20", 0, &green),
@@ -300,10 +394,11 @@ async fn dns_the_only_weighted_record_with_traffic_is_left_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_failover_primary_is_left_to_route53() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::start_with_route53_health_status();
     let deployment = Deployment::bootstrap(&emulator).await;
     let dns = DnsFixture::create(&deployment.sdk).await;
     let primary = dns.health_check("192.0.2.10", &[]).await;
+    dns.set_health(&primary, "Failure").await;
     dns.records(vec![
         failover(
             "primary",
@@ -340,7 +435,7 @@ async fn dns_failover_primary_is_left_to_route53() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_health_check_tagged_disabled_is_left_alone() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::start_with_route53_health_status();
     let deployment = Deployment::bootstrap(&emulator).await;
     let dns = DnsFixture::create(&deployment.sdk).await;
     let blue = dns
@@ -368,7 +463,7 @@ async fn dns_health_check_tagged_disabled_is_left_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_missing_health_check_gives_a_failed_record_with_the_service_message() {
-    let emulator = Emulator::start();
+    let emulator = Emulator::start_with_route53_health_status();
     let deployment = Deployment::bootstrap(&emulator).await;
     let queue = deployment.subscribe_queue("operators").await;
     let engine = network(&deployment);

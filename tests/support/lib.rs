@@ -130,6 +130,12 @@ impl Emulator {
         Self::start_with_shim("moto_ec2_status_checks.py")
     }
 
+    /// Starts the emulator with Route 53 health check observations read from the tag
+    /// `emulator:health-status` (see `tests/emulator/moto_route53_health_status.py`).
+    pub fn start_with_route53_health_status() -> Self {
+        Self::start_with_shim("moto_route53_health_status.py")
+    }
+
     /// Starts the emulator through a script of `tests/emulator/` that adds to moto what it
     /// lacks, and changes nothing else.
     fn start_with_shim(script: &str) -> Self {

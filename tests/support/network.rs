@@ -310,13 +310,40 @@ impl DnsFixture {
         id
     }
 
+    /// What Route 53's checkers report for the health check from now on: `Success` or
+    /// `Failure` (emulator with `start_with_route53_health_status` only).
+    pub async fn set_health(&self, health_check_id: &str, status: &str) {
+        self.route53
+            .change_tags_for_resource()
+            .resource_type(TagResourceType::Healthcheck)
+            .resource_id(health_check_id)
+            .add_tags(
+                Route53Tag::builder()
+                    .key("emulator:health-status")
+                    .value(status)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("tag health check");
+    }
+
     /// Creates `api.example.com. A` records in the zone.
     pub async fn records(&self, records: Vec<ResourceRecordSet>) {
+        self.change(ChangeAction::Create, records).await;
+    }
+
+    /// Overwrites records of the zone, as a person editing them would.
+    pub async fn records_upsert(&self, records: Vec<ResourceRecordSet>) {
+        self.change(ChangeAction::Upsert, records).await;
+    }
+
+    async fn change(&self, action: ChangeAction, records: Vec<ResourceRecordSet>) {
         let changes = records
             .into_iter()
             .map(|record| {
                 Change::builder()
-                    .action(ChangeAction::Create)
+                    .action(action.clone())
                     .resource_record_set(record)
                     .build()
                     .expect("change")
@@ -333,7 +360,7 @@ impl DnsFixture {
             )
             .send()
             .await
-            .expect("create records");
+            .expect("change records");
     }
 
     /// The `api.example.com. A` record set with `set_identifier`.

@@ -4,14 +4,18 @@
 //! The record sets that reference the health check are found in the rule's hosted zone, or in
 //! every hosted zone of the account. Per record set, by routing policy:
 //!
-//! - *weighted*: when another record of the same name and type keeps a weight above 0, the
-//!   failing record is set to weight 0 (everything else unchanged), so traffic stays on the
-//!   healthy endpoints until a person restores the weight; when no other record would take the
-//!   traffic, nothing is changed (unsafe).
+//! - *weighted*: when another record of the same name and type keeps a weight above 0 and is
+//!   healthy (no health check, or one Route 53 reports healthy), the failing record is set to
+//!   weight 0 (everything else unchanged), so traffic goes to the healthy endpoints; when no
+//!   healthy record would take the traffic, nothing is changed (unsafe). The previous weight
+//!   is put back when the alarm returns to OK and the health check passes again, unless the
+//!   record's weight was changed since.
 //! - *failover* primary: Route 53 already answers with the secondary while the health check
 //!   fails, so nothing is changed; without a secondary record there is nowhere to go (unsafe).
 //! - other policies (latency, geolocation, multivalue, ...): Route 53 already leaves unhealthy
 //!   records out of its answers; nothing is changed.
+//!
+//! Before anything, the failing health check is read live: passing again, it needs nothing.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +26,24 @@ use aws_sdk_route53::types::{
 };
 
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
+use autoheal_core::{HealError, HealOutcome, HealRequest, Revert, SkipReason};
+
+/// The revert that puts a zeroed record's weight back.
+pub const RESTORE_RECORD_WEIGHT: &str = "restore-record-weight";
+
+/// Whether Route 53 considers an endpoint healthy from its checkers' last observations: more
+/// than 18 % of them report success (Route 53's documented rule). No observation: not known
+/// to be healthy.
+pub fn is_healthy<'a>(statuses: impl IntoIterator<Item = &'a str>) -> bool {
+    let (mut total, mut passing) = (0usize, 0usize);
+    for status in statuses {
+        total += 1;
+        if status.trim_start().starts_with("Success") {
+            passing += 1;
+        }
+    }
+    total > 0 && passing * 100 > total * 18
+}
 
 use crate::api_error;
 
@@ -61,7 +82,13 @@ fn same_set(a: &ResourceRecordSet, b: &ResourceRecordSet) -> bool {
 }
 
 /// Decides, for every record set of one zone that references `health_check_id`, what to do.
-pub fn plan_zone(health_check_id: &str, records: &[ResourceRecordSet]) -> Vec<RecordStep> {
+/// `healthy` says whether another health check passes (a record without one counts as healthy,
+/// as Route 53 counts it).
+pub fn plan_zone(
+    health_check_id: &str,
+    records: &[ResourceRecordSet],
+    healthy: &dyn Fn(&str) -> bool,
+) -> Vec<RecordStep> {
     let references = |record: &ResourceRecordSet| record.health_check_id() == Some(health_check_id);
     records
         .iter()
@@ -85,7 +112,11 @@ pub fn plan_zone(health_check_id: &str, records: &[ResourceRecordSet]) -> Vec<Re
                         format!("{label} already has weight 0"),
                     );
                 }
-                if siblings().any(|other| other.weight().is_some_and(|w| w > 0)) {
+                let takes_traffic = |other: &ResourceRecordSet| {
+                    other.weight().is_some_and(|w| w > 0)
+                        && other.health_check_id().is_none_or(healthy)
+                };
+                if siblings().any(takes_traffic) {
                     return RecordStep::ZeroWeight {
                         record: record.clone(),
                         previous_weight: weight,
@@ -94,8 +125,8 @@ pub fn plan_zone(health_check_id: &str, records: &[ResourceRecordSet]) -> Vec<Re
                 return leave(
                     SkipReason::Unsafe,
                     format!(
-                        "{label} is the only record of its name and type with a weight above 0 \
-                         whose endpoint is not failing: there is no healthy endpoint to shift its traffic to"
+                        "{label}: no other record of its name and type has a weight above 0 and a \
+                         healthy endpoint: there is nowhere healthy to shift its traffic to"
                     ),
                 );
             }
@@ -134,6 +165,24 @@ pub fn plan_zone(health_check_id: &str, records: &[ResourceRecordSet]) -> Vec<Re
             }
         })
         .collect()
+}
+
+/// The health checks of the records that could take the traffic of the records using
+/// `health_check_id` (same name and type, another health check).
+pub fn alternatives<'r>(health_check_id: &str, records: &'r [ResourceRecordSet]) -> Vec<&'r str> {
+    let failing: Vec<&ResourceRecordSet> = records
+        .iter()
+        .filter(|record| record.health_check_id() == Some(health_check_id))
+        .collect();
+    let mut ids: Vec<&str> = records
+        .iter()
+        .filter(|other| failing.iter().any(|record| same_set(record, other)))
+        .filter_map(|other| other.health_check_id())
+        .filter(|id| *id != health_check_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// `Z0123456789` from `/hostedzone/Z0123456789` or `Z0123456789`.
@@ -179,6 +228,13 @@ impl DnsFailover {
                 summary: format!("health check {health_check_id} is tagged {OPT_OUT_TAG}=true"),
             });
         }
+        if self.healthy(health_check_id).await? {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::NotNeeded,
+                summary: format!("health check {health_check_id} passes again"),
+            });
+        }
+        let mut health = BTreeMap::new();
 
         let zones = match hosted_zone_id.map(bare_zone_id) {
             Some(zone) if !zone.is_empty() => vec![zone.to_owned()],
@@ -190,8 +246,15 @@ impl DnsFailover {
         let mut change_ids = Vec::new();
         for zone in &zones {
             let records = self.record_sets(zone).await?;
+            for other in alternatives(health_check_id, &records) {
+                if !health.contains_key(other) {
+                    let healthy = self.healthy(other).await?;
+                    health.insert(other.to_owned(), healthy);
+                }
+            }
+            let healthy = |id: &str| health.get(id).copied().unwrap_or(false);
             let mut shifts = Vec::new();
-            for step in plan_zone(health_check_id, &records) {
+            for step in plan_zone(health_check_id, &records, &healthy) {
                 match step {
                     RecordStep::ZeroWeight {
                         record,
@@ -251,7 +314,7 @@ impl DnsFailover {
         }
 
         let mut summary = format!(
-            "set {} to weight 0 so DNS traffic goes to the healthy endpoints (restore the previous weight once health check {health_check_id} passes)",
+            "set {} to weight 0 so DNS traffic goes to the healthy endpoints; the previous weight comes back when health check {health_check_id} passes again",
             describe_changed(&changed)
         );
         if !left.is_empty() {
@@ -284,7 +347,123 @@ impl DnsFailover {
             ),
             ("change_id".to_owned(), change_ids.join(",")),
         ]);
-        Ok(HealOutcome::healed(summary, details))
+        let reverts = changed
+            .iter()
+            .map(|(zone, record, weight)| {
+                Revert::new(RESTORE_RECORD_WEIGHT)
+                    .with("hosted_zone_id", zone)
+                    .with("record_name", record.name())
+                    .with("record_type", record.r#type().as_str())
+                    .with(
+                        "set_identifier",
+                        record.set_identifier().unwrap_or_default(),
+                    )
+                    .with("previous_weight", weight)
+                    .with("health_check_id", health_check_id)
+            })
+            .collect();
+        Ok(HealOutcome::Healed {
+            summary,
+            details,
+            reverts,
+        })
+    }
+
+    /// Puts a zeroed weight back once its health check passes, if the record still has the 0
+    /// autoheal gave it. A health check still failing keeps the revert for the next OK.
+    pub async fn restore(&self, revert: &Revert) -> Result<HealOutcome, HealError> {
+        let param = |key: &str| revert.param(key).map_err(HealError::new);
+        let zone = param("hosted_zone_id")?;
+        let name = param("record_name")?;
+        let kind = RrType::from(param("record_type")?);
+        let identifier = param("set_identifier")?;
+        let health_check_id = param("health_check_id")?;
+        let previous: i64 = param("previous_weight")?.parse().map_err(|_| {
+            HealError::new(format!(
+                "revert `{}`: `previous_weight` is not a number",
+                revert.kind
+            ))
+        })?;
+        let label = format!("{name} {kind} ({identifier})");
+        if !self.healthy(health_check_id).await? {
+            return Err(HealError::new(format!(
+                "health check {health_check_id} does not pass yet: {label} keeps weight 0 until it does"
+            )));
+        }
+        let records = self.record_sets(zone).await?;
+        let Some(record) = records.into_iter().find(|record| {
+            record.name().eq_ignore_ascii_case(name)
+                && record.r#type() == &kind
+                && record.set_identifier().unwrap_or_default() == identifier
+        }) else {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::NotNeeded,
+                summary: format!("{label} no longer exists in zone {zone}"),
+            });
+        };
+        if record.weight() != Some(0) {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::NotNeeded,
+                summary: format!(
+                    "{label} has weight {} now, not the 0 autoheal set: it was changed since, and stays",
+                    record.weight().map_or("none".to_owned(), |w| w.to_string())
+                ),
+            });
+        }
+        let mut restored = record.clone();
+        restored.weight = Some(previous);
+        let change = Change::builder()
+            .action(ChangeAction::Upsert)
+            .resource_record_set(restored)
+            .build()
+            .map_err(|e| HealError::new(format!("a Route 53 change: {e}")))?;
+        let batch = ChangeBatch::builder()
+            .comment(format!(
+                "autoheal: health check {health_check_id} passes again; weight {previous} restored"
+            ))
+            .changes(change)
+            .build()
+            .map_err(|e| HealError::new(format!("a Route 53 change batch: {e}")))?;
+        let output = self
+            .route53
+            .change_resource_record_sets()
+            .hosted_zone_id(zone)
+            .change_batch(batch)
+            .send()
+            .await
+            .map_err(|e| api_error("ChangeResourceRecordSets", e))?;
+        let change_id = output
+            .change_info()
+            .map(|info| info.id().trim_start_matches("/change/").to_owned())
+            .unwrap_or_default();
+        Ok(HealOutcome::healed(
+            format!(
+                "restored weight {previous} of {label} in zone {zone}: health check {health_check_id} passes again"
+            ),
+            BTreeMap::from([
+                ("hosted_zone_id".to_owned(), zone.to_owned()),
+                ("restored_weight".to_owned(), previous.to_string()),
+                ("change_id".to_owned(), change_id),
+            ]),
+        ))
+    }
+
+    /// Whether Route 53's checkers find the health check's endpoint healthy now.
+    async fn healthy(&self, health_check_id: &str) -> Result<bool, HealError> {
+        let output = self
+            .route53
+            .get_health_check_status()
+            .health_check_id(health_check_id)
+            .send()
+            .await
+            .map_err(|e| api_error("GetHealthCheckStatus", e))?;
+        Ok(is_healthy(
+            output
+                .health_check_observations()
+                .iter()
+                .filter_map(|observation| observation.status_report())
+                .filter_map(|report| report.status()),
+        ))
     }
 
     async fn hosted_zones(&self) -> Result<Vec<String>, HealError> {
@@ -432,13 +611,67 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    fn all_healthy(_: &str) -> bool {
+        true
+    }
+
+    #[test]
+    fn a_failing_weighted_record_is_left_when_the_only_alternative_is_unhealthy_too() {
+        let records = [
+            record("blue", Some(70), None, Some("hc-blue")),
+            record("green", Some(30), None, Some("hc-green")),
+            record("grey", Some(0), None, None),
+        ];
+        let green_fails = |id: &str| id != "hc-green";
+        assert!(matches!(
+            &plan_zone("hc-blue", &records, &green_fails)[..],
+            [RecordStep::Leave {
+                reason: SkipReason::Unsafe,
+                ..
+            }]
+        ));
+        // A record without a health check counts as healthy, as Route 53 counts it.
+        let records = [
+            record("blue", Some(70), None, Some("hc-blue")),
+            record("green", Some(30), None, None),
+        ];
+        assert!(matches!(
+            &plan_zone("hc-blue", &records, &|_: &str| false)[..],
+            [RecordStep::ZeroWeight { .. }]
+        ));
+        assert_eq!(
+            alternatives(
+                "hc-blue",
+                &[
+                    record("blue", Some(70), None, Some("hc-blue")),
+                    record("green", Some(30), None, Some("hc-green")),
+                    record("teal", Some(30), None, Some("hc-green")),
+                ]
+            ),
+            ["hc-green"]
+        );
+    }
+
+    #[test]
+    fn route53_counts_an_endpoint_healthy_when_more_than_18_percent_of_checkers_pass() {
+        let success = "Success: HTTP Status Code 200, OK";
+        let failure = "Failure: HTTP Status Code 503, Service Unavailable";
+        assert!(is_healthy([success]));
+        assert!(is_healthy([success, failure, failure, failure]));
+        assert!(!is_healthy([
+            success, failure, failure, failure, failure, failure
+        ]));
+        assert!(!is_healthy([failure, failure]));
+        assert!(!is_healthy([]));
+    }
+
     #[test]
     fn a_failing_weighted_record_goes_to_zero_when_another_takes_the_traffic() {
         let records = [
             record("blue", Some(70), None, Some("hc-blue")),
             record("green", Some(30), None, Some("hc-green")),
         ];
-        let steps = plan_zone("hc-blue", &records);
+        let steps = plan_zone("hc-blue", &records, &all_healthy);
         assert_eq!(steps.len(), 1);
         assert!(matches!(
             &steps[0],
@@ -453,7 +686,7 @@ mod tests {
             record("green", Some(0), None, Some("hc-green")),
         ];
         assert!(matches!(
-            &plan_zone("hc-blue", &records)[..],
+            &plan_zone("hc-blue", &records, &all_healthy)[..],
             [RecordStep::Leave {
                 reason: SkipReason::Unsafe,
                 ..
@@ -464,13 +697,17 @@ mod tests {
             record("blue-a", Some(50), None, Some("hc-blue")),
             record("blue-b", Some(50), None, Some("hc-blue")),
         ];
-        assert!(plan_zone("hc-blue", &records).iter().all(|step| matches!(
-            step,
-            RecordStep::Leave {
-                reason: SkipReason::Unsafe,
-                ..
-            }
-        )));
+        assert!(
+            plan_zone("hc-blue", &records, &all_healthy)
+                .iter()
+                .all(|step| matches!(
+                    step,
+                    RecordStep::Leave {
+                        reason: SkipReason::Unsafe,
+                        ..
+                    }
+                ))
+        );
     }
 
     #[test]
@@ -480,7 +717,7 @@ mod tests {
             record("green", Some(100), None, None),
         ];
         assert!(matches!(
-            &plan_zone("hc-blue", &records)[..],
+            &plan_zone("hc-blue", &records, &all_healthy)[..],
             [RecordStep::Leave {
                 reason: SkipReason::NotNeeded,
                 ..
@@ -503,14 +740,14 @@ mod tests {
             None,
         );
         assert!(matches!(
-            &plan_zone("hc-1", &[primary.clone(), secondary])[..],
+            &plan_zone("hc-1", &[primary.clone(), secondary], &all_healthy)[..],
             [RecordStep::Leave {
                 reason: SkipReason::NotNeeded,
                 ..
             }]
         ));
         assert!(matches!(
-            &plan_zone("hc-1", &[primary])[..],
+            &plan_zone("hc-1", &[primary], &all_healthy)[..],
             [RecordStep::Leave {
                 reason: SkipReason::Unsafe,
                 ..
@@ -521,7 +758,7 @@ mod tests {
     #[test]
     fn records_of_other_health_checks_are_ignored() {
         let records = [record("blue", Some(10), None, Some("hc-other"))];
-        assert!(plan_zone("hc-blue", &records).is_empty());
+        assert!(plan_zone("hc-blue", &records, &all_healthy).is_empty());
     }
 
     #[test]

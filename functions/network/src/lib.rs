@@ -11,7 +11,7 @@ use aws_config::SdkConfig;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use autoheal_aws::errors::describe;
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
+use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Revert};
 
 pub use dns::DnsFailover;
 pub use routes::NatRouteReplacer;
@@ -58,6 +58,19 @@ impl Healer for NetworkHealer {
             other => Err(HealError::new(format!(
                 "the network function does not implement `{}`",
                 other.kind()
+            ))),
+        }
+    }
+
+    async fn revert(
+        &self,
+        _request: HealRequest<'_>,
+        revert: &Revert,
+    ) -> Result<HealOutcome, HealError> {
+        match revert.kind.as_str() {
+            dns::RESTORE_RECORD_WEIGHT => self.dns.restore(revert).await,
+            other => Err(HealError::new(format!(
+                "the network function has no revert `{other}`"
             ))),
         }
     }

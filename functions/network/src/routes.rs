@@ -7,6 +7,11 @@
 //! the same VPC and of the same connectivity type (public or private). A table without the
 //! tag, or whose standby is not fit, is left alone and reported; so is a table tagged
 //! `autoheal:disabled=true`.
+//!
+//! The routes stay on the standby when the alarm returns to OK: the failing gateway then
+//! carries no traffic, so its metrics recover whether or not it is fit again (port exhaustion,
+//! the usual fault, would come straight back). Moving them back is a person's decision; the
+//! record names each table and gateway for it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -278,7 +283,7 @@ impl NatRouteReplacer {
             });
         }
         let mut summary = format!(
-            "moved the routes through failing NAT gateway {failing_id} to the standby: {}",
+            "moved the routes through failing NAT gateway {failing_id} to the standby: {}; they stay there when the alarm clears (an idle gateway's metrics recover whether or not it is fit), until a person moves them back",
             describe_replaced(&replaced)
         );
         if !left.is_empty() {
