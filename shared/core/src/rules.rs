@@ -734,7 +734,7 @@ fn parse_raw(text: &str, headers: &RuleHeaders) -> Result<RawFile, RulesError> {
     let deserializer =
         toml::Deserializer::parse(text).map_err(|error| syntax_error(text, headers, &error))?;
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let line = error.inner().span().map(|span| line_at(text, span.start));
+        let mut line = error.inner().span().map(|span| line_at(text, span.start));
         let message = error.inner().message().to_owned();
         let mut segments = error.path().iter();
         let (rule_index, mut field) = match (segments.next(), segments.next()) {
@@ -761,6 +761,14 @@ fn parse_raw(text: &str, headers: &RuleHeaders) -> Result<RawFile, RulesError> {
             if field.rsplit('.').next() != Some(unknown) {
                 field = join_field(&field, unknown);
             }
+        } else if field == "action"
+            && let Some(index) = rule_index
+            && let Some(parameter) = wrong_action_parameter(text, index)
+        {
+            // The action is read as a whole (its `type` picks the parameters), so serde does
+            // not say which parameter holds the wrong value: name it, and its line.
+            line = parameter_line(text, headers, index, "action", &parameter).or(line);
+            field = join_field(&field, &parameter);
         }
         let rule = rule_index.map(|index| match names.get(index).cloned().flatten() {
             Some(name) if !name.trim().is_empty() => name,
@@ -776,6 +784,71 @@ fn parse_raw(text: &str, headers: &RuleHeaders) -> Result<RawFile, RulesError> {
             }],
         }
     })
+}
+
+/// The parameter of rule `index`'s action whose value is wrong: the one without which the
+/// action reads, or lacks only that parameter.
+fn wrong_action_parameter(text: &str, index: usize) -> Option<String> {
+    let file = text.parse::<toml::Table>().ok()?;
+    let action = file
+        .get("rule")?
+        .as_array()?
+        .get(index)?
+        .get("action")?
+        .as_table()?;
+    action
+        .keys()
+        .filter(|key| key.as_str() != "type")
+        .find(|key| {
+            let mut without = action.clone();
+            without.remove(key.as_str());
+            match toml::Value::Table(without).try_into::<Action>() {
+                Ok(_) => true,
+                Err(error) => error.message() == format!("missing field `{key}`"),
+            }
+        })
+        .cloned()
+}
+
+/// The 1-based line where rule `index` sets `key` of its table `[rule.<table>]` (or the
+/// dotted `<table>.<key>` in the rule's own table).
+fn parameter_line(
+    text: &str,
+    headers: &RuleHeaders,
+    index: usize,
+    table: &str,
+    key: &str,
+) -> Option<usize> {
+    let start = headers.line_of(index)?;
+    let end = headers.line_of(index + 1).unwrap_or(usize::MAX);
+    let sub_table = format!("rule.{table}");
+    let dotted = format!("{table}.{key}");
+    let mut current = String::from("rule");
+    for (at, line) in text
+        .lines()
+        .enumerate()
+        .skip(start)
+        .take(end.saturating_sub(start + 1))
+    {
+        let line = line.trim();
+        if line.starts_with('[') {
+            current = line
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .replace(' ', "");
+            continue;
+        }
+        let Some((written, _)) = line.split_once('=') else {
+            continue;
+        };
+        let written = written.trim().trim_matches('"').trim_matches('\'');
+        if (current == sub_table && written == key) || (current == "rule" && written == dotted) {
+            return Some(at + 1);
+        }
+    }
+    None
 }
 
 /// A TOML syntax error. The file could not be parsed, so the rule and the key at fault are

@@ -791,6 +791,29 @@ fn given_bad_action_parameters_when_parsed_then_the_problem_names_the_parameter(
 }
 
 #[test]
+fn given_a_wrong_value_of_any_action_parameter_then_the_problem_names_its_line_and_field() {
+    let text = edit(
+        BASE,
+        "type = \"replace-ec2-instance\"",
+        "type = \"scale-out-auto-scaling-group\"\nincrement = -2\nreplace_unhealthy = true",
+    );
+    assert_problem(
+        &first_problem(&text),
+        "first-rule",
+        "action.increment",
+        line_of(&text, "increment = -2"),
+    );
+    // A wrong value of a required parameter.
+    let text = edit(BASE, "alias = \"live\"", "alias = 7");
+    assert_problem(
+        &first_problem(&text),
+        "second-rule",
+        "action.alias",
+        line_of(&text, "alias = 7"),
+    );
+}
+
+#[test]
 fn given_problems_in_two_rules_when_parsed_then_all_are_reported_in_file_order() {
     let text = edit(BASE, "max_attempts = 3", "max_attempts = 0");
     let text = edit(&text, "layer = \"platform\"", "layer = \"network\"");
