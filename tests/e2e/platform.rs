@@ -377,6 +377,8 @@ async fn a_retried_rds_attempt_reuses_its_snapshot_and_fails_over_a_multi_az_ins
     rule.action = Action::RebootRdsInstance {
         snapshot_first: true,
         force_failover: true,
+        keep_snapshots: 3,
+        snapshot_max_age_days: None,
     };
     let event = AlarmEvent::from_value(rds_event("alarm", "orders-db", "db-retry")).expect("event");
     let healer = PlatformHealer::new(&deployment.sdk);

@@ -76,6 +76,7 @@ impl Healer for DataHealer {
             }
             Action::VerifyBackup {
                 restore_instance_class,
+                ..
             } => self.backups.verify(request, restore_instance_class).await,
             other => Err(HealError::new(format!(
                 "the data function does not implement `{}`",

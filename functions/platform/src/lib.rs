@@ -61,6 +61,7 @@ impl Healer for PlatformHealer {
             Action::RebootRdsInstance {
                 snapshot_first,
                 force_failover,
+                ..
             } => {
                 self.databases
                     .reboot(request, *snapshot_first, *force_failover)

@@ -6,7 +6,8 @@
 //! - [`resolve`]: which rule an event selects and which resource it heals;
 //! - [`decision`]: the pure act/skip decision over a resource's incident state;
 //! - [`engine`]: the path of one event, generic over the store, notifier and healer traits;
-//! - [`record`], [`notice`], [`stats`]: what is recorded, published and read back.
+//! - [`record`], [`notice`], [`stats`]: what is recorded, published and read back;
+//! - [`retention`]: which of autoheal's own snapshots go once it has taken a new one.
 
 pub mod decision;
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod layer;
 pub mod notice;
 pub mod record;
 pub mod resolve;
+pub mod retention;
 pub mod rules;
 pub mod stats;
 

@@ -96,6 +96,9 @@ fn default_verification_class() -> String {
 fn default_standby_tag() -> String {
     "autoheal:standby-nat-gateway".to_owned()
 }
+fn default_keep_snapshots() -> u32 {
+    crate::retention::DEFAULT_KEEP
+}
 
 /// What a rule does, with its parameters. Each action belongs to exactly one layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +125,12 @@ pub enum Action {
         target_volume_type: String,
         #[serde(default)]
         force_detach: bool,
+        /// autoheal's snapshots of the volume kept after a repair, the new one included.
+        #[serde(default = "default_keep_snapshots")]
+        keep_snapshots: u32,
+        /// autoheal's snapshots of the volume older than this are deleted after a repair.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot_max_age_days: Option<u32>,
     },
     /// Force a new deployment of an ECS service and stop its unhealthy tasks.
     RestartEcsService {
@@ -138,6 +147,12 @@ pub enum Action {
         snapshot_first: bool,
         #[serde(default)]
         force_failover: bool,
+        /// autoheal's snapshots of the instance kept after a reboot, the new one included.
+        #[serde(default = "default_keep_snapshots")]
+        keep_snapshots: u32,
+        /// autoheal's snapshots of the instance older than this are deleted after a reboot.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot_max_age_days: Option<u32>,
     },
     /// Half-open a circuit breaker the application reads from a Parameter Store parameter.
     ResetCircuitBreaker {
@@ -178,6 +193,12 @@ pub enum Action {
     VerifyBackup {
         #[serde(default = "default_verification_class")]
         restore_instance_class: String,
+        /// Verified backups of the instance kept, the new one included.
+        #[serde(default = "default_keep_snapshots")]
+        keep_snapshots: u32,
+        /// Verified backups older than this are deleted after a verification.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot_max_age_days: Option<u32>,
     },
     /// Deregister the unhealthy targets of a load-balancer target group.
     DeregisterUnhealthyTargets {},
@@ -275,6 +296,7 @@ impl Action {
             }
             Action::VerifyBackup {
                 restore_instance_class,
+                ..
             } => non_empty("action.restore_instance_class", restore_instance_class),
             Action::ReplaceNatRoute { standby_tag } => non_empty("action.standby_tag", standby_tag),
             _ => {}
@@ -310,6 +332,20 @@ impl Action {
                 "must be at least 1".to_owned(),
             )),
             _ => {}
+        }
+        if let Some(retention) = crate::retention::Retention::of(self) {
+            if retention.keep == 0 {
+                problems.push((
+                    "action.keep_snapshots",
+                    "must be at least 1: the snapshot just taken is always kept".to_owned(),
+                ));
+            }
+            if retention.max_age_days == Some(0) {
+                problems.push((
+                    "action.snapshot_max_age_days",
+                    "must be at least 1 (leave it out to keep snapshots of any age)".to_owned(),
+                ));
+            }
         }
         problems
     }
