@@ -6,6 +6,7 @@ pub mod ec2;
 
 use aws_config::SdkConfig;
 
+use autoheal_core::retention::Retention;
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
 
 pub use asg::GroupScaler;
@@ -59,10 +60,16 @@ impl Healer for InfrastructureHealer {
             Action::RepairEbsVolume {
                 target_volume_type,
                 force_detach,
+                keep_snapshots,
+                snapshot_max_age_days,
                 ..
             } => {
+                let retention = Retention {
+                    keep: *keep_snapshots,
+                    max_age_days: *snapshot_max_age_days,
+                };
                 self.volumes
-                    .repair(request, target_volume_type, *force_detach)
+                    .repair(request, target_volume_type, *force_detach, retention)
                     .await
             }
             other => Err(HealError::new(format!(
