@@ -82,6 +82,34 @@ fn validate_accepts_the_shipped_rules_and_names_the_fault_in_a_bad_file() {
 }
 
 #[test]
+fn validate_names_the_line_and_field_of_a_wrong_snapshot_retention() {
+    let dir = std::env::temp_dir().join(format!("autoheal-retention-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("rules.toml");
+    let shipped =
+        std::fs::read_to_string(workspace().join("rules/autoheal-rules.toml")).expect("rules");
+    let text = shipped.replacen("keep_snapshots = 3", "keep_snapshots = -1", 1);
+    let line = text
+        .lines()
+        .position(|l| l == "keep_snapshots = -1")
+        .expect("the edited line")
+        + 1;
+    std::fs::write(&bad, text).expect("write");
+
+    let output = autoheal(&["validate", &bad.display().to_string()]);
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "line {line}: rule `ebs-volume-healing`: field `action.keep_snapshots`: "
+        )),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn explain_reads_the_aws_documentation_samples() {
     for sample in [
         "single-metric-cpu",

@@ -4,6 +4,7 @@ use chrono::{Duration, SubsecRound, Utc};
 use serde_json::Value;
 
 use autoheal_aws::{DynamoStateStore, SnsNotifier};
+use autoheal_core::decision::idempotency_token;
 use autoheal_core::{
     AlarmEvent, Engine, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Layer,
     RuleSet, Settings, SkipReason, SystemClock,
@@ -13,7 +14,10 @@ use autoheal_tests::data::{
     BACKUP_VERIFICATION, CACHE_INVALIDATION, DATABASE_CORRUPTION, DataStores, at, data_alarm,
     data_ok, rds_tag,
 };
-use autoheal_tests::{Counting, Deployment, Emulator, ec2_alarm};
+use autoheal_tests::{
+    Counting, Deployment, Emulator, autoheal_snapshot_tags, ec2_alarm, rds_snapshot,
+    rds_snapshot_ids,
+};
 
 type DataEngine = Engine<DynamoStateStore, SnsNotifier, Counting<DataHealer>, SystemClock>;
 
@@ -542,6 +546,164 @@ async fn an_instance_autoheal_did_not_create_is_never_deleted() {
             "orders-db-verify-01234567".to_owned()
         ]
     );
+}
+
+/// Snapshots of `orders-db` and `billing-db` before a verification, oldest first: a person's,
+/// four of autoheal's own verified backups (returned), one of autoheal's of another instance,
+/// and one of this instance taken before a reboot (another rule's).
+async fn snapshots_before_verification(stores: &DataStores) -> Vec<String> {
+    stores.database("orders-db", &[], 7).await;
+    stores.database("billing-db", &[], 7).await;
+    rds_snapshot(&stores.rds, "orders-db", "before-the-upgrade", &[]).await;
+    let own: Vec<String> = (1..=4)
+        .map(|n| format!("autoheal-verify-orders-db-old{n}"))
+        .collect();
+    for id in &own {
+        rds_snapshot(
+            &stores.rds,
+            "orders-db",
+            id,
+            &autoheal_snapshot_tags("orders-db", BACKUP_VERIFICATION),
+        )
+        .await;
+    }
+    rds_snapshot(
+        &stores.rds,
+        "billing-db",
+        "autoheal-verify-billing-db-old",
+        &autoheal_snapshot_tags("billing-db", BACKUP_VERIFICATION),
+    )
+    .await;
+    rds_snapshot(
+        &stores.rds,
+        "orders-db",
+        "autoheal-orders-db-before-reboot",
+        &autoheal_snapshot_tags("orders-db", "rds-instance-healing"),
+    )
+    .await;
+    own
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_backup_replaces_only_autoheals_own_older_backups_beyond_three() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    let own = snapshots_before_verification(&stores).await;
+    let before = rds_snapshot_ids(&stores.rds).await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(
+        &engine,
+        data_alarm(BACKUP_VERIFICATION, "orders-db", "event-verify"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    let new = record.details["snapshot_id"].clone();
+    assert_eq!(
+        record.details["snapshots_deleted"],
+        format!("{},{}", own[1], own[0])
+    );
+    assert_eq!(
+        record.details["snapshots_kept"],
+        format!("{new},{},{}", own[3], own[2])
+    );
+    let mut expected = before.clone();
+    expected.remove(&own[0]);
+    expected.remove(&own[1]);
+    expected.insert(new.clone());
+    let after = rds_snapshot_ids(&stores.rds).await;
+    assert_eq!(after, expected);
+    for kept in [
+        "before-the-upgrade",
+        "autoheal-verify-billing-db-old",
+        "autoheal-orders-db-before-reboot",
+    ] {
+        assert!(after.contains(kept), "{kept} was deleted");
+    }
+    let fresh = stores
+        .snapshots_of("orders-db")
+        .await
+        .into_iter()
+        .find(|s| s.db_snapshot_identifier() == Some(new.as_str()))
+        .expect("the fresh backup");
+    for (key, value) in autoheal_snapshot_tags("orders-db", BACKUP_VERIFICATION) {
+        assert_eq!(rds_tag(fresh.tag_list(), key), Some(value));
+    }
+    assert_eq!(
+        rds_tag(fresh.tag_list(), "autoheal:backup-of"),
+        Some("orders-db")
+    );
+    assert_eq!(
+        stored_record(&deployment)
+            .await
+            .details
+            .get("snapshots_deleted"),
+        record.details.get("snapshots_deleted")
+    );
+
+    // The same attempt again: its snapshot is reused and nothing more is deleted.
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let rule = rules.get(BACKUP_VERIFICATION).expect("the rule");
+    let incident = record.incident_id.as_deref().expect("an incident");
+    let token = idempotency_token(&rule.name, "orders-db", incident, record.attempt);
+    let event =
+        AlarmEvent::from_value(data_alarm(BACKUP_VERIFICATION, "orders-db", "event-verify"))
+            .expect("an alarm");
+    let again = engine
+        .healer
+        .inner
+        .heal(HealRequest {
+            rule,
+            resource_id: "orders-db",
+            attempt: record.attempt,
+            incident_id: incident,
+            idempotency_token: &token,
+            event: &event,
+        })
+        .await
+        .expect("verified again");
+    let HealOutcome::Healed { details, .. } = again else {
+        panic!("{again:?}");
+    };
+    assert_eq!(details["snapshot_id"], new);
+    assert_eq!(details["snapshots_deleted"], "");
+    assert_eq!(rds_snapshot_ids(&stores.rds).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_that_does_not_restore_deletes_no_older_backup() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.option_group("orders-options").await;
+    stores
+        .database_with_option_group("orders-db", &[], 7, Some("orders-options"))
+        .await;
+    for n in 1..=4 {
+        rds_snapshot(
+            &stores.rds,
+            "orders-db",
+            &format!("autoheal-verify-orders-db-old{n}"),
+            &autoheal_snapshot_tags("orders-db", BACKUP_VERIFICATION),
+        )
+        .await;
+    }
+    // No snapshot of the instance can be restored now.
+    stores.delete_option_group("orders-options").await;
+    let before = rds_snapshot_ids(&stores.rds).await;
+
+    let record = handle(
+        &data_engine(&deployment),
+        data_alarm(BACKUP_VERIFICATION, "orders-db", "event-broken"),
+    )
+    .await;
+
+    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
+    let after = rds_snapshot_ids(&stores.rds).await;
+    assert_eq!(after.len(), before.len() + 1, "only the new one added");
+    assert!(after.is_superset(&before), "{after:?}");
 }
 
 /// Runs `verify-backup` on `db` directly, as attempt 1 with a known idempotency token.

@@ -1,9 +1,13 @@
 //! `asg-capacity-healing` and `ebs-volume-healing` against the emulator (`ec2-instance-healing`
 //! has its own module).
 
-use autoheal_core::{HealingStatus, Layer, Settings, SkipReason, SystemClock};
+use autoheal_core::decision::idempotency_token;
+use autoheal_core::{
+    AlarmEvent, HealOutcome, HealRequest, Healer, HealingStatus, Layer, RuleSet, Settings,
+    SkipReason, SystemClock,
+};
 use autoheal_infrastructure::InfrastructureHealer;
-use autoheal_tests::{Counting, Deployment, Emulator, Fleet, rule_event};
+use autoheal_tests::{Counting, Deployment, Emulator, Fleet, autoheal_snapshot_tags, rule_event};
 
 fn asg_event(state: &str, id: &str, group: &str) -> serde_json::Value {
     rule_event(
@@ -418,5 +422,193 @@ async fn root_opted_out_and_missing_volumes_are_not_touched() {
             .all(|s| s.volume_id() != Some(root.as_str())
                 && s.volume_id() != Some(opted_out.as_str())),
         "nothing was snapshotted"
+    );
+}
+
+/// EC2 reports a snapshot's start time to the second: fixtures a second apart keep their order.
+async fn a_second_later() {
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+}
+
+/// Runs the same attempt as `record` again, as after an invocation that died (same token).
+async fn retry(
+    healer: &InfrastructureHealer,
+    record: &autoheal_core::HealingRecord,
+    volume: &str,
+) -> Result<HealOutcome, autoheal_core::HealError> {
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let rule = rules.get("ebs-volume-healing").expect("the rule");
+    let incident = record.incident_id.as_deref().expect("an incident");
+    let token = idempotency_token(&rule.name, volume, incident, record.attempt);
+    let event = AlarmEvent::from_value(ebs_event("alarm", "ebs-retry", volume)).expect("event");
+    healer
+        .heal(HealRequest {
+            rule,
+            resource_id: volume,
+            attempt: record.attempt,
+            incident_id: incident,
+            idempotency_token: &token,
+            event: &event,
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_deletes_only_autoheals_own_older_snapshots_of_the_volume_beyond_three() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let instance = fleet.standalone(&[]).await;
+    let volume = fleet.attached_volume(&instance, "/dev/sdf", &[]).await;
+    let other = fleet.attached_volume(&instance, "/dev/sdg", &[]).await;
+    // Oldest first: a person's snapshot, four of autoheal's own, one of autoheal's of another
+    // volume, one of this volume tagged by another rule.
+    let person = fleet
+        .snapshot(&volume, &[("Name", "before the upgrade")])
+        .await;
+    let mut own = Vec::new();
+    for _ in 0..4 {
+        a_second_later().await;
+        own.push(
+            fleet
+                .snapshot(
+                    &volume,
+                    &autoheal_snapshot_tags(&volume, "ebs-volume-healing"),
+                )
+                .await,
+        );
+    }
+    let of_other_volume = fleet
+        .snapshot(
+            &other,
+            &autoheal_snapshot_tags(&other, "ebs-volume-healing"),
+        )
+        .await;
+    let of_other_rule = fleet
+        .snapshot(&volume, &autoheal_snapshot_tags(&volume, "some-other-rule"))
+        .await;
+    let before = fleet.snapshots_of(&[&volume, &other]).await;
+    assert_eq!(before.len(), 7);
+    a_second_later().await;
+    let engine = engine(&deployment);
+
+    let record = engine
+        .handle(ebs_event("alarm", "ebs-1", &volume), "run-1")
+        .await
+        .expect("handled")
+        .record
+        .expect("a record");
+
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    let new = record.details["snapshot_id"].clone();
+    // Kept: the new snapshot and the two newest of autoheal's older ones (3 in all); deleted:
+    // the two oldest of autoheal's; everything else is untouched.
+    assert_eq!(
+        record.details["snapshots_deleted"],
+        format!("{},{}", own[1], own[0])
+    );
+    assert_eq!(
+        record.details["snapshots_kept"],
+        format!("{new},{},{}", own[3], own[2])
+    );
+    let mut expected = before.clone();
+    expected.remove(&own[0]);
+    expected.remove(&own[1]);
+    expected.insert(new.clone());
+    let after = fleet.snapshots_of(&[&volume, &other]).await;
+    assert_eq!(after, expected);
+    for kept in [&person, &of_other_volume, &of_other_rule] {
+        assert!(after.contains(kept), "{kept} was deleted");
+    }
+    let tags = fleet.snapshot_tags(&new).await;
+    for (key, value) in autoheal_snapshot_tags(&volume, "ebs-volume-healing") {
+        assert_eq!(tags.get(key).map(String::as_str), Some(value), "{tags:?}");
+    }
+    assert!(tags.contains_key("autoheal:incident") && tags.contains_key("autoheal:token"));
+    assert!(
+        record
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.contains("deleted 2 older snapshots")),
+        "{record:?}"
+    );
+    let stored = deployment
+        .store()
+        .recent_records(1, chrono::Utc::now())
+        .await
+        .expect("records");
+    assert_eq!(
+        stored[0].details.get("snapshots_deleted"),
+        record.details.get("snapshots_deleted")
+    );
+    let notifications = deployment.notifications(&queue).await;
+    let message: serde_json::Value =
+        serde_json::from_str(notifications[0]["Message"].as_str().expect("a message"))
+            .expect("JSON");
+    assert_eq!(
+        message["record"]["details"]["snapshots_deleted"],
+        record.details["snapshots_deleted"].as_str()
+    );
+
+    // The same attempt again: its snapshot is reused and nothing more is deleted.
+    let again = retry(&engine.healer.inner, &record, &volume)
+        .await
+        .expect("healed again");
+    let HealOutcome::Healed { details, .. } = again else {
+        panic!("{again:?}");
+    };
+    assert_eq!(details["snapshot_id"], new);
+    assert_eq!(details["snapshots_deleted"], "");
+    assert_eq!(fleet.snapshots_of(&[&volume, &other]).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_cannot_be_deleted_is_reported_and_the_repair_still_completes() {
+    let emulator = Emulator::start_with_snapshots_in_use();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let instance = fleet.standalone(&[]).await;
+    let volume = fleet.attached_volume(&instance, "/dev/sdf", &[]).await;
+    let ours = autoheal_snapshot_tags(&volume, "ebs-volume-healing");
+    // autoheal's oldest snapshot, which someone registered an AMI from.
+    let mut in_use_tags = ours.to_vec();
+    in_use_tags.push(("emulator:in-use-by", "ami-0123456789abcdef0"));
+    let in_use = fleet.snapshot(&volume, &in_use_tags).await;
+    let mut own = Vec::new();
+    for _ in 0..3 {
+        a_second_later().await;
+        own.push(fleet.snapshot(&volume, &ours).await);
+    }
+    a_second_later().await;
+
+    let record = engine(&deployment)
+        .handle(ebs_event("alarm", "ebs-1", &volume), "run-1")
+        .await
+        .expect("handled")
+        .record
+        .expect("a record");
+
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.details["snapshots_deleted"], own[0]);
+    let refused = &record.details["snapshots_not_deleted"];
+    assert!(
+        refused.starts_with(&format!("{in_use}: DeleteSnapshot: InvalidSnapshot.InUse")),
+        "{refused}"
+    );
+    let summary = record.summary.clone().unwrap_or_default();
+    assert!(
+        summary.contains(&format!("could not delete {in_use}")),
+        "{summary}"
+    );
+    let after = fleet.snapshots_of(&[&volume]).await;
+    assert!(
+        after.contains(&in_use) && !after.contains(&own[0]),
+        "{after:?}"
+    );
+    assert_eq!(
+        after.len(),
+        4,
+        "the new one, two of autoheal's and the one in use"
     );
 }

@@ -6,6 +6,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use autoheal_aws::{DynamoStateStore, SnsNotifier};
+use autoheal_core::decision::idempotency_token;
 use autoheal_core::{
     Action, AlarmEvent, Engine, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus,
     Layer, RuleSet, Settings, SkipReason, SystemClock,
@@ -15,7 +16,10 @@ use autoheal_tests::platform::{
     EcsService, ecs_event, lambda_event, lambda_function, live_version, rds_event, rds_instance,
     rds_snapshots,
 };
-use autoheal_tests::{Counting, Deployment, Emulator, ec2_alarm};
+use autoheal_tests::{
+    Counting, Deployment, Emulator, autoheal_snapshot_tags, ec2_alarm, rds_snapshot,
+    rds_snapshot_ids,
+};
 
 type PlatformEngine = Engine<DynamoStateStore, SnsNotifier, Counting<PlatformHealer>, SystemClock>;
 
@@ -377,6 +381,8 @@ async fn a_retried_rds_attempt_reuses_its_snapshot_and_fails_over_a_multi_az_ins
     rule.action = Action::RebootRdsInstance {
         snapshot_first: true,
         force_failover: true,
+        keep_snapshots: 3,
+        snapshot_max_age_days: None,
     };
     let event = AlarmEvent::from_value(rds_event("alarm", "orders-db", "db-retry")).expect("event");
     let healer = PlatformHealer::new(&deployment.sdk);
@@ -474,4 +480,126 @@ async fn an_infrastructure_alarm_sent_to_the_platform_function_is_skipped() {
     assert_eq!(outcome.reason, Some(SkipReason::OtherLayer), "{outcome:?}");
     assert_eq!(engine.healer.calls(), 0);
     assert_eq!(deployment.item_count().await, 0, "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rds_reboot_deletes_only_autoheals_own_older_snapshots_of_the_instance_beyond_three() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let rds = rds_instance(&deployment.sdk, "orders-db", false, &[]).await;
+    rds_instance(&deployment.sdk, "billing-db", false, &[]).await;
+    // Oldest first: a person's snapshot, four of autoheal's own, one of autoheal's of another
+    // instance, and a verified backup of this instance (another rule's).
+    rds_snapshot(&rds, "orders-db", "before-the-upgrade", &[]).await;
+    let own: Vec<String> = (1..=4)
+        .map(|n| format!("autoheal-orders-db-old{n}"))
+        .collect();
+    for id in &own {
+        rds_snapshot(
+            &rds,
+            "orders-db",
+            id,
+            &autoheal_snapshot_tags("orders-db", "rds-instance-healing"),
+        )
+        .await;
+    }
+    rds_snapshot(
+        &rds,
+        "billing-db",
+        "autoheal-billing-db-old",
+        &autoheal_snapshot_tags("billing-db", "rds-instance-healing"),
+    )
+    .await;
+    rds_snapshot(
+        &rds,
+        "orders-db",
+        "autoheal-verify-orders-db-old",
+        &autoheal_snapshot_tags("orders-db", "backup-verification-healing"),
+    )
+    .await;
+    let before = rds_snapshot_ids(&rds).await;
+    let engine = platform(&deployment);
+
+    let outcome = engine
+        .handle(rds_event("alarm", "orders-db", "db-1"), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    let new = record.details["snapshot_id"].clone();
+    assert_eq!(
+        record.details["snapshots_deleted"],
+        format!("{},{}", own[1], own[0])
+    );
+    assert_eq!(
+        record.details["snapshots_kept"],
+        format!("{new},{},{}", own[3], own[2])
+    );
+    let mut expected = before.clone();
+    expected.remove(&own[0]);
+    expected.remove(&own[1]);
+    expected.insert(new.clone());
+    let after = rds_snapshot_ids(&rds).await;
+    assert_eq!(after, expected);
+    for kept in [
+        "before-the-upgrade",
+        "autoheal-billing-db-old",
+        "autoheal-verify-orders-db-old",
+    ] {
+        assert!(after.contains(kept), "{kept} was deleted");
+    }
+    let tags = rds
+        .describe_db_snapshots()
+        .db_snapshot_identifier(&new)
+        .send()
+        .await
+        .expect("the new snapshot")
+        .db_snapshots()[0]
+        .tag_list()
+        .to_vec();
+    for (key, value) in autoheal_snapshot_tags("orders-db", "rds-instance-healing") {
+        assert!(
+            tags.iter()
+                .any(|t| t.key() == Some(key) && t.value() == Some(value)),
+            "{tags:?}"
+        );
+    }
+    assert_eq!(
+        stored_record(&deployment, HealingStatus::Completed)
+            .await
+            .details
+            .get("snapshots_deleted"),
+        record.details.get("snapshots_deleted")
+    );
+
+    // The same attempt again: its snapshot is reused and nothing more is deleted.
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let rule = rules.get("rds-instance-healing").expect("the rule");
+    let incident = record.incident_id.as_deref().expect("an incident");
+    let token = idempotency_token(&rule.name, "orders-db", incident, record.attempt);
+    let event = AlarmEvent::from_value(rds_event("alarm", "orders-db", "db-1")).expect("event");
+    let again = engine
+        .healer
+        .inner
+        .heal(HealRequest {
+            rule,
+            resource_id: "orders-db",
+            attempt: record.attempt,
+            incident_id: incident,
+            idempotency_token: &token,
+            event: &event,
+        })
+        .await
+        .expect("healed again");
+    let HealOutcome::Healed {
+        summary, details, ..
+    } = again
+    else {
+        panic!("{again:?}");
+    };
+    assert!(summary.starts_with("reused snapshot"), "{summary}");
+    assert_eq!(details["snapshot_id"], new);
+    assert_eq!(details["snapshots_deleted"], "");
+    assert_eq!(rds_snapshot_ids(&rds).await, expected);
 }

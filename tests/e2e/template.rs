@@ -1074,7 +1074,7 @@ fn each_function_may_do_what_its_actions_need_and_no_more() {
         // Platform: the reboot snapshot is autoheal's own; retention deletes only those.
         (platform, request("rds:CreateDBSnapshot", &db), true, "snapshot before a reboot"),
         (platform, request("rds:CreateDBSnapshot", &rds_snapshot("autoheal-orders-db-1a2b")), true, "the snapshot it names"),
-        (platform, request("rds:AddTagsToResource", &rds_snapshot("autoheal-orders-db-1a2b")).request_tag("autoheal:managed", "true").request_tag("autoheal:snapshot-of", "orders-db"), true, "tag its snapshot at creation"),
+        (platform, request("rds:AddTagsToResource", &rds_snapshot("autoheal-orders-db-1a2b")).request_tag("autoheal:managed", "true").request_tag("autoheal:snapshot-of", "orders-db").request_tag("autoheal:rule", "rds-instance-healing"), true, "tag its snapshot at creation"),
         (platform, request("rds:AddTagsToResource", &rds_snapshot("autoheal-orders-db-1a2b")).request_tag("autoheal:snapshot-of", "orders-db"), false, "tags without the managed mark"),
         (platform, request("rds:AddTagsToResource", &db).request_tag("autoheal:managed", "true"), false, "tag a database"),
         (platform, request("rds:DescribeDBSnapshots", &rds_snapshot("autoheal-orders-db-1a2b")), true, "list snapshots"),
@@ -1086,7 +1086,7 @@ fn each_function_may_do_what_its_actions_need_and_no_more() {
         // Data: the verification backup likewise.
         (data, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-verify-orders-db-1a2b")).resource_tag("autoheal:managed", "true"), true, "delete its own backup"),
         (data, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-verify-orders-db-1a2b")), false, "an untagged backup"),
-        (data, request("rds:AddTagsToResource", &rds_snapshot("autoheal-verify-orders-db-1a2b")).request_tag("autoheal:incident", "i-1").request_tag("autoheal:managed", "true").request_tag("autoheal:snapshot-of", "orders-db").request_tag("autoheal:backup-of", "orders-db"), true, "tag its backup at creation"),
+        (data, request("rds:AddTagsToResource", &rds_snapshot("autoheal-verify-orders-db-1a2b")).request_tag("autoheal:incident", "i-1").request_tag("autoheal:managed", "true").request_tag("autoheal:snapshot-of", "orders-db").request_tag("autoheal:backup-of", "orders-db").request_tag("autoheal:rule", "backup-verification-healing"), true, "tag its backup at creation"),
         (data, request("rds:DescribeDBSnapshots", &rds_snapshot("autoheal-verify-orders-db-1a2b")), true, "list backups"),
         (data, request("rds:ListTagsForResource", &rds_snapshot("autoheal-verify-orders-db-1a2b")), true, "read backup tags"),
         (data, request("elasticache:ListTagsForResource", &arn("elasticache", "replicationgroup:sessions")), true, "a replication group's opt-out"),

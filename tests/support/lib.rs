@@ -136,6 +136,13 @@ impl Emulator {
         Self::start_with_shim("moto_route53_health_status.py")
     }
 
+    /// Starts the emulator refusing, as EC2 does for a snapshot an AMI uses
+    /// (`InvalidSnapshot.InUse`), to delete snapshots tagged `emulator:in-use-by` (see
+    /// `tests/emulator/moto_snapshot_in_use.py`).
+    pub fn start_with_snapshots_in_use() -> Self {
+        Self::start_with_shim("moto_snapshot_in_use.py")
+    }
+
     /// Starts the emulator through a script of `tests/emulator/` that adds to moto what it
     /// lacks, and changes nothing else.
     fn start_with_shim(script: &str) -> Self {
@@ -246,6 +253,44 @@ impl Drop for Emulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The tags autoheal puts on a snapshot `rule` takes of `source` (a volume or DB instance).
+pub fn autoheal_snapshot_tags<'a>(source: &'a str, rule: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("autoheal:managed", "true"),
+        ("autoheal:snapshot-of", source),
+        ("autoheal:rule", rule),
+    ]
+}
+
+/// A manual snapshot `id` of the DB instance `db`, tagged `tags` (none: a person's snapshot).
+pub async fn rds_snapshot(rds: &aws_sdk_rds::Client, db: &str, id: &str, tags: &[(&str, &str)]) {
+    let mut create = rds
+        .create_db_snapshot()
+        .db_instance_identifier(db)
+        .db_snapshot_identifier(id);
+    for (key, value) in tags {
+        create = create.tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key(*key)
+                .value(*value)
+                .build(),
+        );
+    }
+    create.send().await.expect("create DB snapshot");
+}
+
+/// The ids of every DB snapshot in the account, manual and automated, of every instance.
+pub async fn rds_snapshot_ids(rds: &aws_sdk_rds::Client) -> std::collections::BTreeSet<String> {
+    rds.describe_db_snapshots()
+        .send()
+        .await
+        .expect("describe DB snapshots")
+        .db_snapshots()
+        .iter()
+        .filter_map(|s| s.db_snapshot_identifier().map(str::to_owned))
+        .collect()
 }
 
 /// A clock the test moves.
@@ -669,6 +714,69 @@ impl Fleet {
             .await
             .expect("attach volume");
         volume
+    }
+
+    /// A completed snapshot of `volume` tagged `tags` (none: a person's snapshot).
+    pub async fn snapshot(&self, volume: &str, tags: &[(&str, &str)]) -> String {
+        let mut create = self.ec2.create_snapshot().volume_id(volume);
+        if !tags.is_empty() {
+            let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot);
+            for (key, value) in tags {
+                spec = spec.tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(*key)
+                        .value(*value)
+                        .build(),
+                );
+            }
+            create = create.tag_specifications(spec.build());
+        }
+        create
+            .send()
+            .await
+            .expect("create snapshot")
+            .snapshot_id
+            .expect("snapshot id")
+    }
+
+    /// The ids of every snapshot of `volumes`.
+    pub async fn snapshots_of(&self, volumes: &[&str]) -> std::collections::BTreeSet<String> {
+        self.ec2
+            .describe_snapshots()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("volume-id")
+                    .set_values(Some(volumes.iter().map(|v| (*v).to_owned()).collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe snapshots")
+            .snapshots()
+            .iter()
+            .filter_map(|s| s.snapshot_id().map(str::to_owned))
+            .collect()
+    }
+
+    /// A snapshot's tags, as a map.
+    pub async fn snapshot_tags(
+        &self,
+        snapshot: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        self.ec2
+            .describe_snapshots()
+            .snapshot_ids(snapshot)
+            .send()
+            .await
+            .expect("describe snapshot")
+            .snapshots()
+            .first()
+            .expect("the snapshot")
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+            .collect()
     }
 
     pub async fn volume(&self, id: &str) -> aws_sdk_ec2::types::Volume {

@@ -1,14 +1,17 @@
 //! `verify-backup`: take a fresh backup of an RDS instance and prove it restores.
 //!
 //! 1. A manual snapshot `autoheal-verify-<db>-<token>` (reused when a retried attempt already
-//!    took it), and a bounded wait until it is available. The snapshot is kept: it is the
-//!    fresh backup.
+//!    took it), tagged as autoheal's, and a bounded wait until it is available. The snapshot
+//!    is kept: it is the fresh backup.
 //! 2. A temporary instance `<db>-verify-<token>` restored from that snapshot with
 //!    `restore_instance_class`, in the source's subnet group and security groups, never
 //!    public, without deletion protection, and a bounded wait until it is available. A
 //!    restore that fails or never becomes available IS the verification failure.
 //! 3. The temporary instance is deleted (no final snapshot, no automated backups) whatever
 //!    the verification showed, before the run is recorded.
+//! 4. Only when the new backup proved it restores: autoheal's own older verified backups of
+//!    the instance beyond the rule's retention are deleted (`autoheal_core::retention`). A
+//!    failed verification deletes no snapshot.
 //!
 //! The waits together stay well under the function's 300 s timeout.
 
@@ -21,8 +24,10 @@ use aws_sdk_rds::types::{DbInstance, DbSnapshot};
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use autoheal_aws::errors::describe;
+use autoheal_aws::snapshots::RdsSnapshots;
 use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
-use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
+use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
+use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
 
 use crate::restore::{created_by_autoheal, describe_instance, describe_source, tag};
 use crate::{api_error, rds_identifier, short_token, tag_map};
@@ -50,6 +55,7 @@ impl BackupVerifier {
         &self,
         request: HealRequest<'_>,
         restore_instance_class: &str,
+        retention: Retention,
     ) -> Result<HealOutcome, HealError> {
         let db = request.resource_id;
         let source = describe_source(&self.rds, db).await?;
@@ -138,18 +144,34 @@ impl BackupVerifier {
             }
         };
         match verification {
-            Ok(()) => Ok(HealOutcome::Healed {
-                summary: format!(
-                    "took snapshot {snapshot_id} of {db} and proved it restores: {verify_id} \
-                     ({restore_instance_class}) became available and was deleted"
-                ),
-                details: BTreeMap::from([
-                    ("snapshot_id".to_owned(), snapshot_id),
-                    ("verified_instance_id".to_owned(), verify_id),
+            Ok(()) => {
+                let report = retention::apply(
+                    &RdsSnapshots::new(self.rds.clone()),
+                    Scope {
+                        source: db,
+                        rule: &request.rule.name,
+                        just_made: &snapshot_id,
+                    },
+                    retention,
+                    SystemClock.now(),
+                )
+                .await;
+                let mut details = BTreeMap::from([
+                    ("snapshot_id".to_owned(), snapshot_id.clone()),
+                    ("verified_instance_id".to_owned(), verify_id.clone()),
                     ("verification".to_owned(), "restored".to_owned()),
-                ]),
-                reverts: Vec::new(),
-            }),
+                ]);
+                report.write_details(&mut details);
+                Ok(HealOutcome::Healed {
+                    summary: format!(
+                        "took snapshot {snapshot_id} of {db} and proved it restores: {verify_id} \
+                         ({restore_instance_class}) became available and was deleted; {}",
+                        report.summary()
+                    ),
+                    details,
+                    reverts: Vec::new(),
+                })
+            }
             Err(reason) => Err(HealError::new(format!(
                 "backup verification of {db} failed: {reason} (snapshot {snapshot_id} is kept)"
             ))),
@@ -177,6 +199,12 @@ impl BackupVerifier {
             .create_db_snapshot()
             .db_instance_identifier(request.resource_id)
             .db_snapshot_identifier(snapshot_id)
+            .set_tags(Some(
+                ownership_tags(request.resource_id, &request.rule.name)
+                    .iter()
+                    .map(|(key, value)| tag(key, value))
+                    .collect(),
+            ))
             .tags(tag("autoheal:backup-of", request.resource_id))
             .tags(tag("autoheal:incident", request.incident_id))
             .send()

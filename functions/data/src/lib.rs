@@ -17,6 +17,7 @@ use aws_config::SdkConfig;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use autoheal_aws::errors::describe;
+use autoheal_core::retention::Retention;
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
 
 pub use backup::BackupVerifier;
@@ -76,7 +77,17 @@ impl Healer for DataHealer {
             }
             Action::VerifyBackup {
                 restore_instance_class,
-            } => self.backups.verify(request, restore_instance_class).await,
+                keep_snapshots,
+                snapshot_max_age_days,
+            } => {
+                let retention = Retention {
+                    keep: *keep_snapshots,
+                    max_age_days: *snapshot_max_age_days,
+                };
+                self.backups
+                    .verify(request, restore_instance_class, retention)
+                    .await
+            }
             other => Err(HealError::new(format!(
                 "the data function does not implement `{}`",
                 other.kind()

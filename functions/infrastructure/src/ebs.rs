@@ -7,7 +7,10 @@
 //!    volume type (`ClientToken` = the attempt's token, so a retry creates no second one).
 //! 4. If the volume is attached, detach it (forced only when the rule says so), attach the
 //!    replacement at the same device. The old volume is kept, tagged `autoheal:replaced-by`:
-//!    autoheal never deletes data.
+//!    autoheal never deletes a volume.
+//! 5. Once the repair is done, autoheal's own older snapshots of the volume beyond the rule's
+//!    retention are deleted (`autoheal_core::retention`); only snapshots tagged as autoheal's
+//!    snapshots of this volume by this rule are ever candidates.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,8 +23,10 @@ use aws_sdk_ec2::types::{
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use autoheal_aws::errors::describe;
+use autoheal_aws::snapshots::Ec2Snapshots;
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
+use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
+use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
 
 /// The longest wait for a snapshot to complete or a volume to change state.
 const WAIT: Duration = Duration::from_secs(240);
@@ -96,6 +101,7 @@ impl VolumeRepairer {
         request: HealRequest<'_>,
         target_volume_type: &str,
         force_detach: bool,
+        retention: Retention,
     ) -> Result<HealOutcome, HealError> {
         let volume_id = request.resource_id;
         let volume = self.volume(volume_id).await?;
@@ -189,7 +195,7 @@ impl VolumeRepairer {
                 wait_error(&format!("replacement {new_id} did not become available"), e)
             })?;
 
-        let summary = match attachment {
+        let mut summary = match attachment {
             Some(attachment) => {
                 let instance_id = attachment.instance_id().unwrap_or_default().to_owned();
                 let device = attachment.device().unwrap_or_default().to_owned();
@@ -214,6 +220,20 @@ impl VolumeRepairer {
             .map_err(|e| {
                 HealError::new(format!("{summary}, but {}", describe("CreateTags", &e)))
             })?;
+
+        let report = retention::apply(
+            &Ec2Snapshots::new(self.ec2.clone()),
+            Scope {
+                source: volume_id,
+                rule: &request.rule.name,
+                just_made: &snapshot_id,
+            },
+            retention,
+            SystemClock.now(),
+        )
+        .await;
+        report.write_details(&mut details);
+        summary.push_str(&format!("; {}", report.summary()));
         Ok(HealOutcome::healed(summary, details))
     }
 
@@ -257,11 +277,15 @@ impl VolumeRepairer {
                 ))
                 .tag_specifications(tags_of(
                     ResourceType::Snapshot,
-                    vec![
-                        tag(TOKEN_TAG, request.idempotency_token),
-                        tag("autoheal:incident", request.incident_id),
-                        tag("autoheal:volume", volume_id),
-                    ],
+                    ownership_tags(volume_id, &request.rule.name)
+                        .iter()
+                        .map(|(key, value)| tag(key, value))
+                        .chain([
+                            tag(TOKEN_TAG, request.idempotency_token),
+                            tag("autoheal:incident", request.incident_id),
+                            tag("autoheal:volume", volume_id),
+                        ])
+                        .collect(),
                 ))
                 .send()
                 .await

@@ -8,6 +8,7 @@ use aws_config::SdkConfig;
 use aws_sdk_ec2::types::Instance;
 
 use autoheal_aws::errors::describe;
+use autoheal_core::retention::Retention;
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Revert};
 
 pub use asg::GroupScaler;
@@ -66,10 +67,16 @@ impl Healer for InfrastructureHealer {
             Action::RepairEbsVolume {
                 target_volume_type,
                 force_detach,
+                keep_snapshots,
+                snapshot_max_age_days,
                 ..
             } => {
+                let retention = Retention {
+                    keep: *keep_snapshots,
+                    max_age_days: *snapshot_max_age_days,
+                };
                 self.volumes
-                    .repair(request, target_volume_type, *force_detach)
+                    .repair(request, target_volume_type, *force_detach, retention)
                     .await
             }
             other => Err(HealError::new(format!(

@@ -12,6 +12,7 @@ use aws_config::SdkConfig;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use autoheal_aws::errors::describe;
+use autoheal_core::retention::Retention;
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
 
 pub use ecs::ServiceRestarter;
@@ -61,9 +62,15 @@ impl Healer for PlatformHealer {
             Action::RebootRdsInstance {
                 snapshot_first,
                 force_failover,
+                keep_snapshots,
+                snapshot_max_age_days,
             } => {
+                let retention = Retention {
+                    keep: *keep_snapshots,
+                    max_age_days: *snapshot_max_age_days,
+                };
                 self.databases
-                    .reboot(request, *snapshot_first, *force_failover)
+                    .reboot(request, *snapshot_first, *force_failover, retention)
                     .await
             }
             other => Err(HealError::new(format!(

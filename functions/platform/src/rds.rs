@@ -6,6 +6,11 @@
 //! token: a retried attempt finds its snapshot and reuses it. The reboot waits until the
 //! snapshot is available (an instance is not rebooted while it is being backed up). It
 //! fails over to the standby only when the rule asks for it and the instance is Multi-AZ.
+//!
+//! The snapshot is tagged as autoheal's (`autoheal:managed`, `autoheal:snapshot-of`,
+//! `autoheal:rule`). After the reboot, autoheal's own older snapshots of the instance beyond
+//! the rule's retention are deleted (`autoheal_core::retention`); no other snapshot is ever
+//! a candidate.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,8 +21,10 @@ use aws_sdk_rds::types::DbInstance;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use autoheal_aws::snapshots::RdsSnapshots;
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
+use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
+use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
 
 use crate::api_error;
 
@@ -72,6 +79,7 @@ impl InstanceRebooter {
         request: HealRequest<'_>,
         snapshot_first: bool,
         force_failover: bool,
+        retention: Retention,
     ) -> Result<HealOutcome, HealError> {
         let db = request.resource_id;
         let instance = self.describe(db).await?;
@@ -85,7 +93,7 @@ impl InstanceRebooter {
         let mut summary = String::new();
         if snapshot_first {
             let snapshot = snapshot_id(db, request.idempotency_token);
-            let reused = self.snapshot(db, &snapshot).await?;
+            let reused = self.snapshot(request, &snapshot).await?;
             self.rds
                 .wait_until_db_snapshot_available()
                 .db_snapshot_identifier(&snapshot)
@@ -131,6 +139,21 @@ impl InstanceRebooter {
             "failover".to_owned(),
             if failover { "yes" } else { "no" }.to_owned(),
         );
+        if let Some(snapshot) = details.get("snapshot_id").cloned() {
+            let report = retention::apply(
+                &RdsSnapshots::new(self.rds.clone()),
+                Scope {
+                    source: db,
+                    rule: &request.rule.name,
+                    just_made: &snapshot,
+                },
+                retention,
+                SystemClock.now(),
+            )
+            .await;
+            report.write_details(&mut details);
+            summary.push_str(&format!("; {}", report.summary()));
+        }
         Ok(HealOutcome::healed(summary, details))
     }
 
@@ -150,14 +173,27 @@ impl InstanceRebooter {
             .ok_or_else(|| HealError::new(format!("DescribeDBInstances: no instance {db}")))
     }
 
-    /// Takes the snapshot; true when it already existed for this instance (a retried
-    /// attempt) and is reused.
-    async fn snapshot(&self, db: &str, snapshot: &str) -> Result<bool, HealError> {
+    /// Takes the snapshot, tagged as autoheal's; true when it already existed for this
+    /// instance (a retried attempt) and is reused.
+    async fn snapshot(&self, request: HealRequest<'_>, snapshot: &str) -> Result<bool, HealError> {
+        let db = request.resource_id;
+        let tags = ownership_tags(db, &request.rule.name)
+            .iter()
+            .map(|(key, value)| (*key, value.as_str()))
+            .chain([("autoheal:incident", request.incident_id)])
+            .map(|(key, value)| {
+                aws_sdk_rds::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+            })
+            .collect();
         let error = match self
             .rds
             .create_db_snapshot()
             .db_instance_identifier(db)
             .db_snapshot_identifier(snapshot)
+            .set_tags(Some(tags))
             .send()
             .await
         {

@@ -7,7 +7,8 @@
 //! - [`decision`]: the pure act/skip decision over a resource's incident state;
 //! - [`revert`]: changes a heal made that are put back when the incident resolves;
 //! - [`engine`]: the path of one event, generic over the store, notifier and healer traits;
-//! - [`record`], [`notice`], [`stats`]: what is recorded, published and read back.
+//! - [`record`], [`notice`], [`stats`]: what is recorded, published and read back;
+//! - [`retention`]: which of autoheal's own snapshots go once it has taken a new one.
 
 pub mod decision;
 pub mod engine;
@@ -16,6 +17,7 @@ pub mod layer;
 pub mod notice;
 pub mod record;
 pub mod resolve;
+pub mod retention;
 pub mod revert;
 pub mod rules;
 pub mod stats;

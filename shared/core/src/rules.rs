@@ -96,6 +96,9 @@ fn default_verification_class() -> String {
 fn default_standby_tag() -> String {
     "autoheal:standby-nat-gateway".to_owned()
 }
+fn default_keep_snapshots() -> u32 {
+    crate::retention::DEFAULT_KEEP
+}
 
 /// What a rule does, with its parameters. Each action belongs to exactly one layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +131,12 @@ pub enum Action {
         target_volume_type: String,
         #[serde(default)]
         force_detach: bool,
+        /// autoheal's snapshots of the volume kept after a repair, the new one included.
+        #[serde(default = "default_keep_snapshots")]
+        keep_snapshots: u32,
+        /// autoheal's snapshots of the volume older than this are deleted after a repair.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot_max_age_days: Option<u32>,
     },
     /// Force a new deployment of an ECS service and stop its unhealthy tasks.
     RestartEcsService {
@@ -144,6 +153,12 @@ pub enum Action {
         snapshot_first: bool,
         #[serde(default)]
         force_failover: bool,
+        /// autoheal's snapshots of the instance kept after a reboot, the new one included.
+        #[serde(default = "default_keep_snapshots")]
+        keep_snapshots: u32,
+        /// autoheal's snapshots of the instance older than this are deleted after a reboot.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot_max_age_days: Option<u32>,
     },
     /// Half-open a circuit breaker the application reads from a Parameter Store parameter.
     ResetCircuitBreaker {
@@ -184,6 +199,12 @@ pub enum Action {
     VerifyBackup {
         #[serde(default = "default_verification_class")]
         restore_instance_class: String,
+        /// Verified backups of the instance kept, the new one included.
+        #[serde(default = "default_keep_snapshots")]
+        keep_snapshots: u32,
+        /// Verified backups older than this are deleted after a verification.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot_max_age_days: Option<u32>,
     },
     /// Deregister the unhealthy targets of a load-balancer target group.
     DeregisterUnhealthyTargets {},
@@ -281,6 +302,7 @@ impl Action {
             }
             Action::VerifyBackup {
                 restore_instance_class,
+                ..
             } => non_empty("action.restore_instance_class", restore_instance_class),
             Action::ReplaceNatRoute { standby_tag } => non_empty("action.standby_tag", standby_tag),
             _ => {}
@@ -316,6 +338,20 @@ impl Action {
                 "must be at least 1".to_owned(),
             )),
             _ => {}
+        }
+        if let Some(retention) = crate::retention::Retention::of(self) {
+            if retention.keep == 0 {
+                problems.push((
+                    "action.keep_snapshots",
+                    "must be at least 1: the snapshot just taken is always kept".to_owned(),
+                ));
+            }
+            if retention.max_age_days == Some(0) {
+                problems.push((
+                    "action.snapshot_max_age_days",
+                    "must be at least 1 (leave it out to keep snapshots of any age)".to_owned(),
+                ));
+            }
         }
         problems
     }
@@ -740,7 +776,7 @@ fn parse_raw(text: &str, headers: &RuleHeaders) -> Result<RawFile, RulesError> {
     let deserializer =
         toml::Deserializer::parse(text).map_err(|error| syntax_error(text, headers, &error))?;
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let line = error.inner().span().map(|span| line_at(text, span.start));
+        let mut line = error.inner().span().map(|span| line_at(text, span.start));
         let message = error.inner().message().to_owned();
         let mut segments = error.path().iter();
         let (rule_index, mut field) = match (segments.next(), segments.next()) {
@@ -767,6 +803,14 @@ fn parse_raw(text: &str, headers: &RuleHeaders) -> Result<RawFile, RulesError> {
             if field.rsplit('.').next() != Some(unknown) {
                 field = join_field(&field, unknown);
             }
+        } else if field == "action"
+            && let Some(index) = rule_index
+            && let Some(parameter) = wrong_action_parameter(text, index)
+        {
+            // The action is read as a whole (its `type` picks the parameters), so serde does
+            // not say which parameter holds the wrong value: name it, and its line.
+            line = parameter_line(text, headers, index, "action", &parameter).or(line);
+            field = join_field(&field, &parameter);
         }
         let rule = rule_index.map(|index| match names.get(index).cloned().flatten() {
             Some(name) if !name.trim().is_empty() => name,
@@ -782,6 +826,71 @@ fn parse_raw(text: &str, headers: &RuleHeaders) -> Result<RawFile, RulesError> {
             }],
         }
     })
+}
+
+/// The parameter of rule `index`'s action whose value is wrong: the one without which the
+/// action reads, or lacks only that parameter.
+fn wrong_action_parameter(text: &str, index: usize) -> Option<String> {
+    let file = text.parse::<toml::Table>().ok()?;
+    let action = file
+        .get("rule")?
+        .as_array()?
+        .get(index)?
+        .get("action")?
+        .as_table()?;
+    action
+        .keys()
+        .filter(|key| key.as_str() != "type")
+        .find(|key| {
+            let mut without = action.clone();
+            without.remove(key.as_str());
+            match toml::Value::Table(without).try_into::<Action>() {
+                Ok(_) => true,
+                Err(error) => error.message() == format!("missing field `{key}`"),
+            }
+        })
+        .cloned()
+}
+
+/// The 1-based line where rule `index` sets `key` of its table `[rule.<table>]` (or the
+/// dotted `<table>.<key>` in the rule's own table).
+fn parameter_line(
+    text: &str,
+    headers: &RuleHeaders,
+    index: usize,
+    table: &str,
+    key: &str,
+) -> Option<usize> {
+    let start = headers.line_of(index)?;
+    let end = headers.line_of(index + 1).unwrap_or(usize::MAX);
+    let sub_table = format!("rule.{table}");
+    let dotted = format!("{table}.{key}");
+    let mut current = String::from("rule");
+    for (at, line) in text
+        .lines()
+        .enumerate()
+        .skip(start)
+        .take(end.saturating_sub(start + 1))
+    {
+        let line = line.trim();
+        if line.starts_with('[') {
+            current = line
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .replace(' ', "");
+            continue;
+        }
+        let Some((written, _)) = line.split_once('=') else {
+            continue;
+        };
+        let written = written.trim().trim_matches('"').trim_matches('\'');
+        if (current == sub_table && written == key) || (current == "rule" && written == dotted) {
+            return Some(at + 1);
+        }
+    }
+    None
 }
 
 /// A TOML syntax error. The file could not be parsed, so the rule and the key at fault are

@@ -849,3 +849,200 @@ fn given_the_shipped_file_with_one_mistake_when_parsed_then_the_shipped_rule_is_
         line_of(&text, "cooldown_seconds = -300"),
     );
 }
+
+// ------------------------------------------------------------------ snapshot retention
+
+/// `BASE` with a third rule whose action is `action` (its lines after `type`).
+fn with_snapshot_rule(action: &str) -> String {
+    format!(
+        r#"{BASE}
+[[rule]]
+name = "third-rule"
+layer = "platform"
+cooldown_seconds = 1800
+max_attempts = 2
+[rule.trigger]
+namespace = "AWS/RDS"
+dimensions = ["DBInstanceIdentifier"]
+[rule.resource]
+dimension = "DBInstanceIdentifier"
+[rule.action]
+type = "reboot-rds-instance"
+{action}"#
+    )
+}
+
+#[test]
+fn given_the_shipped_rules_then_the_snapshot_taking_actions_keep_three_snapshots_of_any_age() {
+    let rules = shipped();
+    let action = |name: &str| rules.get(name).expect("shipped rule").action.clone();
+    assert_eq!(
+        action("ebs-volume-healing"),
+        Action::RepairEbsVolume {
+            snapshot_first: true,
+            target_volume_type: "gp3".to_owned(),
+            force_detach: false,
+            keep_snapshots: 3,
+            snapshot_max_age_days: None,
+        }
+    );
+    assert_eq!(
+        action("rds-instance-healing"),
+        Action::RebootRdsInstance {
+            snapshot_first: true,
+            force_failover: false,
+            keep_snapshots: 3,
+            snapshot_max_age_days: None,
+        }
+    );
+    assert_eq!(
+        action("backup-verification-healing"),
+        Action::VerifyBackup {
+            restore_instance_class: "db.t3.micro".to_owned(),
+            keep_snapshots: 3,
+            snapshot_max_age_days: None,
+        }
+    );
+    // Set explicitly, so that the file shows them.
+    for name in ["repair-ebs-volume", "reboot-rds-instance", "verify-backup"] {
+        let after = SHIPPED_RULES
+            .split(&format!("type = \"{name}\""))
+            .nth(1)
+            .expect("the action")
+            .split("[[rule]]")
+            .next()
+            .expect("its table");
+        assert!(after.contains("\nkeep_snapshots = 3\n"), "{name}");
+    }
+}
+
+#[test]
+fn given_no_retention_parameters_then_three_snapshots_are_kept_whatever_their_age() {
+    let rules = parse(&with_snapshot_rule(""));
+    assert_eq!(
+        rules.get("third-rule").expect("third rule").action,
+        Action::RebootRdsInstance {
+            snapshot_first: true,
+            force_failover: false,
+            keep_snapshots: 3,
+            snapshot_max_age_days: None,
+        }
+    );
+}
+
+#[test]
+fn given_retention_parameters_then_they_are_read() {
+    let rules = parse(&with_snapshot_rule(
+        "keep_snapshots = 1\nsnapshot_max_age_days = 30\n",
+    ));
+    assert_eq!(
+        rules.get("third-rule").expect("third rule").action,
+        Action::RebootRdsInstance {
+            snapshot_first: true,
+            force_failover: false,
+            keep_snapshots: 1,
+            snapshot_max_age_days: Some(30),
+        }
+    );
+}
+
+#[test]
+fn given_keep_snapshots_zero_then_the_problem_names_the_rule_and_field() {
+    let text = with_snapshot_rule("keep_snapshots = 0\n");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "third-rule",
+        "action.keep_snapshots",
+        header_of(&text, "third-rule"),
+    );
+    assert!(problem.message.contains("at least 1"), "{problem:?}");
+}
+
+#[test]
+fn given_a_maximum_snapshot_age_of_zero_then_the_problem_names_the_rule_and_field() {
+    let text = with_snapshot_rule("snapshot_max_age_days = 0\n");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "third-rule",
+        "action.snapshot_max_age_days",
+        header_of(&text, "third-rule"),
+    );
+    assert!(problem.message.contains("at least 1"), "{problem:?}");
+}
+
+#[test]
+fn given_a_wrong_value_of_a_retention_parameter_then_the_problem_names_its_line_and_field() {
+    for (written, field) in [
+        ("keep_snapshots = -1", "action.keep_snapshots"),
+        ("keep_snapshots = \"three\"", "action.keep_snapshots"),
+        ("keep_snapshots = 4.5", "action.keep_snapshots"),
+        (
+            "snapshot_max_age_days = -30",
+            "action.snapshot_max_age_days",
+        ),
+        (
+            "snapshot_max_age_days = true",
+            "action.snapshot_max_age_days",
+        ),
+    ] {
+        let text = with_snapshot_rule(&format!("force_failover = true\n{written}\n"));
+        let problem = first_problem(&text);
+        assert_problem(&problem, "third-rule", field, line_of(&text, written));
+    }
+}
+
+#[test]
+fn given_a_wrong_value_of_any_action_parameter_then_the_problem_names_its_line_and_field() {
+    let text = edit(
+        BASE,
+        "type = \"replace-ec2-instance\"",
+        "type = \"scale-out-auto-scaling-group\"\nincrement = -2\nreplace_unhealthy = true",
+    );
+    assert_problem(
+        &first_problem(&text),
+        "first-rule",
+        "action.increment",
+        line_of(&text, "increment = -2"),
+    );
+    // A wrong value of a required parameter.
+    let text = edit(BASE, "alias = \"live\"", "alias = 7");
+    assert_problem(
+        &first_problem(&text),
+        "second-rule",
+        "action.alias",
+        line_of(&text, "alias = 7"),
+    );
+}
+
+#[test]
+fn given_the_shipped_file_with_a_wrong_retention_value_then_the_rule_line_and_field_are_named() {
+    let text = edit(
+        SHIPPED_RULES,
+        "restore_instance_class = \"db.t3.micro\"",
+        "restore_instance_class = \"db.t3.micro\"\nsnapshot_max_age_days = -7",
+    );
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "backup-verification-healing",
+        "action.snapshot_max_age_days",
+        line_of(&text, "snapshot_max_age_days = -7"),
+    );
+    assert_eq!(
+        problem.to_string(),
+        format!(
+            "line {}: rule `backup-verification-healing`: field `action.snapshot_max_age_days`: invalid value: integer `-7`, expected u32",
+            line_of(&text, "snapshot_max_age_days = -7")
+        )
+    );
+
+    let text = edit(SHIPPED_RULES, "keep_snapshots = 3", "keep_snapshots = 0");
+    assert_problem(
+        &first_problem(&text),
+        "ebs-volume-healing",
+        "action.keep_snapshots",
+        header_of(&text, "ebs-volume-healing"),
+    );
+}
