@@ -997,7 +997,7 @@ fn given_a_wrong_value_of_a_retention_parameter_then_the_problem_names_its_line_
 fn given_a_wrong_value_of_any_action_parameter_then_the_problem_names_its_line_and_field() {
     let text = edit(
         BASE,
-        "type = \"replace-ec2-instance\"",
+        "type = \"recover-ec2-instance\"",
         "type = \"scale-out-auto-scaling-group\"\nincrement = -2\nreplace_unhealthy = true",
     );
     assert_problem(
