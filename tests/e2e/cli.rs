@@ -483,3 +483,110 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn validate_warns_about_a_rule_an_earlier_rule_always_takes_first() {
+    let shipped = std::fs::read_to_string(path("rules/autoheal-rules.toml")).expect("rules");
+    let shadowed = r#"
+[[rule]]
+name = "ec2-instance-healing-copy"
+layer = "infrastructure"
+cooldown_seconds = 600
+max_attempts = 1
+[rule.trigger]
+namespace = "AWS/EC2"
+metrics = ["StatusCheckFailed_System"]
+dimensions = ["InstanceId"]
+[rule.resource]
+dimension = "InstanceId"
+[rule.action]
+type = "recover-ec2-instance"
+"#;
+    let dir = std::env::temp_dir().join(format!("autoheal-shadowed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("rules.toml");
+    std::fs::write(&file, format!("{shipped}\n{shadowed}")).expect("write");
+
+    let output = autoheal(&["validate", &file.display().to_string()]);
+    let shipped_output = autoheal(&["validate"]);
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let warnings: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stdout}");
+    assert!(
+        warnings[0].contains("ec2-instance-healing-copy")
+            && warnings[0].contains("`ec2-instance-healing`, earlier in the file"),
+        "{stdout}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&shipped_output.stdout).contains("warning:"),
+        "the shipped rules shadow nothing"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_with_a_layer_runs_that_layers_handler_whatever_the_event() {
+    let emulator = Emulator::start();
+    let url = emulator.url();
+    let bootstrap = autoheal(&["bootstrap", "--endpoint-url", &url]);
+    assert!(bootstrap.status.success());
+    let dir = std::env::temp_dir().join(format!("autoheal-layer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let event = dir.join("event.json");
+    std::fs::write(
+        &event,
+        ec2_alarm("i-0abc1234def567890", "cli-layer").to_string(),
+    )
+    .expect("write");
+    let event = event.display().to_string();
+
+    let platform = autoheal(&[
+        "invoke",
+        "--event",
+        &event,
+        "--layer",
+        "platform",
+        "--endpoint-url",
+        &url,
+    ]);
+    let unknown = autoheal(&[
+        "invoke",
+        "--event",
+        &event,
+        "--layer",
+        "storage",
+        "--endpoint-url",
+        &url,
+    ]);
+
+    assert!(
+        platform.status.success(),
+        "{}",
+        String::from_utf8_lossy(&platform.stderr)
+    );
+    let outcome = stdout_json(&platform);
+    assert_eq!(outcome["layer"], "platform", "{outcome:#}");
+    assert_eq!(outcome["rule"], "ec2-instance-healing");
+    assert_eq!(outcome["decision"], "skip");
+    assert_eq!(outcome["reason"], "other-layer");
+    assert!(
+        outcome.get("record").is_none(),
+        "nothing recorded: {outcome:#}"
+    );
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("unknown layer `storage`"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
