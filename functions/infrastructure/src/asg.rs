@@ -101,6 +101,19 @@ impl GroupScaler {
             })
     }
 
+    /// Sets the group's desired capacity now, whatever its scaling cooldown.
+    async fn set_desired(&self, name: &str, desired: i32) -> Result<(), HealError> {
+        self.autoscaling
+            .set_desired_capacity()
+            .auto_scaling_group_name(name)
+            .desired_capacity(desired)
+            .honor_cooldown(false)
+            .send()
+            .await
+            .map_err(|e| HealError::new(describe("SetDesiredCapacity", &e)))?;
+        Ok(())
+    }
+
     pub async fn scale_out(
         &self,
         request: HealRequest<'_>,
@@ -186,14 +199,7 @@ impl GroupScaler {
                 .send()
                 .await
                 .map_err(|e| HealError::new(describe("CreateOrUpdateTags", &e)))?;
-            self.autoscaling
-                .set_desired_capacity()
-                .auto_scaling_group_name(name)
-                .desired_capacity(target)
-                .honor_cooldown(false)
-                .send()
-                .await
-                .map_err(|e| HealError::new(describe("SetDesiredCapacity", &e)))?;
+            self.set_desired(name, target).await?;
         }
         let mut replaced = Vec::new();
         for instance in &unhealthy {
@@ -285,14 +291,7 @@ impl GroupScaler {
                 ),
             });
         }
-        self.autoscaling
-            .set_desired_capacity()
-            .auto_scaling_group_name(name)
-            .desired_capacity(target)
-            .honor_cooldown(false)
-            .send()
-            .await
-            .map_err(|e| HealError::new(describe("SetDesiredCapacity", &e)))?;
+        self.set_desired(name, target).await?;
         Ok(HealOutcome::healed(
             format!("scaled Auto Scaling group {name} back from {desired} to {target} instances"),
             BTreeMap::from([

@@ -80,18 +80,8 @@ impl VolumeRepairer {
         else {
             return Ok(false);
         };
-        let root = self
-            .ec2
-            .describe_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-            .map_err(|e| HealError::new(describe("DescribeInstances", &e)))?
-            .reservations()
-            .iter()
-            .flat_map(|reservation| reservation.instances())
-            .find_map(|instance| instance.root_device_name().map(str::to_owned));
-        Ok(root.as_deref() == Some(device))
+        let instance = crate::describe_instance(&self.ec2, instance_id).await?;
+        Ok(instance.root_device_name() == Some(device))
     }
 
     /// Repairs the volume. The rules file guarantees `snapshot_first`: the replacement is
@@ -221,19 +211,15 @@ impl VolumeRepairer {
                 HealError::new(format!("{summary}, but {}", describe("CreateTags", &e)))
             })?;
 
-        let report = retention::apply(
-            &Ec2Snapshots::new(self.ec2.clone()),
-            Scope {
-                source: volume_id,
-                rule: &request.rule.name,
-                just_made: &snapshot_id,
-            },
-            retention,
-            SystemClock.now(),
-        )
-        .await;
-        report.write_details(&mut details);
-        summary.push_str(&format!("; {}", report.summary()));
+        let scope = Scope {
+            source: volume_id,
+            rule: &request.rule.name,
+            just_made: &snapshot_id,
+        };
+        let store = Ec2Snapshots::new(self.ec2.clone());
+        retention::apply(&store, scope, retention, SystemClock.now())
+            .await
+            .add_to(&mut summary, &mut details);
         Ok(HealOutcome::healed(summary, details))
     }
 

@@ -424,18 +424,7 @@ impl DnsFailover {
             .changes(change)
             .build()
             .map_err(|e| HealError::new(format!("a Route 53 change batch: {e}")))?;
-        let output = self
-            .route53
-            .change_resource_record_sets()
-            .hosted_zone_id(zone)
-            .change_batch(batch)
-            .send()
-            .await
-            .map_err(|e| api_error("ChangeResourceRecordSets", e))?;
-        let change_id = output
-            .change_info()
-            .map(|info| info.id().trim_start_matches("/change/").to_owned())
-            .unwrap_or_default();
+        let change_id = self.submit(zone, batch).await?;
         Ok(HealOutcome::healed(
             format!(
                 "restored weight {previous} of {label} in zone {zone}: health check {health_check_id} passes again"
@@ -554,6 +543,11 @@ impl DnsFailover {
             .set_changes(Some(changes))
             .build()
             .map_err(|e| HealError::new(format!("a Route 53 change batch: {e}")))?;
+        self.submit(zone, batch).await
+    }
+
+    /// Applies one change batch to a zone; returns the change id.
+    async fn submit(&self, zone: &str, batch: ChangeBatch) -> Result<String, HealError> {
         let output = self
             .route53
             .change_resource_record_sets()

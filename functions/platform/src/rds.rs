@@ -140,19 +140,15 @@ impl InstanceRebooter {
             if failover { "yes" } else { "no" }.to_owned(),
         );
         if let Some(snapshot) = details.get("snapshot_id").cloned() {
-            let report = retention::apply(
-                &RdsSnapshots::new(self.rds.clone()),
-                Scope {
-                    source: db,
-                    rule: &request.rule.name,
-                    just_made: &snapshot,
-                },
-                retention,
-                SystemClock.now(),
-            )
-            .await;
-            report.write_details(&mut details);
-            summary.push_str(&format!("; {}", report.summary()));
+            let store = RdsSnapshots::new(self.rds.clone());
+            let scope = Scope {
+                just_made: &snapshot,
+                rule: &request.rule.name,
+                source: db,
+            };
+            retention::apply(&store, scope, retention, SystemClock.now())
+                .await
+                .add_to(&mut summary, &mut details);
         }
         Ok(HealOutcome::healed(summary, details))
     }

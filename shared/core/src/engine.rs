@@ -654,6 +654,23 @@ where
 
     /// Runs the action (or only records it, in shadow mode), then stores and publishes the
     /// outcome.
+    /// What the healer is asked, for this run's attempt.
+    fn request<'r>(
+        &'r self,
+        attempt: u32,
+        incident_id: &'r str,
+        token: &'r str,
+    ) -> HealRequest<'r> {
+        HealRequest {
+            rule: self.rule,
+            resource_id: &self.key.resource_id,
+            attempt,
+            incident_id,
+            idempotency_token: token,
+            event: self.event,
+        }
+    }
+
     async fn act(
         &self,
         mut record: HealingRecord,
@@ -676,14 +693,7 @@ where
                 self.key.resource_id
             ));
         } else {
-            let request = HealRequest {
-                rule: self.rule,
-                resource_id: &self.key.resource_id,
-                attempt: record.attempt,
-                incident_id,
-                idempotency_token: &token,
-                event: self.event,
-            };
+            let request = self.request(record.attempt, incident_id, &token);
             match self.engine.healer.heal(request).await {
                 Ok(HealOutcome::Healed {
                     summary,
@@ -758,14 +768,7 @@ where
                 self.key.resource_id
             ));
         } else {
-            let request = HealRequest {
-                rule: self.rule,
-                resource_id: &self.key.resource_id,
-                attempt: record.attempt,
-                incident_id,
-                idempotency_token: &token,
-                event: self.event,
-            };
+            let request = self.request(record.attempt, incident_id, &token);
             let numbered = pending.len() > 1;
             let mut summaries = Vec::new();
             record.status = HealingStatus::Completed;

@@ -230,6 +230,13 @@ impl Report {
         }
     }
 
+    /// Puts the report into the record of the heal it follows: its details, and a clause of
+    /// its summary.
+    pub fn add_to(&self, summary: &mut String, details: &mut BTreeMap<String, String>) {
+        self.write_details(details);
+        summary.push_str(&format!("; {}", self.summary()));
+    }
+
     /// One sentence for the run's summary.
     pub fn summary(&self) -> String {
         if let Some(error) = &self.error {
