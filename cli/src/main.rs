@@ -238,38 +238,10 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 std::process::id(),
                 chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
             );
-            let outcome = match layer {
-                Layer::Infrastructure => {
-                    let healer = autoheal_infrastructure::InfrastructureHealer::new(&sdk);
-                    build_engine(config, &sdk, healer)
-                        .handle(payload, &run_id)
-                        .await
-                }
-                Layer::Platform => {
-                    let healer = autoheal_platform::PlatformHealer::new(&sdk);
-                    build_engine(config, &sdk, healer)
-                        .handle(payload, &run_id)
-                        .await
-                }
-                Layer::Application => {
-                    let healer = autoheal_application::ApplicationHealer::new(&sdk);
-                    build_engine(config, &sdk, healer)
-                        .handle(payload, &run_id)
-                        .await
-                }
-                Layer::Data => {
-                    let healer = autoheal_data::DataHealer::new(&sdk);
-                    build_engine(config, &sdk, healer)
-                        .handle(payload, &run_id)
-                        .await
-                }
-                Layer::Network => {
-                    let healer = autoheal_network::NetworkHealer::new(&sdk);
-                    build_engine(config, &sdk, healer)
-                        .handle(payload, &run_id)
-                        .await
-                }
-            }?;
+            let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
+            let outcome = build_engine(config, &sdk, healer)
+                .handle(payload, &run_id)
+                .await?;
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
                 Format::Table => print!("{}", output::outcome_table(&outcome)),

@@ -3,34 +3,27 @@
 //! Manager Run Command).
 
 use autoheal_application::ApplicationHealer;
-use autoheal_aws::{DynamoStateStore, SnsNotifier};
 use autoheal_core::{
-    AlarmEvent, Engine, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Layer,
-    Outcome, RuleSet, Settings, SkipReason, SystemClock,
+    AlarmEvent, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Layer, Outcome,
+    RuleSet, SkipReason, SystemClock, Verdict,
 };
 use autoheal_tests::application::{
     AppParameters, app_instance, application_alarm, application_ok, commands_sent,
 };
-use autoheal_tests::{Counting, Deployment, Emulator, Fleet, ec2_alarm};
+use autoheal_tests::{Deployment, Emulator, Fleet, TestEngine, ec2_alarm};
 use serde_json::{Value, json};
 
 const BREAKER: &str = "circuit-breaker-healing";
 const POOL: &str = "connection-pool-healing";
 const MEMORY: &str = "memory-leak-healing";
 
-type AppEngine = Engine<DynamoStateStore, SnsNotifier, Counting<ApplicationHealer>, SystemClock>;
+type AppEngine = TestEngine<SystemClock>;
 
 /// The application engine, as the Lambda function wires it, and an SQS queue subscribed to
 /// the topic.
 async fn application(deployment: &Deployment) -> (AppEngine, String) {
     let queue = deployment.subscribe_queue("operators").await;
-    let engine = deployment.engine(
-        Layer::Application,
-        Counting::new(ApplicationHealer::new(&deployment.sdk)),
-        SystemClock,
-        Settings::default(),
-    );
-    (engine, queue)
+    (deployment.layer(Layer::Application), queue)
 }
 
 async fn handle(engine: &AppEngine, event: Value) -> (Outcome, HealingRecord) {
@@ -41,30 +34,16 @@ async fn handle(engine: &AppEngine, event: Value) -> (Outcome, HealingRecord) {
 
 /// The one record stored in the table, which must match the run's.
 async fn stored_record(deployment: &Deployment, run: &HealingRecord) -> HealingRecord {
-    let stored = deployment
-        .store()
-        .recent_records(1, chrono::Utc::now())
-        .await
-        .expect("records");
-    assert_eq!(stored.len(), 1, "{stored:#?}");
-    assert_eq!(stored[0].status, run.status);
-    assert_eq!(stored[0].details, run.details);
-    assert_eq!(stored[0].error, run.error);
-    stored[0].clone()
+    let stored = deployment.only_record().await;
+    assert_eq!(&stored, run);
+    stored
 }
 
 /// The one notification published, as (envelope, the record in its message).
 async fn notified(deployment: &Deployment, queue: &str) -> (Value, Value) {
-    let notifications = deployment.notifications(queue).await;
-    assert_eq!(notifications.len(), 1, "{notifications:#?}");
-    let envelope = notifications[0].clone();
-    assert_eq!(
-        envelope["MessageAttributes"]["layer"]["Value"],
-        "application"
-    );
-    let message: Value =
-        serde_json::from_str(envelope["Message"].as_str().expect("a message")).expect("JSON");
-    (envelope, message["record"].clone())
+    let published = deployment.only_notification(queue).await;
+    assert_eq!(published.attribute("layer"), "application");
+    (published.envelope, published.record)
 }
 
 async fn assert_ok_recovers(engine: &AppEngine, rule: &str, resource: &str) {
@@ -72,7 +51,7 @@ async fn assert_ok_recovers(engine: &AppEngine, rule: &str, resource: &str) {
         .handle(application_ok(rule, resource, "event-ok"), "run-ok")
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "recovering", "{ok:?}");
+    assert_eq!(ok.decision, Verdict::Recovering, "{ok:?}");
 }
 
 // ---------------------------------------------------------------- circuit-breaker-healing
@@ -94,7 +73,7 @@ async fn open_circuit_breaker_is_half_opened_with_trial_traffic() {
 
     let (outcome, record) = handle(&engine, application_alarm(BREAKER, "orders-api", "e1")).await;
 
-    assert_eq!(outcome.decision, "act");
+    assert_eq!(outcome.decision, Verdict::Act);
     assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
     let (value, version) = parameters.read(name).await;
     assert_eq!(value["state"], "half-open");
@@ -211,7 +190,7 @@ async fn exhausted_connection_pool_is_grown_and_reset() {
 
     let (outcome, record) = handle(&engine, application_alarm(POOL, "payments-api", "e1")).await;
 
-    assert_eq!(outcome.decision, "act");
+    assert_eq!(outcome.decision, Verdict::Act);
     assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
     let (value, version) = parameters.read(name).await;
     assert_eq!(value["max_connections"], 60);
@@ -376,7 +355,7 @@ async fn leaking_process_is_restarted_with_run_command() {
 
     let (outcome, record) = handle(&engine, application_alarm(MEMORY, &instance, "e1")).await;
 
-    assert_eq!(outcome.decision, "act");
+    assert_eq!(outcome.decision, Verdict::Act);
     assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
     let commands = commands_sent(&deployment.sdk, &instance).await;
     assert_eq!(commands.len(), 1, "{commands:#?}");
@@ -538,7 +517,7 @@ async fn an_infrastructure_alarm_is_not_acted_on_by_the_application_function() {
         .await
         .expect("handled");
 
-    assert_eq!(outcome.decision, "skip");
+    assert_eq!(outcome.decision, Verdict::Skip);
     assert_eq!(outcome.reason, Some(SkipReason::OtherLayer));
     assert!(outcome.record.is_none());
     assert_eq!(engine.healer.calls(), 0);

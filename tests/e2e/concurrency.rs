@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use autoheal_core::{HealingStatus, Settings, SkipReason, SystemClock};
+use autoheal_core::{HealingStatus, Settings, SkipReason, SystemClock, Verdict};
 use autoheal_tests::{Deployment, Emulator, Fleet, ec2_alarm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -51,5 +51,11 @@ async fn ten_concurrent_deliveries_of_one_event_recover_the_instance_once() {
         })
         .count();
     assert_eq!((completed, duplicates), (1, 9), "{records:#?}");
-    assert_eq!(outcomes.iter().filter(|o| o.decision == "act").count(), 1);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| o.decision == Verdict::Act)
+            .count(),
+        1
+    );
 }

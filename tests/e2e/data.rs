@@ -3,11 +3,10 @@
 use chrono::{Duration, SubsecRound, Utc};
 use serde_json::Value;
 
-use autoheal_aws::{DynamoStateStore, SnsNotifier};
 use autoheal_core::decision::idempotency_token;
 use autoheal_core::{
-    AlarmEvent, Engine, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Layer,
-    RuleSet, Settings, SkipReason, SystemClock,
+    AlarmEvent, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Layer, RuleSet,
+    SkipReason, SystemClock, Verdict,
 };
 use autoheal_data::DataHealer;
 use autoheal_tests::data::{
@@ -15,19 +14,14 @@ use autoheal_tests::data::{
     data_ok, rds_tag,
 };
 use autoheal_tests::{
-    Counting, Deployment, Emulator, autoheal_snapshot_tags, ec2_alarm, rds_snapshot,
+    Deployment, Emulator, Published, TestEngine, autoheal_snapshot_tags, ec2_alarm, rds_snapshot,
     rds_snapshot_ids,
 };
 
-type DataEngine = Engine<DynamoStateStore, SnsNotifier, Counting<DataHealer>, SystemClock>;
+type DataEngine = TestEngine<SystemClock>;
 
 fn data_engine(deployment: &Deployment) -> DataEngine {
-    deployment.engine(
-        Layer::Data,
-        Counting::new(DataHealer::new(&deployment.sdk)),
-        SystemClock,
-        Settings::default(),
-    )
+    deployment.layer(Layer::Data)
 }
 
 /// Sends `event` through the engine; returns the run's record.
@@ -42,32 +36,22 @@ async fn handle(engine: &DataEngine, event: Value) -> HealingRecord {
 
 /// The one record stored in the table.
 async fn stored_record(deployment: &Deployment) -> HealingRecord {
-    let stored = deployment
-        .store()
-        .recent_records(1, Utc::now())
-        .await
-        .expect("records");
-    assert_eq!(stored.len(), 1, "{stored:#?}");
-    stored[0].clone()
+    deployment.only_record().await
 }
 
 /// The one notification published, as (attributes envelope, record).
 async fn only_notification(deployment: &Deployment, queue: &str) -> (Value, Value) {
-    let notifications = deployment.notifications(queue).await;
-    assert_eq!(notifications.len(), 1, "{notifications:#?}");
-    let envelope = notifications[0].clone();
-    let message: Value =
-        serde_json::from_str(envelope["Message"].as_str().expect("a message")).expect("JSON body");
-    (envelope, message["record"].clone())
+    let published = deployment.only_notification(queue).await;
+    (published.envelope, published.record)
 }
 
 fn assert_published(envelope: &Value, record: &Value, rule: &str, resource: &str, status: &str) {
-    assert_eq!(envelope["MessageAttributes"]["layer"]["Value"], "data");
-    assert_eq!(envelope["MessageAttributes"]["rule"]["Value"], rule);
-    assert_eq!(envelope["MessageAttributes"]["status"]["Value"], status);
-    assert_eq!(record["rule"], rule);
+    let published = Published {
+        envelope: envelope.clone(),
+        record: record.clone(),
+    };
+    published.assert_about("data", rule, status);
     assert_eq!(record["resource_id"], resource);
-    assert_eq!(record["status"], status);
 }
 
 /// The OK event after a heal marks the incident recovering.
@@ -76,7 +60,7 @@ async fn ok_is_recovering(engine: &DataEngine, rule: &str, resource: &str) {
         .handle(data_ok(rule, resource, "event-ok"), "run-2")
         .await
         .expect("handled");
-    assert_eq!(outcome.decision, "recovering", "{outcome:?}");
+    assert_eq!(outcome.decision, Verdict::Recovering, "{outcome:?}");
 }
 
 // ------------------------------------------------------------ restore-db-to-point-in-time
@@ -792,7 +776,7 @@ async fn an_alarm_of_another_layer_is_not_acted_on_by_the_data_function() {
         .await
         .expect("handled");
 
-    assert_eq!(outcome.decision, "skip");
+    assert_eq!(outcome.decision, Verdict::Skip);
     assert_eq!(outcome.reason, Some(SkipReason::OtherLayer));
     assert_eq!(engine.healer.calls(), 0);
 }

@@ -2,7 +2,7 @@
 
 use chrono::{TimeZone, Utc};
 
-use autoheal_core::{HealingStatus, Settings, SkipReason};
+use autoheal_core::{HealingStatus, Settings, SkipReason, Verdict};
 use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, ec2_alarm, ec2_ok};
 
 /// ec2-instance-healing: cooldown 600 s, 3 attempts, stable period 900 s.
@@ -29,7 +29,7 @@ async fn cooldown_then_attempts_then_one_escalation() {
         .handle(ec2_alarm(&member, "e1"), "r1")
         .await
         .expect("handled");
-    assert_eq!(first.decision, "act");
+    assert_eq!(first.decision, Verdict::Act);
 
     clock.advance(60);
     let inside = engine
@@ -44,7 +44,7 @@ async fn cooldown_then_attempts_then_one_escalation() {
         .handle(ec2_alarm(&member, "e3"), "r3")
         .await
         .expect("handled");
-    assert_eq!(after.decision, "act", "{after:?}");
+    assert_eq!(after.decision, Verdict::Act, "{after:?}");
     assert_eq!(after.record.as_ref().map(|r| r.attempt), Some(2));
 
     // Far past any backoff: the third and last attempt.
@@ -97,7 +97,7 @@ async fn ok_inside_the_stable_period_keeps_the_incident_and_after_it_opens_a_new
         .handle(ec2_ok(&member, "o1"), "r2")
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "recovering");
+    assert_eq!(ok.decision, Verdict::Recovering);
 
     // Flaps back within the stable period (900 s): same incident, next attempt.
     clock.advance(300);

@@ -3,11 +3,11 @@
 
 use autoheal_core::decision::idempotency_token;
 use autoheal_core::{
-    AlarmEvent, HealOutcome, HealRequest, Healer, HealingStatus, Layer, RuleSet, Settings,
-    SkipReason, SystemClock,
+    AlarmEvent, HealOutcome, HealRequest, Healer, HealingStatus, Layer, RuleSet, SkipReason,
+    SystemClock, Verdict,
 };
 use autoheal_infrastructure::InfrastructureHealer;
-use autoheal_tests::{Counting, Deployment, Emulator, Fleet, autoheal_snapshot_tags, rule_event};
+use autoheal_tests::{Deployment, Emulator, Fleet, TestEngine, autoheal_snapshot_tags, rule_event};
 
 fn asg_event(state: &str, id: &str, group: &str) -> serde_json::Value {
     rule_event(
@@ -23,20 +23,8 @@ fn ebs_event(state: &str, id: &str, volume: &str) -> serde_json::Value {
     rule_event("ebs-volume-healing", state, id, "VolumeId", volume)
 }
 
-fn engine(
-    deployment: &Deployment,
-) -> autoheal_core::Engine<
-    autoheal_aws::DynamoStateStore,
-    autoheal_aws::SnsNotifier,
-    Counting<InfrastructureHealer>,
-    SystemClock,
-> {
-    deployment.engine(
-        Layer::Infrastructure,
-        Counting::new(InfrastructureHealer::new(&deployment.sdk)),
-        SystemClock,
-        Settings::default(),
-    )
+fn engine(deployment: &Deployment) -> TestEngine<SystemClock> {
+    deployment.layer(Layer::Infrastructure)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +94,7 @@ async fn a_failing_group_scales_out_within_its_maximum_and_replaces_its_unhealth
         .handle(asg_event("ok", "asg-ok", &group), "run-2")
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "revert", "{ok:?}");
+    assert_eq!(ok.decision, Verdict::Revert, "{ok:?}");
     let revert = ok.record.expect("a revert record");
     assert_eq!(revert.status, HealingStatus::Completed, "{revert:?}");
     assert_eq!(revert.phase, autoheal_core::RunPhase::Revert);
@@ -124,7 +112,7 @@ async fn a_failing_group_scales_out_within_its_maximum_and_replaces_its_unhealth
             .handle(asg_event("ok", id, &group), run)
             .await
             .expect("handled");
-        assert_ne!(again.decision, "revert", "{again:?}");
+        assert_ne!(again.decision, Verdict::Revert, "{again:?}");
     }
     assert_eq!(fleet.group(&group).await.desired_capacity(), Some(1));
 }
@@ -353,7 +341,7 @@ async fn a_stalled_data_volume_is_snapshotted_then_swapped_for_a_gp3_copy() {
         .handle(ebs_event("ok", "ebs-ok", &old), "run-2")
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "recovering");
+    assert_eq!(ok.decision, Verdict::Recovering);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,7 +420,7 @@ async fn a_second_later() {
 
 /// Runs the same attempt as `record` again, as after an invocation that died (same token).
 async fn retry(
-    healer: &InfrastructureHealer,
+    healer: &impl Healer,
     record: &autoheal_core::HealingRecord,
     volume: &str,
 ) -> Result<HealOutcome, autoheal_core::HealError> {

@@ -7,50 +7,32 @@ use aws_sdk_route53::types::ResourceRecordSetFailover;
 use chrono::Utc;
 use serde_json::Value;
 
-use autoheal_aws::{DynamoStateStore, SnsNotifier};
 use autoheal_core::{
-    Engine, HealingRecord, HealingStatus, Layer, Settings, SkipReason, SystemClock,
+    HealingRecord, HealingStatus, Layer, Settings, SkipReason, SystemClock, Verdict,
 };
 use autoheal_network::NetworkHealer;
 use autoheal_tests::network::{
     DnsFixture, NAT64, NatFixture, STANDBY_TAG, TargetGroupFixture, alb_alarm, alb_ok, dns_alarm,
     dns_ok, failover, nat_alarm, nat_ok, weighted,
 };
-use autoheal_tests::{Counting, Deployment, Emulator, TestClock, ec2_alarm};
+use autoheal_tests::{Deployment, Emulator, TestClock, TestEngine, ec2_alarm};
 
-type NetworkEngine = Engine<DynamoStateStore, SnsNotifier, Counting<NetworkHealer>, SystemClock>;
+type NetworkEngine = TestEngine<SystemClock>;
 
 fn network(deployment: &Deployment) -> NetworkEngine {
-    deployment.engine(
-        Layer::Network,
-        Counting::new(NetworkHealer::new(&deployment.sdk)),
-        SystemClock,
-        Settings::default(),
-    )
+    deployment.layer(Layer::Network)
 }
 
 /// The only healing record in the table.
 async fn stored_record(deployment: &Deployment) -> HealingRecord {
-    let records = deployment
-        .store()
-        .recent_records(1, Utc::now())
-        .await
-        .expect("records");
-    assert_eq!(records.len(), 1, "{records:#?}");
-    records.into_iter().next().expect("one record")
+    deployment.only_record().await
 }
 
 /// The single notification on `queue`: its attributes are checked, its record returned.
 async fn single_notice(deployment: &Deployment, queue: &str, rule: &str, status: &str) -> Value {
-    let notifications = deployment.notifications(queue).await;
-    assert_eq!(notifications.len(), 1, "{notifications:#?}");
-    let envelope = &notifications[0];
-    assert_eq!(envelope["MessageAttributes"]["layer"]["Value"], "network");
-    assert_eq!(envelope["MessageAttributes"]["rule"]["Value"], rule);
-    assert_eq!(envelope["MessageAttributes"]["status"]["Value"], status);
-    let message: Value =
-        serde_json::from_str(envelope["Message"].as_str().expect("a message")).expect("JSON body");
-    message["record"].clone()
+    let published = deployment.only_notification(queue).await;
+    published.assert_about("network", rule, status);
+    published.record
 }
 
 // ---------------------------------------------------------------- alb-target-healing
@@ -102,7 +84,7 @@ async fn alb_unhealthy_targets_are_deregistered_and_healthy_ones_keep_serving() 
         .handle(alb_ok(&group.arn, "alb-ok"), "run-2")
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "recovering", "{ok:?}");
+    assert_eq!(ok.decision, Verdict::Recovering, "{ok:?}");
     assert_eq!(engine.healer.calls(), 1);
 }
 
@@ -271,7 +253,7 @@ async fn dns_failing_weighted_record_is_set_to_weight_zero_and_the_healthy_one_k
         .handle(dns_ok(&blue, "dns-ok-early"), "run-2")
         .await
         .expect("handled");
-    assert_eq!(early.decision, "revert", "{early:?}");
+    assert_eq!(early.decision, Verdict::Revert, "{early:?}");
     let early = early.record.expect("a revert record");
     assert_eq!(early.status, HealingStatus::Failed, "{early:?}");
     assert!(
@@ -289,7 +271,7 @@ async fn dns_failing_weighted_record_is_set_to_weight_zero_and_the_healthy_one_k
         .handle(dns_ok(&blue, "dns-ok"), "run-3")
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "revert", "{ok:?}");
+    assert_eq!(ok.decision, Verdict::Revert, "{ok:?}");
     let restored = ok.record.expect("a revert record");
     assert_eq!(restored.status, HealingStatus::Completed, "{restored:?}");
     assert_eq!(restored.details["restored_weight"], "70");
@@ -531,7 +513,7 @@ async fn nat_routes_through_the_failing_gateway_move_to_its_standby() {
         .handle(nat_ok(&nat.failing, "nat-ok"), "run-2")
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "recovering", "{ok:?}");
+    assert_eq!(ok.decision, Verdict::Recovering, "{ok:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -666,7 +648,7 @@ async fn another_layers_event_is_skipped_by_the_network_function() {
         .await
         .expect("handled");
 
-    assert_eq!(outcome.decision, "skip");
+    assert_eq!(outcome.decision, Verdict::Skip);
     assert_eq!(outcome.reason, Some(SkipReason::OtherLayer));
     assert!(outcome.record.is_none());
     assert_eq!(engine.healer.calls(), 0);

@@ -3,59 +3,19 @@
 
 use serde_json::{Value, json};
 
-use autoheal_core::{Engine, Healer, Layer, Outcome, Settings, SkipReason, SystemClock};
-use autoheal_tests::{Counting, Deployment, Emulator, sample_event};
-
-/// Puts `event` through the real handler of `layer`, counting what its healer is asked to do.
-async fn handle_in<H: Healer + Sync>(
-    deployment: &Deployment,
-    layer: Layer,
-    healer: H,
-    event: &Value,
-    run: &str,
-) -> (Outcome, u32) {
-    let engine: Engine<_, _, Counting<H>, _> = deployment.engine(
-        layer,
-        Counting::new(healer),
-        SystemClock,
-        Settings::default(),
-    );
-    let outcome = engine
-        .handle(event.clone(), run)
-        .await
-        .unwrap_or_else(|e| panic!("{layer}: {e}"));
-    (outcome, engine.healer.calls())
-}
+use autoheal_core::{Layer, Outcome, SkipReason, Verdict};
+use autoheal_tests::{Deployment, Emulator, sample_event};
 
 /// Every layer's handler, in turn, with `event`: (layer, outcome, heals it ran).
 async fn through_every_layer(deployment: &Deployment, event: &Value) -> Vec<(Layer, Outcome, u32)> {
-    let sdk = &deployment.sdk;
     let mut results = Vec::new();
     for layer in Layer::ALL {
-        let run = format!("run-{layer}");
-        let (outcome, calls) = match layer {
-            Layer::Infrastructure => {
-                let healer = autoheal_infrastructure::InfrastructureHealer::new(sdk);
-                handle_in(deployment, layer, healer, event, &run).await
-            }
-            Layer::Platform => {
-                let healer = autoheal_platform::PlatformHealer::new(sdk);
-                handle_in(deployment, layer, healer, event, &run).await
-            }
-            Layer::Application => {
-                let healer = autoheal_application::ApplicationHealer::new(sdk);
-                handle_in(deployment, layer, healer, event, &run).await
-            }
-            Layer::Data => {
-                let healer = autoheal_data::DataHealer::new(sdk);
-                handle_in(deployment, layer, healer, event, &run).await
-            }
-            Layer::Network => {
-                let healer = autoheal_network::NetworkHealer::new(sdk);
-                handle_in(deployment, layer, healer, event, &run).await
-            }
-        };
-        results.push((layer, outcome, calls));
+        let engine = deployment.layer(layer);
+        let outcome = engine
+            .handle(event.clone(), &format!("run-{layer}"))
+            .await
+            .unwrap_or_else(|e| panic!("{layer}: {e}"));
+        results.push((layer, outcome, engine.healer.calls()));
     }
     results
 }
@@ -147,10 +107,10 @@ async fn alarms_routed_to_two_layers_are_acted_on_by_exactly_one() {
         for (layer, outcome, calls) in &results {
             assert_eq!(outcome.rule.as_deref(), Some(rule), "{layer}: {outcome:?}");
             if *layer == owner {
-                assert_eq!(outcome.decision, "act", "{layer}: {outcome:?}");
+                assert_eq!(outcome.decision, Verdict::Act, "{layer}: {outcome:?}");
                 assert_eq!(*calls, 1, "{layer} ran its heal once");
             } else {
-                assert_eq!(outcome.decision, "skip", "{layer}: {outcome:?}");
+                assert_eq!(outcome.decision, Verdict::Skip, "{layer}: {outcome:?}");
                 assert_eq!(*calls, 0, "{layer} must not act on {rule}'s alarm");
                 assert!(outcome.record.is_none(), "{layer} records nothing");
             }

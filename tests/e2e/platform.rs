@@ -2,14 +2,12 @@
 //! `lambda-function-healing` and `rds-instance-healing`, through the platform engine with the
 //! real healer, state table and topic.
 
-use chrono::Utc;
 use serde_json::Value;
 
-use autoheal_aws::{DynamoStateStore, SnsNotifier};
 use autoheal_core::decision::idempotency_token;
 use autoheal_core::{
-    Action, AlarmEvent, Engine, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus,
-    Layer, RuleSet, Settings, SkipReason, SystemClock,
+    Action, AlarmEvent, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Layer,
+    RuleSet, SkipReason, SystemClock, Verdict,
 };
 use autoheal_platform::PlatformHealer;
 use autoheal_tests::platform::{
@@ -17,30 +15,19 @@ use autoheal_tests::platform::{
     rds_snapshots,
 };
 use autoheal_tests::{
-    Counting, Deployment, Emulator, autoheal_snapshot_tags, ec2_alarm, rds_snapshot,
+    Deployment, Emulator, TestEngine, autoheal_snapshot_tags, ec2_alarm, rds_snapshot,
     rds_snapshot_ids,
 };
 
-type PlatformEngine = Engine<DynamoStateStore, SnsNotifier, Counting<PlatformHealer>, SystemClock>;
+type PlatformEngine = TestEngine<SystemClock>;
 
 fn platform(deployment: &Deployment) -> PlatformEngine {
-    deployment.engine(
-        Layer::Platform,
-        Counting::new(PlatformHealer::new(&deployment.sdk)),
-        SystemClock,
-        Settings::default(),
-    )
+    deployment.layer(Layer::Platform)
 }
 
 /// The one record stored today, which must be `status`.
 async fn stored_record(deployment: &Deployment, status: HealingStatus) -> HealingRecord {
-    let records = deployment
-        .store()
-        .recent_records(1, Utc::now())
-        .await
-        .expect("records");
-    assert_eq!(records.len(), 1, "{records:#?}");
-    let record = records.into_iter().next().expect("a record");
+    let record = deployment.only_record().await;
     assert_eq!(record.status, status, "{record:?}");
     assert_eq!(record.layer, Layer::Platform);
     record
@@ -48,15 +35,9 @@ async fn stored_record(deployment: &Deployment, status: HealingStatus) -> Healin
 
 /// The one notification published, about `rule` with `status`; returns its record as JSON.
 async fn notified(deployment: &Deployment, queue: &str, rule: &str, status: &str) -> Value {
-    let notifications = deployment.notifications(queue).await;
-    assert_eq!(notifications.len(), 1, "{notifications:#?}");
-    let envelope = &notifications[0];
-    assert_eq!(envelope["MessageAttributes"]["layer"]["Value"], "platform");
-    assert_eq!(envelope["MessageAttributes"]["rule"]["Value"], rule);
-    assert_eq!(envelope["MessageAttributes"]["status"]["Value"], status);
-    let message: Value =
-        serde_json::from_str(envelope["Message"].as_str().expect("a message")).expect("JSON body");
-    message["record"].clone()
+    let published = deployment.only_notification(queue).await;
+    published.assert_about("platform", rule, status);
+    published.record
 }
 
 // ------------------------------------------------------------------ ecs-service-healing
@@ -78,7 +59,7 @@ async fn ecs_service_gets_a_new_deployment_and_keeps_its_tasks_and_count() {
         .await
         .expect("handled");
 
-    assert_eq!(outcome.decision, "act", "{outcome:?}");
+    assert_eq!(outcome.decision, Verdict::Act, "{outcome:?}");
     let record = stored_record(&deployment, HealingStatus::Completed).await;
     assert_eq!(record.resource_id, "prod-cluster/orders-api");
     assert_eq!(record.action, "restart-ecs-service");
@@ -103,7 +84,7 @@ async fn ecs_service_gets_a_new_deployment_and_keeps_its_tasks_and_count() {
         )
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "recovering", "{ok:?}");
+    assert_eq!(ok.decision, Verdict::Recovering, "{ok:?}");
     assert_eq!(engine.healer.calls(), 1);
 }
 
@@ -128,7 +109,7 @@ async fn ecs_service_tasks_reported_unhealthy_are_stopped_with_a_reason_naming_t
         .await
         .expect("handled");
 
-    assert_eq!(outcome.decision, "act", "{outcome:?}");
+    assert_eq!(outcome.decision, Verdict::Act, "{outcome:?}");
     let record = stored_record(&deployment, HealingStatus::Completed).await;
     assert_eq!(record.details.get("stopped_tasks"), Some(&unhealthy));
     let incident = record.incident_id.clone().expect("an incident");
@@ -199,7 +180,7 @@ async fn ecs_service_in_a_missing_cluster_gives_a_failed_record_with_the_service
         .await
         .expect("handled, not an error");
 
-    assert_eq!(outcome.decision, "act");
+    assert_eq!(outcome.decision, Verdict::Act);
     let record = stored_record(&deployment, HealingStatus::Failed).await;
     let error = record.error.expect("an error message");
     assert!(
@@ -225,7 +206,7 @@ async fn lambda_alias_rolls_back_to_the_previous_version() {
         .await
         .expect("handled");
 
-    assert_eq!(outcome.decision, "act", "{outcome:?}");
+    assert_eq!(outcome.decision, Verdict::Act, "{outcome:?}");
     assert_eq!(live_version(&lambda, "orders-processor").await, "1");
     let record = stored_record(&deployment, HealingStatus::Completed).await;
     assert_eq!(
@@ -243,7 +224,7 @@ async fn lambda_alias_rolls_back_to_the_previous_version() {
         .handle(lambda_event("ok", "orders-processor", "fn-2"), "run-2")
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "recovering", "{ok:?}");
+    assert_eq!(ok.decision, Verdict::Recovering, "{ok:?}");
     assert_eq!(live_version(&lambda, "orders-processor").await, "1");
 }
 
@@ -320,7 +301,7 @@ async fn missing_lambda_function_gives_a_failed_record_with_the_service_message(
         .await
         .expect("handled, not an error");
 
-    assert_eq!(outcome.decision, "act");
+    assert_eq!(outcome.decision, Verdict::Act);
     let record = stored_record(&deployment, HealingStatus::Failed).await;
     let error = record.error.expect("an error message");
     assert!(
@@ -345,7 +326,7 @@ async fn rds_instance_is_snapshotted_then_rebooted() {
         .await
         .expect("handled");
 
-    assert_eq!(outcome.decision, "act", "{outcome:?}");
+    assert_eq!(outcome.decision, Verdict::Act, "{outcome:?}");
     let record = stored_record(&deployment, HealingStatus::Completed).await;
     let snapshots = rds_snapshots(&rds, "orders-db").await;
     assert_eq!(snapshots.len(), 1, "{snapshots:?}");
@@ -365,7 +346,7 @@ async fn rds_instance_is_snapshotted_then_rebooted() {
         .handle(rds_event("ok", "orders-db", "db-2"), "run-2")
         .await
         .expect("handled");
-    assert_eq!(ok.decision, "recovering", "{ok:?}");
+    assert_eq!(ok.decision, Verdict::Recovering, "{ok:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,7 +435,7 @@ async fn missing_rds_instance_gives_a_failed_record_with_the_service_message() {
         .await
         .expect("handled, not an error");
 
-    assert_eq!(outcome.decision, "act");
+    assert_eq!(outcome.decision, Verdict::Act);
     let record = stored_record(&deployment, HealingStatus::Failed).await;
     let error = record.error.expect("an error message");
     assert!(

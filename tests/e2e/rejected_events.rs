@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use autoheal_core::{EngineError, Settings, SkipReason, SystemClock};
+use autoheal_core::{EngineError, Settings, SkipReason, SystemClock, Verdict};
 use autoheal_tests::{Deployment, Emulator, Fleet, ec2_alarm, sample_event};
 
 enum Expect {
@@ -68,7 +68,7 @@ async fn bad_and_unmatched_events_write_nothing_and_call_nothing() {
                 assert!(!error.to_string().is_empty(), "{name}");
             }
             (Expect::Skip(reason), Ok(outcome)) => {
-                assert_eq!(outcome.decision, "skip", "{name}: {outcome:?}");
+                assert_eq!(outcome.decision, Verdict::Skip, "{name}: {outcome:?}");
                 assert_eq!(outcome.reason, Some(reason), "{name}: {outcome:?}");
                 assert!(outcome.record.is_none(), "{name}: nothing recorded");
             }

@@ -19,9 +19,10 @@ use serde_json::Value;
 
 use autoheal_aws::{DynamoStateStore, SnsNotifier};
 use autoheal_core::{
-    Clock, Engine, HealError, HealOutcome, HealRequest, Healer, Layer, RuleSet, Settings,
+    Clock, Engine, HealError, HealOutcome, HealRequest, Healer, HealingRecord, Layer, RuleSet,
+    Settings, SystemClock,
 };
-use autoheal_infrastructure::InfrastructureHealer;
+use autoheal_layers::LayerHealer;
 
 pub mod application;
 pub mod data;
@@ -335,6 +336,10 @@ impl<H> Counting<H> {
 }
 
 impl<H: Healer + Sync> Healer for Counting<H> {
+    fn layer(&self) -> Layer {
+        self.inner.layer()
+    }
+
     fn supports(&self, action: &autoheal_core::Action) -> bool {
         self.inner.supports(action)
     }
@@ -350,6 +355,33 @@ impl<H: Healer + Sync> Healer for Counting<H> {
         revert: &autoheal_core::Revert,
     ) -> Result<HealOutcome, HealError> {
         self.inner.revert(request, revert).await
+    }
+}
+
+/// A layer's engine as the tests build it: the real adapters and a counting real healer.
+pub type TestEngine<C> = Engine<DynamoStateStore, SnsNotifier, Counting<LayerHealer>, C>;
+
+/// One notification as a subscriber receives it: the SNS envelope and the record it carries.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub envelope: Value,
+    pub record: Value,
+}
+
+impl Published {
+    /// A message attribute (`layer`, `status`, `rule`, `kind`, `phase`).
+    pub fn attribute(&self, name: &str) -> &Value {
+        &self.envelope["MessageAttributes"][name]["Value"]
+    }
+
+    /// Checks the attributes a subscription filter would select on, and the record's own.
+    #[track_caller]
+    pub fn assert_about(&self, layer: &str, rule: &str, status: &str) {
+        assert_eq!(self.attribute("layer"), layer, "{:#}", self.envelope);
+        assert_eq!(self.attribute("rule"), rule, "{:#}", self.envelope);
+        assert_eq!(self.attribute("status"), status, "{:#}", self.envelope);
+        assert_eq!(self.record["rule"], rule, "{:#}", self.record);
+        assert_eq!(self.record["status"], status, "{:#}", self.record);
     }
 }
 
@@ -380,20 +412,33 @@ impl Deployment {
         DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table)
     }
 
-    /// The infrastructure engine with the real adapters, a counting real healer and `clock`.
-    pub fn infrastructure<C: Clock>(
+    /// `layer`'s engine as its Lambda function wires it (`build_engine`), with a counting
+    /// real healer, the wall clock and default settings.
+    pub fn layer(&self, layer: Layer) -> TestEngine<SystemClock> {
+        self.layer_with(layer, SystemClock, Settings::default())
+    }
+
+    /// `layer`'s engine with `clock` and `settings`.
+    pub fn layer_with<C: Clock>(
         &self,
+        layer: Layer,
         clock: C,
         settings: Settings,
-    ) -> Engine<DynamoStateStore, SnsNotifier, Counting<InfrastructureHealer>, C> {
+    ) -> TestEngine<C> {
         self.engine(
-            Layer::Infrastructure,
-            Counting::new(InfrastructureHealer::new(&self.sdk)),
+            layer,
+            Counting::new(LayerHealer::new(layer, &self.sdk)),
             clock,
             settings,
         )
     }
 
+    /// The infrastructure engine with `clock` and `settings`.
+    pub fn infrastructure<C: Clock>(&self, clock: C, settings: Settings) -> TestEngine<C> {
+        self.layer_with(Layer::Infrastructure, clock, settings)
+    }
+
+    /// An engine of `layer` around `healer`, through the Lambda functions' own wiring.
     pub fn engine<H: Healer, C: Clock>(
         &self,
         layer: Layer,
@@ -401,14 +446,37 @@ impl Deployment {
         clock: C,
         settings: Settings,
     ) -> Engine<DynamoStateStore, SnsNotifier, H, C> {
-        Engine {
+        let config = autoheal_aws::FunctionConfig {
             layer,
-            rules: RuleSet::shipped().expect("shipped rules"),
+            table_name: self.table.clone(),
+            topic_arn: self.topic_arn.clone(),
             settings,
-            store: self.store(),
-            notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&self.sdk), &self.topic_arn),
-            healer,
-            clock,
+            rules: RuleSet::shipped().expect("shipped rules"),
+        };
+        autoheal_aws::build_engine_with_clock(config, &self.sdk, healer, clock)
+    }
+
+    /// The one healing record stored today.
+    pub async fn only_record(&self) -> HealingRecord {
+        let records = self
+            .store()
+            .recent_records(1, Utc::now())
+            .await
+            .expect("records");
+        assert_eq!(records.len(), 1, "{records:#?}");
+        records.into_iter().next().expect("one record")
+    }
+
+    /// The one notification delivered to `queue` since it was last read.
+    pub async fn only_notification(&self, queue: &str) -> Published {
+        let mut notifications = self.notifications(queue).await;
+        assert_eq!(notifications.len(), 1, "{notifications:#?}");
+        let envelope = notifications.remove(0);
+        let message: Value = serde_json::from_str(envelope["Message"].as_str().expect("a message"))
+            .expect("a JSON message");
+        Published {
+            record: message["record"].clone(),
+            envelope,
         }
     }
 

@@ -12,7 +12,7 @@ pub mod process;
 
 use aws_config::SdkConfig;
 
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
+use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer};
 
 pub use circuit_breaker::CircuitBreakerReset;
 pub use connection_pool::ConnectionPoolReset;
@@ -39,13 +39,8 @@ impl ApplicationHealer {
 }
 
 impl Healer for ApplicationHealer {
-    fn supports(&self, action: &Action) -> bool {
-        matches!(
-            action,
-            Action::ResetCircuitBreaker { .. }
-                | Action::RestartProcess { .. }
-                | Action::ResetConnectionPool { .. }
-        )
+    fn layer(&self) -> Layer {
+        Layer::Application
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
@@ -74,10 +69,7 @@ impl Healer for ApplicationHealer {
                 };
                 self.pools.reset(request, parameter, resize).await
             }
-            other => Err(HealError::new(format!(
-                "the application function does not implement `{}`",
-                other.kind()
-            ))),
+            other => Err(HealError::unsupported(self.layer(), other)),
         }
     }
 }

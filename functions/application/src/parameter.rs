@@ -8,7 +8,7 @@ use aws_sdk_ssm::Client as SsmClient;
 use aws_sdk_ssm::types::{ParameterType, ResourceTypeForTagging};
 use serde_json::{Map, Value};
 
-use autoheal_aws::errors::describe;
+use autoheal_aws::errors::{api_error, describe};
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
@@ -107,7 +107,7 @@ impl Parameters {
             .resource_id(name)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("ListTagsForResource", &e)))?;
+            .map_err(|e| api_error("ListTagsForResource", e))?;
         Ok(pairs_opt_out(
             output.tag_list().iter().map(|tag| (tag.key(), tag.value())),
         ))
@@ -150,7 +150,7 @@ impl Parameters {
             .overwrite(true)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("PutParameter", &e)))?;
+            .map_err(|e| api_error("PutParameter", e))?;
         Ok(output.version())
     }
 }

@@ -19,7 +19,7 @@ use aws_sdk_ssm::types::{
     CommandFilter, CommandFilterKey, InstanceInformationStringFilter, PingStatus,
 };
 
-use autoheal_aws::errors::describe;
+use autoheal_aws::errors::api_error;
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
@@ -115,7 +115,7 @@ impl ProcessRestarter {
             .timeout_seconds(DELIVERY_TIMEOUT_SECONDS)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("SendCommand", &e)))?;
+            .map_err(|e| api_error("SendCommand", e))?;
         let command_id = sent
             .command()
             .and_then(|command| command.command_id())
@@ -141,7 +141,7 @@ impl ProcessRestarter {
             .instance_ids(instance_id)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("DescribeInstances", &e)))?;
+            .map_err(|e| api_error("DescribeInstances", e))?;
         output
             .reservations()
             .iter()
@@ -164,7 +164,7 @@ impl ProcessRestarter {
             .filters(filter)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("DescribeInstanceInformation", &e)))?;
+            .map_err(|e| api_error("DescribeInstanceInformation", e))?;
         Ok(output
             .instance_information_list()
             .iter()
@@ -191,7 +191,7 @@ impl ProcessRestarter {
             .filters(recent)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("ListCommands", &e)))?;
+            .map_err(|e| api_error("ListCommands", e))?;
         Ok(output
             .commands()
             .iter()

@@ -30,7 +30,8 @@ use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
 use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
 
 use crate::restore::{created_by_autoheal, describe_instance, describe_source, tag};
-use crate::{api_error, rds_identifier, short_token, tag_map};
+use crate::{rds_identifier, short_token, tag_map};
+use autoheal_aws::errors::api_error;
 
 /// How long to wait for the new snapshot to become available.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(90);

@@ -21,7 +21,8 @@ use serde_json::json;
 use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
-use crate::{api_error, tag_map};
+use crate::tag_map;
+use autoheal_aws::errors::api_error;
 
 /// How much of the hook's reply the record keeps.
 const REPLY_LIMIT: usize = 512;

@@ -14,11 +14,9 @@ pub mod restore;
 use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use autoheal_aws::errors::describe;
 use autoheal_core::retention::Retention;
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
+use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer};
 
 pub use backup::BackupVerifier;
 pub use cache::CacheRepairer;
@@ -48,13 +46,8 @@ impl DataHealer {
 }
 
 impl Healer for DataHealer {
-    fn supports(&self, action: &Action) -> bool {
-        matches!(
-            action,
-            Action::RestoreDbToPointInTime { .. }
-                | Action::RepairCache { .. }
-                | Action::VerifyBackup { .. }
-        )
+    fn layer(&self) -> Layer {
+        Layer::Data
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
@@ -88,20 +81,9 @@ impl Healer for DataHealer {
                     .verify(request, restore_instance_class, retention)
                     .await
             }
-            other => Err(HealError::new(format!(
-                "the data function does not implement `{}`",
-                other.kind()
-            ))),
+            other => Err(HealError::unsupported(self.layer(), other)),
         }
     }
-}
-
-/// A service error as a readable `HealError`.
-pub(crate) fn api_error<E>(operation: &str, error: E) -> HealError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    HealError::new(describe(operation, &error))
 }
 
 /// The part of an attempt's idempotency token that names what the attempt creates: eight

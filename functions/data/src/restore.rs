@@ -16,7 +16,8 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
-use crate::{api_error, rds_identifier, short_token, tag_map};
+use crate::{rds_identifier, short_token, tag_map};
+use autoheal_aws::errors::api_error;
 
 /// RDS DB instance identifiers are at most 63 characters.
 const MAX_INSTANCE_ID: usize = 63;

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use aws_sdk_autoscaling::Client as AutoScalingClient;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, LifecycleState, Tag};
 
-use autoheal_aws::errors::describe;
+use autoheal_aws::errors::{api_error, describe};
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, Revert, SkipReason};
 
@@ -89,7 +89,7 @@ impl GroupScaler {
             .auto_scaling_group_names(name)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("DescribeAutoScalingGroups", &e)))?
+            .map_err(|e| api_error("DescribeAutoScalingGroups", e))?
             .auto_scaling_groups()
             .iter()
             .find(|group| group.auto_scaling_group_name() == Some(name))
@@ -110,7 +110,7 @@ impl GroupScaler {
             .honor_cooldown(false)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("SetDesiredCapacity", &e)))?;
+            .map_err(|e| api_error("SetDesiredCapacity", e))?;
         Ok(())
     }
 
@@ -198,7 +198,7 @@ impl GroupScaler {
                 )
                 .send()
                 .await
-                .map_err(|e| HealError::new(describe("CreateOrUpdateTags", &e)))?;
+                .map_err(|e| api_error("CreateOrUpdateTags", e))?;
             self.set_desired(name, target).await?;
         }
         let mut replaced = Vec::new();

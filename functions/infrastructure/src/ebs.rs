@@ -22,7 +22,7 @@ use aws_sdk_ec2::types::{
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use autoheal_aws::errors::describe;
+use autoheal_aws::errors::{api_error, describe};
 use autoheal_aws::snapshots::Ec2Snapshots;
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
 use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
@@ -66,7 +66,7 @@ impl VolumeRepairer {
             .volume_ids(volume_id)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("DescribeVolumes", &e)))?
+            .map_err(|e| api_error("DescribeVolumes", e))?
             .volumes()
             .iter()
             .find(|volume| volume.volume_id() == Some(volume_id))
@@ -247,7 +247,7 @@ impl VolumeRepairer {
             )
             .send()
             .await
-            .map_err(|e| HealError::new(describe("DescribeSnapshots", &e)))?
+            .map_err(|e| api_error("DescribeSnapshots", e))?
             .snapshots()
             .iter()
             .find_map(|snapshot| snapshot.snapshot_id().map(str::to_owned));
@@ -275,7 +275,7 @@ impl VolumeRepairer {
                 ))
                 .send()
                 .await
-                .map_err(|e| HealError::new(describe("CreateSnapshot", &e)))?
+                .map_err(|e| api_error("CreateSnapshot", e))?
                 .snapshot_id()
                 .ok_or_else(|| HealError::new("CreateSnapshot returned no snapshot id"))?
                 .to_owned(),

@@ -30,7 +30,7 @@ use aws_sdk_ec2::types::{
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use autoheal_aws::errors::describe;
+use autoheal_aws::errors::{api_error, describe};
 use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
@@ -288,7 +288,7 @@ impl InstanceRecovery {
             .instance_ids(instance_id)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("DescribeAutoScalingInstances", &e)))?;
+            .map_err(|e| api_error("DescribeAutoScalingInstances", e))?;
         Ok(output
             .auto_scaling_instances()
             .iter()
@@ -309,7 +309,7 @@ impl InstanceRecovery {
             .should_respect_grace_period(false)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("SetInstanceHealth", &e)))?;
+            .map_err(|e| api_error("SetInstanceHealth", e))?;
         Ok(HealOutcome::healed(
             format!(
                 "marked {instance_id} unhealthy in Auto Scaling group {group}; the group replaces it"
@@ -330,7 +330,7 @@ impl InstanceRecovery {
             .include_all_instances(true)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("DescribeInstanceStatus", &e)))?;
+            .map_err(|e| api_error("DescribeInstanceStatus", e))?;
         let status = output
             .instance_statuses()
             .iter()
@@ -362,7 +362,7 @@ impl InstanceRecovery {
                 .instance_types(instance_type.clone())
                 .send()
                 .await
-                .map_err(|e| HealError::new(describe("DescribeInstanceTypes", &e)))?;
+                .map_err(|e| api_error("DescribeInstanceTypes", e))?;
             risk.instance_store_volumes = output
                 .instance_types()
                 .iter()
@@ -382,7 +382,7 @@ impl InstanceRecovery {
             .instance_ids(id)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("RebootInstances", &e)))?;
+            .map_err(|e| api_error("RebootInstances", e))?;
         Ok(HealOutcome::healed(
             format!(
                 "rebooted {id} (instance status check {}, system status check {}); a later attempt stops and starts it",
@@ -415,13 +415,13 @@ impl InstanceRecovery {
             )
             .send()
             .await
-            .map_err(|e| HealError::new(describe("CreateTags", &e)))?;
+            .map_err(|e| api_error("CreateTags", e))?;
         self.ec2
             .stop_instances()
             .instance_ids(id)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("StopInstances", &e)))?;
+            .map_err(|e| api_error("StopInstances", e))?;
         if self.wait_stopped(id, STOP_WAIT).await.is_err() {
             self.finish_stop(id, true).await?;
         }
@@ -441,7 +441,7 @@ impl InstanceRecovery {
             .force(force)
             .send()
             .await
-            .map_err(|e| HealError::new(describe("StopInstances", &e)))?;
+            .map_err(|e| api_error("StopInstances", e))?;
         self.wait_stopped(id, FORCED_STOP_WAIT).await.map_err(|e| {
             HealError::new(format!(
                 "{id} is still stopping after a forced stop ({e}); the next attempt starts it once it has stopped"

@@ -7,9 +7,9 @@ pub mod ec2;
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::Instance;
 
-use autoheal_aws::errors::describe;
+use autoheal_aws::errors::api_error;
 use autoheal_core::retention::Retention;
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Revert};
+use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer, Revert};
 
 pub use asg::GroupScaler;
 pub use ebs::VolumeRepairer;
@@ -37,13 +37,8 @@ impl InfrastructureHealer {
 }
 
 impl Healer for InfrastructureHealer {
-    fn supports(&self, action: &Action) -> bool {
-        matches!(
-            action,
-            Action::RecoverEc2Instance { .. }
-                | Action::ScaleOutAutoScalingGroup { .. }
-                | Action::RepairEbsVolume { .. }
-        )
+    fn layer(&self) -> Layer {
+        Layer::Infrastructure
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
@@ -79,10 +74,7 @@ impl Healer for InfrastructureHealer {
                     .repair(request, target_volume_type, *force_detach, retention)
                     .await
             }
-            other => Err(HealError::new(format!(
-                "the infrastructure function does not implement `{}`",
-                other.kind()
-            ))),
+            other => Err(HealError::unsupported(self.layer(), other)),
         }
     }
 
@@ -93,9 +85,7 @@ impl Healer for InfrastructureHealer {
     ) -> Result<HealOutcome, HealError> {
         match revert.kind.as_str() {
             asg::RESTORE_DESIRED_CAPACITY => self.groups.restore(request, revert).await,
-            other => Err(HealError::new(format!(
-                "the infrastructure function has no revert `{other}`"
-            ))),
+            _ => Err(HealError::unknown_revert(self.layer(), revert)),
         }
     }
 }
@@ -109,7 +99,7 @@ pub(crate) async fn describe_instance(
         .instance_ids(instance_id)
         .send()
         .await
-        .map_err(|e| HealError::new(describe("DescribeInstances", &e)))?
+        .map_err(|e| api_error("DescribeInstances", e))?
         .reservations()
         .iter()
         .flat_map(|reservation| reservation.instances())

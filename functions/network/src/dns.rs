@@ -45,7 +45,7 @@ pub fn is_healthy<'a>(statuses: impl IntoIterator<Item = &'a str>) -> bool {
     total > 0 && passing * 100 > total * 18
 }
 
-use crate::api_error;
+use autoheal_aws::errors::api_error;
 
 /// Shifts weighted DNS traffic away from failed endpoints.
 #[derive(Debug, Clone)]

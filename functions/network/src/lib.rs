@@ -8,10 +8,8 @@ pub mod routes;
 pub mod targets;
 
 use aws_config::SdkConfig;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use autoheal_aws::errors::describe;
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Revert};
+use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer, Revert};
 
 pub use dns::DnsFailover;
 pub use routes::NatRouteReplacer;
@@ -37,13 +35,8 @@ impl NetworkHealer {
 }
 
 impl Healer for NetworkHealer {
-    fn supports(&self, action: &Action) -> bool {
-        matches!(
-            action,
-            Action::DeregisterUnhealthyTargets {}
-                | Action::FailOverDnsRecord { .. }
-                | Action::ReplaceNatRoute { .. }
-        )
+    fn layer(&self) -> Layer {
+        Layer::Network
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
@@ -55,10 +48,7 @@ impl Healer for NetworkHealer {
             Action::ReplaceNatRoute { standby_tag } => {
                 self.routes.replace(request, standby_tag).await
             }
-            other => Err(HealError::new(format!(
-                "the network function does not implement `{}`",
-                other.kind()
-            ))),
+            other => Err(HealError::unsupported(self.layer(), other)),
         }
     }
 
@@ -69,17 +59,7 @@ impl Healer for NetworkHealer {
     ) -> Result<HealOutcome, HealError> {
         match revert.kind.as_str() {
             dns::RESTORE_RECORD_WEIGHT => self.dns.restore(revert).await,
-            other => Err(HealError::new(format!(
-                "the network function has no revert `{other}`"
-            ))),
+            _ => Err(HealError::unknown_revert(self.layer(), revert)),
         }
     }
-}
-
-/// A service error as the service words it, prefixed with the operation.
-pub(crate) fn api_error<E>(operation: &str, error: E) -> HealError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    HealError::new(describe(operation, &error))
 }

@@ -22,7 +22,7 @@ use aws_sdk_ec2::types::{Filter, NatGateway, NatGatewayState, RouteTable, Tag};
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
-use crate::api_error;
+use autoheal_aws::errors::api_error;
 
 /// Replaces routes through failing NAT gateways.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
-use crate::api_error;
+use autoheal_aws::errors::api_error;
 
 /// Deregisters the failing targets of target groups.
 #[derive(Debug, Clone)]

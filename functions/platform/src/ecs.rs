@@ -20,7 +20,7 @@ use aws_sdk_ecs::types::{
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
-use crate::api_error;
+use autoheal_aws::errors::api_error;
 
 /// DescribeTasks takes at most this many tasks per call.
 const DESCRIBE_TASKS_BATCH: usize = 100;

@@ -14,7 +14,7 @@ use aws_sdk_lambda::operation::get_alias::GetAliasOutput;
 use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
-use crate::api_error;
+use autoheal_aws::errors::api_error;
 
 /// The largest published (numeric) version below `current`, if `current` is one.
 pub fn previous_version<'a>(

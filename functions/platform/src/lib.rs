@@ -9,11 +9,9 @@ pub mod lambda;
 pub mod rds;
 
 use aws_config::SdkConfig;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use autoheal_aws::errors::describe;
 use autoheal_core::retention::Retention;
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer};
+use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer};
 
 pub use ecs::ServiceRestarter;
 pub use lambda::AliasRollback;
@@ -39,13 +37,8 @@ impl PlatformHealer {
 }
 
 impl Healer for PlatformHealer {
-    fn supports(&self, action: &Action) -> bool {
-        matches!(
-            action,
-            Action::RestartEcsService { .. }
-                | Action::RollbackLambdaAlias { .. }
-                | Action::RebootRdsInstance { .. }
-        )
+    fn layer(&self) -> Layer {
+        Layer::Platform
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
@@ -73,18 +66,7 @@ impl Healer for PlatformHealer {
                     .reboot(request, *snapshot_first, *force_failover, retention)
                     .await
             }
-            other => Err(HealError::new(format!(
-                "the platform function does not implement `{}`",
-                other.kind()
-            ))),
+            other => Err(HealError::unsupported(self.layer(), other)),
         }
     }
-}
-
-/// A failed call, in the service's own words.
-pub(crate) fn api_error<E>(operation: &str, error: E) -> HealError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    HealError::new(describe(operation, &error))
 }

@@ -26,7 +26,7 @@ use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
 use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
 use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
 
-use crate::api_error;
+use autoheal_aws::errors::api_error;
 
 /// How long to wait for the snapshot before rebooting (the function times out at 300 s).
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(240);

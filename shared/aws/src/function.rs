@@ -4,7 +4,7 @@ use aws_config::SdkConfig;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
-use autoheal_core::{Engine, EngineError, Healer, Layer, SystemClock};
+use autoheal_core::{Clock, Engine, EngineError, Healer, Layer, SystemClock};
 
 use crate::config::{FunctionConfig, sdk_config};
 use crate::notify::SnsNotifier;
@@ -19,6 +19,16 @@ pub fn build_engine<H: Healer>(
     sdk: &SdkConfig,
     healer: H,
 ) -> LayerEngine<H> {
+    build_engine_with_clock(config, sdk, healer, SystemClock)
+}
+
+/// [`build_engine`] with another clock (tests move time).
+pub fn build_engine_with_clock<H: Healer, C: Clock>(
+    config: FunctionConfig,
+    sdk: &SdkConfig,
+    healer: H,
+    clock: C,
+) -> Engine<DynamoStateStore, SnsNotifier, H, C> {
     Engine {
         layer: config.layer,
         rules: config.rules,
@@ -26,7 +36,7 @@ pub fn build_engine<H: Healer>(
         store: DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name),
         notifier: SnsNotifier::new(aws_sdk_sns::Client::new(sdk), config.topic_arn),
         healer,
-        clock: SystemClock,
+        clock,
     }
 }
 

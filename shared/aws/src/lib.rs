@@ -12,6 +12,6 @@ pub mod state;
 pub mod tags;
 
 pub use config::{ConfigError, FunctionConfig, sdk_config};
-pub use function::{HandlerError, LayerEngine, build_engine, run};
+pub use function::{HandlerError, LayerEngine, build_engine, build_engine_with_clock, run};
 pub use notify::SnsNotifier;
 pub use state::DynamoStateStore;

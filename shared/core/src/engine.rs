@@ -1,9 +1,8 @@
 //! The path of one event through a layer's function: parse, select, decide, claim, act,
-//! record, notify. The engine is generic over small traits; the AWS adapters implement them
-//! for the Lambda functions, and in-memory ones stand in for them in unit tests.
+//! record, notify. The engine is generic over the ports of [`crate::ports`]; the AWS adapters
+//! implement them for the Lambda functions, and in-memory ones stand in for them in unit tests.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -14,199 +13,14 @@ use crate::decision::{Decision, DecisionInput, ResourceState, decide, idempotenc
 use crate::event::{AlarmEvent, AlarmState, EventError};
 use crate::layer::Layer;
 use crate::notice::Notice;
+use crate::ports::{
+    ClaimResult, Clock, HealOutcome, HealRequest, Healer, Notifier, ResourceKey, StateStore,
+    StoreError,
+};
 use crate::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 use crate::resolve::{NotSelected, select, select_any};
 use crate::revert::Revert;
-use crate::rules::{Action, Mode, Rule, RuleSet};
-
-/// The state of one rule on one resource is stored under this key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ResourceKey {
-    pub rule: String,
-    pub resource_id: String,
-}
-
-/// A resource's state as read, and whether the current event was already claimed for it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Loaded {
-    pub state: ResourceState,
-    pub event_seen: bool,
-}
-
-/// How an attempt to claim a resource for a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimResult {
-    /// This run holds the resource: it may act.
-    Claimed,
-    /// The event was claimed by another delivery of it.
-    Duplicate,
-    /// The state changed since it was read: read again and decide again.
-    Conflict,
-}
-
-/// A failure of the state store. Retrying the whole event is safe.
-#[derive(Debug, thiserror::Error)]
-#[error("state store: {message}")]
-pub struct StoreError {
-    pub message: String,
-}
-
-/// A failure to publish a notification.
-#[derive(Debug, thiserror::Error)]
-#[error("notifier: {message}")]
-pub struct NotifyError {
-    pub message: String,
-}
-
-/// Persistence of incident state and healing records. Every state write is conditional on
-/// the version read, so concurrent invocations never both act.
-pub trait StateStore {
-    /// Reads the state (strongly consistent) and whether `event_id` was claimed for it.
-    fn load(
-        &self,
-        key: &ResourceKey,
-        event_id: &str,
-    ) -> impl Future<Output = Result<Loaded, StoreError>> + Send;
-
-    /// Atomically: marks `event_id` claimed (it must be new, unless `takeover`), writes `next`
-    /// if the stored version is still `expected_version`, and stores the in-progress record.
-    fn claim(
-        &self,
-        key: &ResourceKey,
-        event_id: &str,
-        expected_version: u64,
-        next: &ResourceState,
-        record: &HealingRecord,
-        takeover: bool,
-    ) -> impl Future<Output = Result<ClaimResult, StoreError>> + Send;
-
-    /// Writes `next` if the stored version is still `expected_version`; false if it was not.
-    fn save(
-        &self,
-        key: &ResourceKey,
-        expected_version: u64,
-        next: &ResourceState,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Stores a record as it is (new or final).
-    fn put_record(
-        &self,
-        record: &HealingRecord,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Stores the final record of a run and releases the run's lease; with `escalated_at`,
-    /// also marks the incident escalated; with `reverts`, replaces the changes waiting to be
-    /// put back. The state changes only if this run still holds the lease (only a lease holder
-    /// changes `reverts`, so the list it read is still the stored one).
-    fn finish(
-        &self,
-        key: &ResourceKey,
-        record: &HealingRecord,
-        escalated_at: Option<DateTime<Utc>>,
-        reverts: Option<&[Revert]>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// Where people hear about healing.
-pub trait Notifier {
-    fn notify(&self, notice: &Notice) -> impl Future<Output = Result<(), NotifyError>> + Send;
-}
-
-/// What a healer is asked to do.
-#[derive(Debug, Clone, Copy)]
-pub struct HealRequest<'a> {
-    pub rule: &'a Rule,
-    /// Never empty nor ambiguous: the resolver skips such alarms before any healer runs.
-    pub resource_id: &'a str,
-    pub attempt: u32,
-    pub incident_id: &'a str,
-    /// The same for every retry of this attempt: pass it where the API takes one.
-    pub idempotency_token: &'a str,
-    pub event: &'a AlarmEvent,
-}
-
-/// What a healer did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HealOutcome {
-    /// The action ran; `details` names what it created or changed, `reverts` what to put
-    /// back when the incident resolves (empty when nothing is to be undone).
-    Healed {
-        summary: String,
-        details: BTreeMap<String, String>,
-        reverts: Vec<Revert>,
-    },
-    /// A fresh look at the resource showed the action should not run.
-    Skipped { reason: SkipReason, summary: String },
-}
-
-/// An action that failed; the message is the service's own where there is one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct HealError {
-    pub message: String,
-}
-
-impl HealError {
-    pub fn new(message: impl Into<String>) -> Self {
-        HealError {
-            message: message.into(),
-        }
-    }
-}
-
-impl HealOutcome {
-    /// The action ran and left nothing to put back.
-    pub fn healed(summary: impl Into<String>, details: BTreeMap<String, String>) -> Self {
-        HealOutcome::Healed {
-            summary: summary.into(),
-            details,
-            reverts: Vec::new(),
-        }
-    }
-}
-
-/// Runs a layer's actions against the workload.
-pub trait Healer {
-    /// Whether this healer implements the action.
-    fn supports(&self, action: &Action) -> bool;
-
-    /// Re-reads the resource's live state and, if healing is still needed and safe, acts.
-    fn heal(
-        &self,
-        request: HealRequest<'_>,
-    ) -> impl Future<Output = Result<HealOutcome, HealError>> + Send;
-
-    /// Puts back one change an earlier heal reported in `HealOutcome::Healed::reverts`, after
-    /// checking that it is still autoheal's to put back (nobody changed it since); `Skipped`
-    /// when it is not. Healers whose actions change nothing reversible keep this default.
-    fn revert(
-        &self,
-        request: HealRequest<'_>,
-        revert: &Revert,
-    ) -> impl Future<Output = Result<HealOutcome, HealError>> + Send {
-        let message = format!(
-            "the {} action has no revert `{}`",
-            request.rule.action.kind(),
-            revert.kind
-        );
-        async move { Err(HealError::new(message)) }
-    }
-}
-
-/// The time, injected so that tests can move it.
-pub trait Clock {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+use crate::rules::{Mode, Rule, RuleSet};
 
 /// Deployment-wide switches, read from the environment by the function's `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +56,41 @@ impl EngineError {
     }
 }
 
+/// What the engine did with an event, as the outcome reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The rule's action ran (or, in shadow mode, would have: see the reason).
+    Act,
+    /// Nothing was done, for the reason given (recorded when the event got that far).
+    Skip,
+    /// OK on an open incident: it closes once OK holds for the stable period.
+    Recovering,
+    /// OK, and the changes earlier heals made were put back (or tried).
+    Revert,
+    /// Nothing to do and nothing recorded (OK without an incident, INSUFFICIENT_DATA, a
+    /// duplicate OK).
+    Ignore,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Act => "act",
+            Verdict::Skip => "skip",
+            Verdict::Recovering => "recovering",
+            Verdict::Revert => "revert",
+            Verdict::Ignore => "ignore",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What happened to one event: printed by the CLI, returned by the Lambda function.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
@@ -249,9 +98,7 @@ pub struct Outcome {
     pub event_id: String,
     pub alarm_name: String,
     pub alarm_state: AlarmState,
-    /// `act`, `skip`, `recovering` (OK on an open incident), `revert` (OK, and heals' changes
-    /// were put back) or `ignore`.
-    pub decision: &'static str,
+    pub decision: Verdict,
     pub rule: Option<String>,
     pub resource_id: Option<String>,
     pub action: Option<String>,
@@ -269,7 +116,7 @@ impl Outcome {
             event_id: event.id.clone(),
             alarm_name: event.alarm_name.clone(),
             alarm_state: event.state,
-            decision: "skip",
+            decision: Verdict::Skip,
             rule: None,
             resource_id: None,
             action: None,
@@ -296,7 +143,7 @@ impl Outcome {
     }
 
     fn skipped(mut self, reason: SkipReason, detail: impl Into<String>) -> Self {
-        self.decision = "skip";
+        self.decision = Verdict::Skip;
         self.reason = Some(reason);
         self.detail = Some(detail.into());
         self
@@ -346,7 +193,7 @@ pub fn explain(
             ),
         ),
         Decision::Act { attempt, .. } => {
-            outcome.decision = "act";
+            outcome.decision = Verdict::Act;
             outcome.detail = Some(format!(
                 "runs `{}` as attempt {attempt} of at most {} (cooldown {} s)",
                 rule.action.kind(),
@@ -366,7 +213,7 @@ pub fn explain(
             outcome.skipped(reason, detail)
         }
         Decision::Recovering { .. } | Decision::Revert { .. } => {
-            outcome.decision = "recovering";
+            outcome.decision = Verdict::Recovering;
             outcome
         }
     }
@@ -516,7 +363,7 @@ where
             let expected = loaded.state.version;
             match transition.decision {
                 Decision::Ignore { reason } => {
-                    outcome.decision = "ignore";
+                    outcome.decision = Verdict::Ignore;
                     outcome.reason = Some(reason);
                     outcome.detail = Some(match reason {
                         SkipReason::NoOpenIncident => "OK with no open incident".to_owned(),
@@ -530,7 +377,7 @@ where
                     {
                         continue;
                     }
-                    outcome.decision = "recovering";
+                    outcome.decision = Verdict::Recovering;
                     outcome.detail = Some(format!(
                         "incident {incident_id} closes if OK holds for {} s",
                         self.rule.policy.stable_period_seconds
@@ -584,14 +431,14 @@ where
                     {
                         ClaimResult::Conflict => continue,
                         ClaimResult::Duplicate => {
-                            outcome.decision = "ignore";
+                            outcome.decision = Verdict::Ignore;
                             outcome.reason = Some(SkipReason::Duplicate);
                             outcome.detail = Some(skip_summary(SkipReason::Duplicate, self.rule));
                             return Ok(log(outcome));
                         }
                         ClaimResult::Claimed => {
                             let record = self.revert(record, &incident_id, &next.reverts).await?;
-                            outcome.decision = "revert";
+                            outcome.decision = Verdict::Revert;
                             outcome.reason = record.skip_reason;
                             outcome.detail = record.summary.clone().or(record.error.clone());
                             outcome.record = Some(record);
@@ -632,9 +479,9 @@ where
                             // show what enforce mode would do) but report, like `explain`,
                             // that nothing was done.
                             outcome.decision = if self.mode == Mode::Shadow {
-                                "skip"
+                                Verdict::Skip
                             } else {
-                                "act"
+                                Verdict::Act
                             };
                             outcome.reason = record.skip_reason;
                             outcome.detail = record.summary.clone().or(record.error.clone());
@@ -850,7 +697,7 @@ fn log(outcome: Outcome) -> Outcome {
         rule = outcome.rule.as_deref(),
         resource = outcome.resource_id.as_deref(),
         action = outcome.action.as_deref(),
-        decision = outcome.decision,
+        decision = outcome.decision.as_str(),
         reason = outcome.reason.map(SkipReason::as_str),
         status = outcome.record.as_ref().map(|r| r.status.as_str()),
         "{}",

@@ -6,7 +6,8 @@
 //! - [`resolve`]: which rule an event selects and which resource it heals;
 //! - [`decision`]: the pure act/skip decision over a resource's incident state;
 //! - [`revert`]: changes a heal made that are put back when the incident resolves;
-//! - [`engine`]: the path of one event, generic over the store, notifier and healer traits;
+//! - [`ports`]: the traits the engine is generic over (store, notifier, healer, clock);
+//! - [`engine`]: the path of one event through those ports;
 //! - [`record`], [`notice`], [`stats`]: what is recorded, published and read back;
 //! - [`retention`]: which of autoheal's own snapshots go once it has taken a new one.
 
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod event;
 pub mod layer;
 pub mod notice;
+pub mod ports;
 pub mod record;
 pub mod resolve;
 pub mod retention;
@@ -23,13 +25,14 @@ pub mod rules;
 pub mod stats;
 
 pub use decision::{Decision, Incident, Lease, ResourceState};
-pub use engine::{
-    ClaimResult, Clock, Engine, EngineError, HealError, HealOutcome, HealRequest, Healer, Loaded,
-    Notifier, NotifyError, Outcome, ResourceKey, Settings, StateStore, StoreError, SystemClock,
-};
+pub use engine::{Engine, EngineError, Outcome, Settings, Verdict};
 pub use event::{AlarmEvent, AlarmKind, AlarmState, EventError};
 pub use layer::Layer;
 pub use notice::{Notice, NoticeKind};
+pub use ports::{
+    ClaimResult, Clock, HealError, HealOutcome, HealRequest, Healer, Loaded, Notifier, NotifyError,
+    ResourceKey, StateStore, StoreError, SystemClock,
+};
 pub use record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 pub use revert::Revert;
 pub use rules::{Action, Mode, Policy, Rule, RuleSet, RulesError};

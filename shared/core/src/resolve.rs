@@ -333,28 +333,6 @@ fn render_template(
     Ok(out)
 }
 
-/// The placeholder names of a resource template, or what is wrong with it.
-pub fn placeholders(template: &str) -> Result<Vec<&str>, String> {
-    let mut names = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| "has an unclosed `{`".to_owned())?;
-        let name = &after[..close];
-        if name.is_empty() || name.contains('{') {
-            return Err(format!("has an invalid placeholder `{{{name}}}`"));
-        }
-        names.push(name);
-        rest = &after[close + 1..];
-    }
-    if rest.contains('}') {
-        return Err("has an unmatched `}`".to_owned());
-    }
-    Ok(names)
-}
-
 /// A way of selecting a rule that can never win, because an earlier enabled rule always wins
 /// it first (`autoheal validate` warns about each).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use autoheal_core::{
     Action, AlarmState, ClaimResult, Clock, Engine, EngineError, HealError, HealOutcome,
     HealRequest, Healer, HealingRecord, HealingStatus, Incident, Layer, Lease, Loaded, Mode,
     Notice, NoticeKind, Notifier, NotifyError, Outcome, ResourceKey, ResourceState, Revert,
-    RuleSet, RunPhase, Settings, SkipReason, StateStore, StoreError,
+    RuleSet, RunPhase, Settings, SkipReason, StateStore, StoreError, Verdict,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -271,6 +271,10 @@ impl FakeHealer {
 }
 
 impl Healer for FakeHealer {
+    fn layer(&self) -> Layer {
+        Layer::Infrastructure
+    }
+
     fn supports(&self, _action: &Action) -> bool {
         !self.unsupported.load(Ordering::SeqCst)
     }
@@ -406,7 +410,7 @@ async fn given_an_ec2_alarm_when_handled_then_the_instance_is_healed_recorded_an
 
     let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
 
-    assert_eq!(outcome.decision, "act");
+    assert_eq!(outcome.decision, Verdict::Act);
     assert_eq!(outcome.layer, Some(Layer::Infrastructure));
     assert_eq!(outcome.event_id, "e1");
     assert_eq!(outcome.alarm_state, AlarmState::Alarm);
@@ -468,7 +472,7 @@ async fn given_a_handled_event_when_it_is_delivered_again_then_it_is_a_skipped_d
 
     let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-2").await;
 
-    assert_eq!(outcome.decision, "skip");
+    assert_eq!(outcome.decision, Verdict::Skip);
     assert_eq!(outcome.reason, Some(SkipReason::Duplicate));
     let record = record_of(&outcome);
     assert_eq!(record.status, HealingStatus::Skipped);
@@ -520,7 +524,7 @@ async fn given_an_event_of_another_layer_when_handled_then_it_is_skipped_without
 
     let outcome = handle(&engine, lambda_errors, "run-1").await;
 
-    assert_eq!(outcome.decision, "skip");
+    assert_eq!(outcome.decision, Verdict::Skip);
     assert_eq!(outcome.reason, Some(SkipReason::OtherLayer));
     assert_eq!(outcome.rule.as_deref(), Some("lambda-function-healing"));
     assert!(outcome.record.is_none());
@@ -578,7 +582,11 @@ async fn given_shadow_mode_when_an_alarm_is_handled_then_the_healer_is_not_calle
 
     assert_eq!(engine.healer.count(), 0);
     assert_eq!(outcome.mode, Some(Mode::Shadow));
-    assert_eq!(outcome.decision, "skip", "reported as explain reports it");
+    assert_eq!(
+        outcome.decision,
+        Verdict::Skip,
+        "reported as explain reports it"
+    );
     assert_eq!(outcome.reason, Some(SkipReason::ShadowMode));
     let record = record_of(&outcome);
     assert_eq!(record.status, HealingStatus::Skipped);
@@ -668,7 +676,7 @@ async fn given_a_failing_healer_before_the_last_attempt_when_handled_then_the_ru
 
     let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
 
-    assert_eq!(outcome.decision, "act");
+    assert_eq!(outcome.decision, Verdict::Act);
     let record = record_of(&outcome);
     assert_eq!(record.status, HealingStatus::Failed);
     assert_eq!(
@@ -827,7 +835,7 @@ async fn given_ok_after_a_heal_when_handled_then_the_incident_recovers_and_insuf
     engine.clock.set(at(120));
 
     let ok = handle(&engine, ec2_status_check("e2", "OK", "i-1"), "run-2").await;
-    assert_eq!(ok.decision, "recovering");
+    assert_eq!(ok.decision, Verdict::Recovering);
     let state = engine.store.state(&ec2_key("i-1"));
     assert_eq!(state.incident.and_then(|i| i.ok_since), Some(at(120)));
 
@@ -838,7 +846,7 @@ async fn given_ok_after_a_heal_when_handled_then_the_incident_recovers_and_insuf
         "run-3",
     )
     .await;
-    assert_eq!(unknown.decision, "ignore");
+    assert_eq!(unknown.decision, Verdict::Ignore);
     assert_eq!(unknown.reason, Some(SkipReason::NotActionable));
     assert_eq!(engine.store.writes(), writes, "ignoring writes nothing");
 }
@@ -849,7 +857,7 @@ async fn given_ok_with_no_incident_when_handled_then_it_is_ignored_without_write
 
     let outcome = handle(&engine, ec2_status_check("e1", "OK", "i-1"), "run-1").await;
 
-    assert_eq!(outcome.decision, "ignore");
+    assert_eq!(outcome.decision, Verdict::Ignore);
     assert_eq!(outcome.reason, Some(SkipReason::NoOpenIncident));
     assert_eq!(engine.store.writes(), 0);
 }
@@ -1036,7 +1044,7 @@ async fn given_ten_concurrent_alarms_of_different_events_on_one_instance_when_ha
     assert!(
         outcomes
             .iter()
-            .filter(|o| o.decision != "act")
+            .filter(|o| o.decision != Verdict::Act)
             .all(|o| matches!(
                 o.reason,
                 Some(SkipReason::InProgress | SkipReason::Cooldown)
@@ -1056,7 +1064,7 @@ fn explain(payload: Value, settings: Settings) -> Outcome {
 fn given_an_ec2_alarm_when_explained_then_it_would_act_at_attempt_one_in_its_layer() {
     let outcome = explain(ec2_status_check("e1", "ALARM", "i-1"), Settings::default());
 
-    assert_eq!(outcome.decision, "act");
+    assert_eq!(outcome.decision, Verdict::Act);
     assert_eq!(outcome.layer, Some(Layer::Infrastructure));
     assert_eq!(outcome.rule.as_deref(), Some("ec2-instance-healing"));
     assert_eq!(outcome.resource_id.as_deref(), Some("i-1"));
@@ -1092,7 +1100,7 @@ fn given_shadow_mode_when_explained_then_it_would_only_record() {
         },
     );
 
-    assert_eq!(outcome.decision, "skip");
+    assert_eq!(outcome.decision, Verdict::Skip);
     assert_eq!(outcome.reason, Some(SkipReason::ShadowMode));
     assert_eq!(outcome.mode, Some(Mode::Shadow));
 }
@@ -1217,7 +1225,7 @@ async fn given_a_heal_that_made_a_change_when_the_alarm_turns_ok_then_the_change
     engine.clock.set(at(60));
     let outcome = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-2").await;
 
-    assert_eq!(outcome.decision, "revert");
+    assert_eq!(outcome.decision, Verdict::Revert);
     let record = record_of(&outcome);
     assert_eq!(record.phase, RunPhase::Revert);
     assert_eq!(record.status, HealingStatus::Completed);
@@ -1251,10 +1259,10 @@ async fn given_a_heal_that_made_a_change_when_the_alarm_turns_ok_then_the_change
 
     // The same OK delivered again, and a later OK, put nothing back twice.
     let again = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-3").await;
-    assert_eq!(again.decision, "ignore");
+    assert_eq!(again.decision, Verdict::Ignore);
     assert_eq!(again.reason, Some(SkipReason::Duplicate));
     let later = handle(&engine, ec2_status_check("ok2", "OK", "i-1"), "run-4").await;
-    assert_eq!(later.decision, "recovering");
+    assert_eq!(later.decision, Verdict::Recovering);
     assert_eq!(engine.healer.reverted(), ["1"]);
 }
 
@@ -1265,7 +1273,7 @@ async fn given_two_attempts_that_made_changes_when_the_alarm_turns_ok_then_the_n
     handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
     engine.clock.set(at(86_400));
     let second = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
-    assert_eq!(second.decision, "act");
+    assert_eq!(second.decision, Verdict::Act);
     assert_eq!(record_of(&second).attempt, 2);
 
     engine.clock.set(at(86_460));
@@ -1344,7 +1352,8 @@ async fn given_a_revert_in_progress_when_an_alarm_arrives_then_it_does_not_heal_
     assert_eq!(alarm.reason, Some(SkipReason::InProgress));
     let ok = handle(&engine, ec2_status_check("ok2", "OK", "i-1"), "run-3").await;
     assert_eq!(
-        ok.decision, "recovering",
+        ok.decision,
+        Verdict::Recovering,
         "a second OK does not revert beside it"
     );
     assert_eq!(engine.healer.count(), 1);
@@ -1353,7 +1362,7 @@ async fn given_a_revert_in_progress_when_an_alarm_arrives_then_it_does_not_heal_
     // The revert run died: its OK, delivered again after the lease, puts the change back.
     engine.clock.set(at(86_400 + 901));
     let retried = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-4").await;
-    assert_eq!(retried.decision, "revert");
+    assert_eq!(retried.decision, Verdict::Revert);
     assert_eq!(engine.healer.reverted(), ["1"]);
     assert!(engine.store.state(&key).reverts.is_empty());
 }
@@ -1372,6 +1381,6 @@ async fn given_shadow_mode_when_a_heal_would_change_something_then_nothing_is_ke
     handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
     assert!(engine.store.state(&ec2_key("i-1")).reverts.is_empty());
     let ok = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-2").await;
-    assert_eq!(ok.decision, "recovering");
+    assert_eq!(ok.decision, Verdict::Recovering);
     assert!(engine.healer.reverted().is_empty());
 }

@@ -5,9 +5,8 @@
 
 mod common;
 
-use autoheal_core::resolve::{
-    RULE_TAG, Selection, placeholders, resolve_resource, select, select_any,
-};
+use autoheal_core::resolve::{RULE_TAG, Selection, resolve_resource, select, select_any};
+use autoheal_core::rules::placeholders;
 use autoheal_core::{AlarmEvent, Layer, RuleSet, SkipReason};
 use proptest::prelude::*;
 use serde_json::{Value, json};

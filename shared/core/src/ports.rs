@@ -1,0 +1,226 @@
+//! The ports of the engine: the small traits it is generic over (state store, notifier,
+//! healer, clock), the types that cross them, and their errors. Adapters implement them: the
+//! AWS ones in `shared/aws` and the layer functions, in-memory ones in tests.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::decision::ResourceState;
+use crate::event::AlarmEvent;
+use crate::layer::Layer;
+use crate::notice::Notice;
+use crate::record::{HealingRecord, SkipReason};
+use crate::revert::Revert;
+use crate::rules::{Action, Rule};
+
+/// The state of one rule on one resource is stored under this key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceKey {
+    pub rule: String,
+    pub resource_id: String,
+}
+
+/// A resource's state as read, and whether the current event was already claimed for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub state: ResourceState,
+    pub event_seen: bool,
+}
+
+/// How an attempt to claim a resource for a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimResult {
+    /// This run holds the resource: it may act.
+    Claimed,
+    /// The event was claimed by another delivery of it.
+    Duplicate,
+    /// The state changed since it was read: read again and decide again.
+    Conflict,
+}
+
+/// A failure of the state store. Retrying the whole event is safe.
+#[derive(Debug, thiserror::Error)]
+#[error("state store: {message}")]
+pub struct StoreError {
+    pub message: String,
+}
+
+/// A failure to publish a notification.
+#[derive(Debug, thiserror::Error)]
+#[error("notifier: {message}")]
+pub struct NotifyError {
+    pub message: String,
+}
+
+/// Persistence of incident state and healing records. Every state write is conditional on
+/// the version read, so concurrent invocations never both act.
+pub trait StateStore {
+    /// Reads the state (strongly consistent) and whether `event_id` was claimed for it.
+    fn load(
+        &self,
+        key: &ResourceKey,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Loaded, StoreError>> + Send;
+
+    /// Atomically: marks `event_id` claimed (it must be new, unless `takeover`), writes `next`
+    /// if the stored version is still `expected_version`, and stores the in-progress record.
+    fn claim(
+        &self,
+        key: &ResourceKey,
+        event_id: &str,
+        expected_version: u64,
+        next: &ResourceState,
+        record: &HealingRecord,
+        takeover: bool,
+    ) -> impl Future<Output = Result<ClaimResult, StoreError>> + Send;
+
+    /// Writes `next` if the stored version is still `expected_version`; false if it was not.
+    fn save(
+        &self,
+        key: &ResourceKey,
+        expected_version: u64,
+        next: &ResourceState,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Stores a record as it is (new or final).
+    fn put_record(
+        &self,
+        record: &HealingRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores the final record of a run and releases the run's lease; with `escalated_at`,
+    /// also marks the incident escalated; with `reverts`, replaces the changes waiting to be
+    /// put back. The state changes only if this run still holds the lease (only a lease holder
+    /// changes `reverts`, so the list it read is still the stored one).
+    fn finish(
+        &self,
+        key: &ResourceKey,
+        record: &HealingRecord,
+        escalated_at: Option<DateTime<Utc>>,
+        reverts: Option<&[Revert]>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where people hear about healing.
+pub trait Notifier {
+    fn notify(&self, notice: &Notice) -> impl Future<Output = Result<(), NotifyError>> + Send;
+}
+
+/// What a healer is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct HealRequest<'a> {
+    pub rule: &'a Rule,
+    /// Never empty nor ambiguous: the resolver skips such alarms before any healer runs.
+    pub resource_id: &'a str,
+    pub attempt: u32,
+    pub incident_id: &'a str,
+    /// The same for every retry of this attempt: pass it where the API takes one.
+    pub idempotency_token: &'a str,
+    pub event: &'a AlarmEvent,
+}
+
+/// What a healer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealOutcome {
+    /// The action ran; `details` names what it created or changed, `reverts` what to put
+    /// back when the incident resolves (empty when nothing is to be undone).
+    Healed {
+        summary: String,
+        details: BTreeMap<String, String>,
+        reverts: Vec<Revert>,
+    },
+    /// A fresh look at the resource showed the action should not run.
+    Skipped { reason: SkipReason, summary: String },
+}
+
+/// An action that failed; the message is the service's own where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HealError {
+    pub message: String,
+}
+
+impl HealError {
+    pub fn new(message: impl Into<String>) -> Self {
+        HealError {
+            message: message.into(),
+        }
+    }
+
+    /// `layer`'s healer was handed an action of another layer.
+    pub fn unsupported(layer: Layer, action: &Action) -> Self {
+        HealError::new(format!(
+            "the {layer} function does not implement `{}`",
+            action.kind()
+        ))
+    }
+
+    /// `layer`'s healer was handed a revert it does not know (stored by another version).
+    pub fn unknown_revert(layer: Layer, revert: &Revert) -> Self {
+        HealError::new(format!(
+            "the {layer} function has no revert `{}`",
+            revert.kind
+        ))
+    }
+}
+
+impl HealOutcome {
+    /// The action ran and left nothing to put back.
+    pub fn healed(summary: impl Into<String>, details: BTreeMap<String, String>) -> Self {
+        HealOutcome::Healed {
+            summary: summary.into(),
+            details,
+            reverts: Vec::new(),
+        }
+    }
+}
+
+/// Runs a layer's actions against the workload.
+pub trait Healer {
+    /// The layer whose actions this healer runs.
+    fn layer(&self) -> Layer;
+
+    /// Whether this healer implements the action: every action of its layer.
+    fn supports(&self, action: &Action) -> bool {
+        action.layer() == self.layer()
+    }
+
+    /// Re-reads the resource's live state and, if healing is still needed and safe, acts.
+    fn heal(
+        &self,
+        request: HealRequest<'_>,
+    ) -> impl Future<Output = Result<HealOutcome, HealError>> + Send;
+
+    /// Puts back one change an earlier heal reported in `HealOutcome::Healed::reverts`, after
+    /// checking that it is still autoheal's to put back (nobody changed it since); `Skipped`
+    /// when it is not. Healers whose actions change nothing reversible keep this default.
+    fn revert(
+        &self,
+        request: HealRequest<'_>,
+        revert: &Revert,
+    ) -> impl Future<Output = Result<HealOutcome, HealError>> + Send {
+        let message = format!(
+            "the {} action has no revert `{}`",
+            request.rule.action.kind(),
+            revert.kind
+        );
+        async move { Err(HealError::new(message)) }
+    }
+}
+
+/// The time, injected so that tests can move it.
+pub trait Clock {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

@@ -1,0 +1,270 @@
+//! The rules file as written (its tables, defaults and optional fields) and the validation
+//! that turns it into a [`RuleSet`], or into every problem found, each with its line.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::action::yes;
+use super::diagnostics::{RuleHeaders, parse_raw};
+use super::{
+    Action, Mode, Policy, ResourceSelector, Rule, RuleProblem, RuleSet, RulesError, Trigger,
+};
+use crate::layer::Layer;
+
+/// Defaults for every rule; a rule may override each of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// How long an OK must hold before the incident closes and attempts reset.
+    #[serde(default = "Defaults::stable_period")]
+    pub stable_period_seconds: u64,
+    /// The longest wait between two attempts of one incident, however many failed.
+    #[serde(default = "Defaults::backoff_max")]
+    pub backoff_max_seconds: u64,
+    /// How long a claim stays valid if the invocation holding it dies.
+    #[serde(default = "Defaults::lease")]
+    pub lease_seconds: u64,
+}
+
+impl Defaults {
+    fn stable_period() -> u64 {
+        900
+    }
+    fn backoff_max() -> u64 {
+        3600
+    }
+    fn lease() -> u64 {
+        900
+    }
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            stable_period_seconds: Self::stable_period(),
+            backoff_max_seconds: Self::backoff_max(),
+            lease_seconds: Self::lease(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFile {
+    #[serde(default)]
+    defaults: Option<Defaults>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    #[serde(default)]
+    description: String,
+    layer: Layer,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    mode: Mode,
+    trigger: Trigger,
+    resource: ResourceSelector,
+    action: Action,
+    cooldown_seconds: u64,
+    max_attempts: u32,
+    #[serde(default)]
+    stable_period_seconds: Option<u64>,
+    #[serde(default)]
+    backoff_max_seconds: Option<u64>,
+    #[serde(default)]
+    lease_seconds: Option<u64>,
+}
+
+/// Parses and validates a rules file.
+pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
+    let headers = RuleHeaders::scan(text);
+    let raw: RawFile = parse_raw(text, &headers)?;
+    let defaults = raw.defaults.unwrap_or_default();
+    let mut problems = Vec::new();
+    let mut seen = HashSet::new();
+    let mut rules = Vec::with_capacity(raw.rule.len());
+    for (index, raw_rule) in raw.rule.into_iter().enumerate() {
+        let line = headers.line_of(index);
+        let label = if raw_rule.name.trim().is_empty() {
+            format!("rule #{}", index + 1)
+        } else {
+            raw_rule.name.clone()
+        };
+        let mut problem = |field: &str, message: String| {
+            problems.push(RuleProblem {
+                line,
+                rule: Some(label.clone()),
+                field: Some(field.to_owned()),
+                message,
+            });
+        };
+        if !is_rule_name(&raw_rule.name) {
+            problem(
+                "name",
+                "must be lower-case letters, digits and dashes, starting with a letter".to_owned(),
+            );
+        } else if !seen.insert(raw_rule.name.clone()) {
+            problem("name", "duplicate rule name".to_owned());
+        }
+        if raw_rule.max_attempts == 0 {
+            problem("max_attempts", "must be at least 1".to_owned());
+        }
+        if raw_rule.action.layer() != raw_rule.layer {
+            problem(
+                "action.type",
+                format!(
+                    "`{}` is a {} action, but the rule is in the {} layer",
+                    raw_rule.action.kind(),
+                    raw_rule.action.layer(),
+                    raw_rule.layer
+                ),
+            );
+        }
+        for (field, message) in raw_rule.action.problems() {
+            problem(field, message);
+        }
+        for (field, message) in trigger_problems(&raw_rule.trigger) {
+            problem(field, message);
+        }
+        for (field, message) in resource_problems(&raw_rule.resource) {
+            problem(field, message);
+        }
+        let lease_seconds = raw_rule.lease_seconds.unwrap_or(defaults.lease_seconds);
+        if lease_seconds == 0 {
+            problem("lease_seconds", "must be at least 1".to_owned());
+        }
+        rules.push(Rule {
+            name: raw_rule.name,
+            description: raw_rule.description,
+            layer: raw_rule.layer,
+            enabled: raw_rule.enabled,
+            mode: raw_rule.mode,
+            trigger: raw_rule.trigger,
+            resource: raw_rule.resource,
+            action: raw_rule.action,
+            policy: Policy {
+                cooldown_seconds: raw_rule.cooldown_seconds,
+                max_attempts: raw_rule.max_attempts,
+                stable_period_seconds: raw_rule
+                    .stable_period_seconds
+                    .unwrap_or(defaults.stable_period_seconds),
+                backoff_max_seconds: raw_rule
+                    .backoff_max_seconds
+                    .unwrap_or(defaults.backoff_max_seconds),
+                lease_seconds,
+            },
+        });
+    }
+    if problems.is_empty() {
+        Ok(RuleSet { rules })
+    } else {
+        Err(RulesError { problems })
+    }
+}
+
+fn is_rule_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn trigger_problems(trigger: &Trigger) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if trigger.namespace.is_none() && trigger.alarm_name_prefixes.is_empty() {
+        problems.push((
+            "trigger",
+            "needs a `namespace` or at least one of `alarm_name_prefixes`".to_owned(),
+        ));
+    }
+    if trigger
+        .namespace
+        .as_deref()
+        .is_some_and(|ns| ns.trim().is_empty())
+    {
+        problems.push(("trigger.namespace", "must not be empty".to_owned()));
+    }
+    if trigger.namespace.is_none()
+        && (!trigger.metrics.is_empty() || !trigger.dimensions.is_empty())
+    {
+        problems.push((
+            "trigger.namespace",
+            "is required when `metrics` or `dimensions` are given".to_owned(),
+        ));
+    }
+    for (field, values) in [
+        ("trigger.metrics", &trigger.metrics),
+        ("trigger.dimensions", &trigger.dimensions),
+        ("trigger.alarm_name_prefixes", &trigger.alarm_name_prefixes),
+    ] {
+        if values.iter().any(|value| value.trim().is_empty()) {
+            problems.push((field, "must not contain an empty string".to_owned()));
+        }
+    }
+    problems
+}
+
+fn resource_problems(resource: &ResourceSelector) -> Vec<(&'static str, String)> {
+    let set = [
+        resource.dimension.is_some(),
+        resource.template.is_some(),
+        resource.alarm_tag.is_some(),
+    ]
+    .into_iter()
+    .filter(|set| *set)
+    .count();
+    let mut problems = Vec::new();
+    if set != 1 {
+        problems.push((
+            "resource",
+            "needs exactly one of `dimension`, `template` or `alarm_tag`".to_owned(),
+        ));
+    }
+    for (field, value) in [
+        ("resource.dimension", &resource.dimension),
+        ("resource.alarm_tag", &resource.alarm_tag),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            problems.push((field, "must not be empty".to_owned()));
+        }
+    }
+    if let Some(template) = &resource.template {
+        match placeholders(template) {
+            Ok(names) if names.is_empty() => problems.push((
+                "resource.template",
+                "must name at least one `{placeholder}`".to_owned(),
+            )),
+            Ok(_) => {}
+            Err(message) => problems.push(("resource.template", message)),
+        }
+    }
+    problems
+}
+
+/// The placeholder names of a resource template, or what is wrong with it.
+pub fn placeholders(template: &str) -> Result<Vec<&str>, String> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| "has an unclosed `{`".to_owned())?;
+        let name = &after[..close];
+        if name.is_empty() || name.contains('{') {
+            return Err(format!("has an invalid placeholder `{{{name}}}`"));
+        }
+        names.push(name);
+        rest = &after[close + 1..];
+    }
+    if rest.contains('}') {
+        return Err("has an unmatched `}`".to_owned());
+    }
+    Ok(names)
+}

@@ -1,0 +1,144 @@
+//! Healing rules: a declarative TOML file, validated with the rule, field and line at fault.
+//!
+//! TOML because operators edit this file by hand: it has comments, no significant indentation,
+//! and its parser reports the line of every error. README.md ("Healing rules") describes the format.
+//!
+//! - this module: the domain model (a rule, its trigger, resource, policy, mode) and the set;
+//! - [`action`]: what a rule does, with its parameters, defaults and their checks;
+//! - `load`: the file's own structure, defaults and the validation of every rule;
+//! - `diagnostics`: problems with the line, rule and field at fault.
+
+mod action;
+mod diagnostics;
+mod load;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::layer::Layer;
+
+pub use action::Action;
+pub use diagnostics::{RuleProblem, RulesError};
+pub use load::{Defaults, placeholders};
+
+/// The rules shipped inside every binary; `AUTOHEAL_RULES_PATH` replaces them at deploy time.
+pub const SHIPPED_RULES: &str = include_str!("../../../../rules/autoheal-rules.toml");
+
+/// Whether a rule acts, or only records what it would have done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Shadow,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+        }
+    }
+}
+
+/// Which alarms select a rule. Any one selector is enough:
+/// an alarm tag `autoheal:rule` naming the rule, an alarm-name prefix, or a metric match
+/// (namespace, optionally metric names, and dimension names the metric must carry).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dimensions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarm_name_prefixes: Vec<String>,
+}
+
+/// How the id of the resource to heal is read from the alarm. Exactly one field is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSelector {
+    /// The value of this metric dimension (e.g. `InstanceId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<String>,
+    /// A template over dimension names and `{aws.region}`, `{aws.account}`,
+    /// e.g. `"{ClusterName}/{ServiceName}"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The value of this alarm tag; the way composite alarms name their resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_tag: Option<String>,
+}
+
+/// The timing and budget that govern one rule's attempts on one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub cooldown_seconds: u64,
+    pub max_attempts: u32,
+    pub stable_period_seconds: u64,
+    pub backoff_max_seconds: u64,
+    pub lease_seconds: u64,
+}
+
+/// One validated healing rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rule {
+    pub name: String,
+    pub description: String,
+    pub layer: Layer,
+    pub enabled: bool,
+    pub mode: Mode,
+    pub trigger: Trigger,
+    pub resource: ResourceSelector,
+    pub action: Action,
+    pub policy: Policy,
+}
+
+/// The rules of one deployment, in file order (the first matching rule wins).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// The rules compiled into the binary. They are checked by the test suite, so failing to
+    /// parse them here is a build defect and reported as such.
+    pub fn shipped() -> Result<Self, RulesError> {
+        Self::from_toml(SHIPPED_RULES)
+    }
+
+    /// Parses and validates a rules file.
+    pub fn from_toml(text: &str) -> Result<Self, RulesError> {
+        load::from_toml(text)
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|rule| rule.name == name)
+    }
+
+    pub fn of_layer(&self, layer: Layer) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(move |rule| rule.layer == layer)
+    }
+
+    /// Rules per layer, and how many of them are enabled.
+    pub fn counts(&self) -> BTreeMap<Layer, (usize, usize)> {
+        let mut counts = BTreeMap::new();
+        for rule in &self.rules {
+            let entry = counts.entry(rule.layer).or_insert((0, 0));
+            entry.0 += 1;
+            if rule.enabled {
+                entry.1 += 1;
+            }
+        }
+        counts
+    }
+}
