@@ -61,6 +61,8 @@ def physical(resources: dict[str, Any], name: str, attribute: str) -> str:
         ("AWS::KMS::Key", "Arn"): f"{arn}:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         ("AWS::DynamoDB::Table", "Arn"): f"{arn}:dynamodb:{REGION}:{ACCOUNT}:table/{STACK}-{name}-1A2B3C4D5E6F",
         ("AWS::SQS::Queue", "Arn"): f"{arn}:sqs:{REGION}:{ACCOUNT}:{STACK}-{name}-1A2B3C4D5E6F",
+        ("AWS::Scheduler::ScheduleGroup", ""): f"{STACK}-follow-ups",
+        ("AWS::IAM::Role", "Arn"): f"{arn}:iam::{ACCOUNT}:role/{STACK}-{name}-1A2B3C4D5E6F",
     }
     if (kind, attribute) not in values:
         raise Unexpandable(f"no concrete value for {name} ({kind}) {attribute or 'Ref'}")

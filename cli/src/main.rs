@@ -1,7 +1,8 @@
 //! `autoheal`: the operator's command line.
 //!
-//! `validate` and `explain` need no AWS at all; `bootstrap`, `invoke` and `stats` talk to the
-//! endpoint given (the local emulator) or to the account the usual AWS settings name.
+//! `validate` and `explain` need no AWS at all; `bootstrap`, `invoke`, `tick`, `reset` and
+//! `stats` talk to the endpoint given (the local emulator) or to the account the usual AWS
+//! settings name.
 
 mod output;
 
@@ -10,11 +11,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use autoheal_aws::config::{DEFAULT_TABLE_NAME, DEFAULT_TOPIC_NAME, env};
-use autoheal_aws::{FunctionConfig, build_engine, sdk_config};
+use autoheal_aws::config::{DEFAULT_SCHEDULE_GROUP, DEFAULT_TABLE_NAME, DEFAULT_TOPIC_NAME, env};
+use autoheal_aws::followups::{delete_schedule, due_schedules};
+use autoheal_aws::{
+    FollowUpTarget, FunctionConfig, build_engine, build_engine_with_clock, sdk_config,
+};
 use autoheal_core::engine::explain;
 use autoheal_core::resolve::select_any;
-use autoheal_core::{AlarmEvent, Layer, Mode, RuleSet, Settings, Statistics};
+use autoheal_core::{AlarmEvent, Clock, FollowUp, Layer, Mode, RuleSet, Settings, Statistics};
 
 #[derive(Debug, Parser)]
 #[command(name = "autoheal", version, about = "Automated healing on every layer of an AWS workload", long_about = None)]
@@ -84,6 +88,31 @@ enum Command {
         #[arg(long)]
         shadow: bool,
     },
+    /// Deliver the follow-ups due (by now, or at `--at`) to their layers' real handlers, and
+    /// delete them, as EventBridge Scheduler does; for where no scheduler runs them (the
+    /// local emulator stores schedules but never fires them).
+    Tick {
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+        /// Fire what is due at this time and run the handlers as if it were now: RFC 3339
+        /// (`2026-12-01T10:00:00Z`) or a delay from now (`+15m`, `+2h`, `+1d`).
+        #[arg(long, value_parser = parse_at)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, value_enum, default_value = "json")]
+        output: Format,
+    },
+    /// Close an open (typically escalated) incident: autoheal acts on the resource again at
+    /// its next ALARM. Recorded and notified like a run.
+    Reset {
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+        /// The rule whose incident to close.
+        #[arg(long)]
+        rule: String,
+        /// The resource the incident is about.
+        #[arg(long)]
+        resource: String,
+    },
     /// Read healing records back and print statistics over them.
     Stats {
         #[arg(long, env = "AWS_ENDPOINT_URL")]
@@ -99,6 +128,62 @@ enum Command {
         #[arg(long, value_enum, default_value = "json")]
         output: Format,
     },
+}
+
+/// Where a deployment's state, notifications and follow-ups are.
+#[derive(Debug, clap::Args)]
+struct DeploymentArgs {
+    /// Endpoint of the AWS APIs (e.g. the local emulator).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
+    /// Rules file the deployment uses instead of the shipped rules.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    #[arg(long, env = env::TABLE_NAME, default_value = DEFAULT_TABLE_NAME)]
+    table: String,
+    /// Topic ARN; by default the topic `bootstrap` created is looked up by name.
+    #[arg(long, env = env::TOPIC_ARN)]
+    topic_arn: Option<String>,
+    /// The EventBridge Scheduler group of the follow-ups.
+    #[arg(long, env = env::SCHEDULE_GROUP, default_value = DEFAULT_SCHEDULE_GROUP)]
+    schedule_group: String,
+}
+
+/// A clock stopped at one instant: `tick --at` runs the handlers as if it were then.
+#[derive(Debug, Clone, Copy)]
+struct FixedClock(chrono::DateTime<chrono::Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0
+    }
+}
+
+/// `--at`: RFC 3339, or `+N` with a unit `s`, `m`, `h` or `d` from now.
+fn parse_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Some(delay) = text.strip_prefix('+') {
+        let split = delay
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("`{text}`: a delay needs a unit (s, m, h or d)"))?;
+        let (number, unit) = delay.split_at(split);
+        let number: i64 = number
+            .parse()
+            .map_err(|_| format!("`{text}`: `{number}` is not a number"))?;
+        let delay = match unit {
+            "s" => chrono::Duration::try_seconds(number),
+            "m" => chrono::Duration::try_minutes(number),
+            "h" => chrono::Duration::try_hours(number),
+            "d" => chrono::Duration::try_days(number),
+            other => return Err(format!("`{text}`: unknown unit `{other}` (s, m, h or d)")),
+        }
+        .ok_or_else(|| format!("`{text}` is too long a delay"))?;
+        return chrono::Utc::now()
+            .checked_add_signed(delay)
+            .ok_or_else(|| format!("`{text}` is too long a delay"));
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("`{text}` is neither RFC 3339 nor +N[smhd]: {e}"))
 }
 
 /// A failure the user should read: printed as `error: ...`, exit code 1.
@@ -160,6 +245,15 @@ fn load_event(path: &Path) -> Result<(serde_json::Value, AlarmEvent), Failure> {
     let event = AlarmEvent::from_value(value.clone())
         .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
     Ok((value, event))
+}
+
+/// A run id unique to this process and instant.
+fn run_id(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    )
 }
 
 fn settings(shadow: bool) -> Settings {
@@ -232,12 +326,9 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 topic_arn,
                 settings: settings(shadow),
                 rules,
+                follow_ups: FollowUpTarget::local(layer),
             };
-            let run_id = format!(
-                "cli-{}-{}",
-                std::process::id(),
-                chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-            );
+            let run_id = run_id("cli");
             let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
             let outcome = build_engine(config, &sdk, healer)
                 .handle(payload, &run_id)
@@ -246,6 +337,107 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
                 Format::Table => print!("{}", output::outcome_table(&outcome)),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tick {
+            deployment,
+            at,
+            output: format,
+        } => {
+            let at = at.unwrap_or_else(chrono::Utc::now);
+            let rules = load_rules(deployment.rules.as_deref())?;
+            let sdk = sdk_config(deployment.endpoint_url.as_deref()).await;
+            let topic_arn = match &deployment.topic_arn {
+                Some(arn) => arn.clone(),
+                None => find_topic(&sdk, DEFAULT_TOPIC_NAME).await?,
+            };
+            let scheduler = aws_sdk_scheduler::Client::new(&sdk);
+            let group = &deployment.schedule_group;
+            let due = due_schedules(&scheduler, group, at).await?;
+            let mut failed = false;
+            let mut outcomes = Vec::new();
+            for schedule in due {
+                let Some(follow_up) = FollowUp::from_payload(&schedule.payload)? else {
+                    eprintln!(
+                        "warning: schedule {} is not an autoheal follow-up; left as it is",
+                        schedule.name
+                    );
+                    continue;
+                };
+                let layer = follow_up.layer;
+                let config = FunctionConfig {
+                    layer,
+                    table_name: deployment.table.clone(),
+                    topic_arn: topic_arn.clone(),
+                    settings: settings(false),
+                    rules: rules.clone(),
+                    follow_ups: FollowUpTarget {
+                        schedule_group: group.clone(),
+                        ..FollowUpTarget::local(layer)
+                    },
+                };
+                let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
+                let engine = build_engine_with_clock(config, &sdk, healer, FixedClock(at));
+                match engine.handle(schedule.payload, &run_id("tick")).await {
+                    Ok(outcome) => {
+                        delete_schedule(&scheduler, group, &schedule.name).await?;
+                        outcomes.push(outcome);
+                    }
+                    // EventBridge Scheduler would retry it: the schedule stays for the next tick.
+                    Err(error) => {
+                        eprintln!("error: schedule {}: {error}", schedule.name);
+                        failed = true;
+                    }
+                }
+            }
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&outcomes)?),
+                Format::Table => {
+                    if outcomes.is_empty() {
+                        println!("no follow-up due at {}", at.to_rfc3339());
+                    }
+                    for outcome in &outcomes {
+                        print!("{}", output::outcome_table(outcome));
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Reset {
+            deployment,
+            rule,
+            resource,
+        } => {
+            let rules = load_rules(deployment.rules.as_deref())?;
+            let layer = rules
+                .get(&rule)
+                .map(|found| found.layer)
+                .ok_or_else(|| Failure(format!("no rule `{rule}` in the rules")))?;
+            let sdk = sdk_config(deployment.endpoint_url.as_deref()).await;
+            let topic_arn = match &deployment.topic_arn {
+                Some(arn) => arn.clone(),
+                None => find_topic(&sdk, DEFAULT_TOPIC_NAME).await?,
+            };
+            let config = FunctionConfig {
+                layer,
+                table_name: deployment.table.clone(),
+                topic_arn,
+                settings: settings(false),
+                rules,
+                follow_ups: FollowUpTarget {
+                    schedule_group: deployment.schedule_group.clone(),
+                    ..FollowUpTarget::local(layer)
+                },
+            };
+            let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
+            let record = build_engine(config, &sdk, healer)
+                .reset(&rule, &resource, &run_id("reset"))
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&record)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats {

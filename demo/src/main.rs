@@ -47,6 +47,19 @@ fn autoheal(args: &[&str]) -> String {
     stdout
 }
 
+/// Delivers one event file to its layer's handler, as EventBridge would, and shows the run.
+fn invoke(event: &str, endpoint_url: &str) -> String {
+    autoheal(&[
+        "invoke",
+        "--event",
+        event,
+        "--endpoint-url",
+        endpoint_url,
+        "--output",
+        "table",
+    ])
+}
+
 fn write_event(dir: &Path, name: &str, event: &Value) -> String {
     let path = dir.join(name);
     std::fs::write(&path, serde_json::to_string_pretty(event).expect("JSON")).expect("write event");
@@ -127,50 +140,18 @@ async fn main() {
     step(
         "The alarm fires: the infrastructure handler stops and starts web-01 onto healthy hardware",
     );
-    autoheal(&[
-        "invoke",
-        "--event",
-        &web_alarm,
-        "--endpoint-url",
-        &url,
-        "--output",
-        "table",
-    ]);
+    invoke(&web_alarm, &url);
     println!("EC2 now (the same instance, its private IP and Elastic IP kept):");
     show_instance(&fleet, &web).await;
 
     step("EventBridge delivers the same event again: nothing is done twice");
-    autoheal(&[
-        "invoke",
-        "--event",
-        &web_alarm,
-        "--endpoint-url",
-        &url,
-        "--output",
-        "table",
-    ]);
+    invoke(&web_alarm, &url);
 
     step("An Auto Scaling member fails: autoheal hands it to its group");
-    autoheal(&[
-        "invoke",
-        "--event",
-        &api_alarm,
-        "--endpoint-url",
-        &url,
-        "--output",
-        "table",
-    ]);
+    invoke(&api_alarm, &url);
 
     step("The alarm returns to OK: the incident starts closing");
-    autoheal(&[
-        "invoke",
-        "--event",
-        &web_ok,
-        "--endpoint-url",
-        &url,
-        "--output",
-        "table",
-    ]);
+    invoke(&web_ok, &url);
 
     step("The group's status checks fail: autoheal adds 2 instances (within its maximum)");
     let group_alarm = write_event(
@@ -199,29 +180,13 @@ async fn main() {
         "desired capacity before: {:?}",
         fleet.group(&group).await.desired_capacity()
     );
-    autoheal(&[
-        "invoke",
-        "--event",
-        &group_alarm,
-        "--endpoint-url",
-        &url,
-        "--output",
-        "table",
-    ]);
+    invoke(&group_alarm, &url);
     println!(
         "desired capacity now: {:?}",
         fleet.group(&group).await.desired_capacity()
     );
     step("The group's alarm returns to OK: autoheal puts its capacity back");
-    autoheal(&[
-        "invoke",
-        "--event",
-        &group_ok,
-        "--endpoint-url",
-        &url,
-        "--output",
-        "table",
-    ]);
+    invoke(&group_ok, &url);
     println!(
         "desired capacity after: {:?}",
         fleet.group(&group).await.desired_capacity()
@@ -238,15 +203,7 @@ async fn main() {
         "lambda-alarm.json",
         &lambda_event("alarm", "checkout", "demo-lambda-1"),
     );
-    autoheal(&[
-        "invoke",
-        "--event",
-        &lambda_alarm,
-        "--endpoint-url",
-        &url,
-        "--output",
-        "table",
-    ]);
+    invoke(&lambda_alarm, &url);
     println!(
         "alias live -> version {}",
         live_version(&lambda, "checkout").await
@@ -268,15 +225,7 @@ async fn main() {
         "breaker-alarm.json",
         &application_alarm("circuit-breaker-healing", "orders-api", "demo-breaker-1"),
     );
-    autoheal(&[
-        "invoke",
-        "--event",
-        &breaker_alarm,
-        "--endpoint-url",
-        &url,
-        "--output",
-        "table",
-    ]);
+    invoke(&breaker_alarm, &url);
     println!("parameter {breaker}: {}", parameters.read(breaker).await.0);
 
     step("Data layer: corruption detected in orders-db");
@@ -291,15 +240,7 @@ async fn main() {
             "demo-corruption-1",
         ),
     );
-    autoheal(&[
-        "invoke",
-        "--event",
-        &corruption_alarm,
-        "--endpoint-url",
-        &url,
-        "--output",
-        "table",
-    ]);
+    invoke(&corruption_alarm, &url);
     println!(
         "RDS instances now: {}",
         stores.instance_ids().await.join(", ")
@@ -317,15 +258,7 @@ async fn main() {
         "nat-alarm.json",
         &nat_alarm(&nat.failing, "demo-nat-1"),
     );
-    autoheal(&[
-        "invoke",
-        "--event",
-        &nat_event,
-        "--endpoint-url",
-        &url,
-        "--output",
-        "table",
-    ]);
+    invoke(&nat_event, &url);
     println!(
         "routes of {} after:  {:?}",
         nat.route_table,

@@ -5,6 +5,7 @@
 
 mod application;
 mod cli;
+mod closed_loop;
 mod concurrency;
 mod data;
 mod ec2_healing;

@@ -706,6 +706,9 @@ const ACCOUNT: &str = "123456789012";
 const KEY_ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/notification-key";
 const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:autoheal-NotificationTopic-1A2B3C";
 const TABLE_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/autoheal-StateTable-1A2B3C";
+const SCHEDULE_GROUP: &str = "autoheal-follow-ups";
+const SCHEDULER_ROLE_ARN: &str =
+    "arn:aws:iam::123456789012:role/autoheal-FollowUpSchedulerRole-1A2B3C";
 
 /// `node` with the intrinsics of policies filled in with concrete values.
 fn concrete(node: &Value) -> Value {
@@ -720,6 +723,8 @@ fn concrete(node: &Value) -> Value {
         ("NotificationTopic", "") => TOPIC_ARN.to_owned(),
         ("NotificationKey", "Arn") => KEY_ARN.to_owned(),
         ("StateTable", "Arn") => TABLE_ARN.to_owned(),
+        ("FollowUpScheduleGroup", "") => SCHEDULE_GROUP.to_owned(),
+        ("FollowUpSchedulerRole", "Arn") => SCHEDULER_ROLE_ARN.to_owned(),
         other => panic!("no concrete value for {other:?}"),
     };
     match node {
@@ -1192,6 +1197,71 @@ fn the_topic_is_encrypted_with_the_stacks_key_which_alarms_and_every_function_ca
             allowed(&statements, &request("sns:Publish", TOPIC_ARN)),
             "{function}: publish"
         );
+        // The closed loop: follow-ups in the stack's group, with the scheduler's own role.
+        let schedule = |group: &str| {
+            arn(
+                "scheduler",
+                &format!("schedule/{group}/autoheal-0123456789abcdef-1"),
+            )
+        };
+        let cases = [
+            (
+                request("scheduler:CreateSchedule", &schedule(SCHEDULE_GROUP)),
+                true,
+                "schedule a follow-up",
+            ),
+            (
+                request("scheduler:CreateSchedule", &schedule("default")),
+                false,
+                "schedule in another group",
+            ),
+            (
+                request("scheduler:DeleteSchedule", &schedule(SCHEDULE_GROUP)),
+                false,
+                "delete a schedule (they delete themselves)",
+            ),
+            (
+                request("iam:PassRole", SCHEDULER_ROLE_ARN)
+                    .with("iam:PassedToService", "scheduler.amazonaws.com"),
+                true,
+                "hand the scheduler its role",
+            ),
+            (
+                request("iam:PassRole", SCHEDULER_ROLE_ARN)
+                    .with("iam:PassedToService", "lambda.amazonaws.com"),
+                false,
+                "the role to another service",
+            ),
+            (
+                request("iam:PassRole", &arn("iam", "role/web"))
+                    .with("iam:PassedToService", "scheduler.amazonaws.com"),
+                false,
+                "another role",
+            ),
+            (
+                request(
+                    "cloudwatch:DescribeAlarms",
+                    &arn("cloudwatch", "alarm:web-01-status"),
+                ),
+                true,
+                "read an alarm back",
+            ),
+            (
+                request(
+                    "cloudwatch:SetAlarmState",
+                    &arn("cloudwatch", "alarm:web-01-status"),
+                ),
+                false,
+                "change an alarm",
+            ),
+        ];
+        for (request, expected, why) in cases {
+            assert_eq!(
+                allowed(&statements, &request),
+                expected,
+                "{function}: {why}"
+            );
+        }
         for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
             assert!(
                 allowed(&statements, &request(action, KEY_ARN).via("sns")),
@@ -1220,4 +1290,45 @@ fn every_checkov_skip_gives_its_reason() {
         }
     }
     assert!(skips > 0, "the walk found the skips");
+}
+
+/// EventBridge Scheduler delivers follow-ups with a role that may invoke this stack's five
+/// functions and nothing else, and that only the scheduler of this account can assume.
+#[test]
+fn the_scheduler_may_invoke_this_stacks_functions_and_nothing_else() {
+    let template = template();
+    let role = &template["Resources"]["FollowUpSchedulerRole"]["Properties"];
+    let statements: Vec<Value> = as_list(&role["Policies"])
+        .iter()
+        .flat_map(|policy| as_list(&concrete(&policy["PolicyDocument"]["Statement"])))
+        .collect();
+    let function = |name: &str| arn("lambda", &format!("function:{name}"));
+    for layer in [
+        "infrastructure",
+        "platform",
+        "application",
+        "data",
+        "network",
+    ] {
+        let target = function(&format!("{STACK}-{layer}"));
+        assert!(
+            allowed(&statements, &request("lambda:InvokeFunction", &target)),
+            "{layer}"
+        );
+        assert!(
+            !allowed(&statements, &request("lambda:UpdateFunctionCode", &target)),
+            "{layer}: only invoke"
+        );
+    }
+    assert!(!allowed(
+        &statements,
+        &request("lambda:InvokeFunction", &function("payments"))
+    ));
+    let trust = as_list(&concrete(&role["AssumeRolePolicyDocument"]["Statement"]));
+    assert_eq!(trust.len(), 1, "{trust:?}");
+    assert_eq!(trust[0]["Principal"]["Service"], "scheduler.amazonaws.com");
+    assert_eq!(
+        trust[0]["Condition"]["StringEquals"]["aws:SourceAccount"],
+        ACCOUNT
+    );
 }

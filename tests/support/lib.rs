@@ -17,10 +17,10 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use autoheal_aws::{DynamoStateStore, SnsNotifier};
+use autoheal_aws::{AwsFollowUps, DynamoStateStore, SnsNotifier};
 use autoheal_core::{
-    Clock, Engine, HealError, HealOutcome, HealRequest, Healer, HealingRecord, Layer, RuleSet,
-    Settings, SystemClock,
+    Clock, Engine, HealError, HealOutcome, HealRequest, Healer, HealingRecord, Layer, Outcome,
+    RuleSet, Settings, SystemClock,
 };
 use autoheal_layers::LayerHealer;
 
@@ -101,7 +101,8 @@ pub struct Emulator {
 
 impl Emulator {
     /// Starts an emulator and waits until it answers. Every emulator has DynamoDB's atomic
-    /// conditional writes (see `tests/emulator/moto_dynamodb_atomic.py`).
+    /// conditional writes and CloudWatch in the SDK's protocol (see
+    /// `tests/emulator/moto_dynamodb_atomic.py` and `moto_cloudwatch_cbor.py`).
     pub fn start() -> Self {
         Self::start_with_shims(&[])
     }
@@ -154,7 +155,8 @@ impl Emulator {
     /// additions are loaded (not run as the server), then moto's server starts.
     pub fn start_with_shims(scripts: &[&str]) -> Self {
         let python = moto_server().with_file_name("python");
-        let paths: Vec<String> = std::iter::once(&"moto_dynamodb_atomic.py")
+        let paths: Vec<String> = ["moto_dynamodb_atomic.py", "moto_cloudwatch_cbor.py"]
+            .iter()
             .chain(scripts)
             .map(|script| {
                 workspace()
@@ -307,6 +309,10 @@ impl TestClock {
         let mut now = self.0.lock().unwrap();
         *now += chrono::Duration::seconds(seconds);
     }
+
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap() = at;
+    }
 }
 
 impl Clock for TestClock {
@@ -359,7 +365,8 @@ impl<H: Healer + Sync> Healer for Counting<H> {
 }
 
 /// A layer's engine as the tests build it: the real adapters and a counting real healer.
-pub type TestEngine<C> = Engine<DynamoStateStore, SnsNotifier, Counting<LayerHealer>, C>;
+pub type TestEngine<C> =
+    Engine<DynamoStateStore, SnsNotifier, Counting<LayerHealer>, C, AwsFollowUps>;
 
 /// One notification as a subscriber receives it: the SNS envelope and the record it carries.
 #[derive(Debug, Clone)]
@@ -445,13 +452,14 @@ impl Deployment {
         healer: H,
         clock: C,
         settings: Settings,
-    ) -> Engine<DynamoStateStore, SnsNotifier, H, C> {
+    ) -> Engine<DynamoStateStore, SnsNotifier, H, C, AwsFollowUps> {
         let config = autoheal_aws::FunctionConfig {
             layer,
             table_name: self.table.clone(),
             topic_arn: self.topic_arn.clone(),
             settings,
             rules: RuleSet::shipped().expect("shipped rules"),
+            follow_ups: autoheal_aws::FollowUpTarget::local(layer),
         };
         autoheal_aws::build_engine_with_clock(config, &self.sdk, healer, clock)
     }
@@ -495,6 +503,85 @@ impl Deployment {
             count += 1;
         }
         count
+    }
+
+    /// Creates (or updates) the CloudWatch metric alarm `name` and sets it to `state`
+    /// (`ALARM`, `OK`, `INSUFFICIENT_DATA`): what a follow-up reads back.
+    pub async fn set_alarm(&self, name: &str, state: &str) {
+        use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+        let cloudwatch = aws_sdk_cloudwatch::Client::new(&self.sdk);
+        let known = cloudwatch
+            .describe_alarms()
+            .alarm_names(name)
+            .send()
+            .await
+            .expect("describe alarms")
+            .metric_alarms()
+            .iter()
+            .any(|alarm| alarm.alarm_name() == Some(name));
+        if !known {
+            cloudwatch
+                .put_metric_alarm()
+                .alarm_name(name)
+                .namespace("AWS/EC2")
+                .metric_name("StatusCheckFailed_System")
+                .statistic(Statistic::Maximum)
+                .period(60)
+                .evaluation_periods(2)
+                .threshold(1.0)
+                .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+                .send()
+                .await
+                .expect("put metric alarm");
+        }
+        cloudwatch
+            .set_alarm_state()
+            .alarm_name(name)
+            .state_value(StateValue::from(state))
+            .state_reason("set by the test")
+            .send()
+            .await
+            .expect("set alarm state");
+    }
+
+    /// The follow-ups scheduled and due at `at`, earliest first, as EventBridge Scheduler
+    /// would deliver them.
+    pub async fn due_follow_ups(
+        &self,
+        at: DateTime<Utc>,
+    ) -> Vec<autoheal_aws::followups::DueSchedule> {
+        autoheal_aws::followups::due_schedules(&self.scheduler(), "default", at)
+            .await
+            .expect("due schedules")
+    }
+
+    /// Every follow-up scheduled, whenever due.
+    pub async fn follow_ups(&self) -> Vec<autoheal_aws::followups::DueSchedule> {
+        self.due_follow_ups(DateTime::<Utc>::MAX_UTC).await
+    }
+
+    /// Delivers the earliest follow-up to `engine` at its due time (moving `clock` there) and
+    /// deletes its schedule, as `autoheal tick` does; `None` when none is scheduled.
+    pub async fn fire_next<H: Healer>(
+        &self,
+        engine: &Engine<DynamoStateStore, SnsNotifier, H, TestClock, AwsFollowUps>,
+        clock: &TestClock,
+        run_id: &str,
+    ) -> Option<Outcome> {
+        let next = self.follow_ups().await.into_iter().next()?;
+        clock.set(next.due_at.max(clock.now()));
+        let outcome = engine
+            .handle(next.payload, run_id)
+            .await
+            .expect("follow-up handled");
+        autoheal_aws::followups::delete_schedule(&self.scheduler(), "default", &next.name)
+            .await
+            .expect("delete schedule");
+        Some(outcome)
+    }
+
+    fn scheduler(&self) -> aws_sdk_scheduler::Client {
+        aws_sdk_scheduler::Client::new(&self.sdk)
     }
 
     /// Subscribes a new SQS queue to the topic; returns the queue URL.
@@ -598,18 +685,8 @@ impl Fleet {
             .to_owned()
     }
 
-    /// A standalone `t3.small` instance in its own subnet and security group, with `tags`.
-    pub async fn standalone(&self, tags: &[(&str, &str)]) -> String {
-        self.standalone_of_type(aws_sdk_ec2::types::InstanceType::T3Small, tags)
-            .await
-    }
-
-    /// A standalone instance of `instance_type` in its own subnet and security group.
-    pub async fn standalone_of_type(
-        &self,
-        instance_type: aws_sdk_ec2::types::InstanceType,
-        tags: &[(&str, &str)],
-    ) -> String {
+    /// A new VPC with one subnet; returns (vpc id, subnet id).
+    pub async fn vpc_and_subnet(&self) -> (String, String) {
         let vpc = self
             .ec2
             .create_vpc()
@@ -625,12 +702,29 @@ impl Fleet {
             .create_subnet()
             .vpc_id(&vpc)
             .cidr_block("10.0.1.0/24")
+            .availability_zone("us-east-1a")
             .send()
             .await
             .expect("subnet")
             .subnet
             .and_then(|subnet| subnet.subnet_id)
             .expect("subnet id");
+        (vpc, subnet)
+    }
+
+    /// A standalone `t3.small` instance in its own subnet and security group, with `tags`.
+    pub async fn standalone(&self, tags: &[(&str, &str)]) -> String {
+        self.standalone_of_type(aws_sdk_ec2::types::InstanceType::T3Small, tags)
+            .await
+    }
+
+    /// A standalone instance of `instance_type` in its own subnet and security group.
+    pub async fn standalone_of_type(
+        &self,
+        instance_type: aws_sdk_ec2::types::InstanceType,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let (vpc, subnet) = self.vpc_and_subnet().await;
         let group = self
             .ec2
             .create_security_group()

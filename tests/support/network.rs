@@ -13,7 +13,7 @@ use aws_sdk_route53::types::{
 };
 use serde_json::Value;
 
-use crate::sample_event;
+use crate::{Fleet, sample_event};
 
 /// The emulator's account and region, as they appear in ARNs.
 pub const ACCOUNT: &str = "123456789012";
@@ -100,31 +100,6 @@ fn ec2_tags(resource: ResourceType, tags: &[(&str, &str)]) -> TagSpecification {
     spec.build()
 }
 
-/// A VPC with one subnet; returns (vpc id, subnet id).
-async fn vpc_and_subnet(ec2: &aws_sdk_ec2::Client) -> (String, String) {
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.1.0.0/16")
-        .send()
-        .await
-        .expect("vpc")
-        .vpc
-        .and_then(|vpc| vpc.vpc_id)
-        .expect("vpc id");
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc)
-        .cidr_block("10.1.1.0/24")
-        .availability_zone("us-east-1a")
-        .send()
-        .await
-        .expect("subnet")
-        .subnet
-        .and_then(|subnet| subnet.subnet_id)
-        .expect("subnet id");
-    (vpc, subnet)
-}
-
 /// A target group of running instances behind (conceptually) a load balancer.
 #[derive(Debug, Clone)]
 pub struct TargetGroupFixture {
@@ -139,17 +114,9 @@ impl TargetGroupFixture {
     pub async fn create(sdk: &SdkConfig, count: i32, tags: &[(&str, &str)]) -> Self {
         let ec2 = aws_sdk_ec2::Client::new(sdk);
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(sdk);
-        let (vpc, subnet) = vpc_and_subnet(&ec2).await;
-        let image = ec2
-            .describe_images()
-            .send()
-            .await
-            .expect("images")
-            .images()
-            .first()
-            .and_then(|image| image.image_id())
-            .expect("an image")
-            .to_owned();
+        let fleet = Fleet::new(sdk);
+        let (vpc, subnet) = fleet.vpc_and_subnet().await;
+        let image = fleet.image().await;
         let instances: Vec<String> = ec2
             .run_instances()
             .image_id(image)
@@ -439,7 +406,7 @@ impl NatFixture {
         gateway_tags: &[(&str, &str)],
     ) -> Self {
         let ec2 = aws_sdk_ec2::Client::new(sdk);
-        let (vpc, subnet) = vpc_and_subnet(&ec2).await;
+        let (vpc, subnet) = Fleet::new(sdk).vpc_and_subnet().await;
         let failing = Self::nat_gateway(&ec2, &subnet, gateway_tags).await;
         let standby = Self::nat_gateway(&ec2, &subnet, &[("Name", "standby")]).await;
         let mut create = ec2.create_route_table().vpc_id(&vpc);

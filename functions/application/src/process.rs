@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::Client as Ec2Client;
-use aws_sdk_ec2::types::{Instance, InstanceStateName};
+use aws_sdk_ec2::types::InstanceStateName;
 use aws_sdk_ssm::Client as SsmClient;
 use aws_sdk_ssm::types::{
     CommandFilter, CommandFilterKey, InstanceInformationStringFilter, PingStatus,
@@ -53,7 +53,7 @@ impl ProcessRestarter {
         document: &str,
     ) -> Result<HealOutcome, HealError> {
         let instance_id = request.resource_id;
-        let instance = self.describe(instance_id).await?;
+        let instance = autoheal_aws::lookups::describe_instance(&self.ec2, instance_id).await?;
         let state = instance.state().and_then(|s| s.name());
         if state != Some(&InstanceStateName::Running) {
             let state = state.map_or("in an unknown state", InstanceStateName::as_str);
@@ -132,23 +132,6 @@ impl ProcessRestarter {
             ]),
             reverts: Vec::new(),
         })
-    }
-
-    async fn describe(&self, instance_id: &str) -> Result<Instance, HealError> {
-        let output = self
-            .ec2
-            .describe_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeInstances", e))?;
-        output
-            .reservations()
-            .iter()
-            .flat_map(|reservation| reservation.instances())
-            .find(|instance| instance.instance_id() == Some(instance_id))
-            .cloned()
-            .ok_or_else(|| HealError::new(format!("DescribeInstances: no instance {instance_id}")))
     }
 
     /// The agent's ping status, or `None` when Systems Manager does not manage the instance.

@@ -25,12 +25,11 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 
 use autoheal_aws::errors::describe;
 use autoheal_aws::snapshots::RdsSnapshots;
-use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
 use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
 use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
 
-use crate::restore::{created_by_autoheal, describe_instance, describe_source, tag};
-use crate::{rds_identifier, short_token, tag_map};
+use crate::restore::{Source, created_by_autoheal, describe_instance, describe_source, tag};
+use crate::{rds_identifier, short_token};
 use autoheal_aws::errors::api_error;
 
 /// How long to wait for the new snapshot to become available.
@@ -59,14 +58,10 @@ impl BackupVerifier {
         retention: Retention,
     ) -> Result<HealOutcome, HealError> {
         let db = request.resource_id;
-        let source = describe_source(&self.rds, db).await?;
-        let tags = tag_map(source.tag_list().iter().map(|t| (t.key(), t.value())));
-        if is_opted_out(&tags) {
-            return Ok(HealOutcome::Skipped {
-                reason: SkipReason::OptedOut,
-                summary: format!("DB instance {db} is tagged {OPT_OUT_TAG}=true"),
-            });
-        }
+        let source = match describe_source(&self.rds, db).await? {
+            Source::Healable(source) => source,
+            Source::OptedOut(skipped) => return Ok(skipped),
+        };
         let status = source.db_instance_status().unwrap_or("unknown");
         if status != "available" {
             return Ok(HealOutcome::Skipped {

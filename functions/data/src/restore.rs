@@ -40,14 +40,10 @@ impl PointInTimeRestorer {
         lookback_minutes: u32,
     ) -> Result<HealOutcome, HealError> {
         let db = request.resource_id;
-        let source = describe_source(&self.rds, db).await?;
-        let tags = tag_map(source.tag_list().iter().map(|t| (t.key(), t.value())));
-        if is_opted_out(&tags) {
-            return Ok(HealOutcome::Skipped {
-                reason: SkipReason::OptedOut,
-                summary: format!("DB instance {db} is tagged {OPT_OUT_TAG}=true"),
-            });
-        }
+        let source = match describe_source(&self.rds, db).await? {
+            Source::Healable(source) => source,
+            Source::OptedOut(skipped) => return Ok(skipped),
+        };
         if source.backup_retention_period().unwrap_or(0) <= 0 {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::Unsafe,
@@ -179,8 +175,16 @@ impl PointInTimeRestorer {
 }
 
 /// The instance an alarm names: that it does not exist is an error, in the service's words.
-pub(crate) async fn describe_source(rds: &RdsClient, id: &str) -> Result<DbInstance, HealError> {
-    rds.describe_db_instances()
+/// The source DB instance of a heal, or the outcome when its owner opted it out.
+pub(crate) enum Source {
+    Healable(Box<DbInstance>),
+    OptedOut(HealOutcome),
+}
+
+/// The instance a heal starts from; an error when the service does not know it.
+pub(crate) async fn describe_source(rds: &RdsClient, id: &str) -> Result<Source, HealError> {
+    let source = rds
+        .describe_db_instances()
         .db_instance_identifier(id)
         .send()
         .await
@@ -189,7 +193,15 @@ pub(crate) async fn describe_source(rds: &RdsClient, id: &str) -> Result<DbInsta
         .iter()
         .find(|i| i.db_instance_identifier() == Some(id))
         .cloned()
-        .ok_or_else(|| HealError::new(format!("DescribeDBInstances: no DB instance {id}")))
+        .ok_or_else(|| HealError::new(format!("DescribeDBInstances: no DB instance {id}")))?;
+    let tags = tag_map(source.tag_list().iter().map(|t| (t.key(), t.value())));
+    if is_opted_out(&tags) {
+        return Ok(Source::OptedOut(HealOutcome::Skipped {
+            reason: SkipReason::OptedOut,
+            summary: format!("DB instance {id} is tagged {OPT_OUT_TAG}=true"),
+        }));
+    }
+    Ok(Source::Healable(Box::new(source)))
 }
 
 /// The instance `id` (one autoheal creates), or `None` when there is none yet.

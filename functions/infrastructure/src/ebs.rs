@@ -80,7 +80,7 @@ impl VolumeRepairer {
         else {
             return Ok(false);
         };
-        let instance = crate::describe_instance(&self.ec2, instance_id).await?;
+        let instance = autoheal_aws::lookups::describe_instance(&self.ec2, instance_id).await?;
         Ok(instance.root_device_name() == Some(device))
     }
 

@@ -278,7 +278,7 @@ impl InstanceRecovery {
     }
 
     async fn describe(&self, instance_id: &str) -> Result<Instance, HealError> {
-        crate::describe_instance(&self.ec2, instance_id).await
+        autoheal_aws::lookups::describe_instance(&self.ec2, instance_id).await
     }
 
     async fn auto_scaling_group_of(&self, instance_id: &str) -> Result<Option<String>, HealError> {

@@ -5,9 +5,7 @@ pub mod ebs;
 pub mod ec2;
 
 use aws_config::SdkConfig;
-use aws_sdk_ec2::types::Instance;
 
-use autoheal_aws::errors::api_error;
 use autoheal_core::retention::Retention;
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer, Revert};
 
@@ -88,22 +86,4 @@ impl Healer for InfrastructureHealer {
             _ => Err(HealError::unknown_revert(self.layer(), revert)),
         }
     }
-}
-
-/// One instance by id, as `DescribeInstances` reports it.
-pub(crate) async fn describe_instance(
-    ec2: &aws_sdk_ec2::Client,
-    instance_id: &str,
-) -> Result<Instance, HealError> {
-    ec2.describe_instances()
-        .instance_ids(instance_id)
-        .send()
-        .await
-        .map_err(|e| api_error("DescribeInstances", e))?
-        .reservations()
-        .iter()
-        .flat_map(|reservation| reservation.instances())
-        .find(|instance| instance.instance_id() == Some(instance_id))
-        .cloned()
-        .ok_or_else(|| HealError::new(format!("DescribeInstances: no instance {instance_id}")))
 }

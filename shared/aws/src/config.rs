@@ -22,6 +22,36 @@ pub mod env {
     pub const MODE: &str = "AUTOHEAL_MODE";
     pub const ENABLED_LAYERS: &str = "AUTOHEAL_ENABLED_LAYERS";
     pub const RULES_PATH: &str = "AUTOHEAL_RULES_PATH";
+    pub const SCHEDULE_GROUP: &str = "AUTOHEAL_SCHEDULE_GROUP";
+    pub const SCHEDULER_ROLE_ARN: &str = "AUTOHEAL_SCHEDULER_ROLE_ARN";
+    pub const FUNCTION_ARN: &str = "AUTOHEAL_FUNCTION_ARN";
+}
+
+/// The schedule group follow-ups go to when none is configured (EventBridge Scheduler's own).
+pub const DEFAULT_SCHEDULE_GROUP: &str = "default";
+
+/// Where a layer's follow-ups are scheduled and what they invoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpTarget {
+    /// The EventBridge Scheduler schedule group.
+    pub schedule_group: String,
+    /// The role EventBridge Scheduler assumes to invoke the function.
+    pub role_arn: String,
+    /// The layer's own function: a follow-up comes back to the function that acted.
+    pub function_arn: String,
+}
+
+impl FollowUpTarget {
+    /// The names a local deployment (the emulator) uses: nothing checks the ARNs there.
+    pub fn local(layer: Layer) -> Self {
+        FollowUpTarget {
+            schedule_group: DEFAULT_SCHEDULE_GROUP.to_owned(),
+            role_arn: "arn:aws:iam::123456789012:role/autoheal-scheduler".to_owned(),
+            function_arn: format!(
+                "arn:aws:lambda:{DEFAULT_REGION}:123456789012:function:autoheal-{layer}"
+            ),
+        }
+    }
 }
 
 /// A configuration problem: the function cannot start.
@@ -53,6 +83,7 @@ pub struct FunctionConfig {
     pub topic_arn: String,
     pub settings: Settings,
     pub rules: RuleSet,
+    pub follow_ups: FollowUpTarget,
 }
 
 impl FunctionConfig {
@@ -69,6 +100,18 @@ impl FunctionConfig {
             .ok_or(ConfigError::Missing {
                 name: env::TOPIC_ARN,
             })?;
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing { name })
+        };
+        let follow_ups = FollowUpTarget {
+            schedule_group: lookup(env::SCHEDULE_GROUP)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_SCHEDULE_GROUP.to_owned()),
+            role_arn: required(env::SCHEDULER_ROLE_ARN)?,
+            function_arn: required(env::FUNCTION_ARN)?,
+        };
         let mode = match lookup(env::MODE).as_deref().map(str::trim) {
             None | Some("") | Some("enforce") => Mode::Enforce,
             Some("shadow") => Mode::Shadow,
@@ -102,6 +145,7 @@ impl FunctionConfig {
                 layer_enabled,
             },
             rules,
+            follow_ups,
         })
     }
 

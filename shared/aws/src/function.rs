@@ -7,11 +7,12 @@ use serde_json::Value;
 use autoheal_core::{Clock, Engine, EngineError, Healer, Layer, SystemClock};
 
 use crate::config::{FunctionConfig, sdk_config};
+use crate::followups::AwsFollowUps;
 use crate::notify::SnsNotifier;
 use crate::state::DynamoStateStore;
 
 /// A layer's engine with the AWS adapters.
-pub type LayerEngine<H> = Engine<DynamoStateStore, SnsNotifier, H, SystemClock>;
+pub type LayerEngine<H> = Engine<DynamoStateStore, SnsNotifier, H, SystemClock, AwsFollowUps>;
 
 /// Builds a layer's engine from its configuration and an SDK configuration.
 pub fn build_engine<H: Healer>(
@@ -28,7 +29,7 @@ pub fn build_engine_with_clock<H: Healer, C: Clock>(
     sdk: &SdkConfig,
     healer: H,
     clock: C,
-) -> Engine<DynamoStateStore, SnsNotifier, H, C> {
+) -> Engine<DynamoStateStore, SnsNotifier, H, C, AwsFollowUps> {
     Engine {
         layer: config.layer,
         rules: config.rules,
@@ -37,6 +38,11 @@ pub fn build_engine_with_clock<H: Healer, C: Clock>(
         notifier: SnsNotifier::new(aws_sdk_sns::Client::new(sdk), config.topic_arn),
         healer,
         clock,
+        follow_ups: AwsFollowUps::new(
+            aws_sdk_scheduler::Client::new(sdk),
+            aws_sdk_cloudwatch::Client::new(sdk),
+            config.follow_ups,
+        ),
     }
 }
 

@@ -1,17 +1,21 @@
 //! AWS adapters shared by every layer: the DynamoDB state store, the SNS notifier, the
+//! follow-ups (EventBridge Scheduler and CloudWatch alarms), the
 //! configuration and SDK set-up, bootstrap of local resources, the Lambda wiring, and the
-//! snapshot adapters of the actions that take snapshots.
+//! snapshot adapters of the actions that take snapshots, and the lookups several layers make.
 
 pub mod bootstrap;
 pub mod config;
 pub mod errors;
+pub mod followups;
 pub mod function;
+pub mod lookups;
 pub mod notify;
 pub mod snapshots;
 pub mod state;
 pub mod tags;
 
-pub use config::{ConfigError, FunctionConfig, sdk_config};
+pub use config::{ConfigError, FollowUpTarget, FunctionConfig, sdk_config};
+pub use followups::AwsFollowUps;
 pub use function::{HandlerError, LayerEngine, build_engine, build_engine_with_clock, run};
 pub use notify::SnsNotifier;
 pub use state::DynamoStateStore;

@@ -33,6 +33,8 @@ const STATE_SORT_KEY: &str = "STATE";
 const STATE_RETENTION_DAYS: i64 = 90;
 const CLAIM_RETENTION_DAYS: i64 = 7;
 const RECORD_RETENTION_DAYS: i64 = 90;
+/// How many days of records an escalation's history reads at most.
+const HISTORY_MAX_DAYS: i64 = 7;
 
 /// Incident state and healing records in one DynamoDB table.
 #[derive(Debug, Clone)]
@@ -470,5 +472,33 @@ impl StateStore for DynamoStateStore {
             }
             Err(error) => Err(store_error("UpdateItem", error)),
         }
+    }
+
+    async fn incident_history(
+        &self,
+        key: &ResourceKey,
+        incident_id: &str,
+        opened_at: DateTime<Utc>,
+    ) -> Result<Vec<HealingRecord>, StoreError> {
+        let now = Utc::now();
+        // Records are kept by day; an incident older than the history kept is cut to it.
+        let days = (now.date_naive() - opened_at.date_naive())
+            .num_days()
+            .clamp(0, HISTORY_MAX_DAYS);
+        let mut history = Vec::new();
+        for back in (0..=days).rev() {
+            let day = (now - Duration::days(back)).date_naive();
+            history.extend(
+                self.records_of_day(day)
+                    .await?
+                    .into_iter()
+                    .filter(|record| {
+                        record.rule == key.rule
+                            && record.resource_id == key.resource_id
+                            && record.incident_id.as_deref() == Some(incident_id)
+                    }),
+            );
+        }
+        Ok(history)
     }
 }

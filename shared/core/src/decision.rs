@@ -47,13 +47,42 @@ pub struct Incident {
     /// Set once the "human needed" notification went out for this incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_at: Option<DateTime<Utc>>,
+    /// How many follow-ups were scheduled for this incident; only the latest one counts
+    /// (`crate::followup`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub checks: u32,
+    /// Set when a follow-up verified the alarm OK for the stable period, or an operator reset
+    /// the incident: it is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl Incident {
-    /// Closed: OK has held for the stable period.
+    /// A new incident opened by `event_id` at `now`.
+    pub fn open(event_id: &str, now: DateTime<Utc>) -> Self {
+        Incident {
+            id: event_id.to_owned(),
+            opened_at: now,
+            attempts: 0,
+            last_attempt_at: None,
+            next_attempt_at: None,
+            ok_since: None,
+            escalated_at: None,
+            checks: 0,
+            resolved_at: None,
+        }
+    }
+
+    /// Closed: resolved, or OK has held for the stable period.
     pub fn is_closed(&self, policy: &Policy, now: DateTime<Utc>) -> bool {
-        self.ok_since
-            .is_some_and(|since| now - since >= seconds(policy.stable_period_seconds))
+        self.resolved_at.is_some()
+            || self
+                .ok_since
+                .is_some_and(|since| now - since >= seconds(policy.stable_period_seconds))
     }
 }
 
@@ -112,6 +141,22 @@ pub enum Decision {
         attempt: u32,
         takeover: bool,
     },
+    /// A follow-up found the alarm OK for the stable period: claim the resource, put back
+    /// what heals changed, and close the incident as resolved.
+    Resolve {
+        incident_id: String,
+        attempt: u32,
+        /// When the alarm returned to OK (the end of the time to recover).
+        recovered_at: DateTime<Utc>,
+        takeover: bool,
+    },
+    /// A follow-up that cannot conclude yet: schedule the next check at `at` (the state's
+    /// `checks` already counts it).
+    Recheck {
+        incident_id: String,
+        at: DateTime<Utc>,
+        reason: crate::followup::Pending,
+    },
     /// Nothing to do and nothing to record (e.g. OK with no open incident).
     Ignore { reason: SkipReason },
 }
@@ -124,7 +169,7 @@ pub struct Transition {
 }
 
 /// `value` seconds, saturating at the longest `Duration` (`Duration::seconds` panics past it).
-fn seconds(value: u64) -> Duration {
+pub(crate) fn seconds(value: u64) -> Duration {
     i64::try_from(value)
         .ok()
         .and_then(Duration::try_seconds)
@@ -133,7 +178,7 @@ fn seconds(value: u64) -> Duration {
 
 /// `value` seconds after `at`, saturating at the latest representable instant: a huge
 /// cooldown or lease in the rules file means "never", not a panic.
-fn after(at: DateTime<Utc>, value: u64) -> DateTime<Utc> {
+pub(crate) fn after(at: DateTime<Utc>, value: u64) -> DateTime<Utc> {
     at.checked_add_signed(seconds(value))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
@@ -211,18 +256,7 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
             }
             let (incident, new_incident) = match open {
                 Some(incident) => (incident.clone(), false),
-                None => (
-                    Incident {
-                        id: event_id.to_owned(),
-                        opened_at: now,
-                        attempts: 0,
-                        last_attempt_at: None,
-                        next_attempt_at: None,
-                        ok_since: None,
-                        escalated_at: None,
-                    },
-                    true,
-                ),
+                None => (Incident::open(event_id, now), true),
             };
             if incident.attempts >= policy.max_attempts {
                 if incident.escalated_at.is_some() {
@@ -256,11 +290,13 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
             let wait = attempt_wait(policy, &incident.id, attempt);
             let mut next = claimed(&input, attempt);
             let incident_id = incident.id.clone();
+            // Every attempt schedules its follow-up: the check that verifies it.
             next.incident = Some(Incident {
                 attempts: attempt,
                 last_attempt_at: Some(now),
                 next_attempt_at: Some(after(now, wait)),
                 ok_since: None,
+                checks: incident.checks + 1,
                 ..incident
             });
             Transition {
@@ -354,7 +390,7 @@ fn revert_on_ok(input: &DecisionInput<'_>, open: Option<&Incident>) -> Option<Tr
 
 /// The state once this run claims the resource for `attempt`: a new version, the action
 /// time (cooldown), and this run's lease.
-fn claimed(input: &DecisionInput<'_>, attempt: u32) -> ResourceState {
+pub(crate) fn claimed(input: &DecisionInput<'_>, attempt: u32) -> ResourceState {
     let mut next = input.state.clone();
     next.version += 1;
     next.last_action_at = Some(input.now);
@@ -367,7 +403,7 @@ fn claimed(input: &DecisionInput<'_>, attempt: u32) -> ResourceState {
     next
 }
 
-fn ignore(reason: SkipReason) -> Transition {
+pub(crate) fn ignore(reason: SkipReason) -> Transition {
     Transition {
         decision: Decision::Ignore { reason },
         next: None,
@@ -410,7 +446,7 @@ pub fn idempotency_token(rule: &str, resource_id: &str, incident_id: &str, attem
 }
 
 /// FNV-1a: stable across builds and platforms (unlike `std`'s `DefaultHasher`).
-fn stable_hash(text: &str, salt: u32) -> u64 {
+pub(crate) fn stable_hash(text: &str, salt: u32) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in text.bytes().chain(salt.to_le_bytes()) {
         hash ^= u64::from(byte);

@@ -1,5 +1,6 @@
 //! The path of one event through a layer's function: parse, select, decide, claim, act,
-//! record, notify. The engine is generic over the ports of [`crate::ports`]; the AWS adapters
+//! schedule the follow-up, record, notify; and of a follow-up: read the alarm back, then
+//! resolve, retry or escalate. The engine is generic over the ports of [`crate::ports`]; the AWS adapters
 //! implement them for the Lambda functions, and in-memory ones stand in for them in unit tests.
 
 use std::collections::BTreeMap;
@@ -9,13 +10,16 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use crate::decision::{Decision, DecisionInput, ResourceState, decide, idempotency_token};
+use crate::decision::{
+    Decision, DecisionInput, Incident, ResourceState, Transition, decide, idempotency_token,
+};
 use crate::event::{AlarmEvent, AlarmState, EventError};
+use crate::followup::{CheckInput, FollowUp, Pending, decide_check, time_to_recover};
 use crate::layer::Layer;
 use crate::notice::Notice;
 use crate::ports::{
-    ClaimResult, Clock, HealOutcome, HealRequest, Healer, Notifier, ResourceKey, StateStore,
-    StoreError,
+    ClaimResult, Clock, FollowUpError, FollowUps, HealOutcome, HealRequest, Healer, Loaded,
+    Notifier, ResourceKey, StateStore, StoreError,
 };
 use crate::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 use crate::resolve::{NotSelected, select, select_any};
@@ -47,12 +51,17 @@ pub enum EngineError {
     InvalidEvent(#[from] EventError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    FollowUp(#[from] FollowUpError),
+    /// An operator's request that cannot be carried out as asked; nothing was changed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl EngineError {
     /// Whether delivering the same event again could succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, EngineError::Store(_))
+        matches!(self, EngineError::Store(_) | EngineError::FollowUp(_))
     }
 }
 
@@ -68,6 +77,10 @@ pub enum Verdict {
     Recovering,
     /// OK, and the changes earlier heals made were put back (or tried).
     Revert,
+    /// A follow-up found the alarm OK for the stable period: the incident is resolved.
+    Resolve,
+    /// A follow-up could not conclude yet and scheduled the next check.
+    Recheck,
     /// Nothing to do and nothing recorded (OK without an incident, INSUFFICIENT_DATA, a
     /// duplicate OK).
     Ignore,
@@ -80,6 +93,8 @@ impl Verdict {
             Verdict::Skip => "skip",
             Verdict::Recovering => "recovering",
             Verdict::Revert => "revert",
+            Verdict::Resolve => "resolve",
+            Verdict::Recheck => "recheck",
             Verdict::Ignore => "ignore",
         }
     }
@@ -140,6 +155,14 @@ impl Outcome {
             None => self,
         };
         outcome.skipped(not_selected.reason, not_selected.detail)
+    }
+
+    /// The run's record, with its reason and what it did (or the error).
+    fn with_record(mut self, record: HealingRecord) -> Self {
+        self.reason = record.skip_reason;
+        self.detail = record.summary.clone().or(record.error.clone());
+        self.record = Some(record);
+        self
     }
 
     fn skipped(mut self, reason: SkipReason, detail: impl Into<String>) -> Self {
@@ -212,7 +235,10 @@ pub fn explain(
             };
             outcome.skipped(reason, detail)
         }
-        Decision::Recovering { .. } | Decision::Revert { .. } => {
+        Decision::Recovering { .. }
+        | Decision::Revert { .. }
+        | Decision::Resolve { .. }
+        | Decision::Recheck { .. } => {
             outcome.decision = Verdict::Recovering;
             outcome
         }
@@ -232,7 +258,7 @@ const MAX_CONFLICT_RETRIES: usize = 5;
 
 /// One layer's healing engine, built once per container.
 #[derive(Debug)]
-pub struct Engine<S, N, H, C> {
+pub struct Engine<S, N, H, C, F> {
     pub layer: Layer,
     pub rules: RuleSet,
     pub settings: Settings,
@@ -240,18 +266,24 @@ pub struct Engine<S, N, H, C> {
     pub notifier: N,
     pub healer: H,
     pub clock: C,
+    pub follow_ups: F,
 }
 
-impl<S, N, H, C> Engine<S, N, H, C>
+impl<S, N, H, C, F> Engine<S, N, H, C, F>
 where
     S: StateStore,
     N: Notifier,
     H: Healer,
     C: Clock,
+    F: FollowUps,
 {
-    /// Handles one event delivered to this layer's function. `run_id` must be unique per
-    /// invocation (the Lambda request id).
+    /// Handles one event delivered to this layer's function: a CloudWatch alarm state change,
+    /// or one of autoheal's own follow-ups. `run_id` must be unique per invocation (the Lambda
+    /// request id).
     pub async fn handle(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
+        if let Some(follow_up) = FollowUp::from_payload(&payload)? {
+            return self.check(follow_up, run_id).await;
+        }
         let event = AlarmEvent::from_value(payload)?;
         let outcome = Outcome::new(Some(self.layer), &event);
         if !self.settings.layer_enabled {
@@ -294,29 +326,224 @@ where
             rule,
             key: &key,
             event: &event,
+            origin: &event,
             run_id,
             mode,
         };
-        run.execute(outcome).await
+        run.execute(outcome, |loaded, now| {
+            decide(DecisionInput {
+                policy: &rule.policy,
+                state: &loaded.state,
+                alarm: event.state,
+                event_id: &event.id,
+                event_seen: loaded.event_seen,
+                run_id,
+                now,
+            })
+        })
+        .await
+    }
+
+    /// An operator closes the open incident of `rule` on `resource_id` (typically an escalated
+    /// one): autoheal acts on the resource again at its next ALARM. Recorded and notified.
+    pub async fn reset(
+        &self,
+        rule: &str,
+        resource_id: &str,
+        run_id: &str,
+    ) -> Result<HealingRecord, EngineError> {
+        let rule = self
+            .rules
+            .get(rule)
+            .filter(|rule| rule.layer == self.layer)
+            .ok_or_else(|| {
+                EngineError::Refused(format!("the {} layer has no rule `{rule}`", self.layer))
+            })?;
+        let key = ResourceKey {
+            rule: rule.name.clone(),
+            resource_id: resource_id.to_owned(),
+        };
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let now = self.clock.now();
+            let loaded = self.store.load(&key, run_id).await?;
+            let state = &loaded.state;
+            let Some(incident) = state
+                .incident
+                .as_ref()
+                .filter(|incident| incident.resolved_at.is_none())
+            else {
+                return Err(EngineError::Refused(format!(
+                    "`{}` has no open incident on {resource_id}",
+                    rule.name
+                )));
+            };
+            if state.lease.as_ref().is_some_and(|lease| lease.is_held(now)) {
+                return Err(EngineError::Refused(format!(
+                    "a run of `{}` is working on {resource_id}: reset once it ends",
+                    rule.name
+                )));
+            }
+            let mut next = state.clone();
+            next.version += 1;
+            next.lease = None;
+            if let Some(open) = next.incident.as_mut() {
+                open.resolved_at = Some(now);
+            }
+            if !self.store.save(&key, state.version, &next).await? {
+                continue;
+            }
+            let record = HealingRecord {
+                id: run_id.to_owned(),
+                event_id: format!("reset:{run_id}"),
+                alarm_name: String::new(),
+                rule: rule.name.clone(),
+                layer: rule.layer,
+                action: rule.action.kind().to_owned(),
+                resource_id: resource_id.to_owned(),
+                status: HealingStatus::Completed,
+                phase: RunPhase::Reset,
+                mode: effective_mode(self.settings, rule),
+                started_at: now,
+                ended_at: Some(now),
+                attempt: incident.attempts,
+                incident_id: Some(incident.id.clone()),
+                skip_reason: None,
+                error: None,
+                summary: Some(match incident.escalated_at {
+                    Some(at) => format!(
+                        "incident {} closed by an operator after {} attempt(s) (escalated at {})",
+                        incident.id,
+                        incident.attempts,
+                        at.to_rfc3339()
+                    ),
+                    None => format!(
+                        "incident {} closed by an operator after {} attempt(s)",
+                        incident.id, incident.attempts
+                    ),
+                }),
+                details: BTreeMap::new(),
+            };
+            self.store.put_record(&record).await?;
+            if let Err(error) = self
+                .notifier
+                .notify(&Notice::healing(record.clone(), rule))
+                .await
+            {
+                warn!(rule = %rule.name, resource = %resource_id, %error, "notification not sent");
+            }
+            return Ok(record);
+        }
+        Err(EngineError::Refused(format!(
+            "the state of `{}` on {resource_id} kept changing: try again",
+            rule.name
+        )))
+    }
+
+    /// Runs one follow-up: reads the alarm back and resolves, retries, waits or escalates.
+    async fn check(&self, follow_up: FollowUp, run_id: &str) -> Result<Outcome, EngineError> {
+        let event_id = follow_up.event_id();
+        let event = AlarmEvent {
+            id: event_id.clone(),
+            ..follow_up.alarm.clone()
+        };
+        let mut outcome = Outcome::new(Some(self.layer), &event);
+        if !self.settings.layer_enabled {
+            return Ok(log(outcome.skipped(
+                SkipReason::RuleDisabled,
+                format!("the {} layer is disabled in this deployment", self.layer),
+            )));
+        }
+        let rule = match self.rules.get(&follow_up.rule) {
+            Some(rule) if rule.layer != self.layer => {
+                return Ok(log(outcome.with_rule(rule).skipped(
+                    SkipReason::OtherLayer,
+                    format!("rule `{}` belongs to the {} layer", rule.name, rule.layer),
+                )));
+            }
+            Some(rule) if rule.enabled => rule,
+            Some(rule) => {
+                return Ok(log(outcome.with_rule(rule).skipped(
+                    SkipReason::RuleDisabled,
+                    format!(
+                        "rule `{}` was disabled since the check was scheduled",
+                        rule.name
+                    ),
+                )));
+            }
+            None => {
+                return Ok(log(outcome.skipped(
+                    SkipReason::NoMatchingRule,
+                    format!("rule `{}` is no longer deployed", follow_up.rule),
+                )));
+            }
+        };
+        outcome = outcome.with_rule(rule);
+        outcome.resource_id = Some(follow_up.resource_id.clone());
+        let mode = effective_mode(self.settings, rule);
+        outcome.mode = Some(mode);
+        let key = ResourceKey {
+            rule: rule.name.clone(),
+            resource_id: follow_up.resource_id.clone(),
+        };
+        let reading = self
+            .follow_ups
+            .read_alarm(&follow_up.alarm.alarm_name)
+            .await?;
+        let run = Run {
+            engine: self,
+            rule,
+            key: &key,
+            event: &event,
+            origin: &follow_up.alarm,
+            run_id,
+            mode,
+        };
+        run.execute(outcome, |loaded, now| {
+            decide_check(CheckInput {
+                policy: &rule.policy,
+                state: &loaded.state,
+                follow_up: &follow_up,
+                event_id: &event_id,
+                reading,
+                event_seen: loaded.event_seen,
+                run_id,
+                now,
+            })
+        })
+        .await
     }
 }
 
+/// What a run claims: the state it read (`expected`), the state it writes, and its attempt.
+struct Claim<'a> {
+    expected: u64,
+    next: &'a ResourceState,
+    attempt: u32,
+    incident_id: &'a str,
+    takeover: bool,
+}
+
 /// One event on one resource, once its rule is known.
-struct Run<'a, S, N, H, C> {
-    engine: &'a Engine<S, N, H, C>,
+struct Run<'a, S, N, H, C, F> {
+    engine: &'a Engine<S, N, H, C, F>,
     rule: &'a Rule,
     key: &'a ResourceKey,
+    /// The event this run handles: an alarm's, or a follow-up's (its own id, the alarm's
+    /// content).
     event: &'a AlarmEvent,
+    /// The alarm event that drove the incident: what the next follow-up carries.
+    origin: &'a AlarmEvent,
     run_id: &'a str,
     mode: Mode,
 }
 
-impl<S, N, H, C> Run<'_, S, N, H, C>
+impl<S, N, H, C, F> Run<'_, S, N, H, C, F>
 where
     S: StateStore,
     N: Notifier,
     H: Healer,
     C: Clock,
+    F: FollowUps,
 {
     fn record(
         &self,
@@ -346,150 +573,94 @@ where
         }
     }
 
-    async fn execute(&self, mut outcome: Outcome) -> Result<Outcome, EngineError> {
-        let store = &self.engine.store;
+    /// Decides on the state as loaded and carries the decision out; a decision whose write
+    /// lost a race to another run is made again on the state that run left.
+    async fn execute(
+        &self,
+        outcome: Outcome,
+        decide: impl Fn(&Loaded, DateTime<Utc>) -> Transition,
+    ) -> Result<Outcome, EngineError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
-            let now = self.engine.clock.now();
-            let loaded = store.load(self.key, &self.event.id).await?;
-            let transition = decide(DecisionInput {
-                policy: &self.rule.policy,
-                state: &loaded.state,
-                alarm: self.event.state,
-                event_id: &self.event.id,
-                event_seen: loaded.event_seen,
-                run_id: self.run_id,
-                now,
-            });
+            let loaded = self.engine.store.load(self.key, &self.event.id).await?;
+            let transition = decide(&loaded, self.engine.clock.now());
             let expected = loaded.state.version;
-            match transition.decision {
-                Decision::Ignore { reason } => {
-                    outcome.decision = Verdict::Ignore;
-                    outcome.reason = Some(reason);
-                    outcome.detail = Some(match reason {
-                        SkipReason::NoOpenIncident => "OK with no open incident".to_owned(),
-                        _ => format!("alarm state {} needs no action", self.event.state.as_str()),
-                    });
-                    return Ok(log(outcome));
-                }
+            let next = transition.next.as_ref();
+            let done = match transition.decision {
+                Decision::Ignore { reason } => Some(self.ignore(outcome.clone(), reason)),
                 Decision::Recovering { incident_id } => {
-                    if let Some(next) = &transition.next
-                        && !store.save(self.key, expected, next).await?
-                    {
-                        continue;
-                    }
-                    outcome.decision = Verdict::Recovering;
-                    outcome.detail = Some(format!(
-                        "incident {incident_id} closes if OK holds for {} s",
-                        self.rule.policy.stable_period_seconds
-                    ));
-                    return Ok(log(outcome));
+                    self.recovering(outcome.clone(), expected, next, &incident_id)
+                        .await?
                 }
                 Decision::Skip { reason, escalate } => {
-                    if let Some(next) = &transition.next
-                        && !store.save(self.key, expected, next).await?
-                    {
-                        continue;
-                    }
-                    let incident = transition
-                        .next
-                        .as_ref()
-                        .unwrap_or(&loaded.state)
-                        .incident
-                        .as_ref();
-                    let mut record = self.record(
-                        HealingStatus::Skipped,
-                        incident.map_or(0, |i| i.attempts),
-                        incident.map(|i| i.id.as_str()),
-                    );
-                    record.skip_reason = Some(reason);
-                    record.ended_at = Some(record.started_at);
-                    record.summary = Some(skip_summary(reason, self.rule));
-                    store.put_record(&record).await?;
-                    if escalate {
-                        self.notify(&Notice::escalation(record.clone(), self.rule))
-                            .await;
-                    }
-                    outcome.detail.clone_from(&record.summary);
-                    outcome.reason = Some(reason);
-                    outcome.record = Some(record);
-                    return Ok(log(outcome));
+                    let state = next.unwrap_or(&loaded.state);
+                    self.skip(outcome.clone(), expected, next, state, reason, escalate)
+                        .await?
                 }
                 Decision::Revert {
                     incident_id,
                     attempt,
                     takeover,
-                } => {
-                    let Some(next) = &transition.next else {
-                        continue;
-                    };
-                    let mut record =
-                        self.record(HealingStatus::InProgress, attempt, Some(&incident_id));
-                    record.phase = RunPhase::Revert;
-                    match store
-                        .claim(self.key, &self.event.id, expected, next, &record, takeover)
-                        .await?
-                    {
-                        ClaimResult::Conflict => continue,
-                        ClaimResult::Duplicate => {
-                            outcome.decision = Verdict::Ignore;
-                            outcome.reason = Some(SkipReason::Duplicate);
-                            outcome.detail = Some(skip_summary(SkipReason::Duplicate, self.rule));
-                            return Ok(log(outcome));
-                        }
-                        ClaimResult::Claimed => {
-                            let record = self.revert(record, &incident_id, &next.reverts).await?;
-                            outcome.decision = Verdict::Revert;
-                            outcome.reason = record.skip_reason;
-                            outcome.detail = record.summary.clone().or(record.error.clone());
-                            outcome.record = Some(record);
-                            return Ok(log(outcome));
-                        }
+                } => match next {
+                    Some(next) => {
+                        let claim = Claim {
+                            expected,
+                            next,
+                            attempt,
+                            incident_id: &incident_id,
+                            takeover,
+                        };
+                        self.claim_and_revert(outcome.clone(), claim).await?
                     }
-                }
+                    None => None,
+                },
                 Decision::Act {
                     attempt,
                     incident_id,
                     takeover,
                     ..
-                } => {
-                    let Some(next) = &transition.next else {
-                        continue;
-                    };
-                    let record =
-                        self.record(HealingStatus::InProgress, attempt, Some(&incident_id));
-                    match store
-                        .claim(self.key, &self.event.id, expected, next, &record, takeover)
-                        .await?
-                    {
-                        ClaimResult::Conflict => continue,
-                        ClaimResult::Duplicate => {
-                            let mut record = self.record(HealingStatus::Skipped, 0, None);
-                            record.skip_reason = Some(SkipReason::Duplicate);
-                            record.ended_at = Some(record.started_at);
-                            record.summary = Some(skip_summary(SkipReason::Duplicate, self.rule));
-                            store.put_record(&record).await?;
-                            outcome.reason = Some(SkipReason::Duplicate);
-                            outcome.detail.clone_from(&record.summary);
-                            outcome.record = Some(record);
-                            return Ok(log(outcome));
-                        }
-                        ClaimResult::Claimed => {
-                            let record = self.act(record, &incident_id, &next.reverts).await?;
-                            // Shadow runs claim like real ones (so cooldowns and attempts
-                            // show what enforce mode would do) but report, like `explain`,
-                            // that nothing was done.
-                            outcome.decision = if self.mode == Mode::Shadow {
-                                Verdict::Skip
-                            } else {
-                                Verdict::Act
-                            };
-                            outcome.reason = record.skip_reason;
-                            outcome.detail = record.summary.clone().or(record.error.clone());
-                            outcome.record = Some(record);
-                            return Ok(log(outcome));
-                        }
+                } => match next {
+                    Some(next) => {
+                        let claim = Claim {
+                            expected,
+                            next,
+                            attempt,
+                            incident_id: &incident_id,
+                            takeover,
+                        };
+                        self.claim_and_act(outcome.clone(), claim).await?
                     }
+                    None => None,
+                },
+                Decision::Resolve {
+                    incident_id,
+                    attempt,
+                    recovered_at,
+                    takeover,
+                } => match next {
+                    Some(next) => {
+                        let claim = Claim {
+                            expected,
+                            next,
+                            attempt,
+                            incident_id: &incident_id,
+                            takeover,
+                        };
+                        self.claim_and_resolve(outcome.clone(), claim, recovered_at)
+                            .await?
+                    }
+                    None => None,
+                },
+                Decision::Recheck {
+                    incident_id,
+                    at,
+                    reason,
+                } => {
+                    self.recheck(outcome.clone(), expected, next, &incident_id, at, reason)
+                        .await?
                 }
+            };
+            if let Some(outcome) = done {
+                return Ok(log(outcome));
             }
         }
         warn!(rule = %self.rule.name, resource = %self.key.resource_id, "state kept changing under this run; leaving the resource to the run that holds it");
@@ -499,8 +670,286 @@ where
         )))
     }
 
-    /// Runs the action (or only records it, in shadow mode), then stores and publishes the
-    /// outcome.
+    /// Nothing to do and nothing to record.
+    fn ignore(&self, mut outcome: Outcome, reason: SkipReason) -> Outcome {
+        outcome.decision = Verdict::Ignore;
+        outcome.reason = Some(reason);
+        outcome.detail = Some(match reason {
+            SkipReason::NoOpenIncident => "OK with no open incident".to_owned(),
+            _ => format!("alarm state {} needs no action", self.event.state.as_str()),
+        });
+        outcome
+    }
+
+    /// Writes `next` over the state at version `expected`; `false` when another run changed
+    /// the state first. Nothing to write is a write that cannot lose.
+    async fn save(&self, expected: u64, next: Option<&ResourceState>) -> Result<bool, StoreError> {
+        match next {
+            Some(next) => self.engine.store.save(self.key, expected, next).await,
+            None => Ok(true),
+        }
+    }
+
+    /// OK on an open incident: the state notes it; the incident closes once OK holds.
+    async fn recovering(
+        &self,
+        mut outcome: Outcome,
+        expected: u64,
+        next: Option<&ResourceState>,
+        incident_id: &str,
+    ) -> Result<Option<Outcome>, EngineError> {
+        if !self.save(expected, next).await? {
+            return Ok(None);
+        }
+        outcome.decision = Verdict::Recovering;
+        outcome.detail = Some(format!(
+            "incident {incident_id} closes if OK holds for {} s",
+            self.rule.policy.stable_period_seconds
+        ));
+        Ok(Some(outcome))
+    }
+
+    /// A skip the policy decided (cooldown, backoff, attempts spent…): recorded, and the
+    /// escalation sent when this skip is the one that gives up.
+    async fn skip(
+        &self,
+        mut outcome: Outcome,
+        expected: u64,
+        next: Option<&ResourceState>,
+        state: &ResourceState,
+        reason: SkipReason,
+        escalate: bool,
+    ) -> Result<Option<Outcome>, EngineError> {
+        if !self.save(expected, next).await? {
+            return Ok(None);
+        }
+        let incident = state.incident.as_ref();
+        let mut record = self.record(
+            HealingStatus::Skipped,
+            incident.map_or(0, |i| i.attempts),
+            incident.map(|i| i.id.as_str()),
+        );
+        record.skip_reason = Some(reason);
+        record.ended_at = Some(record.started_at);
+        record.summary = Some(skip_summary(reason, self.rule));
+        self.engine.store.put_record(&record).await?;
+        if escalate {
+            self.escalate(&record, incident).await;
+        }
+        outcome.detail.clone_from(&record.summary);
+        outcome.reason = Some(reason);
+        outcome.record = Some(record);
+        Ok(Some(outcome))
+    }
+
+    /// Claims the resource for this run's revert and, once claimed, puts the changes back.
+    async fn claim_and_revert(
+        &self,
+        mut outcome: Outcome,
+        claim: Claim<'_>,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let mut record = self.record(
+            HealingStatus::InProgress,
+            claim.attempt,
+            Some(claim.incident_id),
+        );
+        record.phase = RunPhase::Revert;
+        match self.claim(&claim, &record).await? {
+            ClaimResult::Conflict => Ok(None),
+            ClaimResult::Duplicate => {
+                outcome.decision = Verdict::Ignore;
+                outcome.reason = Some(SkipReason::Duplicate);
+                outcome.detail = Some(skip_summary(SkipReason::Duplicate, self.rule));
+                Ok(Some(outcome))
+            }
+            ClaimResult::Claimed => {
+                let record = self
+                    .revert(record, claim.incident_id, &claim.next.reverts)
+                    .await?;
+                outcome.decision = Verdict::Revert;
+                Ok(Some(outcome.with_record(record)))
+            }
+        }
+    }
+
+    /// Claims the resource for this run's attempt and, once claimed, runs the action.
+    async fn claim_and_act(
+        &self,
+        mut outcome: Outcome,
+        claim: Claim<'_>,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let record = self.record(
+            HealingStatus::InProgress,
+            claim.attempt,
+            Some(claim.incident_id),
+        );
+        match self.claim(&claim, &record).await? {
+            ClaimResult::Conflict => Ok(None),
+            ClaimResult::Duplicate => {
+                let mut record = self.record(HealingStatus::Skipped, 0, None);
+                record.skip_reason = Some(SkipReason::Duplicate);
+                record.ended_at = Some(record.started_at);
+                record.summary = Some(skip_summary(SkipReason::Duplicate, self.rule));
+                self.engine.store.put_record(&record).await?;
+                outcome.reason = Some(SkipReason::Duplicate);
+                outcome.detail.clone_from(&record.summary);
+                outcome.record = Some(record);
+                Ok(Some(outcome))
+            }
+            ClaimResult::Claimed => {
+                // The follow-up is scheduled before the action, so that an invocation that
+                // dies during it is still followed up; the check waits for the backoff.
+                let mut record = record;
+                if self.mode == Mode::Enforce
+                    && let Some((check, at)) = self.follow_up_of(claim.next)
+                {
+                    match self.schedule(claim.incident_id, check, at).await {
+                        Ok(()) => {
+                            record
+                                .details
+                                .insert("follow_up_at".to_owned(), at.to_rfc3339());
+                        }
+                        Err(error) => {
+                            warn!(rule = %self.rule.name, resource = %self.key.resource_id, %error, "follow-up not scheduled");
+                            record
+                                .details
+                                .insert("follow_up".to_owned(), format!("not scheduled: {error}"));
+                        }
+                    }
+                }
+                let record = self.act(record, claim.incident_id, claim.next).await?;
+                // Shadow runs claim like real ones (so cooldowns and attempts show what
+                // enforce mode would do) but report, like `explain`, that nothing was done.
+                outcome.decision = if self.mode == Mode::Shadow {
+                    Verdict::Skip
+                } else {
+                    Verdict::Act
+                };
+                Ok(Some(outcome.with_record(record)))
+            }
+        }
+    }
+
+    /// Claims the resource to close the incident as resolved: what heals changed is put back,
+    /// and the time to recover recorded.
+    async fn claim_and_resolve(
+        &self,
+        outcome: Outcome,
+        claim: Claim<'_>,
+        recovered_at: DateTime<Utc>,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let mut record = self.record(
+            HealingStatus::InProgress,
+            claim.attempt,
+            Some(claim.incident_id),
+        );
+        record.phase = RunPhase::Verify;
+        match self.claim(&claim, &record).await? {
+            ClaimResult::Conflict => Ok(None),
+            ClaimResult::Duplicate => Ok(Some(self.ignore(outcome, SkipReason::Duplicate))),
+            ClaimResult::Claimed => {
+                let recovered = claim
+                    .next
+                    .incident
+                    .as_ref()
+                    .map_or(0, |incident| time_to_recover(incident, recovered_at));
+                record
+                    .details
+                    .insert("time_to_recover_seconds".to_owned(), recovered.to_string());
+                record
+                    .details
+                    .insert("recovered_at".to_owned(), recovered_at.to_rfc3339());
+                let (remaining, mut summaries) = self
+                    .put_back(&mut record, claim.incident_id, &claim.next.reverts)
+                    .await;
+                summaries.insert(
+                    0,
+                    format!(
+                        "{} OK since {}: incident resolved after {} attempt(s), {} s to recover",
+                        self.event.alarm_name,
+                        recovered_at.to_rfc3339(),
+                        claim.attempt,
+                        recovered
+                    ),
+                );
+                record.summary = Some(summaries.join("; "));
+                let record = self.finish(record, None, &remaining).await?;
+                let mut outcome = outcome.with_record(record);
+                outcome.decision = Verdict::Resolve;
+                Ok(Some(outcome))
+            }
+        }
+    }
+
+    /// A follow-up that cannot conclude yet: the next check is scheduled, then counted (a
+    /// check scheduled twice for one number is one schedule).
+    async fn recheck(
+        &self,
+        mut outcome: Outcome,
+        expected: u64,
+        next: Option<&ResourceState>,
+        incident_id: &str,
+        at: DateTime<Utc>,
+        reason: Pending,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let checks = next
+            .and_then(|next| next.incident.as_ref())
+            .map_or(0, |incident| incident.checks);
+        self.schedule(incident_id, checks, at).await?;
+        if !self.save(expected, next).await? {
+            return Ok(None);
+        }
+        outcome.decision = Verdict::Recheck;
+        outcome.detail = Some(format!(
+            "incident {incident_id}: {}; next check at {}",
+            reason.as_str(),
+            at.to_rfc3339()
+        ));
+        Ok(Some(outcome))
+    }
+
+    /// The check that verifies the attempt `next` claims, and when it is due.
+    fn follow_up_of(&self, next: &ResourceState) -> Option<(u32, DateTime<Utc>)> {
+        let incident = next.incident.as_ref()?;
+        Some((incident.checks, incident.next_attempt_at?))
+    }
+
+    /// Schedules check number `check` of `incident_id` at `at`.
+    async fn schedule(
+        &self,
+        incident_id: &str,
+        check: u32,
+        at: DateTime<Utc>,
+    ) -> Result<(), FollowUpError> {
+        let follow_up = FollowUp {
+            layer: self.rule.layer,
+            rule: self.rule.name.clone(),
+            resource_id: self.key.resource_id.clone(),
+            incident_id: incident_id.to_owned(),
+            check,
+            alarm: self.origin.clone(),
+        };
+        self.engine.follow_ups.schedule(&follow_up, at).await
+    }
+
+    async fn claim(
+        &self,
+        claim: &Claim<'_>,
+        record: &HealingRecord,
+    ) -> Result<ClaimResult, StoreError> {
+        self.engine
+            .store
+            .claim(
+                self.key,
+                &self.event.id,
+                claim.expected,
+                claim.next,
+                record,
+                claim.takeover,
+            )
+            .await
+    }
+
     /// What the healer is asked, for this run's attempt.
     fn request<'r>(
         &'r self,
@@ -518,12 +967,15 @@ where
         }
     }
 
+    /// Runs the action (or only records it, in shadow mode), then stores and publishes the
+    /// outcome.
     async fn act(
         &self,
         mut record: HealingRecord,
         incident_id: &str,
-        pending: &[Revert],
+        claimed: &ResourceState,
     ) -> Result<HealingRecord, EngineError> {
+        let pending = &claimed.reverts;
         let mut reverts = None;
         let token = idempotency_token(
             &self.rule.name,
@@ -549,7 +1001,7 @@ where
                 }) => {
                     record.status = HealingStatus::Completed;
                     record.summary = Some(summary);
-                    record.details = details;
+                    record.details.extend(details);
                     if !made.is_empty() {
                         let attempt = record.attempt;
                         reverts = Some(
@@ -583,83 +1035,127 @@ where
         self.notify(&Notice::healing(record.clone(), self.rule))
             .await;
         if spent {
-            self.notify(&Notice::escalation(record.clone(), self.rule))
-                .await;
+            self.escalate(&record, claimed.incident.as_ref()).await;
         }
         Ok(record)
     }
 
-    /// Puts back the changes heals made, newest first, and stops at the first that fails:
-    /// an older change is only put back over the state the newer one left. What was put back
-    /// (or found no longer autoheal's) leaves the pending list; the rest stays for the next OK.
+    /// Puts back the changes heals made (see [`Self::put_back`]), then records and publishes
+    /// the run.
     async fn revert(
         &self,
         mut record: HealingRecord,
         incident_id: &str,
         pending: &[Revert],
     ) -> Result<HealingRecord, EngineError> {
+        let (remaining, summaries) = self.put_back(&mut record, incident_id, pending).await;
+        record.summary = (!summaries.is_empty()).then(|| summaries.join("; "));
+        self.finish(record, None, &remaining).await
+    }
+
+    /// Puts back the changes heals made, newest first, and stops at the first that fails:
+    /// an older change is only put back over the state the newer one left. Returns what is
+    /// left to put back (what was put back, or found no longer autoheal's, leaves the list)
+    /// and one sentence per change; the record's status and details say how it went.
+    async fn put_back(
+        &self,
+        record: &mut HealingRecord,
+        incident_id: &str,
+        pending: &[Revert],
+    ) -> (Vec<Revert>, Vec<String>) {
+        let mut remaining = pending.to_vec();
+        let mut summaries = Vec::new();
+        record.status = HealingStatus::Completed;
+        if pending.is_empty() {
+            return (remaining, summaries);
+        }
+        if self.mode == Mode::Shadow {
+            record.status = HealingStatus::Skipped;
+            record.skip_reason = Some(SkipReason::ShadowMode);
+            summaries.push(format!(
+                "shadow mode: would put back {} change(s) of `{}` on {}",
+                pending.len(),
+                self.rule.action.kind(),
+                self.key.resource_id
+            ));
+            return (remaining, summaries);
+        }
         let token = idempotency_token(
             &self.rule.name,
             &self.key.resource_id,
             &format!("{incident_id}#revert"),
             record.attempt,
         );
-        let mut remaining = pending.to_vec();
-        if self.mode == Mode::Shadow {
-            record.status = HealingStatus::Skipped;
-            record.skip_reason = Some(SkipReason::ShadowMode);
-            record.summary = Some(format!(
-                "shadow mode: would put back {} change(s) of `{}` on {}",
-                pending.len(),
-                self.rule.action.kind(),
-                self.key.resource_id
-            ));
-        } else {
-            let request = self.request(record.attempt, incident_id, &token);
-            let numbered = pending.len() > 1;
-            let mut summaries = Vec::new();
-            record.status = HealingStatus::Completed;
-            while let Some(revert) = remaining.last() {
-                let label = format!("revert{}.", remaining.len());
-                match self.engine.healer.revert(request, revert).await {
-                    Ok(HealOutcome::Healed {
-                        summary, details, ..
-                    }) => {
-                        summaries.push(summary);
-                        for (key, value) in details {
-                            let key = if numbered {
-                                format!("{label}{key}")
-                            } else {
-                                key
-                            };
-                            record.details.insert(key, value);
-                        }
-                    }
-                    Ok(HealOutcome::Skipped { summary, .. }) => summaries.push(summary),
-                    Err(error) => {
-                        record.status = HealingStatus::Failed;
-                        record.error = Some(error.message);
-                        break;
+        let request = self.request(record.attempt, incident_id, &token);
+        let numbered = pending.len() > 1;
+        while let Some(revert) = remaining.last() {
+            let label = format!("revert{}.", remaining.len());
+            match self.engine.healer.revert(request, revert).await {
+                Ok(HealOutcome::Healed {
+                    summary, details, ..
+                }) => {
+                    summaries.push(summary);
+                    for (key, value) in details {
+                        let key = if numbered {
+                            format!("{label}{key}")
+                        } else {
+                            key
+                        };
+                        record.details.insert(key, value);
                     }
                 }
-                remaining.pop();
+                Ok(HealOutcome::Skipped { summary, .. }) => summaries.push(summary),
+                Err(error) => {
+                    record.status = HealingStatus::Failed;
+                    record.error = Some(error.message);
+                    break;
+                }
             }
-            if !remaining.is_empty() {
-                summaries.push(format!(
-                    "{} change(s) left to put back at the next OK",
-                    remaining.len()
-                ));
-            }
-            record.summary = (!summaries.is_empty()).then(|| summaries.join("; "));
+            remaining.pop();
         }
+        if !remaining.is_empty() {
+            summaries.push(format!(
+                "{} change(s) left to put back at the next OK",
+                remaining.len()
+            ));
+        }
+        (remaining, summaries)
+    }
+
+    /// Ends a claimed run: the final record, the lease released, what is left to put back;
+    /// then the notification.
+    async fn finish(
+        &self,
+        mut record: HealingRecord,
+        escalated_at: Option<DateTime<Utc>>,
+        remaining: &[Revert],
+    ) -> Result<HealingRecord, EngineError> {
         record.ended_at = Some(self.engine.clock.now());
         self.engine
             .store
-            .finish(self.key, &record, None, Some(&remaining))
+            .finish(self.key, &record, escalated_at, Some(remaining))
             .await?;
         self.notify(&Notice::healing(record.clone(), self.rule))
             .await;
         Ok(record)
+    }
+
+    /// The escalation of this run's incident, with every record the incident has so far.
+    async fn escalate(&self, record: &HealingRecord, incident: Option<&Incident>) {
+        let history = match incident {
+            Some(incident) => self
+                .engine
+                .store
+                .incident_history(self.key, &incident.id, incident.opened_at)
+                .await
+                .unwrap_or_else(|error| {
+                    warn!(rule = %self.rule.name, resource = %self.key.resource_id, %error, "incident history not read");
+                    Vec::new()
+                }),
+            None => Vec::new(),
+        };
+        self.notify(&Notice::escalation(record.clone(), self.rule).with_history(history))
+            .await;
     }
 
     /// A notification that cannot be sent must not undo or repeat a heal: it is logged.
@@ -684,6 +1180,14 @@ fn skip_summary(reason: SkipReason, rule: &Rule) -> String {
             policy.max_attempts
         ),
         SkipReason::InProgress => "another run holds this resource".to_owned(),
+        SkipReason::Unverifiable => {
+            "the alarm could not be read back or had no data for too long: a human is needed"
+                .to_owned()
+        }
+        SkipReason::Escalated => {
+            "the incident is escalated: nothing more is done until it resolves or is reset"
+                .to_owned()
+        }
         other => other.as_str().to_owned(),
     }
 }

@@ -67,7 +67,7 @@ impl AlarmState {
 }
 
 /// One metric an alarm watches (directly, or as an input of a metric-math expression).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetricRef {
     pub namespace: String,
     pub name: String,
@@ -75,7 +75,7 @@ pub struct MetricRef {
 }
 
 /// What kind of alarm changed state, with the metrics it watches.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum AlarmKind {
     /// One metric, one threshold.
@@ -113,8 +113,9 @@ impl AlarmKind {
     }
 }
 
-/// An alarm state change, as autoheal needs it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An alarm state change, as autoheal needs it. It serializes as itself (not as the
+/// EventBridge event) so that a follow-up can carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlarmEvent {
     /// EventBridge's event id: the same for every delivery of one event.
     pub id: String,

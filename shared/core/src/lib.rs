@@ -6,7 +6,9 @@
 //! - [`resolve`]: which rule an event selects and which resource it heals;
 //! - [`decision`]: the pure act/skip decision over a resource's incident state;
 //! - [`revert`]: changes a heal made that are put back when the incident resolves;
-//! - [`ports`]: the traits the engine is generic over (store, notifier, healer, clock);
+//! - [`followup`]: the closed loop: every attempt's scheduled check, and what it decides;
+//! - [`ports`]: the traits the engine is generic over (store, notifier, healer, follow-ups,
+//!   clock);
 //! - [`engine`]: the path of one event through those ports;
 //! - [`record`], [`notice`], [`stats`]: what is recorded, published and read back;
 //! - [`retention`]: which of autoheal's own snapshots go once it has taken a new one.
@@ -14,6 +16,7 @@
 pub mod decision;
 pub mod engine;
 pub mod event;
+pub mod followup;
 pub mod layer;
 pub mod notice;
 pub mod ports;
@@ -27,11 +30,12 @@ pub mod stats;
 pub use decision::{Decision, Incident, Lease, ResourceState};
 pub use engine::{Engine, EngineError, Outcome, Settings, Verdict};
 pub use event::{AlarmEvent, AlarmKind, AlarmState, EventError};
+pub use followup::{AlarmReading, FollowUp, Pending};
 pub use layer::Layer;
 pub use notice::{Notice, NoticeKind};
 pub use ports::{
-    ClaimResult, Clock, HealError, HealOutcome, HealRequest, Healer, Loaded, Notifier, NotifyError,
-    ResourceKey, StateStore, StoreError, SystemClock,
+    ClaimResult, Clock, FollowUpError, FollowUps, HealError, HealOutcome, HealRequest, Healer,
+    Loaded, Notifier, NotifyError, ResourceKey, StateStore, StoreError, SystemClock,
 };
 pub use record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 pub use revert::Revert;

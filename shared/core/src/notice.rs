@@ -25,6 +25,9 @@ pub struct Notice {
     pub record: HealingRecord,
     pub max_attempts: u32,
     pub description: String,
+    /// For an escalation: every record of the incident, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HealingRecord>,
 }
 
 /// SNS limits subjects to 100 printable ASCII characters.
@@ -37,6 +40,7 @@ impl Notice {
             record,
             max_attempts: rule.policy.max_attempts,
             description: rule.description.clone(),
+            history: Vec::new(),
         }
     }
 
@@ -46,7 +50,14 @@ impl Notice {
             record,
             max_attempts: rule.policy.max_attempts,
             description: rule.description.clone(),
+            history: Vec::new(),
         }
+    }
+
+    /// The incident's records so far, for a person who takes over.
+    pub fn with_history(mut self, history: Vec<HealingRecord>) -> Self {
+        self.history = history;
+        self
     }
 
     pub fn subject(&self) -> String {
@@ -60,6 +71,14 @@ impl Notice {
                 crate::record::RunPhase::Revert => format!(
                     "autoheal {}: {} revert of {} on {}",
                     r.status, r.layer, r.action, r.resource_id
+                ),
+                crate::record::RunPhase::Verify => format!(
+                    "autoheal resolved: {} on {} after {} attempt(s)",
+                    r.rule, r.resource_id, r.attempt
+                ),
+                crate::record::RunPhase::Reset => format!(
+                    "autoheal reset: {} on {} closed by an operator",
+                    r.rule, r.resource_id
                 ),
             },
             NoticeKind::Escalation => format!(

@@ -1,5 +1,5 @@
 //! The ports of the engine: the small traits it is generic over (state store, notifier,
-//! healer, clock), the types that cross them, and their errors. Adapters implement them: the
+//! healer, follow-ups, clock), the types that cross them, and their errors. Adapters implement them: the
 //! AWS ones in `shared/aws` and the layer functions, in-memory ones in tests.
 
 use std::collections::BTreeMap;
@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::decision::ResourceState;
 use crate::event::AlarmEvent;
+use crate::followup::{AlarmReading, FollowUp};
 use crate::layer::Layer;
 use crate::notice::Notice;
 use crate::record::{HealingRecord, SkipReason};
@@ -44,6 +45,14 @@ pub enum ClaimResult {
 #[derive(Debug, thiserror::Error)]
 #[error("state store: {message}")]
 pub struct StoreError {
+    pub message: String,
+}
+
+/// A failure to schedule a follow-up or to read an alarm back. Retrying the whole event is
+/// safe.
+#[derive(Debug, thiserror::Error)]
+#[error("follow-up: {message}")]
+pub struct FollowUpError {
     pub message: String,
 }
 
@@ -101,6 +110,32 @@ pub trait StateStore {
         escalated_at: Option<DateTime<Utc>>,
         reverts: Option<&[Revert]>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The records of one incident, oldest first, from `opened_at` until now: what an
+    /// escalation tells a person.
+    fn incident_history(
+        &self,
+        key: &ResourceKey,
+        incident_id: &str,
+        opened_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<HealingRecord>, StoreError>> + Send;
+}
+
+/// The closed loop's two halves: schedule a follow-up, and read an alarm back when it fires.
+pub trait FollowUps {
+    /// Schedules `follow_up` to be delivered to its layer's function at `at`. Scheduling the
+    /// same check twice is not an error: the first schedule stands.
+    fn schedule(
+        &self,
+        follow_up: &FollowUp,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), FollowUpError>> + Send;
+
+    /// The alarm's state now; `None` when CloudWatch does not know it.
+    fn read_alarm(
+        &self,
+        alarm_name: &str,
+    ) -> impl Future<Output = Result<Option<AlarmReading>, FollowUpError>> + Send;
 }
 
 /// Where people hear about healing.

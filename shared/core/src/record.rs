@@ -67,6 +67,10 @@ pub enum RunPhase {
     #[default]
     Heal,
     Revert,
+    /// A follow-up found the alarm OK for the stable period: the incident is resolved.
+    Verify,
+    /// An operator closed the incident (`autoheal reset`).
+    Reset,
 }
 
 impl RunPhase {
@@ -74,6 +78,8 @@ impl RunPhase {
         match self {
             RunPhase::Heal => "heal",
             RunPhase::Revert => "revert",
+            RunPhase::Verify => "verify",
+            RunPhase::Reset => "reset",
         }
     }
 
@@ -125,6 +131,12 @@ pub enum SkipReason {
     Unsafe,
     /// This function does not implement the rule's action.
     UnsupportedAction,
+    /// A follow-up that a newer one replaced, or whose incident moved on.
+    Superseded,
+    /// The incident is escalated: nothing more is done until it resolves or is reset.
+    Escalated,
+    /// The alarm could not be read back (deleted, or no data for too long): a human decides.
+    Unverifiable,
 }
 
 impl SkipReason {
@@ -149,6 +161,9 @@ impl SkipReason {
             SkipReason::NotNeeded => "not-needed",
             SkipReason::Unsafe => "unsafe",
             SkipReason::UnsupportedAction => "unsupported-action",
+            SkipReason::Superseded => "superseded",
+            SkipReason::Escalated => "escalated",
+            SkipReason::Unverifiable => "unverifiable",
         }
     }
 }
@@ -171,7 +186,8 @@ pub struct HealingRecord {
     pub action: String,
     pub resource_id: String,
     pub status: HealingStatus,
-    /// `heal`, or `revert` for a run that put back what earlier heals changed.
+    /// `heal`; `revert` for a run that put back what earlier heals changed; `verify` for the
+    /// follow-up that resolved the incident; `reset` for an operator's reset.
     #[serde(default, skip_serializing_if = "RunPhase::is_heal")]
     pub phase: RunPhase,
     pub mode: Mode,

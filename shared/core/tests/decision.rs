@@ -163,6 +163,8 @@ fn given_no_history_when_an_alarm_arrives_then_a_new_incident_acts_at_attempt_on
             next_attempt_at: Some(at(i64::try_from(wait).expect("small"))),
             ok_since: None,
             escalated_at: None,
+            checks: 1,
+            resolved_at: None,
         })
     );
 }
@@ -913,6 +915,8 @@ proptest! {
                 next_attempt_at: time(3),
                 ok_since: time(4),
                 escalated_at: None,
+                checks: 0,
+                resolved_at: None,
             }),
             lease: time(2).map(|expires_at| Lease {
                 run_id: "old-run".to_owned(),

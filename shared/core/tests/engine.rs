@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use autoheal_core::decision::idempotency_token;
 use autoheal_core::{
-    Action, AlarmState, ClaimResult, Clock, Engine, EngineError, HealError, HealOutcome,
-    HealRequest, Healer, HealingRecord, HealingStatus, Incident, Layer, Lease, Loaded, Mode,
-    Notice, NoticeKind, Notifier, NotifyError, Outcome, ResourceKey, ResourceState, Revert,
-    RuleSet, RunPhase, Settings, SkipReason, StateStore, StoreError, Verdict,
+    Action, AlarmReading, AlarmState, ClaimResult, Clock, Engine, EngineError, FollowUp,
+    FollowUpError, FollowUps, HealError, HealOutcome, HealRequest, Healer, HealingRecord,
+    HealingStatus, Incident, Layer, Lease, Loaded, Mode, Notice, NoticeKind, Notifier, NotifyError,
+    Outcome, ResourceKey, ResourceState, Revert, RuleSet, RunPhase, Settings, SkipReason,
+    StateStore, StoreError, Verdict,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -184,6 +185,90 @@ impl StateStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn incident_history(
+        &self,
+        key: &ResourceKey,
+        incident_id: &str,
+        _opened_at: DateTime<Utc>,
+    ) -> Result<Vec<HealingRecord>, StoreError> {
+        self.check_up()?;
+        let mut history: Vec<HealingRecord> = self
+            .lock()
+            .records
+            .values()
+            .filter(|r| {
+                r.rule == key.rule
+                    && r.resource_id == key.resource_id
+                    && r.incident_id.as_deref() == Some(incident_id)
+            })
+            .cloned()
+            .collect();
+        history.sort_by_key(|r| r.started_at);
+        Ok(history)
+    }
+}
+
+/// Keeps the follow-ups scheduled; reads alarms from a map the test sets.
+#[derive(Debug, Default)]
+struct ManualLoop {
+    scheduled: Mutex<Vec<(FollowUp, DateTime<Utc>)>>,
+    alarms: Mutex<HashMap<String, AlarmReading>>,
+    /// Scheduling fails, as a Scheduler outage would.
+    scheduler_down: AtomicBool,
+}
+
+impl ManualLoop {
+    fn scheduled(&self) -> Vec<(FollowUp, DateTime<Utc>)> {
+        self.scheduled
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .clone()
+    }
+
+    /// The latest follow-up scheduled, as its schedule would deliver it.
+    fn latest(&self) -> (Value, DateTime<Utc>) {
+        let (follow_up, at) = self.scheduled().pop().expect("a follow-up was scheduled");
+        (follow_up.to_payload(), at)
+    }
+
+    fn set_alarm(&self, name: &str, state: AlarmState, since: DateTime<Utc>) {
+        self.alarms
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .insert(name.to_owned(), AlarmReading { state, since });
+    }
+}
+
+impl FollowUps for ManualLoop {
+    async fn schedule(&self, follow_up: &FollowUp, at: DateTime<Utc>) -> Result<(), FollowUpError> {
+        if self.scheduler_down.load(Ordering::SeqCst) {
+            return Err(FollowUpError {
+                message: "scheduler unavailable".to_owned(),
+            });
+        }
+        let mut scheduled = self
+            .scheduled
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"));
+        // One schedule per name, as EventBridge Scheduler keeps it.
+        if !scheduled
+            .iter()
+            .any(|(known, _)| known.schedule_name() == follow_up.schedule_name())
+        {
+            scheduled.push((follow_up.clone(), at));
+        }
+        Ok(())
+    }
+
+    async fn read_alarm(&self, alarm_name: &str) -> Result<Option<AlarmReading>, FollowUpError> {
+        Ok(self
+            .alarms
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .get(alarm_name)
+            .copied())
+    }
 }
 
 /// Keeps every notice; can be told to fail.
@@ -351,7 +436,7 @@ impl Clock for TestClock {
     }
 }
 
-type TestEngine = Engine<MemoryStore, RecordingNotifier, FakeHealer, TestClock>;
+type TestEngine = Engine<MemoryStore, RecordingNotifier, FakeHealer, TestClock, ManualLoop>;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
@@ -374,6 +459,7 @@ fn engine_with(layer: Layer, rules: RuleSet, settings: Settings) -> TestEngine {
         notifier: RecordingNotifier::default(),
         healer: FakeHealer::default(),
         clock: TestClock(Mutex::new(t0())),
+        follow_ups: ManualLoop::default(),
     }
 }
 
@@ -905,6 +991,8 @@ async fn given_a_run_that_died_holding_its_claim_when_the_event_is_redelivered_t
                 next_attempt_at: Some(at(600)),
                 ok_since: None,
                 escalated_at: None,
+                checks: 1,
+                resolved_at: None,
             }),
             reverts: Vec::new(),
             lease: Some(Lease {
@@ -1383,4 +1471,328 @@ async fn given_shadow_mode_when_a_heal_would_change_something_then_nothing_is_ke
     let ok = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-2").await;
     assert_eq!(ok.decision, Verdict::Recovering);
     assert!(engine.healer.reverted().is_empty());
+}
+
+// ------------------------------------------------------------------ the closed loop
+
+/// The alarm of `ec2_status_check`.
+const ALARM_NAME: &str = "web-1-status-check";
+
+/// Fires the latest scheduled follow-up at its due time.
+async fn fire_latest(engine: &TestEngine, run_id: &str) -> Outcome {
+    let (payload, due) = engine.follow_ups.latest();
+    engine.clock.set(due);
+    handle(engine, payload, run_id).await
+}
+
+#[tokio::test]
+async fn given_a_heal_when_it_runs_then_its_follow_up_is_scheduled_when_the_backoff_ends() {
+    let engine = infrastructure();
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    let scheduled = engine.follow_ups.scheduled();
+    assert_eq!(scheduled.len(), 1, "{scheduled:?}");
+    let (follow_up, due) = &scheduled[0];
+    let state = engine.store.state(&ec2_key("i-1"));
+    let incident = state.incident.expect("an open incident");
+    assert_eq!(Some(*due), incident.next_attempt_at);
+    assert_eq!(follow_up.check, 1);
+    assert_eq!(incident.checks, 1);
+    assert_eq!(follow_up.incident_id, "e1");
+    assert_eq!(follow_up.rule, "ec2-instance-healing");
+    assert_eq!(follow_up.resource_id, "i-1");
+    assert_eq!(follow_up.alarm.id, "e1");
+    assert_eq!(
+        record_of(&outcome).details.get("follow_up_at"),
+        Some(&due.to_rfc3339())
+    );
+}
+
+#[tokio::test]
+async fn given_an_alarm_that_stays_on_when_follow_ups_fire_then_each_retries_until_one_escalation()
+{
+    let engine = infrastructure();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let mut dues = vec![engine.follow_ups.latest().1];
+
+    let second = fire_latest(&engine, "check-1").await;
+    dues.push(engine.follow_ups.latest().1);
+    let third = fire_latest(&engine, "check-2").await;
+    dues.push(engine.follow_ups.latest().1);
+    let spent = fire_latest(&engine, "check-3").await;
+
+    assert_eq!(second.decision, Verdict::Act);
+    assert_eq!(third.decision, Verdict::Act);
+    assert_eq!(
+        engine
+            .healer
+            .calls()
+            .iter()
+            .map(|c| c.attempt)
+            .collect::<Vec<_>>(),
+        [1, 2, 3],
+        "every attempt came from a follow-up, with no new alarm event"
+    );
+    assert!(
+        dues[1] - dues[0] > dues[0] - t0(),
+        "the delays grow: {dues:?}"
+    );
+    assert_eq!(spent.reason, Some(SkipReason::MaxAttempts));
+    let escalations: Vec<Notice> = engine
+        .notifier
+        .notices()
+        .into_iter()
+        .filter(|n| n.kind == NoticeKind::Escalation)
+        .collect();
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    assert_eq!(
+        escalations[0]
+            .history
+            .iter()
+            .filter(|r| r.status == HealingStatus::Completed)
+            .map(|r| r.attempt)
+            .collect::<Vec<_>>(),
+        [1, 2, 3],
+        "the escalation carries the incident's history"
+    );
+    assert_eq!(
+        engine.follow_ups.scheduled().len(),
+        3,
+        "the escalation schedules nothing more"
+    );
+
+    // Nothing more happens until the incident resolves or is reset: a later ALARM event and
+    // the last check delivered again do nothing.
+    engine.clock.set(at(86_400));
+    let again = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-9").await;
+    assert_eq!(again.reason, Some(SkipReason::MaxAttempts));
+    let (payload, _) = engine.follow_ups.latest();
+    let duplicate = handle(&engine, payload, "check-3-again").await;
+    assert_eq!(duplicate.reason, Some(SkipReason::Escalated));
+    assert_eq!(engine.healer.count(), 3);
+    assert_eq!(
+        engine
+            .notifier
+            .notices()
+            .iter()
+            .filter(|n| n.kind == NoticeKind::Escalation)
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn given_an_alarm_back_to_ok_when_the_follow_up_fires_then_the_incident_is_resolved_once() {
+    let engine = infrastructure();
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Ok, at(120));
+
+    // The first check (at the 600 s cooldown) finds OK for less than the 900 s stable period;
+    // the one it schedules finds it stable.
+    let stabilizing = fire_latest(&engine, "check-1").await;
+    let resolved = fire_latest(&engine, "check-2").await;
+
+    assert_eq!(stabilizing.decision, Verdict::Recheck);
+    assert_eq!(resolved.decision, Verdict::Resolve);
+    let record = record_of(&resolved);
+    assert_eq!(record.phase, RunPhase::Verify);
+    assert_eq!(record.status, HealingStatus::Completed);
+    assert_eq!(
+        record
+            .details
+            .get("time_to_recover_seconds")
+            .map(String::as_str),
+        Some("120"),
+        "first ALARM to OK"
+    );
+    let state = engine.store.state(&ec2_key("i-1"));
+    assert!(
+        state
+            .incident
+            .as_ref()
+            .is_some_and(|i| i.resolved_at.is_some())
+    );
+    assert_eq!(state.lease, None);
+    let notices = engine.notifier.notices();
+    assert_eq!(
+        notices.len(),
+        2,
+        "the heal, then the resolution: {notices:?}"
+    );
+    assert!(
+        notices[1].subject().contains("resolved"),
+        "{}",
+        notices[1].subject()
+    );
+
+    // The late OK event and the same check again change nothing.
+    let writes = engine.store.writes();
+    let late_ok = handle(&engine, ec2_status_check("e2", "OK", "i-1"), "run-2").await;
+    assert_eq!(late_ok.decision, Verdict::Ignore);
+    let (payload, _) = engine.follow_ups.latest();
+    let again = handle(&engine, payload, "check-2-again").await;
+    assert_eq!(again.reason, Some(SkipReason::Duplicate));
+    assert_eq!(engine.store.writes(), writes);
+    assert_eq!(engine.notifier.notices().len(), 2);
+    assert_eq!(engine.healer.count(), 1);
+
+    // A new ALARM opens a new incident.
+    engine.clock.set(at(7200));
+    let next = handle(&engine, ec2_status_check("e3", "ALARM", "i-1"), "run-3").await;
+    assert_eq!(next.decision, Verdict::Act);
+    assert_eq!(record_of(&next).incident_id.as_deref(), Some("e3"));
+}
+
+#[tokio::test]
+async fn given_an_alarm_ok_for_less_than_the_stable_period_when_checked_then_it_checks_again() {
+    let engine = infrastructure();
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let (_, due) = engine.follow_ups.latest();
+    engine.follow_ups.set_alarm(ALARM_NAME, AlarmState::Ok, due);
+
+    let waiting = fire_latest(&engine, "check-1").await;
+
+    assert_eq!(waiting.decision, Verdict::Recheck);
+    let (next, next_due) = engine.follow_ups.latest();
+    let stable = i64::try_from(
+        shipped()
+            .get("ec2-instance-healing")
+            .unwrap()
+            .policy
+            .stable_period_seconds,
+    )
+    .unwrap();
+    assert_eq!(next_due, due + Duration::seconds(stable));
+    assert_eq!(next["detail"]["check"], 2);
+    let resolved = fire_latest(&engine, "check-2").await;
+    assert_eq!(resolved.decision, Verdict::Resolve);
+}
+
+#[tokio::test]
+async fn given_a_follow_up_that_a_newer_one_replaced_when_it_fires_then_it_does_nothing() {
+    let engine = infrastructure();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let (first, _) = engine.follow_ups.latest();
+    fire_latest(&engine, "check-1").await;
+    let writes = engine.store.writes();
+
+    // The first check's schedule fires again under another event id (a second schedule of the
+    // same check would be refused; this is a check an older version scheduled).
+    let mut stale = first.clone();
+    stale["detail"]["check"] = json!(0);
+    let outcome = handle(&engine, stale, "stale").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::Superseded));
+    assert_eq!(engine.store.writes(), writes);
+    assert_eq!(engine.healer.count(), 2);
+}
+
+#[tokio::test]
+async fn given_a_deleted_alarm_when_its_follow_up_fires_then_a_person_is_asked_once() {
+    let engine = infrastructure();
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    let outcome = fire_latest(&engine, "check-1").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::Unverifiable));
+    assert_eq!(engine.healer.count(), 1);
+    let kinds: Vec<NoticeKind> = engine.notifier.notices().iter().map(|n| n.kind).collect();
+    assert_eq!(kinds, [NoticeKind::Healing, NoticeKind::Escalation]);
+}
+
+#[tokio::test]
+async fn given_a_scheduler_outage_when_healing_then_the_heal_runs_and_its_record_says_so() {
+    let engine = infrastructure();
+    engine
+        .follow_ups
+        .scheduler_down
+        .store(true, Ordering::SeqCst);
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert_eq!(outcome.decision, Verdict::Act);
+    assert_eq!(
+        record_of(&outcome)
+            .details
+            .get("follow_up")
+            .map(String::as_str),
+        Some("not scheduled: follow-up: scheduler unavailable")
+    );
+}
+
+#[tokio::test]
+async fn given_shadow_mode_when_acting_then_no_follow_up_is_scheduled() {
+    let engine = engine_with(
+        Layer::Infrastructure,
+        shipped(),
+        Settings {
+            mode: Mode::Shadow,
+            layer_enabled: true,
+        },
+    );
+
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert!(engine.follow_ups.scheduled().is_empty());
+}
+
+#[tokio::test]
+async fn given_a_follow_up_fired_early_when_the_backoff_is_not_over_then_it_waits_for_it() {
+    let engine = infrastructure();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let (payload, due) = engine.follow_ups.latest();
+    engine.clock.set(due - Duration::seconds(5));
+
+    let early = handle(&engine, payload, "early").await;
+
+    assert_eq!(early.decision, Verdict::Recheck);
+    assert_eq!(engine.follow_ups.latest().1, due);
+    assert_eq!(engine.healer.count(), 1);
+}
+
+#[tokio::test]
+async fn given_an_escalated_incident_when_an_operator_resets_it_then_the_next_alarm_heals_again() {
+    let engine = infrastructure();
+    engine.healer.fail.store(true, Ordering::SeqCst);
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    fire_latest(&engine, "check-1").await;
+    fire_latest(&engine, "check-2").await;
+    assert!(
+        engine
+            .store
+            .state(&ec2_key("i-1"))
+            .incident
+            .is_some_and(|i| i.escalated_at.is_some())
+    );
+    engine.healer.fail.store(false, Ordering::SeqCst);
+
+    let record = engine
+        .reset("ec2-instance-healing", "i-1", "reset-1")
+        .await
+        .expect("reset");
+
+    assert_eq!(record.phase, RunPhase::Reset);
+    assert_eq!(record.incident_id.as_deref(), Some("e1"));
+    assert_eq!(&engine.store.record("reset-1"), &record);
+    let again = engine.reset("ec2-instance-healing", "i-1", "reset-2").await;
+    assert!(matches!(again, Err(EngineError::Refused(_))), "{again:?}");
+    engine.clock.set(at(86_400));
+    let healed = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
+    assert_eq!(healed.decision, Verdict::Act);
+    assert_eq!(record_of(&healed).attempt, 1);
 }

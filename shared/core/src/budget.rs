@@ -1,0 +1,156 @@
+//! The safety governor's budgets: how many actions autoheal may start per rolling window, per
+//! rule, per layer and across the deployment. A burst of alarms (a dependency outage, a bad
+//! deploy) is not fifty separate faults: past the budget, heals are deferred to when the window
+//! reopens, and a person hears about it once per window.
+//!
+//! Counts are kept per fixed window (aligned to the epoch) and an action is allowed only while
+//! the previous window's count plus the current one's stays below the limit: any rolling window
+//! of that length lies within those two, so it never holds more than the limit.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::layer::Layer;
+
+/// What a budget limits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "scope", content = "name", rename_all = "kebab-case")]
+pub enum BudgetScope {
+    /// Every action of the deployment, all layers together.
+    Global,
+    Layer(Layer),
+    Rule(String),
+}
+
+impl BudgetScope {
+    /// A stable key for storage: `global`, `layer#<layer>`, `rule#<name>`.
+    pub fn key(&self) -> String {
+        match self {
+            BudgetScope::Global => "global".to_owned(),
+            BudgetScope::Layer(layer) => format!("layer#{layer}"),
+            BudgetScope::Rule(rule) => format!("rule#{rule}"),
+        }
+    }
+}
+
+impl std::fmt::Display for BudgetScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BudgetScope::Global => f.write_str("the deployment"),
+            BudgetScope::Layer(layer) => write!(f, "the {layer} layer"),
+            BudgetScope::Rule(rule) => write!(f, "rule `{rule}`"),
+        }
+    }
+}
+
+/// At most `limit` actions in any `window_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limit {
+    pub limit: u32,
+    pub window_seconds: u64,
+}
+
+/// One budget: its scope and limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    pub scope: BudgetScope,
+    pub limit: Limit,
+}
+
+/// The fixed windows an instant falls in, for one window length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    pub previous: DateTime<Utc>,
+    pub current: DateTime<Utc>,
+    pub next: DateTime<Utc>,
+}
+
+impl Windows {
+    pub fn at(now: DateTime<Utc>, window_seconds: u64) -> Self {
+        let length = i64::try_from(window_seconds.max(1)).unwrap_or(i64::MAX / 2);
+        let start = now.timestamp().div_euclid(length) * length;
+        let at = |seconds: i64| DateTime::from_timestamp(seconds, 0).unwrap_or(now);
+        Windows {
+            previous: at(start.saturating_sub(length)),
+            current: at(start),
+            next: at(start.saturating_add(length)),
+        }
+    }
+
+    /// The window after `next`.
+    fn after_next(&self) -> DateTime<Utc> {
+        self.next + (self.next - self.current)
+    }
+}
+
+/// A budget's counts: actions started in the previous and in the current window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub previous: u32,
+    pub current: u32,
+}
+
+/// A budget that is spent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tripped {
+    pub scope: BudgetScope,
+    pub limit: Limit,
+    pub used: u32,
+    /// When an action fits again (the budget's windows permitting, not its other budgets').
+    pub reopens_at: DateTime<Utc>,
+    /// The window whose notification this trip sends (one per window and budget).
+    pub window: DateTime<Utc>,
+}
+
+impl Tripped {
+    pub fn describe(&self) -> String {
+        format!(
+            "{} started {} of its {} actions per {} s: deferred until {}",
+            self.scope,
+            self.used,
+            self.limit.limit,
+            self.limit.window_seconds,
+            self.reopens_at.to_rfc3339()
+        )
+    }
+}
+
+/// How many more actions `usage` allows now: the condition the claim writes the current
+/// window's count under.
+pub fn remaining(limit: Limit, usage: Usage) -> u32 {
+    limit
+        .limit
+        .saturating_sub(usage.previous.saturating_add(usage.current))
+}
+
+/// The first spent budget, if any; `budgets` and `usages` go together.
+pub fn check(budgets: &[Budget], usages: &[Usage], now: DateTime<Utc>) -> Option<Tripped> {
+    budgets
+        .iter()
+        .zip(usages)
+        .find(|(budget, usage)| remaining(budget.limit, **usage) == 0)
+        .map(|(budget, usage)| {
+            let windows = Windows::at(now, budget.limit.window_seconds);
+            // The previous window's actions leave at the next boundary; if the current
+            // window alone fills the budget, they leave one window later.
+            let reopens_at = if usage.current >= budget.limit.limit {
+                windows.after_next()
+            } else {
+                windows.next
+            };
+            Tripped {
+                scope: budget.scope.clone(),
+                limit: budget.limit,
+                used: usage.previous.saturating_add(usage.current),
+                reopens_at,
+                window: windows.current,
+            }
+        })
+}
+
+/// Spreads deferred retries over a minute after the window reopens, so that a burst that was
+/// deferred together does not return together.
+pub fn spread(reopens_at: DateTime<Utc>, key: &str) -> DateTime<Utc> {
+    let offset = crate::decision::stable_hash(key, 0) % 60;
+    reopens_at + Duration::seconds(i64::try_from(offset).unwrap_or(0))
+}

@@ -1,0 +1,365 @@
+//! The closed loop. CloudWatch sends one event per state change, so a heal that fails or does
+//! not fix the problem brings no new event. After every attempt autoheal therefore schedules
+//! its own follow-up, which reads the alarm back and decides, purely, here:
+//!
+//! - OK for the rule's stable period → the incident is resolved (time to recover recorded);
+//! - OK for less → check again when the stable period is over;
+//! - still ALARM → the next attempt (the follow-up is due when its backoff is), or, with the
+//!   attempts spent, one escalation;
+//! - no data, or the alarm gone → check again a bounded number of times, then escalate.
+//!
+//! A follow-up names the check it is (`Incident::checks` when it was scheduled): a redelivery is
+//! a duplicate (its event id is claimed like an alarm's), and a check that a newer one replaced,
+//! or whose incident closed, does nothing.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::decision::{
+    Decision, DecisionInput, Incident, Lease, ResourceState, Transition, after, decide, ignore,
+    stable_hash,
+};
+use crate::event::{AlarmEvent, AlarmState, EventError};
+use crate::layer::Layer;
+use crate::record::SkipReason;
+use crate::rules::Policy;
+
+/// The `detail-type` of a follow-up's payload.
+pub const CHECK_DETAIL_TYPE: &str = "autoheal.check";
+/// The `source` of a follow-up's payload.
+pub const CHECK_SOURCE: &str = "autoheal";
+
+/// Checks beyond one per attempt (waiting for data, for the backoff, for the stable period)
+/// that an incident may use before autoheal stops waiting and asks a person.
+pub const MAX_EXTRA_CHECKS: u32 = 10;
+
+/// The shortest wait before a check that found no data looks again.
+const NO_DATA_RECHECK_SECONDS: u64 = 60;
+
+/// A scheduled check of one incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub layer: Layer,
+    pub rule: String,
+    pub resource_id: String,
+    pub incident_id: String,
+    /// Which of the incident's checks this is (`Incident::checks` when it was scheduled).
+    pub check: u32,
+    /// The alarm event that drove the incident: its name is read back, and the healer sees it
+    /// as it saw the original event.
+    pub alarm: AlarmEvent,
+}
+
+impl FollowUp {
+    /// The event id of this check: claimed like an alarm event's, so redeliveries and a
+    /// schedule that fires twice are duplicates.
+    pub fn event_id(&self) -> String {
+        format!("{}#check-{}", self.incident_id, self.check)
+    }
+
+    /// A schedule name unique per check (EventBridge Scheduler refuses a second schedule of
+    /// the same name, which makes scheduling idempotent): at most 64 of `[0-9A-Za-z-_.]`.
+    pub fn schedule_name(&self) -> String {
+        let key = format!(
+            "{}\u{1f}{}\u{1f}{}",
+            self.rule, self.resource_id, self.incident_id
+        );
+        format!("autoheal-{:016x}-{}", stable_hash(&key, 0), self.check)
+    }
+
+    /// The payload the schedule delivers to the layer's function.
+    pub fn to_payload(&self) -> Value {
+        json!({
+            "version": "0",
+            "id": self.event_id(),
+            "source": CHECK_SOURCE,
+            "detail-type": CHECK_DETAIL_TYPE,
+            "detail": self,
+        })
+    }
+
+    /// The follow-up in `payload`, or `None` when the payload is something else (an alarm
+    /// event); an error when it says it is a follow-up but is not a valid one.
+    pub fn from_payload(payload: &Value) -> Result<Option<FollowUp>, EventError> {
+        if payload.get("detail-type").and_then(Value::as_str) != Some(CHECK_DETAIL_TYPE) {
+            return Ok(None);
+        }
+        if payload.get("source").and_then(Value::as_str) != Some(CHECK_SOURCE) {
+            return Err(EventError::Source(
+                payload
+                    .get("source")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            ));
+        }
+        let detail = payload
+            .get("detail")
+            .ok_or(EventError::MissingField("detail"))?;
+        serde_path_to_error::deserialize(detail)
+            .map(Some)
+            .map_err(|e| EventError::Detail {
+                path: e.path().to_string(),
+                message: e.inner().to_string(),
+            })
+    }
+}
+
+/// An alarm's state as CloudWatch reports it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlarmReading {
+    pub state: AlarmState,
+    /// When the alarm entered this state.
+    pub since: DateTime<Utc>,
+}
+
+/// Why a check could not conclude and looks again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pending {
+    /// OK, but not yet for the stable period.
+    Stabilizing,
+    /// The alarm has no data (INSUFFICIENT_DATA), e.g. while an instance restarts.
+    NoData,
+    /// Still ALARM, but the next attempt is not due yet (backoff or cooldown).
+    NotDue,
+    /// Another run holds the resource.
+    InProgress,
+}
+
+impl Pending {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pending::Stabilizing => "stabilizing",
+            Pending::NoData => "no-data",
+            Pending::NotDue => "not-due",
+            Pending::InProgress => "in-progress",
+        }
+    }
+}
+
+/// The inputs of one check's decision.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckInput<'a> {
+    pub policy: &'a Policy,
+    pub state: &'a ResourceState,
+    pub follow_up: &'a FollowUp,
+    pub event_id: &'a str,
+    /// `None`: CloudWatch does not know the alarm (deleted).
+    pub reading: Option<AlarmReading>,
+    /// This check's event id was already claimed.
+    pub event_seen: bool,
+    pub run_id: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// Decides what one follow-up does.
+pub fn decide_check(input: CheckInput<'_>) -> Transition {
+    let CheckInput {
+        policy,
+        state,
+        follow_up,
+        event_id,
+        reading,
+        event_seen,
+        now,
+        ..
+    } = input;
+    let incident = state
+        .incident
+        .as_ref()
+        .filter(|incident| incident.id == follow_up.incident_id);
+    if event_seen {
+        // A run of this very check claimed the resource and died: repeat what it claimed.
+        if let (Some(lease), Some(incident)) = (&state.lease, incident)
+            && lease.event_id == event_id
+            && !lease.is_held(now)
+        {
+            return match incident.resolved_at {
+                Some(_) => resolve(&input, incident, lease.attempt, true),
+                None => {
+                    let alarm = alarm_input(&input);
+                    decide(DecisionInput {
+                        event_seen: true,
+                        ..alarm
+                    })
+                }
+            };
+        }
+        return ignore(SkipReason::Duplicate);
+    }
+    let Some(incident) = incident.filter(|incident| incident.resolved_at.is_none()) else {
+        return ignore(SkipReason::NoOpenIncident);
+    };
+    if incident.checks != follow_up.check {
+        return ignore(SkipReason::Superseded);
+    }
+    if incident.escalated_at.is_some() {
+        return ignore(SkipReason::Escalated);
+    }
+    let Some(reading) = reading else {
+        return escalate(state, SkipReason::Unverifiable, now);
+    };
+    match reading.state {
+        AlarmState::Ok => {
+            let stable_at = after(reading.since, policy.stable_period_seconds);
+            if now >= stable_at {
+                resolve(&input, incident, incident.attempts, false)
+            } else {
+                recheck(
+                    state,
+                    incident,
+                    policy,
+                    stable_at,
+                    Pending::Stabilizing,
+                    now,
+                )
+            }
+        }
+        AlarmState::InsufficientData => {
+            let wait = policy.cooldown_seconds.max(NO_DATA_RECHECK_SECONDS);
+            recheck(
+                state,
+                incident,
+                policy,
+                after(now, wait),
+                Pending::NoData,
+                now,
+            )
+        }
+        AlarmState::Alarm => {
+            let transition = decide(alarm_input(&input));
+            match transition.decision {
+                Decision::Skip {
+                    reason: SkipReason::Backoff | SkipReason::Cooldown,
+                    ..
+                } => {
+                    let due = due_at(state, incident, policy).max(now);
+                    recheck(state, incident, policy, due, Pending::NotDue, now)
+                }
+                Decision::Skip {
+                    reason: SkipReason::InProgress,
+                    ..
+                } => {
+                    let free = state
+                        .lease
+                        .as_ref()
+                        .map_or(now, |lease| lease.expires_at)
+                        .max(now);
+                    recheck(state, incident, policy, free, Pending::InProgress, now)
+                }
+                _ => transition,
+            }
+        }
+    }
+}
+
+/// The check as the ALARM it stands for.
+fn alarm_input<'a>(input: &CheckInput<'a>) -> DecisionInput<'a> {
+    DecisionInput {
+        policy: input.policy,
+        state: input.state,
+        alarm: AlarmState::Alarm,
+        event_id: input.event_id,
+        event_seen: input.event_seen,
+        run_id: input.run_id,
+        now: input.now,
+    }
+}
+
+/// When the incident's next attempt may start: after its backoff and the rule's cooldown.
+fn due_at(state: &ResourceState, incident: &Incident, policy: &Policy) -> DateTime<Utc> {
+    let cooldown_over = state
+        .last_action_at
+        .map(|last| after(last, policy.cooldown_seconds));
+    incident
+        .next_attempt_at
+        .into_iter()
+        .chain(cooldown_over)
+        .max()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The next check, or, once the incident used all the checks it may, an escalation.
+fn recheck(
+    state: &ResourceState,
+    incident: &Incident,
+    policy: &Policy,
+    at: DateTime<Utc>,
+    reason: Pending,
+    now: DateTime<Utc>,
+) -> Transition {
+    if incident.checks >= policy.max_attempts.saturating_add(MAX_EXTRA_CHECKS) {
+        return escalate(state, SkipReason::Unverifiable, now);
+    }
+    let mut next = state.clone();
+    next.version += 1;
+    if let Some(open) = next.incident.as_mut() {
+        open.checks += 1;
+    }
+    Transition {
+        decision: Decision::Recheck {
+            incident_id: incident.id.clone(),
+            at,
+            reason,
+        },
+        next: Some(next),
+    }
+}
+
+/// Gives up on the incident: one escalation, then nothing until it resolves or is reset.
+fn escalate(state: &ResourceState, reason: SkipReason, now: DateTime<Utc>) -> Transition {
+    let mut next = state.clone();
+    next.version += 1;
+    if let Some(open) = next.incident.as_mut() {
+        open.escalated_at = Some(now);
+    }
+    Transition {
+        decision: Decision::Skip {
+            reason,
+            escalate: true,
+        },
+        next: Some(next),
+    }
+}
+
+/// Claims the resource to close the incident as resolved (and put back what heals changed).
+fn resolve(
+    input: &CheckInput<'_>,
+    incident: &Incident,
+    attempt: u32,
+    takeover: bool,
+) -> Transition {
+    let now = input.now;
+    let recovered_at = match (takeover, input.reading) {
+        (true, _) | (false, None) => incident.ok_since.unwrap_or(now),
+        (false, Some(reading)) => reading.since.min(now),
+    };
+    let mut next = input.state.clone();
+    next.version += 1;
+    next.lease = Some(Lease {
+        run_id: input.run_id.to_owned(),
+        event_id: input.event_id.to_owned(),
+        attempt,
+        expires_at: after(now, input.policy.lease_seconds),
+    });
+    if let Some(open) = next.incident.as_mut() {
+        open.ok_since = Some(recovered_at);
+        open.resolved_at.get_or_insert(now);
+    }
+    Transition {
+        decision: Decision::Resolve {
+            incident_id: incident.id.clone(),
+            attempt,
+            recovered_at,
+            takeover,
+        },
+        next: Some(next),
+    }
+}
+
+/// Seconds from the incident's first ALARM to the alarm's return to OK.
+pub fn time_to_recover(incident: &Incident, recovered_at: DateTime<Utc>) -> i64 {
+    (recovered_at - incident.opened_at).num_seconds().max(0)
+}
