@@ -11,12 +11,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use autoheal_aws::config::{DEFAULT_SCHEDULE_GROUP, DEFAULT_TABLE_NAME, DEFAULT_TOPIC_NAME, env};
+use autoheal_aws::config::{
+    DEFAULT_SCHEDULE_GROUP, DEFAULT_TABLE_NAME, DEFAULT_TOPIC_NAME, env, parse_budget,
+};
 use autoheal_aws::followups::{delete_schedule, due_schedules};
 use autoheal_aws::{
     FollowUpTarget, FunctionConfig, build_engine, build_engine_with_clock, sdk_config,
 };
 use autoheal_core::engine::explain;
+use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
 use autoheal_core::resolve::select_any;
 use autoheal_core::{AlarmEvent, Clock, FollowUp, Layer, Mode, RuleSet, Settings, Statistics};
 
@@ -256,11 +259,18 @@ fn run_id(prefix: &str) -> String {
     )
 }
 
-fn settings(shadow: bool) -> Settings {
-    Settings {
+/// The deployment's switches as a function reads them, with the budgets the environment sets
+/// (the shipped ones by default).
+fn settings(shadow: bool) -> Result<Settings, Failure> {
+    let read = |name: &'static str, default| {
+        parse_budget(name, std::env::var(name).ok(), default).map_err(Failure::from)
+    };
+    Ok(Settings {
         mode: if shadow { Mode::Shadow } else { Mode::Enforce },
         layer_enabled: true,
-    }
+        layer_budget: read(env::LAYER_BUDGET, DEFAULT_LAYER_BUDGET)?,
+        global_budget: read(env::GLOBAL_BUDGET, DEFAULT_GLOBAL_BUDGET)?,
+    })
 }
 
 async fn run(command: Command) -> Result<ExitCode, Failure> {
@@ -284,7 +294,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         } => {
             let rules = load_rules(rules.as_deref())?;
             let (_, event) = load_event(&event)?;
-            let outcome = explain(&rules, &event, settings(shadow), chrono::Utc::now());
+            let outcome = explain(&rules, &event, settings(shadow)?, chrono::Utc::now());
             println!("{}", serde_json::to_string_pretty(&outcome)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -324,7 +334,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 layer,
                 table_name: table,
                 topic_arn,
-                settings: settings(shadow),
+                settings: settings(shadow)?,
                 rules,
                 follow_ups: FollowUpTarget::local(layer),
             };
@@ -369,7 +379,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                     layer,
                     table_name: deployment.table.clone(),
                     topic_arn: topic_arn.clone(),
-                    settings: settings(false),
+                    settings: settings(false)?,
                     rules: rules.clone(),
                     follow_ups: FollowUpTarget {
                         schedule_group: group.clone(),
@@ -426,7 +436,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 layer,
                 table_name: deployment.table.clone(),
                 topic_arn,
-                settings: settings(false),
+                settings: settings(false)?,
                 rules,
                 follow_ups: FollowUpTarget {
                     schedule_group: deployment.schedule_group.clone(),

@@ -160,3 +160,56 @@ async fn an_alarm_back_to_ok_is_resolved_by_its_follow_up_with_the_time_to_recov
     assert_eq!(late.decision, Verdict::Ignore, "{late:?}");
     assert_eq!(engine.healer.calls(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_alarms_acts_within_the_budget_and_defers_the_rest_with_one_notification() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("budget").await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let mut members = Vec::new();
+    for group in 0..8 {
+        members.push(fleet.auto_scaling_group(&format!("web-{group}")).await.1);
+    }
+    let clock = TestClock::at(Utc::now());
+    let engine = deployment.infrastructure(clock.clone(), Settings::default());
+
+    // Eight alarms at once: the claims race for the rule's budget (5 per 15 minutes) in
+    // DynamoDB transactions.
+    let engine = std::sync::Arc::new(engine);
+    let handles: Vec<_> = members
+        .iter()
+        .enumerate()
+        .map(|(i, member)| {
+            let engine = std::sync::Arc::clone(&engine);
+            let event = ec2_alarm(member, &format!("e{i}"));
+            tokio::spawn(async move { engine.handle(event, &format!("r{i}")).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.push(handle.await.expect("joined").expect("handled"));
+    }
+
+    let acted = outcomes
+        .iter()
+        .filter(|o| o.decision == Verdict::Act)
+        .count();
+    let deferred = outcomes
+        .iter()
+        .filter(|o| o.reason == Some(SkipReason::Budget))
+        .count();
+    assert_eq!((acted, deferred), (5, 3), "{outcomes:#?}");
+    assert_eq!(engine.healer.calls(), 5);
+    let kinds = kinds(&deployment.notifications(&queue).await);
+    assert_eq!(
+        kinds.iter().filter(|(kind, _)| kind == "budget").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        deployment.follow_ups().await.len(),
+        8,
+        "the acted are verified, the deferred retried"
+    );
+}

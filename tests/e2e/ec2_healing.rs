@@ -317,6 +317,7 @@ async fn shadow_mode_records_what_it_would_do_and_changes_nothing() {
     let settings = Settings {
         mode: autoheal_core::Mode::Shadow,
         layer_enabled: true,
+        ..Settings::default()
     };
     let engine = deployment.infrastructure(SystemClock, settings);
 

@@ -6,7 +6,8 @@ use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-use autoheal_core::{Layer, Mode, RuleSet, RulesError, Settings};
+use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
+use autoheal_core::{Layer, Limit, Mode, RuleSet, RulesError, Settings};
 
 /// The state table's name when none is configured (also what `autoheal bootstrap` creates).
 pub const DEFAULT_TABLE_NAME: &str = "autoheal-state";
@@ -25,6 +26,8 @@ pub mod env {
     pub const SCHEDULE_GROUP: &str = "AUTOHEAL_SCHEDULE_GROUP";
     pub const SCHEDULER_ROLE_ARN: &str = "AUTOHEAL_SCHEDULER_ROLE_ARN";
     pub const FUNCTION_ARN: &str = "AUTOHEAL_FUNCTION_ARN";
+    pub const LAYER_BUDGET: &str = "AUTOHEAL_LAYER_BUDGET";
+    pub const GLOBAL_BUDGET: &str = "AUTOHEAL_GLOBAL_BUDGET";
 }
 
 /// The schedule group follow-ups go to when none is configured (EventBridge Scheduler's own).
@@ -123,6 +126,16 @@ impl FunctionConfig {
                 });
             }
         };
+        let layer_budget = parse_budget(
+            env::LAYER_BUDGET,
+            lookup(env::LAYER_BUDGET),
+            DEFAULT_LAYER_BUDGET,
+        )?;
+        let global_budget = parse_budget(
+            env::GLOBAL_BUDGET,
+            lookup(env::GLOBAL_BUDGET),
+            DEFAULT_GLOBAL_BUDGET,
+        )?;
         let layer_enabled = match lookup(env::ENABLED_LAYERS) {
             None => true,
             Some(list) => parse_layers(&list)?.contains(&layer),
@@ -143,6 +156,8 @@ impl FunctionConfig {
             settings: Settings {
                 mode,
                 layer_enabled,
+                layer_budget,
+                global_budget,
             },
             rules,
             follow_ups,
@@ -152,6 +167,47 @@ impl FunctionConfig {
     pub fn from_env(layer: Layer) -> Result<Self, ConfigError> {
         Self::from_lookup(layer, |name| std::env::var(name).ok())
     }
+}
+
+/// A budget setting: `N/SECONDS` (at most N actions in any SECONDS), or `off`; unset or empty
+/// is the shipped default.
+pub fn parse_budget(
+    name: &'static str,
+    value: Option<String>,
+    default: Limit,
+) -> Result<Option<Limit>, ConfigError> {
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(Some(default));
+    };
+    let text = value.trim();
+    if text == "off" {
+        return Ok(None);
+    }
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name,
+        value: value.clone(),
+        reason: reason.to_owned(),
+    };
+    let (limit, window) = text
+        .split_once('/')
+        .ok_or_else(|| invalid("expected `N/SECONDS` (e.g. `10/900`) or `off`"))?;
+    let limit: u32 = limit
+        .trim()
+        .parse()
+        .map_err(|_| invalid("the number of actions is not a whole number"))?;
+    let window_seconds: u64 = window
+        .trim()
+        .parse()
+        .map_err(|_| invalid("the window is not a whole number of seconds"))?;
+    if limit == 0 || window_seconds == 0 {
+        return Err(invalid(
+            "both must be at least 1 (`off` turns the budget off)",
+        ));
+    }
+    Ok(Some(Limit {
+        limit,
+        window_seconds,
+    }))
 }
 
 /// Parses a comma-separated list of layers (`all` for every layer).
@@ -205,4 +261,79 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
         ));
     }
     loader.load().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        }
+    }
+
+    const REQUIRED: [(&str, &str); 3] = [
+        (
+            env::TOPIC_ARN,
+            "arn:aws:sns:us-east-1:123456789012:autoheal",
+        ),
+        (
+            env::SCHEDULER_ROLE_ARN,
+            "arn:aws:iam::123456789012:role/scheduler",
+        ),
+        (
+            env::FUNCTION_ARN,
+            "arn:aws:lambda:us-east-1:123456789012:function:autoheal-data",
+        ),
+    ];
+
+    #[test]
+    fn a_function_reads_its_follow_up_target_and_the_shipped_budgets_by_default() {
+        let config = FunctionConfig::from_lookup(Layer::Data, lookup(&REQUIRED))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.follow_ups.schedule_group, DEFAULT_SCHEDULE_GROUP);
+        assert_eq!(config.follow_ups.role_arn, REQUIRED[1].1);
+        assert_eq!(config.follow_ups.function_arn, REQUIRED[2].1);
+        assert_eq!(config.settings.layer_budget, Some(DEFAULT_LAYER_BUDGET));
+        assert_eq!(config.settings.global_budget, Some(DEFAULT_GLOBAL_BUDGET));
+    }
+
+    #[test]
+    fn a_function_without_its_scheduler_role_does_not_start() {
+        let missing = [REQUIRED[0], REQUIRED[2]];
+        let error = FunctionConfig::from_lookup(Layer::Data, lookup(&missing))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("AUTOHEAL_SCHEDULER_ROLE_ARN is not set")
+        );
+    }
+
+    #[test]
+    fn budgets_are_n_per_seconds_or_off_and_nothing_else() {
+        let parse = |value: &str| {
+            parse_budget(
+                env::LAYER_BUDGET,
+                Some(value.to_owned()),
+                DEFAULT_LAYER_BUDGET,
+            )
+        };
+        assert_eq!(
+            parse("3/60").ok().flatten(),
+            Some(Limit {
+                limit: 3,
+                window_seconds: 60
+            })
+        );
+        assert_eq!(parse("off").ok(), Some(None));
+        assert_eq!(parse(" ").ok(), Some(Some(DEFAULT_LAYER_BUDGET)));
+        for bad in ["10", "0/900", "10/0", "ten/900", "10/-1", "10/900/1"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }

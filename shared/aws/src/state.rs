@@ -5,6 +5,7 @@
 //! | resource state  | `RESOURCE#<rule>#<resource id>` | `STATE`                     | 90 days after its last change |
 //! | event claim     | `RESOURCE#<rule>#<resource id>` | `EVENT#<event id>`          | 7 days  |
 //! | healing record  | `RUNS#<yyyy-mm-dd>`             | `<started at>#<run id>`     | 90 days |
+//! | budget window   | `BUDGET#<scope>`                | `WINDOW#<start, epoch s>`   | 2 windows and a day after its start |
 //!
 //! Claims and state share a partition so that one transaction covers both. Records are
 //! partitioned by day so history and statistics are a `Query` per day, never a `Scan`.
@@ -14,14 +15,16 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+use autoheal_core::budget::Windows;
 use autoheal_core::{
-    ClaimResult, HealingRecord, Loaded, ResourceKey, ResourceState, Revert, StateStore, StoreError,
+    Budget, ClaimRequest, ClaimResult, HealingRecord, Loaded, ResourceKey, ResourceState, Revert,
+    StateStore, StoreError, Tripped, Usage,
 };
 
 /// The table's partition and sort key attribute names, and its TTL attribute.
@@ -73,6 +76,26 @@ fn resource_pk(key: &ResourceKey) -> String {
 
 fn claim_sk(event_id: &str) -> String {
     format!("EVENT#{event_id}")
+}
+
+fn budget_key(scope: &str, window: DateTime<Utc>) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PARTITION_KEY.to_owned(), s(format!("BUDGET#{scope}"))),
+        (
+            SORT_KEY.to_owned(),
+            s(format!("WINDOW#{}", window.timestamp())),
+        ),
+    ])
+}
+
+/// A budget window's count is kept until no rolling window can include it any more.
+fn budget_expiry(window: DateTime<Utc>, window_seconds: u64) -> AttributeValue {
+    let length = i64::try_from(window_seconds).unwrap_or(i64::MAX / 4);
+    let end = window
+        .timestamp()
+        .saturating_add(length.saturating_mul(2))
+        .saturating_add(86_400);
+    AttributeValue::N(end.to_string())
 }
 
 fn record_pk(day: NaiveDate) -> String {
@@ -298,15 +321,16 @@ impl StateStore for DynamoStateStore {
         })
     }
 
-    async fn claim(
-        &self,
-        key: &ResourceKey,
-        event_id: &str,
-        expected_version: u64,
-        next: &ResourceState,
-        record: &HealingRecord,
-        takeover: bool,
-    ) -> Result<ClaimResult, StoreError> {
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<ClaimResult, StoreError> {
+        let ClaimRequest {
+            key,
+            event_id,
+            expected_version,
+            next,
+            record,
+            takeover,
+            spends,
+        } = *request;
         let now = Utc::now();
         let marker = Put::builder()
             .table_name(&self.table)
@@ -332,7 +356,7 @@ impl StateStore for DynamoStateStore {
             .map_err(|e| StoreError {
                 message: format!("cannot build record write: {e}"),
             })?;
-        let result = self
+        let mut transaction = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(marker).build())
@@ -341,9 +365,31 @@ impl StateStore for DynamoStateStore {
                     .put(self.state_put(key, expected_version, next)?)
                     .build(),
             )
-            .transact_items(TransactWriteItem::builder().put(record_put).build())
-            .send()
-            .await;
+            .transact_items(TransactWriteItem::builder().put(record_put).build());
+        // Each budget counts the action only while it is below its cap: the governor's check
+        // and the claim are one transaction.
+        for spend in spends {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(budget_key(&spend.scope.key(), spend.window)))
+                .update_expression("ADD #n :one SET #expires = :expires")
+                .condition_expression("attribute_not_exists(#n) OR #n < :cap")
+                .expression_attribute_names("#n", "actions")
+                .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+                .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+                .expression_attribute_values(":cap", AttributeValue::N(spend.cap.to_string()))
+                .expression_attribute_values(
+                    ":expires",
+                    budget_expiry(spend.window, spend.window_seconds),
+                )
+                .build()
+                .map_err(|e| StoreError {
+                    message: format!("cannot build budget write: {e}"),
+                })?;
+            transaction =
+                transaction.transact_items(TransactWriteItem::builder().update(update).build());
+        }
+        let result = transaction.send().await;
         match result {
             Ok(_) => Ok(ClaimResult::Claimed),
             Err(error) => {
@@ -352,14 +398,19 @@ impl StateStore for DynamoStateStore {
                 else {
                     return Err(store_error("TransactWriteItems", error));
                 };
-                // One reason per item, in order: the event claim, the state, the record.
-                let claim_refused = cancelled
-                    .cancellation_reasons()
-                    .first()
-                    .and_then(|reason| reason.code())
-                    .is_some_and(|code| code == "ConditionalCheckFailed");
-                if claim_refused {
+                // One reason per item, in order: the event claim, the state, the record, then
+                // the budgets.
+                let refused = |index: usize| {
+                    cancelled
+                        .cancellation_reasons()
+                        .get(index)
+                        .and_then(|reason| reason.code())
+                        .is_some_and(|code| code == "ConditionalCheckFailed")
+                };
+                if refused(0) {
                     Ok(ClaimResult::Duplicate)
+                } else if (3..3 + spends.len()).any(refused) {
+                    Ok(ClaimResult::OverBudget)
                 } else {
                     // The state moved on, or another transaction touched the same items:
                     // read again and decide again.
@@ -469,6 +520,120 @@ impl StateStore for DynamoStateStore {
             {
                 tracing::warn!(rule = %key.rule, resource = %key.resource_id, run_id = %record.id, "lease was taken over before this run finished");
                 Ok(())
+            }
+            Err(error) => Err(store_error("UpdateItem", error)),
+        }
+    }
+
+    async fn budget_usage(
+        &self,
+        budgets: &[Budget],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Usage>, StoreError> {
+        if budgets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let windows: Vec<Windows> = budgets
+            .iter()
+            .map(|budget| Windows::at(now, budget.limit.window_seconds))
+            .collect();
+        let mut keys = KeysAndAttributes::builder().consistent_read(true);
+        for (budget, windows) in budgets.iter().zip(&windows) {
+            let scope = budget.scope.key();
+            keys = keys
+                .keys(budget_key(&scope, windows.previous))
+                .keys(budget_key(&scope, windows.current));
+        }
+        let keys = keys.build().map_err(|e| StoreError {
+            message: format!("cannot build budget read: {e}"),
+        })?;
+        let mut request = HashMap::from([(self.table.clone(), keys)]);
+        let mut counts: HashMap<(String, String), u32> = HashMap::new();
+        let mut answered = false;
+        for _ in 0..5 {
+            let output = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await
+                .map_err(|e| store_error("BatchGetItem", e))?;
+            for item in output
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                let text = |name: &str| match item.get(name) {
+                    Some(AttributeValue::S(value)) => value.clone(),
+                    _ => String::new(),
+                };
+                let actions = match item.get("actions") {
+                    Some(AttributeValue::N(n)) => n.parse().unwrap_or(u32::MAX),
+                    _ => 0,
+                };
+                counts.insert((text(PARTITION_KEY), text(SORT_KEY)), actions);
+            }
+            match output.unprocessed_keys {
+                Some(unprocessed) if !unprocessed.is_empty() => request = unprocessed,
+                _ => {
+                    answered = true;
+                    break;
+                }
+            }
+        }
+        if !answered {
+            return Err(StoreError {
+                message: "BatchGetItem kept leaving budget keys unprocessed".to_owned(),
+            });
+        }
+        let count = |scope: &str, window: DateTime<Utc>| {
+            counts
+                .get(&(
+                    format!("BUDGET#{scope}"),
+                    format!("WINDOW#{}", window.timestamp()),
+                ))
+                .copied()
+                .unwrap_or(0)
+        };
+        Ok(budgets
+            .iter()
+            .zip(&windows)
+            .map(|(budget, windows)| {
+                let scope = budget.scope.key();
+                Usage {
+                    previous: count(&scope, windows.previous),
+                    current: count(&scope, windows.current),
+                }
+            })
+            .collect())
+    }
+
+    async fn first_trip(&self, tripped: &Tripped) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(budget_key(&tripped.scope.key(), tripped.window)))
+            .update_expression("SET #tripped = :yes, #expires = if_not_exists(#expires, :expires)")
+            .condition_expression("attribute_not_exists(#tripped)")
+            .expression_attribute_names("#tripped", "tripped")
+            .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(
+                ":expires",
+                budget_expiry(tripped.window, tripped.limit.window_seconds),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
             }
             Err(error) => Err(store_error("UpdateItem", error)),
         }

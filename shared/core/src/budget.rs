@@ -10,6 +10,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::decision::{Decision, ResourceState, Transition};
 use crate::layer::Layer;
 
 /// What a budget limits.
@@ -91,7 +92,7 @@ pub struct Usage {
 }
 
 /// A budget that is spent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tripped {
     pub scope: BudgetScope,
     pub limit: Limit,
@@ -153,4 +154,59 @@ pub fn check(budgets: &[Budget], usages: &[Usage], now: DateTime<Utc>) -> Option
 pub fn spread(reopens_at: DateTime<Utc>, key: &str) -> DateTime<Utc> {
     let offset = crate::decision::stable_hash(key, 0) % 60;
     reopens_at + Duration::seconds(i64::try_from(offset).unwrap_or(0))
+}
+
+/// What the claim adds to one budget: one action in `window`, allowed while that window's
+/// count is below `cap` (the limit less the previous window's count).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spend {
+    pub scope: BudgetScope,
+    pub window: DateTime<Utc>,
+    pub window_seconds: u64,
+    pub cap: u32,
+}
+
+/// The spends of an action allowed by `budgets` with `usages` at `now`.
+pub fn spends(budgets: &[Budget], usages: &[Usage], now: DateTime<Utc>) -> Vec<Spend> {
+    budgets
+        .iter()
+        .zip(usages)
+        .map(|(budget, usage)| Spend {
+            scope: budget.scope.clone(),
+            window: Windows::at(now, budget.limit.window_seconds).current,
+            window_seconds: budget.limit.window_seconds,
+            cap: budget.limit.limit.saturating_sub(usage.previous),
+        })
+        .collect()
+}
+
+/// Turns an attempt the budgets do not allow into a deferral: the incident is opened (or kept)
+/// without counting an attempt or starting a cooldown, and its next check is due when the
+/// budget reopens. `acted` is the state the attempt would have written.
+pub fn defer(
+    state: &ResourceState,
+    acted: &ResourceState,
+    tripped: Tripped,
+    until: DateTime<Utc>,
+) -> Option<Transition> {
+    let mut incident = acted.incident.clone()?;
+    let before = state
+        .incident
+        .as_ref()
+        .filter(|before| before.id == incident.id);
+    incident.attempts = before.map_or(0, |before| before.attempts);
+    incident.last_attempt_at = before.and_then(|before| before.last_attempt_at);
+    incident.next_attempt_at = before.and_then(|before| before.next_attempt_at);
+    let mut next = state.clone();
+    next.version = acted.version;
+    let incident_id = incident.id.clone();
+    next.incident = Some(incident);
+    Some(Transition {
+        decision: Decision::Defer {
+            incident_id,
+            until,
+            tripped,
+        },
+        next: Some(next),
+    })
 }

@@ -157,6 +157,13 @@ pub enum Decision {
         at: DateTime<Utc>,
         reason: crate::followup::Pending,
     },
+    /// An attempt a budget does not allow: recorded (`budget`), not counted as an attempt; the
+    /// incident's next check is due `until` the budget reopens.
+    Defer {
+        incident_id: String,
+        until: DateTime<Utc>,
+        tripped: crate::budget::Tripped,
+    },
     /// Nothing to do and nothing to record (e.g. OK with no open incident).
     Ignore { reason: SkipReason },
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
+use crate::budget::{self, Budget, BudgetScope, Limit, Spend, Tripped};
 use crate::decision::{
     Decision, DecisionInput, Incident, ResourceState, Transition, decide, idempotency_token,
 };
@@ -18,8 +19,8 @@ use crate::followup::{CheckInput, FollowUp, Pending, decide_check, time_to_recov
 use crate::layer::Layer;
 use crate::notice::Notice;
 use crate::ports::{
-    ClaimResult, Clock, FollowUpError, FollowUps, HealOutcome, HealRequest, Healer, Loaded,
-    Notifier, ResourceKey, StateStore, StoreError,
+    ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealOutcome, HealRequest, Healer,
+    Loaded, Notifier, ResourceKey, StateStore, StoreError,
 };
 use crate::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 use crate::resolve::{NotSelected, select, select_any};
@@ -33,13 +34,30 @@ pub struct Settings {
     pub mode: Mode,
     /// A disabled layer records nothing and acts on nothing.
     pub layer_enabled: bool,
+    /// At most this many actions of this layer per rolling window (`None`: no layer budget).
+    pub layer_budget: Option<Limit>,
+    /// At most this many actions of the whole deployment per rolling window.
+    pub global_budget: Option<Limit>,
 }
+
+/// The shipped layer budget: 10 actions per 15 minutes.
+pub const DEFAULT_LAYER_BUDGET: Limit = Limit {
+    limit: 10,
+    window_seconds: 900,
+};
+/// The shipped global budget: 20 actions per 15 minutes, all layers together.
+pub const DEFAULT_GLOBAL_BUDGET: Limit = Limit {
+    limit: 20,
+    window_seconds: 900,
+};
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             mode: Mode::Enforce,
             layer_enabled: true,
+            layer_budget: Some(DEFAULT_LAYER_BUDGET),
+            global_budget: Some(DEFAULT_GLOBAL_BUDGET),
         }
     }
 }
@@ -237,6 +255,7 @@ pub fn explain(
         }
         Decision::Recovering { .. }
         | Decision::Revert { .. }
+        | Decision::Defer { .. }
         | Decision::Resolve { .. }
         | Decision::Recheck { .. } => {
             outcome.decision = Verdict::Recovering;
@@ -582,7 +601,8 @@ where
     ) -> Result<Outcome, EngineError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let loaded = self.engine.store.load(self.key, &self.event.id).await?;
-            let transition = decide(&loaded, self.engine.clock.now());
+            let now = self.engine.clock.now();
+            let (transition, spends) = self.govern(&loaded, decide(&loaded, now), now).await?;
             let expected = loaded.state.version;
             let next = transition.next.as_ref();
             let done = match transition.decision {
@@ -627,7 +647,7 @@ where
                             incident_id: &incident_id,
                             takeover,
                         };
-                        self.claim_and_act(outcome.clone(), claim).await?
+                        self.claim_and_act(outcome.clone(), claim, &spends).await?
                     }
                     None => None,
                 },
@@ -650,6 +670,21 @@ where
                     }
                     None => None,
                 },
+                Decision::Defer {
+                    incident_id,
+                    until,
+                    tripped,
+                } => {
+                    self.defer(
+                        outcome.clone(),
+                        expected,
+                        next,
+                        &incident_id,
+                        until,
+                        &tripped,
+                    )
+                    .await?
+                }
                 Decision::Recheck {
                     incident_id,
                     at,
@@ -754,7 +789,8 @@ where
             Some(claim.incident_id),
         );
         record.phase = RunPhase::Revert;
-        match self.claim(&claim, &record).await? {
+        match self.claim(&claim, &record, &[]).await? {
+            ClaimResult::OverBudget => Ok(None),
             ClaimResult::Conflict => Ok(None),
             ClaimResult::Duplicate => {
                 outcome.decision = Verdict::Ignore;
@@ -777,13 +813,16 @@ where
         &self,
         mut outcome: Outcome,
         claim: Claim<'_>,
+        spends: &[Spend],
     ) -> Result<Option<Outcome>, EngineError> {
         let record = self.record(
             HealingStatus::InProgress,
             claim.attempt,
             Some(claim.incident_id),
         );
-        match self.claim(&claim, &record).await? {
+        match self.claim(&claim, &record, spends).await? {
+            // Another run spent the budget first: decide again on the counts it left.
+            ClaimResult::OverBudget => Ok(None),
             ClaimResult::Conflict => Ok(None),
             ClaimResult::Duplicate => {
                 let mut record = self.record(HealingStatus::Skipped, 0, None);
@@ -844,7 +883,8 @@ where
             Some(claim.incident_id),
         );
         record.phase = RunPhase::Verify;
-        match self.claim(&claim, &record).await? {
+        match self.claim(&claim, &record, &[]).await? {
+            ClaimResult::OverBudget => Ok(None),
             ClaimResult::Conflict => Ok(None),
             ClaimResult::Duplicate => Ok(Some(self.ignore(outcome, SkipReason::Duplicate))),
             ClaimResult::Claimed => {
@@ -936,18 +976,114 @@ where
         &self,
         claim: &Claim<'_>,
         record: &HealingRecord,
+        spends: &[Spend],
     ) -> Result<ClaimResult, StoreError> {
         self.engine
             .store
-            .claim(
-                self.key,
-                &self.event.id,
-                claim.expected,
-                claim.next,
+            .claim(&ClaimRequest {
+                key: self.key,
+                event_id: &self.event.id,
+                expected_version: claim.expected,
+                next: claim.next,
                 record,
-                claim.takeover,
-            )
+                takeover: claim.takeover,
+                spends,
+            })
             .await
+    }
+
+    /// The budgets this run's actions count against: the rule's, the layer's, the
+    /// deployment's.
+    fn budgets(&self) -> Vec<Budget> {
+        let settings = self.engine.settings;
+        let rule = Some(Budget {
+            scope: BudgetScope::Rule(self.rule.name.clone()),
+            limit: self.rule.policy.budget,
+        });
+        let layer = settings.layer_budget.map(|limit| Budget {
+            scope: BudgetScope::Layer(self.rule.layer),
+            limit,
+        });
+        let global = settings.global_budget.map(|limit| Budget {
+            scope: BudgetScope::Global,
+            limit,
+        });
+        [rule, layer, global].into_iter().flatten().collect()
+    }
+
+    /// The safety governor: a new attempt that a budget does not allow becomes a deferral;
+    /// one it allows carries what it spends into its claim (checked there, atomically). A
+    /// taken-over attempt repeats one already counted.
+    async fn govern(
+        &self,
+        loaded: &Loaded,
+        transition: Transition,
+        now: DateTime<Utc>,
+    ) -> Result<(Transition, Vec<Spend>), EngineError> {
+        let (
+            Decision::Act {
+                takeover: false, ..
+            },
+            Some(acted),
+        ) = (&transition.decision, &transition.next)
+        else {
+            return Ok((transition, Vec::new()));
+        };
+        let budgets = self.budgets();
+        let usages = self.engine.store.budget_usage(&budgets, now).await?;
+        let Some(tripped) = budget::check(&budgets, &usages, now) else {
+            return Ok((transition, budget::spends(&budgets, &usages, now)));
+        };
+        let until = budget::spread(
+            tripped.reopens_at,
+            &format!("{}\u{1f}{}", self.rule.name, self.key.resource_id),
+        );
+        let deferred = budget::defer(&loaded.state, acted, tripped, until);
+        Ok((deferred.unwrap_or(transition), Vec::new()))
+    }
+
+    /// An attempt deferred by a spent budget: recorded (`budget`), its check scheduled for
+    /// when the budget reopens, and the budget's first deferral of the window notified.
+    async fn defer(
+        &self,
+        mut outcome: Outcome,
+        expected: u64,
+        next: Option<&ResourceState>,
+        incident_id: &str,
+        until: DateTime<Utc>,
+        tripped: &Tripped,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let incident = next.and_then(|next| next.incident.as_ref());
+        if self.mode == Mode::Enforce {
+            let check = incident.map_or(0, |incident| incident.checks);
+            self.schedule(incident_id, check, until).await?;
+        }
+        if !self.save(expected, next).await? {
+            return Ok(None);
+        }
+        let mut record = self.record(
+            HealingStatus::Skipped,
+            incident.map_or(0, |incident| incident.attempts),
+            Some(incident_id),
+        );
+        record.skip_reason = Some(SkipReason::Budget);
+        record.ended_at = Some(record.started_at);
+        record.summary = Some(tripped.describe());
+        record
+            .details
+            .insert("budget".to_owned(), tripped.scope.key());
+        record
+            .details
+            .insert("deferred_until".to_owned(), until.to_rfc3339());
+        self.engine.store.put_record(&record).await?;
+        if self.engine.store.first_trip(tripped).await? {
+            self.notify(&Notice::budget(record.clone(), self.rule))
+                .await;
+        }
+        outcome.reason = Some(SkipReason::Budget);
+        outcome.detail.clone_from(&record.summary);
+        outcome.record = Some(record);
+        Ok(Some(outcome))
     }
 
     /// What the healer is asked, for this run's attempt.

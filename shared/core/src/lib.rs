@@ -5,6 +5,7 @@
 //! - [`rules`]: the declarative rules file and its validation;
 //! - [`resolve`]: which rule an event selects and which resource it heals;
 //! - [`decision`]: the pure act/skip decision over a resource's incident state;
+//! - [`budget`]: the safety governor's budgets (actions per rolling window);
 //! - [`revert`]: changes a heal made that are put back when the incident resolves;
 //! - [`followup`]: the closed loop: every attempt's scheduled check, and what it decides;
 //! - [`ports`]: the traits the engine is generic over (store, notifier, healer, follow-ups,
@@ -13,6 +14,7 @@
 //! - [`record`], [`notice`], [`stats`]: what is recorded, published and read back;
 //! - [`retention`]: which of autoheal's own snapshots go once it has taken a new one.
 
+pub mod budget;
 pub mod decision;
 pub mod engine;
 pub mod event;
@@ -27,6 +29,7 @@ pub mod revert;
 pub mod rules;
 pub mod stats;
 
+pub use budget::{Budget, BudgetScope, Limit, Spend, Tripped, Usage};
 pub use decision::{Decision, Incident, Lease, ResourceState};
 pub use engine::{Engine, EngineError, Outcome, Settings, Verdict};
 pub use event::{AlarmEvent, AlarmKind, AlarmState, EventError};
@@ -34,8 +37,9 @@ pub use followup::{AlarmReading, FollowUp, Pending};
 pub use layer::Layer;
 pub use notice::{Notice, NoticeKind};
 pub use ports::{
-    ClaimResult, Clock, FollowUpError, FollowUps, HealError, HealOutcome, HealRequest, Healer,
-    Loaded, Notifier, NotifyError, ResourceKey, StateStore, StoreError, SystemClock,
+    ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealError, HealOutcome,
+    HealRequest, Healer, Loaded, Notifier, NotifyError, ResourceKey, StateStore, StoreError,
+    SystemClock,
 };
 pub use record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 pub use revert::Revert;

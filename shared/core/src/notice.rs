@@ -16,6 +16,8 @@ pub enum NoticeKind {
     Healing,
     /// An incident used all its attempts and the alarm is still on: a human is needed.
     Escalation,
+    /// A budget of actions is spent: heals are deferred (one notice per budget and window).
+    Budget,
 }
 
 /// One notification.
@@ -60,6 +62,14 @@ impl Notice {
         self
     }
 
+    /// The first deferral of a budget's window.
+    pub fn budget(record: HealingRecord, rule: &Rule) -> Self {
+        Notice {
+            kind: NoticeKind::Budget,
+            ..Notice::healing(record, rule)
+        }
+    }
+
     pub fn subject(&self) -> String {
         let r = &self.record;
         let text = match self.kind {
@@ -84,6 +94,10 @@ impl Notice {
             NoticeKind::Escalation => format!(
                 "autoheal ESCALATION: {} gave up on {} after {} attempts",
                 r.rule, r.resource_id, self.max_attempts
+            ),
+            NoticeKind::Budget => format!(
+                "autoheal BUDGET spent: heals deferred (first: {} on {})",
+                r.rule, r.resource_id
             ),
         };
         let text = match r.mode {
@@ -127,6 +141,7 @@ impl Notice {
             match self.kind {
                 NoticeKind::Healing => "healing",
                 NoticeKind::Escalation => "escalation",
+                NoticeKind::Budget => "budget",
             }
             .to_owned(),
         );

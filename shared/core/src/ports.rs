@@ -7,6 +7,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::budget::{Budget, Spend, Tripped, Usage};
 use crate::decision::ResourceState;
 use crate::event::AlarmEvent;
 use crate::followup::{AlarmReading, FollowUp};
@@ -30,6 +31,21 @@ pub struct Loaded {
     pub event_seen: bool,
 }
 
+/// What one run claims, in one atomic write (see [`StateStore::claim`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest<'a> {
+    pub key: &'a ResourceKey,
+    pub event_id: &'a str,
+    /// The state's version as read: the claim fails if it changed since.
+    pub expected_version: u64,
+    pub next: &'a ResourceState,
+    /// The run's in-progress record.
+    pub record: &'a HealingRecord,
+    /// The event's earlier claim belongs to a run that died: this run takes it over.
+    pub takeover: bool,
+    pub spends: &'a [Spend],
+}
+
 /// How an attempt to claim a resource for a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimResult {
@@ -39,6 +55,8 @@ pub enum ClaimResult {
     Duplicate,
     /// The state changed since it was read: read again and decide again.
     Conflict,
+    /// A budget the claim spends was spent by another run first: decide again.
+    OverBudget,
 }
 
 /// A failure of the state store. Retrying the whole event is safe.
@@ -74,15 +92,11 @@ pub trait StateStore {
     ) -> impl Future<Output = Result<Loaded, StoreError>> + Send;
 
     /// Atomically: marks `event_id` claimed (it must be new, unless `takeover`), writes `next`
-    /// if the stored version is still `expected_version`, and stores the in-progress record.
+    /// if the stored version is still `expected_version`, stores the in-progress record, and
+    /// counts one action in each budget of `spends`, each only while it is below its cap.
     fn claim(
         &self,
-        key: &ResourceKey,
-        event_id: &str,
-        expected_version: u64,
-        next: &ResourceState,
-        record: &HealingRecord,
-        takeover: bool,
+        claim: &ClaimRequest<'_>,
     ) -> impl Future<Output = Result<ClaimResult, StoreError>> + Send;
 
     /// Writes `next` if the stored version is still `expected_version`; false if it was not.
@@ -110,6 +124,20 @@ pub trait StateStore {
         escalated_at: Option<DateTime<Utc>>,
         reverts: Option<&[Revert]>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The actions counted in each budget's previous and current window at `now`.
+    fn budget_usage(
+        &self,
+        budgets: &[Budget],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Usage>, StoreError>> + Send;
+
+    /// Marks `tripped`'s window notified; `true` only for the first caller, so that a spent
+    /// budget is announced once per window.
+    fn first_trip(
+        &self,
+        tripped: &Tripped,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The records of one incident, oldest first, from `opened_at` until now: what an
     /// escalation tells a person.

@@ -137,6 +137,8 @@ pub enum SkipReason {
     Escalated,
     /// The alarm could not be read back (deleted, or no data for too long): a human decides.
     Unverifiable,
+    /// A budget of actions per window is spent: the heal is deferred until it reopens.
+    Budget,
 }
 
 impl SkipReason {
@@ -164,6 +166,7 @@ impl SkipReason {
             SkipReason::Superseded => "superseded",
             SkipReason::Escalated => "escalated",
             SkipReason::Unverifiable => "unverifiable",
+            SkipReason::Budget => "budget",
         }
     }
 }

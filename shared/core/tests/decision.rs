@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use autoheal_core::decision::{DecisionInput, Transition, attempt_wait, decide, idempotency_token};
 use autoheal_core::{
-    AlarmState, Decision, Incident, Lease, Policy, ResourceState, Revert, RuleSet, SkipReason,
+    AlarmState, Decision, Incident, Lease, Limit, Policy, ResourceState, Revert, RuleSet,
+    SkipReason,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
@@ -20,6 +21,12 @@ fn at(seconds: i64) -> DateTime<Utc> {
     t0() + Duration::seconds(seconds)
 }
 
+/// A budget these tests never reach: they decide one resource at a time.
+const BUDGET: Limit = Limit {
+    limit: 1000,
+    window_seconds: 900,
+};
+
 fn policy(cooldown: u64, max_attempts: u32, stable: u64) -> Policy {
     Policy {
         cooldown_seconds: cooldown,
@@ -27,6 +34,7 @@ fn policy(cooldown: u64, max_attempts: u32, stable: u64) -> Policy {
         stable_period_seconds: stable,
         backoff_max_seconds: 3600,
         lease_seconds: 900,
+        budget: BUDGET,
     }
 }
 
@@ -646,6 +654,7 @@ fn given_huge_timings_in_the_policy_when_deciding_then_it_saturates_instead_of_p
             stable_period_seconds: huge,
             backoff_max_seconds: huge,
             lease_seconds: huge,
+            budget: BUDGET,
         };
         let mut sim = Sim::new(policy);
         assert_act(&sim.event("e1", AlarmState::Alarm, t0()), 1, "e1", true);
@@ -776,6 +785,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
             stable_period_seconds: stable,
             backoff_max_seconds: backoff,
             lease_seconds: lease,
+            budget: BUDGET,
         },
     )
 }
@@ -854,6 +864,7 @@ proptest! {
             stable_period_seconds: 900,
             backoff_max_seconds: backoff_max,
             lease_seconds: 900,
+            budget: BUDGET,
         };
         let wait = attempt_wait(&policy, &incident, attempt);
         prop_assert!(wait >= cooldown, "wait {} < cooldown {}", wait, cooldown);
@@ -902,6 +913,7 @@ proptest! {
             stable_period_seconds: stable,
             backoff_max_seconds: backoff,
             lease_seconds: lease,
+            budget: BUDGET,
         };
         let time = |i: usize| offsets[i].map(at);
         let state = ResourceState {

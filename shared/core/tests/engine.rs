@@ -9,13 +9,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use autoheal_core::budget::Windows;
 use autoheal_core::decision::idempotency_token;
 use autoheal_core::{
-    Action, AlarmReading, AlarmState, ClaimResult, Clock, Engine, EngineError, FollowUp,
-    FollowUpError, FollowUps, HealError, HealOutcome, HealRequest, Healer, HealingRecord,
-    HealingStatus, Incident, Layer, Lease, Loaded, Mode, Notice, NoticeKind, Notifier, NotifyError,
-    Outcome, ResourceKey, ResourceState, Revert, RuleSet, RunPhase, Settings, SkipReason,
-    StateStore, StoreError, Verdict,
+    Action, AlarmReading, AlarmState, Budget, ClaimRequest, ClaimResult, Clock, Engine,
+    EngineError, FollowUp, FollowUpError, FollowUps, HealError, HealOutcome, HealRequest, Healer,
+    HealingRecord, HealingStatus, Incident, Layer, Lease, Loaded, Mode, Notice, NoticeKind,
+    Notifier, NotifyError, Outcome, ResourceKey, ResourceState, Revert, RuleSet, RunPhase,
+    Settings, SkipReason, StateStore, StoreError, Tripped, Usage, Verdict,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -42,6 +43,8 @@ struct StoreInner {
     records: BTreeMap<String, HealingRecord>,
     /// How many writes (of any kind) were made.
     writes: usize,
+    /// Actions counted per budget and window, and whether the window's trip was announced.
+    budgets: HashMap<(String, i64), (u32, bool)>,
 }
 
 impl MemoryStore {
@@ -102,15 +105,16 @@ impl StateStore for MemoryStore {
         })
     }
 
-    async fn claim(
-        &self,
-        key: &ResourceKey,
-        event_id: &str,
-        expected_version: u64,
-        next: &ResourceState,
-        record: &HealingRecord,
-        takeover: bool,
-    ) -> Result<ClaimResult, StoreError> {
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<ClaimResult, StoreError> {
+        let ClaimRequest {
+            key,
+            event_id,
+            expected_version,
+            next,
+            record,
+            takeover,
+            spends,
+        } = *request;
         self.check_up()?;
         let mut inner = self.lock();
         if self.conflict_once.swap(false, Ordering::SeqCst) {
@@ -124,6 +128,17 @@ impl StateStore for MemoryStore {
         let stored = inner.states.get(key).map_or(0, |state| state.version);
         if stored != expected_version {
             return Ok(ClaimResult::Conflict);
+        }
+        let over = spends.iter().any(|spend| {
+            let key = (spend.scope.key(), spend.window.timestamp());
+            inner.budgets.get(&key).map_or(0, |(n, _)| *n) >= spend.cap
+        });
+        if over {
+            return Ok(ClaimResult::OverBudget);
+        }
+        for spend in spends {
+            let key = (spend.scope.key(), spend.window.timestamp());
+            inner.budgets.entry(key).or_default().0 += 1;
         }
         inner.claims.insert(claim);
         inner.states.insert(key.clone(), next.clone());
@@ -184,6 +199,44 @@ impl StateStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn budget_usage(
+        &self,
+        budgets: &[Budget],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Usage>, StoreError> {
+        self.check_up()?;
+        let inner = self.lock();
+        let count = |scope: &str, window: DateTime<Utc>| {
+            inner
+                .budgets
+                .get(&(scope.to_owned(), window.timestamp()))
+                .map_or(0, |(n, _)| *n)
+        };
+        Ok(budgets
+            .iter()
+            .map(|budget| {
+                let windows = Windows::at(now, budget.limit.window_seconds);
+                let scope = budget.scope.key();
+                Usage {
+                    previous: count(&scope, windows.previous),
+                    current: count(&scope, windows.current),
+                }
+            })
+            .collect())
+    }
+
+    async fn first_trip(&self, tripped: &Tripped) -> Result<bool, StoreError> {
+        self.check_up()?;
+        let mut inner = self.lock();
+        let entry = inner
+            .budgets
+            .entry((tripped.scope.key(), tripped.window.timestamp()))
+            .or_default();
+        let first = !entry.1;
+        entry.1 = true;
+        Ok(first)
     }
 
     async fn incident_history(
@@ -1463,6 +1516,7 @@ async fn given_shadow_mode_when_a_heal_would_change_something_then_nothing_is_ke
         Settings {
             mode: Mode::Shadow,
             layer_enabled: true,
+            ..Settings::default()
         },
     );
     engine.healer.reversible.store(true, Ordering::SeqCst);
@@ -1737,6 +1791,7 @@ async fn given_shadow_mode_when_acting_then_no_follow_up_is_scheduled() {
         Settings {
             mode: Mode::Shadow,
             layer_enabled: true,
+            ..Settings::default()
         },
     );
 
@@ -1795,4 +1850,128 @@ async fn given_an_escalated_incident_when_an_operator_resets_it_then_the_next_al
     let healed = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
     assert_eq!(healed.decision, Verdict::Act);
     assert_eq!(record_of(&healed).attempt, 1);
+}
+
+// ------------------------------------------------------------------ the safety governor
+
+#[tokio::test]
+async fn given_a_burst_of_fifty_alarms_when_handled_then_the_budget_acts_on_five_and_defers_the_rest_once()
+ {
+    let engine = infrastructure();
+    let instances: Vec<String> = (0..50).map(|i| format!("i-{i:02}")).collect();
+
+    let mut outcomes = Vec::new();
+    for (i, instance) in instances.iter().enumerate() {
+        let event = ec2_status_check(&format!("e{i}"), "ALARM", instance);
+        outcomes.push(handle(&engine, event, &format!("run-{i}")).await);
+    }
+
+    let acted = outcomes
+        .iter()
+        .filter(|o| o.decision == Verdict::Act)
+        .count();
+    let deferred: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.reason == Some(SkipReason::Budget))
+        .collect();
+    assert_eq!(acted, 5, "the rule's shipped budget: 5 per 15 minutes");
+    assert_eq!(engine.healer.count(), 5);
+    assert_eq!(deferred.len(), 45);
+    let record = record_of(deferred[0]);
+    assert_eq!(record.status, HealingStatus::Skipped);
+    assert_eq!(record.attempt, 0, "a deferral is not an attempt");
+    assert_eq!(
+        record.details.get("budget").map(String::as_str),
+        Some("rule#ec2-instance-healing")
+    );
+    let budget_notices: Vec<Notice> = engine
+        .notifier
+        .notices()
+        .into_iter()
+        .filter(|n| n.kind == NoticeKind::Budget)
+        .collect();
+    assert_eq!(budget_notices.len(), 1, "one notice per budget and window");
+    assert_eq!(
+        engine.follow_ups.scheduled().len(),
+        50,
+        "every resource, acted on or deferred, has its follow-up"
+    );
+
+    // The deferred are picked up when the budget reopens: five more, the rest deferred again.
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    let deferred_checks: Vec<(FollowUp, DateTime<Utc>)> = engine
+        .follow_ups
+        .scheduled()
+        .into_iter()
+        .filter(|(follow_up, _)| {
+            engine
+                .store
+                .state(&ec2_key(&follow_up.resource_id))
+                .incident
+                .is_some_and(|i| i.attempts == 0)
+        })
+        .collect();
+    assert_eq!(deferred_checks.len(), 45);
+    let reopen = deferred_checks.iter().map(|(_, at)| *at).max().expect("45");
+    assert!(
+        deferred_checks.iter().all(|(_, at)| *at >= at_window(1800)),
+        "5 actions fill the window: it reopens once they leave the rolling window"
+    );
+    engine.clock.set(reopen);
+    let mut second = 0;
+    for (i, (follow_up, _)) in deferred_checks.iter().enumerate() {
+        let outcome = handle(&engine, follow_up.to_payload(), &format!("again-{i}")).await;
+        if outcome.decision == Verdict::Act {
+            second += 1;
+        }
+    }
+    assert_eq!(second, 5);
+    assert_eq!(engine.healer.count(), 10);
+}
+
+/// `seconds` after the start of the 15-minute window `t0` falls in.
+fn at_window(seconds: i64) -> DateTime<Utc> {
+    let start = t0().timestamp().div_euclid(900) * 900;
+    DateTime::from_timestamp(start + seconds, 0).expect("a time")
+}
+
+#[tokio::test]
+async fn given_shadow_mode_when_the_budget_is_spent_then_deferrals_are_recorded_and_nothing_scheduled()
+ {
+    let engine = engine_with(
+        Layer::Infrastructure,
+        shipped(),
+        Settings {
+            mode: Mode::Shadow,
+            ..Settings::default()
+        },
+    );
+    for i in 0..7 {
+        let event = ec2_status_check(&format!("e{i}"), "ALARM", &format!("i-{i}"));
+        handle(&engine, event, &format!("run-{i}")).await;
+    }
+    let reasons: Vec<Option<SkipReason>> = engine
+        .store
+        .records()
+        .iter()
+        .map(|r| r.skip_reason)
+        .collect();
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| **r == Some(SkipReason::ShadowMode))
+            .count(),
+        5
+    );
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| **r == Some(SkipReason::Budget))
+            .count(),
+        2
+    );
+    assert_eq!(engine.healer.count(), 0);
+    assert!(engine.follow_ups.scheduled().is_empty());
 }

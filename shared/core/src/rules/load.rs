@@ -25,6 +25,11 @@ pub struct Defaults {
     /// How long a claim stays valid if the invocation holding it dies.
     #[serde(default = "Defaults::lease")]
     pub lease_seconds: u64,
+    /// At most this many actions of one rule per `budget_window_seconds` (rolling).
+    #[serde(default = "Defaults::max_actions_per_window")]
+    pub max_actions_per_window: u32,
+    #[serde(default = "Defaults::budget_window")]
+    pub budget_window_seconds: u64,
 }
 
 impl Defaults {
@@ -37,6 +42,12 @@ impl Defaults {
     fn lease() -> u64 {
         900
     }
+    fn max_actions_per_window() -> u32 {
+        5
+    }
+    fn budget_window() -> u64 {
+        900
+    }
 }
 
 impl Default for Defaults {
@@ -45,6 +56,8 @@ impl Default for Defaults {
             stable_period_seconds: Self::stable_period(),
             backoff_max_seconds: Self::backoff_max(),
             lease_seconds: Self::lease(),
+            max_actions_per_window: Self::max_actions_per_window(),
+            budget_window_seconds: Self::budget_window(),
         }
     }
 }
@@ -80,6 +93,10 @@ struct RawRule {
     backoff_max_seconds: Option<u64>,
     #[serde(default)]
     lease_seconds: Option<u64>,
+    #[serde(default)]
+    max_actions_per_window: Option<u32>,
+    #[serde(default)]
+    budget_window_seconds: Option<u64>,
 }
 
 /// Parses and validates a rules file.
@@ -140,6 +157,23 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
         if lease_seconds == 0 {
             problem("lease_seconds", "must be at least 1".to_owned());
         }
+        let budget = crate::budget::Limit {
+            limit: raw_rule
+                .max_actions_per_window
+                .unwrap_or(defaults.max_actions_per_window),
+            window_seconds: raw_rule
+                .budget_window_seconds
+                .unwrap_or(defaults.budget_window_seconds),
+        };
+        if budget.limit == 0 {
+            problem(
+                "max_actions_per_window",
+                "must be at least 1 (a rule that must never act is `enabled = false`)".to_owned(),
+            );
+        }
+        if budget.window_seconds == 0 {
+            problem("budget_window_seconds", "must be at least 1".to_owned());
+        }
         rules.push(Rule {
             name: raw_rule.name,
             description: raw_rule.description,
@@ -159,6 +193,7 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
                     .backoff_max_seconds
                     .unwrap_or(defaults.backoff_max_seconds),
                 lease_seconds,
+                budget,
             },
         });
     }

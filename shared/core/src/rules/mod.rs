@@ -83,6 +83,8 @@ pub struct Policy {
     pub stable_period_seconds: u64,
     pub backoff_max_seconds: u64,
     pub lease_seconds: u64,
+    /// At most this many actions of the rule (on all its resources) per rolling window.
+    pub budget: crate::budget::Limit,
 }
 
 /// One validated healing rule.
