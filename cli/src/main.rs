@@ -74,19 +74,10 @@ enum Command {
         /// EventBridge delivered the event to it (default: the layer of the event's rule).
         #[arg(long)]
         layer: Option<Layer>,
-        /// Endpoint of the AWS APIs (e.g. the local emulator).
-        #[arg(long, env = "AWS_ENDPOINT_URL")]
-        endpoint_url: Option<String>,
+        #[command(flatten)]
+        deployment: DeploymentArgs,
         #[arg(long, value_enum, default_value = "json")]
         output: Format,
-        /// Rules file to use instead of the shipped rules.
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        #[arg(long, env = env::TABLE_NAME, default_value = DEFAULT_TABLE_NAME)]
-        table: String,
-        /// Topic ARN; by default the topic `bootstrap` created is looked up by name.
-        #[arg(long, env = env::TOPIC_ARN)]
-        topic_arn: Option<String>,
         /// Only record what would be done.
         #[arg(long)]
         shadow: bool,
@@ -150,6 +141,33 @@ struct DeploymentArgs {
     /// The EventBridge Scheduler group of the follow-ups.
     #[arg(long, env = env::SCHEDULE_GROUP, default_value = DEFAULT_SCHEDULE_GROUP)]
     schedule_group: String,
+}
+
+impl DeploymentArgs {
+    /// What `layer`'s function would be configured with in this deployment.
+    async fn function(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        layer: Layer,
+        rules: RuleSet,
+        settings: Settings,
+    ) -> Result<FunctionConfig, Failure> {
+        let topic_arn = match &self.topic_arn {
+            Some(arn) => arn.clone(),
+            None => find_topic(sdk, DEFAULT_TOPIC_NAME).await?,
+        };
+        Ok(FunctionConfig {
+            layer,
+            table_name: self.table.clone(),
+            topic_arn,
+            settings,
+            rules,
+            follow_ups: FollowUpTarget {
+                schedule_group: self.schedule_group.clone(),
+                ..FollowUpTarget::local(layer)
+            },
+        })
+    }
 }
 
 /// A clock stopped at one instant: `tick --at` runs the handlers as if it were then.
@@ -311,37 +329,24 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Invoke {
             event,
             layer,
-            endpoint_url,
+            deployment,
             output: format,
-            rules,
-            table,
-            topic_arn,
             shadow,
         } => {
-            let rules = load_rules(rules.as_deref())?;
+            let rules = load_rules(deployment.rules.as_deref())?;
             let (payload, event) = load_event(&event)?;
             // An event no rule claims still goes through a handler, which records nothing
             // and says why; the infrastructure one is as good as any.
             let layer = layer
                 .or_else(|| select_any(&rules, &event).0)
                 .unwrap_or(Layer::Infrastructure);
-            let sdk = sdk_config(endpoint_url.as_deref()).await;
-            let topic_arn = match topic_arn {
-                Some(arn) => arn,
-                None => find_topic(&sdk, DEFAULT_TOPIC_NAME).await?,
-            };
-            let config = FunctionConfig {
-                layer,
-                table_name: table,
-                topic_arn,
-                settings: settings(shadow)?,
-                rules,
-                follow_ups: FollowUpTarget::local(layer),
-            };
-            let run_id = run_id("cli");
+            let sdk = sdk_config(deployment.endpoint_url.as_deref()).await;
+            let config = deployment
+                .function(&sdk, layer, rules, settings(shadow)?)
+                .await?;
             let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
             let outcome = build_engine(config, &sdk, healer)
-                .handle(payload, &run_id)
+                .handle(payload, &run_id("cli"))
                 .await?;
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
@@ -357,10 +362,6 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             let at = at.unwrap_or_else(chrono::Utc::now);
             let rules = load_rules(deployment.rules.as_deref())?;
             let sdk = sdk_config(deployment.endpoint_url.as_deref()).await;
-            let topic_arn = match &deployment.topic_arn {
-                Some(arn) => arn.clone(),
-                None => find_topic(&sdk, DEFAULT_TOPIC_NAME).await?,
-            };
             let scheduler = aws_sdk_scheduler::Client::new(&sdk);
             let group = &deployment.schedule_group;
             let due = due_schedules(&scheduler, group, at).await?;
@@ -375,17 +376,9 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                     continue;
                 };
                 let layer = follow_up.layer;
-                let config = FunctionConfig {
-                    layer,
-                    table_name: deployment.table.clone(),
-                    topic_arn: topic_arn.clone(),
-                    settings: settings(false)?,
-                    rules: rules.clone(),
-                    follow_ups: FollowUpTarget {
-                        schedule_group: group.clone(),
-                        ..FollowUpTarget::local(layer)
-                    },
-                };
+                let config = deployment
+                    .function(&sdk, layer, rules.clone(), settings(false)?)
+                    .await?;
                 let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
                 let engine = build_engine_with_clock(config, &sdk, healer, FixedClock(at));
                 match engine.handle(schedule.payload, &run_id("tick")).await {
@@ -428,21 +421,9 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .map(|found| found.layer)
                 .ok_or_else(|| Failure(format!("no rule `{rule}` in the rules")))?;
             let sdk = sdk_config(deployment.endpoint_url.as_deref()).await;
-            let topic_arn = match &deployment.topic_arn {
-                Some(arn) => arn.clone(),
-                None => find_topic(&sdk, DEFAULT_TOPIC_NAME).await?,
-            };
-            let config = FunctionConfig {
-                layer,
-                table_name: deployment.table.clone(),
-                topic_arn,
-                settings: settings(false)?,
-                rules,
-                follow_ups: FollowUpTarget {
-                    schedule_group: deployment.schedule_group.clone(),
-                    ..FollowUpTarget::local(layer)
-                },
-            };
+            let config = deployment
+                .function(&sdk, layer, rules, settings(false)?)
+                .await?;
             let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
             let record = build_engine(config, &sdk, healer)
                 .reset(&rule, &resource, &run_id("reset"))

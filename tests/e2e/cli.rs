@@ -39,6 +39,8 @@ fn every_command_has_help() {
         &["explain", "--help"],
         &["bootstrap", "--help"],
         &["invoke", "--help"],
+        &["tick", "--help"],
+        &["reset", "--help"],
         &["stats", "--help"],
     ] {
         let output = autoheal(command);
@@ -587,6 +589,95 @@ async fn invoke_with_a_layer_runs_that_layers_handler_whatever_the_event() {
         String::from_utf8_lossy(&unknown.stderr).contains("unknown layer `storage`"),
         "{}",
         String::from_utf8_lossy(&unknown.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The operator's loop on the emulator: invoke acts and schedules a follow-up; `tick` fires it
+/// when due (here: with the alarm still on, the next attempt) and deletes its schedule; once
+/// the attempts are spent, `reset` closes the escalated incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tick_fires_due_follow_ups_and_reset_closes_an_escalated_incident() {
+    let emulator = Emulator::start();
+    let url = emulator.url();
+    assert!(
+        autoheal(&["bootstrap", "--endpoint-url", &url])
+            .status
+            .success()
+    );
+    let deployment = autoheal_tests::Deployment::bootstrap(&emulator).await;
+    let fleet = autoheal_tests::Fleet::new(&deployment.sdk);
+    let (_, member) = fleet.auto_scaling_group("web-asg").await;
+    deployment
+        .set_alarm("web-01-system-status-check-failed", "ALARM")
+        .await;
+    let dir = std::env::temp_dir().join(format!("autoheal-tick-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let event = dir.join("event.json");
+    std::fs::write(&event, ec2_alarm(&member, "cli-tick").to_string()).expect("write");
+    let event = event.display().to_string();
+
+    let invoked = autoheal(&["invoke", "--event", &event, "--endpoint-url", &url]);
+    let nothing_due = autoheal(&["tick", "--endpoint-url", &url]);
+    let mut ticks = Vec::new();
+    for hours in [2, 6, 12] {
+        let at = format!("+{hours}h");
+        ticks.push(autoheal(&["tick", "--endpoint-url", &url, "--at", &at]));
+    }
+    let reset = autoheal(&[
+        "reset",
+        "--endpoint-url",
+        &url,
+        "--rule",
+        "ec2-instance-healing",
+        "--resource",
+        &member,
+    ]);
+    let reset_again = autoheal(&[
+        "reset",
+        "--endpoint-url",
+        &url,
+        "--rule",
+        "ec2-instance-healing",
+        "--resource",
+        &member,
+    ]);
+
+    assert_eq!(stdout_json(&invoked)["decision"], "act");
+    assert_eq!(stdout_json(&nothing_due), serde_json::json!([]));
+    let decisions: Vec<Value> = ticks
+        .iter()
+        .map(|tick| {
+            assert!(
+                tick.status.success(),
+                "{}",
+                String::from_utf8_lossy(&tick.stderr)
+            );
+            let fired = stdout_json(tick);
+            assert_eq!(fired.as_array().map(Vec::len), Some(1), "{fired:#}");
+            serde_json::json!([fired[0]["decision"], fired[0]["reason"]])
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            serde_json::json!(["act", null]),
+            serde_json::json!(["act", null]),
+            serde_json::json!(["skip", "max-attempts"]),
+        ]
+    );
+    assert!(deployment.follow_ups().await.is_empty());
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    assert_eq!(stdout_json(&reset)["phase"], "reset");
+    assert!(!reset_again.status.success());
+    assert!(
+        String::from_utf8_lossy(&reset_again.stderr).contains("has no open incident"),
+        "{}",
+        String::from_utf8_lossy(&reset_again.stderr)
     );
     let _ = std::fs::remove_dir_all(dir);
 }

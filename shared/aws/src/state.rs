@@ -203,6 +203,39 @@ impl DynamoStateStore {
         })
     }
 
+    /// The items of `keys` (strongly consistent). BatchGetItem may leave some keys
+    /// unprocessed under load: they are asked for again.
+    async fn batch_get(
+        &self,
+        keys: KeysAndAttributes,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut request = HashMap::from([(self.table.clone(), keys)]);
+        let mut items = Vec::new();
+        for _ in 0..5 {
+            let output = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await
+                .map_err(|e| store_error("BatchGetItem", e))?;
+            items.extend(
+                output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default(),
+            );
+            match output.unprocessed_keys {
+                Some(unprocessed) if !unprocessed.is_empty() => request = unprocessed,
+                _ => return Ok(items),
+            }
+        }
+        Err(StoreError {
+            message: "BatchGetItem kept leaving keys unprocessed".to_owned(),
+        })
+    }
+
     /// The healing records of one UTC day, oldest first.
     pub async fn records_of_day(&self, day: NaiveDate) -> Result<Vec<HealingRecord>, StoreError> {
         let mut records = Vec::new();
@@ -282,43 +315,21 @@ impl StateStore for DynamoStateStore {
             .map_err(|e| StoreError {
                 message: format!("cannot build state read: {e}"),
             })?;
-        let mut request = HashMap::from([(self.table.clone(), keys)]);
         let mut loaded = Loaded::default();
-        // BatchGetItem may return some keys as unprocessed under load: ask again for those.
-        for _ in 0..5 {
-            let output = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request))
-                .send()
-                .await
-                .map_err(|e| store_error("BatchGetItem", e))?;
-            for item in output
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                match item.get(SORT_KEY) {
-                    Some(AttributeValue::S(sk)) if sk == STATE_SORT_KEY => {
-                        let decoded: StateItem =
-                            serde_dynamo::from_item(item).map_err(|e| StoreError {
-                                message: format!("cannot decode resource state: {e}"),
-                            })?;
-                        loaded.state = decoded.state;
-                    }
-                    Some(AttributeValue::S(_)) => loaded.event_seen = true,
-                    _ => {}
+        for item in self.batch_get(keys).await? {
+            match item.get(SORT_KEY) {
+                Some(AttributeValue::S(sk)) if sk == STATE_SORT_KEY => {
+                    let decoded: StateItem =
+                        serde_dynamo::from_item(item).map_err(|e| StoreError {
+                            message: format!("cannot decode resource state: {e}"),
+                        })?;
+                    loaded.state = decoded.state;
                 }
-            }
-            match output.unprocessed_keys {
-                Some(unprocessed) if !unprocessed.is_empty() => request = unprocessed,
-                _ => return Ok(loaded),
+                Some(AttributeValue::S(_)) => loaded.event_seen = true,
+                _ => {}
             }
         }
-        Err(StoreError {
-            message: "BatchGetItem kept leaving keys unprocessed".to_owned(),
-        })
+        Ok(loaded)
     }
 
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<ClaimResult, StoreError> {
@@ -547,45 +558,17 @@ impl StateStore for DynamoStateStore {
         let keys = keys.build().map_err(|e| StoreError {
             message: format!("cannot build budget read: {e}"),
         })?;
-        let mut request = HashMap::from([(self.table.clone(), keys)]);
         let mut counts: HashMap<(String, String), u32> = HashMap::new();
-        let mut answered = false;
-        for _ in 0..5 {
-            let output = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request))
-                .send()
-                .await
-                .map_err(|e| store_error("BatchGetItem", e))?;
-            for item in output
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                let text = |name: &str| match item.get(name) {
-                    Some(AttributeValue::S(value)) => value.clone(),
-                    _ => String::new(),
-                };
-                let actions = match item.get("actions") {
-                    Some(AttributeValue::N(n)) => n.parse().unwrap_or(u32::MAX),
-                    _ => 0,
-                };
-                counts.insert((text(PARTITION_KEY), text(SORT_KEY)), actions);
-            }
-            match output.unprocessed_keys {
-                Some(unprocessed) if !unprocessed.is_empty() => request = unprocessed,
-                _ => {
-                    answered = true;
-                    break;
-                }
-            }
-        }
-        if !answered {
-            return Err(StoreError {
-                message: "BatchGetItem kept leaving budget keys unprocessed".to_owned(),
-            });
+        for item in self.batch_get(keys).await? {
+            let text = |name: &str| match item.get(name) {
+                Some(AttributeValue::S(value)) => value.clone(),
+                _ => String::new(),
+            };
+            let actions = match item.get("actions") {
+                Some(AttributeValue::N(n)) => n.parse().unwrap_or(u32::MAX),
+                _ => 0,
+            };
+            counts.insert((text(PARTITION_KEY), text(SORT_KEY)), actions);
         }
         let count = |scope: &str, window: DateTime<Utc>| {
             counts

@@ -777,21 +777,26 @@ where
         Ok(Some(outcome))
     }
 
+    /// The in-progress record a claim writes.
+    fn in_progress(&self, claim: &Claim<'_>, phase: RunPhase) -> HealingRecord {
+        let mut record = self.record(
+            HealingStatus::InProgress,
+            claim.attempt,
+            Some(claim.incident_id),
+        );
+        record.phase = phase;
+        record
+    }
+
     /// Claims the resource for this run's revert and, once claimed, puts the changes back.
     async fn claim_and_revert(
         &self,
         mut outcome: Outcome,
         claim: Claim<'_>,
     ) -> Result<Option<Outcome>, EngineError> {
-        let mut record = self.record(
-            HealingStatus::InProgress,
-            claim.attempt,
-            Some(claim.incident_id),
-        );
-        record.phase = RunPhase::Revert;
+        let record = self.in_progress(&claim, RunPhase::Revert);
         match self.claim(&claim, &record, &[]).await? {
-            ClaimResult::OverBudget => Ok(None),
-            ClaimResult::Conflict => Ok(None),
+            ClaimResult::OverBudget | ClaimResult::Conflict => Ok(None),
             ClaimResult::Duplicate => {
                 outcome.decision = Verdict::Ignore;
                 outcome.reason = Some(SkipReason::Duplicate);
@@ -877,15 +882,9 @@ where
         claim: Claim<'_>,
         recovered_at: DateTime<Utc>,
     ) -> Result<Option<Outcome>, EngineError> {
-        let mut record = self.record(
-            HealingStatus::InProgress,
-            claim.attempt,
-            Some(claim.incident_id),
-        );
-        record.phase = RunPhase::Verify;
+        let mut record = self.in_progress(&claim, RunPhase::Verify);
         match self.claim(&claim, &record, &[]).await? {
-            ClaimResult::OverBudget => Ok(None),
-            ClaimResult::Conflict => Ok(None),
+            ClaimResult::OverBudget | ClaimResult::Conflict => Ok(None),
             ClaimResult::Duplicate => Ok(Some(self.ignore(outcome, SkipReason::Duplicate))),
             ClaimResult::Claimed => {
                 let recovered = claim
