@@ -3,8 +3,10 @@
 //! Starts the local emulator, creates autoheal's table and topic with `autoheal bootstrap`,
 //! provisions a web server with an Elastic IP and an Auto Scaling group, then sends the
 //! sample alarms through `autoheal invoke` (the real handler of each layer) and shows what
-//! autoheal decided, what it changed, what it put back when the alarm cleared, what it told
-//! subscribers, and its statistics.
+//! autoheal decided, what it changed, what it put back when the alarm cleared; then fires the
+//! follow-ups (`autoheal tick`): heals verified and resolved, one retried without a new alarm
+//! and escalated, then closed by `autoheal reset`; what it told subscribers, and its
+//! statistics.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -58,6 +60,29 @@ fn invoke(event: &str, endpoint_url: &str) -> String {
         "--output",
         "table",
     ])
+}
+
+/// Fires the follow-ups due at `at` (e.g. `+20m`), as EventBridge Scheduler would then.
+fn tick(endpoint_url: &str, at: &str) -> String {
+    autoheal(&[
+        "tick",
+        "--endpoint-url",
+        endpoint_url,
+        "--at",
+        at,
+        "--output",
+        "table",
+    ])
+}
+
+/// The alarm name an event file carries.
+fn alarm_name(path: &str) -> String {
+    let text = std::fs::read_to_string(path).expect("the event file");
+    let event: Value = serde_json::from_str(&text).expect("JSON");
+    event["detail"]["alarmName"]
+        .as_str()
+        .expect("an alarm name")
+        .to_owned()
 }
 
 fn write_event(dir: &Path, name: &str, event: &Value) -> String {
@@ -265,12 +290,53 @@ async fn main() {
         nat.nat_routes().await
     );
 
+    step("CloudWatch: every alarm is OK again, except the checkout function's errors");
+    // CloudWatch holds the alarms' state; each follow-up reads its alarm back from it.
+    let alarms = [
+        &web_alarm,
+        &api_alarm,
+        &group_alarm,
+        &breaker_alarm,
+        &corruption_alarm,
+        &nat_event,
+    ];
+    for event in alarms {
+        deployment.set_alarm(&alarm_name(event), "OK").await;
+    }
+    deployment
+        .set_alarm(&alarm_name(&lambda_alarm), "ALARM")
+        .await;
+    println!(
+        "the emulator stores follow-ups but never fires them: `autoheal tick` does, as if it were later"
+    );
+
+    step(
+        "20 minutes later: the follow-ups verify the heals and resolve them; checkout, still failing, is retried with no new alarm",
+    );
+    tick(&url, "+20m");
+    step("40 minutes later: checkout still fails and its attempts are spent: one escalation");
+    tick(&url, "+40m");
+    step(
+        "3 hours later: the last follow-up (the restore's longer backoff) resolves; nothing is left",
+    );
+    tick(&url, "+3h");
+    step("The on-call engineer fixes checkout and closes the incident");
+    autoheal(&[
+        "reset",
+        "--endpoint-url",
+        &url,
+        "--rule",
+        "lambda-function-healing",
+        "--resource",
+        "checkout",
+    ]);
+
     step("What subscribers heard (SNS, through the on-call queue)");
     for notification in deployment.notifications(&queue).await {
         let attributes = &notification["MessageAttributes"];
         println!(
             "  [{} / {}] {}",
-            attributes["layer"]["Value"].as_str().unwrap_or("?"),
+            attributes["kind"]["Value"].as_str().unwrap_or("?"),
             attributes["status"]["Value"].as_str().unwrap_or("?"),
             notification["Subject"].as_str().unwrap_or("?")
         );
