@@ -286,6 +286,7 @@ fn settings(shadow: bool) -> Result<Settings, Failure> {
     Ok(Settings {
         mode: if shadow { Mode::Shadow } else { Mode::Enforce },
         layer_enabled: true,
+        emit_metrics: false,
         layer_budget: read(env::LAYER_BUDGET, DEFAULT_LAYER_BUDGET)?,
         global_budget: read(env::GLOBAL_BUDGET, DEFAULT_GLOBAL_BUDGET)?,
     })

@@ -156,6 +156,7 @@ impl FunctionConfig {
             settings: Settings {
                 mode,
                 layer_enabled,
+                emit_metrics: false,
                 layer_budget,
                 global_budget,
             },

@@ -73,7 +73,9 @@ where
     F: FnOnce(&SdkConfig) -> H,
 {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = FunctionConfig::from_env(layer)?;
+    let mut config = FunctionConfig::from_env(layer)?;
+    // In Lambda, each outcome's metrics go to the log in the embedded metric format.
+    config.settings.emit_metrics = true;
     // AWS_ENDPOINT_URL, when set, is honoured by the SDK itself.
     let sdk = sdk_config(None).await;
     let healer = make_healer(&sdk);

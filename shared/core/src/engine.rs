@@ -34,6 +34,9 @@ pub struct Settings {
     pub mode: Mode,
     /// A disabled layer records nothing and acts on nothing.
     pub layer_enabled: bool,
+    /// Write each outcome's metrics to stdout in CloudWatch's embedded metric format (the
+    /// Lambda functions do; the command line does not).
+    pub emit_metrics: bool,
     /// At most this many actions of this layer per rolling window (`None`: no layer budget).
     pub layer_budget: Option<Limit>,
     /// At most this many actions of the whole deployment per rolling window.
@@ -56,6 +59,7 @@ impl Default for Settings {
         Settings {
             mode: Mode::Enforce,
             layer_enabled: true,
+            emit_metrics: false,
             layer_budget: Some(DEFAULT_LAYER_BUDGET),
             global_budget: Some(DEFAULT_GLOBAL_BUDGET),
         }
@@ -138,6 +142,9 @@ pub struct Outcome {
     pub mode: Option<Mode>,
     pub reason: Option<SkipReason>,
     pub detail: Option<String>,
+    /// This run sent its incident's escalation.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub escalated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<HealingRecord>,
 }
@@ -156,6 +163,7 @@ impl Outcome {
             mode: None,
             reason: None,
             detail: None,
+            escalated: false,
             record: None,
         }
     }
@@ -300,9 +308,20 @@ where
     /// or one of autoheal's own follow-ups. `run_id` must be unique per invocation (the Lambda
     /// request id).
     pub async fn handle(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
-        if let Some(follow_up) = FollowUp::from_payload(&payload)? {
-            return self.check(follow_up, run_id).await;
+        let outcome = match FollowUp::from_payload(&payload)? {
+            Some(follow_up) => self.check(follow_up, run_id).await?,
+            None => self.alarm(payload, run_id).await?,
+        };
+        if self.settings.emit_metrics
+            && let Some(document) = crate::metrics::document(&outcome, self.clock.now())
+        {
+            println!("{document}");
         }
+        Ok(outcome)
+    }
+
+    /// Handles one CloudWatch alarm state change.
+    async fn alarm(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
         let event = AlarmEvent::from_value(payload)?;
         let outcome = Outcome::new(Some(self.layer), &event);
         if !self.settings.layer_enabled {
@@ -770,11 +789,17 @@ where
         self.engine.store.put_record(&record).await?;
         if escalate {
             self.escalate(&record, incident).await;
+            outcome.escalated = true;
         }
         outcome.detail.clone_from(&record.summary);
         outcome.reason = Some(reason);
         outcome.record = Some(record);
         Ok(Some(outcome))
+    }
+
+    /// A failed last attempt: the incident is escalated with it.
+    fn spends_the_last_attempt(&self, record: &HealingRecord) -> bool {
+        record.status == HealingStatus::Failed && record.attempt >= self.rule.policy.max_attempts
     }
 
     /// The in-progress record a claim writes.
@@ -869,6 +894,7 @@ where
                 } else {
                     Verdict::Act
                 };
+                outcome.escalated = self.spends_the_last_attempt(&record);
                 Ok(Some(outcome.with_record(record)))
             }
         }
@@ -1161,8 +1187,7 @@ where
         }
         let now = self.engine.clock.now();
         record.ended_at = Some(now);
-        let spent = record.status == HealingStatus::Failed
-            && record.attempt >= self.rule.policy.max_attempts;
+        let spent = self.spends_the_last_attempt(&record);
         self.engine
             .store
             .finish(self.key, &record, spent.then_some(now), reverts.as_deref())

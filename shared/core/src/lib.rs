@@ -11,7 +11,8 @@
 //! - [`ports`]: the traits the engine is generic over (store, notifier, healer, follow-ups,
 //!   clock);
 //! - [`engine`]: the path of one event through those ports;
-//! - [`record`], [`notice`], [`stats`]: what is recorded, published and read back;
+//! - [`record`], [`notice`], [`stats`], [`metrics`]: what is recorded, published, read back
+//!   and measured;
 //! - [`retention`]: which of autoheal's own snapshots go once it has taken a new one.
 
 pub mod budget;
@@ -20,6 +21,7 @@ pub mod engine;
 pub mod event;
 pub mod followup;
 pub mod layer;
+pub mod metrics;
 pub mod notice;
 pub mod ports;
 pub mod record;

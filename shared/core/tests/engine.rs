@@ -1975,3 +1975,61 @@ async fn given_shadow_mode_when_the_budget_is_spent_then_deferrals_are_recorded_
     assert_eq!(engine.healer.count(), 0);
     assert!(engine.follow_ups.scheduled().is_empty());
 }
+
+// ------------------------------------------------------------------ metrics
+
+#[tokio::test]
+async fn given_outcomes_when_measured_then_actions_escalations_deferrals_and_recovery_are_counted()
+{
+    use autoheal_core::metrics::document;
+    let engine = infrastructure();
+    engine.healer.fail.store(true, Ordering::SeqCst);
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+
+    let first = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    fire_latest(&engine, "check-1").await;
+    let last = fire_latest(&engine, "check-2").await;
+
+    let acted = document(&first, t0()).expect("an action is measured");
+    assert_eq!(acted["Actions"], 1);
+    assert_eq!(acted["Status"], "failed");
+    assert_eq!(acted["Layer"], "infrastructure");
+    assert_eq!(acted["Rule"], "ec2-instance-healing");
+    assert_eq!(
+        acted["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "autoheal"
+    );
+    assert_eq!(
+        acted["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Layer", "Rule", "Status"]])
+    );
+    assert!(acted.get("Escalations").is_none());
+    assert!(last.escalated, "the failed last attempt escalates");
+    assert_eq!(document(&last, t0()).expect("measured")["Escalations"], 1);
+
+    // A resolved incident reports its time to recover.
+    let healthy = infrastructure();
+    handle(&healthy, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    healthy
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Ok, at(120));
+    fire_latest(&healthy, "check-1").await;
+    let resolved = fire_latest(&healthy, "check-2").await;
+    let measured = document(&resolved, t0()).expect("measured");
+    assert_eq!(measured["TimeToRecover"], 120);
+    assert_eq!(
+        measured["_aws"]["CloudWatchMetrics"][0]["Metrics"][0],
+        json!({"Name": "TimeToRecover", "Unit": "Seconds"})
+    );
+
+    // An event no rule selects counts nothing here.
+    let unmatched = handle(
+        &healthy,
+        common::metric_alarm("x", "disk", "ALARM", "Custom/Disk", "Used", &[]),
+        "run-x",
+    )
+    .await;
+    assert_eq!(document(&unmatched, t0()), None);
+}
