@@ -1,7 +1,7 @@
 //! `autoheal`: the operator's command line.
 //!
-//! `validate` and `explain` need no AWS at all; `bootstrap`, `invoke`, `tick`, `reset` and
-//! `stats` talk to the endpoint given (the local emulator) or to the account the usual AWS
+//! `validate` and `explain` need no AWS at all; `bootstrap`, `invoke`, `tick`, `reset`,
+//! `history` and `stats` talk to the endpoint given (the local emulator) or to the account the usual AWS
 //! settings name.
 
 mod output;
@@ -106,6 +106,26 @@ enum Command {
         /// The resource the incident is about.
         #[arg(long)]
         resource: String,
+        /// Record the reset as of this time (RFC 3339 or `+N[smhd]`; default now), to keep a
+        /// timeline in order after `tick --at`.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Print incidents as timelines: detected, acted, deferred, resolved / escalated / reset.
+    History {
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+        /// Only this resource's incidents.
+        #[arg(long)]
+        resource: Option<String>,
+        /// Only this rule's incidents.
+        #[arg(long)]
+        rule: Option<String>,
+        /// How far back: `N` with a unit `s`, `m`, `h` or `d` (e.g. `24h`, `7d`).
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        since: chrono::Duration,
+        #[arg(long, value_enum, default_value = "json")]
+        output: Format,
     },
     /// Read healing records back and print statistics over them.
     Stats {
@@ -180,24 +200,29 @@ impl Clock for FixedClock {
     }
 }
 
+/// `N` with a unit `s`, `m`, `h` or `d`.
+fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}`: a duration needs a unit (s, m, h or d)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: `{number}` is not a number"))?;
+    match unit {
+        "s" => chrono::Duration::try_seconds(number),
+        "m" => chrono::Duration::try_minutes(number),
+        "h" => chrono::Duration::try_hours(number),
+        "d" => chrono::Duration::try_days(number),
+        other => return Err(format!("`{text}`: unknown unit `{other}` (s, m, h or d)")),
+    }
+    .ok_or_else(|| format!("`{text}` is too long"))
+}
+
 /// `--at`: RFC 3339, or `+N` with a unit `s`, `m`, `h` or `d` from now.
 fn parse_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     if let Some(delay) = text.strip_prefix('+') {
-        let split = delay
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| format!("`{text}`: a delay needs a unit (s, m, h or d)"))?;
-        let (number, unit) = delay.split_at(split);
-        let number: i64 = number
-            .parse()
-            .map_err(|_| format!("`{text}`: `{number}` is not a number"))?;
-        let delay = match unit {
-            "s" => chrono::Duration::try_seconds(number),
-            "m" => chrono::Duration::try_minutes(number),
-            "h" => chrono::Duration::try_hours(number),
-            "d" => chrono::Duration::try_days(number),
-            other => return Err(format!("`{text}`: unknown unit `{other}` (s, m, h or d)")),
-        }
-        .ok_or_else(|| format!("`{text}` is too long a delay"))?;
+        let delay = parse_duration(delay)?;
         return chrono::Utc::now()
             .checked_add_signed(delay)
             .ok_or_else(|| format!("`{text}` is too long a delay"));
@@ -415,6 +440,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             deployment,
             rule,
             resource,
+            at,
         } => {
             let rules = load_rules(deployment.rules.as_deref())?;
             let layer = rules
@@ -426,10 +452,42 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .function(&sdk, layer, rules, settings(false)?)
                 .await?;
             let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
-            let record = build_engine(config, &sdk, healer)
+            let clock = FixedClock(at.unwrap_or_else(chrono::Utc::now));
+            let record = build_engine_with_clock(config, &sdk, healer, clock)
                 .reset(&rule, &resource, &run_id("reset"))
                 .await?;
             println!("{}", serde_json::to_string_pretty(&record)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History {
+            deployment,
+            resource,
+            rule,
+            since,
+            output: format,
+        } => {
+            let sdk = sdk_config(deployment.endpoint_url.as_deref()).await;
+            let store = autoheal_aws::DynamoStateStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                &deployment.table,
+            );
+            let now = chrono::Utc::now();
+            let from = now - since;
+            let days = u32::try_from((now.date_naive() - from.date_naive()).num_days() + 1)
+                .unwrap_or(u32::MAX);
+            let records: Vec<_> = store
+                .recent_records(days, now)
+                .await?
+                .into_iter()
+                .filter(|r| r.started_at >= from)
+                .filter(|r| resource.as_ref().is_none_or(|id| &r.resource_id == id))
+                .filter(|r| rule.as_ref().is_none_or(|name| &r.rule == name))
+                .collect();
+            let timelines = autoheal_core::history::timelines(&records);
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&timelines)?),
+                Format::Table => print!("{}", output::timelines_table(&timelines)),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats {

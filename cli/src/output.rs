@@ -102,3 +102,36 @@ pub fn stats_table(stats: &Statistics) -> String {
     }
     out
 }
+
+/// Incidents as readable timelines.
+pub fn timelines_table(timelines: &[autoheal_core::history::Timeline]) -> String {
+    if timelines.is_empty() {
+        return "no incident in that time\n".to_owned();
+    }
+    let mut out = String::new();
+    for timeline in timelines {
+        out.push_str(&format!(
+            "{} on {} (incident {}, alarm {}): {}\n",
+            timeline.rule,
+            timeline.resource_id,
+            timeline.incident_id,
+            timeline.alarm_name,
+            timeline.state
+        ));
+        out.push_str(&format!(
+            "  {}  detected\n",
+            timeline.detected_at.format("%Y-%m-%d %H:%M:%S")
+        ));
+        for step in &timeline.steps {
+            out.push_str(&format!(
+                "  {}  {:<11} attempt {}  {:<24} {}\n",
+                step.at.format("%Y-%m-%d %H:%M:%S"),
+                step.stage,
+                step.attempt,
+                step.status,
+                step.summary
+            ));
+        }
+    }
+    out
+}

@@ -329,6 +329,18 @@ async fn main() {
         "lambda-function-healing",
         "--resource",
         "checkout",
+        "--at",
+        "+4h",
+    ]);
+    step("The incident's timeline, read back from the state table");
+    autoheal(&[
+        "history",
+        "--endpoint-url",
+        &url,
+        "--resource",
+        "checkout",
+        "--output",
+        "table",
     ]);
 
     step("What subscribers heard (SNS, through the on-call queue)");

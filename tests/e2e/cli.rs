@@ -41,6 +41,7 @@ fn every_command_has_help() {
         &["invoke", "--help"],
         &["tick", "--help"],
         &["reset", "--help"],
+        &["history", "--help"],
         &["stats", "--help"],
     ] {
         let output = autoheal(command);
@@ -632,6 +633,8 @@ async fn tick_fires_due_follow_ups_and_reset_closes_an_escalated_incident() {
         "ec2-instance-healing",
         "--resource",
         &member,
+        "--at",
+        "+13h",
     ]);
     let reset_again = autoheal(&[
         "reset",
@@ -673,6 +676,17 @@ async fn tick_fires_due_follow_ups_and_reset_closes_an_escalated_incident() {
         String::from_utf8_lossy(&reset.stderr)
     );
     assert_eq!(stdout_json(&reset)["phase"], "reset");
+    let history = autoheal(&["history", "--endpoint-url", &url, "--resource", &member]);
+    let timelines = stdout_json(&history);
+    assert_eq!(timelines.as_array().map(Vec::len), Some(1), "{timelines:#}");
+    assert_eq!(timelines[0]["state"], "reset");
+    let stages: Vec<&str> = timelines[0]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|step| step["stage"].as_str())
+        .collect();
+    assert_eq!(stages, ["acted", "acted", "acted", "escalated", "reset"]);
     assert!(!reset_again.status.success());
     assert!(
         String::from_utf8_lossy(&reset_again.stderr).contains("has no open incident"),

@@ -1188,6 +1188,12 @@ where
         let now = self.engine.clock.now();
         record.ended_at = Some(now);
         let spent = self.spends_the_last_attempt(&record);
+        if spent {
+            // The record says so, for the incident's timeline.
+            record
+                .details
+                .insert("escalated".to_owned(), "true".to_owned());
+        }
         self.engine
             .store
             .finish(self.key, &record, spent.then_some(now), reverts.as_deref())

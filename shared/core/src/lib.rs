@@ -11,8 +11,8 @@
 //! - [`ports`]: the traits the engine is generic over (store, notifier, healer, follow-ups,
 //!   clock);
 //! - [`engine`]: the path of one event through those ports;
-//! - [`record`], [`notice`], [`stats`], [`metrics`]: what is recorded, published, read back
-//!   and measured;
+//! - [`record`], [`notice`], [`stats`], [`history`], [`metrics`]: what is recorded,
+//!   published, read back and measured;
 //! - [`retention`]: which of autoheal's own snapshots go once it has taken a new one.
 
 pub mod budget;
@@ -20,6 +20,7 @@ pub mod decision;
 pub mod engine;
 pub mod event;
 pub mod followup;
+pub mod history;
 pub mod layer;
 pub mod metrics;
 pub mod notice;
