@@ -56,6 +56,23 @@ where
     }
 }
 
+/// Whether a conditional write was made: `false` when its condition did not hold.
+fn written<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    operation: &str,
+    condition_failed: impl Fn(&E) -> bool,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) if error.as_service_error().is_some_and(&condition_failed) => Ok(false),
+        Err(error) => Err(store_error(operation, error)),
+    }
+}
+
 fn encode_error(what: &str, error: serde_dynamo::Error) -> StoreError {
     StoreError {
         message: format!("cannot encode {what}: {error}"),
@@ -448,17 +465,9 @@ impl StateStore for DynamoStateStore {
             .set_expression_attribute_values(put.expression_attribute_values().cloned())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(store_error("PutItem", error)),
-        }
+        written(result, "PutItem", |e| {
+            e.is_conditional_check_failed_exception()
+        })
     }
 
     async fn put_record(&self, record: &HealingRecord) -> Result<(), StoreError> {
@@ -609,17 +618,9 @@ impl StateStore for DynamoStateStore {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(store_error("UpdateItem", error)),
-        }
+        written(result, "UpdateItem", |e| {
+            e.is_conditional_check_failed_exception()
+        })
     }
 
     async fn incident_history(

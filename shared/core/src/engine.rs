@@ -561,6 +561,25 @@ struct Claim<'a> {
     takeover: bool,
 }
 
+impl<'a> Claim<'a> {
+    /// The claim of a decision that writes `next` (none: the decision wrote nothing to claim).
+    fn of(
+        expected: u64,
+        next: Option<&'a ResourceState>,
+        attempt: u32,
+        incident_id: &'a str,
+        takeover: bool,
+    ) -> Option<Self> {
+        Some(Claim {
+            expected,
+            next: next?,
+            attempt,
+            incident_id,
+            takeover,
+        })
+    }
+}
+
 /// One event on one resource, once its rule is known.
 struct Run<'a, S, N, H, C, F> {
     engine: &'a Engine<S, N, H, C, F>,
@@ -639,17 +658,8 @@ where
                     incident_id,
                     attempt,
                     takeover,
-                } => match next {
-                    Some(next) => {
-                        let claim = Claim {
-                            expected,
-                            next,
-                            attempt,
-                            incident_id: &incident_id,
-                            takeover,
-                        };
-                        self.claim_and_revert(outcome.clone(), claim).await?
-                    }
+                } => match Claim::of(expected, next, attempt, &incident_id, takeover) {
+                    Some(claim) => self.claim_and_revert(outcome.clone(), claim).await?,
                     None => None,
                 },
                 Decision::Act {
@@ -657,17 +667,8 @@ where
                     incident_id,
                     takeover,
                     ..
-                } => match next {
-                    Some(next) => {
-                        let claim = Claim {
-                            expected,
-                            next,
-                            attempt,
-                            incident_id: &incident_id,
-                            takeover,
-                        };
-                        self.claim_and_act(outcome.clone(), claim, &spends).await?
-                    }
+                } => match Claim::of(expected, next, attempt, &incident_id, takeover) {
+                    Some(claim) => self.claim_and_act(outcome.clone(), claim, &spends).await?,
                     None => None,
                 },
                 Decision::Resolve {
@@ -675,15 +676,8 @@ where
                     attempt,
                     recovered_at,
                     takeover,
-                } => match next {
-                    Some(next) => {
-                        let claim = Claim {
-                            expected,
-                            next,
-                            attempt,
-                            incident_id: &incident_id,
-                            takeover,
-                        };
+                } => match Claim::of(expected, next, attempt, &incident_id, takeover) {
+                    Some(claim) => {
                         self.claim_and_resolve(outcome.clone(), claim, recovered_at)
                             .await?
                     }
