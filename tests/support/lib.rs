@@ -350,6 +350,13 @@ impl<H: Healer + Sync> Healer for Counting<H> {
         self.inner.supports(action)
     }
 
+    async fn group(
+        &self,
+        request: HealRequest<'_>,
+    ) -> Result<Option<autoheal_core::GroupView>, HealError> {
+        self.inner.group(request).await
+    }
+
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
         *self.calls.lock().unwrap() += 1;
         self.inner.heal(request).await
@@ -569,15 +576,27 @@ impl Deployment {
         run_id: &str,
     ) -> Option<Outcome> {
         let next = self.follow_ups().await.into_iter().next()?;
-        clock.set(next.due_at.max(clock.now()));
+        Some(self.fire(engine, clock, next, run_id).await)
+    }
+
+    /// Delivers one follow-up to `engine` at its due time (or now, if later), then deletes
+    /// its schedule, as EventBridge Scheduler does once it has delivered it.
+    pub async fn fire<H: Healer>(
+        &self,
+        engine: &Engine<DynamoStateStore, SnsNotifier, H, TestClock, AwsFollowUps>,
+        clock: &TestClock,
+        schedule: autoheal_aws::followups::DueSchedule,
+        run_id: &str,
+    ) -> Outcome {
+        clock.set(schedule.due_at.max(clock.now()));
         let outcome = engine
-            .handle(next.payload, run_id)
+            .handle(schedule.payload, run_id)
             .await
             .expect("follow-up handled");
-        autoheal_aws::followups::delete_schedule(&self.scheduler(), "default", &next.name)
+        autoheal_aws::followups::delete_schedule(&self.scheduler(), "default", &schedule.name)
             .await
             .expect("delete schedule");
-        Some(outcome)
+        outcome
     }
 
     fn scheduler(&self) -> aws_sdk_scheduler::Client {
@@ -724,6 +743,20 @@ impl Fleet {
         instance_type: aws_sdk_ec2::types::InstanceType,
         tags: &[(&str, &str)],
     ) -> String {
+        self.standalone_fleet(instance_type, 1, tags)
+            .await
+            .into_iter()
+            .next()
+            .expect("instance id")
+    }
+
+    /// `count` standalone instances launched together, tagged `tags`; returns their ids.
+    pub async fn standalone_fleet(
+        &self,
+        instance_type: aws_sdk_ec2::types::InstanceType,
+        count: i32,
+        tags: &[(&str, &str)],
+    ) -> Vec<String> {
         let (vpc, subnet) = self.vpc_and_subnet().await;
         let group = self
             .ec2
@@ -755,17 +788,17 @@ impl Fleet {
             .instance_type(instance_type)
             .subnet_id(subnet)
             .security_group_ids(group)
-            .min_count(1)
-            .max_count(1)
+            .min_count(count)
+            .max_count(count)
             .tag_specifications(tag_spec.build())
             .send()
             .await
-            .expect("run instance")
+            .expect("run instances")
             .instances()
-            .first()
-            .and_then(|instance| instance.instance_id())
-            .expect("instance id")
-            .to_owned()
+            .iter()
+            .filter_map(|instance| instance.instance_id())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Allocates an Elastic IP and associates it with `instance`; returns its allocation id.
@@ -791,6 +824,13 @@ impl Fleet {
 
     /// An Auto Scaling group of one instance; returns (group name, instance id).
     pub async fn auto_scaling_group(&self, name: &str) -> (String, String) {
+        let members = self.auto_scaling_group_of(name, 1).await;
+        let instance = members.into_iter().next().expect("a group member");
+        (name.to_owned(), instance)
+    }
+
+    /// An Auto Scaling group of `size` instances; returns their ids.
+    pub async fn auto_scaling_group_of(&self, name: &str, size: i32) -> Vec<String> {
         self.autoscaling
             .create_launch_configuration()
             .launch_configuration_name(format!("{name}-lc"))
@@ -804,26 +844,19 @@ impl Fleet {
             .auto_scaling_group_name(name)
             .launch_configuration_name(format!("{name}-lc"))
             .min_size(1)
-            .max_size(3)
-            .desired_capacity(1)
+            .max_size(size + 2)
+            .desired_capacity(size)
             .availability_zones("us-east-1a")
             .send()
             .await
             .expect("auto scaling group");
-        let instance = self
-            .autoscaling
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(name)
-            .send()
+        self.group(name)
             .await
-            .expect("describe group")
-            .auto_scaling_groups()
-            .first()
-            .and_then(|group| group.instances().first())
-            .and_then(|instance| instance.instance_id())
-            .expect("a group member")
-            .to_owned();
-        (name.to_owned(), instance)
+            .instances()
+            .iter()
+            .filter_map(|instance| instance.instance_id())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// A `size` GiB gp2 volume attached to `instance` at `device`, tagged `tags`.

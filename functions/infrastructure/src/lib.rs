@@ -7,7 +7,9 @@ pub mod ec2;
 use aws_config::SdkConfig;
 
 use autoheal_core::retention::Retention;
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer, Revert};
+use autoheal_core::{
+    Action, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert,
+};
 
 pub use asg::GroupScaler;
 pub use ebs::VolumeRepairer;
@@ -37,6 +39,15 @@ impl InfrastructureHealer {
 impl Healer for InfrastructureHealer {
     fn layer(&self) -> Layer {
         Layer::Infrastructure
+    }
+
+    /// An instance's Auto Scaling group: the group guard bounds how many of its members are
+    /// recovered at once. The layer's other actions act on a whole group or on a volume.
+    async fn group(&self, request: HealRequest<'_>) -> Result<Option<GroupView>, HealError> {
+        match &request.rule.action {
+            Action::RecoverEc2Instance { .. } => self.instances.group(request).await,
+            _ => Ok(None),
+        }
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {

@@ -5,7 +5,7 @@
 use aws_config::SdkConfig;
 
 use autoheal_application::ApplicationHealer;
-use autoheal_core::{HealError, HealOutcome, HealRequest, Healer, Layer, Revert};
+use autoheal_core::{GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert};
 use autoheal_data::DataHealer;
 use autoheal_infrastructure::InfrastructureHealer;
 use autoheal_network::NetworkHealer;
@@ -50,6 +50,10 @@ macro_rules! with_healer {
 impl Healer for LayerHealer {
     fn layer(&self) -> Layer {
         with_healer!(self, healer => healer.layer())
+    }
+
+    async fn group(&self, request: HealRequest<'_>) -> Result<Option<GroupView>, HealError> {
+        with_healer!(self, healer => healer.group(request).await)
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {

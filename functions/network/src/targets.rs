@@ -4,8 +4,12 @@
 //! A target fails when its health checks fail (`unhealthy`) or when it is an instance that is
 //! stopped or terminated but still registered (`unused` / `Target.InvalidState`). Failing
 //! targets are deregistered only while at least one healthy target stays registered:
-//! deregistering the last capacity would turn a degraded service into an outage. An Auto
-//! Scaling group that owns a deregistered instance replaces it through its own health checks.
+//! deregistering the last capacity would turn a degraded service into an outage. The rule's
+//! group guard bounds each run: while more than `max_unhealthy_percent` of the registered
+//! targets fail (a shared fault, not a per-target one), none is deregistered; otherwise at
+//! most `max_healing_percent` of them (at least one) leave per run, the rest at the next
+//! attempt. An Auto Scaling group that owns a deregistered instance replaces it through its
+//! own health checks.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +19,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
+use autoheal_core::{Allowance, GroupGuard, HealError, HealOutcome, HealRequest, SkipReason};
 
 use autoheal_aws::errors::api_error;
 
@@ -32,11 +36,15 @@ pub enum TargetPlan {
     NothingFailing,
     /// Deregistering the failing targets would leave no healthy one.
     NoHealthyLeft { failing: Vec<TargetDescription> },
-    /// Deregister `failing`; `healthy` targets stay.
+    /// Deregister `failing`; `healthy` targets stay, and `held_back` failing ones wait for
+    /// the next run (the group guard's share per run).
     Deregister {
         failing: Vec<TargetDescription>,
         healthy: usize,
+        held_back: usize,
     },
+    /// More of the group is failing than the group guard allows to heal target by target.
+    Storm { failing: usize, registered: usize },
 }
 
 /// Whether a target is failing and should leave the group.
@@ -58,22 +66,39 @@ fn is_healthy(health: &TargetHealthDescription) -> bool {
     health.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)
 }
 
-/// Decides from the live health of a group's targets. Targets that are registering,
-/// draining or unchecked count neither as failing nor as healthy capacity.
-pub fn plan(health: &[TargetHealthDescription]) -> TargetPlan {
-    let failing: Vec<TargetDescription> = health
+/// Decides from the live health of a group's targets and the rule's group guard. Targets
+/// that are registering, draining or unchecked count neither as failing nor as healthy
+/// capacity.
+pub fn plan(health: &[TargetHealthDescription], guard: GroupGuard) -> TargetPlan {
+    let mut failing: Vec<TargetDescription> = health
         .iter()
         .filter(|h| is_failing(h))
         .filter_map(|h| h.target().cloned())
         .filter(|t| t.id().is_some_and(|id| !id.is_empty()))
         .collect();
     let healthy = health.iter().filter(|h| is_healthy(h)).count();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     if failing.is_empty() {
-        TargetPlan::NothingFailing
-    } else if healthy == 0 {
-        TargetPlan::NoHealthyLeft { failing }
-    } else {
-        TargetPlan::Deregister { failing, healthy }
+        return TargetPlan::NothingFailing;
+    }
+    if healthy == 0 {
+        return TargetPlan::NoHealthyLeft { failing };
+    }
+    match guard.allowance(count(health.len()), count(failing.len())) {
+        Allowance::Storm => TargetPlan::Storm {
+            failing: failing.len(),
+            registered: health.len(),
+        },
+        Allowance::Heal(allowed) => {
+            let allowed = usize::try_from(allowed).unwrap_or(usize::MAX);
+            let held_back = failing.len().saturating_sub(allowed);
+            failing.truncate(allowed);
+            TargetPlan::Deregister {
+                failing,
+                healthy,
+                held_back,
+            }
+        }
     }
 }
 
@@ -152,7 +177,8 @@ impl TargetDeregistrar {
             .send()
             .await
             .map_err(|e| api_error("DescribeTargetHealth", e))?;
-        let (failing, healthy) = match plan(health.target_health_descriptions()) {
+        let guard = request.rule.policy.group_guard;
+        let (failing, healthy, held_back) = match plan(health.target_health_descriptions(), guard) {
             TargetPlan::NothingFailing => {
                 return Ok(HealOutcome::Skipped {
                     reason: SkipReason::NotNeeded,
@@ -169,7 +195,24 @@ impl TargetDeregistrar {
                     ),
                 });
             }
-            TargetPlan::Deregister { failing, healthy } => (failing, healthy),
+            TargetPlan::Storm {
+                failing,
+                registered,
+            } => {
+                return Ok(HealOutcome::Skipped {
+                    reason: SkipReason::GroupStorm,
+                    summary: guard.describe_storm(
+                        &format!("target group {arn}"),
+                        u32::try_from(registered).unwrap_or(u32::MAX),
+                        u32::try_from(failing).unwrap_or(u32::MAX),
+                    ),
+                });
+            }
+            TargetPlan::Deregister {
+                failing,
+                healthy,
+                held_back,
+            } => (failing, healthy, held_back),
         };
 
         self.elb
@@ -181,16 +224,28 @@ impl TargetDeregistrar {
             .map_err(|e| api_error("DeregisterTargets", e))?;
 
         let deregistered = labels(&failing);
+        let waiting = if held_back > 0 {
+            format!(
+                "; {held_back} more failing target(s) wait for the next attempt (at most {} % of the group per run)",
+                guard.max_healing_percent
+            )
+        } else {
+            String::new()
+        };
+        let mut details = BTreeMap::from([
+            ("target_group_arn".to_owned(), arn.to_owned()),
+            ("deregistered_targets".to_owned(), deregistered.clone()),
+            ("healthy_targets_left".to_owned(), healthy.to_string()),
+        ]);
+        if held_back > 0 {
+            details.insert("held_back_targets".to_owned(), held_back.to_string());
+        }
         Ok(HealOutcome::Healed {
             summary: format!(
-                "deregistered {} unhealthy target(s) of {arn} ({deregistered}); {healthy} healthy target(s) keep serving",
+                "deregistered {} unhealthy target(s) of {arn} ({deregistered}); {healthy} healthy target(s) keep serving{waiting}",
                 failing.len()
             ),
-            details: BTreeMap::from([
-                ("target_group_arn".to_owned(), arn.to_owned()),
-                ("deregistered_targets".to_owned(), deregistered),
-                ("healthy_targets_left".to_owned(), healthy.to_string()),
-            ]),
+            details,
             reverts: Vec::new(),
         })
     }
@@ -238,11 +293,20 @@ mod tests {
                 Some(TargetHealthReasonEnum::InitialHealthChecking),
             ),
         ];
-        let TargetPlan::Deregister { failing, healthy } = plan(&health) else {
+        let lenient = GroupGuard {
+            max_healing_percent: 100,
+            max_unhealthy_percent: 100,
+        };
+        let TargetPlan::Deregister {
+            failing,
+            healthy,
+            held_back,
+        } = plan(&health, lenient)
+        else {
             panic!("expected a deregistration");
         };
         assert_eq!(labels(&failing), "i-2:80, i-3:80");
-        assert_eq!(healthy, 1);
+        assert_eq!((healthy, held_back), (1, 0));
     }
 
     #[test]
@@ -255,7 +319,10 @@ mod tests {
                 Some(TargetHealthReasonEnum::RegistrationInProgress),
             ),
         ];
-        assert!(matches!(plan(&health), TargetPlan::NoHealthyLeft { .. }));
+        assert!(matches!(
+            plan(&health, GroupGuard::default()),
+            TargetPlan::NoHealthyLeft { .. }
+        ));
     }
 
     #[test]
@@ -270,8 +337,54 @@ mod tests {
                 Some(TargetHealthReasonEnum::NotInUse),
             ),
         ];
-        assert_eq!(plan(&health), TargetPlan::NothingFailing);
-        assert_eq!(plan(&[]), TargetPlan::NothingFailing);
+        assert_eq!(
+            plan(&health, GroupGuard::default()),
+            TargetPlan::NothingFailing
+        );
+        assert_eq!(plan(&[], GroupGuard::default()), TargetPlan::NothingFailing);
+    }
+
+    fn group_of_ten(failing: usize) -> Vec<TargetHealthDescription> {
+        (0..10)
+            .map(|i| {
+                let state = if i < failing {
+                    TargetHealthStateEnum::Unhealthy
+                } else {
+                    TargetHealthStateEnum::Healthy
+                };
+                target(&format!("i-{i}"), state, None)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn six_failing_targets_of_ten_are_a_storm_and_none_leaves() {
+        assert_eq!(
+            plan(&group_of_ten(6), GroupGuard::default()),
+            TargetPlan::Storm {
+                failing: 6,
+                registered: 10
+            }
+        );
+    }
+
+    #[test]
+    fn at_most_a_fifth_of_the_group_leaves_per_run() {
+        let TargetPlan::Deregister {
+            failing, held_back, ..
+        } = plan(&group_of_ten(3), GroupGuard::default())
+        else {
+            panic!("expected a deregistration");
+        };
+        assert_eq!(labels(&failing), "i-0:80, i-1:80");
+        assert_eq!(held_back, 1);
+        let TargetPlan::Deregister {
+            failing, held_back, ..
+        } = plan(&group_of_ten(2), GroupGuard::default())
+        else {
+            panic!("expected a deregistration");
+        };
+        assert_eq!((failing.len(), held_back), (2, 0));
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! Tasks of the service whose health check reports `UNHEALTHY` are stopped with a reason
 //! naming autoheal and the incident; the scheduler replaces them. The desired count is
 //! never changed.
+//!
+//! The rule's group guard bounds the restart: while more than `max_unhealthy_percent` of the
+//! service's tasks are unhealthy (a shared fault: a dependency down, a bad image), nothing is
+//! done, not even the deployment; otherwise at most `max_healing_percent` of its tasks (at
+//! least one) are stopped per run, the rest at the next attempt.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +23,7 @@ use aws_sdk_ecs::types::{
 };
 
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
+use autoheal_core::{Allowance, HealError, HealOutcome, HealRequest, SkipReason};
 
 use autoheal_aws::errors::api_error;
 
@@ -86,6 +91,44 @@ impl ServiceRestarter {
             return Ok(skip);
         }
 
+        // The tasks are read before anything changes, so that a storm changes nothing.
+        let guard = request.rule.policy.group_guard;
+        let mut to_stop = Vec::new();
+        let mut held_back = 0;
+        if stop_unhealthy_tasks {
+            let tasks = self.running_tasks(cluster, name).await?;
+            let group = format!("service:{name}");
+            let running = tasks
+                .iter()
+                .filter(|task| task.group() == Some(group.as_str()))
+                .count();
+            let size = u32::try_from(running)
+                .unwrap_or(u32::MAX)
+                .max(u32::try_from(service.desired_count()).unwrap_or(0));
+            let unhealthy: Vec<String> = unhealthy_tasks(name, &tasks)
+                .iter()
+                .filter_map(|task| task.task_arn().map(str::to_owned))
+                .collect();
+            let count = u32::try_from(unhealthy.len()).unwrap_or(u32::MAX);
+            match guard.allowance(size, count) {
+                Allowance::Storm => {
+                    return Ok(HealOutcome::Skipped {
+                        reason: SkipReason::GroupStorm,
+                        summary: guard.describe_storm(
+                            &format!("service {name} in cluster {cluster}"),
+                            size,
+                            count,
+                        ),
+                    });
+                }
+                Allowance::Heal(allowed) => {
+                    let allowed = usize::try_from(allowed).unwrap_or(usize::MAX);
+                    held_back = unhealthy.len().saturating_sub(allowed);
+                    to_stop = unhealthy.into_iter().take(allowed).collect();
+                }
+            }
+        }
+
         let mut details = BTreeMap::new();
         let mut done = Vec::new();
         if force_new_deployment {
@@ -98,21 +141,26 @@ impl ServiceRestarter {
                 None => done.push("forced a new deployment".to_owned()),
             }
         }
-        if stop_unhealthy_tasks {
-            let stopped = self
-                .stop_unhealthy_tasks(request, cluster, name)
-                .await
-                .map_err(|mut error| {
-                    if let Some(id) = details.get("deployment_id") {
+        if !to_stop.is_empty() {
+            let stopped =
+                self.stop_tasks(request, cluster, &to_stop)
+                    .await
+                    .map_err(|mut error| {
+                        if let Some(id) = details.get("deployment_id") {
+                            error
+                                .message
+                                .push_str(&format!(" (deployment {id} was already forced)"));
+                        }
                         error
-                            .message
-                            .push_str(&format!(" (deployment {id} was already forced)"));
-                    }
-                    error
-                })?;
-            if !stopped.is_empty() {
-                done.push(format!("stopped {} unhealthy task(s)", stopped.len()));
-                details.insert("stopped_tasks".to_owned(), stopped.join(","));
+                    })?;
+            done.push(format!("stopped {} unhealthy task(s)", stopped.len()));
+            details.insert("stopped_tasks".to_owned(), stopped.join(","));
+            if held_back > 0 {
+                done.push(format!(
+                    "left {held_back} more for the next attempt (at most {} % of the service per run)",
+                    guard.max_healing_percent
+                ));
+                details.insert("held_back_tasks".to_owned(), held_back.to_string());
             }
         }
         if done.is_empty() {
@@ -192,14 +240,8 @@ impl ServiceRestarter {
         }))
     }
 
-    /// Stops the service's running tasks whose health check reports UNHEALTHY; returns
-    /// their ARNs.
-    async fn stop_unhealthy_tasks(
-        &self,
-        request: HealRequest<'_>,
-        cluster: &str,
-        name: &str,
-    ) -> Result<Vec<String>, HealError> {
+    /// The service's running tasks.
+    async fn running_tasks(&self, cluster: &str, name: &str) -> Result<Vec<Task>, HealError> {
         let mut arns = Vec::new();
         let mut pages = self
             .ecs
@@ -225,12 +267,19 @@ impl ServiceRestarter {
                 .map_err(|e| api_error("DescribeTasks", e))?;
             tasks.extend_from_slice(output.tasks());
         }
+        Ok(tasks)
+    }
+
+    /// Stops `arns` with a reason naming autoheal and the incident; returns them.
+    async fn stop_tasks(
+        &self,
+        request: HealRequest<'_>,
+        cluster: &str,
+        arns: &[String],
+    ) -> Result<Vec<String>, HealError> {
         let reason = stop_reason(&request.rule.name, request.incident_id);
         let mut stopped = Vec::new();
-        for task in unhealthy_tasks(name, &tasks) {
-            let Some(arn) = task.task_arn() else {
-                continue;
-            };
+        for arn in arns {
             self.ecs
                 .stop_task()
                 .cluster(cluster)
@@ -245,7 +294,7 @@ impl ServiceRestarter {
                     }
                     HealError::new(message)
                 })?;
-            stopped.push(arn.to_owned());
+            stopped.push(arn.clone());
         }
         Ok(stopped)
     }

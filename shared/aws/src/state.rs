@@ -6,6 +6,7 @@
 //! | event claim     | `RESOURCE#<rule>#<resource id>` | `EVENT#<event id>`          | 7 days  |
 //! | healing record  | `RUNS#<yyyy-mm-dd>`             | `<started at>#<run id>`     | 90 days |
 //! | budget window   | `BUDGET#<scope>`                | `WINDOW#<start, epoch s>`   | 2 windows and a day after its start |
+//! | group slot      | `GROUP#<group id>`              | `SLOT#<index>`              | a day after it frees |
 //!
 //! Claims and state share a partition so that one transaction covers both. Records are
 //! partitioned by day so history and statistics are a `Query` per day, never a `Scan`.
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use autoheal_core::budget::Windows;
+use autoheal_core::group::Slot;
 use autoheal_core::{
     Budget, ClaimRequest, ClaimResult, HealingRecord, Loaded, ResourceKey, ResourceState, Revert,
     StateStore, StoreError, Tripped, Usage,
@@ -113,6 +115,14 @@ fn budget_expiry(window: DateTime<Utc>, window_seconds: u64) -> AttributeValue {
         .saturating_add(length.saturating_mul(2))
         .saturating_add(86_400);
     AttributeValue::N(end.to_string())
+}
+
+fn group_pk(group: &str) -> String {
+    format!("GROUP#{group}")
+}
+
+fn slot_sk(index: u32) -> String {
+    format!("SLOT#{index}")
 }
 
 fn record_pk(day: NaiveDate) -> String {
@@ -358,6 +368,7 @@ impl StateStore for DynamoStateStore {
             record,
             takeover,
             spends,
+            hold,
         } = *request;
         let now = Utc::now();
         let marker = Put::builder()
@@ -417,6 +428,38 @@ impl StateStore for DynamoStateStore {
             transaction =
                 transaction.transact_items(TransactWriteItem::builder().update(update).build());
         }
+        // The group slot is taken only while it is free (never held, expired) or already the
+        // resource's own: the guard's check and the claim are one transaction too.
+        if let Some(hold) = hold {
+            let until = hold.until.timestamp();
+            let slot = Put::builder()
+                .table_name(&self.table)
+                .item(PARTITION_KEY, s(group_pk(&hold.group)))
+                .item(SORT_KEY, s(slot_sk(hold.slot)))
+                .item("item_type", s("group-slot"))
+                .item("holder", s(&hold.holder))
+                .item("until", AttributeValue::N(until.to_string()))
+                .item(
+                    TTL_ATTRIBUTE,
+                    AttributeValue::N(until.saturating_add(86_400).to_string()),
+                )
+                .condition_expression(
+                    "attribute_not_exists(pk) OR #until <= :now OR #holder = :holder",
+                )
+                .expression_attribute_names("#until", "until")
+                .expression_attribute_names("#holder", "holder")
+                .expression_attribute_values(
+                    ":now",
+                    AttributeValue::N(hold.now.timestamp().to_string()),
+                )
+                .expression_attribute_values(":holder", s(&hold.holder))
+                .build()
+                .map_err(|e| StoreError {
+                    message: format!("cannot build group slot write: {e}"),
+                })?;
+            transaction =
+                transaction.transact_items(TransactWriteItem::builder().put(slot).build());
+        }
         let result = transaction.send().await;
         match result {
             Ok(_) => Ok(ClaimResult::Claimed),
@@ -426,8 +469,8 @@ impl StateStore for DynamoStateStore {
                 else {
                     return Err(store_error("TransactWriteItems", error));
                 };
-                // One reason per item, in order: the event claim, the state, the record, then
-                // the budgets.
+                // One reason per item, in order: the event claim, the state, the record, the
+                // budgets, then the group slot.
                 let refused = |index: usize| {
                     cancelled
                         .cancellation_reasons()
@@ -437,7 +480,7 @@ impl StateStore for DynamoStateStore {
                 };
                 if refused(0) {
                     Ok(ClaimResult::Duplicate)
-                } else if (3..3 + spends.len()).any(refused) {
+                } else if (3..3 + spends.len() + usize::from(hold.is_some())).any(refused) {
                     Ok(ClaimResult::OverBudget)
                 } else {
                     // The state moved on, or another transaction touched the same items:
@@ -601,12 +644,62 @@ impl StateStore for DynamoStateStore {
             .collect())
     }
 
+    async fn group_slots(&self, group: &str, capacity: u32) -> Result<Vec<Slot>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :slot)")
+            .expression_attribute_values(":pk", s(group_pk(group)))
+            .expression_attribute_values(":slot", s("SLOT#"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut slots = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| store_error("Query", e))?;
+            let index = match item.get(SORT_KEY) {
+                Some(AttributeValue::S(sk)) => {
+                    sk.strip_prefix("SLOT#").and_then(|i| i.parse().ok())
+                }
+                _ => None,
+            };
+            let holder = match item.get("holder") {
+                Some(AttributeValue::S(holder)) => Some(holder.clone()),
+                _ => None,
+            };
+            let until = match item.get("until") {
+                Some(AttributeValue::N(n)) => {
+                    n.parse().ok().and_then(|t| DateTime::from_timestamp(t, 0))
+                }
+                _ => None,
+            };
+            match (index, holder, until) {
+                (Some(index), Some(holder), Some(until)) if index < capacity => {
+                    slots.push(Slot {
+                        index,
+                        holder,
+                        until,
+                    });
+                }
+                (Some(_), Some(_), Some(_)) => {}
+                _ => {
+                    return Err(StoreError {
+                        message: format!("a slot of group {group} is not readable: {item:?}"),
+                    });
+                }
+            }
+        }
+        Ok(slots)
+    }
+
     async fn first_trip(&self, tripped: &Tripped) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(budget_key(&tripped.scope.key(), tripped.window)))
+            .set_key(Some(budget_key(&tripped.notice_key(), tripped.window)))
             .update_expression("SET #tripped = :yes, #expires = if_not_exists(#expires, :expires)")
             .condition_expression("attribute_not_exists(#tripped)")
             .expression_attribute_names("#tripped", "tripped")

@@ -21,6 +21,8 @@ pub enum BudgetScope {
     Global,
     Layer(Layer),
     Rule(String),
+    /// A group's healing slots (see [`crate::group`]), by the group's id.
+    Group(String),
 }
 
 impl BudgetScope {
@@ -30,6 +32,7 @@ impl BudgetScope {
             BudgetScope::Global => "global".to_owned(),
             BudgetScope::Layer(layer) => format!("layer#{layer}"),
             BudgetScope::Rule(rule) => format!("rule#{rule}"),
+            BudgetScope::Group(group) => format!("group#{group}"),
         }
     }
 }
@@ -40,6 +43,7 @@ impl std::fmt::Display for BudgetScope {
             BudgetScope::Global => f.write_str("the deployment"),
             BudgetScope::Layer(layer) => write!(f, "the {layer} layer"),
             BudgetScope::Rule(rule) => write!(f, "rule `{rule}`"),
+            BudgetScope::Group(group) => f.write_str(group),
         }
     }
 }
@@ -91,28 +95,81 @@ pub struct Usage {
     pub current: u32,
 }
 
-/// A budget that is spent.
+/// Which limit of the safety governor tripped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TripKind {
+    /// A budget of actions per window is spent.
+    Budget,
+    /// Every healing slot of a group of `size` is held (`used` of `limit.limit`).
+    GroupBusy { size: u32 },
+    /// Too much of a group is unhealthy (see [`crate::group`]).
+    GroupStorm {
+        size: u32,
+        unhealthy: u32,
+        max_unhealthy_percent: u8,
+    },
+}
+
+/// A limit of the safety governor that holds an action back: a spent budget, or a group
+/// guard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tripped {
     pub scope: BudgetScope,
+    pub kind: TripKind,
     pub limit: Limit,
     pub used: u32,
     /// When an action fits again (the budget's windows permitting, not its other budgets').
     pub reopens_at: DateTime<Utc>,
-    /// The window whose notification this trip sends (one per window and budget).
+    /// The window whose notification this trip sends (one per window and limit).
     pub window: DateTime<Utc>,
 }
 
 impl Tripped {
     pub fn describe(&self) -> String {
-        format!(
-            "{} started {} of its {} actions per {} s: deferred until {}",
-            self.scope,
-            self.used,
-            self.limit.limit,
-            self.limit.window_seconds,
-            self.reopens_at.to_rfc3339()
-        )
+        let until = self.reopens_at.to_rfc3339();
+        match self.kind {
+            TripKind::Budget => format!(
+                "{} started {} of its {} actions per {} s: deferred until {until}",
+                self.scope, self.used, self.limit.limit, self.limit.window_seconds,
+            ),
+            TripKind::GroupBusy { size } => format!(
+                "{} of the {size} members of {} are in healing, as many as may be at once: \
+                 deferred until {until}",
+                self.used, self.scope
+            ),
+            TripKind::GroupStorm {
+                size,
+                unhealthy,
+                max_unhealthy_percent,
+            } => format!(
+                "{}; looked at again at {until}",
+                crate::group::GroupGuard {
+                    max_healing_percent: 0,
+                    max_unhealthy_percent,
+                }
+                .describe_storm(&self.scope.to_string(), size, unhealthy)
+            ),
+        }
+    }
+
+    /// The reason the deferred run records.
+    pub fn reason(&self) -> crate::record::SkipReason {
+        match self.kind {
+            TripKind::Budget => crate::record::SkipReason::Budget,
+            TripKind::GroupBusy { .. } => crate::record::SkipReason::GroupBusy,
+            TripKind::GroupStorm { .. } => crate::record::SkipReason::GroupStorm,
+        }
+    }
+
+    /// What a trip is announced once per window under: its scope, and for a group, which
+    /// guard.
+    pub fn notice_key(&self) -> String {
+        match self.kind {
+            TripKind::Budget => self.scope.key(),
+            TripKind::GroupBusy { .. } => format!("{}#busy", self.scope.key()),
+            TripKind::GroupStorm { .. } => format!("{}#storm", self.scope.key()),
+        }
     }
 }
 
@@ -141,6 +198,7 @@ pub fn check(budgets: &[Budget], usages: &[Usage], now: DateTime<Utc>) -> Option
             };
             Tripped {
                 scope: budget.scope.clone(),
+                kind: TripKind::Budget,
                 limit: budget.limit,
                 used: usage.previous.saturating_add(usage.current),
                 reopens_at,
@@ -197,6 +255,9 @@ pub fn defer(
     incident.attempts = before.map_or(0, |before| before.attempts);
     incident.last_attempt_at = before.and_then(|before| before.last_attempt_at);
     incident.next_attempt_at = before.and_then(|before| before.next_attempt_at);
+    incident.deferrals = before
+        .map_or(0, |before| before.deferrals)
+        .saturating_add(1);
     let mut next = state.clone();
     next.version = acted.version;
     let incident_id = incident.id.clone();

@@ -51,6 +51,11 @@ pub struct Incident {
     /// (`crate::followup`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub checks: u32,
+    /// How many of those checks were deferrals by the safety governor (a budget, a group
+    /// guard): they wait for the governor, not for the alarm, so they do not count against
+    /// the checks an incident may spend waiting for its alarm.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferrals: u32,
     /// Set when a follow-up verified the alarm OK for the stable period, or an operator reset
     /// the incident: it is closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +78,7 @@ impl Incident {
             ok_since: None,
             escalated_at: None,
             checks: 0,
+            deferrals: 0,
             resolved_at: None,
         }
     }

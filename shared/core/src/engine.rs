@@ -10,12 +10,13 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use crate::budget::{self, Budget, BudgetScope, Limit, Spend, Tripped};
+use crate::budget::{self, Budget, BudgetScope, Limit, Spend, TripKind, Tripped};
 use crate::decision::{
     Decision, DecisionInput, Incident, ResourceState, Transition, decide, idempotency_token,
 };
 use crate::event::{AlarmEvent, AlarmState, EventError};
 use crate::followup::{CheckInput, FollowUp, Pending, decide_check, time_to_recover};
+use crate::group::{self, Hold, NOTICE_WINDOW_SECONDS, STORM_RECHECK_SECONDS};
 use crate::layer::Layer;
 use crate::notice::Notice;
 use crate::ports::{
@@ -75,6 +76,10 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     FollowUp(#[from] FollowUpError),
+    /// The group of the resource could not be read: without it the group guard cannot tell
+    /// whether acting is safe, so nothing was done.
+    #[error("group guard: {0}")]
+    Group(String),
     /// An operator's request that cannot be carried out as asked; nothing was changed.
     #[error("{0}")]
     Refused(String),
@@ -83,7 +88,10 @@ pub enum EngineError {
 impl EngineError {
     /// Whether delivering the same event again could succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, EngineError::Store(_) | EngineError::FollowUp(_))
+        matches!(
+            self,
+            EngineError::Store(_) | EngineError::FollowUp(_) | EngineError::Group(_)
+        )
     }
 }
 
@@ -580,6 +588,25 @@ impl<'a> Claim<'a> {
     }
 }
 
+/// What the safety governor let through: the decision (possibly turned into a deferral), the
+/// budgets its action spends and the group slot it takes.
+struct Governed {
+    transition: Transition,
+    spends: Vec<Spend>,
+    hold: Option<Hold>,
+}
+
+impl Governed {
+    /// A decision the governor has nothing to add to.
+    fn free(transition: Transition) -> Self {
+        Governed {
+            transition,
+            spends: Vec::new(),
+            hold: None,
+        }
+    }
+}
+
 /// One event on one resource, once its rule is known.
 struct Run<'a, S, N, H, C, F> {
     engine: &'a Engine<S, N, H, C, F>,
@@ -640,7 +667,11 @@ where
         for _ in 0..MAX_CONFLICT_RETRIES {
             let loaded = self.engine.store.load(self.key, &self.event.id).await?;
             let now = self.engine.clock.now();
-            let (transition, spends) = self.govern(&loaded, decide(&loaded, now), now).await?;
+            let Governed {
+                transition,
+                spends,
+                hold,
+            } = self.govern(&loaded, decide(&loaded, now), now).await?;
             let expected = loaded.state.version;
             let next = transition.next.as_ref();
             let done = match transition.decision {
@@ -668,7 +699,10 @@ where
                     takeover,
                     ..
                 } => match Claim::of(expected, next, attempt, &incident_id, takeover) {
-                    Some(claim) => self.claim_and_act(outcome.clone(), claim, &spends).await?,
+                    Some(claim) => {
+                        self.claim_and_act(outcome.clone(), claim, &spends, hold.as_ref())
+                            .await?
+                    }
                     None => None,
                 },
                 Decision::Resolve {
@@ -814,7 +848,7 @@ where
         claim: Claim<'_>,
     ) -> Result<Option<Outcome>, EngineError> {
         let record = self.in_progress(&claim, RunPhase::Revert);
-        match self.claim(&claim, &record, &[]).await? {
+        match self.claim(&claim, &record, &[], None).await? {
             ClaimResult::OverBudget | ClaimResult::Conflict => Ok(None),
             ClaimResult::Duplicate => {
                 outcome.decision = Verdict::Ignore;
@@ -838,14 +872,21 @@ where
         mut outcome: Outcome,
         claim: Claim<'_>,
         spends: &[Spend],
+        hold: Option<&Hold>,
     ) -> Result<Option<Outcome>, EngineError> {
-        let record = self.record(
+        let mut record = self.record(
             HealingStatus::InProgress,
             claim.attempt,
             Some(claim.incident_id),
         );
-        match self.claim(&claim, &record, spends).await? {
-            // Another run spent the budget first: decide again on the counts it left.
+        if let Some(hold) = hold {
+            record
+                .details
+                .insert("group".to_owned(), hold.group.clone());
+        }
+        match self.claim(&claim, &record, spends, hold).await? {
+            // Another run spent the budget or took the group's slot first: decide again on
+            // what it left.
             ClaimResult::OverBudget => Ok(None),
             ClaimResult::Conflict => Ok(None),
             ClaimResult::Duplicate => {
@@ -903,7 +944,7 @@ where
         recovered_at: DateTime<Utc>,
     ) -> Result<Option<Outcome>, EngineError> {
         let mut record = self.in_progress(&claim, RunPhase::Verify);
-        match self.claim(&claim, &record, &[]).await? {
+        match self.claim(&claim, &record, &[], None).await? {
             ClaimResult::OverBudget | ClaimResult::Conflict => Ok(None),
             ClaimResult::Duplicate => Ok(Some(self.ignore(outcome, SkipReason::Duplicate))),
             ClaimResult::Claimed => {
@@ -996,6 +1037,7 @@ where
         claim: &Claim<'_>,
         record: &HealingRecord,
         spends: &[Spend],
+        hold: Option<&Hold>,
     ) -> Result<ClaimResult, StoreError> {
         self.engine
             .store
@@ -1007,6 +1049,7 @@ where
                 record,
                 takeover: claim.takeover,
                 spends,
+                hold,
             })
             .await
     }
@@ -1030,39 +1073,133 @@ where
         [rule, layer, global].into_iter().flatten().collect()
     }
 
-    /// The safety governor: a new attempt that a budget does not allow becomes a deferral;
-    /// one it allows carries what it spends into its claim (checked there, atomically). A
-    /// taken-over attempt repeats one already counted.
+    /// The safety governor: a new attempt that a budget or its group's guard does not allow
+    /// becomes a deferral; one they allow carries what it spends and the group slot it takes
+    /// into its claim (checked there, atomically). A taken-over attempt repeats one already
+    /// counted.
     async fn govern(
         &self,
         loaded: &Loaded,
         transition: Transition,
         now: DateTime<Utc>,
-    ) -> Result<(Transition, Vec<Spend>), EngineError> {
+    ) -> Result<Governed, EngineError> {
         let (
             Decision::Act {
-                takeover: false, ..
+                takeover: false,
+                attempt,
+                incident_id,
+                ..
             },
             Some(acted),
         ) = (&transition.decision, &transition.next)
         else {
-            return Ok((transition, Vec::new()));
+            return Ok(Governed::free(transition));
         };
         let budgets = self.budgets();
         let usages = self.engine.store.budget_usage(&budgets, now).await?;
-        let Some(tripped) = budget::check(&budgets, &usages, now) else {
-            return Ok((transition, budget::spends(&budgets, &usages, now)));
-        };
-        let until = budget::spread(
-            tripped.reopens_at,
-            &format!("{}\u{1f}{}", self.rule.name, self.key.resource_id),
+        if let Some(tripped) = budget::check(&budgets, &usages, now) {
+            return Ok(self.deferred(loaded, transition, tripped, now));
+        }
+        let spends = budget::spends(&budgets, &usages, now);
+        let token = idempotency_token(
+            &self.rule.name,
+            &self.key.resource_id,
+            incident_id,
+            *attempt,
         );
-        let deferred = budget::defer(&loaded.state, acted, tripped, until);
-        Ok((deferred.unwrap_or(transition), Vec::new()))
+        let group = self
+            .engine
+            .healer
+            .group(self.request(*attempt, incident_id, &token))
+            .await
+            .map_err(|error| EngineError::Group(error.message))?;
+        let Some(group) = group else {
+            return Ok(Governed {
+                transition,
+                spends,
+                hold: None,
+            });
+        };
+        let guard = self.rule.policy.group_guard;
+        let notice_window = budget::Windows::at(now, NOTICE_WINDOW_SECONDS).current;
+        let tripped = |kind, used, reopens_at| Tripped {
+            scope: BudgetScope::Group(group.id.clone()),
+            kind,
+            limit: Limit {
+                limit: guard.capacity(group.size),
+                window_seconds: NOTICE_WINDOW_SECONDS,
+            },
+            used,
+            reopens_at,
+            window: notice_window,
+        };
+        if guard.is_storm(group.size, group.unhealthy) {
+            let kind = TripKind::GroupStorm {
+                size: group.size,
+                unhealthy: group.unhealthy,
+                max_unhealthy_percent: guard.max_unhealthy_percent,
+            };
+            let recheck = now + chrono::Duration::seconds(STORM_RECHECK_SECONDS);
+            let storm = tripped(kind, group.unhealthy, recheck);
+            return Ok(self.deferred(loaded, transition, storm, now));
+        }
+        let capacity = guard.capacity(group.size);
+        let slots = self.engine.store.group_slots(&group.id, capacity).await?;
+        match group::choose_slot(&slots, capacity, &self.key.resource_id, now) {
+            Ok(slot) => {
+                let until = acted
+                    .incident
+                    .as_ref()
+                    .and_then(|incident| incident.next_attempt_at)
+                    .unwrap_or_else(|| crate::decision::after(now, self.rule.policy.lease_seconds));
+                let hold = Hold {
+                    group: group.id.clone(),
+                    slot,
+                    holder: self.key.resource_id.clone(),
+                    until,
+                    now,
+                };
+                Ok(Governed {
+                    transition,
+                    spends,
+                    hold: Some(hold),
+                })
+            }
+            Err(frees_at) => {
+                let held = slots
+                    .iter()
+                    .filter(|slot| slot.index < capacity && slot.until > now)
+                    .count();
+                let kind = TripKind::GroupBusy { size: group.size };
+                let busy = tripped(kind, u32::try_from(held).unwrap_or(u32::MAX), frees_at);
+                Ok(self.deferred(loaded, transition, busy, now))
+            }
+        }
     }
 
-    /// An attempt deferred by a spent budget: recorded (`budget`), its check scheduled for
-    /// when the budget reopens, and the budget's first deferral of the window notified.
+    /// The attempt `transition` would make, deferred by `tripped` to when it reopens (spread
+    /// over a minute so that what was deferred together does not return together).
+    fn deferred(
+        &self,
+        loaded: &Loaded,
+        transition: Transition,
+        tripped: Tripped,
+        now: DateTime<Utc>,
+    ) -> Governed {
+        let until = budget::spread(
+            tripped.reopens_at.max(now),
+            &format!("{}\u{1f}{}", self.rule.name, self.key.resource_id),
+        );
+        let deferred = transition
+            .next
+            .as_ref()
+            .and_then(|acted| budget::defer(&loaded.state, acted, tripped, until));
+        Governed::free(deferred.unwrap_or(transition))
+    }
+
+    /// An attempt deferred by a spent budget or a group guard: recorded with the guard's
+    /// reason, its check scheduled for when the guard reopens, and the guard's first deferral
+    /// of the window notified.
     async fn defer(
         &self,
         mut outcome: Outcome,
@@ -1085,21 +1222,23 @@ where
             incident.map_or(0, |incident| incident.attempts),
             Some(incident_id),
         );
-        record.skip_reason = Some(SkipReason::Budget);
+        let reason = tripped.reason();
+        record.skip_reason = Some(reason);
         record.ended_at = Some(record.started_at);
         record.summary = Some(tripped.describe());
-        record
-            .details
-            .insert("budget".to_owned(), tripped.scope.key());
+        match &tripped.scope {
+            BudgetScope::Group(group) => record.details.insert("group".to_owned(), group.clone()),
+            scope => record.details.insert("budget".to_owned(), scope.key()),
+        };
         record
             .details
             .insert("deferred_until".to_owned(), until.to_rfc3339());
         self.engine.store.put_record(&record).await?;
         if self.engine.store.first_trip(tripped).await? {
-            self.notify(&Notice::budget(record.clone(), self.rule))
+            self.notify(&Notice::deferral(record.clone(), self.rule, tripped))
                 .await;
         }
-        outcome.reason = Some(SkipReason::Budget);
+        outcome.reason = Some(reason);
         outcome.detail.clone_from(&record.summary);
         outcome.record = Some(record);
         Ok(Some(outcome))

@@ -290,7 +290,11 @@ fn recheck(
     reason: Pending,
     now: DateTime<Utc>,
 ) -> Transition {
-    if incident.checks >= policy.max_attempts.saturating_add(MAX_EXTRA_CHECKS) {
+    let allowed = policy
+        .max_attempts
+        .saturating_add(MAX_EXTRA_CHECKS)
+        .saturating_add(incident.deferrals);
+    if incident.checks >= allowed {
         return escalate(state, SkipReason::Unverifiable, now);
     }
     let mut next = state.clone();

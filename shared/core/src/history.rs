@@ -44,7 +44,7 @@ fn stage(record: &HealingRecord) -> &'static str {
         (RunPhase::Reset, _, _) => "reset",
         (RunPhase::Revert, _, _) => "reverted",
         (_, HealingStatus::Pending | HealingStatus::InProgress, _) => "in-progress",
-        (_, _, Some(SkipReason::Budget)) => "deferred",
+        (_, _, Some(reason)) if reason.is_deferral() => "deferred",
         (_, _, Some(SkipReason::MaxAttempts | SkipReason::Unverifiable)) => "escalated",
         (_, HealingStatus::Skipped, _) => "skipped",
         (_, HealingStatus::Completed | HealingStatus::Failed, _) => "acted",

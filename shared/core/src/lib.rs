@@ -6,6 +6,7 @@
 //! - [`resolve`]: which rule an event selects and which resource it heals;
 //! - [`decision`]: the pure act/skip decision over a resource's incident state;
 //! - [`budget`]: the safety governor's budgets (actions per rolling window);
+//! - [`group`]: the safety governor's group guard (how much of a group heals at once);
 //! - [`revert`]: changes a heal made that are put back when the incident resolves;
 //! - [`followup`]: the closed loop: every attempt's scheduled check, and what it decides;
 //! - [`ports`]: the traits the engine is generic over (store, notifier, healer, follow-ups,
@@ -20,6 +21,7 @@ pub mod decision;
 pub mod engine;
 pub mod event;
 pub mod followup;
+pub mod group;
 pub mod history;
 pub mod layer;
 pub mod metrics;
@@ -32,11 +34,12 @@ pub mod revert;
 pub mod rules;
 pub mod stats;
 
-pub use budget::{Budget, BudgetScope, Limit, Spend, Tripped, Usage};
+pub use budget::{Budget, BudgetScope, Limit, Spend, TripKind, Tripped, Usage};
 pub use decision::{Decision, Incident, Lease, ResourceState};
 pub use engine::{Engine, EngineError, Outcome, Settings, Verdict};
 pub use event::{AlarmEvent, AlarmKind, AlarmState, EventError};
 pub use followup::{AlarmReading, FollowUp, Pending};
+pub use group::{Allowance, GroupGuard, GroupView};
 pub use layer::Layer;
 pub use notice::{Notice, NoticeKind};
 pub use ports::{

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::engine::{Outcome, Verdict};
-use crate::record::{RunPhase, SkipReason};
+use crate::record::RunPhase;
 
 pub const NAMESPACE: &str = "autoheal";
 
@@ -34,7 +34,7 @@ pub fn document(outcome: &Outcome, at: DateTime<Utc>) -> Option<Value> {
         values.insert("Reason".to_owned(), json!(reason.as_str()));
         values.insert("Skips".to_owned(), json!(1));
         metrics.push(("Skips", "Count", vec!["Layer", "Reason"]));
-        if reason == SkipReason::Budget {
+        if reason.is_deferral() {
             values.insert("Deferrals".to_owned(), json!(1));
             metrics.push(("Deferrals", "Count", vec!["Layer", "Rule"]));
             metrics.push(("Deferrals", "Count", vec![]));

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::budget::{TripKind, Tripped};
 use crate::record::HealingRecord;
 use crate::rules::Rule;
 
@@ -18,6 +19,9 @@ pub enum NoticeKind {
     Escalation,
     /// A budget of actions is spent: heals are deferred (one notice per budget and window).
     Budget,
+    /// A group guard holds heals back: too much of a group in healing, or unhealthy (one
+    /// notice per group, guard and window).
+    GroupGuard,
 }
 
 /// One notification.
@@ -62,10 +66,14 @@ impl Notice {
         self
     }
 
-    /// The first deferral of a budget's window.
-    pub fn budget(record: HealingRecord, rule: &Rule) -> Self {
+    /// The first deferral of a budget's or a group guard's window.
+    pub fn deferral(record: HealingRecord, rule: &Rule, tripped: &Tripped) -> Self {
+        let kind = match tripped.kind {
+            TripKind::Budget => NoticeKind::Budget,
+            TripKind::GroupBusy { .. } | TripKind::GroupStorm { .. } => NoticeKind::GroupGuard,
+        };
         Notice {
-            kind: NoticeKind::Budget,
+            kind,
             ..Notice::healing(record, rule)
         }
     }
@@ -98,6 +106,12 @@ impl Notice {
             NoticeKind::Budget => format!(
                 "autoheal BUDGET spent: heals deferred (first: {} on {})",
                 r.rule, r.resource_id
+            ),
+            NoticeKind::GroupGuard => format!(
+                "autoheal GROUP GUARD: heals in {} deferred (first: {} on {})",
+                r.details.get("group").map_or("a group", String::as_str),
+                r.rule,
+                r.resource_id
             ),
         };
         let text = match r.mode {
@@ -142,6 +156,7 @@ impl Notice {
                 NoticeKind::Healing => "healing",
                 NoticeKind::Escalation => "escalation",
                 NoticeKind::Budget => "budget",
+                NoticeKind::GroupGuard => "group-guard",
             }
             .to_owned(),
         );

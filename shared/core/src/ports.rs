@@ -11,6 +11,7 @@ use crate::budget::{Budget, Spend, Tripped, Usage};
 use crate::decision::ResourceState;
 use crate::event::AlarmEvent;
 use crate::followup::{AlarmReading, FollowUp};
+use crate::group::{GroupView, Hold, Slot};
 use crate::layer::Layer;
 use crate::notice::Notice;
 use crate::record::{HealingRecord, SkipReason};
@@ -44,6 +45,8 @@ pub struct ClaimRequest<'a> {
     /// The event's earlier claim belongs to a run that died: this run takes it over.
     pub takeover: bool,
     pub spends: &'a [Spend],
+    /// The slot of the resource's group this run takes (see [`crate::group`]).
+    pub hold: Option<&'a Hold>,
 }
 
 /// How an attempt to claim a resource for a run ended.
@@ -55,7 +58,8 @@ pub enum ClaimResult {
     Duplicate,
     /// The state changed since it was read: read again and decide again.
     Conflict,
-    /// A budget the claim spends was spent by another run first: decide again.
+    /// A budget the claim spends was spent, or the group slot it takes was taken, by another
+    /// run first: decide again.
     OverBudget,
 }
 
@@ -93,7 +97,8 @@ pub trait StateStore {
 
     /// Atomically: marks `event_id` claimed (it must be new, unless `takeover`), writes `next`
     /// if the stored version is still `expected_version`, stores the in-progress record, and
-    /// counts one action in each budget of `spends`, each only while it is below its cap.
+    /// counts one action in each budget of `spends`, each only while it is below its cap, and
+    /// takes the group slot of `hold` while it is free.
     fn claim(
         &self,
         claim: &ClaimRequest<'_>,
@@ -132,8 +137,15 @@ pub trait StateStore {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<Usage>, StoreError>> + Send;
 
+    /// The group's slots `0..capacity` that are stored (held or expired).
+    fn group_slots(
+        &self,
+        group: &str,
+        capacity: u32,
+    ) -> impl Future<Output = Result<Vec<Slot>, StoreError>> + Send;
+
     /// Marks `tripped`'s window notified; `true` only for the first caller, so that a spent
-    /// budget is announced once per window.
+    /// budget or a tripped group guard is announced once per window.
     fn first_trip(
         &self,
         tripped: &Tripped,
@@ -248,6 +260,18 @@ pub trait Healer {
     /// Whether this healer implements the action: every action of its layer.
     fn supports(&self, action: &Action) -> bool {
         action.layer() == self.layer()
+    }
+
+    /// The group the resource is a member of, read live (size and unhealthy members), when
+    /// the action heals one member of a group; `None` when it is in none, or when the
+    /// action guards a whole group itself. The safety governor asks before every new
+    /// attempt (see [`crate::group`]).
+    fn group(
+        &self,
+        request: HealRequest<'_>,
+    ) -> impl Future<Output = Result<Option<GroupView>, HealError>> + Send {
+        let _ = request;
+        async { Ok(None) }
     }
 
     /// Re-reads the resource's live state and, if healing is still needed and safe, acts.

@@ -139,9 +139,23 @@ pub enum SkipReason {
     Unverifiable,
     /// A budget of actions per window is spent: the heal is deferred until it reopens.
     Budget,
+    /// As many members of the resource's group as may heal at once are in healing: the heal
+    /// is deferred until one is done.
+    GroupBusy,
+    /// Too much of the resource's group is unhealthy to heal member by member: deferred.
+    GroupStorm,
 }
 
 impl SkipReason {
+    /// The safety governor held the heal back for later (a budget, a group guard): the
+    /// incident stays open and is looked at again.
+    pub fn is_deferral(self) -> bool {
+        matches!(
+            self,
+            SkipReason::Budget | SkipReason::GroupBusy | SkipReason::GroupStorm
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::Duplicate => "duplicate",
@@ -167,6 +181,8 @@ impl SkipReason {
             SkipReason::Escalated => "escalated",
             SkipReason::Unverifiable => "unverifiable",
             SkipReason::Budget => "budget",
+            SkipReason::GroupBusy => "group-busy",
+            SkipReason::GroupStorm => "group-storm",
         }
     }
 }

@@ -35,6 +35,7 @@ fn policy(cooldown: u64, max_attempts: u32, stable: u64) -> Policy {
         backoff_max_seconds: 3600,
         lease_seconds: 900,
         budget: BUDGET,
+        group_guard: autoheal_core::GroupGuard::default(),
     }
 }
 
@@ -172,6 +173,7 @@ fn given_no_history_when_an_alarm_arrives_then_a_new_incident_acts_at_attempt_on
             ok_since: None,
             escalated_at: None,
             checks: 1,
+            deferrals: 0,
             resolved_at: None,
         })
     );
@@ -655,6 +657,7 @@ fn given_huge_timings_in_the_policy_when_deciding_then_it_saturates_instead_of_p
             backoff_max_seconds: huge,
             lease_seconds: huge,
             budget: BUDGET,
+            group_guard: autoheal_core::GroupGuard::default(),
         };
         let mut sim = Sim::new(policy);
         assert_act(&sim.event("e1", AlarmState::Alarm, t0()), 1, "e1", true);
@@ -786,6 +789,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
             backoff_max_seconds: backoff,
             lease_seconds: lease,
             budget: BUDGET,
+            group_guard: autoheal_core::GroupGuard::default(),
         },
     )
 }
@@ -865,6 +869,7 @@ proptest! {
             backoff_max_seconds: backoff_max,
             lease_seconds: 900,
             budget: BUDGET,
+            group_guard: autoheal_core::GroupGuard::default(),
         };
         let wait = attempt_wait(&policy, &incident, attempt);
         prop_assert!(wait >= cooldown, "wait {} < cooldown {}", wait, cooldown);
@@ -914,6 +919,7 @@ proptest! {
             backoff_max_seconds: backoff,
             lease_seconds: lease,
             budget: BUDGET,
+            group_guard: autoheal_core::GroupGuard::default(),
         };
         let time = |i: usize| offsets[i].map(at);
         let state = ResourceState {
@@ -928,6 +934,7 @@ proptest! {
                 ok_since: time(4),
                 escalated_at: None,
                 checks: 0,
+                deferrals: 0,
                 resolved_at: None,
             }),
             lease: time(2).map(|expires_at| Lease {

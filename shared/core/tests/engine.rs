@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use autoheal_core::budget::Windows;
 use autoheal_core::decision::idempotency_token;
+use autoheal_core::group::{GroupView, Slot};
 use autoheal_core::{
     Action, AlarmReading, AlarmState, Budget, ClaimRequest, ClaimResult, Clock, Engine,
     EngineError, FollowUp, FollowUpError, FollowUps, HealError, HealOutcome, HealRequest, Healer,
@@ -45,6 +46,8 @@ struct StoreInner {
     writes: usize,
     /// Actions counted per budget and window, and whether the window's trip was announced.
     budgets: HashMap<(String, i64), (u32, bool)>,
+    /// Group slots, by group and index.
+    slots: HashMap<(String, u32), Slot>,
 }
 
 impl MemoryStore {
@@ -114,6 +117,7 @@ impl StateStore for MemoryStore {
             record,
             takeover,
             spends,
+            hold,
         } = *request;
         self.check_up()?;
         let mut inner = self.lock();
@@ -133,8 +137,24 @@ impl StateStore for MemoryStore {
             let key = (spend.scope.key(), spend.window.timestamp());
             inner.budgets.get(&key).map_or(0, |(n, _)| *n) >= spend.cap
         });
-        if over {
+        let taken = hold.is_some_and(|hold| {
+            inner
+                .slots
+                .get(&(hold.group.clone(), hold.slot))
+                .is_some_and(|slot| slot.until > hold.now && slot.holder != hold.holder)
+        });
+        if over || taken {
             return Ok(ClaimResult::OverBudget);
+        }
+        if let Some(hold) = hold {
+            inner.slots.insert(
+                (hold.group.clone(), hold.slot),
+                Slot {
+                    index: hold.slot,
+                    holder: hold.holder.clone(),
+                    until: hold.until,
+                },
+            );
         }
         for spend in spends {
             let key = (spend.scope.key(), spend.window.timestamp());
@@ -227,12 +247,23 @@ impl StateStore for MemoryStore {
             .collect())
     }
 
+    async fn group_slots(&self, group: &str, capacity: u32) -> Result<Vec<Slot>, StoreError> {
+        self.check_up()?;
+        Ok(self
+            .lock()
+            .slots
+            .iter()
+            .filter(|((of, index), _)| of == group && *index < capacity)
+            .map(|(_, slot)| slot.clone())
+            .collect())
+    }
+
     async fn first_trip(&self, tripped: &Tripped) -> Result<bool, StoreError> {
         self.check_up()?;
         let mut inner = self.lock();
         let entry = inner
             .budgets
-            .entry((tripped.scope.key(), tripped.window.timestamp()))
+            .entry((tripped.notice_key(), tripped.window.timestamp()))
             .or_default();
         let first = !entry.1;
         entry.1 = true;
@@ -386,6 +417,8 @@ struct FakeHealer {
     revert_fails: AtomicBool,
     /// The `n` of every revert asked for, in order.
     reverted: Mutex<Vec<String>>,
+    /// The group every resource is in, as `group` reports it.
+    group: Mutex<Option<GroupView>>,
 }
 
 impl FakeHealer {
@@ -415,6 +448,14 @@ impl Healer for FakeHealer {
 
     fn supports(&self, _action: &Action) -> bool {
         !self.unsupported.load(Ordering::SeqCst)
+    }
+
+    async fn group(&self, _request: HealRequest<'_>) -> Result<Option<GroupView>, HealError> {
+        Ok(self
+            .group
+            .lock()
+            .unwrap_or_else(|e| panic!("healer lock: {e}"))
+            .clone())
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
@@ -1045,6 +1086,7 @@ async fn given_a_run_that_died_holding_its_claim_when_the_event_is_redelivered_t
                 ok_since: None,
                 escalated_at: None,
                 checks: 1,
+                deferrals: 0,
                 resolved_at: None,
             }),
             reverts: Vec::new(),
@@ -1974,6 +2016,189 @@ async fn given_shadow_mode_when_the_budget_is_spent_then_deferrals_are_recorded_
     );
     assert_eq!(engine.healer.count(), 0);
     assert!(engine.follow_ups.scheduled().is_empty());
+}
+
+fn put_in_group(engine: &TestEngine, size: u32, unhealthy: u32) {
+    *engine
+        .healer
+        .group
+        .lock()
+        .unwrap_or_else(|e| panic!("healer lock: {e}")) = Some(GroupView {
+        id: "auto-scaling-group/web".to_owned(),
+        size,
+        unhealthy,
+    });
+}
+
+#[tokio::test]
+async fn given_six_of_ten_members_unhealthy_when_their_alarms_fire_then_none_is_healed_and_one_notice_says_why()
+ {
+    let engine = infrastructure();
+    put_in_group(&engine, 10, 6);
+
+    let mut outcomes = Vec::new();
+    for i in 0..6 {
+        let event = ec2_status_check(&format!("e{i}"), "ALARM", &format!("i-{i}"));
+        outcomes.push(handle(&engine, event, &format!("run-{i}")).await);
+    }
+
+    assert_eq!(engine.healer.count(), 0);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.reason == Some(SkipReason::GroupStorm)),
+        "{outcomes:#?}"
+    );
+    let record = record_of(&outcomes[0]);
+    assert_eq!(
+        record.details.get("group").map(String::as_str),
+        Some("auto-scaling-group/web")
+    );
+    assert!(
+        record
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.contains("6 of the 10 members")),
+        "{record:?}"
+    );
+    let guard_notices: Vec<Notice> = engine
+        .notifier
+        .notices()
+        .into_iter()
+        .filter(|n| n.kind == NoticeKind::GroupGuard)
+        .collect();
+    assert_eq!(guard_notices.len(), 1, "one notice per group and window");
+    assert_eq!(engine.notifier.notices().len(), 1);
+    let checks = engine.follow_ups.scheduled();
+    assert_eq!(checks.len(), 6, "the storm is looked at again");
+    assert!(
+        checks
+            .iter()
+            .all(|(_, due)| *due >= at(300) && *due < at(360))
+    );
+
+    // The storm passes (one member left unhealthy): the next check heals it.
+    put_in_group(&engine, 10, 1);
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    let (follow_up, due) = checks[0].clone();
+    engine.clock.set(due);
+    let healed = handle(&engine, follow_up.to_payload(), "after-storm").await;
+    assert_eq!(healed.decision, Verdict::Act, "{healed:#?}");
+    assert_eq!(engine.healer.count(), 1);
+}
+
+#[tokio::test]
+async fn given_three_of_ten_members_unhealthy_when_their_alarms_fire_then_two_heal_at_once_and_the_third_waits_for_a_slot()
+ {
+    let engine = infrastructure();
+    put_in_group(&engine, 10, 3);
+
+    let mut outcomes = Vec::new();
+    for i in 0..3 {
+        let event = ec2_status_check(&format!("e{i}"), "ALARM", &format!("i-{i}"));
+        outcomes.push(handle(&engine, event, &format!("run-{i}")).await);
+    }
+
+    let verdicts: Vec<(Verdict, Option<SkipReason>)> =
+        outcomes.iter().map(|o| (o.decision, o.reason)).collect();
+    assert_eq!(
+        verdicts,
+        [
+            (Verdict::Act, None),
+            (Verdict::Act, None),
+            (Verdict::Skip, Some(SkipReason::GroupBusy))
+        ]
+    );
+    assert_eq!(engine.healer.count(), 2, "20 % of 10 at once");
+    let notices = engine.notifier.notices();
+    assert_eq!(
+        notices
+            .iter()
+            .filter(|n| n.kind == NoticeKind::GroupGuard)
+            .count(),
+        1
+    );
+    // The third is due when the first slot frees: at the first heal's follow-up.
+    let scheduled = engine.follow_ups.scheduled();
+    let first_check = scheduled
+        .iter()
+        .find(|(f, _)| f.resource_id == "i-0")
+        .map(|(_, due)| *due)
+        .expect("i-0 is followed up");
+    let (waiting, waiting_due) = scheduled
+        .iter()
+        .find(|(f, _)| f.resource_id == "i-2")
+        .cloned()
+        .expect("i-2 is followed up");
+    assert!(waiting_due >= first_check && waiting_due < first_check + Duration::seconds(60));
+
+    // Before then, a retry of the waiting member still finds no slot.
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    engine.clock.set(first_check - Duration::seconds(1));
+    let early = handle(&engine, waiting.to_payload(), "early").await;
+    assert_eq!(early.reason, Some(SkipReason::GroupBusy));
+    assert_eq!(engine.healer.count(), 2);
+
+    // Once the first heal's slot is free, the waiting member heals.
+    let (waiting, _) = engine
+        .follow_ups
+        .scheduled()
+        .into_iter()
+        .rfind(|(f, _)| f.resource_id == "i-2")
+        .expect("rescheduled");
+    engine.clock.set(waiting_due);
+    let healed = handle(&engine, waiting.to_payload(), "later").await;
+    assert_eq!(healed.decision, Verdict::Act, "{healed:#?}");
+    assert_eq!(engine.healer.count(), 3);
+}
+
+#[tokio::test]
+async fn given_a_long_storm_when_it_passes_then_the_deferrals_left_the_incident_its_checks() {
+    let engine = infrastructure();
+    put_in_group(&engine, 10, 8);
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    for i in 0..15 {
+        let deferred = fire_latest(&engine, &format!("storm-{i}")).await;
+        assert_eq!(
+            deferred.reason,
+            Some(SkipReason::GroupStorm),
+            "{deferred:#?}"
+        );
+    }
+    put_in_group(&engine, 10, 1);
+    let healed = fire_latest(&engine, "healed").await;
+    assert_eq!(healed.decision, Verdict::Act, "{healed:#?}");
+
+    // OK, but not yet for the stable period: the check looks again rather than give up.
+    let (payload, due) = engine.follow_ups.latest();
+    engine.clock.set(due);
+    engine.follow_ups.set_alarm(ALARM_NAME, AlarmState::Ok, due);
+    let check = handle(&engine, payload, "check").await;
+    assert_eq!(check.decision, Verdict::Recheck, "{check:#?}");
+    assert!(!check.escalated);
+}
+
+#[tokio::test]
+async fn given_one_member_retried_when_it_holds_a_slot_then_its_retry_keeps_it() {
+    let engine = infrastructure();
+    put_in_group(&engine, 4, 1);
+    engine.healer.fail.store(true, Ordering::SeqCst);
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    let retried = fire_latest(&engine, "check-1").await;
+
+    assert_eq!(retried.decision, Verdict::Act, "{retried:#?}");
+    assert_eq!(engine.healer.count(), 2);
 }
 
 // ------------------------------------------------------------------ metrics

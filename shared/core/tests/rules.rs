@@ -157,6 +157,16 @@ fn given_the_shipped_rules_then_the_file_defaults_apply_to_every_rule() {
         assert_eq!(rule.policy.stable_period_seconds, 900, "{}", rule.name);
         assert_eq!(rule.policy.backoff_max_seconds, 3600, "{}", rule.name);
         assert_eq!(rule.policy.lease_seconds, 900, "{}", rule.name);
+        assert_eq!(
+            rule.policy.group_guard.max_healing_percent, 20,
+            "{}",
+            rule.name
+        );
+        assert_eq!(
+            rule.policy.group_guard.max_unhealthy_percent, 50,
+            "{}",
+            rule.name
+        );
     }
 }
 
@@ -294,6 +304,53 @@ fn given_per_rule_timings_when_parsed_then_they_override_the_defaults() {
             .backoff_max_seconds,
         3600
     );
+}
+
+#[test]
+fn given_a_rule_with_its_own_group_guard_when_parsed_then_it_overrides_the_defaults() {
+    let text = edit(
+        BASE,
+        "max_attempts = 2\n",
+        "max_attempts = 2\nmax_healing_percent = 50\nmax_unhealthy_percent = 100\n",
+    );
+    let rules = parse(&text);
+    let guard = rules
+        .get("second-rule")
+        .expect("second rule")
+        .policy
+        .group_guard;
+    assert_eq!(
+        (guard.max_healing_percent, guard.max_unhealthy_percent),
+        (50, 100)
+    );
+    let first = rules.get("first-rule").expect("first").policy.group_guard;
+    assert_eq!(
+        (first.max_healing_percent, first.max_unhealthy_percent),
+        (20, 50)
+    );
+}
+
+#[test]
+fn given_a_group_guard_that_is_no_percentage_then_the_line_and_field_are_named() {
+    for (line, field) in [
+        ("max_healing_percent = 0", "max_healing_percent"),
+        ("max_unhealthy_percent = 101", "max_unhealthy_percent"),
+        ("max_healing_percent = 300", "max_healing_percent"),
+    ] {
+        let text = edit(
+            BASE,
+            "max_attempts = 2\n",
+            &format!("max_attempts = 2\n{line}\n"),
+        );
+        let problem = first_problem(&text);
+        assert_eq!(
+            problem.rule.as_deref(),
+            Some("second-rule"),
+            "{line}: {problem:?}"
+        );
+        assert_eq!(problem.field.as_deref(), Some(field), "{line}: {problem:?}");
+        assert!(problem.line.is_some(), "{line}: {problem:?}");
+    }
 }
 
 #[test]

@@ -30,6 +30,12 @@ pub struct Defaults {
     pub max_actions_per_window: u32,
     #[serde(default = "Defaults::budget_window")]
     pub budget_window_seconds: u64,
+    /// At most this share of a group in healing at once (at least one member).
+    #[serde(default = "Defaults::max_healing_percent")]
+    pub max_healing_percent: u8,
+    /// No member of a group is healed while more than this share of it is unhealthy.
+    #[serde(default = "Defaults::max_unhealthy_percent")]
+    pub max_unhealthy_percent: u8,
 }
 
 impl Defaults {
@@ -48,6 +54,12 @@ impl Defaults {
     fn budget_window() -> u64 {
         900
     }
+    fn max_healing_percent() -> u8 {
+        crate::group::GroupGuard::default().max_healing_percent
+    }
+    fn max_unhealthy_percent() -> u8 {
+        crate::group::GroupGuard::default().max_unhealthy_percent
+    }
 }
 
 impl Default for Defaults {
@@ -58,6 +70,8 @@ impl Default for Defaults {
             lease_seconds: Self::lease(),
             max_actions_per_window: Self::max_actions_per_window(),
             budget_window_seconds: Self::budget_window(),
+            max_healing_percent: Self::max_healing_percent(),
+            max_unhealthy_percent: Self::max_unhealthy_percent(),
         }
     }
 }
@@ -97,6 +111,10 @@ struct RawRule {
     max_actions_per_window: Option<u32>,
     #[serde(default)]
     budget_window_seconds: Option<u64>,
+    #[serde(default)]
+    max_healing_percent: Option<u8>,
+    #[serde(default)]
+    max_unhealthy_percent: Option<u8>,
 }
 
 /// Parses and validates a rules file.
@@ -174,6 +192,25 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
         if budget.window_seconds == 0 {
             problem("budget_window_seconds", "must be at least 1".to_owned());
         }
+        let group_guard = crate::group::GroupGuard {
+            max_healing_percent: raw_rule
+                .max_healing_percent
+                .unwrap_or(defaults.max_healing_percent),
+            max_unhealthy_percent: raw_rule
+                .max_unhealthy_percent
+                .unwrap_or(defaults.max_unhealthy_percent),
+        };
+        for (field, percent) in [
+            ("max_healing_percent", group_guard.max_healing_percent),
+            ("max_unhealthy_percent", group_guard.max_unhealthy_percent),
+        ] {
+            if !(1..=100).contains(&percent) {
+                problem(
+                    field,
+                    format!("must be a percentage from 1 to 100, not {percent}"),
+                );
+            }
+        }
         rules.push(Rule {
             name: raw_rule.name,
             description: raw_rule.description,
@@ -194,6 +231,7 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
                     .unwrap_or(defaults.backoff_max_seconds),
                 lease_seconds,
                 budget,
+                group_guard,
             },
         });
     }

@@ -85,6 +85,8 @@ pub struct Policy {
     pub lease_seconds: u64,
     /// At most this many actions of the rule (on all its resources) per rolling window.
     pub budget: crate::budget::Limit,
+    /// How much of a group (Auto Scaling group, ECS service, target group) may heal at once.
+    pub group_guard: crate::group::GroupGuard,
 }
 
 /// One validated healing rule.

@@ -1,0 +1,237 @@
+//! The safety governor through the emulator: the shipped budgets against a burst of fifty
+//! alarms, and the group guard on an Auto Scaling group, each claim racing the others in
+//! DynamoDB transactions.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use autoheal_core::{Outcome, Settings, SkipReason, Verdict};
+use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, TestEngine, ec2_alarm};
+
+/// The alarm of the `ec2-instance-healing` sample events.
+const ALARM: &str = "web-01-system-status-check-failed";
+/// What the emulator's status-check shim reports as the failing host check.
+const SYSTEM_IMPAIRED: (&str, &str) = ("emulator:system-status", "impaired");
+
+/// The `kind` of every notification published.
+fn kinds(notifications: &[Value]) -> Vec<String> {
+    notifications
+        .iter()
+        .map(|n| {
+            let message: Value =
+                serde_json::from_str(n["Message"].as_str().expect("a message")).expect("JSON");
+            message["kind"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+/// One ALARM per instance, all at once.
+async fn burst(
+    engine: &Arc<TestEngine<TestClock>>,
+    instances: &[String],
+    prefix: &str,
+) -> Vec<Outcome> {
+    let handles: Vec<_> = instances
+        .iter()
+        .enumerate()
+        .map(|(i, instance)| {
+            let engine = Arc::clone(engine);
+            let event = ec2_alarm(instance, &format!("{prefix}-e{i}"));
+            let run = format!("{prefix}-r{i}");
+            tokio::spawn(async move { engine.handle(event, &run).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.push(handle.await.expect("joined").expect("handled"));
+    }
+    outcomes
+}
+
+fn count(outcomes: &[Outcome], verdict: Verdict, reason: Option<SkipReason>) -> usize {
+    outcomes
+        .iter()
+        .filter(|o| o.decision == verdict && o.reason == reason)
+        .count()
+}
+
+/// The instances the emulator saw stopped, started or rebooted.
+async fn acted_on(fleet: &Fleet, instances: &[String]) -> BTreeSet<String> {
+    let mut acted = BTreeSet::new();
+    for instance in instances {
+        if !fleet.history(instance).await.is_empty() {
+            acted.insert(instance.clone());
+        }
+    }
+    acted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_alarms_act_within_the_shipped_budget_and_the_deferred_are_picked_up_when_it_reopens()
+{
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("burst").await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let instances = fleet
+        .standalone_fleet(
+            aws_sdk_ec2::types::InstanceType::T3Small,
+            50,
+            &[SYSTEM_IMPAIRED],
+        )
+        .await;
+    assert_eq!(instances.len(), 50);
+    let clock = TestClock::at(Utc::now());
+    let engine = Arc::new(deployment.infrastructure(clock.clone(), Settings::default()));
+
+    let outcomes = burst(&engine, &instances, "burst").await;
+
+    assert_eq!(count(&outcomes, Verdict::Act, None), 5, "{outcomes:#?}");
+    assert_eq!(
+        count(&outcomes, Verdict::Skip, Some(SkipReason::Budget)),
+        45
+    );
+    let first = acted_on(&fleet, &instances).await;
+    assert_eq!(first.len(), 5, "only the budget's five were touched");
+    let notices = kinds(&deployment.notifications(&queue).await);
+    assert_eq!(
+        notices.iter().filter(|kind| *kind == "budget").count(),
+        1,
+        "{notices:?}"
+    );
+    assert_eq!(notices.iter().filter(|kind| *kind == "healing").count(), 5);
+
+    // The window reopens: the deferred checks fire (the acted ones' are left for later)
+    // and the next five are healed; the rest wait for the window after.
+    deployment.set_alarm(ALARM, "ALARM").await;
+    let deferred: Vec<_> = deployment
+        .follow_ups()
+        .await
+        .into_iter()
+        .filter(|schedule| {
+            let resource = schedule.payload["detail"]["resource_id"].as_str();
+            resource.is_some_and(|id| !first.contains(id))
+        })
+        .collect();
+    assert_eq!(deferred.len(), 45);
+    let reopened = deferred
+        .iter()
+        .map(|schedule| schedule.due_at)
+        .max()
+        .expect("45 deferred");
+    clock.set(reopened);
+    let mut again = Vec::new();
+    for (i, schedule) in deferred.into_iter().enumerate() {
+        again.push(
+            deployment
+                .fire(&engine, &clock, schedule, &format!("again-{i}"))
+                .await,
+        );
+    }
+    assert_eq!(count(&again, Verdict::Act, None), 5, "{again:#?}");
+    assert_eq!(count(&again, Verdict::Skip, Some(SkipReason::Budget)), 40);
+    let second = acted_on(&fleet, &instances).await;
+    assert_eq!(second.len(), 10);
+    assert!(first.is_subset(&second));
+    let notices = kinds(&deployment.notifications(&queue).await);
+    assert_eq!(
+        notices.iter().filter(|kind| *kind == "budget").count(),
+        1,
+        "one more budget notice for the new window: {notices:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_ten_with_six_members_unhealthy_is_a_storm_no_member_is_healed() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("storm").await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let members = fleet.auto_scaling_group_of("web", 10).await;
+    assert_eq!(members.len(), 10);
+    let unhealthy = &members[..6];
+    for member in unhealthy {
+        fleet
+            .tag_instance(member, SYSTEM_IMPAIRED.0, SYSTEM_IMPAIRED.1)
+            .await;
+    }
+    let clock = TestClock::at(Utc::now());
+    let engine = Arc::new(deployment.infrastructure(clock.clone(), Settings::default()));
+
+    let outcomes = burst(&engine, unhealthy, "storm").await;
+
+    assert_eq!(
+        count(&outcomes, Verdict::Skip, Some(SkipReason::GroupStorm)),
+        6,
+        "{outcomes:#?}"
+    );
+    assert_eq!(engine.healer.calls(), 0);
+    let group = fleet.group("web").await;
+    assert!(
+        group
+            .instances()
+            .iter()
+            .all(|member| member.health_status() == Some("Healthy")),
+        "no member was handed to the group: {group:?}"
+    );
+    let notices = kinds(&deployment.notifications(&queue).await);
+    assert_eq!(notices, ["group-guard"], "one notice for the storm");
+    let record = outcomes[0].record.as_ref().expect("recorded");
+    assert_eq!(
+        record.details.get("group").map(String::as_str),
+        Some("auto-scaling-group/web")
+    );
+    assert_eq!(
+        deployment.follow_ups().await.len(),
+        6,
+        "the storm is looked at again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_ten_heals_two_members_at_once_and_the_third_waits_for_a_slot() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("slots").await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let members = fleet.auto_scaling_group_of("web", 10).await;
+    let unhealthy = &members[..3];
+    for member in unhealthy {
+        fleet
+            .tag_instance(member, SYSTEM_IMPAIRED.0, SYSTEM_IMPAIRED.1)
+            .await;
+    }
+    let clock = TestClock::at(Utc::now());
+    let engine = Arc::new(deployment.infrastructure(clock.clone(), Settings::default()));
+
+    // Two unhealthy members: both healed.
+    let outcomes = burst(&engine, &unhealthy[..2], "two").await;
+    assert_eq!(count(&outcomes, Verdict::Act, None), 2, "{outcomes:#?}");
+    // A third while they are in healing: 20 % of ten is two at once.
+    let third = burst(&engine, &unhealthy[2..], "third").await;
+    assert_eq!(
+        count(&third, Verdict::Skip, Some(SkipReason::GroupBusy)),
+        1,
+        "{third:#?}"
+    );
+
+    let group = fleet.group("web").await;
+    let handed: BTreeSet<&str> = group
+        .instances()
+        .iter()
+        .filter(|member| member.health_status() == Some("Unhealthy"))
+        .filter_map(|member| member.instance_id())
+        .collect();
+    let expected: BTreeSet<&str> = unhealthy[..2].iter().map(String::as_str).collect();
+    assert_eq!(handed, expected, "never more than two at once");
+    let notices = kinds(&deployment.notifications(&queue).await);
+    assert_eq!(
+        notices.iter().filter(|kind| *kind == "group-guard").count(),
+        1,
+        "{notices:?}"
+    );
+    assert_eq!(notices.iter().filter(|kind| *kind == "healing").count(), 2);
+}
