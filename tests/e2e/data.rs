@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use autoheal_core::decision::idempotency_token;
 use autoheal_core::{
-    AlarmEvent, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Layer, RuleSet,
-    SkipReason, SystemClock, Verdict,
+    AlarmEvent, Clock, HealError, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus,
+    Layer, RuleSet, Settings, SkipReason, SystemClock, Verdict,
 };
 use autoheal_data::DataHealer;
 use autoheal_tests::data::{
@@ -14,8 +14,8 @@ use autoheal_tests::data::{
     data_ok, rds_tag,
 };
 use autoheal_tests::{
-    Deployment, Emulator, Published, TestEngine, autoheal_snapshot_tags, ec2_alarm, rds_snapshot,
-    rds_snapshot_ids,
+    Deployment, Emulator, Published, TestClock, TestEngine, autoheal_snapshot_tags, ec2_alarm,
+    rds_snapshot, rds_snapshot_ids,
 };
 
 type DataEngine = TestEngine<SystemClock>;
@@ -529,6 +529,146 @@ async fn an_instance_autoheal_did_not_create_is_never_deleted() {
             "orders-db".to_owned(),
             "orders-db-verify-01234567".to_owned()
         ]
+    );
+}
+
+/// A healer whose invocation is killed once its step's calls are made: it never returns, as
+/// a process that died after its AWS calls and before it recorded them.
+struct KilledAfterItsCalls<H>(H);
+
+impl<H: Healer + Sync> Healer for KilledAfterItsCalls<H> {
+    fn layer(&self) -> Layer {
+        self.0.layer()
+    }
+
+    async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
+        let _ = Box::pin(self.0.heal(request)).await;
+        std::future::pending().await
+    }
+}
+
+#[test]
+fn a_verification_whose_snapshot_outlasts_an_invocation_completes_across_follow_ups_and_resumes_after_a_kill()
+ {
+    // Unoptimised builds keep the whole nest of futures of a follow-up's run (scheduler,
+    // engine, healer, SDK) on the stack: more than a test thread's 2 MiB.
+    std::thread::Builder::new()
+        .stack_size(16 * 1024 * 1024)
+        .spawn(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(slow_verification_resumed_after_a_kill());
+        })
+        .expect("a thread")
+        .join()
+        .expect("the scenario held");
+}
+
+async fn slow_verification_resumed_after_a_kill() {
+    let emulator = Emulator::start_with_shims(&["moto_rds_snapshot_progress.py"]);
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    // RDS works on this instance's snapshots until the tag goes.
+    stores
+        .database("orders-db", &[("emulator:snapshot-status", "creating")], 7)
+        .await;
+    let alarm = data_alarm(BACKUP_VERIFICATION, "orders-db", "event-slow");
+    let alarm_name = alarm["detail"]["alarmName"]
+        .as_str()
+        .expect("a name")
+        .to_owned();
+    deployment.set_alarm(&alarm_name, "ALARM").await;
+    let start = Utc::now();
+    let clock = TestClock::at(start);
+    let engine = deployment.layer_with(Layer::Data, clock.clone(), Settings::default());
+
+    // The alarm's invocation takes the snapshot and is killed before it records anything.
+    let killed = deployment.engine(
+        Layer::Data,
+        KilledAfterItsCalls(DataHealer::new(&deployment.sdk)),
+        clock.clone(),
+        Settings::default(),
+    );
+    let died = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        Box::pin(killed.handle(alarm, "killed-run")),
+    )
+    .await;
+    assert!(died.is_err(), "the run never ended");
+    assert_eq!(stores.snapshots_of("orders-db").await.len(), 1);
+
+    // Its check (due when the attempt's backoff ends, two hours for this rule) resumes the
+    // attempt: the same snapshot (taking it again would fail: it exists), still being made;
+    // then a step every two minutes, each in a short invocation, until three hours passed.
+    let mut steps = Vec::new();
+    while clock.now() < start + Duration::hours(3) {
+        let outcome =
+            Box::pin(deployment.fire_next(&engine, &clock, &format!("step-{}", steps.len())))
+                .await
+                .expect("the next step is scheduled");
+        steps.push(outcome);
+    }
+    // Each step's own safety check (in case it died too) is superseded by the step after.
+    let (superseded, steps): (Vec<_>, Vec<_>) =
+        steps.into_iter().partition(|step| step.record.is_none());
+    assert!(
+        superseded
+            .iter()
+            .all(|check| check.reason == Some(SkipReason::Superseded)),
+        "{superseded:#?}"
+    );
+    assert!(steps.len() > 25, "{} steps", steps.len());
+    for step in &steps {
+        let record = step.record.as_ref().expect("recorded");
+        assert_eq!(record.status, HealingStatus::InProgress, "{record:?}");
+        assert_eq!(record.attempt, 1);
+    }
+    let snapshot_id = steps[0].record.as_ref().expect("recorded").details["snapshot_id"].clone();
+
+    // RDS finishes the snapshot: the next step restores it, proves it, and cleans up.
+    let arn = stores
+        .instance("orders-db")
+        .await
+        .expect("the source")
+        .db_instance_arn()
+        .expect("an arn")
+        .to_owned();
+    stores
+        .rds
+        .remove_tags_from_resource()
+        .resource_name(arn)
+        .tag_keys("emulator:snapshot-status")
+        .send()
+        .await
+        .expect("untag");
+    let mut fired = 0;
+    let record = loop {
+        let outcome = Box::pin(deployment.fire_next(&engine, &clock, &format!("last-{fired}")))
+            .await
+            .expect("the next step");
+        fired += 1;
+        if let Some(record) = outcome.record {
+            break record;
+        }
+        assert_eq!(outcome.reason, Some(SkipReason::Superseded));
+    };
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.attempt, 1, "one attempt from start to end");
+    assert_eq!(record.details["snapshot_id"], snapshot_id);
+    assert_eq!(record.details["verification"], "restored");
+    let snapshots = stores.snapshots_of("orders-db").await;
+    assert_eq!(snapshots.len(), 1, "the snapshot was taken once");
+    assert_eq!(
+        rds_tag(snapshots[0].tag_list(), "autoheal:verification"),
+        Some("restored")
+    );
+    assert_eq!(stores.instance_ids().await, vec!["orders-db".to_owned()]);
+    assert_eq!(
+        usize::try_from(engine.healer.calls()).expect("small"),
+        steps.len() + 1
     );
 }
 

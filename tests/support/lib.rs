@@ -599,6 +599,14 @@ impl Deployment {
         outcome
     }
 
+    /// Deletes a follow-up's schedule without delivering it (one that a killed invocation
+    /// was handling, say).
+    pub async fn delete_follow_up(&self, name: &str) {
+        autoheal_aws::followups::delete_schedule(&self.scheduler(), "default", name)
+            .await
+            .expect("delete schedule");
+    }
+
     fn scheduler(&self) -> aws_sdk_scheduler::Client {
         aws_sdk_scheduler::Client::new(&self.sdk)
     }

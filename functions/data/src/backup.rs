@@ -1,27 +1,30 @@
 //! `verify-backup`: take a fresh backup of an RDS instance and prove it restores.
 //!
-//! 1. A manual snapshot `autoheal-verify-<db>-<token>` (reused when a retried attempt already
-//!    took it), tagged as autoheal's, and a bounded wait until it is available. The snapshot
-//!    is kept: it is the fresh backup.
-//! 2. A temporary instance `<db>-verify-<token>` restored from that snapshot with
-//!    `restore_instance_class`, in the source's subnet group and security groups, never
-//!    public, without deletion protection, and a bounded wait until it is available. A
-//!    restore that fails or never becomes available IS the verification failure.
-//! 3. The temporary instance is deleted (no final snapshot, no automated backups) whatever
-//!    the verification showed, before the run is recorded.
+//! The work takes minutes to hours (a large database's snapshot, a restore), so it runs as
+//! steps, each in its own short invocation: a step that finds AWS still working answers
+//! `Continuing` and autoheal resumes the action in a follow-up, with the same attempt and
+//! idempotency token. Everything the action makes is named from that token, so each step
+//! sees what earlier ones (or a run that died) left and never repeats one:
+//!
+//! 1. **The backup**: a manual snapshot `autoheal-verify-<db>-<token>`, tagged as autoheal's,
+//!    taken once; the action waits (across follow-ups) until it is `available`. The snapshot
+//!    is kept: it is the fresh backup. A snapshot that fails is the verification's failure.
+//! 2. **The test restore**: a temporary instance `<db>-verify-<token>` restored from that
+//!    snapshot with `restore_instance_class`, in the source's subnet group and security
+//!    groups, never public, without deletion protection; the action waits until it is
+//!    `available`. A restore that is refused or ends in a failed state IS the verification
+//!    failure. The verdict is written on the snapshot (`autoheal:verification`) before the
+//!    temporary instance goes, so that it outlives it.
+//! 3. **The clean-up**: the temporary instance is deleted (no final snapshot, no automated
+//!    backups) whatever the verdict, before the run is recorded.
 //! 4. Only when the new backup proved it restores: autoheal's own older verified backups of
 //!    the instance beyond the rule's retention are deleted (`autoheal_core::retention`). A
 //!    failed verification deletes no snapshot.
-//!
-//! The waits together stay well under the function's 300 s timeout.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_rds::Client as RdsClient;
-use aws_sdk_rds::client::Waiters;
 use aws_sdk_rds::types::{DbInstance, DbSnapshot};
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 use autoheal_aws::errors::describe;
 use autoheal_aws::snapshots::RdsSnapshots;
@@ -29,16 +32,52 @@ use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
 use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
 
 use crate::restore::{Source, created_by_autoheal, describe_instance, describe_source, tag};
-use crate::{rds_identifier, short_token};
+use crate::{rds_identifier, short_token, tag_map};
 use autoheal_aws::errors::api_error;
 
-/// How long to wait for the new snapshot to become available.
-const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long to wait for the test restore to become available.
-const RESTORE_TIMEOUT: Duration = Duration::from_secs(150);
+/// How long to let AWS work on the snapshot or the test restore before looking again.
+pub const STEP_INTERVAL_SECONDS: u64 = 120;
+/// The verdict of the test restore, on the snapshot: `restored`, or `failed: <why>`.
+pub const VERIFICATION_TAG: &str = "autoheal:verification";
 /// RDS DB instance identifiers are at most 63 characters, snapshot identifiers 255.
 const MAX_INSTANCE_ID: usize = 63;
 const MAX_SNAPSHOT_ID: usize = 255;
+/// The states in which a DB instance will not become available by itself.
+const FAILED_INSTANCE_STATES: [&str; 8] = [
+    "failed",
+    "incompatible-network",
+    "incompatible-option-group",
+    "incompatible-parameters",
+    "incompatible-restore",
+    "inaccessible-encryption-credentials",
+    "restore-error",
+    "storage-full",
+];
+
+/// What the test restore showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Restored,
+    Failed(String),
+}
+
+impl Verdict {
+    fn from_tag(value: &str) -> Self {
+        match value.strip_prefix("failed: ") {
+            Some(why) => Verdict::Failed(why.to_owned()),
+            None if value == "restored" => Verdict::Restored,
+            None => Verdict::Failed(value.to_owned()),
+        }
+    }
+
+    fn tag_value(&self) -> String {
+        match self {
+            Verdict::Restored => "restored".to_owned(),
+            // RDS tag values are at most 256 characters.
+            Verdict::Failed(why) => format!("failed: {why}").chars().take(256).collect(),
+        }
+    }
+}
 
 /// Verifies RDS backups by restoring them.
 #[derive(Debug, Clone)]
@@ -51,6 +90,7 @@ impl BackupVerifier {
         BackupVerifier { rds }
     }
 
+    /// Runs the next step of the verification (see the module's documentation).
     pub async fn verify(
         &self,
         request: HealRequest<'_>,
@@ -62,85 +102,125 @@ impl BackupVerifier {
             Source::Healable(source) => source,
             Source::OptedOut(skipped) => return Ok(skipped),
         };
-        let status = source.db_instance_status().unwrap_or("unknown");
-        if status != "available" {
-            return Ok(HealOutcome::Skipped {
-                reason: SkipReason::Unsafe,
-                summary: format!(
-                    "DB instance {db} is {status}, not available: a snapshot cannot be taken now"
-                ),
-            });
-        }
-
         let token = short_token(request.idempotency_token);
         let snapshot_id = rds_identifier(&format!("autoheal-verify-{db}"), &token, MAX_SNAPSHOT_ID);
         let verify_id = rds_identifier(db, &format!("verify-{token}"), MAX_INSTANCE_ID);
-
-        self.take_snapshot(request, &snapshot_id).await?;
-        self.rds
-            .wait_until_db_snapshot_available()
-            .db_snapshot_identifier(&snapshot_id)
-            .wait(SNAPSHOT_TIMEOUT)
-            .await
-            .map_err(|e| {
-                HealError::new(format!(
-                    "snapshot {snapshot_id} of {db} did not become available within {} s: {}",
-                    SNAPSHOT_TIMEOUT.as_secs(),
-                    DisplayErrorContext(&e)
-                ))
-            })?;
-
-        // A leftover of a retried attempt is verified (and deleted) like a new restore.
-        let restored = match describe_instance(&self.rds, &verify_id).await? {
-            Some(existing) => {
-                created_by_autoheal(&existing, "autoheal:verification-of", db)?;
-                Ok(())
-            }
-            None => self
-                .restore(
-                    request,
-                    &source,
-                    &snapshot_id,
-                    &verify_id,
-                    restore_instance_class,
-                )
-                .await
-                .map(|_| ()),
+        let ids = || {
+            BTreeMap::from([
+                ("snapshot_id".to_owned(), snapshot_id.clone()),
+                ("verified_instance_id".to_owned(), verify_id.clone()),
+            ])
         };
-        let verification = match restored {
-            // Nothing was created: nothing to clean up.
-            Err(error) => Err(error.message),
-            Ok(()) => {
-                let waited = self
-                    .rds
-                    .wait_until_db_instance_available()
-                    .db_instance_identifier(&verify_id)
-                    .wait(RESTORE_TIMEOUT)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        format!(
-                            "the test restore {verify_id} did not become available within {} s: {}",
-                            RESTORE_TIMEOUT.as_secs(),
-                            DisplayErrorContext(&e)
-                        )
+
+        // 1. The backup.
+        let snapshot = match self.snapshot(&snapshot_id).await? {
+            Some(existing) => {
+                let of = existing.db_instance_identifier();
+                if of != Some(db) {
+                    return Err(HealError::new(format!(
+                        "DB snapshot {snapshot_id} already exists but is of {}, not {db}",
+                        of.unwrap_or("another instance")
+                    )));
+                }
+                existing
+            }
+            None => {
+                let status = source.db_instance_status().unwrap_or("unknown");
+                if status != "available" {
+                    return Ok(HealOutcome::Skipped {
+                        reason: SkipReason::Unsafe,
+                        summary: format!(
+                            "DB instance {db} is {status}, not available: a snapshot cannot be taken now"
+                        ),
                     });
-                let cleaned = self.delete(&verify_id).await;
-                match (waited, cleaned) {
-                    (Ok(()), Ok(())) => Ok(()),
-                    (Ok(()), Err(cleanup)) => Err(format!(
+                }
+                self.take_snapshot(request, &snapshot_id).await?
+            }
+        };
+        match snapshot.status().unwrap_or("creating") {
+            "available" => {}
+            "creating" | "copying" | "pending" => {
+                let progress = snapshot
+                    .percent_progress()
+                    .map_or_else(String::new, |p| format!(", {p} %"));
+                return Ok(continuing(
+                    format!("taking snapshot {snapshot_id} of {db} (being created{progress})"),
+                    ids(),
+                ));
+            }
+            other => {
+                return Err(HealError::new(format!(
+                    "backup verification of {db} failed: the new snapshot {snapshot_id} is {other}"
+                )));
+            }
+        }
+
+        // 2. The test restore, unless an earlier step reached its verdict.
+        let recorded = tag_map(snapshot.tag_list().iter().map(|t| (t.key(), t.value())))
+            .get(VERIFICATION_TAG)
+            .map(|value| Verdict::from_tag(value));
+        let verdict = match recorded {
+            Some(verdict) => verdict,
+            None => {
+                let restored = match describe_instance(&self.rds, &verify_id).await? {
+                    Some(existing) => {
+                        created_by_autoheal(&existing, "autoheal:verification-of", db)?;
+                        existing
+                    }
+                    None => match self
+                        .restore(
+                            request,
+                            &source,
+                            &snapshot_id,
+                            &verify_id,
+                            restore_instance_class,
+                        )
+                        .await
+                    {
+                        Ok(created) => created,
+                        // Refused: nothing was created, and that is the verdict.
+                        Err(refused) => {
+                            let verdict = Verdict::Failed(refused.message);
+                            self.record_verdict(&snapshot, &verdict).await?;
+                            return Err(failure(db, &snapshot_id, &verdict, None));
+                        }
+                    },
+                };
+                let status = restored.db_instance_status().unwrap_or("creating");
+                let verdict = match status {
+                    "available" => Verdict::Restored,
+                    failed if FAILED_INSTANCE_STATES.contains(&failed) => {
+                        Verdict::Failed(format!("the test restore {verify_id} ended {failed}"))
+                    }
+                    "deleting" => Verdict::Failed(format!(
+                        "the test restore {verify_id} was deleted before it became available"
+                    )),
+                    working => {
+                        return Ok(continuing(
+                            format!(
+                                "snapshot {snapshot_id} of {db} is available; restoring it into {verify_id} ({working})"
+                            ),
+                            ids(),
+                        ));
+                    }
+                };
+                self.record_verdict(&snapshot, &verdict).await?;
+                verdict
+            }
+        };
+
+        // 3. The clean-up, whatever the verdict.
+        let cleanup = self.clean_up(db, &verify_id).await.err();
+        match verdict {
+            Verdict::Failed(_) => Err(failure(db, &snapshot_id, &verdict, cleanup.as_deref())),
+            Verdict::Restored => {
+                if let Some(cleanup) = cleanup {
+                    return Err(HealError::new(format!(
                         "snapshot {snapshot_id} restored into {verify_id}, but {cleanup}; \
                          delete {verify_id} by hand"
-                    )),
-                    (Err(failure), Ok(())) => Err(format!("{failure}; {verify_id} was deleted")),
-                    (Err(failure), Err(cleanup)) => {
-                        Err(format!("{failure}; {cleanup}; delete {verify_id} by hand"))
-                    }
+                    )));
                 }
-            }
-        };
-        match verification {
-            Ok(()) => {
+                // 4. Only a backup proven to restore lets older ones go.
                 let report = retention::apply(
                     &RdsSnapshots::new(self.rds.clone()),
                     Scope {
@@ -152,11 +232,8 @@ impl BackupVerifier {
                     SystemClock.now(),
                 )
                 .await;
-                let mut details = BTreeMap::from([
-                    ("snapshot_id".to_owned(), snapshot_id.clone()),
-                    ("verified_instance_id".to_owned(), verify_id.clone()),
-                    ("verification".to_owned(), "restored".to_owned()),
-                ]);
+                let mut details = ids();
+                details.insert("verification".to_owned(), "restored".to_owned());
                 report.write_details(&mut details);
                 Ok(HealOutcome::Healed {
                     summary: format!(
@@ -168,30 +245,53 @@ impl BackupVerifier {
                     reverts: Vec::new(),
                 })
             }
-            Err(reason) => Err(HealError::new(format!(
-                "backup verification of {db} failed: {reason} (snapshot {snapshot_id} is kept)"
-            ))),
         }
     }
 
-    /// Takes the snapshot unless a retried attempt already did.
+    /// Writes the verdict on the snapshot, so that it outlives the test instance.
+    async fn record_verdict(
+        &self,
+        snapshot: &DbSnapshot,
+        verdict: &Verdict,
+    ) -> Result<(), HealError> {
+        let arn = snapshot.db_snapshot_arn().ok_or_else(|| {
+            HealError::new(format!(
+                "DescribeDBSnapshots returned no ARN for {}",
+                snapshot.db_snapshot_identifier().unwrap_or_default()
+            ))
+        })?;
+        self.rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .tags(tag(VERIFICATION_TAG, &verdict.tag_value()))
+            .send()
+            .await
+            .map_err(|e| api_error("AddTagsToResource", e))?;
+        Ok(())
+    }
+
+    /// Deletes the test instance, if it is still there and not already being deleted.
+    async fn clean_up(&self, db: &str, verify_id: &str) -> Result<(), String> {
+        match describe_instance(&self.rds, verify_id).await {
+            Ok(None) => Ok(()),
+            Ok(Some(existing)) if existing.db_instance_status() == Some("deleting") => Ok(()),
+            Ok(Some(existing)) => {
+                created_by_autoheal(&existing, "autoheal:verification-of", db)
+                    .map_err(|e| e.message)?;
+                self.delete(verify_id).await
+            }
+            Err(error) => Err(error.message),
+        }
+    }
+
+    /// Takes the snapshot (the first step: nobody took it yet).
     async fn take_snapshot(
         &self,
         request: HealRequest<'_>,
         snapshot_id: &str,
-    ) -> Result<(), HealError> {
-        if let Some(existing) = self.snapshot(snapshot_id).await? {
-            let source = existing.db_instance_identifier();
-            if source != Some(request.resource_id) {
-                return Err(HealError::new(format!(
-                    "DB snapshot {snapshot_id} already exists but is of {}, not {}",
-                    source.unwrap_or("another instance"),
-                    request.resource_id
-                )));
-            }
-            return Ok(());
-        }
-        self.rds
+    ) -> Result<DbSnapshot, HealError> {
+        let output = self
+            .rds
             .create_db_snapshot()
             .db_instance_identifier(request.resource_id)
             .db_snapshot_identifier(snapshot_id)
@@ -206,7 +306,14 @@ impl BackupVerifier {
             .send()
             .await
             .map_err(|e| api_error("CreateDBSnapshot", e))?;
-        Ok(())
+        match output.db_snapshot() {
+            Some(snapshot) => Ok(snapshot.clone()),
+            None => self.snapshot(snapshot_id).await?.ok_or_else(|| {
+                HealError::new(format!(
+                    "CreateDBSnapshot returned no snapshot {snapshot_id}"
+                ))
+            }),
+        }
     }
 
     async fn snapshot(&self, snapshot_id: &str) -> Result<Option<DbSnapshot>, HealError> {
@@ -284,5 +391,49 @@ impl BackupVerifier {
             .await
             .map(|_| ())
             .map_err(|e| describe("DeleteDBInstance", &e))
+    }
+}
+
+/// The action continues: AWS is still working on the snapshot or the test restore.
+fn continuing(summary: String, details: BTreeMap<String, String>) -> HealOutcome {
+    HealOutcome::Continuing {
+        summary,
+        details,
+        resume_after_seconds: STEP_INTERVAL_SECONDS,
+    }
+}
+
+/// A failed verification, with what became of the test instance.
+fn failure(db: &str, snapshot_id: &str, verdict: &Verdict, cleanup: Option<&str>) -> HealError {
+    let why = match verdict {
+        Verdict::Failed(why) => why.as_str(),
+        Verdict::Restored => "the restore succeeded",
+    };
+    let cleanup = cleanup.map_or_else(String::new, |c| {
+        format!("; {c}: delete the test instance by hand")
+    });
+    HealError::new(format!(
+        "backup verification of {db} failed: {why}{cleanup} (snapshot {snapshot_id} is kept)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_outlives_the_test_instance_on_its_tag() {
+        for verdict in [
+            Verdict::Restored,
+            Verdict::Failed("the test restore db-verify-1 ended storage-full".to_owned()),
+        ] {
+            assert_eq!(Verdict::from_tag(&verdict.tag_value()), verdict);
+        }
+        assert_eq!(
+            Verdict::from_tag("something else"),
+            Verdict::Failed("something else".to_owned())
+        );
+        let long = Verdict::Failed("x".repeat(400));
+        assert_eq!(long.tag_value().chars().count(), 256);
     }
 }

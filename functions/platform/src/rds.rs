@@ -3,8 +3,11 @@
 //! The instance must be `available` (a reboot of an instance that is modifying, backing up
 //! or already rebooting is refused or harmful). With `snapshot_first`, a manual snapshot
 //! `autoheal-<db>-<suffix>` is taken, the suffix coming from the attempt's idempotency
-//! token: a retried attempt finds its snapshot and reuses it. The reboot waits until the
-//! snapshot is available (an instance is not rebooted while it is being backed up). It
+//! token: a retried attempt finds its snapshot and reuses it. The instance is not rebooted
+//! while it is being backed up: until the snapshot is available the action answers
+//! `Continuing`, and autoheal resumes it in a follow-up (same attempt, same token), so that a
+//! snapshot of a large database that takes hours never holds an invocation. If the alarm is
+//! back to OK by the time the snapshot is done, the reboot is not needed and is not done. It
 //! fails over to the standby only when the rule asks for it and the instance is Multi-AZ.
 //!
 //! The snapshot is tagged as autoheal's (`autoheal:managed`, `autoheal:snapshot-of`,
@@ -13,23 +16,21 @@
 //! a candidate.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_rds::Client as RdsClient;
-use aws_sdk_rds::client::Waiters;
-use aws_sdk_rds::types::DbInstance;
-use aws_smithy_types::error::display::DisplayErrorContext;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_sdk_rds::types::{DbInstance, DbSnapshot};
 
 use autoheal_aws::snapshots::RdsSnapshots;
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
 use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
-use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
+use autoheal_core::{
+    AlarmState, Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock,
+};
 
 use autoheal_aws::errors::api_error;
 
-/// How long to wait for the snapshot before rebooting (the function times out at 300 s).
-const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(240);
+/// How long to let RDS work on the snapshot before looking again.
+pub const SNAPSHOT_POLL_SECONDS: u64 = 120;
 
 /// How many characters of the idempotency token's hash name the snapshot.
 const SUFFIX_LEN: usize = 12;
@@ -83,7 +84,14 @@ impl InstanceRebooter {
     ) -> Result<HealOutcome, HealError> {
         let db = request.resource_id;
         let instance = self.describe(db).await?;
-        if let Some(skip) = should_skip(&instance, db, snapshot_first) {
+        // A step that resumes the action finds the instance backing up its own snapshot: it
+        // is looked at again once the snapshot is done.
+        let own_snapshot = snapshot_first
+            && self
+                .existing_snapshot(&snapshot_id(db, request.idempotency_token))
+                .await?
+                .is_some();
+        if !own_snapshot && let Some(skip) = should_skip(&instance, db, snapshot_first) {
             return Ok(skip);
         }
         let multi_az = instance.multi_az().unwrap_or(false);
@@ -93,23 +101,40 @@ impl InstanceRebooter {
         let mut summary = String::new();
         if snapshot_first {
             let snapshot = snapshot_id(db, request.idempotency_token);
-            let reused = self.snapshot(request, &snapshot).await?;
-            self.rds
-                .wait_until_db_snapshot_available()
-                .db_snapshot_identifier(&snapshot)
-                .wait(SNAPSHOT_TIMEOUT)
-                .await
-                .map_err(|e| {
-                    HealError::new(format!(
-                        "snapshot {snapshot} did not become available ({}); {db} was not rebooted",
-                        DisplayErrorContext(&e)
-                    ))
-                })?;
-            summary.push_str(&format!(
-                "{} snapshot {snapshot}, then ",
-                if reused { "reused" } else { "took" }
-            ));
-            details.insert("snapshot_id".to_owned(), snapshot);
+            let (reused, status) = self.snapshot(request, &snapshot).await?;
+            let verb = if reused { "reused" } else { "took" };
+            details.insert("snapshot_id".to_owned(), snapshot.clone());
+            match status.as_str() {
+                "available" => {}
+                "creating" | "copying" | "pending" => {
+                    return Ok(HealOutcome::Continuing {
+                        summary: format!(
+                            "{verb} snapshot {snapshot} of {db}; {db} is rebooted once it is available"
+                        ),
+                        details,
+                        resume_after_seconds: SNAPSHOT_POLL_SECONDS,
+                    });
+                }
+                other => {
+                    return Err(HealError::new(format!(
+                        "snapshot {snapshot} is {other}; {db} was not rebooted"
+                    )));
+                }
+            }
+            if request.event.state == AlarmState::Ok {
+                return Ok(HealOutcome::Skipped {
+                    reason: SkipReason::NotNeeded,
+                    summary: format!(
+                        "{verb} snapshot {snapshot} of {db}; the alarm is OK again, so {db} was not rebooted"
+                    ),
+                });
+            }
+            // The instance was available before the snapshot; it must be again to reboot.
+            let instance = self.describe(db).await?;
+            if let Some(skip) = should_skip(&instance, db, snapshot_first) {
+                return Ok(skip);
+            }
+            summary.push_str(&format!("{verb} snapshot {snapshot}, then "));
         }
 
         let mut reboot = self.rds.reboot_db_instance().db_instance_identifier(db);
@@ -169,10 +194,45 @@ impl InstanceRebooter {
             .ok_or_else(|| HealError::new(format!("DescribeDBInstances: no instance {db}")))
     }
 
-    /// Takes the snapshot, tagged as autoheal's; true when it already existed for this
-    /// instance (a retried attempt) and is reused.
-    async fn snapshot(&self, request: HealRequest<'_>, snapshot: &str) -> Result<bool, HealError> {
+    /// The snapshot `id`, if it exists.
+    async fn existing_snapshot(&self, id: &str) -> Result<Option<DbSnapshot>, HealError> {
+        match self
+            .rds
+            .describe_db_snapshots()
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(output.db_snapshots().first().cloned()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_db_snapshot_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(api_error("DescribeDBSnapshots", e)),
+        }
+    }
+
+    /// Takes the snapshot, tagged as autoheal's, unless this attempt already did; returns
+    /// whether it already existed (and is reused) and its status.
+    async fn snapshot(
+        &self,
+        request: HealRequest<'_>,
+        snapshot: &str,
+    ) -> Result<(bool, String), HealError> {
         let db = request.resource_id;
+        if let Some(existing) = self.existing_snapshot(snapshot).await? {
+            let owner = existing.db_instance_identifier();
+            if owner != Some(db) {
+                return Err(HealError::new(format!(
+                    "snapshot {snapshot} already exists for another instance ({}); {db} was not rebooted",
+                    owner.unwrap_or("unknown")
+                )));
+            }
+            let status = existing.status().unwrap_or("creating").to_owned();
+            return Ok((true, status));
+        }
         let tags = ownership_tags(db, &request.rule.name)
             .iter()
             .map(|(key, value)| (*key, value.as_str()))
@@ -184,7 +244,7 @@ impl InstanceRebooter {
                     .build()
             })
             .collect();
-        let error = match self
+        let output = self
             .rds
             .create_db_snapshot()
             .db_instance_identifier(db)
@@ -192,36 +252,13 @@ impl InstanceRebooter {
             .set_tags(Some(tags))
             .send()
             .await
-        {
-            Ok(_) => return Ok(false),
-            Err(error) => error,
-        };
-        let exists = error.code() == Some("DBSnapshotAlreadyExists")
-            || error
-                .as_service_error()
-                .is_some_and(|e| e.is_db_snapshot_already_exists_fault());
-        if !exists {
-            return Err(api_error("CreateDBSnapshot", error));
-        }
-        let existing = self
-            .rds
-            .describe_db_snapshots()
-            .db_snapshot_identifier(snapshot)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeDBSnapshots", e))?;
-        let owner = existing
-            .db_snapshots()
-            .first()
-            .and_then(|found| found.db_instance_identifier());
-        if owner == Some(db) {
-            Ok(true)
-        } else {
-            Err(HealError::new(format!(
-                "snapshot {snapshot} already exists for another instance ({}); {db} was not rebooted",
-                owner.unwrap_or("unknown")
-            )))
-        }
+            .map_err(|e| api_error("CreateDBSnapshot", e))?;
+        let status = output
+            .db_snapshot()
+            .and_then(|created| created.status())
+            .unwrap_or("creating")
+            .to_owned();
+        Ok((false, status))
     }
 }
 

@@ -25,8 +25,8 @@ use std::collections::HashMap;
 use autoheal_core::budget::Windows;
 use autoheal_core::group::Slot;
 use autoheal_core::{
-    Budget, ClaimRequest, ClaimResult, HealingRecord, Loaded, ResourceKey, ResourceState, Revert,
-    StateStore, StoreError, Tripped, Usage,
+    ActionEnd, Budget, ClaimRequest, ClaimResult, HealingRecord, Loaded, ResourceKey,
+    ResourceState, Revert, StateStore, StoreError, Tripped, Usage,
 };
 
 /// The table's partition and sort key attribute names, and its TTL attribute.
@@ -530,6 +530,7 @@ impl StateStore for DynamoStateStore {
         record: &HealingRecord,
         escalated_at: Option<DateTime<Utc>>,
         reverts: Option<&[Revert]>,
+        action: ActionEnd,
     ) -> Result<(), StoreError> {
         self.put_record(record).await?;
         let mut update = self
@@ -552,6 +553,24 @@ impl StateStore for DynamoStateStore {
                 .expression_attribute_names("#incident", "incident")
                 .expression_attribute_names("#escalated_at", "escalated_at")
                 .expression_attribute_values(":at", s(at.to_rfc3339()));
+        }
+        // Only a heal's run finishes or continues an action, and a heal's state always has its
+        // incident, so the paths below exist.
+        match action {
+            ActionEnd::Untouched | ActionEnd::Continues { check: None } => {}
+            ActionEnd::Finished => {
+                remove.push("#incident.#unfinished");
+                update = update
+                    .expression_attribute_names("#incident", "incident")
+                    .expression_attribute_names("#unfinished", "unfinished");
+            }
+            ActionEnd::Continues { check: Some(check) } => {
+                set.push("#incident.#checks = :check");
+                update = update
+                    .expression_attribute_names("#incident", "incident")
+                    .expression_attribute_names("#checks", "checks")
+                    .expression_attribute_values(":check", AttributeValue::N(check.to_string()));
+            }
         }
         match reverts {
             None => {}

@@ -258,6 +258,9 @@ pub fn defer(
     incident.deferrals = before
         .map_or(0, |before| before.deferrals)
         .saturating_add(1);
+    // Nothing was started: no action is under way.
+    incident.unfinished = before.is_some_and(|before| before.unfinished);
+    incident.steps = before.map_or(0, |before| before.steps);
     let mut next = state.clone();
     next.version = acted.version;
     let incident_id = incident.id.clone();

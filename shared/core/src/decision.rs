@@ -56,6 +56,15 @@ pub struct Incident {
     /// the checks an incident may spend waiting for its alarm.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deferrals: u32,
+    /// The current attempt's action has not reported its end: it continues in a follow-up
+    /// (a multi-step action), or its run died. A follow-up resumes it with the same attempt
+    /// and idempotency token instead of starting a new attempt.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unfinished: bool,
+    /// The follow-ups that resumed the current attempt's action (bounded by
+    /// `crate::followup::MAX_ACTION_STEPS`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub steps: u32,
     /// Set when a follow-up verified the alarm OK for the stable period, or an operator reset
     /// the incident: it is closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +88,8 @@ impl Incident {
             escalated_at: None,
             checks: 0,
             deferrals: 0,
+            unfinished: false,
+            steps: 0,
             resolved_at: None,
         }
     }
@@ -134,6 +145,9 @@ pub enum Decision {
         /// The previous holder of this event's claim died; this run repeats its attempt with
         /// the same idempotency token.
         takeover: bool,
+        /// A follow-up resumes the attempt's unfinished action (its next step, or what a run
+        /// that died left), with the same idempotency token; not a new attempt.
+        resumed: bool,
     },
     /// Do nothing but record why. `escalate` is set once per incident when its attempts are
     /// spent and the alarm is still on.
@@ -238,6 +252,7 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
                             incident_id: incident.id.clone(),
                             new_incident: false,
                             takeover: true,
+                            resumed: false,
                         },
                         next: Some(next),
                     };
@@ -310,6 +325,8 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
                 next_attempt_at: Some(after(now, wait)),
                 ok_since: None,
                 checks: incident.checks + 1,
+                unfinished: true,
+                steps: 0,
                 ..incident
             });
             Transition {
@@ -318,6 +335,7 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
                     incident_id,
                     new_incident,
                     takeover: false,
+                    resumed: false,
                 },
                 next: Some(next),
             }

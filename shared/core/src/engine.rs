@@ -20,8 +20,8 @@ use crate::group::{self, Hold, NOTICE_WINDOW_SECONDS, STORM_RECHECK_SECONDS};
 use crate::layer::Layer;
 use crate::notice::Notice;
 use crate::ports::{
-    ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealOutcome, HealRequest, Healer,
-    Loaded, Notifier, ResourceKey, StateStore, StoreError,
+    ActionEnd, ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealOutcome,
+    HealRequest, Healer, Loaded, Notifier, ResourceKey, StateStore, StoreError,
 };
 use crate::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 use crate::resolve::{NotSelected, select, select_any};
@@ -535,6 +535,13 @@ where
             .follow_ups
             .read_alarm(&follow_up.alarm.alarm_name)
             .await?;
+        // The healer sees the alarm as it is now: a step of an action under way skips what an
+        // alarm back to OK no longer needs.
+        let event = AlarmEvent {
+            state: reading.map_or(event.state, |reading| reading.state),
+            ..event
+        };
+        outcome.alarm_state = event.state;
         let run = Run {
             engine: self,
             rule,
@@ -567,6 +574,8 @@ struct Claim<'a> {
     attempt: u32,
     incident_id: &'a str,
     takeover: bool,
+    /// A follow-up resuming the attempt's unfinished action.
+    resumed: bool,
 }
 
 impl<'a> Claim<'a> {
@@ -584,7 +593,14 @@ impl<'a> Claim<'a> {
             attempt,
             incident_id,
             takeover,
+            resumed: false,
         })
+    }
+
+    /// The claim of a follow-up that resumes the attempt's unfinished action.
+    fn resuming(mut self, resumed: bool) -> Self {
+        self.resumed = resumed;
+        self
     }
 }
 
@@ -697,9 +713,11 @@ where
                     attempt,
                     incident_id,
                     takeover,
+                    resumed,
                     ..
                 } => match Claim::of(expected, next, attempt, &incident_id, takeover) {
                     Some(claim) => {
+                        let claim = claim.resuming(resumed);
                         self.claim_and_act(outcome.clone(), claim, &spends, hold.as_ref())
                             .await?
                     }
@@ -905,7 +923,7 @@ where
                 // dies during it is still followed up; the check waits for the backoff.
                 let mut record = record;
                 if self.mode == Mode::Enforce
-                    && let Some((check, at)) = self.follow_up_of(claim.next)
+                    && let Some((check, at)) = self.follow_up_of(claim.next, claim.resumed)
                 {
                     match self.schedule(claim.incident_id, check, at).await {
                         Ok(()) => {
@@ -921,7 +939,7 @@ where
                         }
                     }
                 }
-                let record = self.act(record, claim.incident_id, claim.next).await?;
+                let record = self.act(record, &claim).await?;
                 // Shadow runs claim like real ones (so cooldowns and attempts show what
                 // enforce mode would do) but report, like `explain`, that nothing was done.
                 outcome.decision = if self.mode == Mode::Shadow {
@@ -1008,10 +1026,19 @@ where
         Ok(Some(outcome))
     }
 
-    /// The check that verifies the attempt `next` claims, and when it is due.
-    fn follow_up_of(&self, next: &ResourceState) -> Option<(u32, DateTime<Utc>)> {
+    /// The check that verifies the attempt `next` claims, and when it is due: when its
+    /// backoff ends. A step of an action under way is checked as soon as its lease ends
+    /// instead, so that a run that dies mid-step is resumed without waiting for the backoff
+    /// (a check that finds the step done waits for the backoff, or resolves an alarm back to
+    /// OK).
+    fn follow_up_of(&self, next: &ResourceState, resumed: bool) -> Option<(u32, DateTime<Utc>)> {
         let incident = next.incident.as_ref()?;
-        Some((incident.checks, incident.next_attempt_at?))
+        let due = incident.next_attempt_at?;
+        let at = match next.lease.as_ref() {
+            Some(lease) if resumed => lease.expires_at.min(due),
+            _ => due,
+        };
+        Some((incident.checks, at))
     }
 
     /// Schedules check number `check` of `incident_id` at `at`.
@@ -1075,8 +1102,8 @@ where
 
     /// The safety governor: a new attempt that a budget or its group's guard does not allow
     /// becomes a deferral; one they allow carries what it spends and the group slot it takes
-    /// into its claim (checked there, atomically). A taken-over attempt repeats one already
-    /// counted.
+    /// into its claim (checked there, atomically). A taken-over or resumed attempt continues
+    /// one already counted.
     async fn govern(
         &self,
         loaded: &Loaded,
@@ -1086,6 +1113,7 @@ where
         let (
             Decision::Act {
                 takeover: false,
+                resumed: false,
                 attempt,
                 incident_id,
                 ..
@@ -1262,15 +1290,17 @@ where
     }
 
     /// Runs the action (or only records it, in shadow mode), then stores and publishes the
-    /// outcome.
+    /// outcome. An action that continues schedules its next step; only its first and last
+    /// steps are published.
     async fn act(
         &self,
         mut record: HealingRecord,
-        incident_id: &str,
-        claimed: &ResourceState,
+        claim: &Claim<'_>,
     ) -> Result<HealingRecord, EngineError> {
+        let (incident_id, claimed) = (claim.incident_id, claim.next);
         let pending = &claimed.reverts;
         let mut reverts = None;
+        let mut end = ActionEnd::Finished;
         let token = idempotency_token(
             &self.rule.name,
             &self.key.resource_id,
@@ -1312,6 +1342,18 @@ where
                     record.skip_reason = Some(reason);
                     record.summary = Some(summary);
                 }
+                Ok(HealOutcome::Continuing {
+                    summary,
+                    details,
+                    resume_after_seconds,
+                }) => {
+                    record.status = HealingStatus::InProgress;
+                    record.details.extend(details);
+                    end = self
+                        .next_step(&mut record, incident_id, claimed, resume_after_seconds)
+                        .await;
+                    record.summary = Some(summary);
+                }
                 Err(error) => {
                     record.status = HealingStatus::Failed;
                     record.error = Some(error.message);
@@ -1329,14 +1371,55 @@ where
         }
         self.engine
             .store
-            .finish(self.key, &record, spent.then_some(now), reverts.as_deref())
+            .finish(
+                self.key,
+                &record,
+                spent.then_some(now),
+                reverts.as_deref(),
+                end,
+            )
             .await?;
-        self.notify(&Notice::healing(record.clone(), self.rule))
-            .await;
+        // A step in the middle of an action is recorded, not published.
+        if !(claim.resumed && record.status == HealingStatus::InProgress) {
+            self.notify(&Notice::healing(record.clone(), self.rule))
+                .await;
+        }
         if spent {
             self.escalate(&record, claimed.incident.as_ref()).await;
         }
         Ok(record)
+    }
+
+    /// Schedules the next step of an action that continues, as the incident's next check.
+    /// Should that fail, the check the claim scheduled resumes the action later.
+    async fn next_step(
+        &self,
+        record: &mut HealingRecord,
+        incident_id: &str,
+        claimed: &ResourceState,
+        resume_after_seconds: u64,
+    ) -> ActionEnd {
+        let Some(incident) = claimed.incident.as_ref() else {
+            return ActionEnd::Continues { check: None };
+        };
+        let check = incident.checks + 1;
+        let at = crate::decision::after(self.engine.clock.now(), resume_after_seconds.max(1));
+        match self.schedule(incident_id, check, at).await {
+            Ok(()) => {
+                record
+                    .details
+                    .insert("next_step_at".to_owned(), at.to_rfc3339());
+                ActionEnd::Continues { check: Some(check) }
+            }
+            Err(error) => {
+                warn!(rule = %self.rule.name, resource = %self.key.resource_id, %error, "next step not scheduled");
+                record.details.insert(
+                    "next_step".to_owned(),
+                    format!("not scheduled ({error}); resumed by the next check"),
+                );
+                ActionEnd::Continues { check: None }
+            }
+        }
     }
 
     /// Puts back the changes heals made (see [`Self::put_back`]), then records and publishes
@@ -1404,6 +1487,14 @@ where
                     }
                 }
                 Ok(HealOutcome::Skipped { summary, .. }) => summaries.push(summary),
+                Ok(HealOutcome::Continuing { summary, .. }) => {
+                    record.status = HealingStatus::Failed;
+                    record.error = Some(format!(
+                        "a revert must end in one run, but `{}` continues: {summary}",
+                        revert.kind
+                    ));
+                    break;
+                }
                 Err(error) => {
                     record.status = HealingStatus::Failed;
                     record.error = Some(error.message);
@@ -1432,7 +1523,13 @@ where
         record.ended_at = Some(self.engine.clock.now());
         self.engine
             .store
-            .finish(self.key, &record, escalated_at, Some(remaining))
+            .finish(
+                self.key,
+                &record,
+                escalated_at,
+                Some(remaining),
+                ActionEnd::Untouched,
+            )
             .await?;
         self.notify(&Notice::healing(record.clone(), self.rule))
             .await;
@@ -1483,6 +1580,10 @@ fn skip_summary(reason: SkipReason, rule: &Rule) -> String {
             "the alarm could not be read back or had no data for too long: a human is needed"
                 .to_owned()
         }
+        SkipReason::Unfinished => format!(
+            "the action did not finish within {} steps: a human is needed",
+            crate::followup::MAX_ACTION_STEPS
+        ),
         SkipReason::Escalated => {
             "the incident is escalated: nothing more is done until it resolves or is reset"
                 .to_owned()

@@ -34,6 +34,10 @@ pub const CHECK_SOURCE: &str = "autoheal";
 /// that an incident may use before autoheal stops waiting and asks a person.
 pub const MAX_EXTRA_CHECKS: u32 = 10;
 
+/// The follow-ups that may resume one attempt's action (its steps, or a run that died)
+/// before autoheal asks a person: at two minutes a step, about eight hours of snapshots.
+pub const MAX_ACTION_STEPS: u32 = 240;
+
 /// The shortest wait before a check that found no data looks again.
 const NO_DATA_RECHECK_SECONDS: u64 = 60;
 
@@ -198,6 +202,12 @@ pub fn decide_check(input: CheckInput<'_>) -> Transition {
     if incident.escalated_at.is_some() {
         return ignore(SkipReason::Escalated);
     }
+    // An action under way is carried to its end whatever the alarm says now (a step may
+    // clean up what an earlier one made); the healer sees the alarm's state and skips what
+    // is no longer needed.
+    if incident.unfinished {
+        return resume(&input, incident);
+    }
     let Some(reading) = reading else {
         return escalate(state, SkipReason::Unverifiable, now);
     };
@@ -252,6 +262,41 @@ pub fn decide_check(input: CheckInput<'_>) -> Transition {
                 _ => transition,
             }
         }
+    }
+}
+
+/// Resumes the incident's unfinished action: the same attempt and idempotency token, a new
+/// lease, and the next check (a safety net should this run die too, and the verification
+/// once the action ends) after the attempt's backoff.
+fn resume(input: &CheckInput<'_>, incident: &Incident) -> Transition {
+    let CheckInput {
+        policy, state, now, ..
+    } = *input;
+    if let Some(lease) = state.lease.as_ref().filter(|lease| lease.is_held(now)) {
+        let free = lease.expires_at.max(now);
+        return recheck(state, incident, policy, free, Pending::InProgress, now);
+    }
+    if incident.steps >= MAX_ACTION_STEPS {
+        return escalate(state, SkipReason::Unfinished, now);
+    }
+    let attempt = incident.attempts;
+    let wait = crate::decision::attempt_wait(policy, &incident.id, attempt);
+    let mut next = crate::decision::claimed(&alarm_input(input), attempt);
+    next.incident = Some(Incident {
+        next_attempt_at: Some(after(now, wait)),
+        checks: incident.checks + 1,
+        steps: incident.steps + 1,
+        ..incident.clone()
+    });
+    Transition {
+        decision: Decision::Act {
+            attempt,
+            incident_id: incident.id.clone(),
+            new_incident: false,
+            takeover: false,
+            resumed: true,
+        },
+        next: Some(next),
     }
 }
 

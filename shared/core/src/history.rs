@@ -45,7 +45,11 @@ fn stage(record: &HealingRecord) -> &'static str {
         (RunPhase::Revert, _, _) => "reverted",
         (_, HealingStatus::Pending | HealingStatus::InProgress, _) => "in-progress",
         (_, _, Some(reason)) if reason.is_deferral() => "deferred",
-        (_, _, Some(SkipReason::MaxAttempts | SkipReason::Unverifiable)) => "escalated",
+        (
+            _,
+            _,
+            Some(SkipReason::MaxAttempts | SkipReason::Unverifiable | SkipReason::Unfinished),
+        ) => "escalated",
         (_, HealingStatus::Skipped, _) => "skipped",
         (_, HealingStatus::Completed | HealingStatus::Failed, _) => "acted",
     }

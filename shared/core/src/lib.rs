@@ -43,7 +43,7 @@ pub use group::{Allowance, GroupGuard, GroupView};
 pub use layer::Layer;
 pub use notice::{Notice, NoticeKind};
 pub use ports::{
-    ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealError, HealOutcome,
+    ActionEnd, ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealError, HealOutcome,
     HealRequest, Healer, Loaded, Notifier, NotifyError, ResourceKey, StateStore, StoreError,
     SystemClock,
 };

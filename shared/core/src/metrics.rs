@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::engine::{Outcome, Verdict};
-use crate::record::RunPhase;
+use crate::record::{HealingStatus, RunPhase};
 
 pub const NAMESPACE: &str = "autoheal";
 
@@ -24,7 +24,9 @@ pub fn document(outcome: &Outcome, at: DateTime<Utc>) -> Option<Value> {
     let mut metrics: Vec<(&str, &str, Vec<&str>)> = Vec::new();
     let record = outcome.record.as_ref();
     if outcome.decision == Verdict::Act
-        && let Some(record) = record.filter(|r| r.phase == RunPhase::Heal)
+        // An action that continues is counted once, by the step that ends it.
+        && let Some(record) = record
+            .filter(|r| r.phase == RunPhase::Heal && r.status != HealingStatus::InProgress)
     {
         values.insert("Status".to_owned(), json!(record.status.as_str()));
         values.insert("Actions".to_owned(), json!(1));

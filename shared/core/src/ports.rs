@@ -63,6 +63,18 @@ pub enum ClaimResult {
     OverBudget,
 }
 
+/// What a finished run leaves of its incident's current action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionEnd {
+    /// The run was no heal (a revert, a resolution): the incident's action is as it was.
+    Untouched,
+    /// The action ended (done, failed or skipped): `Incident::unfinished` is cleared.
+    Finished,
+    /// The action continues in a follow-up: it stays unfinished, and with `check`, the
+    /// incident's latest check is that follow-up's number.
+    Continues { check: Option<u32> },
+}
+
 /// A failure of the state store. Retrying the whole event is safe.
 #[derive(Debug, thiserror::Error)]
 #[error("state store: {message}")]
@@ -120,14 +132,16 @@ pub trait StateStore {
 
     /// Stores the final record of a run and releases the run's lease; with `escalated_at`,
     /// also marks the incident escalated; with `reverts`, replaces the changes waiting to be
-    /// put back. The state changes only if this run still holds the lease (only a lease holder
-    /// changes `reverts`, so the list it read is still the stored one).
+    /// put back; `action` says what the run leaves of its attempt's action. The state changes
+    /// only if this run still holds the lease (only a lease holder changes `reverts`, so the
+    /// list it read is still the stored one).
     fn finish(
         &self,
         key: &ResourceKey,
         record: &HealingRecord,
         escalated_at: Option<DateTime<Utc>>,
         reverts: Option<&[Revert]>,
+        action: ActionEnd,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The actions counted in each budget's previous and current window at `now`.
@@ -208,6 +222,16 @@ pub enum HealOutcome {
     },
     /// A fresh look at the resource showed the action should not run.
     Skipped { reason: SkipReason, summary: String },
+    /// The action is under way and its next step waits on AWS (a snapshot being taken, an
+    /// instance being restored): autoheal calls `heal` again for the same attempt, with the
+    /// same idempotency token, in a follow-up `resume_after_seconds` from now. Each step
+    /// looks at what earlier ones left (by names derived from the token) and never repeats
+    /// one, so no invocation waits long and a crash between steps resumes where it stopped.
+    Continuing {
+        summary: String,
+        details: BTreeMap<String, String>,
+        resume_after_seconds: u64,
+    },
 }
 
 /// An action that failed; the message is the service's own where there is one.

@@ -144,6 +144,8 @@ pub enum SkipReason {
     GroupBusy,
     /// Too much of the resource's group is unhealthy to heal member by member: deferred.
     GroupStorm,
+    /// A multi-step action did not finish within the steps it may take: a human is needed.
+    Unfinished,
 }
 
 impl SkipReason {
@@ -183,6 +185,7 @@ impl SkipReason {
             SkipReason::Budget => "budget",
             SkipReason::GroupBusy => "group-busy",
             SkipReason::GroupStorm => "group-storm",
+            SkipReason::Unfinished => "unfinished",
         }
     }
 }

@@ -124,6 +124,7 @@ fn assert_act(decision: &Decision, attempt: u32, incident: &str, new_incident: b
             incident_id: incident.to_owned(),
             new_incident,
             takeover: false,
+            resumed: false,
         }
     );
 }
@@ -174,6 +175,8 @@ fn given_no_history_when_an_alarm_arrives_then_a_new_incident_acts_at_attempt_on
             escalated_at: None,
             checks: 1,
             deferrals: 0,
+            unfinished: true,
+            steps: 0,
             resolved_at: None,
         })
     );
@@ -387,6 +390,7 @@ fn given_an_expired_lease_of_the_same_event_when_it_is_redelivered_then_the_atte
             incident_id: "e1".to_owned(),
             new_incident: false,
             takeover: true,
+            resumed: false,
         }
     );
     let next = transition.next.expect("the takeover is stored");
@@ -935,6 +939,8 @@ proptest! {
                 escalated_at: None,
                 checks: 0,
                 deferrals: 0,
+                unfinished: false,
+                steps: 0,
                 resolved_at: None,
             }),
             lease: time(2).map(|expires_at| Lease {

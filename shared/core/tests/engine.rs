@@ -13,7 +13,7 @@ use autoheal_core::budget::Windows;
 use autoheal_core::decision::idempotency_token;
 use autoheal_core::group::{GroupView, Slot};
 use autoheal_core::{
-    Action, AlarmReading, AlarmState, Budget, ClaimRequest, ClaimResult, Clock, Engine,
+    Action, ActionEnd, AlarmReading, AlarmState, Budget, ClaimRequest, ClaimResult, Clock, Engine,
     EngineError, FollowUp, FollowUpError, FollowUps, HealError, HealOutcome, HealRequest, Healer,
     HealingRecord, HealingStatus, Incident, Layer, Lease, Loaded, Mode, Notice, NoticeKind,
     Notifier, NotifyError, Outcome, ResourceKey, ResourceState, Revert, RuleSet, RunPhase,
@@ -198,6 +198,7 @@ impl StateStore for MemoryStore {
         record: &HealingRecord,
         escalated_at: Option<DateTime<Utc>>,
         reverts: Option<&[Revert]>,
+        action: ActionEnd,
     ) -> Result<(), StoreError> {
         self.check_up()?;
         let mut inner = self.lock();
@@ -216,6 +217,13 @@ impl StateStore for MemoryStore {
             }
             if let (Some(at), Some(incident)) = (escalated_at, state.incident.as_mut()) {
                 incident.escalated_at = Some(at);
+            }
+            if let Some(incident) = state.incident.as_mut() {
+                match action {
+                    ActionEnd::Untouched | ActionEnd::Continues { check: None } => {}
+                    ActionEnd::Finished => incident.unfinished = false,
+                    ActionEnd::Continues { check: Some(check) } => incident.checks = check,
+                }
             }
         }
         Ok(())
@@ -419,6 +427,8 @@ struct FakeHealer {
     reverted: Mutex<Vec<String>>,
     /// The group every resource is in, as `group` reports it.
     group: Mutex<Option<GroupView>>,
+    /// Heals answer `Continuing` this many more times before they are done.
+    steps_left: AtomicUsize,
 }
 
 impl FakeHealer {
@@ -479,6 +489,15 @@ impl Healer for FakeHealer {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::NotNeeded,
                 summary: "the instance passes its status checks again".to_owned(),
+            });
+        }
+        let left = self.steps_left.load(Ordering::SeqCst);
+        if left > 0 {
+            self.steps_left.store(left - 1, Ordering::SeqCst);
+            return Ok(HealOutcome::Continuing {
+                summary: format!("snapshot of {} is being taken", request.resource_id),
+                details: BTreeMap::from([("snapshot_id".to_owned(), "snap-1".to_owned())]),
+                resume_after_seconds: 120,
             });
         }
         let reverts = if self.reversible.load(Ordering::SeqCst) {
@@ -1087,6 +1106,8 @@ async fn given_a_run_that_died_holding_its_claim_when_the_event_is_redelivered_t
                 escalated_at: None,
                 checks: 1,
                 deferrals: 0,
+                unfinished: true,
+                steps: 0,
                 resolved_at: None,
             }),
             reverts: Vec::new(),
@@ -2199,6 +2220,140 @@ async fn given_one_member_retried_when_it_holds_a_slot_then_its_retry_keeps_it()
 
     assert_eq!(retried.decision, Verdict::Act, "{retried:#?}");
     assert_eq!(engine.healer.count(), 2);
+}
+
+// ------------------------------------------------------------------ resumable actions
+
+#[tokio::test]
+async fn given_an_action_that_takes_three_steps_when_followed_up_then_each_step_resumes_the_same_attempt()
+ {
+    let engine = infrastructure();
+    engine.healer.steps_left.store(2, Ordering::SeqCst);
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+
+    let first = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+
+    assert_eq!(first.decision, Verdict::Act);
+    let record = record_of(&first);
+    assert_eq!(record.status, HealingStatus::InProgress);
+    assert_eq!(
+        record.details.get("next_step_at").map(String::as_str),
+        Some(at(120).to_rfc3339().as_str())
+    );
+    assert!(
+        engine
+            .store
+            .state(&ec2_key("i-1"))
+            .incident
+            .is_some_and(|i| i.unfinished && i.checks == 2),
+        "the next step is the incident's latest check"
+    );
+    let (_, due) = engine.follow_ups.latest();
+    assert_eq!(due, at(120));
+
+    let second = fire_latest(&engine, "step-2").await;
+    assert_eq!(record_of(&second).status, HealingStatus::InProgress);
+    let last = fire_latest(&engine, "step-3").await;
+    assert_eq!(record_of(&last).status, HealingStatus::Completed);
+
+    let token = idempotency_token("ec2-instance-healing", "i-1", "e1", 1);
+    let calls = engine.healer.calls();
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls.iter().all(|c| c.attempt == 1 && c.token == token),
+        "{calls:?}"
+    );
+    let state = engine.store.state(&ec2_key("i-1"));
+    let incident = state.incident.expect("open");
+    assert!(!incident.unfinished);
+    assert_eq!((incident.attempts, incident.steps), (1, 2));
+    // Published: the action's start and its end, not the step in between.
+    let statuses: Vec<HealingStatus> = engine
+        .notifier
+        .notices()
+        .iter()
+        .map(|n| n.record.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [HealingStatus::InProgress, HealingStatus::Completed]
+    );
+
+    // The last step's check verifies the heal: OK for the stable period resolves it.
+    let (payload, due) = engine.follow_ups.latest();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Ok, at(130));
+    engine.clock.set(due.max(at(130 + 900)));
+    let resolved = handle(&engine, payload, "verify").await;
+    assert_eq!(resolved.decision, Verdict::Resolve, "{resolved:#?}");
+    assert_eq!(engine.healer.count(), 3);
+}
+
+#[tokio::test]
+async fn given_a_run_that_died_during_its_action_when_its_check_fires_then_the_same_attempt_resumes()
+ {
+    let engine = infrastructure();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    // Make it look as if run-1 died after its claim: its lease never released, its action
+    // never reported.
+    let key = ec2_key("i-1");
+    let mut state = engine.store.state(&key);
+    state.lease = Some(Lease {
+        run_id: "run-1".to_owned(),
+        event_id: "e1".to_owned(),
+        attempt: 1,
+        expires_at: at(900),
+    });
+    if let Some(incident) = state.incident.as_mut() {
+        incident.unfinished = true;
+    }
+    engine.store.put_state(&key, state);
+    let (payload, due) = engine.follow_ups.latest();
+
+    engine.clock.set(due.min(at(899)));
+    let waiting = handle(&engine, payload, "too-early").await;
+    assert_eq!(waiting.decision, Verdict::Recheck, "the lease still holds");
+
+    let resumed = fire_latest(&engine, "resumed").await;
+    assert_eq!(resumed.decision, Verdict::Act, "{resumed:#?}");
+    let calls = engine.healer.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].attempt, 1, "not a new attempt");
+    assert_eq!(calls[1].token, calls[0].token);
+}
+
+#[tokio::test]
+async fn given_an_action_that_never_finishes_when_its_steps_are_spent_then_it_escalates_once() {
+    let engine = infrastructure();
+    engine.healer.steps_left.store(usize::MAX, Ordering::SeqCst);
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let mut last = None;
+    for step in 0..=autoheal_core::followup::MAX_ACTION_STEPS {
+        last = Some(fire_latest(&engine, &format!("step-{step}")).await);
+    }
+    let last = last.expect("fired");
+    assert_eq!(last.reason, Some(SkipReason::Unfinished), "{last:#?}");
+    assert!(last.escalated);
+    assert_eq!(
+        engine.healer.count(),
+        1 + usize::try_from(autoheal_core::followup::MAX_ACTION_STEPS).expect("small")
+    );
+    let escalations = engine
+        .notifier
+        .notices()
+        .iter()
+        .filter(|n| n.kind == NoticeKind::Escalation)
+        .count();
+    assert_eq!(escalations, 1);
 }
 
 // ------------------------------------------------------------------ metrics
