@@ -5,8 +5,8 @@
 //! sample alarms through `autoheal invoke` (the real handler of each layer) and shows what
 //! autoheal decided, what it changed, what it put back when the alarm cleared; then fires the
 //! follow-ups (`autoheal tick`): heals verified and resolved, one retried without a new alarm
-//! and escalated, then closed by `autoheal reset`; what it told subscribers, and its
-//! statistics.
+//! and escalated, then closed by `autoheal reset`; a burst of alarms held to the budget, with
+//! the deferred heals as timelines; what it told subscribers, and its statistics.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -339,6 +339,37 @@ async fn main() {
         &url,
         "--resource",
         "checkout",
+        "--output",
+        "table",
+    ]);
+
+    step("An Availability Zone event: 6 more instances fail their status checks within a minute");
+    let burst = fleet
+        .standalone_fleet(
+            aws_sdk_ec2::types::InstanceType::T3Small,
+            6,
+            &[("Name", "batch"), ("emulator:system-status", "impaired")],
+        )
+        .await;
+    println!(
+        "the rule's budget is 5 actions per 15 minutes, 2 of them spent on web-01 and the api member: \
+         3 are healed, the rest deferred to when the budget reopens, with one notification"
+    );
+    for (n, instance) in burst.iter().enumerate() {
+        let mut event = ec2_alarm(instance, &format!("demo-burst-{n}"));
+        event["detail"]["alarmName"] = Value::from(format!("batch-{n}-status-check-failed"));
+        let path = write_event(&dir, &format!("burst-{n}.json"), &event);
+        invoke(&path, &url);
+    }
+    step("The burst as timelines: healed, or deferred until the budget reopens");
+    autoheal(&[
+        "history",
+        "--endpoint-url",
+        &url,
+        "--rule",
+        "ec2-instance-healing",
+        "--since",
+        "1h",
         "--output",
         "table",
     ]);

@@ -7,7 +7,7 @@ use serde_json::Value;
 use autoheal_core::decision::idempotency_token;
 use autoheal_core::{
     Action, AlarmEvent, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Layer,
-    RuleSet, SkipReason, SystemClock, Verdict,
+    RuleSet, Settings, SkipReason, SystemClock, Verdict,
 };
 use autoheal_platform::PlatformHealer;
 use autoheal_tests::platform::{
@@ -15,7 +15,7 @@ use autoheal_tests::platform::{
     rds_snapshots,
 };
 use autoheal_tests::{
-    Deployment, Emulator, TestEngine, autoheal_snapshot_tags, ec2_alarm, rds_snapshot,
+    Deployment, Emulator, TestClock, TestEngine, autoheal_snapshot_tags, ec2_alarm, rds_snapshot,
     rds_snapshot_ids,
 };
 
@@ -347,6 +347,76 @@ async fn rds_instance_is_snapshotted_then_rebooted() {
         .await
         .expect("handled");
     assert_eq!(ok.decision, Verdict::Recovering, "{ok:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_rds_snapshot_is_waited_for_across_follow_ups_and_no_reboot_follows_an_alarm_back_to_ok()
+ {
+    let emulator = Emulator::start_with_shims(&["moto_rds_snapshot_progress.py"]);
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let rds = rds_instance(
+        &deployment.sdk,
+        "orders-db",
+        false,
+        &[("emulator:snapshot-status", "creating")],
+    )
+    .await;
+    let alarm = rds_event("alarm", "orders-db", "db-slow");
+    let alarm_name = alarm["detail"]["alarmName"]
+        .as_str()
+        .expect("a name")
+        .to_owned();
+    deployment.set_alarm(&alarm_name, "ALARM").await;
+    let clock = TestClock::at(chrono::Utc::now());
+    let engine = deployment.layer_with(Layer::Platform, clock.clone(), Settings::default());
+
+    let first = engine.handle(alarm, "run-1").await.expect("handled");
+    let record = first.record.expect("recorded");
+    assert_eq!(record.status, HealingStatus::InProgress, "{record:?}");
+    let snapshot = record.details["snapshot_id"].clone();
+    let step = deployment
+        .fire_next(&engine, &clock, "step-1")
+        .await
+        .expect("the next step");
+    assert_eq!(
+        step.record.expect("recorded").status,
+        HealingStatus::InProgress
+    );
+
+    // The alarm clears while the snapshot is made; once it is done, no reboot is needed.
+    deployment.set_alarm(&alarm_name, "OK").await;
+    let arn = rds
+        .describe_db_instances()
+        .db_instance_identifier("orders-db")
+        .send()
+        .await
+        .expect("describe")
+        .db_instances()[0]
+        .db_instance_arn()
+        .expect("an arn")
+        .to_owned();
+    rds.remove_tags_from_resource()
+        .resource_name(arn)
+        .tag_keys("emulator:snapshot-status")
+        .send()
+        .await
+        .expect("untag");
+    let last = deployment
+        .fire_next(&engine, &clock, "step-2")
+        .await
+        .expect("the next step");
+    let record = last.record.expect("recorded");
+    assert_eq!(record.status, HealingStatus::Skipped, "{record:?}");
+    assert_eq!(record.skip_reason, Some(SkipReason::NotNeeded));
+    assert!(
+        record
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.contains(&snapshot) && s.contains("was not rebooted")),
+        "{record:?}"
+    );
+    assert_eq!(rds_snapshots(&rds, "orders-db").await, [snapshot]);
+    assert_eq!(engine.healer.calls(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
