@@ -161,17 +161,49 @@ struct DeploymentArgs {
     /// The EventBridge Scheduler group of the follow-ups.
     #[arg(long, env = env::SCHEDULE_GROUP, default_value = DEFAULT_SCHEDULE_GROUP)]
     schedule_group: String,
+    /// The role EventBridge Scheduler assumes to deliver follow-ups (the stack's output
+    /// `FollowUpSchedulerRoleArn`). Against AWS, commands that heal need it.
+    #[arg(long, env = env::SCHEDULER_ROLE_ARN)]
+    scheduler_role_arn: Option<String>,
+    /// The ARN of the stack's functions less the layer (the stack's output
+    /// `FunctionArnPrefix`, `arn:aws:lambda:<region>:<account>:function:<stack>-`): a
+    /// follow-up goes to `<prefix><layer>`. Against AWS, commands that heal need it.
+    #[arg(long, env = "AUTOHEAL_FUNCTION_ARN_PREFIX")]
+    function_arn_prefix: Option<String>,
 }
 
 impl DeploymentArgs {
-    /// What `layer`'s function would be configured with in this deployment.
+    /// What `layer`'s function would be configured with in this deployment. A command that
+    /// `heals` schedules follow-ups: against AWS it must name where they go, or a heal would
+    /// schedule a check nobody receives (the emulator takes placeholders).
     async fn function(
         &self,
         sdk: &aws_config::SdkConfig,
         layer: Layer,
         rules: RuleSet,
         settings: Settings,
+        heals: bool,
     ) -> Result<FunctionConfig, Failure> {
+        let local = FollowUpTarget {
+            schedule_group: self.schedule_group.clone(),
+            ..FollowUpTarget::local(layer)
+        };
+        let follow_ups = match (&self.scheduler_role_arn, &self.function_arn_prefix) {
+            (Some(role_arn), Some(prefix)) => FollowUpTarget {
+                role_arn: role_arn.clone(),
+                function_arn: format!("{prefix}{layer}"),
+                ..local
+            },
+            _ if !heals || self.endpoint_url.is_some() => local,
+            _ => {
+                return Err(Failure(
+                    "against AWS (no --endpoint-url) a heal schedules its follow-up: give \
+                     --scheduler-role-arn and --function-arn-prefix (the stack's outputs \
+                     FollowUpSchedulerRoleArn and FunctionArnPrefix)"
+                        .to_owned(),
+                ));
+            }
+        };
         let topic_arn = match &self.topic_arn {
             Some(arn) => arn.clone(),
             None => find_topic(sdk, DEFAULT_TOPIC_NAME).await?,
@@ -182,10 +214,7 @@ impl DeploymentArgs {
             topic_arn,
             settings,
             rules,
-            follow_ups: FollowUpTarget {
-                schedule_group: self.schedule_group.clone(),
-                ..FollowUpTarget::local(layer)
-            },
+            follow_ups,
         })
     }
 }
@@ -368,7 +397,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .unwrap_or(Layer::Infrastructure);
             let sdk = sdk_config(deployment.endpoint_url.as_deref()).await;
             let config = deployment
-                .function(&sdk, layer, rules, settings(shadow)?)
+                .function(&sdk, layer, rules, settings(shadow)?, true)
                 .await?;
             let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
             let outcome = build_engine(config, &sdk, healer)
@@ -403,7 +432,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 };
                 let layer = follow_up.layer;
                 let config = deployment
-                    .function(&sdk, layer, rules.clone(), settings(false)?)
+                    .function(&sdk, layer, rules.clone(), settings(false)?, true)
                     .await?;
                 let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
                 let engine = build_engine_with_clock(config, &sdk, healer, FixedClock(at));
@@ -449,7 +478,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .ok_or_else(|| Failure(format!("no rule `{rule}` in the rules")))?;
             let sdk = sdk_config(deployment.endpoint_url.as_deref()).await;
             let config = deployment
-                .function(&sdk, layer, rules, settings(false)?)
+                .function(&sdk, layer, rules, settings(false)?, false)
                 .await?;
             let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
             let clock = FixedClock(at.unwrap_or_else(chrono::Utc::now));

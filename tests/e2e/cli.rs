@@ -12,6 +12,8 @@ fn autoheal(args: &[&str]) -> Output {
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AUTOHEAL_TOPIC_ARN")
         .env_remove("AUTOHEAL_TABLE_NAME")
+        .env_remove("AUTOHEAL_SCHEDULER_ROLE_ARN")
+        .env_remove("AUTOHEAL_FUNCTION_ARN_PREFIX")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .expect("run autoheal")
@@ -29,6 +31,26 @@ fn stdout_json(output: &Output) -> Value {
 
 fn path(relative: &str) -> String {
     workspace().join(relative).display().to_string()
+}
+
+#[test]
+fn against_aws_invoke_refuses_to_heal_without_knowing_where_follow_ups_go() {
+    let event = path("events/ec2-instance-healing.alarm.json");
+    let output = autoheal(&[
+        "invoke",
+        "--event",
+        &event,
+        "--topic-arn",
+        "arn:aws:sns:us-east-1:123456789012:autoheal",
+    ]);
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--scheduler-role-arn") && stderr.contains("--function-arn-prefix"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing was handled");
 }
 
 #[test]
