@@ -9,6 +9,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use autoheal_core::{Outcome, Settings, SkipReason, Verdict};
+use autoheal_tests::application::application_alarm;
 use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, TestEngine, ec2_alarm};
 
 /// The alarm of the `ec2-instance-healing` sample events.
@@ -234,4 +235,44 @@ async fn a_group_of_ten_heals_two_members_at_once_and_the_third_waits_for_a_slot
         "{notices:?}"
     );
     assert_eq!(notices.iter().filter(|kind| *kind == "healing").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_restart_on_at_most_a_fifth_of_a_group_at_once() {
+    let emulator = Emulator::start_with_ssm_instance_information();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let members = fleet.auto_scaling_group_of("web", 10).await;
+    let clock = TestClock::at(Utc::now());
+    let engine = deployment.layer_with(
+        autoheal_core::Layer::Application,
+        clock.clone(),
+        Settings::default(),
+    );
+
+    // A leak shipped in a release shows on three members together.
+    let mut outcomes = Vec::new();
+    for (i, member) in members[..3].iter().enumerate() {
+        let event = application_alarm("memory-leak-healing", member, &format!("leak-{i}"));
+        outcomes.push(
+            engine
+                .handle(event, &format!("run-{i}"))
+                .await
+                .expect("handled"),
+        );
+    }
+
+    let verdicts: Vec<(Verdict, Option<SkipReason>)> =
+        outcomes.iter().map(|o| (o.decision, o.reason)).collect();
+    assert_eq!(
+        verdicts[..2],
+        [(Verdict::Act, verdicts[0].1); 2],
+        "{outcomes:#?}"
+    );
+    assert_eq!(
+        verdicts[2],
+        (Verdict::Skip, Some(SkipReason::GroupBusy)),
+        "{outcomes:#?}"
+    );
+    assert_eq!(engine.healer.calls(), 2);
 }

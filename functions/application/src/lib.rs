@@ -12,7 +12,7 @@ pub mod process;
 
 use aws_config::SdkConfig;
 
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer};
+use autoheal_core::{Action, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer};
 
 pub use circuit_breaker::CircuitBreakerReset;
 pub use connection_pool::ConnectionPoolReset;
@@ -24,16 +24,21 @@ pub struct ApplicationHealer {
     breakers: CircuitBreakerReset,
     processes: ProcessRestarter,
     pools: ConnectionPoolReset,
+    ec2: aws_sdk_ec2::Client,
+    autoscaling: aws_sdk_autoscaling::Client,
 }
 
 impl ApplicationHealer {
     /// Builds the layer's clients from one SDK configuration (once per container).
     pub fn new(sdk: &SdkConfig) -> Self {
         let ssm = aws_sdk_ssm::Client::new(sdk);
+        let ec2 = aws_sdk_ec2::Client::new(sdk);
         ApplicationHealer {
             breakers: CircuitBreakerReset::new(ssm.clone()),
-            processes: ProcessRestarter::new(aws_sdk_ec2::Client::new(sdk), ssm.clone()),
+            processes: ProcessRestarter::new(ec2.clone(), ssm.clone()),
             pools: ConnectionPoolReset::new(ssm),
+            ec2,
+            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
         }
     }
 }
@@ -41,6 +46,23 @@ impl ApplicationHealer {
 impl Healer for ApplicationHealer {
     fn layer(&self) -> Layer {
         Layer::Application
+    }
+
+    /// A restarted process's instance may be one of an Auto Scaling group's: the group guard
+    /// bounds how many of its members restart at once (a leak shipped in a release shows on
+    /// every member together).
+    async fn group(&self, request: HealRequest<'_>) -> Result<Option<GroupView>, HealError> {
+        match &request.rule.action {
+            Action::RestartProcess { .. } => {
+                autoheal_aws::lookups::auto_scaling_group_of(
+                    &self.ec2,
+                    &self.autoscaling,
+                    request.resource_id,
+                )
+                .await
+            }
+            _ => Ok(None),
+        }
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {

@@ -19,11 +19,10 @@
 //! stopped, so an attempt that died between stop and start (or whose stop outlasted the
 //! invocation) is finished by the next one, and an instance a person stopped is left alone.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_autoscaling::Client as AutoScalingClient;
-use aws_sdk_autoscaling::types::LifecycleState;
 use aws_sdk_ec2::Client as Ec2Client;
 use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::types::{
@@ -44,8 +43,6 @@ pub const STOP_START_TAG: &str = "autoheal:stop-start";
 const STOP_WAIT: Duration = Duration::from_secs(120);
 const FORCED_STOP_WAIT: Duration = Duration::from_secs(60);
 const START_WAIT: Duration = Duration::from_secs(90);
-/// `DescribeInstanceStatus` takes at most this many instance ids per call.
-const DESCRIBE_STATUS_BATCH: usize = 100;
 
 /// A status check's live result, as `DescribeInstanceStatus` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,76 +277,14 @@ impl InstanceRecovery {
         }
     }
 
-    /// The Auto Scaling group the instance is a member of, read live for the group guard:
-    /// its size (its desired capacity, or its members if more) and how many members are
-    /// unhealthy now: marked so by the group or not in service, failing a status check,
-    /// missing (desired but not launched), and the alarmed instance itself.
+    /// The Auto Scaling group the instance is a member of, read live for the group guard.
     pub async fn group(&self, request: HealRequest<'_>) -> Result<Option<GroupView>, HealError> {
-        let id = request.resource_id;
-        let Some(name) = self.auto_scaling_group_of(id).await? else {
-            return Ok(None);
-        };
-        let output = self
-            .autoscaling
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(&name)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeAutoScalingGroups", e))?;
-        let Some(group) = output
-            .auto_scaling_groups()
-            .iter()
-            .find(|group| group.auto_scaling_group_name() == Some(name.as_str()))
-        else {
-            return Ok(None);
-        };
-        let members: Vec<&str> = group
-            .instances()
-            .iter()
-            .filter_map(|member| member.instance_id())
-            .collect();
-        let mut unhealthy: BTreeSet<&str> = group
-            .instances()
-            .iter()
-            .filter(|member| {
-                member.health_status() != Some("Healthy")
-                    || member.lifecycle_state() != Some(&LifecycleState::InService)
-            })
-            .filter_map(|member| member.instance_id())
-            .collect();
-        for batch in members.chunks(DESCRIBE_STATUS_BATCH) {
-            let output = self
-                .ec2
-                .describe_instance_status()
-                .set_instance_ids(Some(batch.iter().map(|id| (*id).to_owned()).collect()))
-                .send()
-                .await
-                .map_err(|e| api_error("DescribeInstanceStatus", e))?;
-            for status in output.instance_statuses() {
-                let impaired = [
-                    status.system_status().and_then(|s| s.status()),
-                    status.instance_status().and_then(|s| s.status()),
-                ]
-                .into_iter()
-                .any(|check| CheckStatus::from_summary(check) == CheckStatus::Impaired);
-                if let Some(member) = status.instance_id().filter(|_| impaired)
-                    && let Some(known) = members.iter().find(|m| **m == member)
-                {
-                    unhealthy.insert(known);
-                }
-            }
-        }
-        unhealthy.insert(id);
-        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        let desired = group
-            .desired_capacity()
-            .map_or(0, |d| u32::try_from(d).unwrap_or(0));
-        let missing = desired.saturating_sub(count(members.len()));
-        Ok(Some(GroupView {
-            id: format!("auto-scaling-group/{name}"),
-            size: count(members.len()).max(desired),
-            unhealthy: count(unhealthy.len()).saturating_add(missing),
-        }))
+        autoheal_aws::lookups::auto_scaling_group_of(
+            &self.ec2,
+            &self.autoscaling,
+            request.resource_id,
+        )
+        .await
     }
 
     async fn describe(&self, instance_id: &str) -> Result<Instance, HealError> {

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "ec2")]
 pub use ec2::describe_instance;
+#[cfg(feature = "autoscaling")]
+pub use groups::auto_scaling_group_of;
 
 #[cfg(feature = "ec2")]
 mod ec2 {
@@ -27,5 +29,105 @@ mod ec2 {
             .find(|instance| instance.instance_id() == Some(instance_id))
             .cloned()
             .ok_or_else(|| HealError::new(format!("DescribeInstances: no instance {instance_id}")))
+    }
+}
+
+#[cfg(feature = "autoscaling")]
+mod groups {
+    use std::collections::BTreeSet;
+
+    use aws_sdk_autoscaling::Client as AutoScalingClient;
+    use aws_sdk_autoscaling::types::LifecycleState;
+    use aws_sdk_ec2::Client as Ec2Client;
+    use aws_sdk_ec2::types::SummaryStatus;
+
+    use autoheal_core::{GroupView, HealError};
+
+    use crate::errors::api_error;
+
+    /// `DescribeInstanceStatus` takes at most this many instance ids per call.
+    const DESCRIBE_STATUS_BATCH: usize = 100;
+
+    /// The Auto Scaling group `instance_id` is a member of, read live for the group guard
+    /// (`None` when it is in none): its size (its desired capacity, or its members if more)
+    /// and how many members are unhealthy now: marked so by the group or not in service,
+    /// failing a status check, desired but missing, and the alarmed instance itself.
+    pub async fn auto_scaling_group_of(
+        ec2: &Ec2Client,
+        autoscaling: &AutoScalingClient,
+        instance_id: &str,
+    ) -> Result<Option<GroupView>, HealError> {
+        let membership = autoscaling
+            .describe_auto_scaling_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| api_error("DescribeAutoScalingInstances", e))?;
+        let Some(name) = membership
+            .auto_scaling_instances()
+            .iter()
+            .find(|member| member.instance_id() == Some(instance_id))
+            .and_then(|member| member.auto_scaling_group_name())
+        else {
+            return Ok(None);
+        };
+        let output = autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .map_err(|e| api_error("DescribeAutoScalingGroups", e))?;
+        let Some(group) = output
+            .auto_scaling_groups()
+            .iter()
+            .find(|group| group.auto_scaling_group_name() == Some(name))
+        else {
+            return Ok(None);
+        };
+        let members: Vec<&str> = group
+            .instances()
+            .iter()
+            .filter_map(|member| member.instance_id())
+            .collect();
+        let mut unhealthy: BTreeSet<&str> = group
+            .instances()
+            .iter()
+            .filter(|member| {
+                member.health_status() != Some("Healthy")
+                    || member.lifecycle_state() != Some(&LifecycleState::InService)
+            })
+            .filter_map(|member| member.instance_id())
+            .collect();
+        for batch in members.chunks(DESCRIBE_STATUS_BATCH) {
+            let output = ec2
+                .describe_instance_status()
+                .set_instance_ids(Some(batch.iter().map(|id| (*id).to_owned()).collect()))
+                .send()
+                .await
+                .map_err(|e| api_error("DescribeInstanceStatus", e))?;
+            for status in output.instance_statuses() {
+                let impaired = [
+                    status.system_status().and_then(|s| s.status()),
+                    status.instance_status().and_then(|s| s.status()),
+                ]
+                .contains(&Some(&SummaryStatus::Impaired));
+                if let Some(member) = status.instance_id().filter(|_| impaired)
+                    && let Some(known) = members.iter().find(|m| **m == member)
+                {
+                    unhealthy.insert(known);
+                }
+            }
+        }
+        unhealthy.insert(instance_id);
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let desired = group
+            .desired_capacity()
+            .map_or(0, |d| u32::try_from(d).unwrap_or(0));
+        let missing = desired.saturating_sub(count(members.len()));
+        Ok(Some(GroupView {
+            id: format!("auto-scaling-group/{name}"),
+            size: count(members.len()).max(desired),
+            unhealthy: count(unhealthy.len()).saturating_add(missing),
+        }))
     }
 }
