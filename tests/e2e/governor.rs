@@ -264,10 +264,11 @@ async fn processes_restart_on_at_most_a_fifth_of_a_group_at_once() {
 
     let verdicts: Vec<(Verdict, Option<SkipReason>)> =
         outcomes.iter().map(|o| (o.decision, o.reason)).collect();
-    assert_eq!(
-        verdicts[..2],
-        [(Verdict::Act, verdicts[0].1); 2],
-        "{outcomes:#?}"
+    assert!(
+        verdicts[..2]
+            .iter()
+            .all(|(verdict, _)| *verdict == Verdict::Act),
+        "the first two take the group's two slots: {outcomes:#?}"
     );
     assert_eq!(
         verdicts[2],
