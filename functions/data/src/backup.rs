@@ -317,22 +317,7 @@ impl BackupVerifier {
     }
 
     async fn snapshot(&self, snapshot_id: &str) -> Result<Option<DbSnapshot>, HealError> {
-        match self
-            .rds
-            .describe_db_snapshots()
-            .db_snapshot_identifier(snapshot_id)
-            .send()
-            .await
-        {
-            Ok(output) => Ok(output.db_snapshots().first().cloned()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_db_snapshot_not_found_fault()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(api_error("DescribeDBSnapshots", e)),
-        }
+        autoheal_aws::lookups::describe_db_snapshot(&self.rds, snapshot_id).await
     }
 
     async fn restore(

@@ -52,6 +52,18 @@ fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
 
+/// What one attempt made about `volume_id`: `name` is `volume_id`, and it carries the
+/// attempt's token.
+fn attempt_filters(name: &str, volume_id: &str, token: &str) -> Vec<Filter> {
+    vec![
+        Filter::builder().name(name).values(volume_id).build(),
+        Filter::builder()
+            .name(format!("tag:{TOKEN_TAG}"))
+            .values(token)
+            .build(),
+    ]
+}
+
 fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
     tags.iter()
         .find(|t| t.key() == Some(key))
@@ -324,18 +336,11 @@ impl VolumeRepairer {
             .ec2
             .describe_snapshots()
             .owner_ids("self")
-            .filters(
-                Filter::builder()
-                    .name("volume-id")
-                    .values(volume_id)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{TOKEN_TAG}"))
-                    .values(request.idempotency_token)
-                    .build(),
-            )
+            .set_filters(Some(attempt_filters(
+                "volume-id",
+                volume_id,
+                request.idempotency_token,
+            )))
             .send()
             .await
             .map_err(|e| api_error("DescribeSnapshots", e))?
@@ -389,18 +394,11 @@ impl VolumeRepairer {
         let output = self
             .ec2
             .describe_volumes()
-            .filters(
-                Filter::builder()
-                    .name("tag:autoheal:replaces")
-                    .values(volume_id)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{TOKEN_TAG}"))
-                    .values(request.idempotency_token)
-                    .build(),
-            )
+            .set_filters(Some(attempt_filters(
+                "tag:autoheal:replaces",
+                volume_id,
+                request.idempotency_token,
+            )))
             .send()
             .await
             .map_err(|e| api_error("DescribeVolumes", e))?;

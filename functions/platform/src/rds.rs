@@ -196,22 +196,7 @@ impl InstanceRebooter {
 
     /// The snapshot `id`, if it exists.
     async fn existing_snapshot(&self, id: &str) -> Result<Option<DbSnapshot>, HealError> {
-        match self
-            .rds
-            .describe_db_snapshots()
-            .db_snapshot_identifier(id)
-            .send()
-            .await
-        {
-            Ok(output) => Ok(output.db_snapshots().first().cloned()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_db_snapshot_not_found_fault()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(api_error("DescribeDBSnapshots", e)),
-        }
+        autoheal_aws::lookups::describe_db_snapshot(&self.rds, id).await
     }
 
     /// Takes the snapshot, tagged as autoheal's, unless this attempt already did; returns

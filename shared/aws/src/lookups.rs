@@ -5,6 +5,40 @@
 pub use ec2::describe_instance;
 #[cfg(feature = "autoscaling")]
 pub use groups::auto_scaling_group_of;
+#[cfg(feature = "rds")]
+pub use rds::describe_db_snapshot;
+
+#[cfg(feature = "rds")]
+mod rds {
+    use aws_sdk_rds::Client;
+    use aws_sdk_rds::types::DbSnapshot;
+
+    use autoheal_core::HealError;
+
+    use crate::errors::api_error;
+
+    /// One DB snapshot by id; `None` when RDS does not know it (yet).
+    pub async fn describe_db_snapshot(
+        rds: &Client,
+        snapshot_id: &str,
+    ) -> Result<Option<DbSnapshot>, HealError> {
+        match rds
+            .describe_db_snapshots()
+            .db_snapshot_identifier(snapshot_id)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(output.db_snapshots().first().cloned()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_db_snapshot_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(api_error("DescribeDBSnapshots", e)),
+        }
+    }
+}
 
 #[cfg(feature = "ec2")]
 mod ec2 {
