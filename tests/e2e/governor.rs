@@ -145,20 +145,27 @@ async fn fifty_alarms_act_within_the_shipped_budget_and_the_deferred_are_picked_
     );
 }
 
+/// The Auto Scaling group `web` of ten members, the first `failing` of them failing their
+/// system status check; returns the members.
+async fn group_of_ten_with_failing(fleet: &Fleet, failing: usize) -> Vec<String> {
+    let members = fleet.auto_scaling_group_of("web", 10).await;
+    assert_eq!(members.len(), 10);
+    for member in &members[..failing] {
+        fleet
+            .tag_instance(member, SYSTEM_IMPAIRED.0, SYSTEM_IMPAIRED.1)
+            .await;
+    }
+    members
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_of_ten_with_six_members_unhealthy_is_a_storm_no_member_is_healed() {
     let emulator = Emulator::start_with_ec2_status_checks();
     let deployment = Deployment::bootstrap(&emulator).await;
     let queue = deployment.subscribe_queue("storm").await;
     let fleet = Fleet::new(&deployment.sdk);
-    let members = fleet.auto_scaling_group_of("web", 10).await;
-    assert_eq!(members.len(), 10);
+    let members = group_of_ten_with_failing(&fleet, 6).await;
     let unhealthy = &members[..6];
-    for member in unhealthy {
-        fleet
-            .tag_instance(member, SYSTEM_IMPAIRED.0, SYSTEM_IMPAIRED.1)
-            .await;
-    }
     let clock = TestClock::at(Utc::now());
     let engine = Arc::new(deployment.infrastructure(clock.clone(), Settings::default()));
 
@@ -198,13 +205,8 @@ async fn a_group_of_ten_heals_two_members_at_once_and_the_third_waits_for_a_slot
     let deployment = Deployment::bootstrap(&emulator).await;
     let queue = deployment.subscribe_queue("slots").await;
     let fleet = Fleet::new(&deployment.sdk);
-    let members = fleet.auto_scaling_group_of("web", 10).await;
+    let members = group_of_ten_with_failing(&fleet, 3).await;
     let unhealthy = &members[..3];
-    for member in unhealthy {
-        fleet
-            .tag_instance(member, SYSTEM_IMPAIRED.0, SYSTEM_IMPAIRED.1)
-            .await;
-    }
     let clock = TestClock::at(Utc::now());
     let engine = Arc::new(deployment.infrastructure(clock.clone(), Settings::default()));
 
