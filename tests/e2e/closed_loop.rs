@@ -213,3 +213,46 @@ async fn a_burst_of_alarms_acts_within_the_budget_and_defers_the_rest_with_one_n
         "the acted are verified, the deferred retried"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_its_group_replaced_resolves_when_its_alarm_runs_out_of_data() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let (_, member) = fleet.auto_scaling_group("web-asg").await;
+    deployment.set_alarm(ALARM, "ALARM").await;
+    let clock = TestClock::at(Utc::now());
+    let engine = deployment.infrastructure(clock.clone(), Settings::default());
+    engine
+        .handle(ec2_alarm(&member, "e1"), "r1")
+        .await
+        .expect("handled");
+
+    // The group terminates the member it was handed; its status-check metric stops.
+    aws_sdk_ec2::Client::new(&deployment.sdk)
+        .terminate_instances()
+        .instance_ids(&member)
+        .send()
+        .await
+        .expect("terminate");
+    deployment.set_alarm(ALARM, "INSUFFICIENT_DATA").await;
+
+    let resolved = deployment
+        .fire_next(&engine, &clock, "check-1")
+        .await
+        .expect("a follow-up");
+
+    assert_eq!(resolved.decision, Verdict::Resolve, "{resolved:?}");
+    assert!(!resolved.escalated);
+    let record = resolved.record.as_ref().expect("a record");
+    assert_eq!(record.details["resolution"], "gone");
+    assert!(
+        record
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.contains("no longer exists")),
+        "{record:?}"
+    );
+    assert!(deployment.follow_ups().await.is_empty());
+    assert_eq!(engine.healer.calls(), 1);
+}

@@ -357,6 +357,14 @@ impl<H: Healer + Sync> Healer for Counting<H> {
         self.inner.group(request).await
     }
 
+    async fn is_gone(
+        &self,
+        rule: &autoheal_core::Rule,
+        resource_id: &str,
+    ) -> Result<bool, HealError> {
+        self.inner.is_gone(rule, resource_id).await
+    }
+
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
         *self.calls.lock().unwrap() += 1;
         self.inner.heal(request).await

@@ -12,7 +12,7 @@ pub mod process;
 
 use aws_config::SdkConfig;
 
-use autoheal_core::{Action, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer};
+use autoheal_core::{Action, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Rule};
 
 pub use circuit_breaker::CircuitBreakerReset;
 pub use connection_pool::ConnectionPoolReset;
@@ -62,6 +62,16 @@ impl Healer for ApplicationHealer {
                 .await
             }
             _ => Ok(None),
+        }
+    }
+
+    /// A restarted process's instance is gone once terminated: nothing is left to heal.
+    async fn is_gone(&self, rule: &Rule, resource_id: &str) -> Result<bool, HealError> {
+        match &rule.action {
+            Action::RestartProcess { .. } => {
+                autoheal_aws::lookups::instance_is_gone(&self.ec2, resource_id).await
+            }
+            _ => Ok(false),
         }
     }
 

@@ -287,6 +287,11 @@ impl InstanceRecovery {
         .await
     }
 
+    /// Whether the instance is terminated (or shutting down), or unknown to EC2.
+    pub async fn is_gone(&self, instance_id: &str) -> Result<bool, HealError> {
+        autoheal_aws::lookups::instance_is_gone(&self.ec2, instance_id).await
+    }
+
     async fn describe(&self, instance_id: &str) -> Result<Instance, HealError> {
         autoheal_aws::lookups::describe_instance(&self.ec2, instance_id).await
     }

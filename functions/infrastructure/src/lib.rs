@@ -8,7 +8,7 @@ use aws_config::SdkConfig;
 
 use autoheal_core::retention::Retention;
 use autoheal_core::{
-    Action, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert,
+    Action, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule,
 };
 
 pub use asg::GroupScaler;
@@ -47,6 +47,15 @@ impl Healer for InfrastructureHealer {
         match &request.rule.action {
             Action::RecoverEc2Instance { .. } => self.instances.group(request).await,
             _ => Ok(None),
+        }
+    }
+
+    /// A recovered instance is gone once terminated: its Auto Scaling group replaced it, or
+    /// someone terminated it. Nothing is left to heal, and its alarm gets no more data.
+    async fn is_gone(&self, rule: &Rule, resource_id: &str) -> Result<bool, HealError> {
+        match &rule.action {
+            Action::RecoverEc2Instance { .. } => self.instances.is_gone(resource_id).await,
+            _ => Ok(false),
         }
     }
 

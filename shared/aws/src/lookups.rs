@@ -2,7 +2,7 @@
 //! function links only the SDKs it uses.
 
 #[cfg(feature = "ec2")]
-pub use ec2::describe_instance;
+pub use ec2::{describe_instance, instance_is_gone};
 #[cfg(feature = "autoscaling")]
 pub use groups::auto_scaling_group_of;
 #[cfg(feature = "rds")]
@@ -43,11 +43,38 @@ mod rds {
 #[cfg(feature = "ec2")]
 mod ec2 {
     use aws_sdk_ec2::Client;
-    use aws_sdk_ec2::types::Instance;
+    use aws_sdk_ec2::types::{Instance, InstanceStateName};
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
     use autoheal_core::HealError;
 
     use crate::errors::api_error;
+
+    /// Whether the instance is terminated (or shutting down), or unknown to EC2: replaced by
+    /// its Auto Scaling group, or terminated by someone.
+    pub async fn instance_is_gone(ec2: &Client, instance_id: &str) -> Result<bool, HealError> {
+        let output = match ec2
+            .describe_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(true),
+            Err(e) => return Err(api_error("DescribeInstances", e)),
+        };
+        let state = output
+            .reservations()
+            .iter()
+            .flat_map(|reservation| reservation.instances())
+            .find(|instance| instance.instance_id() == Some(instance_id))
+            .and_then(|instance| instance.state())
+            .and_then(|state| state.name());
+        Ok(matches!(
+            state,
+            None | Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+        ))
+    }
 
     /// One instance by id, as `DescribeInstances` reports it; an error names the id when the
     /// service does not know it.

@@ -169,6 +169,9 @@ pub enum Decision {
         /// When the alarm returned to OK (the end of the time to recover).
         recovered_at: DateTime<Utc>,
         takeover: bool,
+        /// The resource no longer exists (replaced by its group, deleted): nothing is left to
+        /// heal, whatever its alarm says.
+        gone: bool,
     },
     /// A follow-up that cannot conclude yet: schedule the next check at `at` (the state's
     /// `checks` already counts it).

@@ -535,6 +535,18 @@ where
             .follow_ups
             .read_alarm(&follow_up.alarm.alarm_name)
             .await?;
+        // An alarm without data, or gone, may be one on a resource that is gone.
+        let gone = match reading {
+            Some(reading) if reading.state != AlarmState::InsufficientData => false,
+            _ => self
+                .healer
+                .is_gone(rule, &follow_up.resource_id)
+                .await
+                .unwrap_or_else(|error| {
+                    warn!(rule = %rule.name, resource = %follow_up.resource_id, %error, "could not tell whether the resource is gone");
+                    false
+                }),
+        };
         // The healer sees the alarm as it is now: a step of an action under way skips what an
         // alarm back to OK no longer needs.
         let event = AlarmEvent {
@@ -559,6 +571,7 @@ where
                 event_id: &event_id,
                 reading,
                 event_seen: loaded.event_seen,
+                gone,
                 run_id,
                 now,
             })
@@ -728,9 +741,10 @@ where
                     attempt,
                     recovered_at,
                     takeover,
+                    gone,
                 } => match Claim::of(expected, next, attempt, &incident_id, takeover) {
                     Some(claim) => {
-                        self.claim_and_resolve(outcome.clone(), claim, recovered_at)
+                        self.claim_and_resolve(outcome.clone(), claim, recovered_at, gone)
                             .await?
                     }
                     None => None,
@@ -960,6 +974,7 @@ where
         outcome: Outcome,
         claim: Claim<'_>,
         recovered_at: DateTime<Utc>,
+        gone: bool,
     ) -> Result<Option<Outcome>, EngineError> {
         let mut record = self.in_progress(&claim, RunPhase::Verify);
         match self.claim(&claim, &record, &[], None).await? {
@@ -980,16 +995,29 @@ where
                 let (remaining, mut summaries) = self
                     .put_back(&mut record, claim.incident_id, &claim.next.reverts)
                     .await;
-                summaries.insert(
-                    0,
+                let resolution = if gone {
+                    record
+                        .details
+                        .insert("resolution".to_owned(), "gone".to_owned());
+                    format!(
+                        "{} no longer exists (replaced or deleted) and {} has no data since {}: \
+                         incident resolved after {} attempt(s), {} s to recover",
+                        self.key.resource_id,
+                        self.event.alarm_name,
+                        recovered_at.to_rfc3339(),
+                        claim.attempt,
+                        recovered
+                    )
+                } else {
                     format!(
                         "{} OK since {}: incident resolved after {} attempt(s), {} s to recover",
                         self.event.alarm_name,
                         recovered_at.to_rfc3339(),
                         claim.attempt,
                         recovered
-                    ),
-                );
+                    )
+                };
+                summaries.insert(0, resolution);
                 record.summary = Some(summaries.join("; "));
                 let record = self.finish(record, None, &remaining).await?;
                 let mut outcome = outcome.with_record(record);

@@ -154,6 +154,9 @@ pub struct CheckInput<'a> {
     pub reading: Option<AlarmReading>,
     /// This check's event id was already claimed.
     pub event_seen: bool,
+    /// The healer found the resource gone (terminated, deleted): asked only when the alarm
+    /// has no data or is gone itself, as an alarm on a vanished resource does.
+    pub gone: bool,
     pub run_id: &'a str,
     pub now: DateTime<Utc>,
 }
@@ -207,6 +210,9 @@ pub fn decide_check(input: CheckInput<'_>) -> Transition {
     // is no longer needed.
     if incident.unfinished {
         return resume(&input, incident);
+    }
+    if input.gone && reading.is_none_or(|reading| reading.state == AlarmState::InsufficientData) {
+        return resolve(&input, incident, incident.attempts, false);
     }
     let Some(reading) = reading else {
         return escalate(state, SkipReason::Unverifiable, now);
@@ -403,6 +409,7 @@ fn resolve(
             attempt,
             recovered_at,
             takeover,
+            gone: input.gone,
         },
         next: Some(next),
     }

@@ -298,6 +298,20 @@ pub trait Healer {
         async { Ok(None) }
     }
 
+    /// Whether the resource no longer exists (terminated, deleted, replaced by its group).
+    /// Asked when a follow-up finds the alarm without data or gone, as an alarm on a vanished
+    /// resource is: a resource that is gone has nothing left to heal, and its incident
+    /// resolves instead of waiting for data that never comes. Healers that cannot tell keep
+    /// this default.
+    fn is_gone(
+        &self,
+        rule: &Rule,
+        resource_id: &str,
+    ) -> impl Future<Output = Result<bool, HealError>> + Send {
+        let _ = (rule, resource_id);
+        async { Ok(false) }
+    }
+
     /// Re-reads the resource's live state and, if healing is still needed and safe, acts.
     fn heal(
         &self,

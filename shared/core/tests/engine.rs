@@ -429,6 +429,8 @@ struct FakeHealer {
     group: Mutex<Option<GroupView>>,
     /// Heals answer `Continuing` this many more times before they are done.
     steps_left: AtomicUsize,
+    /// The resource no longer exists.
+    gone: AtomicBool,
 }
 
 impl FakeHealer {
@@ -458,6 +460,14 @@ impl Healer for FakeHealer {
 
     fn supports(&self, _action: &Action) -> bool {
         !self.unsupported.load(Ordering::SeqCst)
+    }
+
+    async fn is_gone(
+        &self,
+        _rule: &autoheal_core::Rule,
+        _resource: &str,
+    ) -> Result<bool, HealError> {
+        Ok(self.gone.load(Ordering::SeqCst))
     }
 
     async fn group(&self, _request: HealRequest<'_>) -> Result<Option<GroupView>, HealError> {
@@ -2220,6 +2230,44 @@ async fn given_one_member_retried_when_it_holds_a_slot_then_its_retry_keeps_it()
 
     assert_eq!(retried.decision, Verdict::Act, "{retried:#?}");
     assert_eq!(engine.healer.count(), 2);
+}
+
+#[tokio::test]
+async fn given_a_healed_instance_that_is_gone_when_its_alarm_has_no_data_then_the_incident_resolves()
+ {
+    let engine = infrastructure();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::InsufficientData, at(60));
+
+    // Still there: no data is waited for.
+    let (payload, due) = engine.follow_ups.latest();
+    engine.clock.set(due);
+    let waiting = handle(&engine, payload, "check-1").await;
+    assert_eq!(waiting.decision, Verdict::Recheck, "{waiting:#?}");
+
+    // Replaced by its group: nothing is left to heal.
+    engine.healer.gone.store(true, Ordering::SeqCst);
+    let resolved = fire_latest(&engine, "check-2").await;
+    assert_eq!(resolved.decision, Verdict::Resolve, "{resolved:#?}");
+    let record = record_of(&resolved);
+    assert_eq!(
+        record.details.get("resolution").map(String::as_str),
+        Some("gone")
+    );
+    assert_eq!(
+        record
+            .details
+            .get("time_to_recover_seconds")
+            .map(String::as_str),
+        Some("60")
+    );
+    assert!(!resolved.escalated);
+    assert_eq!(engine.healer.count(), 1);
 }
 
 // ------------------------------------------------------------------ resumable actions
