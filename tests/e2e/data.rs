@@ -542,32 +542,14 @@ impl<H: Healer + Sync> Healer for KilledAfterItsCalls<H> {
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
-        let _ = Box::pin(self.0.heal(request)).await;
+        let _ = self.0.heal(request).await;
         std::future::pending().await
     }
 }
 
-#[test]
-fn a_verification_whose_snapshot_outlasts_an_invocation_completes_across_follow_ups_and_resumes_after_a_kill()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verification_whose_snapshot_outlasts_an_invocation_completes_across_follow_ups_and_resumes_after_a_kill()
  {
-    // Unoptimised builds keep the whole nest of futures of a follow-up's run (scheduler,
-    // engine, healer, SDK) on the stack: more than a test thread's 2 MiB.
-    std::thread::Builder::new()
-        .stack_size(16 * 1024 * 1024)
-        .spawn(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime")
-                .block_on(slow_verification_resumed_after_a_kill());
-        })
-        .expect("a thread")
-        .join()
-        .expect("the scenario held");
-}
-
-async fn slow_verification_resumed_after_a_kill() {
     let emulator = Emulator::start_with_shims(&["moto_rds_snapshot_progress.py"]);
     let deployment = Deployment::bootstrap(&emulator).await;
     let stores = DataStores::new(&deployment.sdk);
@@ -594,7 +576,7 @@ async fn slow_verification_resumed_after_a_kill() {
     );
     let died = tokio::time::timeout(
         std::time::Duration::from_secs(3),
-        Box::pin(killed.handle(alarm, "killed-run")),
+        killed.handle(alarm, "killed-run"),
     )
     .await;
     assert!(died.is_err(), "the run never ended");
@@ -605,10 +587,10 @@ async fn slow_verification_resumed_after_a_kill() {
     // then a step every two minutes, each in a short invocation, until three hours passed.
     let mut steps = Vec::new();
     while clock.now() < start + Duration::hours(3) {
-        let outcome =
-            Box::pin(deployment.fire_next(&engine, &clock, &format!("step-{}", steps.len())))
-                .await
-                .expect("the next step is scheduled");
+        let outcome = deployment
+            .fire_next(&engine, &clock, &format!("step-{}", steps.len()))
+            .await
+            .expect("the next step is scheduled");
         steps.push(outcome);
     }
     // Each step's own safety check (in case it died too) is superseded by the step after.
@@ -646,7 +628,8 @@ async fn slow_verification_resumed_after_a_kill() {
         .expect("untag");
     let mut fired = 0;
     let record = loop {
-        let outcome = Box::pin(deployment.fire_next(&engine, &clock, &format!("last-{fired}")))
+        let outcome = deployment
+            .fire_next(&engine, &clock, &format!("last-{fired}"))
             .await
             .expect("the next step");
         fired += 1;

@@ -316,9 +316,11 @@ where
     /// or one of autoheal's own follow-ups. `run_id` must be unique per invocation (the Lambda
     /// request id).
     pub async fn handle(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
+        // Boxed: a run's future nests the healer's and the SDK's, which unoptimised builds
+        // lay out in full wherever it is awaited; on the heap, the caller's stays small.
         let outcome = match FollowUp::from_payload(&payload)? {
-            Some(follow_up) => self.check(follow_up, run_id).await?,
-            None => self.alarm(payload, run_id).await?,
+            Some(follow_up) => Box::pin(self.check(follow_up, run_id)).await?,
+            None => Box::pin(self.alarm(payload, run_id)).await?,
         };
         if self.settings.emit_metrics
             && let Some(document) = crate::metrics::document(&outcome, self.clock.now())
@@ -1345,7 +1347,7 @@ where
             ));
         } else {
             let request = self.request(record.attempt, incident_id, &token);
-            match self.engine.healer.heal(request).await {
+            match Box::pin(self.engine.healer.heal(request)).await {
                 Ok(HealOutcome::Healed {
                     summary,
                     details,
