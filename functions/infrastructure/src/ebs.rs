@@ -27,7 +27,7 @@ use aws_sdk_ec2::Client as Ec2Client;
 use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::types::{
     Filter, ResourceType, SnapshotState, Tag, TagSpecification, Volume, VolumeAttachment,
-    VolumeState, VolumeType,
+    VolumeAttachmentState, VolumeState, VolumeType,
 };
 use aws_sdk_ec2::waiters::volume_available::WaitUntilVolumeAvailableError;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -434,11 +434,14 @@ impl VolumeRepairer {
         force_detach: bool,
     ) -> Result<bool, HealError> {
         let old_volume = self.volume(old).await?;
-        if old_volume
-            .attachments()
-            .iter()
-            .any(|a| a.instance_id() == Some(instance_id))
-        {
+        // A detach an earlier step started is not started again.
+        if old_volume.attachments().iter().any(|a| {
+            a.instance_id() == Some(instance_id)
+                && matches!(
+                    a.state(),
+                    Some(VolumeAttachmentState::Attached | VolumeAttachmentState::Attaching)
+                )
+        }) {
             self.ec2
                 .detach_volume()
                 .volume_id(old)

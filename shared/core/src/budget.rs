@@ -144,11 +144,12 @@ impl Tripped {
                 max_unhealthy_percent,
             } => format!(
                 "{}; looked at again at {until}",
-                crate::group::GroupGuard {
-                    max_healing_percent: 0,
-                    max_unhealthy_percent,
-                }
-                .describe_storm(&self.scope.to_string(), size, unhealthy)
+                crate::group::storm_summary(
+                    &self.scope.to_string(),
+                    size,
+                    unhealthy,
+                    max_unhealthy_percent
+                )
             ),
         }
     }

@@ -73,12 +73,16 @@ impl GroupGuard {
 
     /// A sentence for records and notifications.
     pub fn describe_storm(&self, group: &str, size: u32, unhealthy: u32) -> String {
-        format!(
-            "{unhealthy} of the {size} members of {group} are unhealthy, more than {} %: a \
-             fault shared by the group is not healed member by member",
-            self.max_unhealthy_percent
-        )
+        storm_summary(group, size, unhealthy, self.max_unhealthy_percent)
     }
+}
+
+/// Why a storm holds healing back, for records and notifications.
+pub fn storm_summary(group: &str, size: u32, unhealthy: u32, max_unhealthy_percent: u8) -> String {
+    format!(
+        "{unhealthy} of the {size} members of {group} are unhealthy, more than \
+         {max_unhealthy_percent} %: a fault shared by the group is not healed member by member"
+    )
 }
 
 /// The group a resource belongs to, read live just before autoheal acts on it.
