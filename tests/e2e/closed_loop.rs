@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use autoheal_core::{Clock, HealingStatus, RunPhase, Settings, SkipReason, Verdict};
-use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, ec2_alarm, ec2_ok};
+use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, TestEngine, ec2_alarm, ec2_ok};
 
 /// The alarm of the `ec2-instance-healing` sample events.
 const ALARM: &str = "web-01-system-status-check-failed";
@@ -116,10 +116,12 @@ async fn an_alarm_that_stays_on_is_retried_by_follow_ups_alone_then_escalated_on
     assert_eq!(engine.healer.calls(), 4);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_alarm_back_to_ok_is_resolved_by_its_follow_up_with_the_time_to_recover() {
-    let emulator = Emulator::start();
-    let deployment = Deployment::bootstrap(&emulator).await;
+/// An Auto Scaling member whose status-check alarm fired and which autoheal handed to its
+/// group (at the test clock's time, the alarm in ALARM in CloudWatch).
+async fn member_handed_to_its_group(
+    emulator: &Emulator,
+) -> (Deployment, TestClock, TestEngine<TestClock>, String) {
+    let deployment = Deployment::bootstrap(emulator).await;
     let fleet = Fleet::new(&deployment.sdk);
     let (_, member) = fleet.auto_scaling_group("web-asg").await;
     deployment.set_alarm(ALARM, "ALARM").await;
@@ -129,6 +131,13 @@ async fn an_alarm_back_to_ok_is_resolved_by_its_follow_up_with_the_time_to_recov
         .handle(ec2_alarm(&member, "e1"), "r1")
         .await
         .expect("handled");
+    (deployment, clock, engine, member)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_back_to_ok_is_resolved_by_its_follow_up_with_the_time_to_recover() {
+    let emulator = Emulator::start();
+    let (deployment, clock, engine, member) = member_handed_to_its_group(&emulator).await;
     deployment.set_alarm(ALARM, "OK").await;
 
     // The first check finds OK for less than the stable period and checks again after it.
@@ -217,16 +226,7 @@ async fn a_burst_of_alarms_acts_within_the_budget_and_defers_the_rest_with_one_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_its_group_replaced_resolves_when_its_alarm_runs_out_of_data() {
     let emulator = Emulator::start();
-    let deployment = Deployment::bootstrap(&emulator).await;
-    let fleet = Fleet::new(&deployment.sdk);
-    let (_, member) = fleet.auto_scaling_group("web-asg").await;
-    deployment.set_alarm(ALARM, "ALARM").await;
-    let clock = TestClock::at(Utc::now());
-    let engine = deployment.infrastructure(clock.clone(), Settings::default());
-    engine
-        .handle(ec2_alarm(&member, "e1"), "r1")
-        .await
-        .expect("handled");
+    let (deployment, clock, engine, member) = member_handed_to_its_group(&emulator).await;
 
     // The group terminates the member it was handed; its status-check metric stops.
     aws_sdk_ec2::Client::new(&deployment.sdk)
