@@ -132,13 +132,20 @@ fn given_the_shipped_rules_then_each_reference_rule_has_its_layer_cooldown_and_m
 }
 
 #[test]
-fn given_the_shipped_rules_then_there_are_at_least_two_network_rules() {
+fn given_the_shipped_rules_then_the_network_layer_has_its_three_rules() {
     let rules = shipped();
     let network: Vec<&str> = rules
         .of_layer(Layer::Network)
         .map(|rule| rule.name.as_str())
         .collect();
-    assert!(network.len() >= 2, "{network:?}");
+    assert_eq!(
+        network,
+        [
+            "alb-target-healing",
+            "dns-failover-healing",
+            "nat-route-healing"
+        ]
+    );
 }
 
 #[test]

@@ -164,9 +164,9 @@ fn given_the_shipped_rules_when_computed_then_all_rules_are_registered_and_enabl
 
     let stats = Statistics::compute(&[], &rules);
 
-    assert_eq!(stats.rules_registered, rules.rules().len() as u64);
-    assert_eq!(stats.rules_enabled, stats.rules_registered);
-    assert!(stats.rules_registered >= 14);
+    // The twelve reference rules and three network rules, all enabled.
+    assert_eq!(stats.rules_registered, 15);
+    assert_eq!(stats.rules_enabled, 15);
 }
 
 #[test]
@@ -186,8 +186,8 @@ fn given_disabled_rules_when_computed_then_they_are_registered_but_not_enabled()
 
     let stats = Statistics::compute(&[], &rules);
 
-    assert_eq!(stats.rules_registered, rules.rules().len() as u64);
-    assert_eq!(stats.rules_enabled, stats.rules_registered - 2);
+    assert_eq!(stats.rules_registered, 15);
+    assert_eq!(stats.rules_enabled, 13);
 }
 
 #[test]
@@ -195,14 +195,20 @@ fn given_records_by_reference_from_any_iterator_when_computed_then_the_result_is
     let records = vec![
         record("1", Layer::Infrastructure, HealingStatus::Completed, None),
         record("2", Layer::Infrastructure, HealingStatus::Failed, None),
+        record("3", Layer::Network, HealingStatus::Completed, None),
     ];
     let rules = shipped();
 
-    let from_slice = Statistics::compute(&records, &rules);
-    let from_iter = Statistics::compute(records.iter().filter(|_| true), &rules);
+    let infrastructure = [records[0].clone(), records[1].clone()];
+    let from_slice = Statistics::compute(&infrastructure, &rules);
+    let from_iter = Statistics::compute(
+        records.iter().filter(|r| r.layer == Layer::Infrastructure),
+        &rules,
+    );
 
     assert_eq!(from_slice, from_iter);
-    assert_eq!(from_slice.success_rate, Some(0.5));
+    assert_eq!(from_iter.total, 2);
+    assert_eq!(from_iter.success_rate, Some(0.5));
 }
 
 #[test]
