@@ -192,7 +192,7 @@ fn given_disabled_rules_when_computed_then_they_are_registered_but_not_enabled()
 
 #[test]
 fn given_records_by_reference_from_any_iterator_when_computed_then_the_result_is_the_same() {
-    let records = vec![
+    let records = [
         record("1", Layer::Infrastructure, HealingStatus::Completed, None),
         record("2", Layer::Infrastructure, HealingStatus::Failed, None),
         record("3", Layer::Network, HealingStatus::Completed, None),
