@@ -1,4 +1,5 @@
-//! The same event delivered many times at once acts exactly once.
+//! Races: the same event delivered many times at once, and different events about one
+//! resource at once, act exactly once.
 
 use std::sync::Arc;
 
@@ -6,7 +7,7 @@ use autoheal_core::{HealingStatus, Settings, SkipReason, SystemClock, Verdict};
 use autoheal_tests::{Deployment, Emulator, Fleet, ec2_alarm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ten_concurrent_deliveries_of_one_event_recover_the_instance_once() {
+async fn fifty_concurrent_deliveries_of_one_event_recover_the_instance_once() {
     let emulator = Emulator::start_with_ec2_status_checks();
     let deployment = Deployment::bootstrap(&emulator).await;
     let fleet = Fleet::new(&deployment.sdk);
@@ -16,7 +17,7 @@ async fn ten_concurrent_deliveries_of_one_event_recover_the_instance_once() {
     let engine = Arc::new(deployment.infrastructure(SystemClock, Settings::default()));
     let event = ec2_alarm(&old, "event-concurrent");
 
-    let handles: Vec<_> = (0..10)
+    let handles: Vec<_> = (0..50)
         .map(|i| {
             let engine = Arc::clone(&engine);
             let event = event.clone();
@@ -39,7 +40,7 @@ async fn ten_concurrent_deliveries_of_one_event_recover_the_instance_once() {
         .recent_records(1, chrono::Utc::now())
         .await
         .expect("records");
-    assert_eq!(records.len(), 10, "every delivery is recorded");
+    assert_eq!(records.len(), 50, "every delivery is recorded");
     let completed = records
         .iter()
         .filter(|r| r.status == HealingStatus::Completed)
@@ -50,7 +51,7 @@ async fn ten_concurrent_deliveries_of_one_event_recover_the_instance_once() {
             r.status == HealingStatus::Skipped && r.skip_reason == Some(SkipReason::Duplicate)
         })
         .count();
-    assert_eq!((completed, duplicates), (1, 9), "{records:#?}");
+    assert_eq!((completed, duplicates), (1, 49), "{records:#?}");
     assert_eq!(
         outcomes
             .iter()
@@ -58,4 +59,54 @@ async fn ten_concurrent_deliveries_of_one_event_recover_the_instance_once() {
             .count(),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn different_events_about_one_instance_at_once_recover_it_once() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let old = fleet
+        .standalone(&[("emulator:system-status", "impaired")])
+        .await;
+    let engine = Arc::new(deployment.infrastructure(SystemClock, Settings::default()));
+    // Twenty alarms about the same instance (the status-check metrics, other alarm names),
+    // each its own event.
+    let metrics = [
+        "StatusCheckFailed",
+        "StatusCheckFailed_System",
+        "StatusCheckFailed_Instance",
+    ];
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            let engine = Arc::clone(&engine);
+            let mut event = ec2_alarm(&old, &format!("event-{i}"));
+            event["detail"]["alarmName"] = format!("web-status-{i}").into();
+            event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["name"] =
+                metrics[i % metrics.len()].into();
+            tokio::spawn(async move { engine.handle(event, &format!("run-{i}")).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.push(handle.await.expect("joined").expect("handled"));
+    }
+
+    assert_eq!(engine.healer.calls(), 1, "the action ran once");
+    assert_eq!(fleet.history(&old).await, ["stop", "start"]);
+    let acted: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.decision == Verdict::Act)
+        .collect();
+    assert_eq!(acted.len(), 1, "{outcomes:#?}");
+    for outcome in outcomes.iter().filter(|o| o.decision != Verdict::Act) {
+        assert_eq!(outcome.decision, Verdict::Skip, "{outcome:?}");
+        assert!(
+            matches!(
+                outcome.reason,
+                Some(SkipReason::InProgress | SkipReason::Backoff | SkipReason::Cooldown)
+            ),
+            "held back by the one that acts: {outcome:?}"
+        );
+    }
 }

@@ -9,6 +9,7 @@ mod closed_loop;
 mod concurrency;
 mod data;
 mod ec2_healing;
+mod faults;
 mod governor;
 mod incidents;
 mod infrastructure;

@@ -527,19 +527,23 @@ fn statements(template: &Value) -> Vec<(String, Value)> {
     found
 }
 
-#[test]
-fn no_iam_statement_has_a_wildcard_action_or_an_unconditioned_mutation_on_every_resource() {
-    let template = template();
-    let statements = statements(&template);
-    assert!(statements.len() >= 10, "the walk found the statements");
+/// What is wrong with a set of policy statements: a wildcard or `NotAction` action, or a
+/// mutating action allowed on every resource (`"*"`) without a condition.
+fn policy_problems(statements: &[(String, Value)]) -> Vec<String> {
     let mut problems = Vec::new();
-    for (place, statement) in &statements {
+    for (place, statement) in statements {
         let actions: Vec<String> = as_list(&statement["Action"])
             .iter()
             .filter_map(|a| a.as_str().map(str::to_owned))
             .collect();
-        assert!(!actions.is_empty(), "{place}: no Action");
-        assert!(statement.get("NotAction").is_none(), "{place}: NotAction");
+        if actions.is_empty() {
+            problems.push(format!("{place}: no Action"));
+        }
+        if statement.get("NotAction").is_some() {
+            problems.push(format!(
+                "{place}: NotAction allows everything it does not name"
+            ));
+        }
         for action in &actions {
             if action.contains('*') {
                 problems.push(format!("{place}: wildcard action `{action}`"));
@@ -555,6 +559,15 @@ fn no_iam_statement_has_a_wildcard_action_or_an_unconditioned_mutation_on_every_
             }
         }
     }
+    problems
+}
+
+#[test]
+fn no_iam_statement_has_a_wildcard_action_or_an_unconditioned_mutation_on_every_resource() {
+    let template = template();
+    let statements = statements(&template);
+    assert!(statements.len() >= 10, "the walk found the statements");
+    let problems = policy_problems(&statements);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -565,20 +578,39 @@ fn the_iam_walk_catches_what_it_must() {
             "Healer": {
                 "Type": "AWS::Serverless::Function",
                 "Properties": { "Policies": [ { "Statement": [
-                    { "Sid": "Everything", "Effect": "Allow", "Action": "ec2:*", "Resource": "*" },
-                    { "Sid": "Terminate", "Effect": "Allow", "Action": ["ec2:TerminateInstances"], "Resource": "*" }
+                    { "Sid": "Wildcard", "Effect": "Allow", "Action": "ec2:*",
+                      "Resource": "arn:aws:ec2:*:*:instance/i-0123456789abcdef0" },
+                    { "Sid": "Unconditioned", "Effect": "Allow", "Action": ["ec2:TerminateInstances"],
+                      "Resource": "*" },
+                    { "Sid": "Everything", "Effect": "Allow", "NotAction": "iam:*", "Resource": "*" },
+                    { "Sid": "Conditioned", "Effect": "Allow", "Action": "ec2:RebootInstances",
+                      "Resource": "*",
+                      "Condition": { "StringEquals": { "aws:ResourceTag/autoheal:managed": "true" } } },
+                    { "Sid": "Reads", "Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*" }
                 ] } ] }
+            },
+            "Extra": {
+                "Type": "AWS::IAM::ManagedPolicy",
+                "Properties": { "PolicyDocument": { "Statement": [
+                    { "Sid": "Delete", "Effect": "Allow", "Action": "rds:DeleteDBInstance", "Resource": ["*"] }
+                ] } }
             }
         }
     });
     let found = statements(&bad);
-    assert_eq!(found.len(), 2);
-    assert!(
-        found
-            .iter()
-            .all(|(place, _)| place.starts_with("function Healer"))
+    assert_eq!(found.len(), 6, "{found:#?}");
+    let mut problems = policy_problems(&found);
+    problems.sort();
+    assert_eq!(
+        problems,
+        [
+            "function Healer, statement Everything: NotAction allows everything it does not name",
+            "function Healer, statement Everything: no Action",
+            "function Healer, statement Unconditioned: `ec2:TerminateInstances` on Resource \"*\" without a condition",
+            "function Healer, statement Wildcard: wildcard action `ec2:*`",
+            "policy Extra, statement Delete: `rds:DeleteDBInstance` on Resource \"*\" without a condition",
+        ]
     );
-    assert!(!is_read_only("ec2:TerminateInstances") && is_read_only("ec2:DescribeInstances"));
 }
 
 // ---------------------------------------------------------------------------------------

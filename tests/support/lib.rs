@@ -26,6 +26,7 @@ use autoheal_layers::LayerHealer;
 
 pub mod application;
 pub mod data;
+pub mod faults;
 pub mod network;
 pub mod platform;
 

@@ -246,21 +246,26 @@ impl NatRouteReplacer {
                     standby,
                     destinations,
                 } => {
-                    for destination in &destinations {
-                        self.replace_route(&table, destination, &standby)
-                            .await
-                            .map_err(|error| {
-                                if replaced.is_empty() {
-                                    error
-                                } else {
-                                    HealError::new(format!(
-                                        "{error}; already moved: {}",
-                                        describe_replaced(&replaced)
-                                    ))
-                                }
-                            })?;
+                    // Moved one by one: a failure says exactly which routes moved before it,
+                    // in this table too.
+                    replaced.push((table.clone(), standby.clone(), Vec::new()));
+                    for destination in destinations {
+                        let moved = self.replace_route(&table, &destination, &standby).await;
+                        if let Err(error) = moved {
+                            replaced.retain(|(_, _, done)| !done.is_empty());
+                            return Err(if replaced.is_empty() {
+                                error
+                            } else {
+                                HealError::new(format!(
+                                    "{error}; already moved: {}",
+                                    describe_replaced(&replaced)
+                                ))
+                            });
+                        }
+                        if let Some((_, _, done)) = replaced.last_mut() {
+                            done.push(destination);
+                        }
                     }
-                    replaced.push((table, standby, destinations));
                 }
             }
         }

@@ -1,9 +1,12 @@
 //! Settings from the environment, and the AWS SDK configuration every client is built from.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
@@ -138,6 +141,14 @@ impl FunctionConfig {
         )?;
         let layer_enabled = match lookup(env::ENABLED_LAYERS) {
             None => true,
+            // Set but empty is a mistake, not "no layer": stopping every heal is `shadow`.
+            Some(list) if list.trim().is_empty() => {
+                return Err(ConfigError::Invalid {
+                    name: env::ENABLED_LAYERS,
+                    value: list,
+                    reason: "expected `all` or a comma-separated list of layers".to_owned(),
+                });
+            }
             Some(list) => parse_layers(&list)?.contains(&layer),
         };
         let rules = match lookup(env::RULES_PATH).filter(|v| !v.trim().is_empty()) {
@@ -235,6 +246,22 @@ pub fn parse_layers(list: &str) -> Result<Vec<Layer>, ConfigError> {
     Ok(layers)
 }
 
+/// Throttling, 5xx answers and dropped connections are retried with exponential backoff and
+/// jitter, three attempts in all: what remains is the heal's failure, recorded and notified.
+fn retries() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(3)
+}
+
+/// A call that hangs must not use up the invocation (300 s): each attempt gets 20 s, each
+/// call with its retries 60 s, so a stalled endpoint ends as a recorded failure.
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(20))
+        .operation_timeout(Duration::from_secs(60))
+        .build()
+}
+
 /// Loads the SDK configuration. With `endpoint_url` (the local emulator), every client talks
 /// to it, the region comes from the environment or defaults, never from instance metadata,
 /// and static test credentials stand in where the environment has none.
@@ -243,6 +270,8 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
         let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION));
         return aws_config::defaults(BehaviorVersion::latest())
             .region(region)
+            .retry_config(retries())
+            .timeout_config(timeouts())
             .load()
             .await;
     };
@@ -250,6 +279,8 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
         .or_else(Region::new(DEFAULT_REGION));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(region)
+        .retry_config(retries())
+        .timeout_config(timeouts())
         .endpoint_url(url);
     let has_env_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
     if !has_env_credentials {
@@ -265,6 +296,7 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -313,6 +345,160 @@ mod tests {
             error.as_deref(),
             Some("AUTOHEAL_SCHEDULER_ROLE_ARN is not set")
         );
+    }
+
+    fn with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut pairs: Vec<(&str, &str)> = extra.to_vec();
+        pairs.extend(REQUIRED);
+        pairs
+    }
+
+    fn configure(layer: Layer, pairs: &[(&str, &str)]) -> Result<FunctionConfig, String> {
+        FunctionConfig::from_lookup(layer, lookup(pairs)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unset_and_blank_settings_take_their_defaults() {
+        let blank = with(&[
+            (env::TABLE_NAME, "  "),
+            (env::SCHEDULE_GROUP, ""),
+            (env::MODE, ""),
+            (env::RULES_PATH, " "),
+            (env::LAYER_BUDGET, ""),
+        ]);
+        for pairs in [REQUIRED.to_vec(), blank] {
+            let config = configure(Layer::Network, &pairs).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(config.layer, Layer::Network);
+            assert_eq!(config.table_name, DEFAULT_TABLE_NAME);
+            assert_eq!(config.topic_arn, REQUIRED[0].1);
+            assert_eq!(config.follow_ups.schedule_group, DEFAULT_SCHEDULE_GROUP);
+            assert_eq!(config.settings.mode, Mode::Enforce);
+            assert!(config.settings.layer_enabled);
+            assert!(
+                !config.settings.emit_metrics,
+                "only the Lambda runtime emits"
+            );
+            assert_eq!(config.settings.layer_budget, Some(DEFAULT_LAYER_BUDGET));
+            assert_eq!(
+                config.rules.rules().len(),
+                RuleSet::shipped().expect("shipped").rules().len()
+            );
+        }
+    }
+
+    #[test]
+    fn every_setting_is_read_from_its_variable() {
+        let pairs = with(&[
+            (env::TABLE_NAME, "healing-state"),
+            (env::SCHEDULE_GROUP, "autoheal-follow-ups"),
+            (env::MODE, " shadow "),
+            (env::ENABLED_LAYERS, "infrastructure, data"),
+            (env::LAYER_BUDGET, "3/60"),
+            (env::GLOBAL_BUDGET, "off"),
+        ]);
+        let config = configure(Layer::Data, &pairs).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.table_name, "healing-state");
+        assert_eq!(config.follow_ups.schedule_group, "autoheal-follow-ups");
+        assert_eq!(config.settings.mode, Mode::Shadow);
+        assert!(config.settings.layer_enabled);
+        assert_eq!(
+            config.settings.layer_budget,
+            Some(Limit {
+                limit: 3,
+                window_seconds: 60
+            })
+        );
+        assert_eq!(config.settings.global_budget, None);
+        let elsewhere = configure(Layer::Platform, &pairs).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!elsewhere.settings.layer_enabled, "platform is not listed");
+        let all = with(&[(env::ENABLED_LAYERS, "all")]);
+        assert!(
+            configure(Layer::Platform, &all)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .settings
+                .layer_enabled
+        );
+    }
+
+    #[test]
+    fn a_rules_file_replaces_the_shipped_rules() {
+        let path =
+            std::env::temp_dir().join(format!("autoheal-config-test-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            r#"
+[[rule]]
+name = "only-rule"
+layer = "infrastructure"
+cooldown_seconds = 600
+max_attempts = 3
+[rule.trigger]
+alarm_name_prefixes = ["only-"]
+[rule.resource]
+dimension = "InstanceId"
+[rule.action]
+type = "recover-ec2-instance"
+"#,
+        )
+        .expect("write the rules file");
+        let path_text = path.display().to_string();
+        let result = configure(
+            Layer::Infrastructure,
+            &with(&[(env::RULES_PATH, path_text.as_str())]),
+        );
+        std::fs::remove_file(&path).ok();
+        let config = result.unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = config
+            .rules
+            .rules()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(names, ["only-rule"]);
+    }
+
+    #[test]
+    fn a_bad_setting_stops_the_function_with_the_variable_named() {
+        let missing_file = "/nonexistent/autoheal-rules.toml";
+        let cases: [(&[(&str, &str)], &str); 8] = [
+            (
+                &[(env::MODE, "dry-run")],
+                "AUTOHEAL_MODE=`dry-run` is invalid",
+            ),
+            (
+                &[(env::ENABLED_LAYERS, " ")],
+                "AUTOHEAL_ENABLED_LAYERS=` ` is invalid",
+            ),
+            (
+                &[(env::ENABLED_LAYERS, "infrastructure,storage")],
+                "AUTOHEAL_ENABLED_LAYERS=`infrastructure,storage` is invalid",
+            ),
+            (
+                &[(env::LAYER_BUDGET, "ten/900")],
+                "AUTOHEAL_LAYER_BUDGET=`ten/900` is invalid",
+            ),
+            (
+                &[(env::GLOBAL_BUDGET, "0/900")],
+                "AUTOHEAL_GLOBAL_BUDGET=`0/900` is invalid",
+            ),
+            (
+                &[(env::RULES_PATH, missing_file)],
+                "cannot read the rules file /nonexistent/autoheal-rules.toml",
+            ),
+            (&[(env::TOPIC_ARN, " ")], "AUTOHEAL_TOPIC_ARN is not set"),
+            (
+                &[(env::FUNCTION_ARN, "")],
+                "AUTOHEAL_FUNCTION_ARN is not set",
+            ),
+        ];
+        for (extra, expected) in cases {
+            // The first value of a name wins: the bad one shadows the required one.
+            let error = configure(Layer::Application, &with(extra)).err();
+            assert!(
+                error.as_deref().is_some_and(|e| e.starts_with(expected)),
+                "{extra:?}: {error:?}"
+            );
+        }
     }
 
     #[test]

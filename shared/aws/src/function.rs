@@ -52,14 +52,24 @@ pub fn build_engine_with_clock<H: Healer, C: Clock>(
 #[error(transparent)]
 pub struct HandlerError(#[from] pub EngineError);
 
+impl HandlerError {
+    /// The error type Lambda reports (and the dead-letter queue keeps): one per cause, so an
+    /// operator can tell a bad event from an outage that a redelivery will get past.
+    pub fn error_type(&self) -> &'static str {
+        match &self.0 {
+            EngineError::InvalidEvent(_) => "autoheal.InvalidEvent",
+            EngineError::Store(_) => "autoheal.StateStoreUnavailable",
+            EngineError::FollowUp(_) => "autoheal.FollowUpNotScheduled",
+            EngineError::Group(_) => "autoheal.GroupUnreadable",
+            EngineError::Refused(_) => "autoheal.Refused",
+        }
+    }
+}
+
 impl From<HandlerError> for Diagnostic {
     fn from(error: HandlerError) -> Diagnostic {
         Diagnostic {
-            error_type: if error.0.is_retryable() {
-                "autoheal.StateStoreUnavailable".to_owned()
-            } else {
-                "autoheal.InvalidEvent".to_owned()
-            },
+            error_type: error.error_type().to_owned(),
             error_message: error.0.to_string(),
         }
     }
@@ -89,4 +99,68 @@ where
             .map_err(HandlerError::from)
     }))
     .await
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use autoheal_core::{AlarmEvent, FollowUpError, StoreError};
+
+    use super::*;
+
+    fn diagnostic(error: EngineError) -> (bool, Diagnostic) {
+        let retryable = error.is_retryable();
+        (retryable, Diagnostic::from(HandlerError::from(error)))
+    }
+
+    #[test]
+    fn each_cause_reports_its_own_error_type_and_message() {
+        let invalid = AlarmEvent::from_slice(b"{").expect_err("not an event");
+        let cases = [
+            (
+                EngineError::InvalidEvent(invalid),
+                false,
+                "autoheal.InvalidEvent",
+                "invalid event: the event is not valid JSON",
+            ),
+            (
+                EngineError::Store(StoreError {
+                    message: "throttled".to_owned(),
+                }),
+                true,
+                "autoheal.StateStoreUnavailable",
+                "state store: throttled",
+            ),
+            (
+                EngineError::FollowUp(FollowUpError {
+                    message: "no scheduler".to_owned(),
+                }),
+                true,
+                "autoheal.FollowUpNotScheduled",
+                "follow-up: no scheduler",
+            ),
+            (
+                EngineError::Group("DescribeAutoScalingGroups failed".to_owned()),
+                true,
+                "autoheal.GroupUnreadable",
+                "group guard: DescribeAutoScalingGroups failed",
+            ),
+            (
+                EngineError::Refused("no role".to_owned()),
+                false,
+                "autoheal.Refused",
+                "no role",
+            ),
+        ];
+        for (error, retryable, error_type, message) in cases {
+            let (is_retryable, diagnostic) = diagnostic(error);
+            assert_eq!(is_retryable, retryable, "{error_type}");
+            assert_eq!(diagnostic.error_type, error_type);
+            assert!(
+                diagnostic.error_message.contains(message),
+                "{error_type}: {}",
+                diagnostic.error_message
+            );
+        }
+    }
 }

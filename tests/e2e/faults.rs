@@ -1,0 +1,391 @@
+//! AWS faults between the functions and AWS (a fault-injecting proxy in front of the
+//! emulator, the functions' own SDK configuration): retries get past transient faults; what
+//! they cannot get past is a `failed` record naming the step, and a notification, never a false
+//! `completed`; without the state store nothing is done; an outage in the middle of an action
+//! is finished by the attempt's own check, with nothing done twice.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+
+use autoheal_aws::HandlerError;
+use autoheal_core::{Clock, HealingStatus, Layer, Settings, Verdict};
+use autoheal_tests::application::{AppParameters, application_alarm};
+use autoheal_tests::data::{DataStores, data_alarm};
+use autoheal_tests::faults::{Fault, FaultProxy};
+use autoheal_tests::network::{NAT64, NatFixture, nat_alarm};
+use autoheal_tests::platform::{lambda_event, lambda_function, live_version};
+use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, ec2_alarm};
+
+const SYSTEM: &str = "emulator:system-status";
+const MUTATIONS: [&str; 3] = [
+    "ec2:StopInstances",
+    "ec2:StartInstances",
+    "ec2:RebootInstances",
+];
+
+/// The deployment as the fixtures see it (straight to the emulator), the proxy, and the same
+/// deployment as the functions see it (through the proxy, with their SDK configuration).
+async fn through_proxy(emulator: &Emulator) -> (Deployment, FaultProxy, Deployment) {
+    let direct = Deployment::bootstrap(emulator).await;
+    let proxy = FaultProxy::start(&emulator.url()).await;
+    let proxied = Deployment {
+        sdk: proxy.sdk().await,
+        ..direct.clone()
+    };
+    (direct, proxy, proxied)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_on_every_service_are_retried_and_the_heal_completes_once() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let fleet = Fleet::new(&direct.sdk);
+    let queue = direct.subscribe_queue("operators").await;
+    let instance = fleet.standalone(&[(SYSTEM, "impaired")]).await;
+    let engine = proxied.infrastructure(TestClock::at(Utc::now()), Settings::default());
+    proxy.inject("dynamodb:TransactWriteItems", Fault::Unavailable, Some(1));
+    proxy.inject("ec2:DescribeInstanceStatus", Fault::Reset, Some(1));
+    proxy.inject("ec2:StopInstances", Fault::Throttle, Some(2));
+    proxy.inject(
+        "ec2:StartInstances",
+        Fault::Slow(Duration::from_secs(2)),
+        Some(1),
+    );
+    proxy.inject("scheduler:*", Fault::Throttle, Some(1));
+    proxy.inject("sns:Publish", Fault::Throttle, Some(1));
+    proxy.inject("dynamodb:PutItem", Fault::Reset, Some(1));
+
+    let outcome = engine
+        .handle(ec2_alarm(&instance, "e-transient"), "run-1")
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.decision, Verdict::Act, "{outcome:?}");
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(fleet.history(&instance).await, ["stop", "start"]);
+    assert_eq!(
+        proxy.count("ec2:StopInstances"),
+        3,
+        "two throttled, one done"
+    );
+    assert_eq!(proxy.count("ec2:StartInstances"), 1);
+    assert!(proxy.faulted() >= 7, "{:?}", proxy.requests());
+    let stored = direct.only_record().await;
+    assert_eq!(stored.status, HealingStatus::Completed);
+    direct.only_notification(&queue).await.assert_about(
+        "infrastructure",
+        "ec2-instance-healing",
+        "completed",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_hangs_is_cut_off_and_retried() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let fleet = Fleet::new(&direct.sdk);
+    let instance = fleet.standalone(&[(SYSTEM, "impaired")]).await;
+    let engine = proxied.infrastructure(TestClock::at(Utc::now()), Settings::default());
+    // Longer than an attempt may take (20 s): the attempt is abandoned, the retry answers.
+    proxy.inject(
+        "ec2:DescribeInstances",
+        Fault::Slow(Duration::from_secs(25)),
+        Some(1),
+    );
+
+    let started = std::time::Instant::now();
+    let outcome = engine
+        .handle(ec2_alarm(&instance, "e-hang"), "run-1")
+        .await
+        .expect("handled");
+
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert!(
+        proxy.count("ec2:DescribeInstances") >= 2,
+        "the hung read was tried again: {:?}",
+        proxy.requests()
+    );
+    assert_eq!(fleet.history(&instance).await, ["stop", "start"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_keeps_failing_is_a_failed_record_naming_it_and_a_notification() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let fleet = Fleet::new(&direct.sdk);
+    let queue = direct.subscribe_queue("operators").await;
+    let instance = fleet.standalone(&[(SYSTEM, "impaired")]).await;
+    let engine = proxied.infrastructure(TestClock::at(Utc::now()), Settings::default());
+    proxy.inject("ec2:StartInstances", Fault::Unavailable, None);
+
+    let outcome = engine
+        .handle(ec2_alarm(&instance, "e-failing"), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
+    let error = record.error.clone().expect("an error");
+    assert!(
+        error.contains(&format!("stopped {instance}, but StartInstances")),
+        "the step that failed and the one that happened: {error}"
+    );
+    assert_eq!(proxy.count("ec2:StartInstances"), 3, "three attempts");
+    assert_eq!(fleet.history(&instance).await, ["stop"]);
+    assert_eq!(direct.only_record().await.status, HealingStatus::Failed);
+    let published = direct.only_notification(&queue).await;
+    published.assert_about("infrastructure", "ec2-instance-healing", "failed");
+    assert_eq!(published.record["error"], error.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_state_store_nothing_is_done_and_the_event_can_be_delivered_again() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let fleet = Fleet::new(&direct.sdk);
+    let instance = fleet.standalone(&[(SYSTEM, "impaired")]).await;
+    let engine = proxied.infrastructure(TestClock::at(Utc::now()), Settings::default());
+    let event = ec2_alarm(&instance, "e-no-store");
+    for fault in [
+        Fault::Unavailable,
+        Fault::Throttle,
+        Fault::Reset,
+        Fault::Gone,
+    ] {
+        proxy.heal();
+        proxy.inject("dynamodb:*", fault, None);
+
+        let error = engine
+            .handle(event.clone(), "run-1")
+            .await
+            .expect_err("no state store");
+
+        assert!(error.is_retryable(), "{fault:?}: {error}");
+        assert_eq!(
+            HandlerError(error).error_type(),
+            "autoheal.StateStoreUnavailable",
+            "{fault:?}"
+        );
+        for mutation in MUTATIONS {
+            assert_eq!(
+                proxy.count(mutation),
+                0,
+                "{fault:?}: never act without a claim"
+            );
+        }
+        assert_eq!(engine.healer.calls(), 0);
+    }
+    assert!(fleet.history(&instance).await.is_empty());
+    assert_eq!(direct.item_count().await, 0);
+
+    // Lambda's retry (or the dead-letter queue's redrive) delivers it again: it acts once.
+    proxy.heal();
+    let outcome = engine.handle(event, "run-2").await.expect("handled");
+    assert_eq!(outcome.decision, Verdict::Act, "{outcome:?}");
+    assert_eq!(fleet.history(&instance).await, ["stop", "start"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_in_the_middle_of_an_action_is_finished_by_its_check_without_doing_anything_twice()
+ {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let fleet = Fleet::new(&direct.sdk);
+    let instance = fleet.standalone(&[(SYSTEM, "impaired")]).await;
+    let clock = TestClock::at(Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap());
+    let engine = proxied.infrastructure(clock.clone(), Settings::default());
+    proxy.go_away_after("ec2:StopInstances");
+
+    let error = engine
+        .handle(ec2_alarm(&instance, "e-outage"), "run-1")
+        .await
+        .expect_err("the record cannot be written while AWS is gone");
+
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(fleet.history(&instance).await, ["stop"]);
+    let records = direct
+        .store()
+        .recent_records(10, clock.now())
+        .await
+        .expect("records");
+    assert!(
+        records.iter().all(|r| r.status != HealingStatus::Completed),
+        "never a false completed: {records:#?}"
+    );
+
+    // AWS is back; the check the claim scheduled before acting resumes the same attempt.
+    proxy.heal();
+    let mut finished = None;
+    for check in 1..=6 {
+        let outcome = direct
+            .fire_next(&engine, &clock, &format!("check-{check}"))
+            .await
+            .expect("a check is scheduled");
+        if let Some(record) = outcome.record.as_ref()
+            && record.status == HealingStatus::Completed
+        {
+            finished = Some(record.clone());
+            break;
+        }
+    }
+    let record = finished.expect("the attempt completed");
+    assert_eq!(record.attempt, 1, "the same attempt, not a new one");
+    assert_eq!(fleet.history(&instance).await, ["stop", "start"]);
+    assert_eq!(proxy.count("ec2:StopInstances"), 1, "never stopped twice");
+    assert_eq!(proxy.count("ec2:StartInstances"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parameter_write_that_keeps_failing_leaves_the_breaker_as_it_was() {
+    let emulator = Emulator::start();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let queue = direct.subscribe_queue("operators").await;
+    let parameters = AppParameters::new(&direct.sdk);
+    let name = "/autoheal/orders-api/circuit-breaker";
+    let open = json!({"state": "open", "dependency": "inventory"});
+    parameters.create(name, &open, &[]).await;
+    let engine = proxied.layer(Layer::Application);
+    proxy.inject("ssm:PutParameter", Fault::Throttle, None);
+
+    let outcome = engine
+        .handle(
+            application_alarm("circuit-breaker-healing", "orders-api", "e1"),
+            "run-1",
+        )
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
+    let error = record.error.clone().expect("an error");
+    assert!(error.contains("PutParameter"), "{error}");
+    assert!(
+        error.contains("Throttling"),
+        "the service's own code: {error}"
+    );
+    assert_eq!(parameters.read(name).await, (open, 1));
+    direct.only_notification(&queue).await.assert_about(
+        "application",
+        "circuit-breaker-healing",
+        "failed",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_that_cannot_be_moved_is_reported_with_the_routes_already_moved() {
+    let emulator = Emulator::start();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let queue = direct.subscribe_queue("operators").await;
+    let nat = NatFixture::with_standby(&direct.sdk, &[]).await;
+    let before = nat.nat_routes().await;
+    let engine = proxied.layer(Layer::Network);
+    // The first route moves; the second keeps failing.
+    proxy.inject_after("ec2:ReplaceRoute", 1, Fault::Unavailable, None);
+
+    let outcome = engine
+        .handle(nat_alarm(&nat.failing, "nat-alarm"), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
+    let error = record.error.clone().expect("an error");
+    assert!(error.contains("ReplaceRoute"), "{error}");
+    assert!(error.contains("already moved"), "{error}");
+    let after = nat.nat_routes().await;
+    let moved: Vec<_> = after
+        .iter()
+        .filter(|(_, via)| *via == nat.standby)
+        .collect();
+    assert_eq!(moved.len(), 1, "exactly the first route moved: {after:?}");
+    assert_eq!(before.len(), 2);
+    let (destination, _) = moved[0];
+    assert!(
+        error.contains(destination.as_str()),
+        "the error names the moved route {destination}: {error}"
+    );
+    let other = if destination == NAT64 {
+        "0.0.0.0/0"
+    } else {
+        NAT64
+    };
+    assert!(
+        after
+            .iter()
+            .any(|(d, via)| d == other && *via == nat.failing),
+        "{after:?}"
+    );
+    direct
+        .only_notification(&queue)
+        .await
+        .assert_about("network", "nat-route-healing", "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_that_cannot_be_updated_keeps_its_version_and_the_failure_is_told() {
+    let emulator = Emulator::start();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let queue = direct.subscribe_queue("operators").await;
+    let lambda = lambda_function(&direct.sdk, "orders-processor", &[]).await;
+    let engine = proxied.layer(Layer::Platform);
+    // UpdateAlias is `PUT /…/functions/NAME/aliases/ALIAS`.
+    proxy.inject("lambda:PUT *", Fault::Throttle, None);
+
+    let outcome = engine
+        .handle(lambda_event("alarm", "orders-processor", "fn-1"), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
+    let error = record.error.clone().expect("an error");
+    assert!(
+        error.starts_with("UpdateAlias: ThrottlingException"),
+        "{error}"
+    );
+    assert_eq!(proxy.count("lambda:PUT *"), 3, "three attempts");
+    assert_eq!(live_version(&lambda, "orders-processor").await, "2");
+    direct.only_notification(&queue).await.assert_about(
+        "platform",
+        "lambda-function-healing",
+        "failed",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_hook_that_cannot_be_reached_is_a_failed_repair() {
+    let emulator = Emulator::start();
+    emulator.lambda_without_docker();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let queue = direct.subscribe_queue("operators").await;
+    DataStores::new(&direct.sdk)
+        .cache_cluster("sessions-cache-001", &[])
+        .await;
+    let engine = proxied.layer(Layer::Data);
+    // Invoke is `POST /…/functions/NAME/invocations`.
+    proxy.inject("lambda:POST *", Fault::Reset, None);
+
+    let outcome = engine
+        .handle(
+            data_alarm("cache-invalidation-healing", "sessions-cache-001", "e1"),
+            "run-1",
+        )
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
+    let error = record.error.clone().expect("an error");
+    assert!(error.starts_with("Invoke: "), "{error}");
+    assert_eq!(proxy.count("lambda:POST *"), 3, "three attempts");
+    direct.only_notification(&queue).await.assert_about(
+        "data",
+        "cache-invalidation-healing",
+        "failed",
+    );
+}
