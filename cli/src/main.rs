@@ -4,6 +4,7 @@
 //! `history` and `stats` talk to the endpoint given (the local emulator) or to the account the usual AWS
 //! settings name.
 
+mod crash_point;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use autoheal_core::engine::explain;
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
 use autoheal_core::resolve::select_any;
 use autoheal_core::{AlarmEvent, Clock, FollowUp, Layer, Mode, RuleSet, Settings, Statistics};
+use crash_point::CrashPoint;
 
 #[derive(Debug, Parser)]
 #[command(name = "autoheal", version, about = "Automated healing on every layer of an AWS workload", long_about = None)]
@@ -399,7 +401,10 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             let config = deployment
                 .function(&sdk, layer, rules, settings(shadow)?, true)
                 .await?;
-            let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
+            let healer = crash_point::Crashing {
+                inner: autoheal_layers::LayerHealer::new(layer, &sdk),
+                point: CrashPoint::from_env().map_err(Failure)?,
+            };
             let outcome = build_engine(config, &sdk, healer)
                 .handle(payload, &run_id("cli"))
                 .await?;
@@ -434,7 +439,10 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 let config = deployment
                     .function(&sdk, layer, rules.clone(), settings(false)?, true)
                     .await?;
-                let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
+                let healer = crash_point::Crashing {
+                    inner: autoheal_layers::LayerHealer::new(layer, &sdk),
+                    point: CrashPoint::from_env().map_err(Failure)?,
+                };
                 let engine = build_engine_with_clock(config, &sdk, healer, FixedClock(at));
                 match engine.handle(schedule.payload, &run_id("tick")).await {
                     Ok(outcome) => {

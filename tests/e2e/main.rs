@@ -7,6 +7,7 @@ mod application;
 mod cli;
 mod closed_loop;
 mod concurrency;
+mod crashes;
 mod data;
 mod ec2_healing;
 mod faults;
