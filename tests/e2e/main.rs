@@ -14,6 +14,7 @@ mod faults;
 mod governor;
 mod incidents;
 mod infrastructure;
+mod load;
 mod network;
 mod notifications;
 mod overlap;

@@ -923,17 +923,7 @@ where
             // what it left.
             ClaimResult::OverBudget => Ok(None),
             ClaimResult::Conflict => Ok(None),
-            ClaimResult::Duplicate => {
-                let mut record = self.record(HealingStatus::Skipped, 0, None);
-                record.skip_reason = Some(SkipReason::Duplicate);
-                record.ended_at = Some(record.started_at);
-                record.summary = Some(skip_summary(SkipReason::Duplicate, self.rule));
-                self.engine.store.put_record(&record).await?;
-                outcome.reason = Some(SkipReason::Duplicate);
-                outcome.detail.clone_from(&record.summary);
-                outcome.record = Some(record);
-                Ok(Some(outcome))
-            }
+            ClaimResult::Duplicate => Ok(Some(self.duplicate(outcome).await?)),
             ClaimResult::Claimed => {
                 // The follow-up is scheduled before the action, so that an invocation that
                 // dies during it is still followed up; the check waits for the backoff.
@@ -1087,6 +1077,19 @@ where
             alarm: self.origin.clone(),
         };
         self.engine.follow_ups.schedule(&follow_up, at).await
+    }
+
+    /// This event was handled already: the redelivery is recorded as a duplicate.
+    async fn duplicate(&self, mut outcome: Outcome) -> Result<Outcome, EngineError> {
+        let mut record = self.record(HealingStatus::Skipped, 0, None);
+        record.skip_reason = Some(SkipReason::Duplicate);
+        record.ended_at = Some(record.started_at);
+        record.summary = Some(skip_summary(SkipReason::Duplicate, self.rule));
+        self.engine.store.put_record(&record).await?;
+        outcome.reason = Some(SkipReason::Duplicate);
+        outcome.detail.clone_from(&record.summary);
+        outcome.record = Some(record);
+        Ok(outcome)
     }
 
     async fn claim(
@@ -1272,9 +1275,6 @@ where
             let check = incident.map_or(0, |incident| incident.checks);
             self.schedule(incident_id, check, until).await?;
         }
-        if !self.save(expected, next).await? {
-            return Ok(None);
-        }
         let mut record = self.record(
             HealingStatus::Skipped,
             incident.map_or(0, |incident| incident.attempts),
@@ -1291,7 +1291,28 @@ where
         record
             .details
             .insert("deferred_until".to_owned(), until.to_rfc3339());
-        self.engine.store.put_record(&record).await?;
+        // The deferral claims its event like an action does (state, event and record in one
+        // write): a redelivery of a deferred event is a duplicate, not a second deferral.
+        match next {
+            Some(next) => {
+                let request = ClaimRequest {
+                    key: self.key,
+                    event_id: &self.event.id,
+                    expected_version: expected,
+                    next,
+                    record: &record,
+                    takeover: false,
+                    spends: &[],
+                    hold: None,
+                };
+                match self.engine.store.claim(&request).await? {
+                    ClaimResult::Claimed => {}
+                    ClaimResult::Duplicate => return Ok(Some(self.duplicate(outcome).await?)),
+                    ClaimResult::Conflict | ClaimResult::OverBudget => return Ok(None),
+                }
+            }
+            None => self.engine.store.put_record(&record).await?,
+        }
         if self.engine.store.first_trip(tripped).await? {
             self.notify(&Notice::deferral(record.clone(), self.rule, tripped))
                 .await;
