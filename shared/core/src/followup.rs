@@ -100,15 +100,21 @@ impl FollowUp {
                     .to_owned(),
             ));
         }
+        crate::event::check_size(payload)?;
         let detail = payload
             .get("detail")
             .ok_or(EventError::MissingField("detail"))?;
-        serde_path_to_error::deserialize(detail)
-            .map(Some)
-            .map_err(|e| EventError::Detail {
+        let follow_up: FollowUp =
+            serde_path_to_error::deserialize(detail).map_err(|e| EventError::Detail {
                 path: e.path().to_string(),
                 message: e.inner().to_string(),
-            })
+            })?;
+        // The alarm it carries is held to the limits of an alarm event.
+        if follow_up.alarm.alarm_name.trim().is_empty() {
+            return Err(EventError::MissingField("alarmName"));
+        }
+        crate::event::check_alarm_name(&follow_up.alarm.alarm_name)?;
+        Ok(Some(follow_up))
     }
 }
 

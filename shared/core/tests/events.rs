@@ -532,6 +532,91 @@ fn given_no_detail_when_parsed_then_an_error_is_returned() {
     assert!(AlarmEvent::from_value(value).is_err());
 }
 
+// ------------------------------------------------------------------ CloudWatch's limits
+
+#[test]
+fn given_an_alarm_name_of_255_characters_when_parsed_then_it_is_read_whole() {
+    let name = format!("{}🔥", "é".repeat(254));
+    let mut value = single_metric_sample();
+    value["detail"]["alarmName"] = json!(name);
+
+    assert_eq!(parse(value).alarm_name, name);
+}
+
+#[test]
+fn given_an_alarm_name_of_256_characters_when_parsed_then_it_is_too_long() {
+    let mut value = single_metric_sample();
+    value["detail"]["alarmName"] = json!("é".repeat(256));
+
+    match parse_err(value) {
+        EventError::TooLong {
+            field,
+            length,
+            limit,
+        } => assert_eq!((field, length, limit), ("alarmName", 256, 255)),
+        other => panic!("expected TooLong, got {other:?}"),
+    }
+}
+
+#[test]
+fn given_an_alarm_name_with_a_control_character_when_parsed_then_it_is_refused() {
+    for name in ["web\u{0}01", "web\n01", "web\u{1b}[2J", "web\u{7f}"] {
+        let mut value = single_metric_sample();
+        value["detail"]["alarmName"] = json!(name);
+
+        assert!(
+            matches!(
+                parse_err(value),
+                EventError::ControlCharacter { field: "alarmName" }
+            ),
+            "{name:?}"
+        );
+    }
+}
+
+#[test]
+fn given_an_event_over_256_kib_when_parsed_as_bytes_or_json_then_it_is_too_large() {
+    let mut value = single_metric_sample();
+    value["detail"]["state"]["reason"] = json!("x".repeat(256 * 1024));
+    let bytes = serde_json::to_vec(&value).expect("serializable");
+
+    assert!(matches!(
+        AlarmEvent::from_slice(&bytes),
+        Err(EventError::TooLarge { limit: 262_144 })
+    ));
+    assert!(matches!(
+        parse_err(value),
+        EventError::TooLarge { limit: 262_144 }
+    ));
+}
+
+#[test]
+fn given_a_state_reason_over_1023_characters_when_parsed_then_it_is_cut_to_1023() {
+    let mut value = single_metric_sample();
+    value["detail"]["state"]["reason"] = json!("ü".repeat(5000));
+
+    let reason = parse(value).state_reason.expect("a reason");
+    assert_eq!(reason.chars().count(), 1023);
+    assert!(reason.chars().all(|c| c == 'ü'));
+}
+
+#[test]
+fn given_timestamps_before_1970_and_far_ahead_when_parsed_then_they_are_kept() {
+    for time in ["1969-07-20T20:17:40Z", "9999-12-31T23:59:59Z"] {
+        let mut value = single_metric_sample();
+        value["time"] = json!(time);
+
+        let parsed = parse(value).time.expect("a time");
+        assert_eq!(
+            parsed,
+            time.parse::<chrono::DateTime<Utc>>().expect("a time")
+        );
+    }
+    let mut unparseable = single_metric_sample();
+    unparseable["time"] = json!("yesterday");
+    assert!(matches!(parse_err(unparseable), EventError::Envelope(_)));
+}
+
 // ------------------------------------------------------------------ properties
 
 /// Arbitrary JSON, biased towards the names and values alarm events use.
