@@ -133,8 +133,11 @@ enum Problem {
 pub fn shown(id: &str) -> String {
     let mut out = String::from("`");
     for c in id.chars().take(SHOWN_CHARS) {
-        if c.is_control() || c == '`' {
+        if c.is_control() {
             out.extend(c.escape_default());
+        } else if c == '`' {
+            // The id is quoted in backquotes: one inside must not close the quote.
+            out.push_str("\\`");
         } else {
             out.push(c);
         }

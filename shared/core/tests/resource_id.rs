@@ -357,6 +357,12 @@ fn a_huge_or_control_character_id_is_shown_truncated_and_escaped() {
         message.contains("8 or 17 lower-case hex digits"),
         "{message}"
     );
+
+    let message = validate(ResourceKind::Ec2Instance, "`reboot`", &event).unwrap_err();
+    assert!(
+        message.starts_with(r"resource id `\`reboot\`` is not"),
+        "{message}"
+    );
 }
 
 fn shipped() -> RuleSet {
