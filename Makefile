@@ -74,6 +74,48 @@ test: tools lint template scan ## Every check and test (what CI runs)
 	cargo build --workspace --all-targets
 	cargo test --workspace --no-fail-fast
 	$(MAKE) --no-print-directory lambda
+	$(MAKE) --no-print-directory fuzz-smoke
+
+# Fuzzing with cargo-fuzz (libFuzzer). The targets in fuzz/ are a workspace of their own; their
+# builds go under $(CARGO_TARGET_DIR)/fuzz, their working corpus to fuzz/corpus (seeded at every
+# run from events/ and tests/hostile/, which hold the committed seeds), crashes to
+# fuzz/artifacts. cargo-fuzz asks for nightly flags: RUSTC_BOOTSTRAP lets stable accept them.
+CARGO_FUZZ := $(HOME)/.cargo/bin/cargo-fuzz
+FUZZ_TARGETS := alarm_event rules_file
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 30
+FUZZ := RUSTC_BOOTSTRAP=1 cargo fuzz
+FUZZ_DIRS := --fuzz-dir fuzz --target-dir $(CARGO_TARGET_DIR)/fuzz
+# Alarm payloads go past EventBridge's 256 KiB limit, to reach the parser's refusal of them;
+# rules files stay small, so that each run is fast.
+FUZZ_MAX_LEN_alarm_event := 300000
+FUZZ_MAX_LEN_rules_file := 65536
+
+$(CARGO_FUZZ):
+	cargo install cargo-fuzz --locked
+
+.PHONY: fuzz-build
+fuzz-build: $(CARGO_FUZZ)
+	$(FUZZ) build $(FUZZ_DIRS)
+
+.PHONY: fuzz-seed
+fuzz-seed:
+	mkdir -p fuzz/corpus/alarm_event fuzz/corpus/rules_file
+	cp events/*.json events/aws-samples/*.json tests/hostile/events/* fuzz/corpus/alarm_event/
+	cp rules/*.toml tests/hostile/rules/* fuzz/corpus/rules_file/
+
+# One target for FUZZ_RUN_SECONDS; a crash fails the run and is kept in fuzz/artifacts/<target>.
+fuzz-run-%:
+	$(FUZZ) run $(FUZZ_DIRS) $* -- -max_total_time=$(FUZZ_RUN_SECONDS) \
+		-max_len=$(FUZZ_MAX_LEN_$*) -timeout=20 -print_final_stats=1
+
+.PHONY: fuzz-smoke
+fuzz-smoke: fuzz-build fuzz-seed ## Fuzz each parser for 30 s (part of make test)
+	$(MAKE) --no-print-directory $(addprefix fuzz-run-,$(FUZZ_TARGETS)) FUZZ_RUN_SECONDS=$(FUZZ_SMOKE_SECONDS)
+
+.PHONY: fuzz
+fuzz: fuzz-build fuzz-seed ## Fuzz each parser for FUZZ_SECONDS (default 600 s)
+	$(MAKE) --no-print-directory $(addprefix fuzz-run-,$(FUZZ_TARGETS)) FUZZ_RUN_SECONDS=$(FUZZ_SECONDS)
 
 .PHONY: demo
 demo: tools ## The local end-to-end healing demo on the embedded emulator

@@ -338,9 +338,20 @@ async fn a_service_id_that_could_name_another_parameter_is_refused() {
     parameters.create(other, &value, &[]).await;
     let (engine, _queue) = application(&deployment).await;
 
-    let (_, record) = handle(&engine, application_alarm(POOL, "a/b", "e1")).await;
+    let outcome = engine
+        .handle(application_alarm(POOL, "a/b", "e1"), "run-1")
+        .await
+        .expect("handled");
 
-    assert_eq!(record.skip_reason, Some(SkipReason::Unsafe), "{record:?}");
+    // Refused before the healer runs: the id is not a service name.
+    assert_eq!(outcome.decision, Verdict::Skip, "{outcome:?}");
+    assert_eq!(
+        outcome.reason,
+        Some(SkipReason::InvalidResourceId),
+        "{outcome:?}"
+    );
+    assert!(outcome.record.is_none(), "{outcome:?}");
+    assert_eq!(engine.healer.calls(), 0);
     assert_eq!(parameters.read(other).await, (value, 1));
 }
 

@@ -501,29 +501,9 @@ where
                 format!("the {} layer is disabled in this deployment", self.layer),
             )));
         }
-        let rule = match self.rules.get(&follow_up.rule) {
-            Some(rule) if rule.layer != self.layer => {
-                return Ok(log(outcome.with_rule(rule).skipped(
-                    SkipReason::OtherLayer,
-                    format!("rule `{}` belongs to the {} layer", rule.name, rule.layer),
-                )));
-            }
-            Some(rule) if rule.enabled => rule,
-            Some(rule) => {
-                return Ok(log(outcome.with_rule(rule).skipped(
-                    SkipReason::RuleDisabled,
-                    format!(
-                        "rule `{}` was disabled since the check was scheduled",
-                        rule.name
-                    ),
-                )));
-            }
-            None => {
-                return Ok(log(outcome.skipped(
-                    SkipReason::NoMatchingRule,
-                    format!("rule `{}` is no longer deployed", follow_up.rule),
-                )));
-            }
+        let rule = match follow_up.select(&self.rules, self.layer) {
+            Ok(rule) => rule,
+            Err(not_selected) => return Ok(log(outcome.not_selected(not_selected))),
         };
         outcome = outcome.with_rule(rule);
         outcome.resource_id = Some(follow_up.resource_id.clone());

@@ -36,6 +36,70 @@ pub enum EventError {
     MissingField(&'static str),
     #[error("unknown alarm state `{0}` (expected ALARM, OK or INSUFFICIENT_DATA)")]
     State(String),
+    #[error("the event is larger than EventBridge delivers: more than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("`{field}` has {length} characters, more than CloudWatch allows ({limit})")]
+    TooLong {
+        field: &'static str,
+        length: usize,
+        limit: usize,
+    },
+    #[error("`{field}` contains a control character, which CloudWatch does not allow")]
+    ControlCharacter { field: &'static str },
+}
+
+/// The largest event EventBridge delivers (256 KiB); anything larger was not sent by it.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// CloudWatch's longest alarm name, in characters.
+pub const MAX_ALARM_NAME_CHARS: usize = 255;
+/// CloudWatch's longest state reason, in characters; a longer one is cut to this.
+pub const MAX_STATE_REASON_CHARS: usize = 1023;
+
+/// Refuses an alarm name that CloudWatch could not have issued: such a name was forged, and
+/// it would end up in records, schedules and notifications.
+pub(crate) fn check_alarm_name(name: &str) -> Result<(), EventError> {
+    let length = name.chars().count();
+    if length > MAX_ALARM_NAME_CHARS {
+        return Err(EventError::TooLong {
+            field: "alarmName",
+            length,
+            limit: MAX_ALARM_NAME_CHARS,
+        });
+    }
+    if name.chars().any(char::is_control) {
+        return Err(EventError::ControlCharacter { field: "alarmName" });
+    }
+    Ok(())
+}
+
+/// Refuses a payload larger than EventBridge delivers, counting its JSON encoding without
+/// building it (and stopping as soon as it is too large).
+pub(crate) fn check_size(value: &Value) -> Result<(), EventError> {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            if self.0 > MAX_EVENT_BYTES {
+                return Err(std::io::Error::other("too large"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, value).map_err(|_| EventError::TooLarge {
+        limit: MAX_EVENT_BYTES,
+    })
+}
+
+/// `text` cut to at most `limit` characters.
+fn truncated(mut text: String, limit: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(limit) {
+        text.truncate(cut);
+    }
+    text
 }
 
 /// The state an alarm moved into.
@@ -139,12 +203,18 @@ pub struct AlarmEvent {
 impl AlarmEvent {
     /// Parses raw bytes, as they arrive from `cargo lambda invoke` or a file.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, EventError> {
+        if bytes.len() > MAX_EVENT_BYTES {
+            return Err(EventError::TooLarge {
+                limit: MAX_EVENT_BYTES,
+            });
+        }
         let value: Value = serde_json::from_slice(bytes).map_err(EventError::Json)?;
         Self::from_value(value)
     }
 
     /// Parses an EventBridge event already decoded as JSON (the Lambda runtime's payload).
     pub fn from_value(value: Value) -> Result<Self, EventError> {
+        check_size(&value)?;
         let envelope: EventBridgeEvent<Value> =
             serde_json::from_value(value).map_err(EventError::Envelope)?;
         if envelope.detail_type != ALARM_STATE_CHANGE {
@@ -167,6 +237,7 @@ impl AlarmEvent {
             .alarm_name
             .filter(|name| !name.trim().is_empty())
             .ok_or(EventError::MissingField("alarmName"))?;
+        check_alarm_name(&alarm_name)?;
         let state = detail.state.ok_or(EventError::MissingField("state"))?;
         let state_value = state.value.ok_or(EventError::MissingField("state.value"))?;
         let previous_state = match detail.previous_state.and_then(|s| s.value) {
@@ -204,7 +275,9 @@ impl AlarmEvent {
             alarm_arn,
             alarm_name,
             state: AlarmState::parse(&state_value)?,
-            state_reason: state.reason,
+            state_reason: state
+                .reason
+                .map(|reason| truncated(reason, MAX_STATE_REASON_CHARS)),
             previous_state,
             kind,
             alarm_tags: detail.alarm_tags,

@@ -23,7 +23,9 @@ use crate::decision::{
 use crate::event::{AlarmEvent, AlarmState, EventError};
 use crate::layer::Layer;
 use crate::record::SkipReason;
-use crate::rules::Policy;
+use crate::resolve::NotSelected;
+use crate::resource_id;
+use crate::rules::{Policy, Rule, RuleSet};
 
 /// The `detail-type` of a follow-up's payload.
 pub const CHECK_DETAIL_TYPE: &str = "autoheal.check";
@@ -98,15 +100,75 @@ impl FollowUp {
                     .to_owned(),
             ));
         }
+        crate::event::check_size(payload)?;
         let detail = payload
             .get("detail")
             .ok_or(EventError::MissingField("detail"))?;
-        serde_path_to_error::deserialize(detail)
-            .map(Some)
-            .map_err(|e| EventError::Detail {
+        let follow_up: FollowUp =
+            serde_path_to_error::deserialize(detail).map_err(|e| EventError::Detail {
                 path: e.path().to_string(),
                 message: e.inner().to_string(),
-            })
+            })?;
+        // The alarm it carries is held to the limits of an alarm event.
+        if follow_up.alarm.alarm_name.trim().is_empty() {
+            return Err(EventError::MissingField("alarmName"));
+        }
+        crate::event::check_alarm_name(&follow_up.alarm.alarm_name)?;
+        Ok(Some(follow_up))
+    }
+}
+
+impl FollowUp {
+    /// The rule this check runs for `layer`'s function, or why it runs none: the rule is
+    /// another layer's, disabled or gone, or the check's resource id is not of the format the
+    /// rule's action needs (a payload can be forged like any event).
+    pub fn select<'r>(
+        &self,
+        rules: &'r RuleSet,
+        layer: Layer,
+    ) -> Result<&'r Rule, NotSelected<'r>> {
+        let not_selected = |rule, reason, detail| NotSelected {
+            rule,
+            reason,
+            detail,
+        };
+        let rule = match rules.get(&self.rule) {
+            Some(rule) if rule.layer != layer => {
+                return Err(not_selected(
+                    Some(rule),
+                    SkipReason::OtherLayer,
+                    format!("rule `{}` belongs to the {} layer", rule.name, rule.layer),
+                ));
+            }
+            Some(rule) if rule.enabled => rule,
+            Some(rule) => {
+                return Err(not_selected(
+                    Some(rule),
+                    SkipReason::RuleDisabled,
+                    format!(
+                        "rule `{}` was disabled since the check was scheduled",
+                        rule.name
+                    ),
+                ));
+            }
+            None => {
+                return Err(not_selected(
+                    None,
+                    SkipReason::NoMatchingRule,
+                    format!("rule `{}` is no longer deployed", self.rule),
+                ));
+            }
+        };
+        if self.resource_id.trim().is_empty() {
+            return Err(not_selected(
+                Some(rule),
+                SkipReason::EmptyResourceId,
+                "the check names an empty resource id".to_owned(),
+            ));
+        }
+        resource_id::validate(rule.action.resource_kind(), &self.resource_id, &self.alarm)
+            .map_err(|detail| not_selected(Some(rule), SkipReason::InvalidResourceId, detail))?;
+        Ok(rule)
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`event`]: tolerant parsing of EventBridge "CloudWatch Alarm State Change" events;
 //! - [`rules`]: the declarative rules file and its validation;
 //! - [`resolve`]: which rule an event selects and which resource it heals;
+//! - [`resource_id`]: resource ids checked against their service's id format;
 //! - [`decision`]: the pure act/skip decision over a resource's incident state;
 //! - [`budget`]: the safety governor's budgets (actions per rolling window);
 //! - [`group`]: the safety governor's group guard (how much of a group heals at once);
@@ -29,6 +30,7 @@ pub mod notice;
 pub mod ports;
 pub mod record;
 pub mod resolve;
+pub mod resource_id;
 pub mod retention;
 pub mod revert;
 pub mod rules;
@@ -48,6 +50,7 @@ pub use ports::{
     SystemClock,
 };
 pub use record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
+pub use resource_id::ResourceKind;
 pub use revert::Revert;
 pub use rules::{Action, Mode, Policy, Rule, RuleSet, RulesError};
 pub use stats::Statistics;

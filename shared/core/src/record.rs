@@ -115,6 +115,9 @@ pub enum SkipReason {
     EmptyResourceId,
     /// The alarm names more than one resource.
     AmbiguousResource,
+    /// The resource id does not have the id format of the service the action calls (or is
+    /// an ARN of another partition, region or account): never sent to that service.
+    InvalidResourceId,
     /// The alarm does not carry what the rule reads the resource id from.
     ResourceUnresolved,
     /// The alarm state is neither ALARM nor OK.
@@ -171,6 +174,7 @@ impl SkipReason {
             SkipReason::RuleDisabled => "rule-disabled",
             SkipReason::EmptyResourceId => "empty-resource-id",
             SkipReason::AmbiguousResource => "ambiguous-resource",
+            SkipReason::InvalidResourceId => "invalid-resource-id",
             SkipReason::ResourceUnresolved => "resource-unresolved",
             SkipReason::NotActionable => "not-actionable",
             SkipReason::Suppressed => "suppressed",

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use crate::event::{AlarmEvent, MetricRef};
 use crate::layer::Layer;
 use crate::record::SkipReason;
+use crate::resource_id;
 use crate::rules::{ResourceSelector, Rule, RuleSet, Trigger};
 
 /// The alarm tag that names a rule explicitly, overriding metric and name matching.
@@ -257,7 +258,8 @@ fn dimension_value(name: &str, metrics: &[&MetricRef]) -> Result<String, (SkipRe
     }
 }
 
-/// Names the resource a rule heals, or says why it cannot be named safely.
+/// Names the resource a rule heals, or says why it cannot be named safely: an id that is
+/// missing, empty, ambiguous or not of the format the rule's action needs.
 pub fn resolve_resource(rule: &Rule, event: &AlarmEvent) -> Result<String, (SkipReason, String)> {
     let metrics = relevant_metrics(rule, event);
     let ResourceSelector {
@@ -297,6 +299,8 @@ pub fn resolve_resource(rule: &Rule, event: &AlarmEvent) -> Result<String, (Skip
             "the resource id is empty".to_owned(),
         ));
     }
+    resource_id::validate(rule.action.resource_kind(), &id, event)
+        .map_err(|detail| (SkipReason::InvalidResourceId, detail))?;
     Ok(id)
 }
 

@@ -617,14 +617,19 @@ fn record_of(outcome: &Outcome) -> &HealingRecord {
 async fn given_an_ec2_alarm_when_handled_then_the_instance_is_healed_recorded_and_notified_once() {
     let engine = infrastructure();
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(outcome.decision, Verdict::Act);
     assert_eq!(outcome.layer, Some(Layer::Infrastructure));
     assert_eq!(outcome.event_id, "e1");
     assert_eq!(outcome.alarm_state, AlarmState::Alarm);
     assert_eq!(outcome.rule.as_deref(), Some("ec2-instance-healing"));
-    assert_eq!(outcome.resource_id.as_deref(), Some("i-1"));
+    assert_eq!(outcome.resource_id.as_deref(), Some("i-00000000000000001"));
     assert_eq!(outcome.action.as_deref(), Some("recover-ec2-instance"));
     assert_eq!(outcome.mode, Some(Mode::Enforce));
     assert_eq!(outcome.reason, None);
@@ -635,7 +640,10 @@ async fn given_an_ec2_alarm_when_handled_then_the_instance_is_healed_recorded_an
     assert_eq!(record.attempt, 1);
     assert_eq!(record.incident_id.as_deref(), Some("e1"));
     assert_eq!(record.ended_at, Some(t0()));
-    assert_eq!(record.summary.as_deref(), Some("replaced i-1"));
+    assert_eq!(
+        record.summary.as_deref(),
+        Some("replaced i-00000000000000001")
+    );
     assert_eq!(
         record
             .details
@@ -649,10 +657,10 @@ async fn given_an_ec2_alarm_when_handled_then_the_instance_is_healed_recorded_an
         engine.healer.calls(),
         [Call {
             rule: "ec2-instance-healing".to_owned(),
-            resource_id: "i-1".to_owned(),
+            resource_id: "i-00000000000000001".to_owned(),
             attempt: 1,
             incident_id: "e1".to_owned(),
-            token: idempotency_token("ec2-instance-healing", "i-1", "e1", 1),
+            token: idempotency_token("ec2-instance-healing", "i-00000000000000001", "e1", 1),
         }]
     );
 
@@ -667,7 +675,7 @@ async fn given_an_ec2_alarm_when_handled_then_the_instance_is_healed_recorded_an
         notices[0].subject()
     );
 
-    let state = engine.store.state(&ec2_key("i-1"));
+    let state = engine.store.state(&ec2_key("i-00000000000000001"));
     assert_eq!(state.lease, None, "the finished run released its lease");
     assert_eq!(state.version, 2, "claimed, then finished");
     assert_eq!(state.incident.map(|i| i.attempts), Some(1));
@@ -676,10 +684,20 @@ async fn given_an_ec2_alarm_when_handled_then_the_instance_is_healed_recorded_an
 #[tokio::test]
 async fn given_a_handled_event_when_it_is_delivered_again_then_it_is_a_skipped_duplicate() {
     let engine = infrastructure();
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     engine.clock.set(at(30));
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-2").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
 
     assert_eq!(outcome.decision, Verdict::Skip);
     assert_eq!(outcome.reason, Some(SkipReason::Duplicate));
@@ -695,15 +713,15 @@ async fn given_a_handled_event_when_it_is_delivered_again_then_it_is_a_skipped_d
 async fn given_an_invalid_event_when_handled_then_it_is_an_error_and_nothing_is_written_or_healed()
 {
     let engine = infrastructure();
-    let mut wrong_source = ec2_status_check("e1", "ALARM", "i-1");
+    let mut wrong_source = ec2_status_check("e1", "ALARM", "i-00000000000000001");
     wrong_source["source"] = json!("my.app");
 
     for payload in [
         json!({"hello": "world"}),
         json!(null),
         wrong_source,
-        ec2_status_check("e1", "SOMETIMES", "i-1"),
-        ec2_status_check("", "ALARM", "i-1"),
+        ec2_status_check("e1", "SOMETIMES", "i-00000000000000001"),
+        ec2_status_check("", "ALARM", "i-00000000000000001"),
     ] {
         let result = engine.handle(payload.clone(), "run-1").await;
         match result {
@@ -787,7 +805,12 @@ async fn given_shadow_mode_when_an_alarm_is_handled_then_the_healer_is_not_calle
         },
     );
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(engine.healer.count(), 0);
     assert_eq!(outcome.mode, Some(Mode::Shadow));
@@ -821,7 +844,12 @@ async fn given_a_rule_in_shadow_mode_when_an_alarm_is_handled_then_the_healer_is
     let rules = RuleSet::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
     let engine = engine_with(Layer::Infrastructure, rules, Settings::default());
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(engine.healer.count(), 0);
     assert_eq!(
@@ -841,7 +869,12 @@ async fn given_a_disabled_layer_when_an_alarm_is_handled_then_nothing_is_written
         },
     );
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(outcome.reason, Some(SkipReason::RuleDisabled));
     assert_eq!(engine.store.writes(), 0);
@@ -854,7 +887,12 @@ async fn given_a_healer_without_the_action_when_an_alarm_is_handled_then_it_is_s
     let engine = infrastructure();
     engine.healer.unsupported.store(true, Ordering::SeqCst);
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(outcome.reason, Some(SkipReason::UnsupportedAction));
     assert_eq!(engine.store.writes(), 0);
@@ -866,7 +904,12 @@ async fn given_a_heal_that_is_no_longer_needed_when_handled_then_the_record_says
     let engine = infrastructure();
     engine.healer.not_needed.store(true, Ordering::SeqCst);
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(outcome.reason, Some(SkipReason::NotNeeded));
     let record = record_of(&outcome);
@@ -883,7 +926,12 @@ async fn given_a_failing_healer_before_the_last_attempt_when_handled_then_the_ru
     let engine = infrastructure();
     engine.healer.fail.store(true, Ordering::SeqCst);
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(outcome.decision, Verdict::Act);
     let record = record_of(&outcome);
@@ -900,7 +948,7 @@ async fn given_a_failing_healer_before_the_last_attempt_when_handled_then_the_ru
         engine.notifier.kinds(),
         [(NoticeKind::Healing, HealingStatus::Failed)]
     );
-    let state = engine.store.state(&ec2_key("i-1"));
+    let state = engine.store.state(&ec2_key("i-00000000000000001"));
     assert_eq!(state.incident.and_then(|i| i.escalated_at), None);
 }
 
@@ -914,7 +962,7 @@ async fn given_a_failing_healer_at_the_last_attempt_when_handled_then_the_run_fa
         engine.clock.set(at(seconds));
         let outcome = handle(
             &engine,
-            ec2_status_check(&format!("e{index}"), "ALARM", "i-1"),
+            ec2_status_check(&format!("e{index}"), "ALARM", "i-00000000000000001"),
             &format!("run-{index}"),
         )
         .await;
@@ -941,7 +989,7 @@ async fn given_a_failing_healer_at_the_last_attempt_when_handled_then_the_run_fa
         escalation.subject()
     );
     assert_eq!(escalation.record.attempt, 3);
-    let state = engine.store.state(&ec2_key("i-1"));
+    let state = engine.store.state(&ec2_key("i-00000000000000001"));
     assert_eq!(
         state.incident.as_ref().and_then(|i| i.escalated_at),
         Some(at(14_400))
@@ -950,7 +998,12 @@ async fn given_a_failing_healer_at_the_last_attempt_when_handled_then_the_run_fa
 
     // The alarm is still on: skipped for max attempts, without a second escalation.
     engine.clock.set(at(21_600));
-    let outcome = handle(&engine, ec2_status_check("e9", "ALARM", "i-1"), "run-9").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e9", "ALARM", "i-00000000000000001"),
+        "run-9",
+    )
+    .await;
     assert_eq!(outcome.reason, Some(SkipReason::MaxAttempts));
     assert_eq!(record_of(&outcome).status, HealingStatus::Skipped);
     assert_eq!(engine.notifier.notices().len(), 4);
@@ -964,16 +1017,26 @@ async fn given_spent_attempts_that_succeeded_when_the_alarm_persists_then_one_es
         engine.clock.set(at(seconds));
         handle(
             &engine,
-            ec2_status_check(&format!("e{index}"), "ALARM", "i-1"),
+            ec2_status_check(&format!("e{index}"), "ALARM", "i-00000000000000001"),
             &format!("run-{index}"),
         )
         .await;
     }
 
     engine.clock.set(at(21_600));
-    let outcome = handle(&engine, ec2_status_check("e3", "ALARM", "i-1"), "run-3").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e3", "ALARM", "i-00000000000000001"),
+        "run-3",
+    )
+    .await;
     engine.clock.set(at(28_800));
-    let again = handle(&engine, ec2_status_check("e4", "ALARM", "i-1"), "run-4").await;
+    let again = handle(
+        &engine,
+        ec2_status_check("e4", "ALARM", "i-00000000000000001"),
+        "run-4",
+    )
+    .await;
 
     assert_eq!(outcome.reason, Some(SkipReason::MaxAttempts));
     assert_eq!(again.reason, Some(SkipReason::MaxAttempts));
@@ -996,7 +1059,12 @@ async fn given_a_notifier_that_fails_when_an_alarm_is_handled_then_the_heal_stil
     let engine = infrastructure();
     engine.notifier.fail.store(true, Ordering::SeqCst);
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(record_of(&outcome).status, HealingStatus::Completed);
     assert_eq!(engine.healer.count(), 1);
@@ -1008,7 +1076,10 @@ async fn given_a_store_outage_when_an_alarm_is_handled_then_a_retryable_error_an
     engine.store.down.store(true, Ordering::SeqCst);
 
     let result = engine
-        .handle(ec2_status_check("e1", "ALARM", "i-1"), "run-1")
+        .handle(
+            ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+            "run-1",
+        )
         .await;
 
     match result {
@@ -1023,10 +1094,20 @@ async fn given_a_store_outage_when_an_alarm_is_handled_then_a_retryable_error_an
 #[tokio::test]
 async fn given_an_alarm_inside_the_cooldown_when_handled_then_it_is_skipped_and_recorded() {
     let engine = infrastructure();
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     engine.clock.set(at(60));
 
-    let outcome = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e2", "ALARM", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
 
     assert_eq!(outcome.reason, Some(SkipReason::Cooldown));
     let record = record_of(&outcome);
@@ -1040,18 +1121,28 @@ async fn given_an_alarm_inside_the_cooldown_when_handled_then_it_is_skipped_and_
 async fn given_ok_after_a_heal_when_handled_then_the_incident_recovers_and_insufficient_data_is_ignored()
  {
     let engine = infrastructure();
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     engine.clock.set(at(120));
 
-    let ok = handle(&engine, ec2_status_check("e2", "OK", "i-1"), "run-2").await;
+    let ok = handle(
+        &engine,
+        ec2_status_check("e2", "OK", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
     assert_eq!(ok.decision, Verdict::Recovering);
-    let state = engine.store.state(&ec2_key("i-1"));
+    let state = engine.store.state(&ec2_key("i-00000000000000001"));
     assert_eq!(state.incident.and_then(|i| i.ok_since), Some(at(120)));
 
     let writes = engine.store.writes();
     let unknown = handle(
         &engine,
-        ec2_status_check("e3", "INSUFFICIENT_DATA", "i-1"),
+        ec2_status_check("e3", "INSUFFICIENT_DATA", "i-00000000000000001"),
         "run-3",
     )
     .await;
@@ -1064,7 +1155,12 @@ async fn given_ok_after_a_heal_when_handled_then_the_incident_recovers_and_insuf
 async fn given_ok_with_no_incident_when_handled_then_it_is_ignored_without_writes() {
     let engine = infrastructure();
 
-    let outcome = handle(&engine, ec2_status_check("e1", "OK", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "OK", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(outcome.decision, Verdict::Ignore);
     assert_eq!(outcome.reason, Some(SkipReason::NoOpenIncident));
@@ -1075,22 +1171,42 @@ async fn given_ok_with_no_incident_when_handled_then_it_is_ignored_without_write
 async fn given_a_recovering_incident_when_a_skipped_alarm_arrives_then_the_recovery_is_interrupted()
 {
     let engine = infrastructure();
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     engine.clock.set(at(100));
-    handle(&engine, ec2_status_check("e2", "OK", "i-1"), "run-2").await;
+    handle(
+        &engine,
+        ec2_status_check("e2", "OK", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
     engine.clock.set(at(200));
 
-    let outcome = handle(&engine, ec2_status_check("e3", "ALARM", "i-1"), "run-3").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e3", "ALARM", "i-00000000000000001"),
+        "run-3",
+    )
+    .await;
 
     assert_eq!(outcome.reason, Some(SkipReason::Cooldown));
-    let state = engine.store.state(&ec2_key("i-1"));
+    let state = engine.store.state(&ec2_key("i-00000000000000001"));
     let incident = state.incident.expect("still open");
     assert_eq!(incident.ok_since, None);
     assert_eq!(incident.id, "e1");
 
     // OK never held for the stable period, so after the cooldown it is attempt 2.
     engine.clock.set(at(1100));
-    let outcome = handle(&engine, ec2_status_check("e4", "ALARM", "i-1"), "run-4").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e4", "ALARM", "i-00000000000000001"),
+        "run-4",
+    )
+    .await;
     assert_eq!(record_of(&outcome).attempt, 2);
     assert_eq!(record_of(&outcome).incident_id.as_deref(), Some("e1"));
 }
@@ -1099,7 +1215,7 @@ async fn given_a_recovering_incident_when_a_skipped_alarm_arrives_then_the_recov
 async fn given_a_run_that_died_holding_its_claim_when_the_event_is_redelivered_then_the_attempt_is_taken_over()
  {
     let engine = infrastructure();
-    let key = ec2_key("i-1");
+    let key = ec2_key("i-00000000000000001");
     engine.store.put_claim(&key, "e1");
     engine.store.put_state(
         &key,
@@ -1131,22 +1247,32 @@ async fn given_a_run_that_died_holding_its_claim_when_the_event_is_redelivered_t
     );
 
     engine.clock.set(at(300));
-    let early = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-early").await;
+    let early = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-early",
+    )
+    .await;
     assert_eq!(early.reason, Some(SkipReason::Duplicate));
     assert_eq!(engine.healer.count(), 0);
 
     engine.clock.set(at(1000));
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-2").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
 
     assert_eq!(record_of(&outcome).status, HealingStatus::Completed);
     assert_eq!(
         engine.healer.calls(),
         [Call {
             rule: "ec2-instance-healing".to_owned(),
-            resource_id: "i-1".to_owned(),
+            resource_id: "i-00000000000000001".to_owned(),
             attempt: 1,
             incident_id: "e1".to_owned(),
-            token: idempotency_token("ec2-instance-healing", "i-1", "e1", 1),
+            token: idempotency_token("ec2-instance-healing", "i-00000000000000001", "e1", 1),
         }],
         "the same attempt, with the dead run's token"
     );
@@ -1161,7 +1287,12 @@ async fn given_a_concurrent_writer_when_the_claim_conflicts_then_the_engine_deci
     let engine = infrastructure();
     engine.store.conflict_once.store(true, Ordering::SeqCst);
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(record_of(&outcome).status, HealingStatus::Completed);
     assert_eq!(engine.healer.count(), 1);
@@ -1177,7 +1308,7 @@ async fn given_ten_concurrent_deliveries_of_one_event_when_handled_then_exactly_
             tokio::spawn(async move {
                 engine
                     .handle(
-                        ec2_status_check("e1", "ALARM", "i-1"),
+                        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
                         &format!("run-{index}"),
                     )
                     .await
@@ -1238,7 +1369,7 @@ async fn given_ten_concurrent_alarms_of_different_events_on_one_instance_when_ha
             tokio::spawn(async move {
                 engine
                     .handle(
-                        ec2_status_check(&format!("e{index}"), "ALARM", "i-1"),
+                        ec2_status_check(&format!("e{index}"), "ALARM", "i-00000000000000001"),
                         &format!("run-{index}"),
                     )
                     .await
@@ -1276,12 +1407,15 @@ fn explain(payload: Value, settings: Settings) -> Outcome {
 
 #[test]
 fn given_an_ec2_alarm_when_explained_then_it_would_act_at_attempt_one_in_its_layer() {
-    let outcome = explain(ec2_status_check("e1", "ALARM", "i-1"), Settings::default());
+    let outcome = explain(
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        Settings::default(),
+    );
 
     assert_eq!(outcome.decision, Verdict::Act);
     assert_eq!(outcome.layer, Some(Layer::Infrastructure));
     assert_eq!(outcome.rule.as_deref(), Some("ec2-instance-healing"));
-    assert_eq!(outcome.resource_id.as_deref(), Some("i-1"));
+    assert_eq!(outcome.resource_id.as_deref(), Some("i-00000000000000001"));
     let detail = outcome.detail.unwrap_or_default();
     assert!(detail.contains("attempt 1 of at most 3"), "{detail}");
 }
@@ -1307,7 +1441,7 @@ fn given_a_lambda_alarm_when_explained_then_the_platform_layer_is_named() {
 #[test]
 fn given_shadow_mode_when_explained_then_it_would_only_record() {
     let outcome = explain(
-        ec2_status_check("e1", "ALARM", "i-1"),
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
         Settings {
             mode: Mode::Shadow,
             ..Settings::default()
@@ -1321,11 +1455,14 @@ fn given_shadow_mode_when_explained_then_it_would_only_record() {
 
 #[test]
 fn given_ok_or_insufficient_data_when_explained_then_nothing_would_be_done() {
-    let ok = explain(ec2_status_check("e1", "OK", "i-1"), Settings::default());
+    let ok = explain(
+        ec2_status_check("e1", "OK", "i-00000000000000001"),
+        Settings::default(),
+    );
     assert_eq!(ok.reason, Some(SkipReason::NoOpenIncident));
 
     let unknown = explain(
-        ec2_status_check("e1", "INSUFFICIENT_DATA", "i-1"),
+        ec2_status_check("e1", "INSUFFICIENT_DATA", "i-00000000000000001"),
         Settings::default(),
     );
     assert_eq!(unknown.reason, Some(SkipReason::NotActionable));
@@ -1346,9 +1483,9 @@ fn given_an_alarm_no_rule_matches_when_explained_then_no_layer_and_no_matching_r
 async fn given_an_alarm_whose_actions_cloudwatch_suppresses_when_handled_then_nothing_is_written_or_healed()
  {
     let engine = infrastructure();
-    let mut suppressed = ec2_status_check("e1", "ALARM", "i-1");
+    let mut suppressed = ec2_status_check("e1", "ALARM", "i-00000000000000001");
     suppressed["detail"]["state"]["actionsSuppressedBy"] = json!("Alarm");
-    let mut muted = ec2_status_check("e2", "ALARM", "i-1");
+    let mut muted = ec2_status_check("e2", "ALARM", "i-00000000000000001");
     muted["detail"]["muteDetail"] = json!({
         "mutedByArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm-mute-rule:maintenance",
         "muteWindowStart": "2026-11-24T06:00:00.000+0000",
@@ -1400,8 +1537,12 @@ service = "app"
 "#
     );
     let rules = RuleSet::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
-    let event = autoheal_core::AlarmEvent::from_value(ec2_status_check("e1", "ALARM", "i-1"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let event = autoheal_core::AlarmEvent::from_value(ec2_status_check(
+        "e1",
+        "ALARM",
+        "i-00000000000000001",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
 
     let (layer, selection) = autoheal_core::resolve::select_any(&rules, &event);
 
@@ -1425,8 +1566,13 @@ fn reversible() -> TestEngine {
 async fn given_a_heal_that_made_a_change_when_the_alarm_turns_ok_then_the_change_is_put_back_once()
 {
     let engine = reversible();
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
-    let state = engine.store.state(&ec2_key("i-1"));
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
+    let state = engine.store.state(&ec2_key("i-00000000000000001"));
     assert_eq!(
         state.reverts,
         [Revert {
@@ -1437,7 +1583,12 @@ async fn given_a_heal_that_made_a_change_when_the_alarm_turns_ok_then_the_change
     );
 
     engine.clock.set(at(60));
-    let outcome = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-2").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
 
     assert_eq!(outcome.decision, Verdict::Revert);
     let record = record_of(&outcome);
@@ -1450,7 +1601,7 @@ async fn given_a_heal_that_made_a_change_when_the_alarm_turns_ok_then_the_change
     assert_eq!(&engine.store.record("run-2"), record);
     assert_eq!(engine.healer.reverted(), ["1"]);
 
-    let state = engine.store.state(&ec2_key("i-1"));
+    let state = engine.store.state(&ec2_key("i-00000000000000001"));
     assert!(state.reverts.is_empty(), "nothing is left to put back");
     assert_eq!(state.lease, None, "the revert released its claim");
     let incident = state
@@ -1472,10 +1623,20 @@ async fn given_a_heal_that_made_a_change_when_the_alarm_turns_ok_then_the_change
     assert_eq!(notices[1].attributes()["phase"], "revert");
 
     // The same OK delivered again, and a later OK, put nothing back twice.
-    let again = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-3").await;
+    let again = handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-3",
+    )
+    .await;
     assert_eq!(again.decision, Verdict::Ignore);
     assert_eq!(again.reason, Some(SkipReason::Duplicate));
-    let later = handle(&engine, ec2_status_check("ok2", "OK", "i-1"), "run-4").await;
+    let later = handle(
+        &engine,
+        ec2_status_check("ok2", "OK", "i-00000000000000001"),
+        "run-4",
+    )
+    .await;
     assert_eq!(later.decision, Verdict::Recovering);
     assert_eq!(engine.healer.reverted(), ["1"]);
 }
@@ -1484,14 +1645,29 @@ async fn given_a_heal_that_made_a_change_when_the_alarm_turns_ok_then_the_change
 async fn given_two_attempts_that_made_changes_when_the_alarm_turns_ok_then_the_newest_is_put_back_first()
  {
     let engine = reversible();
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     engine.clock.set(at(86_400));
-    let second = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
+    let second = handle(
+        &engine,
+        ec2_status_check("e2", "ALARM", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
     assert_eq!(second.decision, Verdict::Act);
     assert_eq!(record_of(&second).attempt, 2);
 
     engine.clock.set(at(86_460));
-    let outcome = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-3").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-3",
+    )
+    .await;
 
     assert_eq!(engine.healer.reverted(), ["2", "1"]);
     let record = record_of(&outcome);
@@ -1504,20 +1680,41 @@ async fn given_two_attempts_that_made_changes_when_the_alarm_turns_ok_then_the_n
         record.details.get("revert1.undone").map(String::as_str),
         Some("1")
     );
-    assert!(engine.store.state(&ec2_key("i-1")).reverts.is_empty());
+    assert!(
+        engine
+            .store
+            .state(&ec2_key("i-00000000000000001"))
+            .reverts
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn given_a_revert_that_fails_when_the_alarm_turns_ok_then_it_stops_there_and_the_next_ok_tries_again()
  {
     let engine = reversible();
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     engine.clock.set(at(86_400));
-    handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
+    handle(
+        &engine,
+        ec2_status_check("e2", "ALARM", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
     engine.healer.revert_fails.store(true, Ordering::SeqCst);
 
     engine.clock.set(at(86_460));
-    let outcome = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-3").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-3",
+    )
+    .await;
 
     let record = record_of(&outcome);
     assert_eq!(record.status, HealingStatus::Failed);
@@ -1527,7 +1724,14 @@ async fn given_a_revert_that_fails_when_the_alarm_turns_ok_then_it_stops_there_a
         ["2"],
         "an older change is never put back over a newer one that is still in place"
     );
-    assert_eq!(engine.store.state(&ec2_key("i-1")).reverts.len(), 2);
+    assert_eq!(
+        engine
+            .store
+            .state(&ec2_key("i-00000000000000001"))
+            .reverts
+            .len(),
+        2
+    );
     assert_eq!(
         engine.notifier.kinds().last(),
         Some(&(NoticeKind::Healing, HealingStatus::Failed))
@@ -1535,20 +1739,41 @@ async fn given_a_revert_that_fails_when_the_alarm_turns_ok_then_it_stops_there_a
 
     // The alarm flaps: ALARM inside the cooldown acts on nothing, and the next OK retries.
     engine.clock.set(at(86_500));
-    handle(&engine, ec2_status_check("e3", "ALARM", "i-1"), "run-4").await;
+    handle(
+        &engine,
+        ec2_status_check("e3", "ALARM", "i-00000000000000001"),
+        "run-4",
+    )
+    .await;
     engine.healer.revert_fails.store(false, Ordering::SeqCst);
     engine.clock.set(at(86_560));
-    let retried = handle(&engine, ec2_status_check("ok2", "OK", "i-1"), "run-5").await;
+    let retried = handle(
+        &engine,
+        ec2_status_check("ok2", "OK", "i-00000000000000001"),
+        "run-5",
+    )
+    .await;
     assert_eq!(record_of(&retried).status, HealingStatus::Completed);
     assert_eq!(engine.healer.reverted(), ["2", "2", "1"]);
-    assert!(engine.store.state(&ec2_key("i-1")).reverts.is_empty());
+    assert!(
+        engine
+            .store
+            .state(&ec2_key("i-00000000000000001"))
+            .reverts
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn given_a_revert_in_progress_when_an_alarm_arrives_then_it_does_not_heal_over_it() {
     let engine = reversible();
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
-    let key = ec2_key("i-1");
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
+    let key = ec2_key("i-00000000000000001");
     let mut state = engine.store.state(&key);
     // A revert run claimed the resource (and an OK event) and is still running.
     state.version += 1;
@@ -1562,9 +1787,19 @@ async fn given_a_revert_in_progress_when_an_alarm_arrives_then_it_does_not_heal_
     engine.store.put_claim(&key, "ok1");
 
     engine.clock.set(at(86_400));
-    let alarm = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
+    let alarm = handle(
+        &engine,
+        ec2_status_check("e2", "ALARM", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
     assert_eq!(alarm.reason, Some(SkipReason::InProgress));
-    let ok = handle(&engine, ec2_status_check("ok2", "OK", "i-1"), "run-3").await;
+    let ok = handle(
+        &engine,
+        ec2_status_check("ok2", "OK", "i-00000000000000001"),
+        "run-3",
+    )
+    .await;
     assert_eq!(
         ok.decision,
         Verdict::Recovering,
@@ -1575,7 +1810,12 @@ async fn given_a_revert_in_progress_when_an_alarm_arrives_then_it_does_not_heal_
 
     // The revert run died: its OK, delivered again after the lease, puts the change back.
     engine.clock.set(at(86_400 + 901));
-    let retried = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-4").await;
+    let retried = handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-4",
+    )
+    .await;
     assert_eq!(retried.decision, Verdict::Revert);
     assert_eq!(engine.healer.reverted(), ["1"]);
     assert!(engine.store.state(&key).reverts.is_empty());
@@ -1593,9 +1833,25 @@ async fn given_shadow_mode_when_a_heal_would_change_something_then_nothing_is_ke
         },
     );
     engine.healer.reversible.store(true, Ordering::SeqCst);
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
-    assert!(engine.store.state(&ec2_key("i-1")).reverts.is_empty());
-    let ok = handle(&engine, ec2_status_check("ok1", "OK", "i-1"), "run-2").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
+    assert!(
+        engine
+            .store
+            .state(&ec2_key("i-00000000000000001"))
+            .reverts
+            .is_empty()
+    );
+    let ok = handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
     assert_eq!(ok.decision, Verdict::Recovering);
     assert!(engine.healer.reverted().is_empty());
 }
@@ -1616,19 +1872,24 @@ async fn fire_latest(engine: &TestEngine, run_id: &str) -> Outcome {
 async fn given_a_heal_when_it_runs_then_its_follow_up_is_scheduled_when_the_backoff_ends() {
     let engine = infrastructure();
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     let scheduled = engine.follow_ups.scheduled();
     assert_eq!(scheduled.len(), 1, "{scheduled:?}");
     let (follow_up, due) = &scheduled[0];
-    let state = engine.store.state(&ec2_key("i-1"));
+    let state = engine.store.state(&ec2_key("i-00000000000000001"));
     let incident = state.incident.expect("an open incident");
     assert_eq!(Some(*due), incident.next_attempt_at);
     assert_eq!(follow_up.check, 1);
     assert_eq!(incident.checks, 1);
     assert_eq!(follow_up.incident_id, "e1");
     assert_eq!(follow_up.rule, "ec2-instance-healing");
-    assert_eq!(follow_up.resource_id, "i-1");
+    assert_eq!(follow_up.resource_id, "i-00000000000000001");
     assert_eq!(follow_up.alarm.id, "e1");
     assert_eq!(
         record_of(&outcome).details.get("follow_up_at"),
@@ -1643,7 +1904,12 @@ async fn given_an_alarm_that_stays_on_when_follow_ups_fire_then_each_retries_unt
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     let mut dues = vec![engine.follow_ups.latest().1];
 
     let second = fire_latest(&engine, "check-1").await;
@@ -1695,7 +1961,12 @@ async fn given_an_alarm_that_stays_on_when_follow_ups_fire_then_each_retries_unt
     // Nothing more happens until the incident resolves or is reset: a later ALARM event and
     // the last check delivered again do nothing.
     engine.clock.set(at(86_400));
-    let again = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-9").await;
+    let again = handle(
+        &engine,
+        ec2_status_check("e2", "ALARM", "i-00000000000000001"),
+        "run-9",
+    )
+    .await;
     assert_eq!(again.reason, Some(SkipReason::MaxAttempts));
     let (payload, _) = engine.follow_ups.latest();
     let duplicate = handle(&engine, payload, "check-3-again").await;
@@ -1715,7 +1986,12 @@ async fn given_an_alarm_that_stays_on_when_follow_ups_fire_then_each_retries_unt
 #[tokio::test]
 async fn given_an_alarm_back_to_ok_when_the_follow_up_fires_then_the_incident_is_resolved_once() {
     let engine = infrastructure();
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Ok, at(120));
@@ -1738,7 +2014,7 @@ async fn given_an_alarm_back_to_ok_when_the_follow_up_fires_then_the_incident_is
         Some("120"),
         "first ALARM to OK"
     );
-    let state = engine.store.state(&ec2_key("i-1"));
+    let state = engine.store.state(&ec2_key("i-00000000000000001"));
     assert!(
         state
             .incident
@@ -1760,7 +2036,12 @@ async fn given_an_alarm_back_to_ok_when_the_follow_up_fires_then_the_incident_is
 
     // The late OK event and the same check again change nothing.
     let writes = engine.store.writes();
-    let late_ok = handle(&engine, ec2_status_check("e2", "OK", "i-1"), "run-2").await;
+    let late_ok = handle(
+        &engine,
+        ec2_status_check("e2", "OK", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
     assert_eq!(late_ok.decision, Verdict::Ignore);
     let (payload, _) = engine.follow_ups.latest();
     let again = handle(&engine, payload, "check-2-again").await;
@@ -1771,7 +2052,12 @@ async fn given_an_alarm_back_to_ok_when_the_follow_up_fires_then_the_incident_is
 
     // A new ALARM opens a new incident.
     engine.clock.set(at(7200));
-    let next = handle(&engine, ec2_status_check("e3", "ALARM", "i-1"), "run-3").await;
+    let next = handle(
+        &engine,
+        ec2_status_check("e3", "ALARM", "i-00000000000000001"),
+        "run-3",
+    )
+    .await;
     assert_eq!(next.decision, Verdict::Act);
     assert_eq!(record_of(&next).incident_id.as_deref(), Some("e3"));
 }
@@ -1779,7 +2065,12 @@ async fn given_an_alarm_back_to_ok_when_the_follow_up_fires_then_the_incident_is
 #[tokio::test]
 async fn given_an_alarm_ok_for_less_than_the_stable_period_when_checked_then_it_checks_again() {
     let engine = infrastructure();
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     let (_, due) = engine.follow_ups.latest();
     engine.follow_ups.set_alarm(ALARM_NAME, AlarmState::Ok, due);
 
@@ -1807,7 +2098,12 @@ async fn given_a_follow_up_that_a_newer_one_replaced_when_it_fires_then_it_does_
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     let (first, _) = engine.follow_ups.latest();
     fire_latest(&engine, "check-1").await;
     let writes = engine.store.writes();
@@ -1826,7 +2122,12 @@ async fn given_a_follow_up_that_a_newer_one_replaced_when_it_fires_then_it_does_
 #[tokio::test]
 async fn given_a_deleted_alarm_when_its_follow_up_fires_then_a_person_is_asked_once() {
     let engine = infrastructure();
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     let outcome = fire_latest(&engine, "check-1").await;
 
@@ -1844,7 +2145,12 @@ async fn given_a_scheduler_outage_when_healing_then_the_heal_runs_and_its_record
         .scheduler_down
         .store(true, Ordering::SeqCst);
 
-    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(outcome.decision, Verdict::Act);
     assert_eq!(
@@ -1868,7 +2174,12 @@ async fn given_shadow_mode_when_acting_then_no_follow_up_is_scheduled() {
         },
     );
 
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert!(engine.follow_ups.scheduled().is_empty());
 }
@@ -1879,7 +2190,12 @@ async fn given_a_follow_up_fired_early_when_the_backoff_is_not_over_then_it_wait
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     let (payload, due) = engine.follow_ups.latest();
     engine.clock.set(due - Duration::seconds(5));
 
@@ -1897,30 +2213,42 @@ async fn given_an_escalated_incident_when_an_operator_resets_it_then_the_next_al
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     fire_latest(&engine, "check-1").await;
     fire_latest(&engine, "check-2").await;
     assert!(
         engine
             .store
-            .state(&ec2_key("i-1"))
+            .state(&ec2_key("i-00000000000000001"))
             .incident
             .is_some_and(|i| i.escalated_at.is_some())
     );
     engine.healer.fail.store(false, Ordering::SeqCst);
 
     let record = engine
-        .reset("ec2-instance-healing", "i-1", "reset-1")
+        .reset("ec2-instance-healing", "i-00000000000000001", "reset-1")
         .await
         .expect("reset");
 
     assert_eq!(record.phase, RunPhase::Reset);
     assert_eq!(record.incident_id.as_deref(), Some("e1"));
     assert_eq!(&engine.store.record("reset-1"), &record);
-    let again = engine.reset("ec2-instance-healing", "i-1", "reset-2").await;
+    let again = engine
+        .reset("ec2-instance-healing", "i-00000000000000001", "reset-2")
+        .await;
     assert!(matches!(again, Err(EngineError::Refused(_))), "{again:?}");
     engine.clock.set(at(86_400));
-    let healed = handle(&engine, ec2_status_check("e2", "ALARM", "i-1"), "run-2").await;
+    let healed = handle(
+        &engine,
+        ec2_status_check("e2", "ALARM", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
     assert_eq!(healed.decision, Verdict::Act);
     assert_eq!(record_of(&healed).attempt, 1);
 }
@@ -1931,7 +2259,7 @@ async fn given_an_escalated_incident_when_an_operator_resets_it_then_the_next_al
 async fn given_a_burst_of_fifty_alarms_when_handled_then_the_budget_acts_on_five_and_defers_the_rest_once()
  {
     let engine = infrastructure();
-    let instances: Vec<String> = (0..50).map(|i| format!("i-{i:02}")).collect();
+    let instances: Vec<String> = (0..50).map(|i| format!("i-{i:017x}")).collect();
 
     let mut outcomes = Vec::new();
     for (i, instance) in instances.iter().enumerate() {
@@ -2032,7 +2360,7 @@ async fn given_shadow_mode_when_the_budget_is_spent_then_deferrals_are_recorded_
         },
     );
     for i in 0..7 {
-        let event = ec2_status_check(&format!("e{i}"), "ALARM", &format!("i-{i}"));
+        let event = ec2_status_check(&format!("e{i}"), "ALARM", &format!("i-{i:017x}"));
         handle(&engine, event, &format!("run-{i}")).await;
     }
     let reasons: Vec<Option<SkipReason>> = engine
@@ -2079,7 +2407,7 @@ async fn given_six_of_ten_members_unhealthy_when_their_alarms_fire_then_none_is_
 
     let mut outcomes = Vec::new();
     for i in 0..6 {
-        let event = ec2_status_check(&format!("e{i}"), "ALARM", &format!("i-{i}"));
+        let event = ec2_status_check(&format!("e{i}"), "ALARM", &format!("i-{i:017x}"));
         outcomes.push(handle(&engine, event, &format!("run-{i}")).await);
     }
 
@@ -2138,7 +2466,7 @@ async fn given_three_of_ten_members_unhealthy_when_their_alarms_fire_then_two_he
 
     let mut outcomes = Vec::new();
     for i in 0..3 {
-        let event = ec2_status_check(&format!("e{i}"), "ALARM", &format!("i-{i}"));
+        let event = ec2_status_check(&format!("e{i}"), "ALARM", &format!("i-{i:017x}"));
         outcomes.push(handle(&engine, event, &format!("run-{i}")).await);
     }
 
@@ -2165,12 +2493,12 @@ async fn given_three_of_ten_members_unhealthy_when_their_alarms_fire_then_two_he
     let scheduled = engine.follow_ups.scheduled();
     let first_check = scheduled
         .iter()
-        .find(|(f, _)| f.resource_id == "i-0")
+        .find(|(f, _)| f.resource_id == "i-00000000000000000")
         .map(|(_, due)| *due)
         .expect("i-0 is followed up");
     let (waiting, waiting_due) = scheduled
         .iter()
-        .find(|(f, _)| f.resource_id == "i-2")
+        .find(|(f, _)| f.resource_id == "i-00000000000000002")
         .cloned()
         .expect("i-2 is followed up");
     assert!(waiting_due >= first_check && waiting_due < first_check + Duration::seconds(60));
@@ -2189,7 +2517,7 @@ async fn given_three_of_ten_members_unhealthy_when_their_alarms_fire_then_two_he
         .follow_ups
         .scheduled()
         .into_iter()
-        .rfind(|(f, _)| f.resource_id == "i-2")
+        .rfind(|(f, _)| f.resource_id == "i-00000000000000002")
         .expect("rescheduled");
     engine.clock.set(waiting_due);
     let healed = handle(&engine, waiting.to_payload(), "later").await;
@@ -2204,7 +2532,12 @@ async fn given_a_long_storm_when_it_passes_then_the_deferrals_left_the_incident_
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     for i in 0..15 {
         let deferred = fire_latest(&engine, &format!("storm-{i}")).await;
         assert_eq!(
@@ -2234,7 +2567,12 @@ async fn given_one_member_retried_when_it_holds_a_slot_then_its_retry_keeps_it()
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     let retried = fire_latest(&engine, "check-1").await;
 
@@ -2249,7 +2587,12 @@ async fn given_a_healed_instance_that_is_gone_when_its_alarm_has_no_data_then_th
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::InsufficientData, at(60));
@@ -2291,7 +2634,12 @@ async fn given_an_action_that_takes_three_steps_when_followed_up_then_each_step_
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
 
-    let first = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let first = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
 
     assert_eq!(first.decision, Verdict::Act);
     let record = record_of(&first);
@@ -2303,7 +2651,7 @@ async fn given_an_action_that_takes_three_steps_when_followed_up_then_each_step_
     assert!(
         engine
             .store
-            .state(&ec2_key("i-1"))
+            .state(&ec2_key("i-00000000000000001"))
             .incident
             .is_some_and(|i| i.unfinished && i.checks == 2),
         "the next step is the incident's latest check"
@@ -2316,14 +2664,14 @@ async fn given_an_action_that_takes_three_steps_when_followed_up_then_each_step_
     let last = fire_latest(&engine, "step-3").await;
     assert_eq!(record_of(&last).status, HealingStatus::Completed);
 
-    let token = idempotency_token("ec2-instance-healing", "i-1", "e1", 1);
+    let token = idempotency_token("ec2-instance-healing", "i-00000000000000001", "e1", 1);
     let calls = engine.healer.calls();
     assert_eq!(calls.len(), 3);
     assert!(
         calls.iter().all(|c| c.attempt == 1 && c.token == token),
         "{calls:?}"
     );
-    let state = engine.store.state(&ec2_key("i-1"));
+    let state = engine.store.state(&ec2_key("i-00000000000000001"));
     let incident = state.incident.expect("open");
     assert!(!incident.unfinished);
     assert_eq!((incident.attempts, incident.steps), (1, 2));
@@ -2357,10 +2705,15 @@ async fn given_a_run_that_died_during_its_action_when_its_check_fires_then_the_s
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     // Make it look as if run-1 died after its claim: its lease never released, its action
     // never reported.
-    let key = ec2_key("i-1");
+    let key = ec2_key("i-00000000000000001");
     let mut state = engine.store.state(&key);
     state.lease = Some(Lease {
         run_id: "run-1".to_owned(),
@@ -2393,7 +2746,12 @@ async fn given_an_action_that_never_finishes_when_its_steps_are_spent_then_it_es
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
-    handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     let mut last = None;
     for step in 0..=autoheal_core::followup::MAX_ACTION_STEPS {
         last = Some(fire_latest(&engine, &format!("step-{step}")).await);
@@ -2426,7 +2784,12 @@ async fn given_outcomes_when_measured_then_actions_escalations_deferrals_and_rec
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
 
-    let first = handle(&engine, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    let first = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     fire_latest(&engine, "check-1").await;
     let last = fire_latest(&engine, "check-2").await;
 
@@ -2449,7 +2812,12 @@ async fn given_outcomes_when_measured_then_actions_escalations_deferrals_and_rec
 
     // A resolved incident reports its time to recover.
     let healthy = infrastructure();
-    handle(&healthy, ec2_status_check("e1", "ALARM", "i-1"), "run-1").await;
+    handle(
+        &healthy,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
     healthy
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Ok, at(120));

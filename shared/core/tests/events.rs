@@ -7,7 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use autoheal_core::event::MetricRef;
-use autoheal_core::{AlarmEvent, AlarmKind, AlarmState, EventError};
+use autoheal_core::resolve::{Selection, select, select_any};
+use autoheal_core::{AlarmEvent, AlarmKind, AlarmState, EventError, Layer, ResourceKind, RuleSet};
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -532,6 +533,91 @@ fn given_no_detail_when_parsed_then_an_error_is_returned() {
     assert!(AlarmEvent::from_value(value).is_err());
 }
 
+// ------------------------------------------------------------------ CloudWatch's limits
+
+#[test]
+fn given_an_alarm_name_of_255_characters_when_parsed_then_it_is_read_whole() {
+    let name = format!("{}🔥", "é".repeat(254));
+    let mut value = single_metric_sample();
+    value["detail"]["alarmName"] = json!(name);
+
+    assert_eq!(parse(value).alarm_name, name);
+}
+
+#[test]
+fn given_an_alarm_name_of_256_characters_when_parsed_then_it_is_too_long() {
+    let mut value = single_metric_sample();
+    value["detail"]["alarmName"] = json!("é".repeat(256));
+
+    match parse_err(value) {
+        EventError::TooLong {
+            field,
+            length,
+            limit,
+        } => assert_eq!((field, length, limit), ("alarmName", 256, 255)),
+        other => panic!("expected TooLong, got {other:?}"),
+    }
+}
+
+#[test]
+fn given_an_alarm_name_with_a_control_character_when_parsed_then_it_is_refused() {
+    for name in ["web\u{0}01", "web\n01", "web\u{1b}[2J", "web\u{7f}"] {
+        let mut value = single_metric_sample();
+        value["detail"]["alarmName"] = json!(name);
+
+        assert!(
+            matches!(
+                parse_err(value),
+                EventError::ControlCharacter { field: "alarmName" }
+            ),
+            "{name:?}"
+        );
+    }
+}
+
+#[test]
+fn given_an_event_over_256_kib_when_parsed_as_bytes_or_json_then_it_is_too_large() {
+    let mut value = single_metric_sample();
+    value["detail"]["state"]["reason"] = json!("x".repeat(256 * 1024));
+    let bytes = serde_json::to_vec(&value).expect("serializable");
+
+    assert!(matches!(
+        AlarmEvent::from_slice(&bytes),
+        Err(EventError::TooLarge { limit: 262_144 })
+    ));
+    assert!(matches!(
+        parse_err(value),
+        EventError::TooLarge { limit: 262_144 }
+    ));
+}
+
+#[test]
+fn given_a_state_reason_over_1023_characters_when_parsed_then_it_is_cut_to_1023() {
+    let mut value = single_metric_sample();
+    value["detail"]["state"]["reason"] = json!("ü".repeat(5000));
+
+    let reason = parse(value).state_reason.expect("a reason");
+    assert_eq!(reason.chars().count(), 1023);
+    assert!(reason.chars().all(|c| c == 'ü'));
+}
+
+#[test]
+fn given_timestamps_before_1970_and_far_ahead_when_parsed_then_they_are_kept() {
+    for time in ["1969-07-20T20:17:40Z", "9999-12-31T23:59:59Z"] {
+        let mut value = single_metric_sample();
+        value["time"] = json!(time);
+
+        let parsed = parse(value).time.expect("a time");
+        assert_eq!(
+            parsed,
+            time.parse::<chrono::DateTime<Utc>>().expect("a time")
+        );
+    }
+    let mut unparseable = single_metric_sample();
+    unparseable["time"] = json!("yesterday");
+    assert!(matches!(parse_err(unparseable), EventError::Envelope(_)));
+}
+
 // ------------------------------------------------------------------ properties
 
 /// Arbitrary JSON, biased towards the names and values alarm events use.
@@ -760,5 +846,552 @@ proptest! {
         let bytes = serde_json::to_vec(&sample).expect("a Value always serializes");
         let cut = cut.index(bytes.len());
         prop_assert!(AlarmEvent::from_slice(&bytes[..cut]).is_err());
+    }
+}
+
+// ------------------------------------------------------------------ structured properties
+
+/// One metric as the generator writes it.
+#[derive(Debug, Clone)]
+struct GenMetric {
+    namespace: String,
+    name: String,
+    dimensions: BTreeMap<String, String>,
+}
+
+impl GenMetric {
+    fn query(&self, id: &str, return_data: bool) -> Value {
+        json!({
+            "id": id,
+            "metricStat": {
+                "metric": {
+                    "namespace": self.namespace,
+                    "name": self.name,
+                    "dimensions": self.dimensions,
+                },
+                "period": 60,
+                "stat": "Average"
+            },
+            "returnData": return_data
+        })
+    }
+
+    fn parsed(&self) -> MetricRef {
+        MetricRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            dimensions: self.dimensions.clone(),
+        }
+    }
+}
+
+/// What kind of alarm the generator writes.
+#[derive(Debug, Clone)]
+enum GenKind {
+    Metric(GenMetric),
+    MetricMath {
+        expression: String,
+        inputs: Vec<GenMetric>,
+    },
+    Composite {
+        alarm_rule: String,
+    },
+}
+
+/// A valid CloudWatch Alarm State Change event, as its parts.
+#[derive(Debug, Clone)]
+struct GenAlarm {
+    id: String,
+    account: String,
+    region: String,
+    time: chrono::DateTime<Utc>,
+    name: String,
+    state: AlarmState,
+    previous: Option<AlarmState>,
+    reason: String,
+    kind: GenKind,
+    tags: BTreeMap<String, String>,
+    /// `alarmTags` written as a list of `{Key, Value}` pairs instead of a map.
+    tags_as_list: bool,
+}
+
+impl GenAlarm {
+    fn to_event(&self) -> Value {
+        let configuration = match &self.kind {
+            GenKind::Metric(metric) => json!({"metrics": [metric.query("m1", true)]}),
+            GenKind::MetricMath { expression, inputs } => {
+                let mut queries = vec![json!({
+                    "id": "e1", "expression": expression, "label": "e1", "returnData": true
+                })];
+                for (index, input) in inputs.iter().enumerate() {
+                    queries.push(input.query(&format!("m{}", index + 1), false));
+                }
+                json!({"metrics": queries})
+            }
+            GenKind::Composite { alarm_rule } => json!({"alarmRule": alarm_rule}),
+        };
+        let tags = if self.tags_as_list {
+            Value::Array(
+                self.tags
+                    .iter()
+                    .map(|(k, v)| json!({"Key": k, "Value": v}))
+                    .collect(),
+            )
+        } else {
+            json!(self.tags)
+        };
+        let mut detail = json!({
+            "alarmName": self.name,
+            "state": {"value": self.state.as_str(), "reason": self.reason,
+                      "timestamp": "2024-05-01T12:00:00.000+0000"},
+            "configuration": configuration,
+            "alarmTags": tags,
+        });
+        if let Some(previous) = self.previous {
+            detail["previousState"] = json!({"value": previous.as_str(), "reason": "before"});
+        }
+        json!({
+            "version": "0",
+            "id": self.id,
+            "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch",
+            "account": self.account,
+            "time": self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "region": self.region,
+            "resources": [self.alarm_arn()],
+            "detail": detail,
+        })
+    }
+
+    fn alarm_arn(&self) -> String {
+        format!(
+            "arn:aws:cloudwatch:{}:{}:alarm:{}",
+            self.region, self.account, self.name
+        )
+    }
+
+    fn expected_kind(&self) -> AlarmKind {
+        match &self.kind {
+            GenKind::Metric(metric) => AlarmKind::Metric {
+                metric: metric.parsed(),
+            },
+            GenKind::MetricMath { expression, inputs } => AlarmKind::MetricMath {
+                expression: Some(expression.clone()),
+                metrics: inputs.iter().map(GenMetric::parsed).collect(),
+            },
+            GenKind::Composite { alarm_rule } => AlarmKind::Composite {
+                alarm_rule: alarm_rule.clone(),
+            },
+        }
+    }
+}
+
+/// An alarm name as CloudWatch allows it: 1 to 255 characters, any but control characters,
+/// not only whitespace.
+fn arb_alarm_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9 _./#:()-]{1,255}",
+        "[^\\p{Cc}]{1,255}",
+        Just("é".repeat(254) + "🔥"),
+    ]
+    .prop_filter("not only whitespace", |name| !name.trim().is_empty())
+}
+
+fn arb_state() -> impl Strategy<Value = AlarmState> {
+    prop::sample::select(vec![
+        AlarmState::Alarm,
+        AlarmState::Ok,
+        AlarmState::InsufficientData,
+    ])
+}
+
+fn arb_dimensions() -> impl Strategy<Value = BTreeMap<String, String>> {
+    prop::collection::btree_map("[A-Za-z][A-Za-z0-9]{0,15}", "[^\\p{Cc}]{0,40}", 0..4)
+}
+
+fn arb_metric() -> impl Strategy<Value = GenMetric> {
+    (
+        prop_oneof![
+            prop::sample::select(vec!["AWS/EC2", "AWS/RDS", "AWS/Lambda", "CWAgent"])
+                .prop_map(str::to_owned),
+            "[A-Za-z/]{1,20}",
+        ],
+        "[A-Za-z_]{1,24}",
+        arb_dimensions(),
+    )
+        .prop_map(|(namespace, name, dimensions)| GenMetric {
+            namespace,
+            name,
+            dimensions,
+        })
+}
+
+fn arb_kind() -> impl Strategy<Value = GenKind> {
+    prop_oneof![
+        arb_metric().prop_map(GenKind::Metric),
+        (
+            prop::sample::select(vec!["MAX(METRICS())", "m1 + m2", "SUM([m1, m2]) / 2", "m1"]),
+            prop::collection::vec(arb_metric(), 1..4),
+        )
+            .prop_map(|(expression, inputs)| GenKind::MetricMath {
+                expression: expression.to_owned(),
+                inputs,
+            }),
+        "[^\\p{Cc}]{0,120}".prop_map(|alarm_rule| GenKind::Composite { alarm_rule }),
+    ]
+}
+
+fn arb_tags() -> impl Strategy<Value = BTreeMap<String, String>> {
+    prop::collection::btree_map("[^\\p{Cc}]{1,128}", "[^\\p{Cc}]{0,64}", 0..5)
+}
+
+fn arb_alarm() -> impl Strategy<Value = GenAlarm> {
+    (
+        (
+            "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "[0-9]{12}",
+            prop::sample::select(vec![
+                "us-east-1",
+                "eu-west-3",
+                "ap-southeast-2",
+                "sa-east-1",
+            ]),
+            // 1901 to 9999: before 1970 and far ahead are valid too.
+            -2_147_483_648i64..253_402_300_799,
+        ),
+        arb_alarm_name(),
+        arb_state(),
+        prop::option::of(arb_state()),
+        "[^\\p{Cc}]{0,200}",
+        arb_kind(),
+        arb_tags(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |((id, account, region, seconds), name, state, previous, reason, kind, tags, list)| {
+                GenAlarm {
+                    id,
+                    account,
+                    region: region.to_owned(),
+                    time: Utc.timestamp_opt(seconds, 0).single().expect("in range"),
+                    name,
+                    state,
+                    previous,
+                    reason,
+                    kind,
+                    tags,
+                    tags_as_list: list,
+                }
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn given_a_valid_alarm_event_when_parsed_then_it_always_parses_and_round_trips_its_fields(
+        alarm in arb_alarm()
+    ) {
+        let value = alarm.to_event();
+        let bytes = serde_json::to_vec(&value).expect("a Value always serializes");
+        let result = AlarmEvent::from_value(value);
+        prop_assert!(result.is_ok(), "{:?} refused: {:?}", alarm, result);
+        let event = result.expect("checked above");
+        check_invariants(&event);
+
+        prop_assert_eq!(&event.id, &alarm.id);
+        prop_assert_eq!(&event.alarm_name, &alarm.name);
+        prop_assert_eq!(event.state, alarm.state);
+        prop_assert_eq!(event.previous_state, alarm.previous);
+        prop_assert_eq!(event.state_reason.as_deref(), Some(alarm.reason.as_str()));
+        prop_assert_eq!(event.kind.clone(), alarm.expected_kind());
+        prop_assert_eq!(&event.alarm_tags, &alarm.tags);
+        prop_assert_eq!(event.time, Some(alarm.time));
+        prop_assert_eq!(event.account.as_deref(), Some(alarm.account.as_str()));
+        prop_assert_eq!(event.region.as_deref(), Some(alarm.region.as_str()));
+        prop_assert_eq!(event.alarm_arn.clone(), Some(alarm.alarm_arn()));
+        prop_assert_eq!(event.suppressed_by.as_deref(), None);
+        // The bytes on the wire read the same.
+        prop_assert_eq!(AlarmEvent::from_slice(&bytes).ok(), Some(event));
+    }
+}
+
+// ------------------------------------------------------------------ structured selection
+
+/// Where a generated dimension value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pool {
+    /// A value of the format the dimension's service issues.
+    WellFormed,
+    /// A value no service issues (injections, other services' ids, traversals).
+    Hostile,
+    /// Anything at all.
+    Any,
+}
+
+/// A value of the format AWS issues for the dimension `name`.
+fn well_formed_value(name: &str) -> BoxedStrategy<String> {
+    match name {
+        "InstanceId" => "i-([0-9a-f]{8}|[0-9a-f]{17})".boxed(),
+        "VolumeId" => "vol-([0-9a-f]{8}|[0-9a-f]{17})".boxed(),
+        "NatGatewayId" => "nat-([0-9a-f]{8}|[0-9a-f]{17})".boxed(),
+        "AutoScalingGroupName" => "[a-zA-Z0-9][a-zA-Z0-9 ._-]{0,60}[a-zA-Z0-9]".boxed(),
+        "ClusterName" | "ServiceName" => "[A-Za-z0-9_-]{1,64}".boxed(),
+        "FunctionName" => "[A-Za-z0-9_-]{1,64}".boxed(),
+        "DBInstanceIdentifier" => "[a-z][a-z0-9]{0,10}(-[a-z0-9]{1,10}){0,3}".boxed(),
+        "CacheClusterId" => "[a-z][a-z0-9]{0,6}(-[a-z0-9]{1,6}){0,3}".boxed(),
+        "Service" => "[A-Za-z0-9_-][A-Za-z0-9_.-]{0,40}".boxed(),
+        "TargetGroup" => "targetgroup/[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?/[0-9a-f]{16}".boxed(),
+        "HealthCheckId" => "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}".boxed(),
+        _ => "[a-z]{1,10}".boxed(),
+    }
+}
+
+/// Values no AWS service issues as a resource id of any kind the shipped rules read.
+fn hostile_value() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "i-123; rm -rf /",
+        "$(reboot)",
+        "../../etc/passwd",
+        "..",
+        "`id`",
+        "a\u{0}b",
+        "x\ny",
+        "|| true",
+        "*",
+    ])
+    .prop_map(str::to_owned)
+}
+
+fn dimension_value(name: String, pool: Pool) -> BoxedStrategy<(String, String)> {
+    let value = match pool {
+        Pool::WellFormed => well_formed_value(&name),
+        // An Auto Scaling group name may hold almost anything: only control characters and
+        // length make one impossible.
+        Pool::Hostile if name == "AutoScalingGroupName" => prop::sample::select(vec![
+            "web\u{7}asg".to_owned(),
+            "a\u{0}b".to_owned(),
+            "x\ny".to_owned(),
+            "a".repeat(256),
+        ])
+        .boxed(),
+        Pool::Hostile => hostile_value().boxed(),
+        Pool::Any => "[^\\p{Cc}]{0,30}".boxed(),
+    };
+    value.prop_map(move |value| (name.clone(), value)).boxed()
+}
+
+/// What an alarm needs to select one shipped rule.
+#[derive(Debug, Clone)]
+struct Target {
+    rule: String,
+    namespace: Option<String>,
+    metrics: Vec<String>,
+    prefix: Option<String>,
+    /// The trigger's dimensions and the one the resource is read from.
+    dimensions: Vec<String>,
+}
+
+/// An alarm aimed at one shipped rule (by its metric, an alarm-name prefix or its tag), its
+/// dimensions drawn from one pool; or an alarm aimed at no rule.
+fn arb_alarm_for_shipped_rules() -> impl Strategy<Value = (GenAlarm, Option<String>, Pool)> {
+    let rules = RuleSet::shipped().expect("the shipped rules parse");
+    let targets: Vec<Target> = rules
+        .rules()
+        .iter()
+        .map(|rule| {
+            let mut dimensions = rule.trigger.dimensions.clone();
+            if let Some(dimension) = &rule.resource.dimension
+                && !dimensions.contains(dimension)
+            {
+                dimensions.push(dimension.clone());
+            }
+            Target {
+                rule: rule.name.clone(),
+                namespace: rule.trigger.namespace.clone(),
+                metrics: rule.trigger.metrics.clone(),
+                prefix: rule.trigger.alarm_name_prefixes.first().cloned(),
+                dimensions,
+            }
+        })
+        .collect();
+    let pool = prop::sample::select(vec![Pool::WellFormed, Pool::Hostile, Pool::Any]);
+    (
+        arb_alarm(),
+        prop::option::of(prop::sample::select(targets)),
+        pool,
+        0usize..3,
+        any::<prop::sample::Index>(),
+    )
+        .prop_flat_map(|(alarm, target, pool, how, metric_pick)| {
+            let Some(Target {
+                rule: name,
+                namespace,
+                metrics,
+                prefix,
+                dimensions,
+            }) = target
+            else {
+                return Just((alarm, None, pool)).boxed();
+            };
+            let values: Vec<BoxedStrategy<(String, String)>> = dimensions
+                .into_iter()
+                .map(|dimension| dimension_value(dimension, pool))
+                .collect();
+            values
+                .prop_map(move |values| {
+                    let mut alarm = alarm.clone();
+                    let metric = GenMetric {
+                        namespace: namespace.clone().unwrap_or_else(|| "Custom/App".to_owned()),
+                        name: if metrics.is_empty() {
+                            "Failures".to_owned()
+                        } else {
+                            metrics[metric_pick.index(metrics.len())].clone()
+                        },
+                        dimensions: values.into_iter().collect(),
+                    };
+                    alarm.kind = GenKind::Metric(metric);
+                    alarm.tags.remove(autoheal_core::resolve::RULE_TAG);
+                    match (how, &prefix) {
+                        (1, Some(prefix)) => alarm.name = format!("{prefix}-{}", alarm.id),
+                        (2, _) => {
+                            alarm
+                                .tags
+                                .insert(autoheal_core::resolve::RULE_TAG.to_owned(), name.clone());
+                        }
+                        _ if namespace.is_none() => {
+                            alarm.name =
+                                format!("{}-{}", prefix.clone().unwrap_or_default(), alarm.id)
+                        }
+                        _ => {}
+                    }
+                    (alarm, Some(name.clone()), pool)
+                })
+                .boxed()
+        })
+}
+
+/// The id formats of the reliability issue, written out again from the specification so
+/// that the check does not reuse the implementation.
+fn has_documented_format(kind: ResourceKind, id: &str, event: &AlarmEvent) -> bool {
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let prefixed = |prefix: &str| {
+        id.strip_prefix(prefix)
+            .is_some_and(|rest| (rest.len() == 8 || rest.len() == 17) && hex(rest))
+    };
+    let word = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    let db = |max: usize| {
+        !id.is_empty()
+            && id.len() <= max
+            && id.as_bytes()[0].is_ascii_alphabetic()
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !id.contains("--")
+            && !id.ends_with('-')
+    };
+    match kind {
+        ResourceKind::Ec2Instance => prefixed("i-"),
+        ResourceKind::EbsVolume => prefixed("vol-"),
+        ResourceKind::NatGateway => prefixed("nat-"),
+        ResourceKind::AutoScalingGroup => {
+            (1..=255).contains(&id.chars().count())
+                && !id.chars().any(char::is_control)
+                && id.trim() == id
+        }
+        ResourceKind::EcsService => id
+            .split_once('/')
+            .is_some_and(|(cluster, service)| word(cluster, 255) && word(service, 255)),
+        ResourceKind::LambdaFunction => word(id, 64),
+        ResourceKind::RdsInstance => db(63),
+        ResourceKind::ElastiCacheCluster => db(50),
+        ResourceKind::Route53HealthCheck => {
+            id.len() == 36
+                && id.char_indices().all(|(at, c)| match at {
+                    8 | 13 | 18 | 23 => c == '-',
+                    _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+                })
+        }
+        ResourceKind::ApplicationService => {
+            word(&id.replace('.', "_"), 128) && id != "." && id != ".."
+        }
+        ResourceKind::TargetGroup => {
+            let own = format!(
+                "arn:aws:elasticloadbalancing:{}:{}:targetgroup/",
+                event.region.as_deref().unwrap_or_default(),
+                event.account.as_deref().unwrap_or_default()
+            );
+            id.strip_prefix(&own)
+                .and_then(|rest| rest.split_once('/'))
+                .is_some_and(|(name, suffix)| {
+                    word(name, 32) && !name.contains('_') && suffix.len() == 16 && hex(suffix)
+                })
+        }
+        _ => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn given_an_alarm_for_the_shipped_rules_when_every_layer_selects_then_one_rule_or_a_named_skip(
+        (alarm, aimed_at, pool) in arb_alarm_for_shipped_rules()
+    ) {
+        let rules = RuleSet::shipped().expect("the shipped rules parse");
+        let event = AlarmEvent::from_value(alarm.to_event());
+        prop_assert!(event.is_ok(), "{:?}", event);
+        let event = event.expect("checked above");
+
+        let (owner, global) = select_any(&rules, &event);
+        let mut matched = Vec::new();
+        for layer in Layer::ALL {
+            match select(&rules, &event, layer).into_match() {
+                Ok((rule, resource_id)) => {
+                    prop_assert_eq!(rule.layer, layer);
+                    prop_assert!(
+                        has_documented_format(rule.action.resource_kind(), &resource_id, &event),
+                        "{} accepted {:?}", rule.name, resource_id
+                    );
+                    matched.push((rule.name.clone(), resource_id));
+                }
+                Err(not_selected) => {
+                    prop_assert!(!not_selected.detail.is_empty());
+                    if let Some(rule) = not_selected.rule {
+                        prop_assert_eq!(Some(rule.layer) == Some(layer), not_selected.reason != autoheal_core::SkipReason::OtherLayer);
+                    }
+                }
+            }
+        }
+        // One alarm, one rule, one layer.
+        prop_assert!(matched.len() <= 1, "{:?}", matched);
+        if let Some((rule, _)) = matched.first() {
+            prop_assert_eq!(owner, rules.get(rule).map(|r| r.layer));
+        }
+        // An alarm aimed at a rule by its tag, with ids of the service's own format, is healed
+        // by that rule; one with hostile ids is refused by name.
+        let by_tag = alarm.tags.get(autoheal_core::resolve::RULE_TAG);
+        if let (Some(target), Some(tagged)) = (&aimed_at, by_tag) {
+            prop_assert_eq!(target, tagged);
+            let rule = rules.get(target).expect("a shipped rule");
+            match (pool, &global) {
+                (Pool::WellFormed, Selection::Matched { rule: selected, .. }) => {
+                    prop_assert_eq!(&selected.name, target);
+                }
+                (Pool::Hostile, Selection::Unresolved { rule: selected, reason, .. }) => {
+                    prop_assert_eq!(&selected.name, target);
+                    prop_assert_eq!(*reason, autoheal_core::SkipReason::InvalidResourceId);
+                }
+                (Pool::Any, _) => {}
+                (pool, other) => prop_assert!(false, "{} with {:?} ids: {:?}", rule.name, pool, other),
+            }
+        }
     }
 }

@@ -123,12 +123,12 @@ fn given_each_ec2_status_check_metric_when_selected_then_ec2_instance_healing_ap
             "ALARM",
             "AWS/EC2",
             metric,
-            &[("InstanceId", "i-1")],
+            &[("InstanceId", "i-00000000000000001")],
         ));
         assert_matched(
             &select(&rules, &alarm, Layer::Infrastructure),
             "ec2-instance-healing",
-            "i-1",
+            "i-00000000000000001",
         );
     }
 }
@@ -202,13 +202,16 @@ fn given_an_alarm_matching_two_rules_when_selected_then_the_first_in_file_order_
         "ALARM",
         "AWS/EC2",
         "StatusCheckFailed",
-        &[("InstanceId", "i-1"), ("AutoScalingGroupName", "web-asg")],
+        &[
+            ("InstanceId", "i-00000000000000001"),
+            ("AutoScalingGroupName", "web-asg"),
+        ],
     ));
 
     assert_matched(
         &select(&rules, &alarm, Layer::Infrastructure),
         "ec2-instance-healing",
-        "i-1",
+        "i-00000000000000001",
     );
 }
 
@@ -294,11 +297,11 @@ fn given_an_empty_dimension_value_when_selected_then_the_resource_is_unresolved_
 #[test]
 fn given_a_dimension_value_with_surrounding_spaces_when_selected_then_the_id_is_trimmed() {
     let rules = shipped();
-    let alarm = event(ec2_status_check("e-1", "ALARM", "  i-1 "));
+    let alarm = event(ec2_status_check("e-1", "ALARM", "  i-00000000000000001 "));
     assert_matched(
         &select(&rules, &alarm, Layer::Infrastructure),
         "ec2-instance-healing",
-        "i-1",
+        "i-00000000000000001",
     );
 }
 
@@ -308,8 +311,16 @@ fn given_a_metric_math_alarm_over_two_instances_when_selected_then_the_resource_
     let alarm = event(math_alarm(
         "two-instances",
         &[
-            ("AWS/EC2", "StatusCheckFailed", &[("InstanceId", "i-1")]),
-            ("AWS/EC2", "StatusCheckFailed", &[("InstanceId", "i-2")]),
+            (
+                "AWS/EC2",
+                "StatusCheckFailed",
+                &[("InstanceId", "i-00000000000000001")],
+            ),
+            (
+                "AWS/EC2",
+                "StatusCheckFailed",
+                &[("InstanceId", "i-00000000000000002")],
+            ),
         ],
     ));
 
@@ -321,7 +332,10 @@ fn given_a_metric_math_alarm_over_two_instances_when_selected_then_the_resource_
         SkipReason::AmbiguousResource,
     );
     if let Selection::Unresolved { detail, .. } = &selection {
-        assert!(detail.contains("i-1") && detail.contains("i-2"), "{detail}");
+        assert!(
+            detail.contains("i-00000000000000001") && detail.contains("i-00000000000000002"),
+            "{detail}"
+        );
     }
 }
 
@@ -334,12 +348,12 @@ fn given_a_metric_math_alarm_over_one_instance_when_selected_then_that_instance_
             (
                 "AWS/EC2",
                 "StatusCheckFailed_System",
-                &[("InstanceId", "i-1")],
+                &[("InstanceId", "i-00000000000000001")],
             ),
             (
                 "AWS/EC2",
                 "StatusCheckFailed_Instance",
-                &[("InstanceId", "i-1")],
+                &[("InstanceId", "i-00000000000000001")],
             ),
         ],
     ));
@@ -347,7 +361,7 @@ fn given_a_metric_math_alarm_over_one_instance_when_selected_then_that_instance_
     assert_matched(
         &select(&rules, &alarm, Layer::Infrastructure),
         "ec2-instance-healing",
-        "i-1",
+        "i-00000000000000001",
     );
 }
 
@@ -358,15 +372,23 @@ fn given_a_metric_math_alarm_where_only_one_input_matches_when_selected_then_its
     let alarm = event(math_alarm(
         "mixed",
         &[
-            ("AWS/EC2", "StatusCheckFailed", &[("InstanceId", "i-1")]),
-            ("AWS/EC2", "CPUUtilization", &[("InstanceId", "i-2")]),
+            (
+                "AWS/EC2",
+                "StatusCheckFailed",
+                &[("InstanceId", "i-00000000000000001")],
+            ),
+            (
+                "AWS/EC2",
+                "CPUUtilization",
+                &[("InstanceId", "i-00000000000000002")],
+            ),
         ],
     ));
 
     assert_matched(
         &select(&rules, &alarm, Layer::Infrastructure),
         "ec2-instance-healing",
-        "i-1",
+        "i-00000000000000001",
     );
 }
 
@@ -374,14 +396,14 @@ fn given_a_metric_math_alarm_where_only_one_input_matches_when_selected_then_its
 fn given_the_rule_tag_when_selected_then_it_overrides_metric_matching() {
     let rules = shipped();
     let alarm = event(with_tags(
-        ec2_status_check("e-1", "ALARM", "i-1"),
+        ec2_status_check("e-1", "ALARM", "i-00000000000000001"),
         json!({RULE_TAG: "memory-leak-healing"}),
     ));
 
     assert_matched(
         &select(&rules, &alarm, Layer::Application),
         "memory-leak-healing",
-        "i-1",
+        "i-00000000000000001",
     );
     match select(&rules, &alarm, Layer::Infrastructure) {
         Selection::OtherLayer { rule } => assert_eq!(rule.name, "memory-leak-healing"),
@@ -394,14 +416,14 @@ fn given_the_rule_tag_when_selected_then_it_overrides_metric_matching() {
 fn given_the_rule_tag_as_a_tag_list_when_selected_then_it_overrides_metric_matching() {
     let rules = shipped();
     let alarm = event(with_tags(
-        ec2_status_check("e-1", "ALARM", "i-1"),
+        ec2_status_check("e-1", "ALARM", "i-00000000000000001"),
         json!([{"Key": RULE_TAG, "Value": "memory-leak-healing"}]),
     ));
 
     assert_matched(
         &select(&rules, &alarm, Layer::Application),
         "memory-leak-healing",
-        "i-1",
+        "i-00000000000000001",
     );
 }
 
@@ -409,7 +431,7 @@ fn given_the_rule_tag_as_a_tag_list_when_selected_then_it_overrides_metric_match
 fn given_the_rule_tag_naming_an_unknown_rule_when_selected_then_nothing_matches() {
     let rules = shipped();
     let alarm = event(with_tags(
-        ec2_status_check("e-1", "ALARM", "i-1"),
+        ec2_status_check("e-1", "ALARM", "i-00000000000000001"),
         json!({RULE_TAG: "no-such-rule"}),
     ));
 
@@ -578,7 +600,7 @@ max_attempts = 1
 [rule.trigger]
 namespace = "ECS/ContainerInsights"
 [rule.resource]
-template = "{ClusterName}/{ServiceName}@{aws.region}"
+template = "{ClusterName}-{aws.region}/{ServiceName}"
 [rule.action]
 type = "restart-ecs-service"
 "#;
@@ -586,7 +608,7 @@ type = "restart-ecs-service"
 #[test]
 fn given_only_a_disabled_rule_matches_when_selected_then_the_selection_is_disabled() {
     let rules = rules(TEST_RULES);
-    let alarm = event(ec2_status_check("e-1", "ALARM", "i-1"));
+    let alarm = event(ec2_status_check("e-1", "ALARM", "i-00000000000000001"));
 
     match select(&rules, &alarm, Layer::Infrastructure) {
         Selection::Disabled { rule } => assert_eq!(rule.name, "disabled-ec2"),
@@ -609,13 +631,13 @@ fn given_a_disabled_rule_before_an_enabled_one_when_selected_then_the_enabled_ru
         "ALARM",
         "AWS/EBS",
         "VolumeStalledIOCheck",
-        &[("VolumeId", "vol-1")],
+        &[("VolumeId", "vol-00000001")],
     ));
 
     assert_matched(
         &select(&rules, &alarm, Layer::Infrastructure),
         "enabled-ebs",
-        "vol-1",
+        "vol-00000001",
     );
 }
 
@@ -624,12 +646,12 @@ fn given_a_composite_alarm_tagged_with_its_resource_when_selected_then_the_tag_n
     let rules = rules(TEST_RULES);
     let mut value = composite_sample();
     value["detail"]["alarmName"] = json!("svc-checkout-health");
-    let alarm = event(with_tags(value, json!({"service": " checkout "})));
+    let alarm = event(with_tags(value, json!({"service": " prod/checkout "})));
 
     assert_matched(
         &select(&rules, &alarm, Layer::Platform),
         "composite-by-tag",
-        "checkout",
+        "prod/checkout",
     );
 }
 
@@ -658,13 +680,13 @@ fn given_a_composite_alarm_tagged_with_a_rule_when_selected_then_the_tagged_rule
     let rules = rules(TEST_RULES);
     let alarm = event(with_tags(
         composite_sample(),
-        json!({RULE_TAG: "composite-by-tag", "service": "orders"}),
+        json!({RULE_TAG: "composite-by-tag", "service": "prod/orders"}),
     ));
 
     assert_matched(
         &select(&rules, &alarm, Layer::Platform),
         "composite-by-tag",
-        "orders",
+        "prod/orders",
     );
 }
 
@@ -702,7 +724,7 @@ fn given_a_template_over_dimensions_and_region_when_resolved_then_all_placeholde
 
     assert_eq!(
         resolve_resource(rule, &alarm),
-        Ok("prod/web@us-east-1".to_owned())
+        Ok("prod-us-east-1/web".to_owned())
     );
 }
 
@@ -718,21 +740,39 @@ fn given_templates_when_their_placeholders_are_listed_then_names_or_errors_come_
     assert!(placeholders("{}").is_err());
 }
 
+/// Instance ids as an alarm may carry them: well-formed ones (8 or 17 hex digits) with
+/// surrounding whitespace, and anything at all.
+fn any_instance_id() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[ \t]{0,2}i-([0-9a-f]{8}|[0-9a-f]{17})[ \t]{0,2}",
+        ".{0,24}",
+    ]
+}
+
 proptest! {
     #[test]
-    fn given_any_instance_id_when_selected_then_a_match_is_trimmed_and_non_empty(
-        instance in ".{0,24}"
+    fn given_any_instance_id_when_selected_then_a_match_is_trimmed_non_empty_and_well_formed(
+        instance in any_instance_id()
     ) {
         let rules = shipped();
         let alarm = event(ec2_status_check("e-1", "ALARM", &instance));
+        let trimmed = instance.trim();
+        let well_formed = trimmed
+            .strip_prefix("i-")
+            .is_some_and(|hex| {
+                matches!(hex.len(), 8 | 17)
+                    && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            });
         match select(&rules, &alarm, Layer::Infrastructure) {
             Selection::Matched { resource_id, .. } => {
-                prop_assert!(!resource_id.is_empty());
-                prop_assert_eq!(resource_id.as_str(), instance.trim());
+                prop_assert_eq!(resource_id.as_str(), trimmed);
+                prop_assert!(well_formed, "accepted {:?}", resource_id);
             }
-            Selection::Unresolved { reason, .. } => {
-                prop_assert_eq!(reason, SkipReason::EmptyResourceId);
-                prop_assert!(instance.trim().is_empty());
+            Selection::Unresolved { reason: SkipReason::EmptyResourceId, .. } => {
+                prop_assert!(trimmed.is_empty());
+            }
+            Selection::Unresolved { reason: SkipReason::InvalidResourceId, detail, .. } => {
+                prop_assert!(!trimmed.is_empty() && !well_formed, "refused {:?}: {}", instance, detail);
             }
             other => prop_assert!(false, "unexpected selection {:?}", other),
         }
@@ -790,13 +830,13 @@ fn given_a_memory_leak_alarm_on_an_ec2_metric_when_every_layer_selects_then_only
         "ALARM",
         "AWS/EC2",
         "StatusCheckFailed",
-        &[("InstanceId", "i-1")],
+        &[("InstanceId", "i-00000000000000001")],
     ));
 
     assert_matched(
         &select(&rules, &alarm, Layer::Application),
         "memory-leak-healing",
-        "i-1",
+        "i-00000000000000001",
     );
     assert_eq!(deciding_layers(&rules, &alarm), [Layer::Application]);
 }
@@ -808,7 +848,11 @@ fn given_a_metric_math_alarm_over_ec2_and_elb_metrics_when_every_layer_selects_t
     let alarm = event(math_alarm(
         "web-degraded",
         &[
-            ("AWS/EC2", "StatusCheckFailed", &[("InstanceId", "i-1")]),
+            (
+                "AWS/EC2",
+                "StatusCheckFailed",
+                &[("InstanceId", "i-00000000000000001")],
+            ),
             (
                 "AWS/ApplicationELB",
                 "UnHealthyHostCount",
@@ -824,7 +868,7 @@ fn given_a_metric_math_alarm_over_ec2_and_elb_metrics_when_every_layer_selects_t
     assert_matched(
         &select(&rules, &alarm, Layer::Infrastructure),
         "ec2-instance-healing",
-        "i-1",
+        "i-00000000000000001",
     );
     assert_eq!(deciding_layers(&rules, &alarm), [Layer::Infrastructure]);
 }

@@ -1110,3 +1110,19 @@ fn given_the_shipped_file_with_a_wrong_retention_value_then_the_rule_line_and_fi
         header_of(&text, "ebs-volume-healing"),
     );
 }
+
+#[test]
+fn given_a_rules_file_over_the_size_limit_when_parsed_then_it_is_refused_without_parsing() {
+    let padding = "# padding\n".repeat(autoheal_core::rules::MAX_RULES_BYTES / 10 + 1);
+    let text = format!("{SHIPPED_RULES}{padding}");
+
+    let problems = problems(&text);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].message.contains("more than the 262144"),
+        "{}",
+        problems[0].message
+    );
+    // The shipped file itself is far below the limit.
+    assert!(SHIPPED_RULES.len() * 4 < autoheal_core::rules::MAX_RULES_BYTES);
+}

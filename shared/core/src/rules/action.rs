@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::layer::Layer;
+use crate::resource_id::ResourceKind;
 
 pub(super) fn yes() -> bool {
     true
@@ -180,6 +181,30 @@ impl Action {
             Action::DeregisterUnhealthyTargets {} => "deregister-unhealthy-targets",
             Action::FailOverDnsRecord { .. } => "fail-over-dns-record",
             Action::ReplaceNatRoute { .. } => "replace-nat-route",
+        }
+    }
+
+    /// The kind of resource the action heals: its id must have that kind's format.
+    pub fn resource_kind(&self) -> ResourceKind {
+        match self {
+            Action::RecoverEc2Instance { .. } | Action::RestartProcess { .. } => {
+                ResourceKind::Ec2Instance
+            }
+            Action::ScaleOutAutoScalingGroup { .. } => ResourceKind::AutoScalingGroup,
+            Action::RepairEbsVolume { .. } => ResourceKind::EbsVolume,
+            Action::RestartEcsService { .. } => ResourceKind::EcsService,
+            Action::RollbackLambdaAlias { .. } => ResourceKind::LambdaFunction,
+            Action::RebootRdsInstance { .. }
+            | Action::RestoreDbToPointInTime { .. }
+            | Action::VerifyBackup { .. } => ResourceKind::RdsInstance,
+            // The id names the application's own parameter: `/autoheal/{resource}/...`.
+            Action::ResetCircuitBreaker { .. } | Action::ResetConnectionPool { .. } => {
+                ResourceKind::ApplicationService
+            }
+            Action::RepairCache { .. } => ResourceKind::ElastiCacheCluster,
+            Action::DeregisterUnhealthyTargets {} => ResourceKind::TargetGroup,
+            Action::FailOverDnsRecord { .. } => ResourceKind::Route53HealthCheck,
+            Action::ReplaceNatRoute { .. } => ResourceKind::NatGateway,
         }
     }
 

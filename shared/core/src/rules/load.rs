@@ -117,8 +117,25 @@ struct RawRule {
     max_unhealthy_percent: Option<u8>,
 }
 
+/// The largest rules file read. The shipped file is about 10 KiB; a file many times that is
+/// not a rules file anyone maintains, and refusing it bounds the work of parsing it.
+pub const MAX_RULES_BYTES: usize = 256 * 1024;
+
 /// Parses and validates a rules file.
 pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
+    if text.len() > MAX_RULES_BYTES {
+        return Err(RulesError {
+            problems: vec![RuleProblem {
+                line: None,
+                rule: None,
+                field: None,
+                message: format!(
+                    "the rules file has {} bytes, more than the {MAX_RULES_BYTES} a rules file may have",
+                    text.len()
+                ),
+            }],
+        });
+    }
     let headers = RuleHeaders::scan(text);
     let raw: RawFile = parse_raw(text, &headers)?;
     let defaults = raw.defaults.unwrap_or_default();

@@ -20,7 +20,7 @@ use crate::layer::Layer;
 
 pub use action::Action;
 pub use diagnostics::{RuleProblem, RulesError};
-pub use load::{Defaults, placeholders};
+pub use load::{Defaults, MAX_RULES_BYTES, placeholders};
 
 /// The rules shipped inside every binary; `AUTOHEAL_RULES_PATH` replaces them at deploy time.
 pub const SHIPPED_RULES: &str = include_str!("../../../../rules/autoheal-rules.toml");
