@@ -117,6 +117,12 @@ fuzz-smoke: fuzz-build fuzz-seed ## Fuzz each parser for 30 s (part of make test
 fuzz: fuzz-build fuzz-seed ## Fuzz each parser for FUZZ_SECONDS (default 600 s)
 	$(MAKE) --no-print-directory $(addprefix fuzz-run-,$(FUZZ_TARGETS)) FUZZ_RUN_SECONDS=$(FUZZ_SECONDS)
 
+.PHONY: reliability
+reliability: tools ## Long reliability runs: a burst of 1,000 events, then FUZZ_SECONDS of fuzzing per parser
+	cargo build --workspace --all-targets
+	cargo test --workspace --test e2e -- --ignored --nocapture --test-threads 1 load::
+	$(MAKE) --no-print-directory fuzz
+
 .PHONY: demo
 demo: tools ## The local end-to-end healing demo on the embedded emulator
 	cargo build -p autoheal-cli -p autoheal-demo

@@ -205,13 +205,12 @@ async fn burst(total: usize) -> BurstReport {
     for record in &records {
         *by_run.entry(record.id.as_str()).or_default() += 1;
     }
-    for n in 0..deliveries.len() {
+    for (n, outcome) in outcomes.iter().enumerate() {
         let run = format!("run-{n:05}");
         assert_eq!(
             by_run.get(run.as_str()).copied(),
             Some(1),
-            "{run}: {:?}",
-            outcomes[n]
+            "{run}: {outcome:?}"
         );
     }
 
@@ -262,7 +261,10 @@ async fn burst(total: usize) -> BurstReport {
         // backoff, another run in progress), which claims nothing.
         let acted = seen.iter().filter(|s| s.starts_with("Act")).count();
         let skipped = seen.iter().filter(|s| s.starts_with("Skip")).count();
-        assert!(acted <= 1 && acted + skipped == seen.len(), "{id}: {seen:#?}");
+        assert!(
+            acted <= 1 && acted + skipped == seen.len(),
+            "{id}: {seen:#?}"
+        );
     }
     let twice: Vec<_> = acted_on.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "acted on twice: {twice:?}");
@@ -321,7 +323,7 @@ async fn a_burst_of_150_events_loses_nothing_and_acts_once_per_resource() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "about two minutes: `make reliability`"]
+#[ignore = "about seven minutes: `make reliability`"]
 async fn a_burst_of_1000_events_loses_nothing_and_acts_once_per_resource() {
     check(&burst(1000).await);
 }

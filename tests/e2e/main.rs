@@ -12,6 +12,7 @@ mod data;
 mod ec2_healing;
 mod faults;
 mod governor;
+mod hostile;
 mod incidents;
 mod infrastructure;
 mod load;

@@ -321,6 +321,10 @@ fn render_template(
         let name = &after[..close];
         let value = match name {
             "aws.region" => event.region.clone().unwrap_or_default(),
+            // The partition of the alarm's own ARN (or its region): `aws`, `aws-cn`, …
+            "aws.partition" => crate::resource_id::event_partition(event)
+                .unwrap_or_default()
+                .to_owned(),
             "aws.account" => event.account.clone().unwrap_or_default(),
             dimension => dimension_value(dimension, metrics)?,
         };

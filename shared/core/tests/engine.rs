@@ -2298,15 +2298,16 @@ async fn given_a_burst_of_fifty_alarms_when_handled_then_the_budget_acts_on_five
         "every resource, acted on or deferred, has its follow-up"
     );
     // A deferred event delivered again is a duplicate: no second deferral is counted.
-    let deferred_state = engine.store.state(&ec2_key("i-49"));
+    let last = &instances[49];
+    let deferred_state = engine.store.state(&ec2_key(last));
     let again = handle(
         &engine,
-        ec2_status_check("e49", "ALARM", "i-49"),
+        ec2_status_check("e49", "ALARM", last),
         "run-49-again",
     )
     .await;
     assert_eq!(again.reason, Some(SkipReason::Duplicate), "{again:?}");
-    assert_eq!(engine.store.state(&ec2_key("i-49")), deferred_state);
+    assert_eq!(engine.store.state(&ec2_key(last)), deferred_state);
 
     // The deferred are picked up when the budget reopens: five more, the rest deferred again.
     engine

@@ -1036,3 +1036,36 @@ type = "repair-ebs-volume"
     );
     assert!(autoheal_core::resolve::shadowed(&shipped()).is_empty());
 }
+
+#[test]
+fn given_an_alarm_in_another_partition_when_the_target_group_is_named_then_its_arn_is_in_that_partition()
+ {
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let rule = rules.get("alb-target-healing").expect("the rule");
+    for (region, partition) in [
+        ("us-east-1", "aws"),
+        ("cn-north-1", "aws-cn"),
+        ("us-gov-west-1", "aws-us-gov"),
+    ] {
+        let mut value: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../events/alb-target-healing.alarm.json"
+            ))
+            .expect("sample"),
+        )
+        .expect("JSON");
+        value["region"] = region.into();
+        value["resources"] = serde_json::json!([]);
+        value["detail"]
+            .as_object_mut()
+            .expect("detail")
+            .remove("alarmArn");
+        let event = AlarmEvent::from_value(value).expect("an alarm event");
+        let id = resolve_resource(rule, &event).unwrap_or_else(|e| panic!("{region}: {e:?}"));
+        assert!(
+            id.starts_with(&format!("arn:{partition}:elasticloadbalancing:{region}:")),
+            "{region}: {id}"
+        );
+    }
+}

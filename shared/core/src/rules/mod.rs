@@ -66,7 +66,7 @@ pub struct ResourceSelector {
     /// The value of this metric dimension (e.g. `InstanceId`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dimension: Option<String>,
-    /// A template over dimension names and `{aws.region}`, `{aws.account}`,
+    /// A template over dimension names and `{aws.region}`, `{aws.account}`, `{aws.partition}`,
     /// e.g. `"{ClusterName}/{ServiceName}"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
