@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use autoheal_aws::HandlerError;
 use autoheal_core::{Clock, HealingStatus, Layer, Settings, Verdict};
@@ -16,7 +16,7 @@ use autoheal_tests::data::{DataStores, data_alarm};
 use autoheal_tests::faults::{Fault, FaultProxy};
 use autoheal_tests::network::{NAT64, NatFixture, nat_alarm};
 use autoheal_tests::platform::{lambda_event, lambda_function, live_version};
-use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, ec2_alarm};
+use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, TestEngine, ec2_alarm};
 
 const SYSTEM: &str = "emulator:system-status";
 const MUTATIONS: [&str; 3] = [
@@ -37,6 +37,26 @@ async fn through_proxy(emulator: &Emulator) -> (Deployment, FaultProxy, Deployme
     (direct, proxy, proxied)
 }
 
+/// Handles `event` once and checks what a heal that cannot be completed must leave: a
+/// `failed` run, stored as such, and one notification saying so. Returns the run's error.
+async fn failed_and_told<C: Clock>(
+    engine: &TestEngine<C>,
+    event: Value,
+    direct: &Deployment,
+    queue: &str,
+    (layer, rule): (&str, &str),
+) -> String {
+    let outcome = engine.handle(event, "run-1").await.expect("handled");
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
+    assert_eq!(direct.only_record().await, record, "stored as it ran");
+    let published = direct.only_notification(queue).await;
+    published.assert_about(layer, rule, "failed");
+    let error = record.error.expect("an error");
+    assert_eq!(published.record["error"], error.as_str());
+    error
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_on_every_service_are_retried_and_the_heal_completes_once() {
     let emulator = Emulator::start_with_ec2_status_checks();
@@ -47,6 +67,7 @@ async fn transient_faults_on_every_service_are_retried_and_the_heal_completes_on
     let engine = proxied.infrastructure(TestClock::at(Utc::now()), Settings::default());
     proxy.inject("dynamodb:TransactWriteItems", Fault::Unavailable, Some(1));
     proxy.inject("ec2:DescribeInstanceStatus", Fault::Reset, Some(1));
+    proxy.inject("ec2:DescribeInstances", Fault::InternalError, Some(1));
     proxy.inject("ec2:StopInstances", Fault::Throttle, Some(2));
     proxy.inject(
         "ec2:StartInstances",
@@ -72,7 +93,12 @@ async fn transient_faults_on_every_service_are_retried_and_the_heal_completes_on
         "two throttled, one done"
     );
     assert_eq!(proxy.count("ec2:StartInstances"), 1);
-    assert!(proxy.faulted() >= 7, "{:?}", proxy.requests());
+    assert_eq!(
+        proxy.faulted(),
+        9,
+        "every fault met once: {:?}",
+        proxy.requests()
+    );
     let stored = direct.only_record().await;
     assert_eq!(stored.status, HealingStatus::Completed);
     direct.only_notification(&queue).await.assert_about(
@@ -123,24 +149,21 @@ async fn a_step_that_keeps_failing_is_a_failed_record_naming_it_and_a_notificati
     let engine = proxied.infrastructure(TestClock::at(Utc::now()), Settings::default());
     proxy.inject("ec2:StartInstances", Fault::Unavailable, None);
 
-    let outcome = engine
-        .handle(ec2_alarm(&instance, "e-failing"), "run-1")
-        .await
-        .expect("handled");
+    let error = failed_and_told(
+        &engine,
+        ec2_alarm(&instance, "e-failing"),
+        &direct,
+        &queue,
+        ("infrastructure", "ec2-instance-healing"),
+    )
+    .await;
 
-    let record = outcome.record.expect("a record");
-    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
-    let error = record.error.clone().expect("an error");
     assert!(
         error.contains(&format!("stopped {instance}, but StartInstances")),
         "the step that failed and the one that happened: {error}"
     );
     assert_eq!(proxy.count("ec2:StartInstances"), 3, "three attempts");
     assert_eq!(fleet.history(&instance).await, ["stop"]);
-    assert_eq!(direct.only_record().await.status, HealingStatus::Failed);
-    let published = direct.only_notification(&queue).await;
-    published.assert_about("infrastructure", "ec2-instance-healing", "failed");
-    assert_eq!(published.record["error"], error.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,28 +275,21 @@ async fn a_parameter_write_that_keeps_failing_leaves_the_breaker_as_it_was() {
     let engine = proxied.layer(Layer::Application);
     proxy.inject("ssm:PutParameter", Fault::Throttle, None);
 
-    let outcome = engine
-        .handle(
-            application_alarm("circuit-breaker-healing", "orders-api", "e1"),
-            "run-1",
-        )
-        .await
-        .expect("handled");
+    let error = failed_and_told(
+        &engine,
+        application_alarm("circuit-breaker-healing", "orders-api", "e1"),
+        &direct,
+        &queue,
+        ("application", "circuit-breaker-healing"),
+    )
+    .await;
 
-    let record = outcome.record.expect("a record");
-    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
-    let error = record.error.clone().expect("an error");
     assert!(error.contains("PutParameter"), "{error}");
     assert!(
         error.contains("Throttling"),
         "the service's own code: {error}"
     );
     assert_eq!(parameters.read(name).await, (open, 1));
-    direct.only_notification(&queue).await.assert_about(
-        "application",
-        "circuit-breaker-healing",
-        "failed",
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,14 +303,15 @@ async fn a_route_that_cannot_be_moved_is_reported_with_the_routes_already_moved(
     // The first route moves; the second keeps failing.
     proxy.inject_after("ec2:ReplaceRoute", 1, Fault::Unavailable, None);
 
-    let outcome = engine
-        .handle(nat_alarm(&nat.failing, "nat-alarm"), "run-1")
-        .await
-        .expect("handled");
+    let error = failed_and_told(
+        &engine,
+        nat_alarm(&nat.failing, "nat-alarm"),
+        &direct,
+        &queue,
+        ("network", "nat-route-healing"),
+    )
+    .await;
 
-    let record = outcome.record.expect("a record");
-    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
-    let error = record.error.clone().expect("an error");
     assert!(error.contains("ReplaceRoute"), "{error}");
     assert!(error.contains("already moved"), "{error}");
     let after = nat.nat_routes().await;
@@ -320,10 +337,6 @@ async fn a_route_that_cannot_be_moved_is_reported_with_the_routes_already_moved(
             .any(|(d, via)| d == other && *via == nat.failing),
         "{after:?}"
     );
-    direct
-        .only_notification(&queue)
-        .await
-        .assert_about("network", "nat-route-healing", "failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,25 +349,21 @@ async fn an_alias_that_cannot_be_updated_keeps_its_version_and_the_failure_is_to
     // UpdateAlias is `PUT /…/functions/NAME/aliases/ALIAS`.
     proxy.inject("lambda:PUT *", Fault::Throttle, None);
 
-    let outcome = engine
-        .handle(lambda_event("alarm", "orders-processor", "fn-1"), "run-1")
-        .await
-        .expect("handled");
+    let error = failed_and_told(
+        &engine,
+        lambda_event("alarm", "orders-processor", "fn-1"),
+        &direct,
+        &queue,
+        ("platform", "lambda-function-healing"),
+    )
+    .await;
 
-    let record = outcome.record.expect("a record");
-    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
-    let error = record.error.clone().expect("an error");
     assert!(
         error.starts_with("UpdateAlias: ThrottlingException"),
         "{error}"
     );
     assert_eq!(proxy.count("lambda:PUT *"), 3, "three attempts");
     assert_eq!(live_version(&lambda, "orders-processor").await, "2");
-    direct.only_notification(&queue).await.assert_about(
-        "platform",
-        "lambda-function-healing",
-        "failed",
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,22 +379,15 @@ async fn a_repair_hook_that_cannot_be_reached_is_a_failed_repair() {
     // Invoke is `POST /…/functions/NAME/invocations`.
     proxy.inject("lambda:POST *", Fault::Reset, None);
 
-    let outcome = engine
-        .handle(
-            data_alarm("cache-invalidation-healing", "sessions-cache-001", "e1"),
-            "run-1",
-        )
-        .await
-        .expect("handled");
+    let error = failed_and_told(
+        &engine,
+        data_alarm("cache-invalidation-healing", "sessions-cache-001", "e1"),
+        &direct,
+        &queue,
+        ("data", "cache-invalidation-healing"),
+    )
+    .await;
 
-    let record = outcome.record.expect("a record");
-    assert_eq!(record.status, HealingStatus::Failed, "{record:?}");
-    let error = record.error.clone().expect("an error");
     assert!(error.starts_with("Invoke: "), "{error}");
     assert_eq!(proxy.count("lambda:POST *"), 3, "three attempts");
-    direct.only_notification(&queue).await.assert_about(
-        "data",
-        "cache-invalidation-healing",
-        "failed",
-    );
 }

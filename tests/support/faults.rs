@@ -3,8 +3,8 @@
 //! Every request is logged as `service:Operation` (the service from the request's SigV4
 //! credential scope, the operation from its protocol: `X-Amz-Target`, the query `Action`, the
 //! RPCv2 path, or the REST method and path). Chosen operations can be throttled in their
-//! protocol's own words, answered with 503, have their connection reset, answer slowly, or find
-//! the endpoint gone. Each connection carries one request (`Connection: close`), so a fault
+//! protocol's own words, answered with 500 or 503, have their connection reset, answer slowly,
+//! or find the endpoint gone. Each connection carries one request (`Connection: close`), so a fault
 //! never leaks into the next request.
 
 use std::sync::{Arc, Mutex};
@@ -20,6 +20,8 @@ pub enum Fault {
     Throttle,
     /// `503 Service Unavailable` with no body.
     Unavailable,
+    /// `500 Internal Server Error` with no body.
+    InternalError,
     /// The request is read, then the connection is closed without an answer.
     Reset,
     /// The request is done at once; its answer comes after this delay.
@@ -409,6 +411,10 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) {
         Some(Fault::Reset | Fault::Gone) => return,
         Some(Fault::Unavailable) => {
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_vec()
+        }
+        Some(Fault::InternalError) => {
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 .to_vec()
         }
         Some(Fault::Throttle) => throttling(request.protocol()),
