@@ -6,14 +6,20 @@ use std::sync::Arc;
 use autoheal_core::{HealingStatus, Settings, SkipReason, SystemClock, Verdict};
 use autoheal_tests::{Deployment, Emulator, Fleet, ec2_alarm};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_concurrent_deliveries_of_one_event_recover_the_instance_once() {
+/// A deployment and one standalone instance whose system status check fails.
+async fn impaired_instance() -> (Emulator, Deployment, Fleet, String) {
     let emulator = Emulator::start_with_ec2_status_checks();
     let deployment = Deployment::bootstrap(&emulator).await;
     let fleet = Fleet::new(&deployment.sdk);
-    let old = fleet
+    let instance = fleet
         .standalone(&[("emulator:system-status", "impaired")])
         .await;
+    (emulator, deployment, fleet, instance)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_deliveries_of_one_event_recover_the_instance_once() {
+    let (_emulator, deployment, fleet, old) = impaired_instance().await;
     let engine = Arc::new(deployment.infrastructure(SystemClock, Settings::default()));
     let event = ec2_alarm(&old, "event-concurrent");
 
@@ -63,12 +69,7 @@ async fn fifty_concurrent_deliveries_of_one_event_recover_the_instance_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn different_events_about_one_instance_at_once_recover_it_once() {
-    let emulator = Emulator::start_with_ec2_status_checks();
-    let deployment = Deployment::bootstrap(&emulator).await;
-    let fleet = Fleet::new(&deployment.sdk);
-    let old = fleet
-        .standalone(&[("emulator:system-status", "impaired")])
-        .await;
+    let (_emulator, deployment, fleet, old) = impaired_instance().await;
     let engine = Arc::new(deployment.infrastructure(SystemClock, Settings::default()));
     // Twenty alarms about the same instance (the status-check metrics, other alarm names),
     // each its own event.

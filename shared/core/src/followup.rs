@@ -116,9 +116,7 @@ impl FollowUp {
         crate::event::check_alarm_name(&follow_up.alarm.alarm_name)?;
         Ok(Some(follow_up))
     }
-}
 
-impl FollowUp {
     /// The rule this check runs for `layer`'s function, or why it runs none: the rule is
     /// another layer's, disabled or gone, or the check's resource id is not of the format the
     /// rule's action needs (a payload can be forged like any event).
