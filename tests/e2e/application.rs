@@ -1,6 +1,6 @@
 //! The application layer's rules against the emulator: `circuit-breaker-healing`,
-//! `connection-pool-healing` (Parameter Store) and `memory-leak-healing` (EC2 and Systems
-//! Manager Run Command).
+//! `connection-pool-healing`, `graceful-degradation-healing` (Parameter Store) and
+//! `memory-leak-healing` (EC2 and Systems Manager Run Command).
 
 use autoheal_application::ApplicationHealer;
 use autoheal_core::{
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 const BREAKER: &str = "circuit-breaker-healing";
 const POOL: &str = "connection-pool-healing";
 const MEMORY: &str = "memory-leak-healing";
+const DEGRADATION: &str = "graceful-degradation-healing";
 
 type AppEngine = TestEngine<SystemClock>;
 
@@ -377,7 +378,13 @@ async fn leaking_process_is_restarted_with_run_command() {
         command
             .parameters()
             .and_then(|parameters| parameters.get("commands")),
-        Some(&vec!["systemctl restart app".to_owned()])
+        Some(&vec![
+            "unit='app'".to_owned(),
+            r#"timeout 30 systemctl stop "$unit" || systemctl kill --signal=SIGKILL "$unit""#
+                .to_owned(),
+            r#"systemctl start "$unit""#.to_owned(),
+        ]),
+        "a graceful stop of up to stop_timeout_seconds, then a start"
     );
     let comment = command.comment().expect("a comment");
     let incident = record.incident_id.as_deref().expect("an incident");
@@ -572,4 +579,248 @@ fn rules_refuse_unsafe_application_parameters() {
         )
         .contains("action.max_connections_limit")
     );
+}
+
+// ---------------------------------------------------------------- memory-leak-healing: heap dump
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heap_dump_is_taken_before_the_graceful_restart_and_its_file_is_recorded() {
+    let emulator = Emulator::start_with_ssm_instance_information();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let instance = app_instance(&deployment.sdk, &[], true).await;
+    let rules = autoheal_tests::shipped_rules_with(&[
+        (
+            "# heap_dump_command = \"jcmd {pid} GC.heap_dump {output}\"",
+            "heap_dump_command = \"jcmd {pid} GC.heap_dump {output}\"",
+        ),
+        ("# heap_dump_max_mb = 4096", "heap_dump_max_mb = 1024"),
+        ("stop_timeout_seconds = 30", "stop_timeout_seconds = 45"),
+    ]);
+    let healer = ApplicationHealer::new(&deployment.sdk);
+    let event =
+        AlarmEvent::from_value(application_alarm(MEMORY, &instance, "e1")).expect("an alarm");
+    let request = HealRequest {
+        rule: rules.get(MEMORY).expect("the rule"),
+        resource_id: &instance,
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token: "autoheal-0123456789abcdef00000001",
+        event: &event,
+    };
+
+    let HealOutcome::Healed {
+        summary, details, ..
+    } = healer.heal(request).await.expect("healed")
+    else {
+        panic!("the restart is sent");
+    };
+
+    let dump = "/var/tmp/autoheal/app-cdef00000001.dump";
+    assert_eq!(details["heap_dump_location"], format!("{instance}:{dump}"));
+    assert_eq!(details["stop_timeout_seconds"], "45");
+    assert!(
+        summary.contains(dump) && summary.contains("45 s"),
+        "{summary}"
+    );
+    let commands = commands_sent(&deployment.sdk, &instance).await;
+    assert_eq!(commands.len(), 1, "{commands:#?}");
+    let script = commands[0]
+        .parameters()
+        .and_then(|parameters| parameters.get("commands"))
+        .expect("the script")
+        .join("\n");
+    let dump_at = script
+        .find(
+            r#"timeout 120 sh -c 'jcmd "$1" GC.heap_dump "$2"' autoheal-heap-dump "$pid" "$dump""#,
+        )
+        .unwrap_or_else(|| panic!("the dump, bounded in time: {script}"));
+    assert!(script.contains(&format!("dump='{dump}'")), "{script}");
+    assert!(
+        script.contains("-ge 2097152 ]"),
+        "twice 1024 MB free: {script}"
+    );
+    assert!(
+        script.contains("-gt 1048576 ]; then rm -f"),
+        "over 1024 MB deleted: {script}"
+    );
+    let stop_at = script
+        .find(r#"timeout 45 systemctl stop "$unit" || systemctl kill --signal=SIGKILL "$unit""#)
+        .unwrap_or_else(|| panic!("the graceful stop: {script}"));
+    assert!(dump_at < stop_at, "the dump comes first: {script}");
+    assert!(script.ends_with(r#"systemctl start "$unit""#), "{script}");
+}
+
+// ---------------------------------------------------------------- graceful-degradation-healing
+
+const DEGRADATION_FLAG: &str = "/autoheal/checkout-api/degradation";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_service_sheds_optional_work_until_its_alarm_clears_then_its_flag_goes_back() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let parameters = AppParameters::new(&deployment.sdk);
+    parameters
+        .create(
+            DEGRADATION_FLAG,
+            &json!({"degraded": false, "shed": ["reports"], "owner": "checkout"}),
+            &[],
+        )
+        .await;
+    let (engine, queue) = application(&deployment).await;
+
+    let alarm = autoheal_tests::sample_event("graceful-degradation-healing.alarm.json");
+    let (outcome, record) = handle(&engine, alarm).await;
+
+    assert_eq!(outcome.decision, Verdict::Act, "{outcome:?}");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.action, "enable-graceful-degradation");
+    let (value, version) = parameters.read(DEGRADATION_FLAG).await;
+    assert_eq!(version, 2);
+    assert_eq!(value["degraded"], true);
+    assert_eq!(
+        value["shed"],
+        json!([
+            "recommendations",
+            "non-critical-writes",
+            "expensive-queries"
+        ])
+    );
+    assert_eq!(
+        value["owner"], "checkout",
+        "the application's own fields stay"
+    );
+    assert_eq!(value["changed_by"], "autoheal");
+    assert_eq!(
+        value["incident"],
+        record.incident_id.clone().expect("an incident").as_str()
+    );
+    let reason = value["reason"].as_str().expect("a reason");
+    assert!(
+        reason.starts_with("graceful-degradation-healing-checkout-api: Threshold Crossed"),
+        "{reason}"
+    );
+    assert_eq!(record.details["parameter_version"], "2");
+    let (envelope, notified) = notified(&deployment, &queue).await;
+    assert_eq!(envelope["MessageAttributes"]["rule"]["Value"], DEGRADATION);
+    assert_eq!(notified["details"]["parameter"], DEGRADATION_FLAG);
+
+    // The alarm clears: the flag goes back to what it was, autoheal's stamp on it.
+    let ok = autoheal_tests::sample_event("graceful-degradation-healing.ok.json");
+    let back = engine.handle(ok, "run-ok").await.expect("handled");
+    assert_eq!(back.decision, Verdict::Revert, "{back:?}");
+    let revert = back.record.expect("a revert record");
+    assert_eq!(revert.status, HealingStatus::Completed, "{revert:?}");
+    let (value, version) = parameters.read(DEGRADATION_FLAG).await;
+    assert_eq!(version, 3);
+    assert_eq!(value["degraded"], false);
+    assert_eq!(value["shed"], json!(["reports"]));
+    assert_eq!(value["owner"], "checkout");
+    assert_eq!(
+        value["reason"],
+        format!("incident {} resolved", record.incident_id.expect("id"))
+    );
+    let published = deployment.only_notification(&queue).await;
+    assert_eq!(published.attribute("phase"), "revert");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_degradation_flag_a_person_set_meanwhile_is_never_overwritten() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let parameters = AppParameters::new(&deployment.sdk);
+    parameters
+        .create(DEGRADATION_FLAG, &json!({"degraded": false}), &[])
+        .await;
+    let (engine, _queue) = application(&deployment).await;
+    let (_, record) = handle(
+        &engine,
+        application_alarm(DEGRADATION, "checkout-api", "e1"),
+    )
+    .await;
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+
+    // During the incident a person takes over: still degraded, their own shed list.
+    let theirs = json!({"degraded": true, "shed": ["search"], "changed_by": "alice"});
+    parameters
+        .ssm
+        .put_parameter()
+        .name(DEGRADATION_FLAG)
+        .value(theirs.to_string())
+        .overwrite(true)
+        .send()
+        .await
+        .expect("a person's change");
+
+    let back = engine
+        .handle(
+            application_ok(DEGRADATION, "checkout-api", "e-ok"),
+            "run-ok",
+        )
+        .await
+        .expect("handled");
+    assert_eq!(back.decision, Verdict::Revert, "{back:?}");
+    let summary = back.record.expect("a record").summary.expect("a summary");
+    assert!(summary.contains("stays as they set it"), "{summary}");
+    assert_eq!(parameters.read(DEGRADATION_FLAG).await, (theirs, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_writing_the_flag_while_autoheal_switches_it_wins() {
+    use autoheal_tests::faults::{Fault, FaultProxy};
+    use std::time::Duration;
+
+    let emulator = Emulator::start();
+    let direct = Deployment::bootstrap(&emulator).await;
+    let parameters = AppParameters::new(&direct.sdk);
+    parameters
+        .create(DEGRADATION_FLAG, &json!({"degraded": false}), &[])
+        .await;
+    let proxy = FaultProxy::start(&emulator.url()).await;
+    // autoheal's read of the flag reaches the service at once, and its answer comes late.
+    proxy.inject(
+        "ssm:GetParameter",
+        Fault::Slow(Duration::from_secs(2)),
+        Some(1),
+    );
+    let deployment = Deployment {
+        sdk: proxy.sdk().await,
+        ..direct.clone()
+    };
+    let healer = ApplicationHealer::new(&deployment.sdk);
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let event = AlarmEvent::from_value(application_alarm(DEGRADATION, "checkout-api", "e1"))
+        .expect("an alarm");
+    let request = HealRequest {
+        rule: rules.get(DEGRADATION).expect("the rule"),
+        resource_id: "checkout-api",
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token: "autoheal-0123456789abcdef00000001",
+        event: &event,
+    };
+    let theirs = json!({"degraded": false, "changed_by": "bob", "note": "not now"});
+
+    let (outcome, ()) = tokio::join!(healer.heal(request), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        parameters
+            .ssm
+            .put_parameter()
+            .name(DEGRADATION_FLAG)
+            .value(theirs.to_string())
+            .overwrite(true)
+            .send()
+            .await
+            .expect("a person's change");
+    });
+
+    let HealOutcome::Skipped { reason, summary } = outcome.expect("no error") else {
+        panic!("autoheal must yield to the person");
+    };
+    assert_eq!(reason, SkipReason::Unsafe);
+    assert!(
+        summary.contains("changed by someone else (version 2)"),
+        "{summary}"
+    );
+    // autoheal's write (version 3) landed on theirs, which is put back (version 4).
+    assert_eq!(parameters.read(DEGRADATION_FLAG).await, (theirs, 4));
 }

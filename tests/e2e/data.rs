@@ -279,7 +279,6 @@ async fn cache_with_collapsed_hit_rate_is_handed_to_the_repair_hook() {
     assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
     assert_eq!(record.action, "repair-cache");
     assert_eq!(record.details["hook_function"], "autoheal-cache-hook");
-    assert_eq!(record.details["hook_status_code"], "200");
     // The emulator's Lambda answers with the request it received: what the hook was sent.
     let sent: Value =
         serde_json::from_str(&record.details["hook_reply"]).expect("the hook's JSON reply");
@@ -902,4 +901,241 @@ async fn an_alarm_of_another_layer_is_not_acted_on_by_the_data_function() {
     assert_eq!(outcome.decision, Verdict::Skip);
     assert_eq!(outcome.reason, Some(SkipReason::OtherLayer));
     assert_eq!(engine.healer.calls(), 0);
+}
+
+// ------------------------------------------------------------ the integrity check after a restore
+
+/// The corruption rule with the operator's integrity hook.
+fn rules_with_integrity_hook() -> RuleSet {
+    autoheal_tests::shipped_rules_with(&[(
+        "# integrity_hook_function = \"autoheal-integrity-hook\"",
+        "integrity_hook_function = \"autoheal-integrity-hook\"",
+    )])
+}
+
+const TOKEN: &str = "autoheal-0123456789abcdef00000001";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_is_followed_until_available_then_checked_by_the_operators_integrity_hook() {
+    let emulator = Emulator::start_with_shims(&["moto_rds_snapshot_progress.py"]);
+    emulator.lambda_without_docker();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    // RDS works on restores from this instance until the tag goes.
+    stores
+        .database("orders-db", &[("emulator:restore-status", "creating")], 7)
+        .await;
+    let healer = DataHealer::new(&deployment.sdk);
+    let rules = rules_with_integrity_hook();
+    let event = AlarmEvent::from_value(data_alarm(DATABASE_CORRUPTION, "orders-db", "e1"))
+        .expect("an alarm");
+    let request = HealRequest {
+        rule: rules.get(DATABASE_CORRUPTION).expect("the rule"),
+        resource_id: "orders-db",
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token: TOKEN,
+        event: &event,
+    };
+
+    // 1. The restore starts; the check waits for the copy (a follow-up step, not a wait).
+    let HealOutcome::Continuing {
+        details,
+        resume_after_seconds,
+        ..
+    } = healer.heal(request).await.expect("first step")
+    else {
+        panic!("the restore is followed in a later step");
+    };
+    assert_eq!(
+        resume_after_seconds,
+        autoheal_data::restore::RESTORE_STEP_SECONDS
+    );
+    let target = details["restored_instance_id"].clone();
+    assert_eq!(details["restored_instance_status"], "creating");
+    assert!(!details.contains_key("integrity_check"), "{details:?}");
+
+    // 2. Still creating: the step looks and waits again, and restores nothing twice.
+    assert!(matches!(
+        healer.heal(request).await.expect("second step"),
+        HealOutcome::Continuing { .. }
+    ));
+    assert_eq!(
+        stores.instance_ids().await,
+        vec!["orders-db".to_owned(), target.clone()]
+    );
+
+    // 3. Available: the hook gets the copy's endpoint and restore time; its verdict is kept.
+    stores
+        .untag_database("orders-db", "emulator:restore-status")
+        .await;
+    autoheal_tests::queue_lambda_replies(
+        &emulator,
+        &[r#"{"verdict": "consistent", "details": "42 tables, checksums match"}"#],
+    );
+    let HealOutcome::Healed {
+        summary, details, ..
+    } = healer.heal(request).await.expect("third step")
+    else {
+        panic!("the copy is available and checked");
+    };
+    assert_eq!(details["integrity_check"], "consistent");
+    assert_eq!(details["integrity_details"], "42 tables, checksums match");
+    assert_eq!(details["hook_function"], "autoheal-integrity-hook");
+    assert!(
+        summary.contains("consistent") && summary.contains(&target),
+        "{summary}"
+    );
+    assert_eq!(
+        stores.instance_ids().await,
+        vec!["orders-db".to_owned(), target]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inconsistent_copy_fails_the_run_and_a_reply_without_a_verdict_never_passes() {
+    let emulator = Emulator::start();
+    emulator.lambda_without_docker();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.database("orders-db", &[], 7).await;
+    let healer = DataHealer::new(&deployment.sdk);
+    let rules = rules_with_integrity_hook();
+    let event = AlarmEvent::from_value(data_alarm(DATABASE_CORRUPTION, "orders-db", "e1"))
+        .expect("an alarm");
+    let request = HealRequest {
+        rule: rules.get(DATABASE_CORRUPTION).expect("the rule"),
+        resource_id: "orders-db",
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token: TOKEN,
+        event: &event,
+    };
+
+    autoheal_tests::queue_lambda_replies(
+        &emulator,
+        &[r#"{"verdict": "inconsistent", "details": "orders: 3 rows fail their foreign key"}"#],
+    );
+    let error = healer.heal(request).await.expect_err("inconsistent");
+    assert!(
+        error
+            .message
+            .contains("found it inconsistent: orders: 3 rows fail their foreign key"),
+        "{error}"
+    );
+    assert!(error.message.contains("kept for a person"), "{error}");
+    assert_eq!(stores.instance_ids().await.len(), 2, "the copy is kept");
+
+    // Without a queued reply the emulator answers with the request: no verdict in it. The
+    // check fails, and the message shows what the hook was sent.
+    let error = healer.heal(request).await.expect_err("no verdict");
+    assert!(error.message.contains("gave no verdict"), "{error}");
+    for sent in [
+        "verify-integrity",
+        "\"restored_endpoint\"",
+        "\"restore_time\"",
+        "\"source_instance_id\":\"orders-db\"",
+    ] {
+        assert!(error.message.contains(sent), "{sent} in {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_integrity_hook_the_record_says_the_check_was_not_run() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.database("orders-db", &[], 7).await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(&engine, data_alarm(DATABASE_CORRUPTION, "orders-db", "e1")).await;
+
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.details["integrity_check"], "not-run");
+    let summary = record.summary.expect("a summary");
+    assert!(
+        summary.contains("the integrity check was not run"),
+        "{summary}"
+    );
+    assert!(!summary.contains("consistent"), "{summary}");
+}
+
+// ------------------------------------------------------------ the backup policy
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_backup_of_an_instance_keeping_too_few_days_brings_its_retention_to_the_policy()
+{
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let stores = DataStores::new(&deployment.sdk);
+    stores.database("orders-db", &[], 2).await;
+    let engine = data_engine(&deployment);
+
+    let record = handle(&engine, data_alarm(BACKUP_VERIFICATION, "orders-db", "e1")).await;
+
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.details["previous_backup_retention_days"], "2");
+    assert_eq!(record.details["backup_retention_days"], "7");
+    assert_eq!(record.details["backup_settings_applied"], "immediately");
+    let instance = stores.instance("orders-db").await.expect("the instance");
+    assert_eq!(instance.backup_retention_period(), Some(7));
+    let (_, published) = only_notification(&deployment, &queue).await;
+    let summary = published["summary"].as_str().expect("a summary");
+    assert!(summary.contains("backup retention 2 → 7 days"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_test_restore_brings_retention_and_window_to_the_policy_and_says_what_they_were() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let stores = DataStores::new(&deployment.sdk);
+    // The instance's option group is gone, so no snapshot of it can be restored.
+    stores.option_group("orders-options").await;
+    stores
+        .database_with_option_group("orders-db", &[], 3, Some("orders-options"))
+        .await;
+    stores.delete_option_group("orders-options").await;
+    let before = stores.instance("orders-db").await.expect("the instance");
+    let window_before = before
+        .preferred_backup_window()
+        .unwrap_or("none")
+        .to_owned();
+    let healer = DataHealer::new(&deployment.sdk);
+    let rules = autoheal_tests::shipped_rules_with(&[(
+        "# preferred_backup_window = \"03:00-04:00\"",
+        "preferred_backup_window = \"03:00-04:00\"",
+    )]);
+    let event = AlarmEvent::from_value(data_alarm(BACKUP_VERIFICATION, "orders-db", "e1"))
+        .expect("an alarm");
+    let request = HealRequest {
+        rule: rules.get(BACKUP_VERIFICATION).expect("the rule"),
+        resource_id: "orders-db",
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token: TOKEN,
+        event: &event,
+    };
+
+    let error = healer.heal(request).await.expect_err("the restore fails");
+
+    assert!(
+        error
+            .message
+            .contains("backup verification of orders-db failed"),
+        "{error}"
+    );
+    assert!(
+        error.message.contains("backup retention 3 → 7 days"),
+        "{error}"
+    );
+    assert!(
+        error
+            .message
+            .contains(&format!("backup window {window_before} → 03:00-04:00")),
+        "{error}"
+    );
+    let after = stores.instance("orders-db").await.expect("the instance");
+    assert_eq!(after.backup_retention_period(), Some(7));
+    assert_eq!(after.preferred_backup_window(), Some("03:00-04:00"));
 }

@@ -600,3 +600,87 @@ async fn a_snapshot_that_cannot_be_deleted_is_reported_and_the_repair_still_comp
         "the new one, two of autoheal's and the one in use"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_balanced_group_checking_only_ec2_health_is_switched_to_the_elb_health_check() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let (group, _) = fleet.auto_scaling_group("web-asg").await;
+    let (vpc, _) = fleet.vpc_and_subnet().await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&deployment.sdk);
+    let target_group = elb
+        .create_target_group()
+        .name("web-targets")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpc)
+        .send()
+        .await
+        .expect("a target group")
+        .target_groups()[0]
+        .target_group_arn()
+        .expect("its ARN")
+        .to_owned();
+    fleet
+        .autoscaling
+        .attach_load_balancer_target_groups()
+        .auto_scaling_group_name(&group)
+        .target_group_arns(&target_group)
+        .send()
+        .await
+        .expect("behind the load balancer");
+    assert_eq!(fleet.group(&group).await.health_check_type(), Some("EC2"));
+    let engine = engine(&deployment);
+
+    let outcome = engine
+        .handle(asg_event("alarm", "asg-1", &group), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.details["previous_health_check_type"], "EC2");
+    assert_eq!(record.details["health_check_type"], "ELB");
+    assert_eq!(record.details["health_check_grace_period"], "300");
+    let summary = record.summary.expect("a summary");
+    assert!(
+        summary.contains("from EC2") && summary.contains("to ELB"),
+        "{summary}"
+    );
+    let after = fleet.group(&group).await;
+    assert_eq!(after.health_check_type(), Some("ELB"));
+    assert_eq!(after.health_check_grace_period(), Some(300));
+
+    // The alarm clears: the added capacity goes back, the group's better check stays.
+    let ok = engine
+        .handle(asg_event("ok", "asg-ok", &group), "run-2")
+        .await
+        .expect("handled");
+    assert_eq!(ok.decision, Verdict::Revert, "{ok:?}");
+    let after = fleet.group(&group).await;
+    assert_eq!(after.desired_capacity(), Some(1));
+    assert_eq!(after.health_check_type(), Some("ELB"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_behind_no_load_balancer_keeps_its_ec2_health_check() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let (group, _) = fleet.auto_scaling_group("batch-asg").await;
+    let engine = engine(&deployment);
+
+    let outcome = engine
+        .handle(asg_event("alarm", "asg-1", &group), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert!(
+        !record.details.contains_key("health_check_type"),
+        "{record:?}"
+    );
+    assert_eq!(fleet.group(&group).await.health_check_type(), Some("EC2"));
+}

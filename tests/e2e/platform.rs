@@ -654,3 +654,127 @@ async fn an_rds_reboot_deletes_only_autoheals_own_older_snapshots_of_the_instanc
     assert_eq!(details["snapshots_deleted"], "");
     assert_eq!(rds_snapshot_ids(&rds).await, expected);
 }
+
+// ------------------------------------------------------------ ecs-service-healing: capacity
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_adds_tasks_so_capacity_does_not_dip_and_puts_the_count_back_once_steady() {
+    use autoheal_core::{AlarmEvent, HealOutcome, HealRequest, Healer};
+
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let service = EcsService::create(&deployment.sdk, "prod-cluster", "orders-api", &[]).await;
+    let before = service.deployment_id().await;
+    let rules = autoheal_tests::shipped_rules_with(&[
+        (
+            "# desired_count_adjustment = 1",
+            "desired_count_adjustment = 3",
+        ),
+        ("# max_desired_count = 20", "max_desired_count = 4"),
+    ]);
+    let healer = PlatformHealer::new(&deployment.sdk);
+    let event = AlarmEvent::from_value(ecs_event("alarm", "prod-cluster", "orders-api", "e1"))
+        .expect("an alarm");
+    let request = HealRequest {
+        rule: rules.get("ecs-service-healing").expect("the rule"),
+        resource_id: "prod-cluster/orders-api",
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token: "autoheal-0123456789abcdef00000001",
+        event: &event,
+    };
+
+    // 1. The restart, with 2 more tasks (3 asked, 4 at most) while the tasks are replaced.
+    let HealOutcome::Continuing {
+        summary,
+        details,
+        resume_after_seconds,
+    } = healer.heal(request).await.expect("the restart")
+    else {
+        panic!("the count goes back in a later step");
+    };
+    assert_eq!(
+        resume_after_seconds,
+        autoheal_platform::ecs::SETTLE_INTERVAL_SECONDS
+    );
+    assert_eq!(details["desired_count_before"], "2");
+    assert_eq!(details["desired_count_after"], "4");
+    assert!(
+        summary.contains("raised the desired count from 2 to 4"),
+        "{summary}"
+    );
+    let during = service.describe().await;
+    assert_eq!(during.desired_count(), 4);
+    assert_ne!(
+        service.deployment_id().await,
+        before,
+        "a new deployment was forced"
+    );
+    let recorded = during
+        .tags()
+        .iter()
+        .find(|tag| tag.key() == Some("autoheal:desired-count"))
+        .and_then(|tag| tag.value())
+        .expect("the adjustment is recorded on the service");
+    assert_eq!(recorded, "autoheal-0123456789abcdef00000001 2 4");
+
+    // 2. The follow-up step: the new deployment is steady (one deployment, every task
+    //    running), so the count goes back; no second deployment is forced.
+    let forced = service.deployment_id().await;
+    let HealOutcome::Healed { summary, .. } = healer.heal(request).await.expect("the settle step")
+    else {
+        panic!("steady: the action ends");
+    };
+    assert!(
+        summary.contains("desired count back from 4 to 2"),
+        "{summary}"
+    );
+    assert_eq!(service.describe().await.desired_count(), 2);
+    assert_eq!(service.deployment_id().await, forced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desired_count_someone_changed_during_the_restart_is_left_to_them() {
+    use autoheal_core::{AlarmEvent, HealOutcome, HealRequest, Healer};
+
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let service = EcsService::create(&deployment.sdk, "prod-cluster", "orders-api", &[]).await;
+    let rules = autoheal_tests::shipped_rules_with(&[(
+        "# desired_count_adjustment = 1",
+        "desired_count_adjustment = 1",
+    )]);
+    let healer = PlatformHealer::new(&deployment.sdk);
+    let event = AlarmEvent::from_value(ecs_event("alarm", "prod-cluster", "orders-api", "e1"))
+        .expect("an alarm");
+    let request = HealRequest {
+        rule: rules.get("ecs-service-healing").expect("the rule"),
+        resource_id: "prod-cluster/orders-api",
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token: "autoheal-0123456789abcdef00000002",
+        event: &event,
+    };
+    assert!(matches!(
+        healer.heal(request).await.expect("the restart"),
+        HealOutcome::Continuing { .. }
+    ));
+    assert_eq!(service.describe().await.desired_count(), 3);
+    // A scaling policy (here, a person) moves the service on.
+    service
+        .ecs
+        .update_service()
+        .cluster("prod-cluster")
+        .service("orders-api")
+        .desired_count(6)
+        .send()
+        .await
+        .expect("scale");
+
+    let HealOutcome::Healed { summary, .. } = healer.heal(request).await.expect("the settle step")
+    else {
+        panic!("the action ends");
+    };
+    assert!(summary.contains("owns it now"), "{summary}");
+    assert_eq!(service.describe().await.desired_count(), 6);
+}

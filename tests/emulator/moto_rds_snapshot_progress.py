@@ -1,4 +1,4 @@
-"""Starts the emulator (moto in server mode) with DB snapshots that take time.
+"""Starts the emulator (moto in server mode) with DB snapshots and restores that take time.
 
 RDS takes minutes to hours to make a DB snapshot (`creating`, with a `PercentProgress`) before
 it is `available`. moto 5.2.5 makes every snapshot available at once. This shim reports, for a
@@ -12,7 +12,7 @@ Usage: moto_rds_snapshot_progress.py -H 127.0.0.1 -p PORT   (the arguments of mo
 import sys
 from typing import Any
 
-from moto.rds.models import DBSnapshot
+from moto.rds.models import DBInstance, DBSnapshot
 from moto.server import main
 
 STATUS_TAG = "emulator:snapshot-status"
@@ -32,6 +32,28 @@ def _set_status(snapshot: DBSnapshot, value: Any) -> None:
 
 
 DBSnapshot.status = property(_get_status, _set_status)
+
+# Restores take time too: an instance restored from a source tagged
+# `emulator:restore-status` (autoheal tags its copies `autoheal:restored-from=<source>`)
+# reports that tag's value as its status until the tag goes.
+RESTORE_STATUS_TAG = "emulator:restore-status"
+
+
+def _get_instance_status(instance: DBInstance) -> str:
+    for tag in instance.tags or []:
+        if tag.get("Key") == "autoheal:restored-from":
+            source = instance.backend.databases.get(tag.get("Value"))
+            for source_tag in (source.tags or []) if source is not None else []:
+                if source_tag.get("Key") == RESTORE_STATUS_TAG:
+                    return source_tag.get("Value", "creating")
+    return instance.__dict__.get("_emulator_status", "available")
+
+
+def _set_instance_status(instance: DBInstance, value: Any) -> None:
+    instance.__dict__["_emulator_status"] = value
+
+
+DBInstance.status = property(_get_instance_status, _set_instance_status)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -64,6 +64,22 @@ impl DataStores {
             .await;
     }
 
+    /// Removes tag `key` from the instance `id`.
+    pub async fn untag_database(&self, id: &str, key: &str) {
+        let arn = self
+            .instance(id)
+            .await
+            .and_then(|instance| instance.db_instance_arn().map(str::to_owned))
+            .expect("the instance's ARN");
+        self.rds
+            .remove_tags_from_resource()
+            .resource_name(arn)
+            .tag_keys(key)
+            .send()
+            .await
+            .expect("untag the instance");
+    }
+
     pub async fn database_with_option_group(
         &self,
         id: &str,

@@ -38,6 +38,28 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// The shipped rules with some lines of the file replaced, each `(from, to)` once; `from`
+/// must be in the file (a test of a parameter the shipped file leaves commented out).
+pub fn shipped_rules_with(edits: &[(&str, &str)]) -> RuleSet {
+    let text = edits.iter().fold(
+        autoheal_core::rules::SHIPPED_RULES.to_owned(),
+        |text, (from, to)| {
+            assert!(text.contains(from), "`{from}` is not in the shipped rules");
+            text.replacen(from, to, 1)
+        },
+    );
+    RuleSet::from_toml(&text).unwrap_or_else(|e| panic!("the edited rules must load: {e}"))
+}
+
+/// Queues the replies the emulator's Lambda gives to the next invocations, in order (without
+/// one it answers with the request it received).
+pub fn queue_lambda_replies(emulator: &Emulator, replies: &[&str]) {
+    let body = serde_json::json!({ "results": replies, "region": "us-east-1" }).to_string();
+    emulator
+        .request("POST", "/moto-api/static/lambda-simple/response", &body)
+        .expect("queue the Lambda replies");
+}
+
 /// A sample event from `events/`.
 pub fn sample_event(name: &str) -> Value {
     let path = workspace().join("events").join(name);

@@ -180,6 +180,7 @@ impl EcsService {
             .describe_services()
             .cluster(&self.cluster)
             .services(&self.service)
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
             .send()
             .await
             .expect("describe services")

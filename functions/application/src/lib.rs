@@ -7,15 +7,19 @@
 
 pub mod circuit_breaker;
 pub mod connection_pool;
+pub mod degradation;
 mod parameter;
 pub mod process;
 
 use aws_config::SdkConfig;
 
-use autoheal_core::{Action, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Rule};
+use autoheal_core::{
+    Action, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule,
+};
 
 pub use circuit_breaker::CircuitBreakerReset;
 pub use connection_pool::ConnectionPoolReset;
+pub use degradation::GracefulDegradation;
 pub use process::ProcessRestarter;
 
 /// Runs the application layer's actions.
@@ -24,6 +28,7 @@ pub struct ApplicationHealer {
     breakers: CircuitBreakerReset,
     processes: ProcessRestarter,
     pools: ConnectionPoolReset,
+    degradation: GracefulDegradation,
     ec2: aws_sdk_ec2::Client,
     autoscaling: aws_sdk_autoscaling::Client,
 }
@@ -36,7 +41,8 @@ impl ApplicationHealer {
         ApplicationHealer {
             breakers: CircuitBreakerReset::new(ssm.clone()),
             processes: ProcessRestarter::new(ec2.clone(), ssm.clone()),
-            pools: ConnectionPoolReset::new(ssm),
+            pools: ConnectionPoolReset::new(ssm.clone()),
+            degradation: GracefulDegradation::new(ssm),
             ec2,
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
         }
@@ -85,8 +91,32 @@ impl Healer for ApplicationHealer {
                     .half_open(request, parameter, *trial_traffic_percent)
                     .await
             }
-            Action::RestartProcess { service, document } => {
-                self.processes.restart(request, service, document).await
+            Action::RestartProcess {
+                service,
+                document,
+                heap_dump_command,
+                heap_dump_timeout_seconds,
+                heap_dump_max_mb,
+                heap_dump_directory,
+                stop_timeout_seconds,
+            } => {
+                let plan = process::RestartPlan {
+                    service,
+                    document,
+                    heap_dump: heap_dump_command
+                        .as_deref()
+                        .map(|command| process::HeapDump {
+                            command,
+                            timeout_seconds: *heap_dump_timeout_seconds,
+                            max_mb: *heap_dump_max_mb,
+                            directory: heap_dump_directory,
+                        }),
+                    stop_timeout_seconds: *stop_timeout_seconds,
+                };
+                self.processes.restart(request, plan).await
+            }
+            Action::EnableGracefulDegradation { parameter, shed } => {
+                self.degradation.enable(request, parameter, shed).await
             }
             Action::ResetConnectionPool {
                 parameter,
@@ -102,6 +132,20 @@ impl Healer for ApplicationHealer {
                 self.pools.reset(request, parameter, resize).await
             }
             other => Err(HealError::unsupported(self.layer(), other)),
+        }
+    }
+
+    async fn revert(
+        &self,
+        request: HealRequest<'_>,
+        revert: &Revert,
+    ) -> Result<HealOutcome, HealError> {
+        match (&request.rule.action, revert.kind.as_str()) {
+            (
+                Action::EnableGracefulDegradation { parameter, .. },
+                degradation::DISABLE_GRACEFUL_DEGRADATION,
+            ) => self.degradation.disable(request, parameter, revert).await,
+            _ => Err(HealError::unknown_revert(self.layer(), revert)),
         }
     }
 }

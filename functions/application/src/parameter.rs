@@ -39,6 +39,15 @@ pub struct Document {
     pub fields: Map<String, Value>,
 }
 
+/// What a write checked against the version read found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The write is the version after the one read.
+    Done { version: i64 },
+    /// Someone else wrote version `theirs` in between; their value was put back.
+    Conflict { theirs: i64 },
+}
+
 /// Reads and writes the application's parameters.
 #[derive(Debug, Clone)]
 pub struct Parameters {
@@ -139,9 +148,58 @@ impl Parameters {
         Ok(Ok((name, document)))
     }
 
+    /// Overwrites the parameter with `fields`, the document read at `read_version`, unless
+    /// someone else wrote in between. Parameter Store has no conditional put, so the check
+    /// is after the fact: a write that is not the very next version landed on someone
+    /// else's, whose value is then put back (theirs wins) and reported as a conflict.
+    pub async fn write_after(
+        &self,
+        name: &str,
+        read_version: i64,
+        fields: Map<String, Value>,
+    ) -> Result<Written, HealError> {
+        let version = self.write(name, fields).await?;
+        if version == read_version + 1 {
+            return Ok(Written::Done { version });
+        }
+        let theirs = version - 1;
+        let value = self.value_at(name, theirs).await?;
+        self.put(name, value).await.map_err(|mut error| {
+            error.message = format!(
+                "{name} was changed by someone else (version {theirs}) while autoheal wrote version {version}, and putting theirs back failed: {}",
+                error.message
+            );
+            error
+        })?;
+        Ok(Written::Conflict { theirs })
+    }
+
+    /// The value of version `version` of the parameter.
+    async fn value_at(&self, name: &str, version: i64) -> Result<String, HealError> {
+        let output = self
+            .ssm
+            .get_parameter()
+            .name(format!("{name}:{version}"))
+            .send()
+            .await
+            .map_err(|e| api_error("GetParameter", e))?;
+        output
+            .parameter()
+            .and_then(|parameter| parameter.value())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                HealError::new(format!(
+                    "GetParameter returned no value for {name}:{version}"
+                ))
+            })
+    }
+
     /// Overwrites the parameter with `fields`; returns the new version.
     pub async fn write(&self, name: &str, fields: Map<String, Value>) -> Result<i64, HealError> {
-        let value = Value::Object(fields).to_string();
+        self.put(name, Value::Object(fields).to_string()).await
+    }
+
+    async fn put(&self, name: &str, value: String) -> Result<i64, HealError> {
         let output = self
             .ssm
             .put_parameter()

@@ -20,6 +20,12 @@
 //! 4. Only when the new backup proved it restores: autoheal's own older verified backups of
 //!    the instance beyond the rule's retention are deleted (`autoheal_core::retention`). A
 //!    failed verification deletes no snapshot.
+//! 5. **The backup policy** (`min_backup_retention_days`, `preferred_backup_window`): when
+//!    the instance keeps automated backups fewer days than the policy, or its test restore
+//!    failed, its backup settings are brought to the policy with `ModifyDBInstance`, and the
+//!    previous values go into the record and the notification. Retention only ever grows.
+//!    Turning automated backups on (retention 0 before) takes the instance offline briefly,
+//!    so that change waits for its maintenance window; any other applies at once.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +41,104 @@ use crate::restore::{Source, created_by_autoheal, describe_instance, describe_so
 use crate::{rds_identifier, short_token, tag_map};
 use autoheal_aws::errors::api_error;
 
+/// The backup settings a rule asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BackupPolicy<'a> {
+    pub min_retention_days: Option<u32>,
+    pub window: Option<&'a str>,
+}
+
+/// A change of backup settings autoheal made, with what they were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyChange {
+    pub retention: (i32, i32),
+    pub window: (Option<String>, Option<String>),
+    pub immediately: bool,
+}
+
+impl PolicyChange {
+    /// What the policy changes on `source`, if anything; `failed`: its test restore failed,
+    /// which brings the whole policy (the window too) to bear.
+    pub fn plan(policy: BackupPolicy<'_>, source: &DbInstance, failed: bool) -> Option<Self> {
+        let retention = source.backup_retention_period().unwrap_or(0);
+        let wanted = policy
+            .min_retention_days
+            .and_then(|days| i32::try_from(days).ok())
+            .unwrap_or(0);
+        let too_short = retention < wanted;
+        if !too_short && !failed {
+            return None;
+        }
+        let window = source.preferred_backup_window().map(str::to_owned);
+        let new_window = match policy.window {
+            Some(wanted) if window.as_deref() != Some(wanted) => Some(wanted.to_owned()),
+            _ => window.clone(),
+        };
+        let new_retention = retention.max(wanted);
+        if new_retention == retention && new_window == window {
+            return None;
+        }
+        Some(PolicyChange {
+            retention: (retention, new_retention),
+            window: (window, new_window),
+            // Turning automated backups on takes the instance offline briefly.
+            immediately: retention > 0,
+        })
+    }
+
+    pub fn summary(&self, db: &str) -> String {
+        let (before, after) = self.retention;
+        let mut changes = Vec::new();
+        if before != after {
+            changes.push(format!("backup retention {before} → {after} days"));
+        }
+        if self.window.0 != self.window.1 {
+            changes.push(format!(
+                "backup window {} → {}",
+                self.window.0.as_deref().unwrap_or("none"),
+                self.window.1.as_deref().unwrap_or("none")
+            ));
+        }
+        let when = if self.immediately {
+            "applied now"
+        } else {
+            "applied in its next maintenance window, as turning automated backups on takes it offline briefly"
+        };
+        format!(
+            "brought the backup settings of {db} to the rule's policy ({}; {when})",
+            changes.join(", ")
+        )
+    }
+
+    pub fn write_details(&self, details: &mut BTreeMap<String, String>) {
+        details.insert(
+            "previous_backup_retention_days".to_owned(),
+            self.retention.0.to_string(),
+        );
+        details.insert(
+            "backup_retention_days".to_owned(),
+            self.retention.1.to_string(),
+        );
+        details.insert(
+            "previous_backup_window".to_owned(),
+            self.window.0.clone().unwrap_or_default(),
+        );
+        details.insert(
+            "backup_window".to_owned(),
+            self.window.1.clone().unwrap_or_default(),
+        );
+        details.insert(
+            "backup_settings_applied".to_owned(),
+            if self.immediately {
+                "immediately"
+            } else {
+                "next-maintenance-window"
+            }
+            .to_owned(),
+        );
+    }
+}
+
 /// How long to let AWS work on the snapshot or the test restore before looking again.
 pub const STEP_INTERVAL_SECONDS: u64 = 120;
 /// The verdict of the test restore, on the snapshot: `restored`, or `failed: <why>`.
@@ -43,7 +147,7 @@ pub const VERIFICATION_TAG: &str = "autoheal:verification";
 const MAX_INSTANCE_ID: usize = 63;
 const MAX_SNAPSHOT_ID: usize = 255;
 /// The states in which a DB instance will not become available by itself.
-const FAILED_INSTANCE_STATES: [&str; 8] = [
+pub(crate) const FAILED_INSTANCE_STATES: [&str; 8] = [
     "failed",
     "incompatible-network",
     "incompatible-option-group",
@@ -96,6 +200,7 @@ impl BackupVerifier {
         request: HealRequest<'_>,
         restore_instance_class: &str,
         retention: Retention,
+        policy: BackupPolicy<'_>,
     ) -> Result<HealOutcome, HealError> {
         let db = request.resource_id;
         let source = match describe_source(&self.rds, db).await? {
@@ -182,7 +287,11 @@ impl BackupVerifier {
                         Err(refused) => {
                             let verdict = Verdict::Failed(refused.message);
                             self.record_verdict(&snapshot, &verdict).await?;
-                            return Err(failure(db, &snapshot_id, &verdict, None));
+                            let mut error = failure(db, &snapshot_id, &verdict, None);
+                            error
+                                .message
+                                .push_str(&self.enforce_after_failure(&source, policy).await);
+                            return Err(error);
                         }
                     },
                 };
@@ -212,7 +321,13 @@ impl BackupVerifier {
         // 3. The clean-up, whatever the verdict.
         let cleanup = self.clean_up(db, &verify_id).await.err();
         match verdict {
-            Verdict::Failed(_) => Err(failure(db, &snapshot_id, &verdict, cleanup.as_deref())),
+            Verdict::Failed(_) => {
+                let mut error = failure(db, &snapshot_id, &verdict, cleanup.as_deref());
+                error
+                    .message
+                    .push_str(&self.enforce_after_failure(&source, policy).await);
+                Err(error)
+            }
             Verdict::Restored => {
                 if let Some(cleanup) = cleanup {
                     return Err(HealError::new(format!(
@@ -235,17 +350,60 @@ impl BackupVerifier {
                 let mut details = ids();
                 details.insert("verification".to_owned(), "restored".to_owned());
                 report.write_details(&mut details);
+                let mut summary = format!(
+                    "took snapshot {snapshot_id} of {db} and proved it restores: {verify_id} \
+                     ({restore_instance_class}) became available and was deleted; {}",
+                    report.summary()
+                );
+                if let Some(change) = PolicyChange::plan(policy, &source, false) {
+                    self.apply(db, &change).await.map_err(|e| {
+                        HealError::new(format!("{summary}; but the backup policy: {}", e.message))
+                    })?;
+                    summary.push_str(&format!("; {}", change.summary(db)));
+                    change.write_details(&mut details);
+                }
                 Ok(HealOutcome::Healed {
-                    summary: format!(
-                        "took snapshot {snapshot_id} of {db} and proved it restores: {verify_id} \
-                         ({restore_instance_class}) became available and was deleted; {}",
-                        report.summary()
-                    ),
+                    summary,
                     details,
                     reverts: Vec::new(),
                 })
             }
         }
+    }
+
+    /// After a failed verification: the policy applied, in words to add to the failure.
+    async fn enforce_after_failure(&self, source: &DbInstance, policy: BackupPolicy<'_>) -> String {
+        let db = source.db_instance_identifier().unwrap_or_default();
+        match PolicyChange::plan(policy, source, true) {
+            None => String::new(),
+            Some(change) => match self.apply(db, &change).await {
+                Ok(()) => format!("; {}", change.summary(db)),
+                Err(error) => format!(
+                    "; bringing its backup settings to the rule's policy failed: {}",
+                    error.message
+                ),
+            },
+        }
+    }
+
+    /// Modifies the instance's backup settings.
+    async fn apply(&self, db: &str, change: &PolicyChange) -> Result<(), HealError> {
+        self.rds
+            .modify_db_instance()
+            .db_instance_identifier(db)
+            .backup_retention_period(change.retention.1)
+            .set_preferred_backup_window(
+                change
+                    .window
+                    .1
+                    .clone()
+                    .filter(|_| change.window.0 != change.window.1),
+            )
+            .apply_immediately(change.immediately)
+            .send()
+            .await
+            .map_err(|e| api_error("ModifyDBInstance", e))?;
+        Ok(())
     }
 
     /// Writes the verdict on the snapshot, so that it outlives the test instance.

@@ -9,23 +9,16 @@
 //! "idempotency_token"}`. A hook that reports an error (`FunctionError`) fails the run with the
 //! hook's own error payload.
 
-use std::collections::BTreeMap;
-
 use aws_sdk_elasticache::Client as ElastiCacheClient;
 use aws_sdk_elasticache::types::CacheCluster;
 use aws_sdk_lambda::Client as LambdaClient;
-use aws_sdk_lambda::types::InvocationType;
-use aws_smithy_types::Blob;
 use serde_json::json;
 
 use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
-use crate::tag_map;
+use crate::{hook, tag_map};
 use autoheal_aws::errors::api_error;
-
-/// How much of the hook's reply the record keeps.
-const REPLY_LIMIT: usize = 512;
 
 /// Repairs caches through the operator's hook.
 #[derive(Debug, Clone)]
@@ -75,25 +68,9 @@ impl CacheRepairer {
             "attempt": request.attempt,
             "idempotency_token": request.idempotency_token,
         });
-        let reply = self
-            .lambda
-            .invoke()
-            .function_name(hook_function)
-            .invocation_type(InvocationType::RequestResponse)
-            .payload(Blob::new(payload.to_string()))
-            .send()
-            .await
-            .map_err(|e| api_error("Invoke", e))?;
-        let body = reply
-            .payload()
-            .map(|blob| String::from_utf8_lossy(blob.as_ref()).into_owned())
-            .unwrap_or_default();
-        let details = hook_reply(
-            hook_function,
-            reply.status_code(),
-            reply.function_error(),
-            &body,
-        )?;
+        let reply =
+            hook::invoke(&self.lambda, "cache-repair hook", hook_function, &payload).await?;
+        let details = hook::details(hook_function, &reply);
         let ttl = ttl_seconds.map_or(String::new(), |ttl| format!(" (TTL {ttl} s)"));
         Ok(HealOutcome::Healed {
             summary: format!(
@@ -150,74 +127,5 @@ impl CacheRepairer {
             }
         }
         Ok(false)
-    }
-}
-
-/// The record's details for the hook's reply, or the hook's error.
-fn hook_reply(
-    hook: &str,
-    status_code: i32,
-    function_error: Option<&str>,
-    body: &str,
-) -> Result<BTreeMap<String, String>, HealError> {
-    let reply = truncate(body.trim(), REPLY_LIMIT);
-    if let Some(kind) = function_error {
-        return Err(HealError::new(format!(
-            "cache-repair hook {hook} failed ({kind}): {reply}"
-        )));
-    }
-    if !(200..300).contains(&status_code) {
-        return Err(HealError::new(format!(
-            "cache-repair hook {hook} answered status {status_code}: {reply}"
-        )));
-    }
-    let mut details = BTreeMap::from([
-        ("hook_function".to_owned(), hook.to_owned()),
-        ("hook_status_code".to_owned(), status_code.to_string()),
-    ]);
-    if !reply.is_empty() {
-        details.insert("hook_reply".to_owned(), reply);
-    }
-    Ok(details)
-}
-
-fn truncate(text: &str, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_function_error_fails_with_the_hooks_payload() {
-        let error = hook_reply(
-            "hook",
-            200,
-            Some("Unhandled"),
-            r#"{"errorMessage":"redis timeout","errorType":"TimeoutError"}"#,
-        )
-        .expect_err("the hook failed");
-        assert!(error.message.contains("Unhandled"), "{error}");
-        assert!(error.message.contains("redis timeout"), "{error}");
-    }
-
-    #[test]
-    fn a_successful_reply_is_recorded() {
-        let details = hook_reply("hook", 200, None, r#"{"evicted": 12}"#).expect("ok");
-        assert_eq!(details["hook_function"], "hook");
-        assert_eq!(details["hook_status_code"], "200");
-        assert_eq!(details["hook_reply"], r#"{"evicted": 12}"#);
-    }
-
-    #[test]
-    fn long_replies_are_cut() {
-        let details = hook_reply("hook", 200, None, &"x".repeat(2000)).expect("ok");
-        assert_eq!(details["hook_reply"].chars().count(), REPLY_LIMIT + 1);
-        assert!(hook_reply("hook", 500, None, "").is_err());
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod cache;
+pub mod hook;
 pub mod restore;
 
 use std::collections::BTreeMap;
@@ -34,12 +35,10 @@ impl DataHealer {
     /// Builds the layer's clients from one SDK configuration (once per container).
     pub fn new(sdk: &SdkConfig) -> Self {
         let rds = aws_sdk_rds::Client::new(sdk);
+        let lambda = aws_sdk_lambda::Client::new(sdk);
         DataHealer {
-            restorer: PointInTimeRestorer::new(rds.clone()),
-            cache: CacheRepairer::new(
-                aws_sdk_elasticache::Client::new(sdk),
-                aws_sdk_lambda::Client::new(sdk),
-            ),
+            restorer: PointInTimeRestorer::new(rds.clone(), lambda.clone()),
+            cache: CacheRepairer::new(aws_sdk_elasticache::Client::new(sdk), lambda),
             backups: BackupVerifier::new(rds),
         }
     }
@@ -55,9 +54,15 @@ impl Healer for DataHealer {
             Action::RestoreDbToPointInTime {
                 target_suffix,
                 lookback_minutes,
+                integrity_hook_function,
             } => {
                 self.restorer
-                    .restore(request, target_suffix, *lookback_minutes)
+                    .restore(
+                        request,
+                        target_suffix,
+                        *lookback_minutes,
+                        integrity_hook_function.as_deref(),
+                    )
                     .await
             }
             Action::RepairCache {
@@ -72,13 +77,19 @@ impl Healer for DataHealer {
                 restore_instance_class,
                 keep_snapshots,
                 snapshot_max_age_days,
+                min_backup_retention_days,
+                preferred_backup_window,
             } => {
                 let retention = Retention {
                     keep: *keep_snapshots,
                     max_age_days: *snapshot_max_age_days,
                 };
+                let policy = backup::BackupPolicy {
+                    min_retention_days: *min_backup_retention_days,
+                    window: preferred_backup_window.as_deref(),
+                };
                 self.backups
-                    .verify(request, restore_instance_class, retention)
+                    .verify(request, restore_instance_class, retention, policy)
                     .await
             }
             other => Err(HealError::unsupported(self.layer(), other)),

@@ -1,6 +1,16 @@
 //! `restore-db-to-point-in-time`: restore a corrupted RDS instance to a point just before the
-//! corruption, into a NEW instance. The damaged instance is never modified: a person checks
-//! the restored copy and switches the application over (or copies the lost rows back).
+//! corruption, into a NEW instance, and check the copy's data. The damaged instance is never
+//! modified: a person switches the application over (or copies the lost rows back).
+//!
+//! A restore takes minutes to hours, so the action runs as steps (`Continuing`): it follows
+//! the restored instance until it is `available`, then runs the operator's integrity check
+//! (`integrity_hook_function`, a Lambda function) with
+//! `{"action": "verify-integrity", "source_instance_id", "restored_instance_id",
+//! "restored_endpoint", "restore_time", "incident", "attempt", "idempotency_token"}`. Its
+//! verdict, `{"verdict": "consistent" | "inconsistent", "details": …}`, goes into the record
+//! and the notification; `inconsistent` fails the run, and the copy is kept for a person.
+//! Without a hook the record says the check was not run (`integrity_check = not-run`),
+//! never that it passed.
 //!
 //! The restore time is the alarm's state-change time minus `lookback_minutes`, or the
 //! instance's latest restorable time when that is earlier. The new instance is named
@@ -9,6 +19,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_lambda::Client as LambdaClient;
 use aws_sdk_rds::Client as RdsClient;
 use aws_sdk_rds::types::{DbInstance, Tag};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -16,21 +27,27 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
+use crate::backup::FAILED_INSTANCE_STATES;
+use crate::hook::{self, Integrity};
 use crate::{rds_identifier, short_token, tag_map};
 use autoheal_aws::errors::api_error;
 
 /// RDS DB instance identifiers are at most 63 characters.
 const MAX_INSTANCE_ID: usize = 63;
 
+/// How long to let RDS work on the restore before looking again.
+pub const RESTORE_STEP_SECONDS: u64 = 120;
+
 /// Restores RDS instances to a point in time.
 #[derive(Debug, Clone)]
 pub struct PointInTimeRestorer {
     rds: RdsClient,
+    lambda: LambdaClient,
 }
 
 impl PointInTimeRestorer {
-    pub fn new(rds: RdsClient) -> Self {
-        PointInTimeRestorer { rds }
+    pub fn new(rds: RdsClient, lambda: LambdaClient) -> Self {
+        PointInTimeRestorer { rds, lambda }
     }
 
     pub async fn restore(
@@ -38,6 +55,7 @@ impl PointInTimeRestorer {
         request: HealRequest<'_>,
         target_suffix: &str,
         lookback_minutes: u32,
+        integrity_hook: Option<&str>,
     ) -> Result<HealOutcome, HealError> {
         let db = request.resource_id;
         let source = match describe_source(&self.rds, db).await? {
@@ -111,22 +129,80 @@ impl PointInTimeRestorer {
         let mut summary = format!(
             "{} {db} as of {when} into new DB instance {target} (status {status}",
             if reused {
-                "found the restore already started of"
+                "restored"
             } else {
                 "started restoring"
             }
         );
-        if let Some(endpoint) = endpoint {
+        if let Some(endpoint) = &endpoint {
             summary.push_str(&format!(", endpoint {endpoint}"));
-            details.insert("restored_endpoint".to_owned(), endpoint);
+            details.insert("restored_endpoint".to_owned(), endpoint.clone());
         }
-        summary.push_str(&format!(
-            "); {db} was left untouched: verify {target}, then switch the application over"
-        ));
+        summary.push(')');
         if reused {
             details.insert("reused".to_owned(), "true".to_owned());
         }
-        Ok(HealOutcome::healed(summary, details))
+        match status.as_str() {
+            "available" => {}
+            failed if FAILED_INSTANCE_STATES.contains(&failed) => {
+                return Err(HealError::new(format!(
+                    "{summary}: the restore ended {failed}; {db} was left untouched"
+                )));
+            }
+            _ => {
+                summary.push_str("; the integrity check runs once it is available");
+                return Ok(HealOutcome::Continuing {
+                    summary,
+                    details,
+                    resume_after_seconds: RESTORE_STEP_SECONDS,
+                });
+            }
+        }
+
+        let Some(hook_function) = integrity_hook else {
+            details.insert("integrity_check".to_owned(), "not-run".to_owned());
+            summary.push_str(&format!(
+                "; the integrity check was not run (the rule names no integrity_hook_function): \
+                 {db} was left untouched; verify {target}, then switch the application over"
+            ));
+            return Ok(HealOutcome::healed(summary, details));
+        };
+        let payload = serde_json::json!({
+            "action": "verify-integrity",
+            "source_instance_id": db,
+            "restored_instance_id": target,
+            "restored_endpoint": endpoint,
+            "restore_time": when,
+            "incident": request.incident_id,
+            "attempt": request.attempt,
+            "idempotency_token": request.idempotency_token,
+        });
+        let reply = hook::invoke(&self.lambda, "integrity hook", hook_function, &payload)
+            .await
+            .map_err(|mut error| {
+                error.message = format!("{summary}, but {}", error.message);
+                error
+            })?;
+        details.extend(hook::details(hook_function, &reply));
+        match hook::integrity_verdict(hook_function, &reply) {
+            Ok(Integrity::Consistent { details: found }) => {
+                details.insert("integrity_check".to_owned(), "consistent".to_owned());
+                details.insert("integrity_details".to_owned(), found.clone());
+                let found = if found.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({found})")
+                };
+                summary.push_str(&format!(
+                    "; integrity hook {hook_function} found it consistent{found}: switch the application over to {target}; {db} was left untouched"
+                ));
+                Ok(HealOutcome::healed(summary, details))
+            }
+            Ok(Integrity::Inconsistent { details: found }) => Err(HealError::new(format!(
+                "{summary}, but integrity hook {hook_function} found it inconsistent: {found}; {target} is kept for a person to inspect, {db} was left untouched"
+            ))),
+            Err(error) => Err(HealError::new(format!("{summary}, but {}", error.message))),
+        }
     }
 
     async fn start_restore(

@@ -11,6 +11,13 @@
 //! reported as a revert: when the alarm returns to OK the desired capacity goes back to what
 //! it was (within the group's current minimum and maximum), unless something else (a scaling
 //! policy, a person) has changed it since; then the group's own scaling owns it.
+//!
+//! With `health_check_type = "ELB"`, a group behind a load balancer (target groups or classic
+//! load balancers attached) whose health check type is `EC2` is switched to `ELB` with the
+//! rule's grace period, so that it replaces the instances the load balancer finds unhealthy,
+//! not only those whose EC2 status checks fail. The previous type and grace period go into
+//! the record. This change stays after the incident: putting the weaker check back would let
+//! the next such fault through.
 
 use std::collections::BTreeMap;
 
@@ -27,21 +34,38 @@ pub const RESTORE_DESIRED_CAPACITY: &str = "restore-desired-capacity";
 /// The group tag recording the latest scale-out: `<token> <before> <after>`.
 pub const SCALE_OUT_TAG: &str = "autoheal:scale-out";
 
+/// What a scale-out does, from the rule.
+#[derive(Debug, Clone, Copy)]
+pub struct ScaleOut {
+    pub increment: u32,
+    pub replace_unhealthy: bool,
+    /// `Some(grace period)`: switch a load-balanced group's health check to `ELB`.
+    pub elb_health_check: Option<u32>,
+}
+
+/// Whether the group should switch to the load balancer's health check: it is behind one and
+/// checks only EC2 health.
+fn wants_elb_health_check(group: &AutoScalingGroup) -> bool {
+    let behind_load_balancer =
+        !group.target_group_arns().is_empty() || !group.load_balancer_names().is_empty();
+    behind_load_balancer && group.health_check_type().is_none_or(|kind| kind == "EC2")
+}
+
 /// A scale-out recorded on the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ScaleOut<'a> {
+struct Recorded<'a> {
     token: &'a str,
     before: i32,
     after: i32,
 }
 
-impl<'a> ScaleOut<'a> {
+impl<'a> Recorded<'a> {
     fn parse(value: &'a str) -> Option<Self> {
         let mut parts = value.split_whitespace();
         let token = parts.next()?;
         let before = parts.next()?.parse().ok()?;
         let after = parts.next()?.parse().ok()?;
-        Some(ScaleOut {
+        Some(Recorded {
             token,
             before,
             after,
@@ -117,9 +141,13 @@ impl GroupScaler {
     pub async fn scale_out(
         &self,
         request: HealRequest<'_>,
-        increment: u32,
-        replace_unhealthy: bool,
+        settings: ScaleOut,
     ) -> Result<HealOutcome, HealError> {
+        let ScaleOut {
+            increment,
+            replace_unhealthy,
+            ..
+        } = settings;
         let name = request.resource_id;
         let group = self.describe(name).await?;
         if opted_out(&group) {
@@ -148,7 +176,7 @@ impl GroupScaler {
             .iter()
             .find(|tag| tag.key() == Some(SCALE_OUT_TAG))
             .and_then(|tag| tag.value())
-            .and_then(ScaleOut::parse)
+            .and_then(Recorded::parse)
             .filter(|done| done.token == request.idempotency_token);
         let increment = i32::try_from(increment).unwrap_or(i32::MAX);
         let (desired, target) = match recorded {
@@ -170,7 +198,10 @@ impl GroupScaler {
         } else {
             Vec::new()
         };
-        if target <= desired && unhealthy.is_empty() {
+        let switch_health_check = settings
+            .elb_health_check
+            .filter(|_| wants_elb_health_check(&group));
+        if target <= desired && unhealthy.is_empty() && switch_health_check.is_none() {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::NotNeeded,
                 summary: format!(
@@ -180,7 +211,7 @@ impl GroupScaler {
         }
 
         if target > desired && recorded.is_none() {
-            let done = ScaleOut {
+            let done = Recorded {
                 token: request.idempotency_token,
                 before: desired,
                 after: target,
@@ -200,6 +231,27 @@ impl GroupScaler {
                 .await
                 .map_err(|e| api_error("CreateOrUpdateTags", e))?;
             self.set_desired(name, target).await?;
+        }
+        let mut health_check = None;
+        if let Some(grace_period) = switch_health_check {
+            let previous = (
+                group.health_check_type().unwrap_or("EC2").to_owned(),
+                group.health_check_grace_period().unwrap_or(0),
+            );
+            self.autoscaling
+                .update_auto_scaling_group()
+                .auto_scaling_group_name(name)
+                .health_check_type("ELB")
+                .health_check_grace_period(i32::try_from(grace_period).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(|e| {
+                    HealError::new(format!(
+                        "desired capacity is {target}, but {}",
+                        describe("UpdateAutoScalingGroup", &e)
+                    ))
+                })?;
+            health_check = Some((previous, grace_period));
         }
         let mut replaced = Vec::new();
         for instance in &unhealthy {
@@ -223,6 +275,11 @@ impl GroupScaler {
         } else {
             format!("Auto Scaling group {name} is at its maximum ({max})")
         };
+        if let Some(((previous_type, previous_grace), grace_period)) = &health_check {
+            summary.push_str(&format!(
+                "; switched its health check from {previous_type} (grace {previous_grace} s) to ELB (grace {grace_period} s), so that it replaces the instances its load balancer finds unhealthy"
+            ));
+        }
         if !replaced.is_empty() {
             summary.push_str(&format!("; replacing unhealthy {}", replaced.join(", ")));
         }
@@ -232,6 +289,18 @@ impl GroupScaler {
         ]);
         if !replaced.is_empty() {
             details.insert("replaced_instances".to_owned(), replaced.join(","));
+        }
+        if let Some(((previous_type, previous_grace), grace_period)) = health_check {
+            details.insert("previous_health_check_type".to_owned(), previous_type);
+            details.insert(
+                "previous_health_check_grace_period".to_owned(),
+                previous_grace.to_string(),
+            );
+            details.insert("health_check_type".to_owned(), "ELB".to_owned());
+            details.insert(
+                "health_check_grace_period".to_owned(),
+                grace_period.to_string(),
+            );
         }
         let reverts = if target > desired {
             summary.push_str(&format!(

@@ -72,10 +72,18 @@ impl Healer for InfrastructureHealer {
             Action::ScaleOutAutoScalingGroup {
                 increment,
                 replace_unhealthy,
+                health_check_type,
+                health_check_grace_period,
             } => {
-                self.groups
-                    .scale_out(request, *increment, *replace_unhealthy)
-                    .await
+                let settings = asg::ScaleOut {
+                    increment: *increment,
+                    replace_unhealthy: *replace_unhealthy,
+                    elb_health_check: health_check_type
+                        .as_deref()
+                        .is_some_and(|kind| kind == "ELB")
+                        .then_some(*health_check_grace_period),
+                };
+                self.groups.scale_out(request, settings).await
             }
             Action::RepairEbsVolume {
                 target_volume_type,

@@ -7,8 +7,15 @@
 //! alone. A forced deployment replaces every task with the same task definition, keeping
 //! the service's desired count, deployment configuration and circuit breaker in charge.
 //! Tasks of the service whose health check reports `UNHEALTHY` are stopped with a reason
-//! naming autoheal and the incident; the scheduler replaces them. The desired count is
-//! never changed.
+//! naming autoheal and the incident; the scheduler replaces them.
+//!
+//! With `desired_count_adjustment`, the restart also adds that many tasks to the desired
+//! count (never past `max_desired_count` nor the service quota), so that capacity does not
+//! dip while tasks are replaced. The change is recorded on the service (tag
+//! `autoheal:desired-count`: the attempt's token, the count before and after), and the action
+//! continues in follow-ups until the new deployment is steady (one deployment left, as many
+//! tasks running as desired); then the desired count goes back, unless something else (a
+//! scaling policy, a person) changed it in the meantime.
 //!
 //! The rule's group guard bounds the restart: while more than `max_unhealthy_percent` of the
 //! service's tasks are unhealthy (a shared fault: a dependency down, a bad image), nothing is
@@ -29,6 +36,89 @@ use autoheal_aws::errors::api_error;
 
 /// DescribeTasks takes at most this many tasks per call.
 const DESCRIBE_TASKS_BATCH: usize = 100;
+
+/// The service tag recording a desired-count adjustment: `<token> <before> <after>`.
+pub const DESIRED_COUNT_TAG: &str = "autoheal:desired-count";
+
+/// How long a new deployment gets before autoheal looks again whether it is steady.
+pub const SETTLE_INTERVAL_SECONDS: u64 = 60;
+
+/// What a restart does, from the rule.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartSettings {
+    pub force_new_deployment: bool,
+    pub stop_unhealthy_tasks: bool,
+    pub desired_count_adjustment: u32,
+    pub max_desired_count: Option<u32>,
+}
+
+/// A desired-count adjustment recorded on the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adjustment<'a> {
+    pub token: &'a str,
+    pub before: i32,
+    pub after: i32,
+}
+
+impl<'a> Adjustment<'a> {
+    pub fn parse(value: &'a str) -> Option<Self> {
+        let mut parts = value.split_whitespace();
+        let adjustment = Adjustment {
+            token: parts.next()?,
+            before: parts.next()?.parse().ok()?,
+            after: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(adjustment)
+    }
+
+    pub fn render(&self) -> String {
+        format!("{} {} {}", self.token, self.before, self.after)
+    }
+}
+
+/// The desired count during a restart: `adjustment` more, within the limits; `None` when
+/// nothing is to be added.
+pub fn adjusted_count(
+    desired: i32,
+    adjustment: u32,
+    max_desired_count: Option<u32>,
+) -> Option<i32> {
+    let limit = max_desired_count
+        .unwrap_or(autoheal_core::ECS_MAX_TASKS_PER_SERVICE)
+        .min(autoheal_core::ECS_MAX_TASKS_PER_SERVICE);
+    let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+    let target = desired
+        .saturating_add(i32::try_from(adjustment).unwrap_or(i32::MAX))
+        .min(limit);
+    (target > desired).then_some(target)
+}
+
+/// Whether the service's new deployment is steady: one deployment left and as many tasks
+/// running as desired. `Err` names what it still waits for.
+pub fn steady(service: &Service) -> Result<(), String> {
+    let deployments = service.deployments();
+    // A failed rollout is settled too: the deployment circuit breaker rolled it back.
+    if deployments
+        .iter()
+        .any(|d| d.rollout_state() == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Failed))
+    {
+        return Ok(());
+    }
+    if deployments.len() > 1 {
+        return Err(format!(
+            "{} deployments are still running",
+            deployments.len()
+        ));
+    }
+    if service.running_count() < service.desired_count() {
+        return Err(format!(
+            "{} of {} tasks are running",
+            service.running_count(),
+            service.desired_count()
+        ));
+    }
+    Ok(())
+}
 
 /// The cluster and service named by a resource id `<cluster>/<service>`.
 pub fn parse_service_id(resource_id: &str) -> Result<(&str, &str), HealError> {
@@ -77,9 +167,13 @@ impl ServiceRestarter {
     pub async fn restart(
         &self,
         request: HealRequest<'_>,
-        force_new_deployment: bool,
-        stop_unhealthy_tasks: bool,
+        settings: RestartSettings,
     ) -> Result<HealOutcome, HealError> {
+        let RestartSettings {
+            force_new_deployment,
+            stop_unhealthy_tasks,
+            ..
+        } = settings;
         let (cluster, name) = parse_service_id(request.resource_id)?;
         let Some(service) = self.describe(cluster, name).await? else {
             return Ok(HealOutcome::Skipped {
@@ -87,6 +181,12 @@ impl ServiceRestarter {
                 summary: format!("service {name} no longer exists in cluster {cluster}"),
             });
         };
+        // A later step of this attempt: the restart is done, the count waits to go back.
+        if let Some(adjustment) = recorded_adjustment(&service)
+            .filter(|adjustment| adjustment.token == request.idempotency_token)
+        {
+            return self.settle(cluster, name, &service, adjustment).await;
+        }
         if let Some(skip) = should_skip(&service, cluster, name, force_new_deployment) {
             return Ok(skip);
         }
@@ -131,14 +231,38 @@ impl ServiceRestarter {
 
         let mut details = BTreeMap::new();
         let mut done = Vec::new();
-        if force_new_deployment {
-            let deployment = self.force_new_deployment(cluster, name).await?;
-            match deployment {
-                Some(id) => {
+        let desired = service.desired_count();
+        let adjusted = adjusted_count(
+            desired,
+            settings.desired_count_adjustment,
+            settings.max_desired_count,
+        );
+        if let Some(after) = adjusted {
+            let adjustment = Adjustment {
+                token: request.idempotency_token,
+                before: desired,
+                after,
+            };
+            self.record_adjustment(&service, &adjustment).await?;
+            details.insert("desired_count_before".to_owned(), desired.to_string());
+            details.insert("desired_count_after".to_owned(), after.to_string());
+        }
+        if force_new_deployment || adjusted.is_some() {
+            let deployment = self
+                .update(cluster, name, force_new_deployment, adjusted)
+                .await?;
+            if let Some(after) = adjusted {
+                done.push(format!(
+                    "raised the desired count from {desired} to {after}"
+                ));
+            }
+            match (force_new_deployment, deployment) {
+                (false, _) => {}
+                (true, Some(id)) => {
                     done.push(format!("forced a new deployment ({id})"));
                     details.insert("deployment_id".to_owned(), id);
                 }
-                None => done.push("forced a new deployment".to_owned()),
+                (true, None) => done.push("forced a new deployment".to_owned()),
             }
         }
         if !to_stop.is_empty() {
@@ -171,15 +295,90 @@ impl ServiceRestarter {
                 ),
             });
         }
+        if let Some(after) = adjusted {
+            return Ok(HealOutcome::Continuing {
+                summary: format!(
+                    "{} of service {name} in cluster {cluster}; the desired count goes back to {desired} from {after} when the new deployment is steady",
+                    done.join(" and ")
+                ),
+                details,
+                resume_after_seconds: SETTLE_INTERVAL_SECONDS,
+            });
+        }
         Ok(HealOutcome::Healed {
             summary: format!(
-                "{} of service {name} in cluster {cluster}; its desired count stays {}",
+                "{} of service {name} in cluster {cluster}; its desired count stays {desired}",
                 done.join(" and "),
-                service.desired_count()
             ),
             details,
             reverts: Vec::new(),
         })
+    }
+
+    /// Puts the desired count back once the new deployment is steady, if it is still what
+    /// autoheal set; until then the action continues.
+    async fn settle(
+        &self,
+        cluster: &str,
+        name: &str,
+        service: &Service,
+        adjustment: Adjustment<'_>,
+    ) -> Result<HealOutcome, HealError> {
+        let Adjustment { before, after, .. } = adjustment;
+        let desired = service.desired_count();
+        let details = BTreeMap::from([
+            ("desired_count_before".to_owned(), before.to_string()),
+            ("desired_count_after".to_owned(), after.to_string()),
+        ]);
+        if desired != after {
+            return Ok(HealOutcome::healed(
+                format!(
+                    "service {name} in cluster {cluster} has desired count {desired}, not the {after} autoheal set: its own scaling owns it now"
+                ),
+                details,
+            ));
+        }
+        if let Err(waiting) = steady(service) {
+            return Ok(HealOutcome::Continuing {
+                summary: format!(
+                    "the new deployment of service {name} in cluster {cluster} is not steady yet ({waiting}); the desired count stays {after}"
+                ),
+                details,
+                resume_after_seconds: SETTLE_INTERVAL_SECONDS,
+            });
+        }
+        self.update(cluster, name, false, Some(before)).await?;
+        Ok(HealOutcome::healed(
+            format!(
+                "the new deployment of service {name} in cluster {cluster} is steady: desired count back from {after} to {before}"
+            ),
+            details,
+        ))
+    }
+
+    /// Records the adjustment on the service before making it, so that a retried step finds
+    /// it and never adds twice.
+    async fn record_adjustment(
+        &self,
+        service: &Service,
+        adjustment: &Adjustment<'_>,
+    ) -> Result<(), HealError> {
+        let arn = service
+            .service_arn()
+            .ok_or_else(|| HealError::new("DescribeServices returned no service ARN"))?;
+        self.ecs
+            .tag_resource()
+            .resource_arn(arn)
+            .tags(
+                aws_sdk_ecs::types::Tag::builder()
+                    .key(DESIRED_COUNT_TAG)
+                    .value(adjustment.render())
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| api_error("TagResource", e))?;
+        Ok(())
     }
 
     /// The service, or `None` when ECS reports it missing.
@@ -214,18 +413,22 @@ impl ServiceRestarter {
         }
     }
 
-    /// Starts a new deployment; returns the id of the service's primary deployment.
-    async fn force_new_deployment(
+    /// Starts a new deployment and/or sets the desired count, in one call; returns the id of
+    /// the service's primary deployment.
+    async fn update(
         &self,
         cluster: &str,
         name: &str,
+        force_new_deployment: bool,
+        desired_count: Option<i32>,
     ) -> Result<Option<String>, HealError> {
         let output = self
             .ecs
             .update_service()
             .cluster(cluster)
             .service(name)
-            .force_new_deployment(true)
+            .force_new_deployment(force_new_deployment)
+            .set_desired_count(desired_count)
             .send()
             .await
             .map_err(|e| api_error("UpdateService", e))?;
@@ -300,6 +503,16 @@ impl ServiceRestarter {
     }
 }
 
+/// The desired-count adjustment recorded on the service, if any.
+fn recorded_adjustment(service: &Service) -> Option<Adjustment<'_>> {
+    service
+        .tags()
+        .iter()
+        .find(|tag| tag.key() == Some(DESIRED_COUNT_TAG))
+        .and_then(|tag| tag.value())
+        .and_then(Adjustment::parse)
+}
+
 /// Why the live service must not be restarted, if it must not.
 fn should_skip(
     service: &Service,
@@ -357,8 +570,63 @@ fn should_skip(
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_adjustment_stays_within_the_limits() {
+        assert_eq!(adjusted_count(4, 2, None), Some(6));
+        assert_eq!(adjusted_count(4, 2, Some(5)), Some(5));
+        assert_eq!(adjusted_count(5, 2, Some(5)), None, "already at the limit");
+        assert_eq!(adjusted_count(4, 0, None), None);
+        assert_eq!(
+            adjusted_count(4_999, 5, None),
+            Some(5_000),
+            "the service quota"
+        );
+        assert_eq!(adjusted_count(4, 2, Some(9_999)), Some(6));
+    }
+
+    #[test]
+    fn an_adjustment_round_trips_on_its_tag() {
+        let adjustment = Adjustment {
+            token: "abc",
+            before: 4,
+            after: 5,
+        };
+        assert_eq!(Adjustment::parse(&adjustment.render()), Some(adjustment));
+        for bad in ["", "abc 4", "abc four 5", "abc 4 5 6"] {
+            assert_eq!(Adjustment::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_deployment_is_steady_with_one_deployment_and_every_task_running() {
+        use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState};
+        let deployment = |state| {
+            Deployment::builder()
+                .status("PRIMARY")
+                .rollout_state(state)
+                .build()
+        };
+        let service = |deployments: Vec<Deployment>, running, desired| {
+            Service::builder()
+                .set_deployments(Some(deployments))
+                .running_count(running)
+                .desired_count(desired)
+                .build()
+        };
+        let primary = deployment(DeploymentRolloutState::Completed);
+        assert!(steady(&service(vec![primary.clone()], 5, 5)).is_ok());
+        assert!(steady(&service(vec![primary.clone()], 4, 5)).is_err());
+        assert!(steady(&service(vec![primary.clone(), primary.clone()], 5, 5)).is_err());
+        let failed = deployment(DeploymentRolloutState::Failed);
+        assert!(
+            steady(&service(vec![failed, primary], 3, 5)).is_ok(),
+            "rolled back"
+        );
+    }
 
     fn task(arn: &str, group: &str, health: HealthStatus) -> Task {
         Task::builder()

@@ -46,10 +46,16 @@ impl Healer for PlatformHealer {
             Action::RestartEcsService {
                 force_new_deployment,
                 stop_unhealthy_tasks,
+                desired_count_adjustment,
+                max_desired_count,
             } => {
-                self.services
-                    .restart(request, *force_new_deployment, *stop_unhealthy_tasks)
-                    .await
+                let settings = ecs::RestartSettings {
+                    force_new_deployment: *force_new_deployment,
+                    stop_unhealthy_tasks: *stop_unhealthy_tasks,
+                    desired_count_adjustment: *desired_count_adjustment,
+                    max_desired_count: *max_desired_count,
+                };
+                self.services.restart(request, settings).await
             }
             Action::RollbackLambdaAlias { alias } => self.aliases.roll_back(request, alias).await,
             Action::RebootRdsInstance {

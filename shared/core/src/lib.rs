@@ -52,5 +52,8 @@ pub use ports::{
 pub use record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 pub use resource_id::ResourceKind;
 pub use revert::Revert;
-pub use rules::{Action, Mode, Policy, Rule, RuleSet, RulesError};
+pub use rules::{
+    Action, ECS_MAX_TASKS_PER_SERVICE, Mode, Policy, Rule, RuleSet, RulesError,
+    backup_window_minutes,
+};
 pub use stats::Statistics;

@@ -105,6 +105,9 @@ fn given_the_shipped_file_when_parsed_then_it_is_valid_and_equals_the_compiled_i
     assert!(!rules.rules().is_empty());
 }
 
+/// Rules beyond the reference sample that REL11-BP03 asks for (graceful degradation).
+const PRACTICE_RULES: &[&str] = &["graceful-degradation-healing"];
+
 #[test]
 fn given_the_shipped_rules_then_the_non_network_rules_are_exactly_the_twelve_reference_rules() {
     let rules = shipped();
@@ -113,9 +116,13 @@ fn given_the_shipped_rules_then_the_non_network_rules_are_exactly_the_twelve_ref
         .iter()
         .filter(|rule| rule.layer != Layer::Network)
         .map(|rule| rule.name.as_str())
+        .filter(|name| !PRACTICE_RULES.contains(name))
         .collect();
     let expected: BTreeSet<&str> = REFERENCE_RULES.iter().map(|(name, ..)| *name).collect();
     assert_eq!(names, expected);
+    for name in PRACTICE_RULES {
+        assert!(rules.get(name).is_some(), "{name} is shipped");
+    }
 }
 
 #[test]
@@ -185,13 +192,13 @@ fn given_the_shipped_rules_then_the_counts_per_layer_add_up() {
         let expected = rules.of_layer(layer).count();
         assert_eq!(counts.get(&layer), Some(&(expected, expected)), "{layer}");
     }
-    for layer in [
-        Layer::Infrastructure,
-        Layer::Platform,
-        Layer::Application,
-        Layer::Data,
+    for (layer, shipped) in [
+        (Layer::Infrastructure, 3),
+        (Layer::Platform, 3),
+        (Layer::Application, 4),
+        (Layer::Data, 3),
     ] {
-        assert_eq!(counts.get(&layer), Some(&(3, 3)), "{layer}");
+        assert_eq!(counts.get(&layer), Some(&(shipped, shipped)), "{layer}");
     }
     let total: usize = counts.values().map(|(all, _)| all).sum();
     assert_eq!(total, rules.rules().len());
@@ -218,10 +225,53 @@ fn given_the_shipped_rules_then_the_actions_carry_their_parameters() {
         action("asg-capacity-healing"),
         Action::ScaleOutAutoScalingGroup {
             increment: 2,
-            replace_unhealthy: true
+            replace_unhealthy: true,
+            health_check_type: Some("ELB".to_owned()),
+            health_check_grace_period: 300,
         }
     );
-    assert_eq!(action("ecs-service-healing").kind(), "restart-ecs-service");
+    assert_eq!(
+        action("ecs-service-healing"),
+        Action::RestartEcsService {
+            force_new_deployment: true,
+            stop_unhealthy_tasks: true,
+            desired_count_adjustment: 0,
+            max_desired_count: None,
+        }
+    );
+    assert_eq!(
+        action("graceful-degradation-healing"),
+        Action::EnableGracefulDegradation {
+            parameter: "/autoheal/{resource}/degradation".to_owned(),
+            shed: [
+                "recommendations",
+                "non-critical-writes",
+                "expensive-queries"
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        }
+    );
+    assert_eq!(
+        action("memory-leak-healing"),
+        Action::RestartProcess {
+            service: "app".to_owned(),
+            document: "AWS-RunShellScript".to_owned(),
+            heap_dump_command: None,
+            heap_dump_timeout_seconds: 120,
+            heap_dump_max_mb: 4096,
+            heap_dump_directory: "/var/tmp/autoheal".to_owned(),
+            stop_timeout_seconds: 30,
+        }
+    );
+    assert_eq!(
+        action("database-corruption-healing"),
+        Action::RestoreDbToPointInTime {
+            target_suffix: "-restored".to_owned(),
+            lookback_minutes: 5,
+            integrity_hook_function: None,
+        }
+    );
 }
 
 #[test]
@@ -511,7 +561,7 @@ fn given_an_action_of_another_layer_when_parsed_then_the_problem_names_rule_and_
         &problem,
         "second-rule",
         "action.type",
-        header_of(&text, "second-rule"),
+        exact_line_of(&text, "type = \"rollback-lambda-alias\"", 1),
     );
     assert!(
         problem.message.contains("rollback-lambda-alias")
@@ -840,7 +890,7 @@ fn given_bad_action_parameters_when_parsed_then_the_problem_names_the_parameter(
         &first_problem(&text),
         "second-rule",
         "action.alias",
-        header_of(&text, "second-rule"),
+        line_of(&text, "alias = \"\""),
     );
 
     let text = edit(
@@ -852,7 +902,7 @@ fn given_bad_action_parameters_when_parsed_then_the_problem_names_the_parameter(
         &first_problem(&text),
         "first-rule",
         "action.increment",
-        header_of(&text, "first-rule"),
+        line_of(&text, "increment = 0"),
     );
 }
 
@@ -872,7 +922,7 @@ fn given_problems_in_two_rules_when_parsed_then_all_are_reported_in_file_order()
         &found[1],
         "second-rule",
         "action.type",
-        header_of(&text, "second-rule"),
+        exact_line_of(&text, "type = \"rollback-lambda-alias\"", 1),
     );
 }
 
@@ -965,6 +1015,8 @@ fn given_the_shipped_rules_then_the_snapshot_taking_actions_keep_three_snapshots
             restore_instance_class: "db.t3.micro".to_owned(),
             keep_snapshots: 3,
             snapshot_max_age_days: None,
+            min_backup_retention_days: Some(7),
+            preferred_backup_window: None,
         }
     );
     // Set explicitly, so that the file shows them.
@@ -1018,7 +1070,7 @@ fn given_keep_snapshots_zero_then_the_problem_names_the_rule_and_field() {
         &problem,
         "third-rule",
         "action.keep_snapshots",
-        header_of(&text, "third-rule"),
+        line_of(&text, "keep_snapshots = 0"),
     );
     assert!(problem.message.contains("at least 1"), "{problem:?}");
 }
@@ -1031,7 +1083,7 @@ fn given_a_maximum_snapshot_age_of_zero_then_the_problem_names_the_rule_and_fiel
         &problem,
         "third-rule",
         "action.snapshot_max_age_days",
-        header_of(&text, "third-rule"),
+        line_of(&text, "snapshot_max_age_days = 0"),
     );
     assert!(problem.message.contains("at least 1"), "{problem:?}");
 }
@@ -1107,7 +1159,7 @@ fn given_the_shipped_file_with_a_wrong_retention_value_then_the_rule_line_and_fi
         &first_problem(&text),
         "ebs-volume-healing",
         "action.keep_snapshots",
-        header_of(&text, "ebs-volume-healing"),
+        line_of(&text, "keep_snapshots = 0"),
     );
 }
 
@@ -1125,4 +1177,159 @@ fn given_a_rules_file_over_the_size_limit_when_parsed_then_it_is_refused_without
     );
     // The shipped file itself is far below the limit.
     assert!(SHIPPED_RULES.len() * 4 < autoheal_core::rules::MAX_RULES_BYTES);
+}
+
+#[test]
+fn given_the_parameters_of_the_practice_then_validate_accepts_them_and_names_the_line_of_a_wrong_one()
+ {
+    // Every optional parameter the shipped file shows in a comment, switched on, is valid.
+    let all_on = [
+        ("# heap_dump_command = ", "heap_dump_command = "),
+        (
+            "# heap_dump_timeout_seconds = ",
+            "heap_dump_timeout_seconds = ",
+        ),
+        ("# heap_dump_max_mb = ", "heap_dump_max_mb = "),
+        ("# integrity_hook_function = ", "integrity_hook_function = "),
+        ("# preferred_backup_window = ", "preferred_backup_window = "),
+        ("# max_desired_count = ", "max_desired_count = "),
+        (
+            "# desired_count_adjustment = ",
+            "desired_count_adjustment = ",
+        ),
+    ]
+    .iter()
+    .fold(SHIPPED_RULES.to_owned(), |text, (from, to)| {
+        edit(&text, from, to)
+    });
+    let rules = parse(&all_on);
+    assert!(matches!(
+        &rules.get("memory-leak-healing").expect("shipped").action,
+        Action::RestartProcess { heap_dump_command: Some(command), .. } if command.contains("{output}")
+    ));
+
+    let cases = [
+        (
+            "health_check_type = \"ELB\"",
+            "health_check_type = \"EC2\"",
+            "asg-capacity-healing",
+            "action.health_check_type",
+        ),
+        (
+            "health_check_grace_period = 300",
+            "health_check_grace_period = 90000",
+            "asg-capacity-healing",
+            "action.health_check_grace_period",
+        ),
+        (
+            "# desired_count_adjustment = 1",
+            "desired_count_adjustment = 9999",
+            "ecs-service-healing",
+            "action.desired_count_adjustment",
+        ),
+        (
+            "# max_desired_count = 20",
+            "max_desired_count = 0",
+            "ecs-service-healing",
+            "action.max_desired_count",
+        ),
+        (
+            "shed = [\"recommendations\", \"non-critical-writes\", \"expensive-queries\"]",
+            "shed = []",
+            "graceful-degradation-healing",
+            "action.shed",
+        ),
+        (
+            "# heap_dump_command = \"jcmd {pid} GC.heap_dump {output}\"",
+            "heap_dump_command = \"jcmd {pid} GC.heap_dump\"",
+            "memory-leak-healing",
+            "action.heap_dump_command",
+        ),
+        (
+            "# heap_dump_command = \"jcmd {pid} GC.heap_dump {output}\"",
+            "heap_dump_command = \"jcmd {pid} {core} {output}\"",
+            "memory-leak-healing",
+            "action.heap_dump_command",
+        ),
+        (
+            "# heap_dump_timeout_seconds = 120",
+            "heap_dump_timeout_seconds = 0",
+            "memory-leak-healing",
+            "action.heap_dump_timeout_seconds",
+        ),
+        (
+            "# heap_dump_max_mb = 4096",
+            "heap_dump_max_mb = 0",
+            "memory-leak-healing",
+            "action.heap_dump_max_mb",
+        ),
+        (
+            "stop_timeout_seconds = 30",
+            "stop_timeout_seconds = 0",
+            "memory-leak-healing",
+            "action.stop_timeout_seconds",
+        ),
+        (
+            "document = \"AWS-RunShellScript\"",
+            "document = \"AWS-RunShellScript\"\nheap_dump_directory = \"/var/tmp/../etc\"",
+            "memory-leak-healing",
+            "action.heap_dump_directory",
+        ),
+        (
+            "# integrity_hook_function = \"autoheal-integrity-hook\"",
+            "integrity_hook_function = \" \"",
+            "database-corruption-healing",
+            "action.integrity_hook_function",
+        ),
+        (
+            "min_backup_retention_days = 7",
+            "min_backup_retention_days = 40",
+            "backup-verification-healing",
+            "action.min_backup_retention_days",
+        ),
+        (
+            "# preferred_backup_window = \"03:00-04:00\"",
+            "preferred_backup_window = \"03:00-03:10\"",
+            "backup-verification-healing",
+            "action.preferred_backup_window",
+        ),
+        (
+            "# preferred_backup_window = \"03:00-04:00\"",
+            "preferred_backup_window = \"3am\"",
+            "backup-verification-healing",
+            "action.preferred_backup_window",
+        ),
+    ];
+    for (from, to, rule, field) in cases {
+        let text = edit(SHIPPED_RULES, from, to);
+        let problem = first_problem(&text);
+        let wrong_line = to.lines().last().expect("a line");
+        assert_problem(&problem, rule, field, line_of(&text, wrong_line));
+        assert!(
+            problem.to_string().starts_with(&format!(
+                "line {}: rule `{rule}`",
+                line_of(&text, wrong_line)
+            )),
+            "{problem}"
+        );
+    }
+}
+
+#[test]
+fn given_backup_windows_then_their_length_is_read_across_midnight() {
+    assert_eq!(autoheal_core::backup_window_minutes("03:00-04:00"), Ok(60));
+    assert_eq!(autoheal_core::backup_window_minutes("23:30-00:15"), Ok(45));
+    for bad in [
+        "03:00-03:29",
+        "3:00-04:00",
+        "03:00",
+        "24:00-01:00",
+        "03:60-05:00",
+        "",
+    ] {
+        assert!(
+            autoheal_core::backup_window_minutes(bad).is_err(),
+            "{bad:?}"
+        );
+    }
 }

@@ -41,6 +41,33 @@ fn default_standby_tag() -> String {
 fn default_keep_snapshots() -> u32 {
     crate::retention::DEFAULT_KEEP
 }
+fn default_health_check_grace_period() -> u32 {
+    300
+}
+fn default_heap_dump_timeout() -> u32 {
+    120
+}
+fn default_heap_dump_max_mb() -> u32 {
+    4096
+}
+fn default_heap_dump_directory() -> String {
+    "/var/tmp/autoheal".to_owned()
+}
+fn default_stop_timeout() -> u32 {
+    30
+}
+fn default_shed() -> Vec<String> {
+    [
+        "recommendations",
+        "non-critical-writes",
+        "expensive-queries",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// The largest number of tasks an ECS service may run (the service quota).
+pub const ECS_MAX_TASKS_PER_SERVICE: u32 = 5000;
 
 /// What a rule does, with its parameters. Each action belongs to exactly one layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +91,14 @@ pub enum Action {
         increment: u32,
         #[serde(default = "yes")]
         replace_unhealthy: bool,
+        /// `"ELB"`: a group behind a load balancer whose health check type is `EC2` is
+        /// switched to `ELB`, so that it replaces the instances the load balancer finds
+        /// unhealthy. Kept after the incident: it is the group's fix, not a stopgap.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        health_check_type: Option<String>,
+        /// The grace period set with the `ELB` health check type.
+        #[serde(default = "default_health_check_grace_period")]
+        health_check_grace_period: u32,
     },
     /// Snapshot a degraded EBS volume, then migrate it to a healthy volume type.
     RepairEbsVolume {
@@ -86,6 +121,13 @@ pub enum Action {
         force_new_deployment: bool,
         #[serde(default = "yes")]
         stop_unhealthy_tasks: bool,
+        /// Tasks added to the desired count for the restart, so that capacity does not dip
+        /// while tasks are replaced; the count goes back when the incident resolves.
+        #[serde(default)]
+        desired_count_adjustment: u32,
+        /// The desired count never goes past this (at most the service quota).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_desired_count: Option<u32>,
     },
     /// Point a Lambda alias back at the previously published version.
     RollbackLambdaAlias { alias: String },
@@ -113,6 +155,31 @@ pub enum Action {
         service: String,
         #[serde(default = "default_run_shell_document")]
         document: String,
+        /// A diagnostic run before the restart, e.g. `jcmd {pid} GC.heap_dump {output}` or
+        /// `gcore -o {output} {pid}`: `{pid}` is the service's main process, `{output}` the
+        /// file it writes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heap_dump_command: Option<String>,
+        /// The heap dump is stopped after this long; the restart goes on.
+        #[serde(default = "default_heap_dump_timeout")]
+        heap_dump_timeout_seconds: u32,
+        /// No dump is taken without twice this much free space, and a larger one is deleted.
+        #[serde(default = "default_heap_dump_max_mb")]
+        heap_dump_max_mb: u32,
+        /// Where the dump goes on the instance.
+        #[serde(default = "default_heap_dump_directory")]
+        heap_dump_directory: String,
+        /// How long the service gets to stop gracefully before it is killed.
+        #[serde(default = "default_stop_timeout")]
+        stop_timeout_seconds: u32,
+    },
+    /// Switch on the degradation flag an application reads from Parameter Store, so that it
+    /// sheds optional work; switched off again when the incident resolves.
+    EnableGracefulDegradation {
+        parameter: String,
+        /// The optional work the application stops while degraded.
+        #[serde(default = "default_shed")]
+        shed: Vec<String>,
     },
     /// Reset and resize a connection pool the application reads from Parameter Store.
     ResetConnectionPool {
@@ -130,6 +197,10 @@ pub enum Action {
         target_suffix: String,
         #[serde(default = "default_lookback_minutes")]
         lookback_minutes: u32,
+        /// The operator's integrity check (a Lambda function), run on the restored instance
+        /// once it is available; without one the record says the check was not run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        integrity_hook_function: Option<String>,
     },
     /// Run the cache-repair hook the operator names (a Lambda function): warm, evict, set TTL.
     RepairCache {
@@ -147,6 +218,13 @@ pub enum Action {
         /// Verified backups older than this are deleted after a verification.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         snapshot_max_age_days: Option<u32>,
+        /// The backup policy: an instance keeping automated backups fewer days is brought up
+        /// to this, as is one whose test restore failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_backup_retention_days: Option<u32>,
+        /// The backup policy's daily window, `hh24:mi-hh24:mi` in UTC, set with the retention.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preferred_backup_window: Option<String>,
     },
     /// Deregister the unhealthy targets of a load-balancer target group.
     DeregisterUnhealthyTargets {},
@@ -175,6 +253,7 @@ impl Action {
             Action::ResetCircuitBreaker { .. } => "reset-circuit-breaker",
             Action::RestartProcess { .. } => "restart-process",
             Action::ResetConnectionPool { .. } => "reset-connection-pool",
+            Action::EnableGracefulDegradation { .. } => "enable-graceful-degradation",
             Action::RestoreDbToPointInTime { .. } => "restore-db-to-point-in-time",
             Action::RepairCache { .. } => "repair-cache",
             Action::VerifyBackup { .. } => "verify-backup",
@@ -198,9 +277,9 @@ impl Action {
             | Action::RestoreDbToPointInTime { .. }
             | Action::VerifyBackup { .. } => ResourceKind::RdsInstance,
             // The id names the application's own parameter: `/autoheal/{resource}/...`.
-            Action::ResetCircuitBreaker { .. } | Action::ResetConnectionPool { .. } => {
-                ResourceKind::ApplicationService
-            }
+            Action::ResetCircuitBreaker { .. }
+            | Action::ResetConnectionPool { .. }
+            | Action::EnableGracefulDegradation { .. } => ResourceKind::ApplicationService,
             Action::RepairCache { .. } => ResourceKind::ElastiCacheCluster,
             Action::DeregisterUnhealthyTargets {} => ResourceKind::TargetGroup,
             Action::FailOverDnsRecord { .. } => ResourceKind::Route53HealthCheck,
@@ -219,7 +298,8 @@ impl Action {
             | Action::RebootRdsInstance { .. } => Layer::Platform,
             Action::ResetCircuitBreaker { .. }
             | Action::RestartProcess { .. }
-            | Action::ResetConnectionPool { .. } => Layer::Application,
+            | Action::ResetConnectionPool { .. }
+            | Action::EnableGracefulDegradation { .. } => Layer::Application,
             Action::RestoreDbToPointInTime { .. }
             | Action::RepairCache { .. }
             | Action::VerifyBackup { .. } => Layer::Data,
@@ -243,15 +323,26 @@ impl Action {
             } => non_empty("action.target_volume_type", target_volume_type),
             Action::RollbackLambdaAlias { alias } => non_empty("action.alias", alias),
             Action::ResetCircuitBreaker { parameter, .. }
-            | Action::ResetConnectionPool { parameter, .. } => {
+            | Action::ResetConnectionPool { parameter, .. }
+            | Action::EnableGracefulDegradation { parameter, .. } => {
                 non_empty("action.parameter", parameter);
                 if let Some(message) = parameter_template_problem(parameter) {
                     problems.push(("action.parameter", message));
                 }
             }
-            Action::RestartProcess { service, document } => {
+            Action::RestartProcess {
+                service,
+                document,
+                heap_dump_command,
+                heap_dump_directory,
+                ..
+            } => {
                 non_empty("action.service", service);
                 non_empty("action.document", document);
+                non_empty("action.heap_dump_directory", heap_dump_directory);
+                if let Some(command) = heap_dump_command {
+                    non_empty("action.heap_dump_command", command);
+                }
                 if !service.trim().is_empty() && !is_systemd_unit_name(service) {
                     problems.push((
                         "action.service",
@@ -260,8 +351,15 @@ impl Action {
                     ));
                 }
             }
-            Action::RestoreDbToPointInTime { target_suffix, .. } => {
-                non_empty("action.target_suffix", target_suffix)
+            Action::RestoreDbToPointInTime {
+                target_suffix,
+                integrity_hook_function,
+                ..
+            } => {
+                non_empty("action.target_suffix", target_suffix);
+                if let Some(hook) = integrity_hook_function {
+                    non_empty("action.integrity_hook_function", hook);
+                }
             }
             Action::RepairCache { hook_function, .. } => {
                 non_empty("action.hook_function", hook_function)
@@ -273,6 +371,7 @@ impl Action {
             Action::ReplaceNatRoute { standby_tag } => non_empty("action.standby_tag", standby_tag),
             _ => {}
         }
+        problems.extend(self.setting_problems());
         match self {
             Action::RepairEbsVolume {
                 snapshot_first: false,
@@ -347,4 +446,170 @@ fn is_systemd_unit_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | '-'))
+}
+
+impl Action {
+    /// Problems with the parameters that tune an action (limits, formats, placeholders).
+    fn setting_problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        match self {
+            Action::ScaleOutAutoScalingGroup {
+                health_check_type: Some(kind),
+                health_check_grace_period,
+                ..
+            } => {
+                if kind != "ELB" {
+                    problems.push((
+                        "action.health_check_type",
+                        format!("must be \"ELB\" (the group's own EC2 checks need no rule), not {kind:?}"),
+                    ));
+                }
+                if *health_check_grace_period > 7200 {
+                    problems.push((
+                        "action.health_check_grace_period",
+                        "must be at most 7200 seconds".to_owned(),
+                    ));
+                }
+            }
+            Action::RestartEcsService {
+                desired_count_adjustment,
+                max_desired_count,
+                ..
+            } => {
+                if *desired_count_adjustment > ECS_MAX_TASKS_PER_SERVICE {
+                    problems.push((
+                        "action.desired_count_adjustment",
+                        format!("must be at most {ECS_MAX_TASKS_PER_SERVICE} (tasks per service)"),
+                    ));
+                }
+                if let Some(max) = max_desired_count
+                    && !(1..=ECS_MAX_TASKS_PER_SERVICE).contains(max)
+                {
+                    problems.push((
+                        "action.max_desired_count",
+                        format!("must be between 1 and {ECS_MAX_TASKS_PER_SERVICE}"),
+                    ));
+                }
+            }
+            Action::RestartProcess {
+                heap_dump_command,
+                heap_dump_timeout_seconds,
+                heap_dump_max_mb,
+                heap_dump_directory,
+                stop_timeout_seconds,
+                ..
+            } => {
+                if let Some(command) = heap_dump_command
+                    && let Some(message) = heap_dump_command_problem(command)
+                {
+                    problems.push(("action.heap_dump_command", message));
+                }
+                if !(1..=3600).contains(heap_dump_timeout_seconds) {
+                    problems.push((
+                        "action.heap_dump_timeout_seconds",
+                        "must be between 1 and 3600".to_owned(),
+                    ));
+                }
+                if *heap_dump_max_mb == 0 {
+                    problems.push(("action.heap_dump_max_mb", "must be at least 1".to_owned()));
+                }
+                if !heap_dump_directory.trim().is_empty()
+                    && !is_plain_absolute_path(heap_dump_directory)
+                {
+                    problems.push((
+                        "action.heap_dump_directory",
+                        "must be an absolute path of letters, digits and `/._-` only".to_owned(),
+                    ));
+                }
+                if !(1..=3600).contains(stop_timeout_seconds) {
+                    problems.push((
+                        "action.stop_timeout_seconds",
+                        "must be between 1 and 3600".to_owned(),
+                    ));
+                }
+            }
+            Action::EnableGracefulDegradation { shed, .. }
+                if shed.is_empty() || shed.iter().any(|work| work.trim().is_empty()) =>
+            {
+                problems.push((
+                    "action.shed",
+                    "must name at least one kind of optional work, none empty".to_owned(),
+                ));
+            }
+            Action::VerifyBackup {
+                min_backup_retention_days,
+                preferred_backup_window,
+                ..
+            } => {
+                if let Some(days) = min_backup_retention_days
+                    && !(1..=35).contains(days)
+                {
+                    problems.push((
+                        "action.min_backup_retention_days",
+                        "must be between 1 and 35 (what RDS keeps)".to_owned(),
+                    ));
+                }
+                if let Some(window) = preferred_backup_window
+                    && let Err(message) = backup_window_minutes(window)
+                {
+                    problems.push(("action.preferred_backup_window", message));
+                }
+            }
+            _ => {}
+        }
+        problems
+    }
+}
+
+/// A heap-dump command: one line, with `{pid}` and `{output}` as its only placeholders and
+/// `{output}` in it, so that the record can say where the dump is.
+fn heap_dump_command_problem(command: &str) -> Option<String> {
+    if command.trim().is_empty() {
+        return None;
+    }
+    if command.chars().any(char::is_control) {
+        return Some("must be one line without control characters".to_owned());
+    }
+    if !command.contains("{output}") {
+        return Some("must contain `{output}`, the file the dump is written to".to_owned());
+    }
+    let rest = command.replace("{pid}", "").replace("{output}", "");
+    if rest.contains(['{', '}']) {
+        return Some("`{pid}` and `{output}` are the only placeholders it may contain".to_owned());
+    }
+    None
+}
+
+/// An absolute path that can go into a shell command as it is.
+fn is_plain_absolute_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.split('/').any(|part| part == "..")
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'))
+}
+
+/// The length in minutes of an RDS backup window `hh24:mi-hh24:mi` (UTC, at least 30
+/// minutes), or why it is not one.
+pub fn backup_window_minutes(window: &str) -> Result<u32, String> {
+    let invalid =
+        || format!("must be `hh24:mi-hh24:mi` in UTC, e.g. `03:00-04:00`, not `{window}`");
+    let minutes = |time: &str| -> Option<u32> {
+        let (hours, minutes) = time.split_once(':')?;
+        if hours.len() != 2 || minutes.len() != 2 {
+            return None;
+        }
+        let (hours, minutes): (u32, u32) = (hours.parse().ok()?, minutes.parse().ok()?);
+        (hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
+    };
+    let (start, end) = window.split_once('-').ok_or_else(invalid)?;
+    let (start, end) = (
+        minutes(start).ok_or_else(invalid)?,
+        minutes(end).ok_or_else(invalid)?,
+    );
+    let length = (end + 24 * 60 - start) % (24 * 60);
+    if length < 30 {
+        return Err(format!("must be at least 30 minutes long, not `{window}`"));
+    }
+    Ok(length)
 }

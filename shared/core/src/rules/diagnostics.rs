@@ -181,7 +181,7 @@ fn wrong_action_parameter(text: &str, index: usize) -> Option<String> {
 
 /// The 1-based line where rule `index` sets `key` of its table `[rule.<table>]` (or the
 /// dotted `<table>.<key>` in the rule's own table).
-fn parameter_line(
+pub(super) fn parameter_line(
     text: &str,
     headers: &RuleHeaders,
     index: usize,

@@ -150,8 +150,13 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
             raw_rule.name.clone()
         };
         let mut problem = |field: &str, message: String| {
+            // A wrong action parameter (`action.grow_by`) is named on its own line when the
+            // file writes it; everything else on the rule's header.
+            let written = field.strip_prefix("action.").and_then(|key| {
+                super::diagnostics::parameter_line(text, &headers, index, "action", key)
+            });
             problems.push(RuleProblem {
-                line,
+                line: written.or(line),
                 rule: Some(label.clone()),
                 field: Some(field.to_owned()),
                 message,

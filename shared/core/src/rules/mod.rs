@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layer::Layer;
 
-pub use action::Action;
+pub use action::{Action, ECS_MAX_TASKS_PER_SERVICE, backup_window_minutes};
 pub use diagnostics::{RuleProblem, RulesError};
 pub use load::{Defaults, MAX_RULES_BYTES, placeholders};
 
