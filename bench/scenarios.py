@@ -202,4 +202,167 @@ INFRASTRUCTURE = Scenario(
     baseline="infrastructure",
 )
 
-SCENARIOS: dict[str, Scenario] = {"infrastructure": INFRASTRUCTURE}
+
+def _aimed(sample: str, dimension: str, value: str, event_id: str) -> dict[str, Any]:
+    event = copy.deepcopy(sample_event(sample))
+    event["id"] = event_id
+    set_dimension(event, dimension, value)
+    return event
+
+
+# --- platform: lambda-function-healing, errors after a release → the alias back to 1 ------------
+
+
+def _lambda_functions(endpoint: str, count: int) -> list[str]:
+    import io
+    import zipfile
+
+    iam = client("iam", endpoint)
+    lambda_ = client("lambda", endpoint)
+    role = iam.create_role(
+        RoleName="orders-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+            }
+        ),
+    )["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("bootstrap", "")
+    names = []
+    for index in range(count):
+        name = f"orders-processor-{index:04d}"
+        lambda_.create_function(
+            FunctionName=name,
+            Runtime="provided.al2023",
+            Handler="bootstrap",
+            Role=role,
+            Code={"ZipFile": code.getvalue()},
+        )
+        for release in ("1", "2"):
+            # A version is published only when the function changed since the last one.
+            lambda_.update_function_configuration(FunctionName=name, Description=f"release {release}")
+            lambda_.publish_version(FunctionName=name)
+        lambda_.create_alias(FunctionName=name, Name="live", FunctionVersion="2")
+        names.append(name)
+    return names
+
+
+PLATFORM = Scenario(
+    layer="platform",
+    rule="lambda-function-healing",
+    action="UpdateAlias: the alias `live` back from version 2 to 1",
+    shims=(),
+    prepare=_lambda_functions,
+    event=lambda name, event_id: _aimed("lambda-function-healing.alarm.json", "FunctionName", name, event_id),
+)
+
+
+# --- application: circuit-breaker-healing, an open breaker → half-open ----------------------------
+
+
+def _breakers(endpoint: str, count: int) -> list[str]:
+    ssm = client("ssm", endpoint)
+    services = []
+    for index in range(count):
+        service = f"orders-api-{index:04d}"
+        ssm.put_parameter(
+            Name=f"/autoheal/{service}/circuit-breaker",
+            Type="String",
+            Value=json.dumps({"state": "open", "dependency": "inventory", "opened_at": "2026-11-24T06:41:00Z"}),
+        )
+        services.append(service)
+    return services
+
+
+APPLICATION = Scenario(
+    layer="application",
+    rule="circuit-breaker-healing",
+    action="PutParameter: an open circuit breaker half-opened",
+    shims=(),
+    prepare=_breakers,
+    event=lambda service, event_id: _aimed("circuit-breaker-healing.alarm.json", "Service", service, event_id),
+)
+
+
+# --- data: cache-invalidation-healing, a collapsed hit rate → the cache hook invoked --------------
+
+
+def _caches(endpoint: str, count: int) -> list[str]:
+    import urllib.request
+
+    # The emulator's Lambda answers an Invoke with the request it received, without Docker.
+    urllib.request.urlopen(
+        urllib.request.Request(
+            f"{endpoint}/moto-api/config",
+            data=json.dumps({"lambda": {"use_docker": False}}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        ),
+        timeout=10,
+    ).read()
+    elasticache = client("elasticache", endpoint)
+    ids = []
+    for index in range(count):
+        cluster = f"sessions-cache-{index:04d}"
+        elasticache.create_cache_cluster(
+            CacheClusterId=cluster, Engine="redis", CacheNodeType="cache.t3.micro", NumCacheNodes=1
+        )
+        ids.append(cluster)
+    return ids
+
+
+DATA = Scenario(
+    layer="data",
+    rule="cache-invalidation-healing",
+    action="Invoke of the cache hook for an available ElastiCache cluster",
+    shims=(),
+    prepare=_caches,
+    event=lambda cluster, event_id: _aimed("cache-invalidation-healing.alarm.json", "CacheClusterId", cluster, event_id),
+)
+
+
+# --- network: alb-target-healing, a stopped target → deregistered ---------------------------------
+
+
+def _target_groups(endpoint: str, count: int) -> list[str]:
+    ec2 = client("ec2", endpoint)
+    elb = client("elbv2", endpoint)
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/18", AvailabilityZone="us-east-1a")[
+        "Subnet"
+    ]["SubnetId"]
+    dimensions = []
+    for index in range(count):
+        # Three targets, one failing (a stopped instance still registered): within the group
+        # guard (one of three in healing, a third unhealthy), so it is deregistered.
+        instances = [
+            i["InstanceId"]
+            for i in ec2.run_instances(
+                ImageId=image, InstanceType="t3.micro", SubnetId=subnet, MinCount=3, MaxCount=3
+            )["Instances"]
+        ]
+        arn = elb.create_target_group(
+            Name=f"web-{index:04d}", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance"
+        )["TargetGroups"][0]["TargetGroupArn"]
+        elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": i, "Port": 80} for i in instances])
+        ec2.stop_instances(InstanceIds=instances[:1])
+        dimensions.append(arn.rsplit(":", 1)[-1])
+    return dimensions
+
+
+NETWORK = Scenario(
+    layer="network",
+    rule="alb-target-healing",
+    action="DeregisterTargets of a failing target (one of three)",
+    shims=(),
+    prepare=_target_groups,
+    event=lambda group, event_id: _aimed("alb-target-healing.alarm.json", "TargetGroup", group, event_id),
+)
+
+SCENARIOS: dict[str, Scenario] = {
+    scenario.layer: scenario for scenario in (INFRASTRUCTURE, PLATFORM, APPLICATION, DATA, NETWORK)
+}
