@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from emulator import CountingProxy
 from runtime_api import Invocation, RuntimeApi
@@ -46,6 +46,8 @@ class EventResult:
     cpu_seconds: float
     requests: list[str] = field(default_factory=list)
     emulator_seconds: float = 0.0
+    # The emulator's time for each request, in the order of `requests`.
+    request_seconds: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -136,9 +138,11 @@ def run_process(
     events: list[tuple[str, dict[str, Any]]],
     log: Path,
     proxy: CountingProxy | None = None,
+    between: Callable[[], None] = lambda: None,
     timeout: float = 120.0,
 ) -> ProcessResult:
-    """Starts the function, delivers `events` ((kind, event) pairs) one at a time, kills it."""
+    """Starts the function, delivers `events` ((kind, event) pairs) one at a time, kills it.
+    `between` runs before the first event and after each duplicate, outside any timing."""
     api = RuntimeApi(implementation.function).start()
     environment = lambda_environment(implementation.function, api.address, proxy.url if proxy else endpoint)
     environment.update(configuration)
@@ -158,6 +162,7 @@ def run_process(
             raise OutcomeError(f"{implementation.function} ({implementation.name}) never asked for an event: see {log}")
         init = (api.first_next_ns - started) / 1e9
         init_cpu = _cpu_ns(process.pid)
+        between()
         results = []
         for number, (kind, event) in enumerate(events, start=1):
             mark = proxy.mark() if proxy else 0
@@ -175,8 +180,11 @@ def run_process(
                     cpu / 1e9,
                     [r.operation for r in seen],
                     sum(r.upstream_seconds for r in seen),
+                    [r.upstream_seconds for r in seen],
                 )
             )
+            if kind == "duplicate":
+                between()
         memory = _memory_kib(process.pid)
         process.send_signal(signal.SIGKILL)
         _, _, usage = os.wait4(process.pid, 0)

@@ -8,8 +8,9 @@ there is one, its Python boto3 baseline (bench/baseline/) run as Lambda would ru
 local Runtime API, against the AWS emulator on 127.0.0.1. Per function and implementation:
 an unmeasured warm-up process (it warms the emulator and the page cache for both alike), then
 COLD-STARTS processes, each given a fresh acted event and its duplicate, the implementations
-alternating; one process that serves WARM more of each after its first pair; then one process
-of each behind a counting proxy, for the AWS requests of each event. The results go to RESULTS/bench.md and
+alternating; one process that serves WARM more of each after its first pair; then the cold
+starts again behind a counting proxy, for the AWS requests of each event and the share of its
+time the emulator took. The results go to RESULTS/bench.md and
 RESULTS/bench.json; the functions' and the emulator's logs to RESULTS/logs/.
 
 Needs a Python with boto3 and moto[server] (the project's .venv: `make tools`).
@@ -35,9 +36,9 @@ from harness import Implementation, ProcessResult
 
 BENCH = Path(__file__).resolve().parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache" / "autoheal-target")
-# Events per implementation in the counting pass: the first acted event and its duplicate, then
-# this many more of each (requests per event should not change once warm).
-COUNTED_WARM = 2
+# In the counting pass, the first process of each implementation serves this many more acted
+# events and duplicates after its first pair (requests per event should not change once warm).
+COUNTED_WARM = 10
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,13 +79,14 @@ def deliveries(scenario: scenarios.Scenario, resources: Iterator[str], warm: int
 def bench_function(args: argparse.Namespace, scenario: scenarios.Scenario, logs: Path) -> dict[str, Any]:
     impls = implementations(args, scenario)
     # Fresh resources per implementation: warm-up, cold starts, warm series, counting pass.
-    per_impl = 1 + args.cold_starts + (1 + args.warm) + (1 + COUNTED_WARM)
+    per_impl = 1 + args.cold_starts + (1 + args.warm) + (args.cold_starts + COUNTED_WARM)
     emulator = Emulator(args.python, scenario.shims, logs / f"{scenario.layer}-emulator.log").start()
     proxy: CountingProxy | None = None
     try:
         deployment = scenarios.Deployment.bootstrap(emulator.url)
         configuration = deployment.environment(scenario.layer, scenarios.bench_rules(args.results))
         configuration.update(scenario.environment)
+        empty_table = deployment.emptier(emulator.url)
         print(f"{scenario.layer}: preparing {per_impl * len(impls)} resources", flush=True)
         made = scenario.prepare(emulator.url, per_impl * len(impls))
         pools = {impl.name: iter(made[i * per_impl : (i + 1) * per_impl]) for i, impl in enumerate(impls)}
@@ -97,6 +99,7 @@ def bench_function(args: argparse.Namespace, scenario: scenarios.Scenario, logs:
                 deliveries(scenario, pools[impl.name], more),
                 logs / f"{scenario.layer}-{impl.name}.log",
                 counting,
+                empty_table,
             )
 
         for impl in impls:
@@ -113,8 +116,14 @@ def bench_function(args: argparse.Namespace, scenario: scenarios.Scenario, logs:
         # events and its peak RSS is comparable.
         series = {impl.name: run(impl, args.warm) for impl in impls}
         print(f"{scenario.layer}: warm series done", flush=True)
+        # The same cold starts again behind the counting proxy: the requests of each event, and
+        # how much of its time the emulator took to answer them.
         proxy = CountingProxy(emulator.port).start()
-        counted = {impl.name: run(impl, COUNTED_WARM, proxy) for impl in impls}
+        counted: dict[str, list[ProcessResult]] = {impl.name: [] for impl in impls}
+        for round_ in range(args.cold_starts):
+            for impl in impls if round_ % 2 == 0 else impls[::-1]:
+                counted[impl.name].append(run(impl, COUNTED_WARM if round_ == 0 else 0, proxy))
+        print(f"{scenario.layer}: counting pass done", flush=True)
     finally:
         if proxy:
             proxy.stop()
