@@ -8,8 +8,9 @@ implementation:
 - each event: from the moment the Runtime API hands it out to the moment its result arrives;
 - CPU time (summed over the process's threads) of init and of each event, which competing
   load on the machine does not inflate as it does wall time;
-- peak RSS: `VmHWM` of /proc/<pid>/status right before the process is killed (and the
-  kernel's `ru_maxrss` once it is reaped, as a cross-check), with its CPU time;
+- peak RSS: `VmHWM` of /proc/<pid>/status right before the process is killed (not the
+  kernel's `ru_maxrss` of the reaped child: Linux carries the harness's own, larger, RSS of
+  the forked copy across the exec into it), and its CPU time;
 - with a counting proxy as its endpoint: the AWS requests each event made, by operation.
 """
 
@@ -20,7 +21,6 @@ import signal
 import subprocess
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -36,7 +36,6 @@ class Implementation:
     name: str  # "rust" or "python"
     function: str  # the Lambda function name, e.g. autoheal-infrastructure
     command: list[str]
-    cwd: Path | None = None
 
 
 @dataclass
@@ -58,7 +57,6 @@ class ProcessResult:
     events: list[EventResult]
     peak_rss_kib: int
     memory_kib: dict[str, int]
-    maxrss_kib: int
     cpu_seconds: float
 
     def first(self, kind: str) -> EventResult:
@@ -153,7 +151,6 @@ def run_process(
             process = subprocess.Popen(
                 implementation.command,
                 env=environment,
-                cwd=implementation.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
@@ -196,7 +193,6 @@ def run_process(
             results,
             memory.get("VmHWM", 0),
             memory,
-            usage.ru_maxrss,
             usage.ru_utime + usage.ru_stime,
         )
     finally:
@@ -204,8 +200,3 @@ def run_process(
             process.kill()
             process.wait()
         api.stop()
-
-
-def count(requests: list[str]) -> dict[str, int]:
-    return dict(sorted(Counter(requests).items()))
-

@@ -100,7 +100,6 @@ def summarize(cold: list[ProcessResult], series: ProcessResult, counted: list[Pr
             "warm_acted": statistics.median([e.emulator_seconds * 1000 for e in first_counted.warm("acted")] or [0]),
             "warm_duplicate": statistics.median([e.emulator_seconds * 1000 for e in first_counted.warm("duplicate")] or [0]),
         },
-        "maxrss_kib": [p.maxrss_kib for p in cold],
         # Resident at the kill, anonymous (heap, stacks) and file-backed (the binary's or the
         # interpreter's and libraries' pages): what the peak is made of.
         "rss_anon_kib": [p.memory_kib.get("RssAnon", 0) for p in cold],
@@ -293,7 +292,9 @@ def markdown(results: dict[str, Any]) -> str:
         "process; the warm ones are the last of its warm events). *in emulator*: the time the "
         "emulator took to answer them, measured at the proxy; *outside*: the event's time "
         "minus that, i.e. the function's own time plus the proxy's hops. Times are medians "
-        "over the counted processes (warm: over the warm events of the first).",
+        "over the counted processes (warm: over the warm events of the first), each taken on "
+        "its own, so they need not add up; the slowest operations are those of the event whose "
+        "requests are listed.",
         "",
         "| function | impl | event | DynamoDB requests | all requests | event ms | in emulator ms | outside ms | slowest in the emulator (ms) |",
         "|---|---|---|---|---|---|---|---|---|",
