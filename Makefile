@@ -57,6 +57,11 @@ scan: tools $(SCAN_STAMP) ## Security scans: checkov on template.yaml, parliamen
 	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 	set -o pipefail; $(VENV)/bin/python tools/template_to_json.py template.yaml | $(SCAN_VENV)/bin/python tools/scan_policies.py -
 
+BENCH_ARGS ?=
+.PHONY: bench
+bench: lambda tools ## Release functions against a boto3 baseline under a local Lambda Runtime API (results in $(CARGO_TARGET_DIR)/bench)
+	$(VENV)/bin/python bench/run.py --binaries $(CARGO_TARGET_DIR)/lambda --results $(CARGO_TARGET_DIR)/bench $(BENCH_ARGS)
+
 .PHONY: lambda
 lambda: tools ## Release Lambda artifacts (x86_64: arm64 cannot be built here), with sizes
 	cargo lambda build --release --x86-64 $(addprefix -p autoheal-,$(LAYERS))

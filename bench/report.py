@@ -15,7 +15,7 @@ from typing import Any
 
 from harness import EventResult, ProcessResult
 
-# The issue's targets: Rust/Python ratios (at most), and requests per event (at most).
+# The targets: Rust/Python ratios (at most), and requests per event (at most).
 TARGET_RATIOS = {"init_ms": 1 / 25, "peak_rss_kib": 1 / 8, "first_acted_ms": 1 / 3}
 # The same target, read on the function's own share of the event (for reference).
 REFERENCE_RATIOS = {"first_acted_own_ms": 1 / 3}
@@ -322,7 +322,7 @@ def markdown(results: dict[str, Any]) -> str:
                     f"| {_f(impl['counted_event_ms'][key])} | {_f(emulator)} | {_f(own)} "
                     f"| {', '.join(f'{op} {ms:.1f}' for op, ms in slowest)} |"
                 )
-    lines += ["", "Request targets (issue): at most "
+    lines += ["", "Request targets: at most "
               f"{TARGET_DYNAMODB['acted']} DynamoDB requests per acted event, {TARGET_DYNAMODB['duplicate']} per duplicate.", ""]
     for function in results["functions"]:
         for name, impl in function["implementations"].items():
