@@ -434,6 +434,17 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
         "connection-pool-healing",
         application_alarm("connection-pool-healing", "payments-api", "cli-pool"),
     ));
+    parameters
+        .create(
+            "/autoheal/payments-api/degradation",
+            &json!({ "degraded": false }),
+            &[],
+        )
+        .await;
+    events.push((
+        "graceful-degradation-healing",
+        application_alarm("graceful-degradation-healing", "payments-api", "cli-degrade"),
+    ));
     let stores = DataStores::new(&sdk);
     stores.database("ledger-db", &[], 7).await;
     events.push((

@@ -22,6 +22,7 @@ const EXPECTED_RESOURCES: [(&str, &str); 15] = [
     ("lambda-function-healing", "orders-processor"),
     ("rds-instance-healing", "orders-db"),
     ("circuit-breaker-healing", "orders-api"),
+    ("graceful-degradation-healing", "checkout-api"),
     ("memory-leak-healing", "i-0fedcba9876543210"),
     ("connection-pool-healing", "payments-api"),
     ("database-corruption-healing", "orders-db"),

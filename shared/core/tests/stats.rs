@@ -165,8 +165,8 @@ fn given_the_shipped_rules_when_computed_then_all_rules_are_registered_and_enabl
     let stats = Statistics::compute(&[], &rules);
 
     // The twelve reference rules and three network rules, all enabled.
-    assert_eq!(stats.rules_registered, 15);
-    assert_eq!(stats.rules_enabled, 15);
+    assert_eq!(stats.rules_registered, 16);
+    assert_eq!(stats.rules_enabled, 16);
 }
 
 #[test]
@@ -186,8 +186,8 @@ fn given_disabled_rules_when_computed_then_they_are_registered_but_not_enabled()
 
     let stats = Statistics::compute(&[], &rules);
 
-    assert_eq!(stats.rules_registered, 15);
-    assert_eq!(stats.rules_enabled, 13);
+    assert_eq!(stats.rules_registered, 16);
+    assert_eq!(stats.rules_enabled, 14);
 }
 
 #[test]
