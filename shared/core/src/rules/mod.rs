@@ -121,6 +121,13 @@ impl RuleSet {
         load::from_toml(text)
     }
 
+    /// Validates rules built in code, with the checks of a rules file (problems carry no
+    /// line). File order is the order given. Unlike a file, their number is not bounded by
+    /// [`MAX_RULES_BYTES`].
+    pub fn from_rules(rules: Vec<Rule>) -> Result<Self, RulesError> {
+        load::from_rules(rules)
+    }
+
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
