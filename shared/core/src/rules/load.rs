@@ -199,7 +199,7 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
         rules.push(rule);
     }
     if problems.is_empty() {
-        Ok(RuleSet { rules })
+        Ok(RuleSet::new(rules))
     } else {
         Err(RulesError { problems })
     }
@@ -228,7 +228,7 @@ pub(super) fn from_rules(rules: Vec<Rule>) -> Result<RuleSet, RulesError> {
         );
     }
     if problems.is_empty() {
-        Ok(RuleSet { rules })
+        Ok(RuleSet::new(rules))
     } else {
         Err(RulesError { problems })
     }
