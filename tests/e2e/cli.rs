@@ -443,7 +443,11 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
         .await;
     events.push((
         "graceful-degradation-healing",
-        application_alarm("graceful-degradation-healing", "payments-api", "cli-degrade"),
+        application_alarm(
+            "graceful-degradation-healing",
+            "payments-api",
+            "cli-degrade",
+        ),
     ));
     let stores = DataStores::new(&sdk);
     stores.database("ledger-db", &[], 7).await;

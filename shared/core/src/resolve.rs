@@ -6,7 +6,7 @@ use crate::event::{AlarmEvent, MetricRef};
 use crate::layer::Layer;
 use crate::record::SkipReason;
 use crate::resource_id;
-use crate::rules::{ResourceSelector, Rule, RuleSet, Trigger};
+use crate::rules::{Position, ResourceSelector, Rule, RuleSet, Trigger};
 
 /// The alarm tag that names a rule explicitly, overriding metric and name matching.
 pub const RULE_TAG: &str = "autoheal:rule";
@@ -117,6 +117,9 @@ pub fn select<'r>(rules: &'r RuleSet, event: &AlarmEvent, layer: Layer) -> Selec
 
 /// The rules `event` selects, in file order, and how: only the most explicit tier that
 /// matches anything.
+///
+/// The rule set's index (built when it was loaded) finds the rules that may match without
+/// trying every rule; each is still checked against its own trigger here.
 pub fn candidates<'r>(
     rules: &'r RuleSet,
     event: &AlarmEvent,
@@ -127,30 +130,47 @@ pub fn candidates<'r>(
             rules.get(name.trim()).into_iter().collect(),
         );
     }
-    let by_name: Vec<&Rule> = rules
-        .rules()
-        .iter()
-        .filter(|rule| name_matches(&rule.trigger, &event.alarm_name))
-        .collect();
+    let mut found = Vec::new();
+    rules.index().by_alarm_name(&event.alarm_name, &mut found);
+    let by_name = in_file_order(rules, found, |rule| {
+        name_matches(&rule.trigger, &event.alarm_name)
+    });
     if !by_name.is_empty() {
         return (Some(SelectedBy::AlarmName), by_name);
     }
-    let by_metric: Vec<&Rule> = rules
-        .rules()
-        .iter()
-        .filter(|rule| {
-            event
-                .kind
-                .metrics()
-                .iter()
-                .any(|metric| metric_matches(&rule.trigger, metric))
-        })
-        .collect();
+    let metrics = event.kind.metrics();
+    let mut found = Vec::new();
+    for metric in metrics {
+        rules
+            .index()
+            .by_metric(&metric.namespace, &metric.name, &mut found);
+    }
+    let by_metric = in_file_order(rules, found, |rule| {
+        metrics
+            .iter()
+            .any(|metric| metric_matches(&rule.trigger, metric))
+    });
     if by_metric.is_empty() {
         (None, by_metric)
     } else {
         (Some(SelectedBy::Metric), by_metric)
     }
+}
+
+/// The rules at `positions` (in any order, possibly repeated) that satisfy `matches`, once
+/// each, in file order.
+fn in_file_order(
+    rules: &RuleSet,
+    mut positions: Vec<Position>,
+    matches: impl Fn(&Rule) -> bool,
+) -> Vec<&Rule> {
+    positions.sort_unstable();
+    positions.dedup();
+    positions
+        .into_iter()
+        .filter_map(|position| rules.rules().get(position))
+        .filter(|rule| matches(rule))
+        .collect()
 }
 
 fn select_global<'r>(rules: &'r RuleSet, event: &AlarmEvent) -> Selection<'r> {

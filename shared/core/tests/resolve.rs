@@ -5,9 +5,11 @@
 
 mod common;
 
-use autoheal_core::resolve::{RULE_TAG, Selection, resolve_resource, select, select_any};
+use autoheal_core::resolve::{
+    RULE_TAG, SelectedBy, Selection, candidates, resolve_resource, select, select_any,
+};
 use autoheal_core::rules::placeholders;
-use autoheal_core::{AlarmEvent, Layer, RuleSet, SkipReason};
+use autoheal_core::{AlarmEvent, Layer, Rule, RuleSet, SkipReason};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -1068,4 +1070,358 @@ fn given_an_alarm_in_another_partition_when_the_target_group_is_named_then_its_a
             "{region}: {id}"
         );
     }
+}
+
+// ------------------------------------------------------------------ the index against a scan
+
+/// Selection as the README states it, by trying every rule: the `autoheal:rule` tag, else the
+/// alarm-name prefixes, else the metrics; within the deciding tier, file order.
+fn scan_candidates<'r>(
+    rules: &'r RuleSet,
+    alarm: &AlarmEvent,
+) -> (Option<SelectedBy>, Vec<&'r Rule>) {
+    if let Some(name) = alarm.alarm_tags.get(RULE_TAG) {
+        let named: Vec<&Rule> = rules
+            .rules()
+            .iter()
+            .filter(|rule| rule.name == name.trim())
+            .take(1)
+            .collect();
+        return (Some(SelectedBy::Tag), named);
+    }
+    let by_name: Vec<&Rule> = rules
+        .rules()
+        .iter()
+        .filter(|rule| {
+            rule.trigger
+                .alarm_name_prefixes
+                .iter()
+                .any(|prefix| alarm.alarm_name.starts_with(prefix.as_str()))
+        })
+        .collect();
+    if !by_name.is_empty() {
+        return (Some(SelectedBy::AlarmName), by_name);
+    }
+    let by_metric: Vec<&Rule> = rules
+        .rules()
+        .iter()
+        .filter(|rule| {
+            alarm.kind.metrics().iter().any(|metric| {
+                rule.trigger.namespace.as_deref() == Some(metric.namespace.as_str())
+                    && (rule.trigger.metrics.is_empty()
+                        || rule.trigger.metrics.contains(&metric.name))
+                    && rule
+                        .trigger
+                        .dimensions
+                        .iter()
+                        .all(|d| metric.dimensions.contains_key(d))
+            })
+        })
+        .collect();
+    let by = (!by_metric.is_empty()).then_some(SelectedBy::Metric);
+    (by, by_metric)
+}
+
+/// The selection a scan makes: the first enabled candidate and its resource, or the first
+/// candidate when all are disabled, or none.
+fn scan_select<'r>(rules: &'r RuleSet, alarm: &AlarmEvent) -> Option<Selection<'r>> {
+    let (_, found) = scan_candidates(rules, alarm);
+    let first = *found.first()?;
+    Some(match found.into_iter().find(|rule| rule.enabled) {
+        Some(rule) => match resolve_resource(rule, alarm) {
+            Ok(resource_id) => Selection::Matched { rule, resource_id },
+            Err((reason, detail)) => Selection::Unresolved {
+                rule,
+                reason,
+                detail,
+            },
+        },
+        None => Selection::Disabled { rule: first },
+    })
+}
+
+/// Alarm-name prefixes that start one another, share bytes of a multi-byte character, end in
+/// spaces: every way the prefix trie branches.
+const PREFIXES: [&str; 10] = [
+    "w", "web", "web-1", "web-10", "wex", "db", "db-", "é", "éa", "web ",
+];
+const NAMESPACES: [&str; 3] = ["AWS/EC2", "AWS/RDS", "Custom"];
+const METRIC_NAMES: [&str; 3] = ["Errors", "Latency", "StatusCheckFailed"];
+const DIMENSIONS: [&str; 3] = ["InstanceId", "DBInstanceIdentifier", "Service"];
+
+/// A random rule's trigger: a namespace with metrics and dimensions, prefixes, or both.
+#[derive(Debug, Clone)]
+struct RandomRule {
+    layer: usize,
+    enabled: bool,
+    namespace: Option<&'static str>,
+    metrics: Vec<&'static str>,
+    dimensions: Vec<&'static str>,
+    prefixes: Vec<&'static str>,
+}
+
+fn random_rule() -> impl Strategy<Value = RandomRule> {
+    (
+        0..5usize,
+        prop::bool::weighted(0.8),
+        prop::option::of(prop::sample::select(NAMESPACES.to_vec())),
+        prop::collection::vec(prop::sample::select(METRIC_NAMES.to_vec()), 0..3),
+        prop::sample::subsequence(DIMENSIONS.to_vec(), 0..2),
+        prop::collection::vec(prop::sample::select(PREFIXES.to_vec()), 0..3),
+    )
+        .prop_map(
+            |(layer, enabled, namespace, metrics, dimensions, prefixes)| {
+                // A valid trigger: a namespace or a prefix; metrics and dimensions need the
+                // namespace.
+                let namespace = namespace.or(prefixes.is_empty().then_some("Custom"));
+                let (metrics, dimensions) = if namespace.is_some() {
+                    (metrics, dimensions)
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                RandomRule {
+                    layer,
+                    enabled,
+                    namespace,
+                    metrics,
+                    dimensions,
+                    prefixes,
+                }
+            },
+        )
+}
+
+fn quoted(values: &[&str]) -> String {
+    let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn random_rules_file(random: &[RandomRule]) -> String {
+    const LAYERS: [(&str, &str, &str); 5] = [
+        (
+            "infrastructure",
+            "dimension = \"InstanceId\"",
+            "type = \"recover-ec2-instance\"",
+        ),
+        (
+            "platform",
+            "dimension = \"DBInstanceIdentifier\"",
+            "type = \"reboot-rds-instance\"",
+        ),
+        (
+            "application",
+            "dimension = \"Service\"",
+            "type = \"reset-circuit-breaker\"\nparameter = \"/autoheal/{resource}/circuit-breaker\"",
+        ),
+        (
+            "data",
+            "dimension = \"DBInstanceIdentifier\"",
+            "type = \"verify-backup\"",
+        ),
+        (
+            "network",
+            "alarm_tag = \"health-check\"",
+            "type = \"fail-over-dns-record\"",
+        ),
+    ];
+    let mut text = String::new();
+    for (index, rule) in random.iter().enumerate() {
+        let (layer, resource, action) = LAYERS[rule.layer];
+        let mut trigger = String::new();
+        if let Some(namespace) = rule.namespace {
+            trigger.push_str(&format!(
+                "namespace = {namespace:?}\nmetrics = {}\ndimensions = {}\n",
+                quoted(&rule.metrics),
+                quoted(&rule.dimensions)
+            ));
+        }
+        if !rule.prefixes.is_empty() {
+            trigger.push_str(&format!(
+                "alarm_name_prefixes = {}\n",
+                quoted(&rule.prefixes)
+            ));
+        }
+        text.push_str(&format!(
+            "[[rule]]\nname = \"rule-{index}\"\nlayer = \"{layer}\"\nenabled = {}\ncooldown_seconds = 60\nmax_attempts = 2\n[rule.trigger]\n{trigger}[rule.resource]\n{resource}\n[rule.action]\n{action}\n\n",
+            rule.enabled
+        ));
+    }
+    text
+}
+
+/// Alarm names built from the prefixes' pieces, so that they start with some, several or none.
+fn random_alarm_name() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            "w", "we", "web", "-", "1", "0", "x", "db", "é", "a", " ",
+        ]),
+        1..6,
+    )
+    .prop_map(|pieces| pieces.concat())
+    .prop_filter("CloudWatch refuses a blank alarm name", |name| {
+        !name.trim().is_empty()
+    })
+}
+
+type RandomMetric = (&'static str, &'static str, Vec<&'static str>);
+
+fn random_metric() -> impl Strategy<Value = RandomMetric> {
+    (
+        prop::sample::select(NAMESPACES.to_vec()),
+        prop::sample::select(METRIC_NAMES.to_vec()),
+        prop::sample::subsequence(DIMENSIONS.to_vec(), 0..3),
+    )
+}
+
+fn random_event(
+    name: &str,
+    metrics: &[RandomMetric],
+    tag: Option<&str>,
+    health_check: bool,
+) -> AlarmEvent {
+    let value_of = |dimension: &str| match dimension {
+        "InstanceId" => "i-0123456789abcdef0",
+        "DBInstanceIdentifier" => "orders-db",
+        _ => "orders-api",
+    };
+    let mut value = match metrics {
+        [] => {
+            let mut value = composite_sample();
+            value["detail"]["alarmName"] = Value::from(name);
+            value
+        }
+        [(namespace, metric, dimensions)] => {
+            let dimensions: Vec<(&str, &str)> =
+                dimensions.iter().map(|d| (*d, value_of(d))).collect();
+            metric_alarm("e-1", name, "ALARM", namespace, metric, &dimensions)
+        }
+        several => {
+            let owned: Vec<OwnedInput<'_>> = several
+                .iter()
+                .map(|(namespace, metric, dimensions)| {
+                    let dimensions = dimensions.iter().map(|d| (*d, value_of(d))).collect();
+                    (*namespace, *metric, dimensions)
+                })
+                .collect();
+            let inputs: Vec<Input<'_>> = owned
+                .iter()
+                .map(|(namespace, metric, dimensions)| (*namespace, *metric, dimensions.as_slice()))
+                .collect();
+            math_alarm(name, &inputs)
+        }
+    };
+    let mut tags = serde_json::Map::new();
+    if let Some(tag) = tag {
+        tags.insert(RULE_TAG.to_owned(), Value::from(tag));
+    }
+    if health_check {
+        tags.insert(
+            "health-check".to_owned(),
+            Value::from("abcdef01-2345-6789-abcd-ef0123456789"),
+        );
+    }
+    if !tags.is_empty() {
+        value = with_tags(value, Value::Object(tags));
+    }
+    event(value)
+}
+
+fn names(rules: &[&Rule]) -> Vec<String> {
+    rules.iter().map(|rule| rule.name.clone()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Whatever the rules and the alarm, selecting through the index finds what trying every
+    /// rule finds: the same tier, the same rules in the same order, the same rule and resource
+    /// (or the same reason there is none) in every layer's function.
+    #[test]
+    fn given_any_rules_and_alarm_when_selected_through_the_index_then_it_equals_a_scan(
+        random in prop::collection::vec(random_rule(), 0..24),
+        name in random_alarm_name(),
+        metrics in prop::collection::vec(random_metric(), 0..3),
+        tag in prop::option::of(prop_oneof![
+            (0..30usize).prop_map(|i| format!("rule-{i}")),
+            (0..30usize).prop_map(|i| format!(" rule-{i}\t")),
+            Just(String::new()),
+            Just("no-such-rule".to_owned()),
+        ]),
+        health_check in any::<bool>(),
+    ) {
+        let rules = rules(&random_rules_file(&random));
+        let alarm = random_event(&name, &metrics, tag.as_deref(), health_check);
+
+        let (by, found) = candidates(&rules, &alarm);
+        let (scan_by, scanned) = scan_candidates(&rules, &alarm);
+        prop_assert_eq!(by, scan_by);
+        prop_assert_eq!(names(&found), names(&scanned));
+        prop_assert!(found.iter().zip(&scanned).all(|(a, b)| std::ptr::eq(*a, *b)));
+
+        let (layer, selection) = select_any(&rules, &alarm);
+        match scan_select(&rules, &alarm) {
+            Some(expected) => {
+                prop_assert_eq!(layer, expected.rule().map(|rule| rule.layer));
+                prop_assert_eq!(&selection, &expected);
+            }
+            None => {
+                prop_assert_eq!(layer, None);
+                prop_assert!(matches!(selection, Selection::NoMatch { .. }), "{:?}", selection);
+            }
+        }
+        for each in Layer::ALL {
+            let seen = select(&rules, &alarm, each);
+            match selection.rule() {
+                Some(rule) if rule.layer != each => {
+                    prop_assert_eq!(seen, Selection::OtherLayer { rule });
+                }
+                _ => prop_assert_eq!(&seen, &selection),
+            }
+        }
+        for index in 0..30 {
+            let wanted = format!("rule-{index}");
+            prop_assert_eq!(
+                rules.get(&wanted).map(|rule| &rule.name),
+                rules.rules().iter().find(|rule| rule.name == wanted).map(|rule| &rule.name)
+            );
+        }
+    }
+}
+
+#[test]
+fn given_prefixes_that_start_one_another_when_an_alarm_starts_with_several_then_all_are_candidates_in_file_order()
+ {
+    let rules = rules(&random_rules_file(&[
+        RandomRule {
+            layer: 0,
+            enabled: true,
+            namespace: None,
+            metrics: vec![],
+            dimensions: vec![],
+            prefixes: vec!["web-10"],
+        },
+        RandomRule {
+            layer: 0,
+            enabled: false,
+            namespace: None,
+            metrics: vec![],
+            dimensions: vec![],
+            prefixes: vec!["wex", "w"],
+        },
+        RandomRule {
+            layer: 0,
+            enabled: true,
+            namespace: None,
+            metrics: vec![],
+            dimensions: vec![],
+            prefixes: vec!["web", "web-1"],
+        },
+    ]));
+    let alarm = random_event("web-100", &[], None, false);
+
+    let (by, found) = candidates(&rules, &alarm);
+
+    assert_eq!(by, Some(SelectedBy::AlarmName));
+    assert_eq!(names(&found), ["rule-0", "rule-1", "rule-2"]);
+    assert_eq!(names(&scan_candidates(&rules, &alarm).1), names(&found));
 }

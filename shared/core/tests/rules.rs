@@ -1333,3 +1333,50 @@ fn given_backup_windows_then_their_length_is_read_across_midnight() {
         );
     }
 }
+
+// ------------------------------------------------------------------ rules built in code
+
+#[test]
+fn given_the_shipped_rules_when_rebuilt_from_rules_then_the_set_is_the_same() {
+    let shipped = shipped();
+
+    let rebuilt = RuleSet::from_rules(shipped.rules().to_vec())
+        .unwrap_or_else(|e| panic!("the shipped rules must be valid:\n{e}"));
+
+    assert_eq!(rebuilt, shipped);
+}
+
+#[test]
+fn given_rules_built_in_code_when_invalid_then_each_problem_names_rule_and_field_without_line() {
+    let shipped = shipped();
+    let mut rules = shipped.rules().to_vec();
+    rules.push(rules[0].clone());
+    rules[1].policy.max_attempts = 0;
+    rules[2].trigger.alarm_name_prefixes.push(" ".to_owned());
+
+    let problems = RuleSet::from_rules(rules)
+        .expect_err("the rules should be rejected")
+        .problems;
+
+    let named: Vec<(Option<&str>, Option<&str>, Option<usize>)> = problems
+        .iter()
+        .map(|p| (p.rule.as_deref(), p.field.as_deref(), p.line))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (
+                Some(shipped.rules()[1].name.as_str()),
+                Some("max_attempts"),
+                None
+            ),
+            (
+                Some(shipped.rules()[2].name.as_str()),
+                Some("trigger.alarm_name_prefixes"),
+                None
+            ),
+            (Some(shipped.rules()[0].name.as_str()), Some("name"), None),
+        ]
+    );
+    assert_eq!(problems[2].message, "duplicate rule name");
+}

@@ -14,7 +14,7 @@ use serde_json::Value;
 const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
 
 /// The resource each rule's sample events name, as the rule's resource selector reads it.
-const EXPECTED_RESOURCES: [(&str, &str); 15] = [
+const EXPECTED_RESOURCES: [(&str, &str); 16] = [
     ("ec2-instance-healing", "i-0123456789abcdef0"),
     ("asg-capacity-healing", "web-asg"),
     ("ebs-volume-healing", "vol-0a1b2c3d4e5f67890"),

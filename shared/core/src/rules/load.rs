@@ -149,91 +149,7 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
         } else {
             raw_rule.name.clone()
         };
-        let mut problem = |field: &str, message: String| {
-            // A wrong action parameter (`action.grow_by`) is named on its own line when the
-            // file writes it; everything else on the rule's header.
-            let written = field.strip_prefix("action.").and_then(|key| {
-                super::diagnostics::parameter_line(text, &headers, index, "action", key)
-            });
-            problems.push(RuleProblem {
-                line: written.or(line),
-                rule: Some(label.clone()),
-                field: Some(field.to_owned()),
-                message,
-            });
-        };
-        if !is_rule_name(&raw_rule.name) {
-            problem(
-                "name",
-                "must be lower-case letters, digits and dashes, starting with a letter".to_owned(),
-            );
-        } else if !seen.insert(raw_rule.name.clone()) {
-            problem("name", "duplicate rule name".to_owned());
-        }
-        if raw_rule.max_attempts == 0 {
-            problem("max_attempts", "must be at least 1".to_owned());
-        }
-        if raw_rule.action.layer() != raw_rule.layer {
-            problem(
-                "action.type",
-                format!(
-                    "`{}` is a {} action, but the rule is in the {} layer",
-                    raw_rule.action.kind(),
-                    raw_rule.action.layer(),
-                    raw_rule.layer
-                ),
-            );
-        }
-        for (field, message) in raw_rule.action.problems() {
-            problem(field, message);
-        }
-        for (field, message) in trigger_problems(&raw_rule.trigger) {
-            problem(field, message);
-        }
-        for (field, message) in resource_problems(&raw_rule.resource) {
-            problem(field, message);
-        }
-        let lease_seconds = raw_rule.lease_seconds.unwrap_or(defaults.lease_seconds);
-        if lease_seconds == 0 {
-            problem("lease_seconds", "must be at least 1".to_owned());
-        }
-        let budget = crate::budget::Limit {
-            limit: raw_rule
-                .max_actions_per_window
-                .unwrap_or(defaults.max_actions_per_window),
-            window_seconds: raw_rule
-                .budget_window_seconds
-                .unwrap_or(defaults.budget_window_seconds),
-        };
-        if budget.limit == 0 {
-            problem(
-                "max_actions_per_window",
-                "must be at least 1 (a rule that must never act is `enabled = false`)".to_owned(),
-            );
-        }
-        if budget.window_seconds == 0 {
-            problem("budget_window_seconds", "must be at least 1".to_owned());
-        }
-        let group_guard = crate::group::GroupGuard {
-            max_healing_percent: raw_rule
-                .max_healing_percent
-                .unwrap_or(defaults.max_healing_percent),
-            max_unhealthy_percent: raw_rule
-                .max_unhealthy_percent
-                .unwrap_or(defaults.max_unhealthy_percent),
-        };
-        for (field, percent) in [
-            ("max_healing_percent", group_guard.max_healing_percent),
-            ("max_unhealthy_percent", group_guard.max_unhealthy_percent),
-        ] {
-            if !(1..=100).contains(&percent) {
-                problem(
-                    field,
-                    format!("must be a percentage from 1 to 100, not {percent}"),
-                );
-            }
-        }
-        rules.push(Rule {
+        let rule = Rule {
             name: raw_rule.name,
             description: raw_rule.description,
             layer: raw_rule.layer,
@@ -251,17 +167,140 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
                 backoff_max_seconds: raw_rule
                     .backoff_max_seconds
                     .unwrap_or(defaults.backoff_max_seconds),
-                lease_seconds,
-                budget,
-                group_guard,
+                lease_seconds: raw_rule.lease_seconds.unwrap_or(defaults.lease_seconds),
+                budget: crate::budget::Limit {
+                    limit: raw_rule
+                        .max_actions_per_window
+                        .unwrap_or(defaults.max_actions_per_window),
+                    window_seconds: raw_rule
+                        .budget_window_seconds
+                        .unwrap_or(defaults.budget_window_seconds),
+                },
+                group_guard: crate::group::GroupGuard {
+                    max_healing_percent: raw_rule
+                        .max_healing_percent
+                        .unwrap_or(defaults.max_healing_percent),
+                    max_unhealthy_percent: raw_rule
+                        .max_unhealthy_percent
+                        .unwrap_or(defaults.max_unhealthy_percent),
+                },
             },
-        });
+        };
+        problems.extend(
+            rule_problems(&rule, &mut seen)
+                .into_iter()
+                .map(|(field, message)| RuleProblem {
+                    // A wrong action parameter (`action.grow_by`) is named on its own line
+                    // when the file writes it; everything else on the rule's header.
+                    line: field
+                        .strip_prefix("action.")
+                        .and_then(|key| {
+                            super::diagnostics::parameter_line(text, &headers, index, "action", key)
+                        })
+                        .or(line),
+                    rule: Some(label.clone()),
+                    field: Some(field.to_owned()),
+                    message,
+                }),
+        );
+        rules.push(rule);
     }
     if problems.is_empty() {
-        Ok(RuleSet { rules })
+        Ok(RuleSet::new(rules))
     } else {
         Err(RulesError { problems })
     }
+}
+
+/// Validates rules built in code, as a rules file's are (without lines), in the given order.
+/// Unlike a file, their number is not bounded.
+pub(super) fn from_rules(rules: Vec<Rule>) -> Result<RuleSet, RulesError> {
+    let mut problems = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, rule) in rules.iter().enumerate() {
+        let label = if rule.name.trim().is_empty() {
+            format!("rule #{}", index + 1)
+        } else {
+            rule.name.clone()
+        };
+        problems.extend(
+            rule_problems(rule, &mut seen)
+                .into_iter()
+                .map(|(field, message)| RuleProblem {
+                    line: None,
+                    rule: Some(label.clone()),
+                    field: Some(field.to_owned()),
+                    message,
+                }),
+        );
+    }
+    if problems.is_empty() {
+        Ok(RuleSet::new(rules))
+    } else {
+        Err(RulesError { problems })
+    }
+}
+
+/// Everything wrong with one rule, as (field, message) pairs; `seen` holds the names of the
+/// rules before it.
+fn rule_problems(rule: &Rule, seen: &mut HashSet<String>) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if !is_rule_name(&rule.name) {
+        problems.push((
+            "name",
+            "must be lower-case letters, digits and dashes, starting with a letter".to_owned(),
+        ));
+    } else if !seen.insert(rule.name.clone()) {
+        problems.push(("name", "duplicate rule name".to_owned()));
+    }
+    let policy = &rule.policy;
+    if policy.max_attempts == 0 {
+        problems.push(("max_attempts", "must be at least 1".to_owned()));
+    }
+    if rule.action.layer() != rule.layer {
+        problems.push((
+            "action.type",
+            format!(
+                "`{}` is a {} action, but the rule is in the {} layer",
+                rule.action.kind(),
+                rule.action.layer(),
+                rule.layer
+            ),
+        ));
+    }
+    problems.extend(rule.action.problems());
+    problems.extend(trigger_problems(&rule.trigger));
+    problems.extend(resource_problems(&rule.resource));
+    if policy.lease_seconds == 0 {
+        problems.push(("lease_seconds", "must be at least 1".to_owned()));
+    }
+    if policy.budget.limit == 0 {
+        problems.push((
+            "max_actions_per_window",
+            "must be at least 1 (a rule that must never act is `enabled = false`)".to_owned(),
+        ));
+    }
+    if policy.budget.window_seconds == 0 {
+        problems.push(("budget_window_seconds", "must be at least 1".to_owned()));
+    }
+    for (field, percent) in [
+        (
+            "max_healing_percent",
+            policy.group_guard.max_healing_percent,
+        ),
+        (
+            "max_unhealthy_percent",
+            policy.group_guard.max_unhealthy_percent,
+        ),
+    ] {
+        if !(1..=100).contains(&percent) {
+            problems.push((
+                field,
+                format!("must be a percentage from 1 to 100, not {percent}"),
+            ));
+        }
+    }
+    problems
 }
 
 fn is_rule_name(name: &str) -> bool {

@@ -10,6 +10,7 @@
 
 mod action;
 mod diagnostics;
+mod index;
 mod load;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::layer::Layer;
+
+pub(crate) use index::Position;
+use index::RuleIndex;
 
 pub use action::{Action, ECS_MAX_TASKS_PER_SERVICE, backup_window_minutes};
 pub use diagnostics::{RuleProblem, RulesError};
@@ -103,13 +107,28 @@ pub struct Rule {
     pub policy: Policy,
 }
 
-/// The rules of one deployment, in file order (the first matching rule wins).
-#[derive(Debug, Clone, PartialEq)]
+/// The rules of one deployment, in file order (the first matching rule wins), with the index
+/// of their selectors built when they are loaded.
+#[derive(Debug, Clone)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    index: RuleIndex,
+}
+
+/// Two sets are equal when their rules are: the index follows from them.
+impl PartialEq for RuleSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules == other.rules
+    }
 }
 
 impl RuleSet {
+    /// A set of rules already validated, in file order.
+    fn new(rules: Vec<Rule>) -> Self {
+        let index = RuleIndex::new(&rules);
+        RuleSet { rules, index }
+    }
+
     /// The rules compiled into the binary. They are checked by the test suite, so failing to
     /// parse them here is a build defect and reported as such.
     pub fn shipped() -> Result<Self, RulesError> {
@@ -121,12 +140,27 @@ impl RuleSet {
         load::from_toml(text)
     }
 
+    /// Validates rules built in code, with the checks of a rules file (problems carry no
+    /// line). File order is the order given. Unlike a file, their number is not bounded by
+    /// [`MAX_RULES_BYTES`].
+    pub fn from_rules(rules: Vec<Rule>) -> Result<Self, RulesError> {
+        load::from_rules(rules)
+    }
+
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
 
+    /// The rule named `name`.
     pub fn get(&self, name: &str) -> Option<&Rule> {
-        self.rules.iter().find(|rule| rule.name == name)
+        self.index
+            .by_name(name)
+            .and_then(|position| self.rules.get(position))
+    }
+
+    /// The index of the rules' selectors (see `index`).
+    pub(crate) fn index(&self) -> &RuleIndex {
+        &self.index
     }
 
     pub fn of_layer(&self, layer: Layer) -> impl Iterator<Item = &Rule> {
