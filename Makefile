@@ -58,8 +58,13 @@ scan: tools $(SCAN_STAMP) ## Security scans: checkov on template.yaml, parliamen
 	set -o pipefail; $(VENV)/bin/python tools/template_to_json.py template.yaml | $(SCAN_VENV)/bin/python tools/scan_policies.py -
 
 BENCH_ARGS ?=
-.PHONY: bench
-bench: lambda tools ## Release functions against a boto3 baseline under a local Lambda Runtime API (results in $(CARGO_TARGET_DIR)/bench)
+.PHONY: bench bench-core bench-functions
+bench: bench-core bench-functions ## Both benchmarks: the core's pure path, and the release functions against a boto3 baseline
+
+bench-core: ## criterion: parse, select and decide with 10 to 10,000 rules (reports in $(CARGO_TARGET_DIR)/criterion)
+	cargo bench -p autoheal-core --bench pure_path -- --warm-up-time 1 --measurement-time 2
+
+bench-functions: lambda tools ## Release functions against a boto3 baseline under a local Lambda Runtime API (results in $(CARGO_TARGET_DIR)/bench)
 	$(VENV)/bin/python bench/run.py --binaries $(CARGO_TARGET_DIR)/lambda --results $(CARGO_TARGET_DIR)/bench $(BENCH_ARGS)
 
 .PHONY: lambda
