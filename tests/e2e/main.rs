@@ -21,4 +21,5 @@ mod notifications;
 mod overlap;
 mod platform;
 mod rejected_events;
+mod requests;
 mod template;

@@ -325,38 +325,140 @@ impl DynamoStateStore {
     }
 }
 
-impl StateStore for DynamoStateStore {
-    async fn load(&self, key: &ResourceKey, event_id: &str) -> Result<Loaded, StoreError> {
-        let pk = resource_pk(key);
-        let keys = KeysAndAttributes::builder()
-            .keys(HashMap::from([
-                (PARTITION_KEY.to_owned(), s(pk.clone())),
-                (SORT_KEY.to_owned(), s(STATE_SORT_KEY)),
-            ]))
-            .keys(HashMap::from([
-                (PARTITION_KEY.to_owned(), s(pk)),
-                (SORT_KEY.to_owned(), s(claim_sk(event_id))),
-            ]))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError {
-                message: format!("cannot build state read: {e}"),
-            })?;
-        let mut loaded = Loaded::default();
-        for item in self.batch_get(keys).await? {
-            match item.get(SORT_KEY) {
-                Some(AttributeValue::S(sk)) if sk == STATE_SORT_KEY => {
-                    let decoded: StateItem =
-                        serde_dynamo::from_item(item).map_err(|e| StoreError {
-                            message: format!("cannot decode resource state: {e}"),
-                        })?;
-                    loaded.state = decoded.state;
-                }
-                Some(AttributeValue::S(_)) => loaded.event_seen = true,
-                _ => {}
+/// The keys of a resource's state and of the claim of `event_id` on it.
+fn state_and_claim_keys(key: &ResourceKey, event_id: &str) -> [HashMap<String, AttributeValue>; 2] {
+    let pk = resource_pk(key);
+    [
+        HashMap::from([
+            (PARTITION_KEY.to_owned(), s(pk.clone())),
+            (SORT_KEY.to_owned(), s(STATE_SORT_KEY)),
+        ]),
+        HashMap::from([
+            (PARTITION_KEY.to_owned(), s(pk)),
+            (SORT_KEY.to_owned(), s(claim_sk(event_id))),
+        ]),
+    ]
+}
+
+/// Each budget's windows at `now`, and the keys of their counters.
+fn budget_windows(
+    budgets: &[Budget],
+    now: DateTime<Utc>,
+) -> (Vec<Windows>, Vec<HashMap<String, AttributeValue>>) {
+    let windows: Vec<Windows> = budgets
+        .iter()
+        .map(|budget| Windows::at(now, budget.limit.window_seconds))
+        .collect();
+    let keys = budgets
+        .iter()
+        .zip(&windows)
+        .flat_map(|(budget, windows)| {
+            let scope = budget.scope.key();
+            [
+                budget_key(&scope, windows.previous),
+                budget_key(&scope, windows.current),
+            ]
+        })
+        .collect();
+    (windows, keys)
+}
+
+/// What a batch read found: the state, whether the event was claimed, and the budget
+/// counters by (pk, sk).
+#[derive(Default)]
+struct Found {
+    loaded: Loaded,
+    counters: HashMap<(String, String), u32>,
+}
+
+impl Found {
+    fn read(items: Vec<HashMap<String, AttributeValue>>) -> Result<Self, StoreError> {
+        let mut found = Found::default();
+        for item in items {
+            let text = |name: &str| match item.get(name) {
+                Some(AttributeValue::S(value)) => value.clone(),
+                _ => String::new(),
+            };
+            let (pk, sk) = (text(PARTITION_KEY), text(SORT_KEY));
+            if pk.starts_with("BUDGET#") {
+                let actions = match item.get("actions") {
+                    Some(AttributeValue::N(n)) => n.parse().unwrap_or(u32::MAX),
+                    _ => 0,
+                };
+                found.counters.insert((pk, sk), actions);
+            } else if sk == STATE_SORT_KEY {
+                let decoded: StateItem = serde_dynamo::from_item(item).map_err(|e| StoreError {
+                    message: format!("cannot decode resource state: {e}"),
+                })?;
+                found.loaded.state = decoded.state;
+            } else if !sk.is_empty() {
+                found.loaded.event_seen = true;
             }
         }
-        Ok(loaded)
+        Ok(found)
+    }
+
+    fn usages(&self, budgets: &[Budget], windows: &[Windows]) -> Vec<Usage> {
+        let count = |scope: &str, window: DateTime<Utc>| {
+            self.counters
+                .get(&(
+                    format!("BUDGET#{scope}"),
+                    format!("WINDOW#{}", window.timestamp()),
+                ))
+                .copied()
+                .unwrap_or(0)
+        };
+        budgets
+            .iter()
+            .zip(windows)
+            .map(|(budget, windows)| {
+                let scope = budget.scope.key();
+                Usage {
+                    previous: count(&scope, windows.previous),
+                    current: count(&scope, windows.current),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A strongly consistent batch read of `keys`.
+fn consistent_keys(
+    keys: impl IntoIterator<Item = HashMap<String, AttributeValue>>,
+) -> Result<KeysAndAttributes, StoreError> {
+    keys.into_iter()
+        .fold(
+            KeysAndAttributes::builder().consistent_read(true),
+            |read, key| read.keys(key),
+        )
+        .build()
+        .map_err(|e| StoreError {
+            message: format!("cannot build state read: {e}"),
+        })
+}
+
+impl StateStore for DynamoStateStore {
+    async fn load(&self, key: &ResourceKey, event_id: &str) -> Result<Loaded, StoreError> {
+        let keys = consistent_keys(state_and_claim_keys(key, event_id))?;
+        Ok(Found::read(self.batch_get(keys).await?)?.loaded)
+    }
+
+    async fn load_with_budgets(
+        &self,
+        key: &ResourceKey,
+        event_id: &str,
+        budgets: &[Budget],
+        now: DateTime<Utc>,
+    ) -> Result<(Loaded, Vec<Usage>), StoreError> {
+        let (windows, budget_keys) = budget_windows(budgets, now);
+        let keys = consistent_keys(
+            state_and_claim_keys(key, event_id)
+                .into_iter()
+                .chain(budget_keys),
+        )?;
+        let found = Found::read(self.batch_get(keys).await?)?;
+        let usages = found.usages(budgets, &windows);
+        Ok((found.loaded, usages))
     }
 
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<ClaimResult, StoreError> {
@@ -532,10 +634,7 @@ impl StateStore for DynamoStateStore {
         reverts: Option<&[Revert]>,
         action: ActionEnd,
     ) -> Result<(), StoreError> {
-        self.put_record(record).await?;
-        let mut update = self
-            .client
-            .update_item()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key(PARTITION_KEY, s(resource_pk(key)))
             .key(SORT_KEY, s(STATE_SORT_KEY))
@@ -587,24 +686,51 @@ impl StateStore for DynamoStateStore {
                     .expression_attribute_values(":reverts", value);
             }
         }
-        update = update.update_expression(format!(
-            "REMOVE {} SET {}",
-            remove.join(", "),
-            set.join(", ")
-        ));
-        match update.send().await {
-            Ok(_) => Ok(()),
-            // The lease expired and another run took the resource over: it owns the state now.
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                tracing::warn!(rule = %key.rule, resource = %key.resource_id, run_id = %record.id, "lease was taken over before this run finished");
-                Ok(())
-            }
-            Err(error) => Err(store_error("UpdateItem", error)),
+        let update = update
+            .update_expression(format!(
+                "REMOVE {} SET {}",
+                remove.join(", "),
+                set.join(", ")
+            ))
+            .build()
+            .map_err(|e| StoreError {
+                message: format!("cannot build state update: {e}"),
+            })?;
+        let record_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.record_item(record)?))
+            .build()
+            .map_err(|e| StoreError {
+                message: format!("cannot build record write: {e}"),
+            })?;
+        // The record and the lease's release in one request; the record is written whatever
+        // becomes of the lease.
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(record_put).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        let Err(error) = result else {
+            return Ok(());
+        };
+        let lease_lost = matches!(
+            error.as_service_error(),
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                if cancelled
+                    .cancellation_reasons()
+                    .get(1)
+                    .and_then(|reason| reason.code())
+                    .is_some_and(|code| code == "ConditionalCheckFailed")
+        );
+        if !lease_lost {
+            return Err(store_error("TransactWriteItems", error));
         }
+        // The lease expired and another run took the resource over: it owns the state now,
+        // and this run's record is still kept.
+        tracing::warn!(rule = %key.rule, resource = %key.resource_id, run_id = %record.id, "lease was taken over before this run finished");
+        self.put_record(record).await
     }
 
     async fn budget_usage(
@@ -615,52 +741,9 @@ impl StateStore for DynamoStateStore {
         if budgets.is_empty() {
             return Ok(Vec::new());
         }
-        let windows: Vec<Windows> = budgets
-            .iter()
-            .map(|budget| Windows::at(now, budget.limit.window_seconds))
-            .collect();
-        let mut keys = KeysAndAttributes::builder().consistent_read(true);
-        for (budget, windows) in budgets.iter().zip(&windows) {
-            let scope = budget.scope.key();
-            keys = keys
-                .keys(budget_key(&scope, windows.previous))
-                .keys(budget_key(&scope, windows.current));
-        }
-        let keys = keys.build().map_err(|e| StoreError {
-            message: format!("cannot build budget read: {e}"),
-        })?;
-        let mut counts: HashMap<(String, String), u32> = HashMap::new();
-        for item in self.batch_get(keys).await? {
-            let text = |name: &str| match item.get(name) {
-                Some(AttributeValue::S(value)) => value.clone(),
-                _ => String::new(),
-            };
-            let actions = match item.get("actions") {
-                Some(AttributeValue::N(n)) => n.parse().unwrap_or(u32::MAX),
-                _ => 0,
-            };
-            counts.insert((text(PARTITION_KEY), text(SORT_KEY)), actions);
-        }
-        let count = |scope: &str, window: DateTime<Utc>| {
-            counts
-                .get(&(
-                    format!("BUDGET#{scope}"),
-                    format!("WINDOW#{}", window.timestamp()),
-                ))
-                .copied()
-                .unwrap_or(0)
-        };
-        Ok(budgets
-            .iter()
-            .zip(&windows)
-            .map(|(budget, windows)| {
-                let scope = budget.scope.key();
-                Usage {
-                    previous: count(&scope, windows.previous),
-                    current: count(&scope, windows.current),
-                }
-            })
-            .collect())
+        let (windows, keys) = budget_windows(budgets, now);
+        let found = Found::read(self.batch_get(consistent_keys(keys)?).await?)?;
+        Ok(found.usages(budgets, &windows))
     }
 
     async fn group_slots(&self, group: &str, capacity: u32) -> Result<Vec<Slot>, StoreError> {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use crate::budget::{self, Budget, BudgetScope, Limit, Spend, TripKind, Tripped};
+use crate::budget::{self, Budget, BudgetScope, Limit, Spend, TripKind, Tripped, Usage};
 use crate::decision::{
     Decision, DecisionInput, Incident, ResourceState, Transition, decide, idempotency_token,
 };
@@ -675,14 +675,23 @@ where
         outcome: Outcome,
         decide: impl Fn(&Loaded, DateTime<Utc>) -> Transition,
     ) -> Result<Outcome, EngineError> {
+        let budgets = self.budgets();
         for _ in 0..MAX_CONFLICT_RETRIES {
-            let loaded = self.engine.store.load(self.key, &self.event.id).await?;
             let now = self.engine.clock.now();
+            // The state, the event's claim and the budgets' windows in one read: the budgets
+            // matter only to a new attempt, but reading them with the state costs no request.
+            let (loaded, usages) = self
+                .engine
+                .store
+                .load_with_budgets(self.key, &self.event.id, &budgets, now)
+                .await?;
             let Governed {
                 transition,
                 spends,
                 hold,
-            } = self.govern(&loaded, decide(&loaded, now), now).await?;
+            } = self
+                .govern(&loaded, decide(&loaded, now), &budgets, &usages, now)
+                .await?;
             let expected = loaded.state.version;
             let next = transition.next.as_ref();
             let done = match transition.decision {
@@ -1121,6 +1130,8 @@ where
         &self,
         loaded: &Loaded,
         transition: Transition,
+        budgets: &[Budget],
+        usages: &[Usage],
         now: DateTime<Utc>,
     ) -> Result<Governed, EngineError> {
         let (
@@ -1136,12 +1147,10 @@ where
         else {
             return Ok(Governed::free(transition));
         };
-        let budgets = self.budgets();
-        let usages = self.engine.store.budget_usage(&budgets, now).await?;
-        if let Some(tripped) = budget::check(&budgets, &usages, now) {
+        if let Some(tripped) = budget::check(budgets, usages, now) {
             return Ok(self.deferred(loaded, transition, tripped, now));
         }
-        let spends = budget::spends(&budgets, &usages, now);
+        let spends = budget::spends(budgets, usages, now);
         let token = idempotency_token(
             &self.rule.name,
             &self.key.resource_id,

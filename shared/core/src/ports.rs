@@ -151,6 +151,16 @@ pub trait StateStore {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<Usage>, StoreError>> + Send;
 
+    /// [`load`](Self::load) and [`budget_usage`](Self::budget_usage) in one read (DynamoDB:
+    /// one `BatchGetItem`), so that an event costs one read whatever its decision.
+    fn load_with_budgets(
+        &self,
+        key: &ResourceKey,
+        event_id: &str,
+        budgets: &[Budget],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(Loaded, Vec<Usage>), StoreError>> + Send;
+
     /// The group's slots `0..capacity` that are stored (held or expired).
     fn group_slots(
         &self,

@@ -229,6 +229,17 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
+    async fn load_with_budgets(
+        &self,
+        key: &ResourceKey,
+        event_id: &str,
+        budgets: &[Budget],
+        now: DateTime<Utc>,
+    ) -> Result<(Loaded, Vec<Usage>), StoreError> {
+        let loaded = self.load(key, event_id).await?;
+        Ok((loaded, self.budget_usage(budgets, now).await?))
+    }
+
     async fn budget_usage(
         &self,
         budgets: &[Budget],
