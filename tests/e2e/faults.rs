@@ -76,7 +76,9 @@ async fn transient_faults_on_every_service_are_retried_and_the_heal_completes_on
     );
     proxy.inject("scheduler:*", Fault::Throttle, Some(1));
     proxy.inject("sns:Publish", Fault::Throttle, Some(1));
-    proxy.inject("dynamodb:PutItem", Fault::Reset, Some(1));
+    // The run's last write (the final record and the lease's release, one transaction),
+    // after the claim's retry.
+    proxy.inject_after("dynamodb:TransactWriteItems", 1, Fault::Reset, Some(1));
 
     let outcome = engine
         .handle(ec2_alarm(&instance, "e-transient"), "run-1")
