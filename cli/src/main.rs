@@ -126,6 +126,10 @@ enum Command {
         /// How far back: `N` with a unit `s`, `m`, `h` or `d` (e.g. `24h`, `7d`).
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         since: chrono::Duration,
+        /// Read as of this time instead of now (RFC 3339, or `+N` with a unit), to see the
+        /// timelines `tick --at` and `reset --at` wrote ahead of the clock.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
         #[arg(long, value_enum, default_value = "json")]
         output: Format,
     },
@@ -501,6 +505,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             resource,
             rule,
             since,
+            at,
             output: format,
         } => {
             let sdk = sdk_config(deployment.endpoint_url.as_deref()).await;
@@ -508,7 +513,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 aws_sdk_dynamodb::Client::new(&sdk),
                 &deployment.table,
             );
-            let now = chrono::Utc::now();
+            let now = at.unwrap_or_else(chrono::Utc::now);
             let from = now - since;
             let days = u32::try_from((now.date_naive() - from.date_naive()).num_days() + 1)
                 .unwrap_or(u32::MAX);

@@ -4,8 +4,8 @@
 
 use autoheal_application::ApplicationHealer;
 use autoheal_core::{
-    AlarmEvent, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Layer, Outcome,
-    RuleSet, SkipReason, SystemClock, Verdict,
+    AlarmEvent, HealOutcome, Healer, HealingRecord, HealingStatus, Layer, Outcome, RuleSet,
+    SkipReason, SystemClock, Verdict,
 };
 use autoheal_tests::application::{
     AppParameters, app_instance, application_alarm, application_ok, commands_sent,
@@ -265,14 +265,12 @@ async fn a_retried_attempt_does_not_grow_the_pool_twice() {
     let rules = RuleSet::shipped().expect("rules");
     let event =
         AlarmEvent::from_value(application_alarm(POOL, "payments-api", "e1")).expect("event");
-    let request = HealRequest {
-        rule: rules.get(POOL).expect("the rule"),
-        resource_id: "payments-api",
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: "autoheal-00000000000000aa00000001",
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        rules.get(POOL).expect("the rule"),
+        "payments-api",
+        &event,
+        "autoheal-00000000000000aa00000001",
+    );
     let healer = ApplicationHealer::new(&deployment.sdk);
 
     let first = healer.heal(request).await.expect("first");
@@ -417,14 +415,12 @@ async fn a_retried_attempt_does_not_send_the_restart_twice() {
     let instance = app_instance(&deployment.sdk, &[], true).await;
     let rules = RuleSet::shipped().expect("rules");
     let event = AlarmEvent::from_value(application_alarm(MEMORY, &instance, "e1")).expect("event");
-    let request = HealRequest {
-        rule: rules.get(MEMORY).expect("the rule"),
-        resource_id: &instance,
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: "autoheal-00000000000000bb00000001",
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        rules.get(MEMORY).expect("the rule"),
+        &instance,
+        &event,
+        "autoheal-00000000000000bb00000001",
+    );
     let healer = ApplicationHealer::new(&deployment.sdk);
 
     let first = healer.heal(request).await.expect("first");
@@ -599,14 +595,12 @@ async fn a_heap_dump_is_taken_before_the_graceful_restart_and_its_file_is_record
     let healer = ApplicationHealer::new(&deployment.sdk);
     let event =
         AlarmEvent::from_value(application_alarm(MEMORY, &instance, "e1")).expect("an alarm");
-    let request = HealRequest {
-        rule: rules.get(MEMORY).expect("the rule"),
-        resource_id: &instance,
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: "autoheal-0123456789abcdef00000001",
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        rules.get(MEMORY).expect("the rule"),
+        &instance,
+        &event,
+        "autoheal-0123456789abcdef00000001",
+    );
 
     let HealOutcome::Healed {
         summary, details, ..
@@ -790,14 +784,12 @@ async fn a_person_writing_the_flag_while_autoheal_switches_it_wins() {
     let rules = RuleSet::shipped().expect("shipped rules");
     let event = AlarmEvent::from_value(application_alarm(DEGRADATION, "checkout-api", "e1"))
         .expect("an alarm");
-    let request = HealRequest {
-        rule: rules.get(DEGRADATION).expect("the rule"),
-        resource_id: "checkout-api",
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: "autoheal-0123456789abcdef00000001",
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        rules.get(DEGRADATION).expect("the rule"),
+        "checkout-api",
+        &event,
+        "autoheal-0123456789abcdef00000001",
+    );
     let theirs = json!({"degraded": false, "changed_by": "bob", "note": "not now"});
 
     let (outcome, ()) = tokio::join!(healer.heal(request), async {

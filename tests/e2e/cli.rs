@@ -713,7 +713,16 @@ async fn tick_fires_due_follow_ups_and_reset_closes_an_escalated_incident() {
         String::from_utf8_lossy(&reset.stderr)
     );
     assert_eq!(stdout_json(&reset)["phase"], "reset");
-    let history = autoheal(&["history", "--endpoint-url", &url, "--resource", &member]);
+    // The reset was written 13 h ahead of the clock, maybe on the next UTC day: read as of then.
+    let history = autoheal(&[
+        "history",
+        "--endpoint-url",
+        &url,
+        "--resource",
+        &member,
+        "--at",
+        "+13h",
+    ]);
     let timelines = stdout_json(&history);
     assert_eq!(timelines.as_array().map(Vec::len), Some(1), "{timelines:#}");
     assert_eq!(timelines[0]["state"], "reset");

@@ -149,14 +149,12 @@ async fn a_retried_restore_finds_the_copy_it_already_started() {
     let rules = RuleSet::shipped().expect("shipped rules");
     let event = AlarmEvent::from_value(data_alarm(DATABASE_CORRUPTION, "orders-db", "event-1"))
         .expect("an alarm");
-    let request = HealRequest {
-        rule: rules.get(DATABASE_CORRUPTION).expect("the rule"),
-        resource_id: "orders-db",
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: "autoheal-0123456789abcdef00000001",
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        rules.get(DATABASE_CORRUPTION).expect("the rule"),
+        "orders-db",
+        &event,
+        "autoheal-0123456789abcdef00000001",
+    );
 
     let first = healer.heal(request).await.expect("first try");
     let second = healer.heal(request).await.expect("retry");
@@ -929,14 +927,12 @@ async fn a_restore_is_followed_until_available_then_checked_by_the_operators_int
     let rules = rules_with_integrity_hook();
     let event = AlarmEvent::from_value(data_alarm(DATABASE_CORRUPTION, "orders-db", "e1"))
         .expect("an alarm");
-    let request = HealRequest {
-        rule: rules.get(DATABASE_CORRUPTION).expect("the rule"),
-        resource_id: "orders-db",
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: TOKEN,
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        rules.get(DATABASE_CORRUPTION).expect("the rule"),
+        "orders-db",
+        &event,
+        TOKEN,
+    );
 
     // 1. The restore starts; the check waits for the copy (a follow-up step, not a wait).
     let HealOutcome::Continuing {
@@ -1003,14 +999,12 @@ async fn an_inconsistent_copy_fails_the_run_and_a_reply_without_a_verdict_never_
     let rules = rules_with_integrity_hook();
     let event = AlarmEvent::from_value(data_alarm(DATABASE_CORRUPTION, "orders-db", "e1"))
         .expect("an alarm");
-    let request = HealRequest {
-        rule: rules.get(DATABASE_CORRUPTION).expect("the rule"),
-        resource_id: "orders-db",
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: TOKEN,
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        rules.get(DATABASE_CORRUPTION).expect("the rule"),
+        "orders-db",
+        &event,
+        TOKEN,
+    );
 
     autoheal_tests::queue_lambda_replies(
         &emulator,
@@ -1108,14 +1102,12 @@ async fn a_failed_test_restore_brings_retention_and_window_to_the_policy_and_say
     )]);
     let event = AlarmEvent::from_value(data_alarm(BACKUP_VERIFICATION, "orders-db", "e1"))
         .expect("an alarm");
-    let request = HealRequest {
-        rule: rules.get(BACKUP_VERIFICATION).expect("the rule"),
-        resource_id: "orders-db",
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: TOKEN,
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        rules.get(BACKUP_VERIFICATION).expect("the rule"),
+        "orders-db",
+        &event,
+        TOKEN,
+    );
 
     let error = healer.heal(request).await.expect_err("the restore fails");
 

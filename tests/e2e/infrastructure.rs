@@ -119,7 +119,7 @@ async fn a_failing_group_scales_out_within_its_maximum_and_replaces_its_unhealth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_out_is_not_repeated_by_a_retry_and_is_not_undone_over_the_groups_own_scaling() {
-    use autoheal_core::{AlarmEvent, HealOutcome, HealRequest, Healer, RuleSet};
+    use autoheal_core::{AlarmEvent, HealOutcome, Healer, RuleSet};
 
     let emulator = Emulator::start();
     let deployment = Deployment::bootstrap(&emulator).await;
@@ -136,14 +136,12 @@ async fn a_scale_out_is_not_repeated_by_a_retry_and_is_not_undone_over_the_group
     let healer = InfrastructureHealer::new(&deployment.sdk);
     let rules = RuleSet::shipped().expect("shipped rules");
     let event = AlarmEvent::from_value(asg_event("alarm", "asg-1", &group)).expect("an alarm");
-    let request = HealRequest {
-        rule: rules.get("asg-capacity-healing").expect("the rule"),
-        resource_id: &group,
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: "autoheal-0123456789abcdef00000001",
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        rules.get("asg-capacity-healing").expect("the rule"),
+        &group,
+        &event,
+        "autoheal-0123456789abcdef00000001",
+    );
 
     let first = healer.heal(request).await.expect("first try");
     let second = healer.heal(request).await.expect("retry");

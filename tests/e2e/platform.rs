@@ -437,14 +437,12 @@ async fn a_retried_rds_attempt_reuses_its_snapshot_and_fails_over_a_multi_az_ins
     };
     let event = AlarmEvent::from_value(rds_event("alarm", "orders-db", "db-retry")).expect("event");
     let healer = PlatformHealer::new(&deployment.sdk);
-    let request = HealRequest {
-        rule: &rule,
-        resource_id: "orders-db",
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: "autoheal-0123456789abcdef00000001",
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        &rule,
+        "orders-db",
+        &event,
+        "autoheal-0123456789abcdef00000001",
+    );
 
     // The same attempt twice, as after an invocation that died: one snapshot, reused.
     let first = healer.heal(request).await.expect("healed");
@@ -659,7 +657,7 @@ async fn an_rds_reboot_deletes_only_autoheals_own_older_snapshots_of_the_instanc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_adds_tasks_so_capacity_does_not_dip_and_puts_the_count_back_once_steady() {
-    use autoheal_core::{AlarmEvent, HealOutcome, HealRequest, Healer};
+    use autoheal_core::{AlarmEvent, HealOutcome, Healer};
 
     let emulator = Emulator::start();
     let deployment = Deployment::bootstrap(&emulator).await;
@@ -675,14 +673,12 @@ async fn a_restart_adds_tasks_so_capacity_does_not_dip_and_puts_the_count_back_o
     let healer = PlatformHealer::new(&deployment.sdk);
     let event = AlarmEvent::from_value(ecs_event("alarm", "prod-cluster", "orders-api", "e1"))
         .expect("an alarm");
-    let request = HealRequest {
-        rule: rules.get("ecs-service-healing").expect("the rule"),
-        resource_id: "prod-cluster/orders-api",
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: "autoheal-0123456789abcdef00000001",
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        rules.get("ecs-service-healing").expect("the rule"),
+        "prod-cluster/orders-api",
+        &event,
+        "autoheal-0123456789abcdef00000001",
+    );
 
     // 1. The restart, with 2 more tasks (3 asked, 4 at most) while the tasks are replaced.
     let HealOutcome::Continuing {
@@ -735,7 +731,7 @@ async fn a_restart_adds_tasks_so_capacity_does_not_dip_and_puts_the_count_back_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_desired_count_someone_changed_during_the_restart_is_left_to_them() {
-    use autoheal_core::{AlarmEvent, HealOutcome, HealRequest, Healer};
+    use autoheal_core::{AlarmEvent, HealOutcome, Healer};
 
     let emulator = Emulator::start();
     let deployment = Deployment::bootstrap(&emulator).await;
@@ -747,14 +743,12 @@ async fn a_desired_count_someone_changed_during_the_restart_is_left_to_them() {
     let healer = PlatformHealer::new(&deployment.sdk);
     let event = AlarmEvent::from_value(ecs_event("alarm", "prod-cluster", "orders-api", "e1"))
         .expect("an alarm");
-    let request = HealRequest {
-        rule: rules.get("ecs-service-healing").expect("the rule"),
-        resource_id: "prod-cluster/orders-api",
-        attempt: 1,
-        incident_id: "incident-1",
-        idempotency_token: "autoheal-0123456789abcdef00000002",
-        event: &event,
-    };
+    let request = autoheal_tests::first_attempt(
+        rules.get("ecs-service-healing").expect("the rule"),
+        "prod-cluster/orders-api",
+        &event,
+        "autoheal-0123456789abcdef00000002",
+    );
     assert!(matches!(
         healer.heal(request).await.expect("the restart"),
         HealOutcome::Continuing { .. }
@@ -777,4 +771,45 @@ async fn a_desired_count_someone_changed_during_the_restart_is_left_to_them() {
     };
     assert!(summary.contains("owns it now"), "{summary}");
     assert_eq!(service.describe().await.desired_count(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_attempt_adds_to_the_services_own_count_not_to_tasks_an_earlier_one_added() {
+    use autoheal_core::{AlarmEvent, HealOutcome, Healer};
+
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let service = EcsService::create(&deployment.sdk, "prod-cluster", "orders-api", &[]).await;
+    let rules = autoheal_tests::shipped_rules_with(&[(
+        "# desired_count_adjustment = 1",
+        "desired_count_adjustment = 1",
+    )]);
+    let rule = rules.get("ecs-service-healing").expect("the rule");
+    let healer = PlatformHealer::new(&deployment.sdk);
+    let event = AlarmEvent::from_value(ecs_event("alarm", "prod-cluster", "orders-api", "e1"))
+        .expect("an alarm");
+    let resource = "prod-cluster/orders-api";
+
+    // Attempt 1 raises 2 → 3 and its action ends before the deployment is steady.
+    let first = autoheal_tests::first_attempt(rule, resource, &event, "autoheal-attempt-one");
+    assert!(matches!(
+        healer.heal(first).await.expect("attempt 1"),
+        HealOutcome::Continuing { .. }
+    ));
+    assert_eq!(service.describe().await.desired_count(), 3);
+
+    // Attempt 2 counts from the service's own 2, not from 3.
+    let second = autoheal_tests::first_attempt(rule, resource, &event, "autoheal-attempt-two");
+    let HealOutcome::Continuing { details, .. } = healer.heal(second).await.expect("attempt 2")
+    else {
+        panic!("the count goes back in a later step");
+    };
+    assert_eq!(details["desired_count_before"], "2");
+    assert_eq!(details["desired_count_after"], "3");
+    assert_eq!(service.describe().await.desired_count(), 3);
+    assert!(matches!(
+        healer.heal(second).await.expect("attempt 2 settles"),
+        HealOutcome::Healed { .. }
+    ));
+    assert_eq!(service.describe().await.desired_count(), 2);
 }

@@ -38,6 +38,24 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// The first attempt's request of an incident for `rule` on `resource_id`, as the engine
+/// hands it to a healer: for tests that call a healer directly.
+pub fn first_attempt<'a>(
+    rule: &'a autoheal_core::Rule,
+    resource_id: &'a str,
+    event: &'a autoheal_core::AlarmEvent,
+    idempotency_token: &'a str,
+) -> autoheal_core::HealRequest<'a> {
+    autoheal_core::HealRequest {
+        rule,
+        resource_id,
+        attempt: 1,
+        incident_id: "incident-1",
+        idempotency_token,
+        event,
+    }
+}
+
 /// The shipped rules with some lines of the file replaced, each `(from, to)` once; `from`
 /// must be in the file (a test of a parameter the shipped file leaves commented out).
 pub fn shipped_rules_with(edits: &[(&str, &str)]) -> RuleSet {

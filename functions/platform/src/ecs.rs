@@ -231,7 +231,17 @@ impl ServiceRestarter {
 
         let mut details = BTreeMap::new();
         let mut done = Vec::new();
-        let desired = service.desired_count();
+        // An earlier attempt's tasks still added (its action ended before the deployment was
+        // steady) are not the service's own count: adding to them would ratchet it up.
+        let desired = match recorded_adjustment(&service) {
+            Some(earlier)
+                if settings.desired_count_adjustment > 0
+                    && earlier.after == service.desired_count() =>
+            {
+                earlier.before
+            }
+            _ => service.desired_count(),
+        };
         let adjusted = adjusted_count(
             desired,
             settings.desired_count_adjustment,

@@ -232,6 +232,17 @@ impl DynamoStateStore {
 
     /// The items of `keys` (strongly consistent). BatchGetItem may leave some keys
     /// unprocessed under load: they are asked for again.
+    /// A record's write, for a transaction.
+    fn record_put(&self, record: &HealingRecord) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.record_item(record)?))
+            .build()
+            .map_err(|e| StoreError {
+                message: format!("cannot build record write: {e}"),
+            })
+    }
+
     async fn batch_get(
         &self,
         keys: KeysAndAttributes,
@@ -322,6 +333,21 @@ impl DynamoStateStore {
                     })
             })
             .transpose()
+    }
+}
+
+/// How often a run's final write is tried again after meeting another transaction.
+const FINISH_CONFLICT_RETRIES: u64 = 3;
+
+/// The reason code of each item of a cancelled transaction, in order (`""` for none).
+fn cancellation_codes<R>(error: &SdkError<TransactWriteItemsError, R>) -> Vec<&str> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code().unwrap_or_default())
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -490,13 +516,7 @@ impl StateStore for DynamoStateStore {
         .map_err(|e| StoreError {
             message: format!("cannot build event claim: {e}"),
         })?;
-        let record_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(self.record_item(record)?))
-            .build()
-            .map_err(|e| StoreError {
-                message: format!("cannot build record write: {e}"),
-            })?;
+        let record_put = self.record_put(record)?;
         let mut transaction = self
             .client
             .transact_write_items()
@@ -696,34 +716,31 @@ impl StateStore for DynamoStateStore {
             .map_err(|e| StoreError {
                 message: format!("cannot build state update: {e}"),
             })?;
-        let record_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(self.record_item(record)?))
-            .build()
-            .map_err(|e| StoreError {
-                message: format!("cannot build record write: {e}"),
-            })?;
+        let record_put = self.record_put(record)?;
         // The record and the lease's release in one request; the record is written whatever
-        // becomes of the lease.
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(record_put).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        let Err(error) = result else {
-            return Ok(());
+        // becomes of the lease. A transaction that met another on the same item is cancelled
+        // with `TransactionConflict`, which the SDK does not retry: this does, briefly.
+        let mut conflicts = 0;
+        let error = loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(record_put.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
+                .send()
+                .await;
+            let Err(error) = result else {
+                return Ok(());
+            };
+            let conflicted = cancellation_codes(&error).contains(&"TransactionConflict");
+            if conflicted && conflicts < FINISH_CONFLICT_RETRIES {
+                conflicts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 * conflicts)).await;
+                continue;
+            }
+            break error;
         };
-        let lease_lost = matches!(
-            error.as_service_error(),
-            Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                if cancelled
-                    .cancellation_reasons()
-                    .get(1)
-                    .and_then(|reason| reason.code())
-                    .is_some_and(|code| code == "ConditionalCheckFailed")
-        );
+        let lease_lost = cancellation_codes(&error).get(1) == Some(&"ConditionalCheckFailed");
         if !lease_lost {
             return Err(store_error("TransactWriteItems", error));
         }
