@@ -434,12 +434,7 @@ async fn a_backup_that_does_not_restore_fails_and_keeps_the_snapshot() {
     let deployment = Deployment::bootstrap(&emulator).await;
     let queue = deployment.subscribe_queue("operators").await;
     let stores = DataStores::new(&deployment.sdk);
-    // The instance's option group is gone, so no snapshot of it can be restored.
-    stores.option_group("orders-options").await;
-    stores
-        .database_with_option_group("orders-db", &[], 7, Some("orders-options"))
-        .await;
-    stores.delete_option_group("orders-options").await;
+    stores.unrestorable_database("orders-db", 7).await;
     let engine = data_engine(&deployment);
 
     let record = handle(
@@ -1084,12 +1079,7 @@ async fn a_failed_test_restore_brings_retention_and_window_to_the_policy_and_say
     let emulator = Emulator::start();
     let deployment = Deployment::bootstrap(&emulator).await;
     let stores = DataStores::new(&deployment.sdk);
-    // The instance's option group is gone, so no snapshot of it can be restored.
-    stores.option_group("orders-options").await;
-    stores
-        .database_with_option_group("orders-db", &[], 3, Some("orders-options"))
-        .await;
-    stores.delete_option_group("orders-options").await;
+    stores.unrestorable_database("orders-db", 3).await;
     let before = stores.instance("orders-db").await.expect("the instance");
     let window_before = before
         .preferred_backup_window()

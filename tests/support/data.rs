@@ -64,6 +64,15 @@ impl DataStores {
             .await;
     }
 
+    /// An instance whose option group is gone, so that no snapshot of it can be restored.
+    pub async fn unrestorable_database(&self, id: &str, backup_retention_days: i32) {
+        let options = format!("{id}-options");
+        self.option_group(&options).await;
+        self.database_with_option_group(id, &[], backup_retention_days, Some(&options))
+            .await;
+        self.delete_option_group(&options).await;
+    }
+
     /// Removes tag `key` from the instance `id`.
     pub async fn untag_database(&self, id: &str, key: &str) {
         let arn = self
