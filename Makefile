@@ -14,6 +14,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export CARGO_TERM_COLOR ?= never
 
 TOOLS_STAMP := $(VENV)/.tools-installed
+LAMBDA_TOOLS_STAMP := $(VENV)/.lambda-tools-installed
 # The scanners' own environment: checkov's pinned dependencies conflict with AWS SAM CLI's.
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.tools-installed
@@ -32,6 +33,13 @@ $(TOOLS_STAMP): tools/requirements.txt
 
 .PHONY: tools
 tools: $(TOOLS_STAMP) ## Install the emulator and AWS's deployment tools into .venv
+
+$(LAMBDA_TOOLS_STAMP): tools/lambda-requirements.txt $(TOOLS_STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/lambda-requirements.txt
+	touch $@
+
+.PHONY: lambda-tools
+lambda-tools: $(LAMBDA_TOOLS_STAMP) ## Install cargo-lambda and zig into .venv (for make lambda and sam build)
 
 $(SCAN_STAMP): tools/scan-requirements.txt
 	$(PYTHON) -m venv $(SCAN_VENV)
@@ -68,22 +76,22 @@ bench-functions: lambda tools ## Release functions against a boto3 baseline unde
 	$(VENV)/bin/python bench/run.py --binaries $(CARGO_TARGET_DIR)/lambda --results $(CARGO_TARGET_DIR)/bench $(BENCH_ARGS)
 
 .PHONY: lambda
-lambda: tools ## Release Lambda artifacts (x86_64: arm64 cannot be built here), with sizes
+lambda: lambda-tools ## Release Lambda artifacts (x86_64: arm64 cannot be built here), with sizes
 	cargo lambda build --release --x86-64 $(addprefix -p autoheal-,$(LAYERS))
 	@for layer in $(LAYERS); do ls -l $(CARGO_TARGET_DIR)/lambda/autoheal-$$layer/bootstrap; done
 
 .PHONY: sam-build
-sam-build: tools ## sam build of the five functions for x86_64 (into .aws-sam/build)
+sam-build: lambda-tools ## sam build of the five functions for x86_64 (into .aws-sam/build)
 	$(OFFLINE_AWS) sam build --parameter-overrides Architecture=x86_64
 	@for layer in Infrastructure Platform Application Data Network; do ls -l .aws-sam/build/$${layer}Function/bootstrap; done
 
 .PHONY: test
 test: tools lint template scan ## Every check and test (what CI runs)
 	# One build of every target first: the CLI binary the tests run, with the same
-	# feature set as the tests, so nothing is compiled twice.
+	# feature set as the tests, so nothing is compiled twice. Everything here is the dev
+	# profile: the release artifacts (`make lambda`) would compile the SDK crates a second time.
 	cargo build --workspace --all-targets
 	cargo test --workspace --no-fail-fast
-	$(MAKE) --no-print-directory lambda
 	$(MAKE) --no-print-directory fuzz-smoke
 
 # Fuzzing with cargo-fuzz (libFuzzer). The targets in fuzz/ are a workspace of their own; their

@@ -5,16 +5,16 @@ the same requests in the same order (shared/aws/src/state.rs, shared/core/src/en
 functions/infrastructure/src/ec2.rs), so the two differ only in language, runtime and SDK:
 
     parse the EventBridge event, select the rule (tag, name prefix, metric) from the rules file
-    BatchGetItem      resource state + this event's claim (strongly consistent)
+    BatchGetItem      resource state, this event's claim, and the rule, layer and global
+                      budget windows (previous and current), strongly consistent
       duplicate:      PutItem of the `skipped`/`duplicate` record, and done
-    BatchGetItem      the rule, layer and global budget windows (previous and current)
     DescribeAutoScalingInstances     the group guard: is it a group member?
     TransactWriteItems  event claim (new), state (version read), `in_progress` record, budgets
     CreateSchedule    the follow-up, before the action
     DescribeInstances, DescribeAutoScalingInstances, DescribeInstanceStatus,
     DescribeInstanceTypes, RebootInstances                  the action (reboot first)
-    PutItem           the `completed` record
-    UpdateItem        lease released, version + 1 (condition: the lease is this run's)
+    TransactWriteItems  the `completed` record, and the lease released with version + 1
+                      (condition: the lease is this run's; when it is not, PutItem of the record)
     Publish           the notification, with its filterable attributes
 
 Only what that path needs is here: other actions, follow-up checks, the stop and start,
@@ -230,19 +230,29 @@ def _record_item(record: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def _load(pk: str, event_id: str) -> tuple[dict[str, Any] | None, bool]:
+def _load(
+    pk: str, event_id: str, budgets: list[tuple[str, int, int]], now: datetime
+) -> tuple[dict[str, Any] | None, bool, dict[tuple[str, str], int]]:
+    """The state, whether the event was claimed, and the budget windows' counts: one read."""
     keys = [{"pk": _s(pk), "sk": _s("STATE")}, {"pk": _s(pk), "sk": _s(f"EVENT#{event_id}")}]
+    for scope, _, seconds in budgets:
+        for window in _windows(now, seconds):
+            key = {"pk": _s(f"BUDGET#{scope}"), "sk": _s(f"WINDOW#{window}")}
+            if key not in keys:
+                keys.append(key)
     request = {TABLE: {"Keys": keys, "ConsistentRead": True}}
-    state, seen = None, False
+    state, seen, counts = None, False, {}
     while request:
         output = dynamodb.batch_get_item(RequestItems=request)
         for item in output["Responses"].get(TABLE, []):
-            if item["sk"]["S"] == "STATE":
+            if item["pk"]["S"].startswith("BUDGET#"):
+                counts[(item["pk"]["S"], item["sk"]["S"])] = int(item.get("actions", {"N": "0"})["N"])
+            elif item["sk"]["S"] == "STATE":
                 state = item
             else:
                 seen = True
         request = output.get("UnprocessedKeys") or None
-    return state, seen
+    return state, seen, counts
 
 
 def _windows(now: datetime, seconds: int) -> tuple[int, int]:
@@ -266,16 +276,9 @@ def _budgets(rule: dict[str, Any]) -> list[tuple[str, int, int]]:
     return budgets
 
 
-def _budget_room(budgets: list[tuple[str, int, int]], now: datetime) -> bool:
-    keys = []
-    for scope, _, seconds in budgets:
-        for window in _windows(now, seconds):
-            keys.append({"pk": _s(f"BUDGET#{scope}"), "sk": _s(f"WINDOW#{window}")})
-    output = dynamodb.batch_get_item(RequestItems={TABLE: {"Keys": keys, "ConsistentRead": True}})
-    counts = {
-        (item["pk"]["S"], item["sk"]["S"]): int(item.get("actions", {"N": "0"})["N"])
-        for item in output["Responses"].get(TABLE, [])
-    }
+def _budget_room(
+    budgets: list[tuple[str, int, int]], counts: dict[tuple[str, str], int], now: datetime
+) -> bool:
     for scope, limit, seconds in budgets:
         previous, current = _windows(now, seconds)
         used = sum(counts.get((f"BUDGET#{scope}", f"WINDOW#{w}"), 0) for w in (previous, current))
@@ -347,24 +350,31 @@ def _claim(
         raise
 
 
-def _finish(pk: str, run_id: str) -> None:
+def _finish(pk: str, run_id: str, record: dict[str, Any]) -> None:
+    """The final record and the lease's release in one transaction."""
+    release = {
+        "TableName": TABLE,
+        "Key": {"pk": _s(pk), "sk": _s("STATE")},
+        "UpdateExpression": "REMOVE #lease, #incident.#unfinished SET #version = #version + :one",
+        "ConditionExpression": "#lease.#run_id = :run_id",
+        "ExpressionAttributeNames": {
+            "#lease": "lease",
+            "#run_id": "run_id",
+            "#version": "version",
+            "#incident": "incident",
+            "#unfinished": "unfinished",
+        },
+        "ExpressionAttributeValues": {":run_id": _s(run_id), ":one": _n(1)},
+    }
+    items = [
+        {"Put": {"TableName": TABLE, "Item": _record_item(record)}},
+        {"Update": release},
+    ]
     try:
-        dynamodb.update_item(
-            TableName=TABLE,
-            Key={"pk": _s(pk), "sk": _s("STATE")},
-            UpdateExpression="REMOVE #lease, #incident.#unfinished SET #version = #version + :one",
-            ConditionExpression="#lease.#run_id = :run_id",
-            ExpressionAttributeNames={
-                "#lease": "lease",
-                "#run_id": "run_id",
-                "#version": "version",
-                "#incident": "incident",
-                "#unfinished": "unfinished",
-            },
-            ExpressionAttributeValues={":run_id": _s(run_id), ":one": _n(1)},
-        )
-    except dynamodb.exceptions.ConditionalCheckFailedException:
-        pass  # the lease was taken over: the other run owns the state
+        dynamodb.transact_write_items(TransactItems=items, ClientRequestToken=str(uuid.uuid4()))
+    except dynamodb.exceptions.TransactionCanceledException:
+        # The lease was taken over: the other run owns the state; the record still goes in.
+        dynamodb.put_item(TableName=TABLE, Item=_record_item(record))
 
 
 # --- the follow-up, the action, the notification ------------------------------------------------
@@ -516,7 +526,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "mode": MODE,
         "started_at": _iso(now),
     }
-    state, seen = _load(pk, alarm["id"])
+    budgets = _budgets(rule)
+    state, seen, counts = _load(pk, alarm["id"], budgets, now)
     incident = (state or {}).get("incident", {}).get("M", {})
     if seen:
         record.update(
@@ -535,8 +546,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise NotImplementedError("an existing incident (cooldown, backoff, attempts): outside the baseline's path")
 
     # A new incident, attempt 1: the governor, then the claim.
-    budgets = _budgets(rule)
-    if not _budget_room(budgets, now):
+    if not _budget_room(budgets, counts, now):
         raise NotImplementedError("a spent budget (deferral): outside the baseline's path")
     autoscaling.describe_auto_scaling_instances(InstanceIds=[resource])  # the group guard
     cooldown = int(_policy(rule, "cooldown_seconds", 600))
@@ -586,8 +596,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         ended_at=_iso(_now()),
         details={**details, "follow_up_at": follow_up_at},
     )
-    dynamodb.put_item(TableName=TABLE, Item=_record_item(record))
-    _finish(pk, run_id)
+    _finish(pk, run_id, record)
     _publish(record, rule)
     _log(message=summary, rule=rule["name"], resource=resource, decision="act", status=status)
     _metric("Actions", {"Layer": LAYER, "Rule": rule["name"], "Status": status})

@@ -1,16 +1,17 @@
 //! Test support: a local AWS emulator per test, SDK clients pointed at it, and fixtures.
 //!
 //! Every test starts its own emulator (moto in server mode) on a free 127.0.0.1 port and
-//! stops it when the test ends, so tests share no state and may run in parallel. Nothing
-//! here talks to anything but 127.0.0.1.
+//! stops it when the test ends, so tests share no state and may run in parallel. The
+//! emulators are forked from one process that has imported moto already
+//! (`tests/emulator/zygote.py`). Nothing here talks to anything but 127.0.0.1.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -133,10 +134,83 @@ fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
+/// The shims every emulator has, applied in this order (see `Emulator::start`).
+const BASE_SHIMS: [&str; 2] = ["moto_dynamodb_atomic.py", "moto_cloudwatch_cbor.py"];
+
+/// The process the emulators are forked from (`tests/emulator/zygote.py`), started with the
+/// first emulator. It ends with the test process: when its stdin closes, it stops every
+/// emulator it started.
+#[derive(Debug)]
+struct Zygote {
+    _process: Child,
+    commands: ChildStdin,
+    answers: BufReader<ChildStdout>,
+}
+
+impl Zygote {
+    fn get() -> MutexGuard<'static, Zygote> {
+        static ZYGOTE: OnceLock<Mutex<Zygote>> = OnceLock::new();
+        ZYGOTE
+            .get_or_init(|| Mutex::new(Zygote::spawn()))
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn spawn() -> Self {
+        let python = moto_server().with_file_name("python");
+        let mut process = Command::new(python)
+            .arg(workspace().join("tests/emulator/zygote.py"))
+            .args(BASE_SHIMS)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the emulator's zygote");
+        let commands = process.stdin.take().expect("the zygote's stdin");
+        let answers = BufReader::new(process.stdout.take().expect("the zygote's stdout"));
+        Zygote {
+            _process: process,
+            commands,
+            answers,
+        }
+    }
+
+    /// One command and its answer; `None` when the zygote has gone.
+    fn try_ask(&mut self, command: &str) -> Option<String> {
+        writeln!(self.commands, "{command}").ok()?;
+        self.commands.flush().ok()?;
+        let mut answer = String::new();
+        match self.answers.read_line(&mut answer) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(answer.trim_end().to_owned()),
+        }
+    }
+
+    fn ask(&mut self, command: &str) -> String {
+        self.try_ask(command)
+            .expect("the emulator's zygote ended (its error is above)")
+    }
+
+    fn start(&mut self, port: u16, shims: &[&str]) -> u32 {
+        let answer = self.ask(&format!("start {port} {}", shims.join(" ")));
+        answer
+            .parse()
+            .unwrap_or_else(|_| panic!("the emulator's zygote answered {answer:?}"))
+    }
+
+    fn alive(&mut self, pid: u32) -> bool {
+        self.ask(&format!("alive {pid}")) == "yes"
+    }
+
+    /// Stops an emulator; also called while a failed test unwinds, so it never panics.
+    fn stop(&mut self, pid: u32) {
+        self.try_ask(&format!("stop {pid}"));
+    }
+}
+
 /// One emulator process, stopped when dropped.
 #[derive(Debug)]
 pub struct Emulator {
-    child: Child,
+    pid: u32,
     port: u16,
 }
 
@@ -195,45 +269,16 @@ impl Emulator {
     /// Starts the emulator with several scripts of `tests/emulator/` applied: each one's
     /// additions are loaded (not run as the server), then moto's server starts.
     pub fn start_with_shims(scripts: &[&str]) -> Self {
-        let python = moto_server().with_file_name("python");
-        let paths: Vec<String> = ["moto_dynamodb_atomic.py", "moto_cloudwatch_cbor.py"]
-            .iter()
-            .chain(scripts)
-            .map(|script| {
-                workspace()
-                    .join("tests/emulator")
-                    .join(script)
-                    .display()
-                    .to_string()
-            })
-            .collect();
-        let launcher = format!(
-            "import runpy, sys\nfor shim in {paths:?}:\n    runpy.run_path(shim, run_name='shim')\nfrom moto.server import main\nsys.exit(main(sys.argv[1:]))"
-        );
-        Self::start_command(|| {
-            let mut command = Command::new(&python);
-            command.args(["-c", &launcher]);
-            command
-        })
-    }
-
-    fn start_command(command: impl Fn() -> Command) -> Self {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let port = free_port();
-            let child = command()
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start moto_server");
-            let mut emulator = Emulator { child, port };
+            let pid = Zygote::get().start(port, scripts);
+            let emulator = Emulator { pid, port };
             while Instant::now() < deadline {
                 if emulator.answers() {
                     return emulator;
                 }
-                if let Ok(Some(_)) = emulator.child.try_wait() {
+                if !Zygote::get().alive(pid) {
                     break; // lost the port to someone else: try another
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -282,6 +327,7 @@ impl Emulator {
     /// SDK configuration for the emulator: static test credentials, fixed region.
     pub async fn sdk(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
+            .http_client(autoheal_aws::config::https_client())
             .region(Region::new("us-east-1"))
             .endpoint_url(self.url())
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -294,8 +340,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Zygote::get().stop(self.pid);
     }
 }
 

@@ -8,6 +8,8 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_smithy_http_client::tls;
 
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
 use autoheal_core::{Layer, Limit, Mode, RuleSet, RulesError, Settings};
@@ -262,22 +264,41 @@ fn timeouts() -> TimeoutConfig {
         .build()
 }
 
+/// The HTTPS client every AWS client uses: hyper and rustls with the ring provider, trusting
+/// the system's root certificates (read at the first TLS connection, not here).
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// Loads the SDK configuration. With `endpoint_url` (the local emulator), every client talks
 /// to it, the region comes from the environment or defaults, never from instance metadata,
 /// and static test credentials stand in where the environment has none.
 pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
     let Some(url) = endpoint_url else {
-        let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION));
-        return aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
+        // The loader's own region chain (environment, profile, instance metadata) runs with the
+        // HTTPS client above; only when it finds nothing does the default region apply.
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
             .retry_config(retries())
             .timeout_config(timeouts())
             .load()
             .await;
+        if config.region().is_some() {
+            return config;
+        }
+        return config
+            .into_builder()
+            .region(Region::new(DEFAULT_REGION))
+            .build();
     };
     let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
         .or_else(Region::new(DEFAULT_REGION));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .region(region)
         .retry_config(retries())
         .timeout_config(timeouts())
