@@ -50,10 +50,12 @@ $(SCAN_STAMP): tools/scan-requirements.txt
 build: ## Build the functions, the CLI and the demo
 	cargo build --workspace --bins
 
-.PHONY: lint
-lint: ## Formatting and clippy (warnings are errors)
-	cargo fmt --all -- --check
+.PHONY: lint fmt-check
+lint: fmt-check ## Formatting and clippy (warnings are errors)
 	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt-check:
+	cargo fmt --all -- --check
 
 .PHONY: template
 template: tools ## AWS's own checks of template.yaml: cfn-lint and sam validate --lint
@@ -85,14 +87,29 @@ sam-build: lambda-tools ## sam build of the five functions for x86_64 (into .aws
 	$(OFFLINE_AWS) sam build --parameter-overrides Architecture=x86_64
 	@for layer in Infrastructure Platform Application Data Network; do ls -l .aws-sam/build/$${layer}Function/bootstrap; done
 
-.PHONY: test
-test: tools lint template scan ## Every check and test (what CI runs)
-	# One build of every target first: the CLI binary the tests run, with the same
-	# feature set as the tests, so nothing is compiled twice. Everything here is the dev
-	# profile: the release artifacts (`make lambda`) would compile the SDK crates a second time.
-	cargo build --workspace --all-targets
-	cargo test --workspace --no-fail-fast
+# `make test` lints while it builds: clippy's driver compiles the workspace's own crates (and
+# lints them, as `make lint` does), and rustc compiles the dependencies once for both, where
+# `cargo clippy` then `cargo build` would compile the SDK crates twice (in check mode, then
+# for real): a cold run's longest step. The wrapper's path is part of those crates' build
+# hashes, so `make test` keeps its own copies of them beside a plain `cargo build`'s.
+LINTING := RUSTC_WORKSPACE_WRAPPER=$(CURDIR)/tools/clippy-compile
+# A recipe's cargo runs its own jobs: under `make -j`, it would otherwise take its job slots
+# from make's, and compile one crate at a time while the other recipes wait on the network.
+OWN_JOBS := MAKEFLAGS= MFLAGS=
+
+.PHONY: test test-build
+test: ## Every check and test (what CI runs)
+	# The build of every target, linted, the Python tools with AWS's template checks and the
+	# scanners, and the fuzz targets' build, side by side: most of a cold build is one crate
+	# (aws-sdk-ec2) on one core, and most of the tools' time is downloads. One build serves
+	# every test (the CLI binary they run included), in the dev profile: the release
+	# artifacts (`make lambda`) would compile the SDK crates a second time.
+	$(MAKE) --no-print-directory -j4 --output-sync=line fmt-check test-build template scan fuzz-build
+	$(OWN_JOBS) $(LINTING) cargo test --workspace --no-fail-fast
 	$(MAKE) --no-print-directory fuzz-smoke
+
+test-build:
+	$(OWN_JOBS) $(LINTING) cargo build --workspace --all-targets
 
 # Fuzzing with cargo-fuzz (libFuzzer). The targets in fuzz/ are a workspace of their own; their
 # builds go under $(CARGO_TARGET_DIR)/fuzz, their working corpus to fuzz/corpus (seeded at every
@@ -109,12 +126,13 @@ FUZZ_DIRS := --fuzz-dir fuzz --target-dir $(CARGO_TARGET_DIR)/fuzz
 FUZZ_MAX_LEN_alarm_event := 300000
 FUZZ_MAX_LEN_rules_file := 65536
 
+# Built in a directory of its own: the workspace's build may hold the lock of its own meanwhile.
 $(CARGO_FUZZ):
-	cargo install cargo-fuzz --locked
+	$(OWN_JOBS) CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/cargo-install cargo install cargo-fuzz --locked
 
 .PHONY: fuzz-build
 fuzz-build: $(CARGO_FUZZ)
-	$(FUZZ) build $(FUZZ_DIRS)
+	$(OWN_JOBS) $(FUZZ) build $(FUZZ_DIRS)
 
 .PHONY: fuzz-seed
 fuzz-seed:

@@ -5,11 +5,12 @@ the same requests in the same order (shared/aws/src/state.rs, shared/core/src/en
 functions/infrastructure/src/ec2.rs), so the two differ only in language, runtime and SDK:
 
     parse the EventBridge event, select the rule (tag, name prefix, metric) from the rules file
-    BatchGetItem      resource state, this event's claim, and the rule, layer and global
-                      budget windows (previous and current), strongly consistent
-      duplicate:      PutItem of the `skipped`/`duplicate` record, and done
+    decide on nothing stored (no state, the event unclaimed, no budget spent): a new incident
     DescribeAutoScalingInstances     the group guard: is it a group member?
-    TransactWriteItems  event claim (new), state (version read), `in_progress` record, budgets
+    TransactWriteItems  event claim (new), state (none stored), `in_progress` record, and per
+                      budget the current window counted (below the limit) and the previous
+                      one checked (empty); a refusal returns the stored claim and state
+      duplicate:      refused with the event's claim: ignored, and done
     CreateSchedule    the follow-up, before the action
     DescribeInstances, DescribeAutoScalingInstances, DescribeInstanceStatus,
     DescribeInstanceTypes, RebootInstances                  the action (reboot first)
@@ -230,31 +231,6 @@ def _record_item(record: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def _load(
-    pk: str, event_id: str, budgets: list[tuple[str, int, int]], now: datetime
-) -> tuple[dict[str, Any] | None, bool, dict[tuple[str, str], int]]:
-    """The state, whether the event was claimed, and the budget windows' counts: one read."""
-    keys = [{"pk": _s(pk), "sk": _s("STATE")}, {"pk": _s(pk), "sk": _s(f"EVENT#{event_id}")}]
-    for scope, _, seconds in budgets:
-        for window in _windows(now, seconds):
-            key = {"pk": _s(f"BUDGET#{scope}"), "sk": _s(f"WINDOW#{window}")}
-            if key not in keys:
-                keys.append(key)
-    request = {TABLE: {"Keys": keys, "ConsistentRead": True}}
-    state, seen, counts = None, False, {}
-    while request:
-        output = dynamodb.batch_get_item(RequestItems=request)
-        for item in output["Responses"].get(TABLE, []):
-            if item["pk"]["S"].startswith("BUDGET#"):
-                counts[(item["pk"]["S"], item["sk"]["S"])] = int(item.get("actions", {"N": "0"})["N"])
-            elif item["sk"]["S"] == "STATE":
-                state = item
-            else:
-                seen = True
-        request = output.get("UnprocessedKeys") or None
-    return state, seen, counts
-
-
 def _windows(now: datetime, seconds: int) -> tuple[int, int]:
     start = int(now.timestamp()) // seconds * seconds
     return start - seconds, start
@@ -276,34 +252,22 @@ def _budgets(rule: dict[str, Any]) -> list[tuple[str, int, int]]:
     return budgets
 
 
-def _budget_room(
-    budgets: list[tuple[str, int, int]], counts: dict[tuple[str, str], int], now: datetime
-) -> bool:
-    for scope, limit, seconds in budgets:
-        previous, current = _windows(now, seconds)
-        used = sum(counts.get((f"BUDGET#{scope}", f"WINDOW#{w}"), 0) for w in (previous, current))
-        if used >= limit:
-            return False
-    return True
-
-
 def _claim(
     pk: str,
     event_id: str,
-    version: int,
     state: dict[str, Any],
     record: dict[str, Any],
     budgets: list[tuple[str, int, int]],
     now: datetime,
 ) -> bool:
-    """The claim: one transaction; `False` when this event was claimed before."""
-    state_put: dict[str, Any] = {"TableName": TABLE, "Item": state}
-    if version == 0:
-        state_put["ConditionExpression"] = "attribute_not_exists(pk)"
-    else:
-        state_put["ConditionExpression"] = "#version = :expected"
-        state_put["ExpressionAttributeNames"] = {"#version": "version"}
-        state_put["ExpressionAttributeValues"] = {":expected": _n(version)}
+    """The claim on nothing stored: one transaction; `False` when this event was claimed
+    before (the refusal returns its claim and the state)."""
+    state_put: dict[str, Any] = {
+        "TableName": TABLE,
+        "Item": state,
+        "ConditionExpression": "attribute_not_exists(pk)",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
     items: list[dict[str, Any]] = [
         {
             "Put": {
@@ -317,13 +281,14 @@ def _claim(
                     "expires_at": _expiry(now, 7),
                 },
                 "ConditionExpression": "attribute_not_exists(pk)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         },
         {"Put": state_put},
         {"Put": {"TableName": TABLE, "Item": _record_item(record)}},
     ]
     for scope, limit, seconds in budgets:
-        _, current = _windows(now, seconds)
+        previous, current = _windows(now, seconds)
         items.append(
             {
                 "Update": {
@@ -340,14 +305,26 @@ def _claim(
                 }
             }
         )
+        items.append(
+            {
+                "ConditionCheck": {
+                    "TableName": TABLE,
+                    "Key": {"pk": _s(f"BUDGET#{scope}"), "sk": _s(f"WINDOW#{previous}")},
+                    "ConditionExpression": "attribute_not_exists(#n) OR #n <= :previous",
+                    "ExpressionAttributeNames": {"#n": "actions"},
+                    "ExpressionAttributeValues": {":previous": _n(0)},
+                }
+            }
+        )
     try:
         dynamodb.transact_write_items(TransactItems=items, ClientRequestToken=str(uuid.uuid4()))
         return True
     except dynamodb.exceptions.TransactionCanceledException as error:
         reasons = error.response.get("CancellationReasons") or []
-        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+        codes = [reason.get("Code") for reason in reasons]
+        if codes[:2] == ["ConditionalCheckFailed", "ConditionalCheckFailed"] and "Item" in reasons[1]:
             return False
-        raise
+        raise NotImplementedError(f"a claim refused with {codes}: outside the baseline's path") from error
 
 
 def _finish(pk: str, run_id: str, record: dict[str, Any]) -> None:
@@ -527,27 +504,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "started_at": _iso(now),
     }
     budgets = _budgets(rule)
-    state, seen, counts = _load(pk, alarm["id"], budgets, now)
-    incident = (state or {}).get("incident", {}).get("M", {})
-    if seen:
-        record.update(
-            status="skipped",
-            skip_reason="duplicate",
-            ended_at=record["started_at"],
-            attempt=int(incident.get("attempts", {"N": "0"})["N"]),
-            incident_id=incident.get("id", {}).get("S"),
-            summary="this event was already handled by another delivery",
-        )
-        dynamodb.put_item(TableName=TABLE, Item=_record_item(record))
-        _log(message=record["summary"], rule=rule["name"], resource=resource, decision="skip", reason="duplicate")
-        _metric("Skips", {"Layer": LAYER, "Reason": "duplicate"})
-        return {**outcome, "decision": "skip", "reason": "duplicate", "record": record}
-    if state is not None:
-        raise NotImplementedError("an existing incident (cooldown, backoff, attempts): outside the baseline's path")
-
-    # A new incident, attempt 1: the governor, then the claim.
-    if not _budget_room(budgets, counts, now):
-        raise NotImplementedError("a spent budget (deferral): outside the baseline's path")
+    # A new incident, attempt 1, decided on nothing stored: the group guard, then the claim.
     autoscaling.describe_auto_scaling_instances(InstanceIds=[resource])  # the group guard
     cooldown = int(_policy(rule, "cooldown_seconds", 600))
     lease = int(_policy(rule, "lease_seconds", 900))
@@ -584,10 +541,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "expires_at": _expiry(now, 90),
     }
     record.update(status="in_progress", attempt=1, incident_id=incident_id)
-    if not _claim(pk, alarm["id"], 0, state_item, record, budgets, now):
-        record.update(status="skipped", skip_reason="duplicate", ended_at=record["started_at"])
-        dynamodb.put_item(TableName=TABLE, Item=_record_item(record))
-        return {**outcome, "decision": "skip", "reason": "duplicate", "record": record}
+    if not _claim(pk, alarm["id"], state_item, record, budgets, now):
+        summary = "this event was already handled by another delivery"
+        _log(message=summary, rule=rule["name"], resource=resource, decision="ignore", reason="duplicate")
+        _metric("Skips", {"Layer": LAYER, "Reason": "duplicate"})
+        return {**outcome, "decision": "ignore", "reason": "duplicate", "detail": summary}
     follow_up_at = _schedule(rule, resource, alarm, incident_id, next_attempt)
     status, summary, details = _recover(rule, resource, alarm, 1)
     record.update(

@@ -114,7 +114,8 @@ async fn killed_after_its_claim_the_attempt_is_finished_by_its_check_once() {
         &url,
         &["invoke", "--event", &event, "--output", "json"],
     ));
-    assert_eq!(again["decision"], "skip", "{again:#}");
+    assert_eq!(again["decision"], "ignore", "{again:#}");
+    assert_eq!(again["reason"], "duplicate", "{again:#}");
     assert!(fleet.history(&instance).await.is_empty());
 
     let fired = tick_until_done(&url);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::Value;
 
-use autoheal_core::{Outcome, Settings, SkipReason, Verdict};
+use autoheal_core::{Clock, Outcome, Settings, SkipReason, Verdict};
 use autoheal_tests::application::application_alarm;
 use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, TestEngine, ec2_alarm};
 
@@ -143,6 +143,37 @@ async fn fifty_alarms_act_within_the_shipped_budget_and_the_deferred_are_picked_
         1,
         "one more budget notice for the new window: {notices:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_of_the_previous_window_hold_back_a_first_alarm_that_presumed_none() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let instances = fleet
+        .standalone_fleet(
+            aws_sdk_ec2::types::InstanceType::T3Small,
+            6,
+            &[SYSTEM_IMPAIRED],
+        )
+        .await;
+    let (first_five, last) = instances.split_at(5);
+    let clock = TestClock::at(Utc::now());
+    let engine = Arc::new(deployment.infrastructure(clock.clone(), Settings::default()));
+    let outcomes = burst(&engine, first_five, "window-1").await;
+    assert_eq!(count(&outcomes, Verdict::Act, None), 5, "{outcomes:#?}");
+
+    // One budget window (the shipped 15 minutes) later, the five are in the previous window:
+    // a new resource's first alarm, decided on no budget spent, has its claim refused by the
+    // previous window's count, reads it, and is deferred.
+    clock.set(clock.now() + chrono::Duration::seconds(900));
+    let outcome = engine
+        .handle(ec2_alarm(&last[0], "window-2-e0"), "window-2-r0")
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.reason, Some(SkipReason::Budget), "{outcome:#?}");
+    assert!(fleet.history(&last[0]).await.is_empty(), "not acted on");
 }
 
 /// The Auto Scaling group `web` of ten members, the first `failing` of them failing their

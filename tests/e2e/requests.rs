@@ -1,12 +1,14 @@
-//! AWS requests per event, counted at a proxy between the functions and the emulator: the
-//! state costs one read and two writes for an event that acts, one read and one write for a
-//! duplicate delivery, whatever the action.
+//! AWS requests per event, counted at a proxy between the functions and the emulator. An
+//! ALARM is decided first on nothing stored, which its claim's conditions check: the state
+//! costs two writes for the first incident on a resource, whatever the action, and one refused
+//! write for a duplicate delivery. A refused claim returns the state, so an ALARM on a
+//! resource with history decides again without a read.
 
 use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use autoheal_core::{Settings, Verdict};
+use autoheal_core::{Settings, SkipReason, Verdict};
 use autoheal_tests::faults::FaultProxy;
 use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, ec2_alarm};
 
@@ -28,7 +30,8 @@ fn of_service<'a>(requests: &'a [String], service: &str) -> Vec<&'a str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_acted_event_reads_the_state_once_and_writes_it_twice_and_a_duplicate_reads_once() {
+async fn an_acted_event_writes_the_state_twice_without_reading_it_and_a_duplicate_costs_one_request()
+ {
     let emulator = Emulator::start_with_ec2_status_checks();
     let direct = Deployment::bootstrap(&emulator).await;
     let proxy = FaultProxy::start(&emulator.url()).await;
@@ -51,15 +54,11 @@ async fn an_acted_event_reads_the_state_once_and_writes_it_twice_and_a_duplicate
     assert_eq!(acted.decision, Verdict::Act, "{acted:?}");
     let requests = proxy.requests();
     eprintln!("acted event: {:#?}", tally(&requests));
-    // The state, the event's claim and the budgets in one read; the claim (state, record,
-    // budgets) in one transaction; the final record and the lease's release in another.
+    // The claim (event, state, record, budgets) in one transaction, conditioned on nothing
+    // being stored; the final record and the lease's release in another.
     assert_eq!(
         of_service(&requests, "dynamodb"),
-        [
-            "dynamodb:BatchGetItem",
-            "dynamodb:TransactWriteItems",
-            "dynamodb:TransactWriteItems"
-        ],
+        ["dynamodb:TransactWriteItems", "dynamodb:TransactWriteItems"],
         "{requests:#?}"
     );
     assert_eq!(proxy.count("ec2:RebootInstances"), 1, "{requests:#?}");
@@ -72,13 +71,43 @@ async fn an_acted_event_reads_the_state_once_and_writes_it_twice_and_a_duplicate
 
     proxy.clear_log();
     let duplicate = engine.handle(event, "run-2").await.expect("handled");
-    assert_eq!(duplicate.decision, Verdict::Skip, "{duplicate:?}");
+    assert_eq!(duplicate.decision, Verdict::Ignore, "{duplicate:?}");
+    assert_eq!(
+        duplicate.reason,
+        Some(SkipReason::Duplicate),
+        "{duplicate:?}"
+    );
     let requests = proxy.requests();
     eprintln!("duplicate: {:#?}", tally(&requests));
-    // One read finds the claim; the duplicate's own record is the one write.
+    // The claim is refused, and returns the state and the event's claim. The group guard's
+    // read comes before the claim, as the claim takes the group's slot: a redelivery repeats
+    // it, and changes nothing.
     assert_eq!(
         requests,
-        ["dynamodb:BatchGetItem", "dynamodb:PutItem"],
-        "a duplicate touches nothing but its record"
+        [
+            "autoscaling:DescribeAutoScalingInstances",
+            "dynamodb:TransactWriteItems"
+        ],
+        "a duplicate writes nothing and acts on nothing"
     );
+
+    // Another alarm within the cooldown: the refused claim returns the state, on which the
+    // run decides its skip without a read; the skip's record is the one write.
+    proxy.clear_log();
+    let skipped = engine
+        .handle(ec2_alarm(&instance, "event-2"), "run-3")
+        .await
+        .expect("handled");
+    assert_eq!(skipped.decision, Verdict::Skip, "{skipped:?}");
+    assert_eq!(skipped.reason, Some(SkipReason::Cooldown), "{skipped:?}");
+    assert_eq!(
+        proxy.requests(),
+        [
+            "autoscaling:DescribeAutoScalingInstances",
+            "dynamodb:TransactWriteItems",
+            "dynamodb:PutItem"
+        ],
+        "no state read, no action"
+    );
+    assert_eq!(proxy.count("ec2:RebootInstances"), 0);
 }

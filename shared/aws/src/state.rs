@@ -16,7 +16,10 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -204,7 +207,8 @@ impl DynamoStateStore {
         Ok(attributes)
     }
 
-    /// A conditional put of the state: only over the version that was read.
+    /// A conditional put of the state: only over the version that was read (0: none stored).
+    /// In a transaction, a refusal returns the state as stored.
     fn state_put(
         &self,
         key: &ResourceKey,
@@ -213,7 +217,8 @@ impl DynamoStateStore {
     ) -> Result<Put, StoreError> {
         let builder = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(self.state_item(key, next)?));
+            .set_item(Some(self.state_item(key, next)?))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let builder = if expected_version == 0 {
             builder.condition_expression("attribute_not_exists(pk)")
         } else {
@@ -230,8 +235,6 @@ impl DynamoStateStore {
         })
     }
 
-    /// The items of `keys` (strongly consistent). BatchGetItem may leave some keys
-    /// unprocessed under load: they are asked for again.
     /// A record's write, for a transaction.
     fn record_put(&self, record: &HealingRecord) -> Result<Put, StoreError> {
         Put::builder()
@@ -243,6 +246,8 @@ impl DynamoStateStore {
             })
     }
 
+    /// The items of `keys` (strongly consistent). BatchGetItem may leave some keys
+    /// unprocessed under load: they are asked for again.
     async fn batch_get(
         &self,
         keys: KeysAndAttributes,
@@ -413,10 +418,7 @@ impl Found {
                 };
                 found.counters.insert((pk, sk), actions);
             } else if sk == STATE_SORT_KEY {
-                let decoded: StateItem = serde_dynamo::from_item(item).map_err(|e| StoreError {
-                    message: format!("cannot decode resource state: {e}"),
-                })?;
-                found.loaded.state = decoded.state;
+                found.loaded.state = decode_state(item)?;
             } else if !sk.is_empty() {
                 found.loaded.event_seen = true;
             }
@@ -446,6 +448,14 @@ impl Found {
             })
             .collect()
     }
+}
+
+fn decode_state(item: HashMap<String, AttributeValue>) -> Result<ResourceState, StoreError> {
+    serde_dynamo::from_item::<_, StateItem>(item)
+        .map(|decoded| decoded.state)
+        .map_err(|e| StoreError {
+            message: format!("cannot decode resource state: {e}"),
+        })
 }
 
 /// A strongly consistent batch read of `keys`.
@@ -510,7 +520,11 @@ impl StateStore for DynamoStateStore {
         let marker = if takeover {
             marker
         } else {
-            marker.condition_expression("attribute_not_exists(pk)")
+            marker
+                .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
         }
         .build()
         .map_err(|e| StoreError {
@@ -527,8 +541,9 @@ impl StateStore for DynamoStateStore {
                     .build(),
             )
             .transact_items(TransactWriteItem::builder().put(record_put).build());
-        // Each budget counts the action only while it is below its cap: the governor's check
-        // and the claim are one transaction.
+        // Each budget counts the action only while its current window is below the cap and its
+        // previous window holds no more than the cap was computed from: the governor's check
+        // and the claim are one transaction, whether the counts were read or presumed.
         for spend in spends {
             let update = Update::builder()
                 .table_name(&self.table)
@@ -547,8 +562,26 @@ impl StateStore for DynamoStateStore {
                 .map_err(|e| StoreError {
                     message: format!("cannot build budget write: {e}"),
                 })?;
-            transaction =
-                transaction.transact_items(TransactWriteItem::builder().update(update).build());
+            let previous = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(budget_key(&spend.scope.key(), spend.previous_window)))
+                .condition_expression("attribute_not_exists(#n) OR #n <= :previous")
+                .expression_attribute_names("#n", "actions")
+                .expression_attribute_values(
+                    ":previous",
+                    AttributeValue::N(spend.previous.to_string()),
+                )
+                .build()
+                .map_err(|e| StoreError {
+                    message: format!("cannot build budget check: {e}"),
+                })?;
+            transaction = transaction
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .condition_check(previous)
+                        .build(),
+                );
         }
         // The group slot is taken only while it is free (never held, expired) or already the
         // resource's own: the guard's check and the claim are one transaction too.
@@ -591,23 +624,39 @@ impl StateStore for DynamoStateStore {
                 else {
                     return Err(store_error("TransactWriteItems", error));
                 };
-                // One reason per item, in order: the event claim, the state, the record, the
-                // budgets, then the group slot.
+                // One reason per item, in order: the event claim, the state, the record, two
+                // per budget (its current and previous windows), then the group slot.
+                let reasons = cancelled.cancellation_reasons();
                 let refused = |index: usize| {
-                    cancelled
-                        .cancellation_reasons()
+                    reasons
                         .get(index)
                         .and_then(|reason| reason.code())
                         .is_some_and(|code| code == "ConditionalCheckFailed")
                 };
-                if refused(0) {
+                let governed = 3..3 + 2 * spends.len() + usize::from(hold.is_some());
+                if refused(1) {
+                    // The state is not the version expected: it came back as it is stored,
+                    // and the run decides again on it without a read.
+                    let stored = reasons
+                        .get(1)
+                        .and_then(|reason| reason.item())
+                        .map(|item| decode_state(item.clone()))
+                        .transpose()?
+                        .map(|state| {
+                            Box::new(Loaded {
+                                state,
+                                // A takeover's claim exists: it is why the run took over.
+                                event_seen: takeover || refused(0),
+                            })
+                        });
+                    Ok(ClaimResult::Conflict { stored })
+                } else if refused(0) {
                     Ok(ClaimResult::Duplicate)
-                } else if (3..3 + spends.len() + usize::from(hold.is_some())).any(refused) {
+                } else if governed.into_iter().any(refused) {
                     Ok(ClaimResult::OverBudget)
                 } else {
-                    // The state moved on, or another transaction touched the same items:
-                    // read again and decide again.
-                    Ok(ClaimResult::Conflict)
+                    // Another transaction touched the same items: read again and decide again.
+                    Ok(ClaimResult::Conflict { stored: None })
                 }
             }
         }

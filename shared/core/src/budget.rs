@@ -216,13 +216,17 @@ pub fn spread(reopens_at: DateTime<Utc>, key: &str) -> DateTime<Utc> {
 }
 
 /// What the claim adds to one budget: one action in `window`, allowed while that window's
-/// count is below `cap` (the limit less the previous window's count).
+/// count is below `cap` and the previous window's is at most `previous` (the count `cap` was
+/// computed from: the limit less it). Both are conditions of the claim, so the budget holds
+/// whether the counts were read or presumed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spend {
     pub scope: BudgetScope,
     pub window: DateTime<Utc>,
     pub window_seconds: u64,
     pub cap: u32,
+    pub previous_window: DateTime<Utc>,
+    pub previous: u32,
 }
 
 /// The spends of an action allowed by `budgets` with `usages` at `now`.
@@ -230,11 +234,16 @@ pub fn spends(budgets: &[Budget], usages: &[Usage], now: DateTime<Utc>) -> Vec<S
     budgets
         .iter()
         .zip(usages)
-        .map(|(budget, usage)| Spend {
-            scope: budget.scope.clone(),
-            window: Windows::at(now, budget.limit.window_seconds).current,
-            window_seconds: budget.limit.window_seconds,
-            cap: budget.limit.limit.saturating_sub(usage.previous),
+        .map(|(budget, usage)| {
+            let windows = Windows::at(now, budget.limit.window_seconds);
+            Spend {
+                scope: budget.scope.clone(),
+                window: windows.current,
+                window_seconds: budget.limit.window_seconds,
+                cap: budget.limit.limit.saturating_sub(usage.previous),
+                previous_window: windows.previous,
+                previous: usage.previous,
+            }
         })
         .collect()
 }

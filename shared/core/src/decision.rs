@@ -260,7 +260,7 @@ pub fn decide(input: DecisionInput<'_>) -> Transition {
                         next: Some(next),
                     };
                 }
-                return skip(SkipReason::Duplicate);
+                return ignore(SkipReason::Duplicate);
             }
             // An ALARM that does not act still interrupts the incident's recovery: without
             // this, OK-ALARM flapping would close the incident after the stable period counted

@@ -378,7 +378,10 @@ where
             run_id,
             mode,
         };
-        run.execute(outcome, |loaded, now| {
+        // Only an ALARM is decided on a presumption: an OK's decision depends on what is
+        // stored (a revert, a recovery) even when it would write nothing.
+        let presume = event.state == AlarmState::Alarm;
+        run.execute(outcome, presume, |loaded, now| {
             decide(DecisionInput {
                 policy: &rule.policy,
                 state: &loaded.state,
@@ -545,7 +548,7 @@ where
             run_id,
             mode,
         };
-        run.execute(outcome, |loaded, now| {
+        run.execute(outcome, false, |loaded, now| {
             decide_check(CheckInput {
                 policy: &rule.policy,
                 state: &loaded.state,
@@ -618,6 +621,15 @@ impl Governed {
     }
 }
 
+/// How a decision's write ended.
+enum Step {
+    /// The run is over.
+    Done(Outcome),
+    /// Another run changed the state, spent a budget or took a group's slot first: decide
+    /// again, on the state the refused write returned when it did, else on a new read.
+    Again(Option<Loaded>),
+}
+
 /// One event on one resource, once its rule is known.
 struct Run<'a, S, N, H, C, F> {
     engine: &'a Engine<S, N, H, C, F>,
@@ -670,32 +682,50 @@ where
 
     /// Decides on the state as loaded and carries the decision out; a decision whose write
     /// lost a race to another run is made again on the state that run left.
+    ///
+    /// With `presume`, the first decision is made without a read, on nothing stored (no
+    /// state, the event unclaimed, no budget spent): the common first ALARM on a resource.
+    /// That is safe because the decision's write is conditioned on exactly that (the state's
+    /// absence, the event's, the budgets' counts), and a refused write returns what is
+    /// stored; a decision that would write nothing is not trusted on a presumption, and reads.
     async fn execute(
         &self,
         outcome: Outcome,
+        presume: bool,
         decide: impl Fn(&Loaded, DateTime<Utc>) -> Transition,
     ) -> Result<Outcome, EngineError> {
         let budgets = self.budgets();
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        let mut known = presume.then(|| (Loaded::default(), vec![Usage::default(); budgets.len()]));
+        for round in 0..MAX_CONFLICT_RETRIES {
+            let presumed = presume && round == 0;
             let now = self.engine.clock.now();
-            // The state, the event's claim and the budgets' windows in one read: the budgets
-            // matter only to a new attempt, but reading them with the state costs no request.
-            let (loaded, usages) = self
-                .engine
-                .store
-                .load_with_budgets(self.key, &self.event.id, &budgets, now)
-                .await?;
+            let (loaded, usages) = match known.take() {
+                Some(known) => known,
+                // The state, the event's claim and the budgets' windows in one read: the
+                // budgets matter only to a new attempt, but reading them with the state costs
+                // no request.
+                None => {
+                    self.engine
+                        .store
+                        .load_with_budgets(self.key, &self.event.id, &budgets, now)
+                        .await?
+                }
+            };
+            let decided = decide(&loaded, now);
+            if presumed && decided.next.is_none() {
+                continue;
+            }
             let Governed {
                 transition,
                 spends,
                 hold,
             } = self
-                .govern(&loaded, decide(&loaded, now), &budgets, &usages, now)
+                .govern(&loaded, decided, &budgets, &usages, now)
                 .await?;
             let expected = loaded.state.version;
             let next = transition.next.as_ref();
             let done = match transition.decision {
-                Decision::Ignore { reason } => Some(self.ignore(outcome.clone(), reason)),
+                Decision::Ignore { reason } => Step::Done(self.ignore(outcome.clone(), reason)),
                 Decision::Recovering { incident_id } => {
                     self.recovering(outcome.clone(), expected, next, &incident_id)
                         .await?
@@ -711,7 +741,7 @@ where
                     takeover,
                 } => match Claim::of(expected, next, attempt, &incident_id, takeover) {
                     Some(claim) => self.claim_and_revert(outcome.clone(), claim).await?,
-                    None => None,
+                    None => Step::Again(None),
                 },
                 Decision::Act {
                     attempt,
@@ -725,7 +755,7 @@ where
                         self.claim_and_act(outcome.clone(), claim, &spends, hold.as_ref())
                             .await?
                     }
-                    None => None,
+                    None => Step::Again(None),
                 },
                 Decision::Resolve {
                     incident_id,
@@ -738,7 +768,7 @@ where
                         self.claim_and_resolve(outcome.clone(), claim, recovered_at, gone)
                             .await?
                     }
-                    None => None,
+                    None => Step::Again(None),
                 },
                 Decision::Defer {
                     incident_id,
@@ -764,8 +794,13 @@ where
                         .await?
                 }
             };
-            if let Some(outcome) = done {
-                return Ok(log(outcome));
+            match done {
+                Step::Done(outcome) => return Ok(log(outcome)),
+                // A refused claim that returned the state is decided on again as it is; the
+                // counts of the budgets stay those read or presumed, which the next claim's
+                // conditions check again.
+                Step::Again(Some(stored)) => known = Some((stored, usages)),
+                Step::Again(None) => known = None,
             }
         }
         warn!(rule = %self.rule.name, resource = %self.key.resource_id, "state kept changing under this run; leaving the resource to the run that holds it");
@@ -781,6 +816,7 @@ where
         outcome.reason = Some(reason);
         outcome.detail = Some(match reason {
             SkipReason::NoOpenIncident => "OK with no open incident".to_owned(),
+            SkipReason::Duplicate => skip_summary(reason, self.rule),
             _ => format!("alarm state {} needs no action", self.event.state.as_str()),
         });
         outcome
@@ -802,16 +838,16 @@ where
         expected: u64,
         next: Option<&ResourceState>,
         incident_id: &str,
-    ) -> Result<Option<Outcome>, EngineError> {
+    ) -> Result<Step, EngineError> {
         if !self.save(expected, next).await? {
-            return Ok(None);
+            return Ok(Step::Again(None));
         }
         outcome.decision = Verdict::Recovering;
         outcome.detail = Some(format!(
             "incident {incident_id} closes if OK holds for {} s",
             self.rule.policy.stable_period_seconds
         ));
-        Ok(Some(outcome))
+        Ok(Step::Done(outcome))
     }
 
     /// A skip the policy decided (cooldown, backoff, attempts spent…): recorded, and the
@@ -824,9 +860,9 @@ where
         state: &ResourceState,
         reason: SkipReason,
         escalate: bool,
-    ) -> Result<Option<Outcome>, EngineError> {
+    ) -> Result<Step, EngineError> {
         if !self.save(expected, next).await? {
-            return Ok(None);
+            return Ok(Step::Again(None));
         }
         let incident = state.incident.as_ref();
         let mut record = self.record(
@@ -845,7 +881,7 @@ where
         outcome.detail.clone_from(&record.summary);
         outcome.reason = Some(reason);
         outcome.record = Some(record);
-        Ok(Some(outcome))
+        Ok(Step::Done(outcome))
     }
 
     /// A failed last attempt: the incident is escalated with it.
@@ -869,23 +905,17 @@ where
         &self,
         mut outcome: Outcome,
         claim: Claim<'_>,
-    ) -> Result<Option<Outcome>, EngineError> {
+    ) -> Result<Step, EngineError> {
         let record = self.in_progress(&claim, RunPhase::Revert);
         match self.claim(&claim, &record, &[], None).await? {
-            ClaimResult::OverBudget | ClaimResult::Conflict => Ok(None),
-            ClaimResult::Duplicate => {
-                outcome.decision = Verdict::Ignore;
-                outcome.reason = Some(SkipReason::Duplicate);
-                outcome.detail = Some(skip_summary(SkipReason::Duplicate, self.rule));
-                Ok(Some(outcome))
-            }
             ClaimResult::Claimed => {
                 let record = self
                     .revert(record, claim.incident_id, &claim.next.reverts)
                     .await?;
                 outcome.decision = Verdict::Revert;
-                Ok(Some(outcome.with_record(record)))
+                Ok(Step::Done(outcome.with_record(record)))
             }
+            refused => Ok(self.not_claimed(outcome, refused)),
         }
     }
 
@@ -896,7 +926,7 @@ where
         claim: Claim<'_>,
         spends: &[Spend],
         hold: Option<&Hold>,
-    ) -> Result<Option<Outcome>, EngineError> {
+    ) -> Result<Step, EngineError> {
         let mut record = self.record(
             HealingStatus::InProgress,
             claim.attempt,
@@ -908,11 +938,6 @@ where
                 .insert("group".to_owned(), hold.group.clone());
         }
         match self.claim(&claim, &record, spends, hold).await? {
-            // Another run spent the budget or took the group's slot first: decide again on
-            // what it left.
-            ClaimResult::OverBudget => Ok(None),
-            ClaimResult::Conflict => Ok(None),
-            ClaimResult::Duplicate => Ok(Some(self.duplicate(outcome).await?)),
             ClaimResult::Claimed => {
                 // The follow-up is scheduled before the action, so that an invocation that
                 // dies during it is still followed up; the check waits for the backoff.
@@ -943,8 +968,9 @@ where
                     Verdict::Act
                 };
                 outcome.escalated = self.spends_the_last_attempt(&record);
-                Ok(Some(outcome.with_record(record)))
+                Ok(Step::Done(outcome.with_record(record)))
             }
+            refused => Ok(self.not_claimed(outcome, refused)),
         }
     }
 
@@ -956,11 +982,9 @@ where
         claim: Claim<'_>,
         recovered_at: DateTime<Utc>,
         gone: bool,
-    ) -> Result<Option<Outcome>, EngineError> {
+    ) -> Result<Step, EngineError> {
         let mut record = self.in_progress(&claim, RunPhase::Verify);
         match self.claim(&claim, &record, &[], None).await? {
-            ClaimResult::OverBudget | ClaimResult::Conflict => Ok(None),
-            ClaimResult::Duplicate => Ok(Some(self.ignore(outcome, SkipReason::Duplicate))),
             ClaimResult::Claimed => {
                 let recovered = claim
                     .next
@@ -1003,8 +1027,9 @@ where
                 let record = self.finish(record, None, &remaining).await?;
                 let mut outcome = outcome.with_record(record);
                 outcome.decision = Verdict::Resolve;
-                Ok(Some(outcome))
+                Ok(Step::Done(outcome))
             }
+            refused => Ok(self.not_claimed(outcome, refused)),
         }
     }
 
@@ -1018,13 +1043,13 @@ where
         incident_id: &str,
         at: DateTime<Utc>,
         reason: Pending,
-    ) -> Result<Option<Outcome>, EngineError> {
+    ) -> Result<Step, EngineError> {
         let checks = next
             .and_then(|next| next.incident.as_ref())
             .map_or(0, |incident| incident.checks);
         self.schedule(incident_id, checks, at).await?;
         if !self.save(expected, next).await? {
-            return Ok(None);
+            return Ok(Step::Again(None));
         }
         outcome.decision = Verdict::Recheck;
         outcome.detail = Some(format!(
@@ -1032,7 +1057,7 @@ where
             reason.as_str(),
             at.to_rfc3339()
         ));
-        Ok(Some(outcome))
+        Ok(Step::Done(outcome))
     }
 
     /// The check that verifies the attempt `next` claims, and when it is due: when its
@@ -1068,17 +1093,15 @@ where
         self.engine.follow_ups.schedule(&follow_up, at).await
     }
 
-    /// This event was handled already: the redelivery is recorded as a duplicate.
-    async fn duplicate(&self, mut outcome: Outcome) -> Result<Outcome, EngineError> {
-        let mut record = self.record(HealingStatus::Skipped, 0, None);
-        record.skip_reason = Some(SkipReason::Duplicate);
-        record.ended_at = Some(record.started_at);
-        record.summary = Some(skip_summary(SkipReason::Duplicate, self.rule));
-        self.engine.store.put_record(&record).await?;
-        outcome.reason = Some(SkipReason::Duplicate);
-        outcome.detail.clone_from(&record.summary);
-        outcome.record = Some(record);
-        Ok(outcome)
+    /// A claim that did not go through. Another delivery of this event claimed it: the
+    /// redelivery is ignored (the event's run has its record; the log line and the skip
+    /// metric count the redelivery). Otherwise another run moved first: decide again.
+    fn not_claimed(&self, outcome: Outcome, refused: ClaimResult) -> Step {
+        match refused {
+            ClaimResult::Duplicate => Step::Done(self.ignore(outcome, SkipReason::Duplicate)),
+            ClaimResult::Conflict { stored } => Step::Again(stored.map(|stored| *stored)),
+            ClaimResult::OverBudget | ClaimResult::Claimed => Step::Again(None),
+        }
     }
 
     async fn claim(
@@ -1258,7 +1281,7 @@ where
         incident_id: &str,
         until: DateTime<Utc>,
         tripped: &Tripped,
-    ) -> Result<Option<Outcome>, EngineError> {
+    ) -> Result<Step, EngineError> {
         let incident = next.and_then(|next| next.incident.as_ref());
         if self.mode == Mode::Enforce {
             let check = incident.map_or(0, |incident| incident.checks);
@@ -1296,8 +1319,7 @@ where
                 };
                 match self.engine.store.claim(&request).await? {
                     ClaimResult::Claimed => {}
-                    ClaimResult::Duplicate => return Ok(Some(self.duplicate(outcome).await?)),
-                    ClaimResult::Conflict | ClaimResult::OverBudget => return Ok(None),
+                    refused => return Ok(self.not_claimed(outcome, refused)),
                 }
             }
             None => self.engine.store.put_record(&record).await?,
@@ -1309,7 +1331,7 @@ where
         outcome.reason = Some(reason);
         outcome.detail.clone_from(&record.summary);
         outcome.record = Some(record);
-        Ok(Some(outcome))
+        Ok(Step::Done(outcome))
     }
 
     /// What the healer is asked, for this run's attempt.

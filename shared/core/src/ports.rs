@@ -50,16 +50,18 @@ pub struct ClaimRequest<'a> {
 }
 
 /// How an attempt to claim a resource for a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimResult {
     /// This run holds the resource: it may act.
     Claimed,
     /// The event was claimed by another delivery of it.
     Duplicate,
-    /// The state changed since it was read: read again and decide again.
-    Conflict,
+    /// The state is not the version the claim expected: decide again, on `stored` when the
+    /// refusal returned the state as it is (and whether the event was claimed), else on a
+    /// new read.
+    Conflict { stored: Option<Box<Loaded>> },
     /// A budget the claim spends was spent, or the group slot it takes was taken, by another
-    /// run first: decide again.
+    /// run first: read the budgets again and decide again.
     OverBudget,
 }
 
@@ -108,9 +110,11 @@ pub trait StateStore {
     ) -> impl Future<Output = Result<Loaded, StoreError>> + Send;
 
     /// Atomically: marks `event_id` claimed (it must be new, unless `takeover`), writes `next`
-    /// if the stored version is still `expected_version`, stores the in-progress record, and
-    /// counts one action in each budget of `spends`, each only while it is below its cap, and
-    /// takes the group slot of `hold` while it is free.
+    /// if the stored version is still `expected_version` (0: no state is stored), stores the
+    /// in-progress record, counts one action in each budget of `spends`, each only while its
+    /// windows are within the spend's counts, and takes the group slot of `hold` while it is
+    /// free. A claim refused for its state returns the state as stored when it can, so that
+    /// the run decides again without another read.
     fn claim(
         &self,
         claim: &ClaimRequest<'_>,

@@ -130,6 +130,16 @@ fn assert_act(decision: &Decision, attempt: u32, incident: &str, new_incident: b
 }
 
 #[track_caller]
+/// A redelivery: nothing to do, nothing to record (the event's run has its record).
+fn assert_duplicate(decision: &Decision) {
+    assert_eq!(
+        decision,
+        &Decision::Ignore {
+            reason: SkipReason::Duplicate
+        }
+    );
+}
+
 fn assert_skip(decision: &Decision, reason: SkipReason) {
     assert_eq!(
         decision,
@@ -314,7 +324,7 @@ fn given_an_escalated_incident_when_ok_flaps_inside_the_stable_period_then_it_do
 // ------------------------------------------------------------------ deliveries and leases
 
 #[test]
-fn given_an_event_already_seen_when_it_is_delivered_again_then_it_is_skipped_as_duplicate() {
+fn given_an_event_already_seen_when_it_is_delivered_again_then_it_is_ignored_as_duplicate() {
     let mut sim = Sim::new(ec2_policy());
     sim.event("e1", AlarmState::Alarm, t0());
 
@@ -327,7 +337,7 @@ fn given_an_event_already_seen_when_it_is_delivered_again_then_it_is_skipped_as_
         at(5),
     );
 
-    assert_skip(&transition.decision, SkipReason::Duplicate);
+    assert_duplicate(&transition.decision);
     assert_eq!(transition.next, None);
 }
 
@@ -345,7 +355,7 @@ fn given_an_event_seen_while_its_own_lease_is_still_held_then_it_is_a_duplicate(
         at(60),
     );
 
-    assert_skip(&transition.decision, SkipReason::Duplicate);
+    assert_duplicate(&transition.decision);
 }
 
 #[test]
@@ -445,7 +455,7 @@ fn given_an_expired_lease_of_another_event_when_a_new_alarm_arrives_then_it_does
         true,
         at(900),
     );
-    assert_skip(&seen_other.decision, SkipReason::Duplicate);
+    assert_duplicate(&seen_other.decision);
 }
 
 // ------------------------------------------------------------------ OK, recovery and new incidents

@@ -44,6 +44,8 @@ struct StoreInner {
     records: BTreeMap<String, HealingRecord>,
     /// How many writes (of any kind) were made.
     writes: usize,
+    /// How many reads of a resource's state were made.
+    reads: usize,
     /// Actions counted per budget and window, and whether the window's trip was announced.
     budgets: HashMap<(String, i64), (u32, bool)>,
     /// Group slots, by group and index.
@@ -69,6 +71,23 @@ impl MemoryStore {
 
     fn writes(&self) -> usize {
         self.lock().writes
+    }
+
+    fn reads(&self) -> usize {
+        self.lock().reads
+    }
+
+    fn put_budget(&self, scope: &str, window: DateTime<Utc>, actions: u32) {
+        self.lock()
+            .budgets
+            .insert((scope.to_owned(), window.timestamp()), (actions, false));
+    }
+
+    fn budget(&self, scope: &str, window: DateTime<Utc>) -> u32 {
+        self.lock()
+            .budgets
+            .get(&(scope.to_owned(), window.timestamp()))
+            .map_or(0, |(actions, _)| *actions)
     }
 
     fn records(&self) -> Vec<HealingRecord> {
@@ -101,7 +120,8 @@ impl MemoryStore {
 impl StateStore for MemoryStore {
     async fn load(&self, key: &ResourceKey, event_id: &str) -> Result<Loaded, StoreError> {
         self.check_up()?;
-        let inner = self.lock();
+        let mut inner = self.lock();
+        inner.reads += 1;
         Ok(Loaded {
             state: inner.states.get(key).cloned().unwrap_or_default(),
             event_seen: inner.claims.contains(&(key.clone(), event_id.to_owned())),
@@ -126,16 +146,31 @@ impl StateStore for MemoryStore {
             state.version += 1;
         }
         let claim = (key.clone(), event_id.to_owned());
-        if !takeover && inner.claims.contains(&claim) {
+        let seen = inner.claims.contains(&claim);
+        // As DynamoDB does with `ALL_OLD`: a refused state comes back as it is stored.
+        let stored = inner.states.get(key);
+        if stored.map_or(0, |state| state.version) != expected_version {
+            return Ok(ClaimResult::Conflict {
+                stored: stored.map(|state| {
+                    Box::new(Loaded {
+                        state: state.clone(),
+                        event_seen: seen,
+                    })
+                }),
+            });
+        }
+        if !takeover && seen {
             return Ok(ClaimResult::Duplicate);
         }
-        let stored = inner.states.get(key).map_or(0, |state| state.version);
-        if stored != expected_version {
-            return Ok(ClaimResult::Conflict);
-        }
+        let count = |scope: String, window: DateTime<Utc>| {
+            inner
+                .budgets
+                .get(&(scope, window.timestamp()))
+                .map_or(0, |(n, _)| *n)
+        };
         let over = spends.iter().any(|spend| {
-            let key = (spend.scope.key(), spend.window.timestamp());
-            inner.budgets.get(&key).map_or(0, |(n, _)| *n) >= spend.cap
+            count(spend.scope.key(), spend.window) >= spend.cap
+                || count(spend.scope.key(), spend.previous_window) > spend.previous
         });
         let taken = hold.is_some_and(|hold| {
             inner
@@ -643,6 +678,9 @@ async fn given_an_ec2_alarm_when_handled_then_the_instance_is_healed_recorded_an
     assert_eq!(outcome.resource_id.as_deref(), Some("i-00000000000000001"));
     assert_eq!(outcome.action.as_deref(), Some("recover-ec2-instance"));
     assert_eq!(outcome.mode, Some(Mode::Enforce));
+    // The first incident on a resource is claimed without a read of its state.
+    assert_eq!(engine.store.reads(), 0);
+    assert_eq!(engine.store.writes(), 2, "the claim, then the final record");
     assert_eq!(outcome.reason, None);
 
     let record = record_of(&outcome);
@@ -693,7 +731,7 @@ async fn given_an_ec2_alarm_when_handled_then_the_instance_is_healed_recorded_an
 }
 
 #[tokio::test]
-async fn given_a_handled_event_when_it_is_delivered_again_then_it_is_a_skipped_duplicate() {
+async fn given_a_handled_event_when_it_is_delivered_again_then_it_is_an_ignored_duplicate() {
     let engine = infrastructure();
     handle(
         &engine,
@@ -702,6 +740,7 @@ async fn given_a_handled_event_when_it_is_delivered_again_then_it_is_a_skipped_d
     )
     .await;
     engine.clock.set(at(30));
+    let writes = engine.store.writes();
 
     let outcome = handle(
         &engine,
@@ -710,14 +749,73 @@ async fn given_a_handled_event_when_it_is_delivered_again_then_it_is_a_skipped_d
     )
     .await;
 
-    assert_eq!(outcome.decision, Verdict::Skip);
+    assert_eq!(outcome.decision, Verdict::Ignore);
     assert_eq!(outcome.reason, Some(SkipReason::Duplicate));
-    let record = record_of(&outcome);
-    assert_eq!(record.status, HealingStatus::Skipped);
-    assert_eq!(record.skip_reason, Some(SkipReason::Duplicate));
-    assert_eq!(engine.store.record("run-2").status, HealingStatus::Skipped);
+    assert_eq!(
+        outcome.record, None,
+        "the event's run has its record already"
+    );
+    assert_eq!(engine.store.records().len(), 1);
+    assert_eq!(engine.store.writes(), writes, "a redelivery writes nothing");
+    assert_eq!(
+        engine.store.reads(),
+        0,
+        "the refused claim returned the state that showed the event claimed"
+    );
     assert_eq!(engine.healer.count(), 1, "the healer is not called again");
     assert_eq!(engine.notifier.notices().len(), 1);
+}
+
+#[tokio::test]
+async fn given_a_resource_in_its_cooldown_when_it_alarms_then_the_refused_claim_decides_the_skip_without_reading()
+ {
+    let engine = infrastructure();
+    let instance = "i-00000000000000001";
+    handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-1").await;
+    let stored = engine.store.state(&ec2_key(instance));
+    engine.clock.set(at(30));
+
+    let outcome = handle(&engine, ec2_status_check("e2", "ALARM", instance), "run-2").await;
+
+    assert_eq!(outcome.decision, Verdict::Skip, "{outcome:?}");
+    assert_eq!(outcome.reason, Some(SkipReason::Cooldown), "{outcome:?}");
+    assert_eq!(engine.store.record("run-2").status, HealingStatus::Skipped);
+    assert_eq!(engine.store.state(&ec2_key(instance)), stored);
+    assert_eq!(engine.store.reads(), 0);
+    assert_eq!(engine.healer.count(), 1);
+}
+
+#[tokio::test]
+async fn given_actions_in_the_budgets_previous_window_when_a_new_resource_alarms_then_the_presumed_claim_is_refused_and_the_run_reads_and_defers()
+ {
+    let engine = infrastructure();
+    // The shipped rule's budget: 5 actions per 15 minutes, all spent in the previous window.
+    let previous = Windows::at(t0(), 900).previous;
+    engine
+        .store
+        .put_budget("rule#ec2-instance-healing", previous, 5);
+
+    let outcome = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::Budget), "{outcome:?}");
+    assert_eq!(engine.healer.count(), 0);
+    assert_eq!(
+        engine.store.reads(),
+        1,
+        "the refusal sends the run to read the counts"
+    );
+    assert_eq!(
+        engine
+            .store
+            .budget("rule#ec2-instance-healing", Windows::at(t0(), 900).current),
+        0,
+        "nothing was counted"
+    );
 }
 
 #[tokio::test]
@@ -1351,21 +1449,12 @@ async fn given_ten_concurrent_deliveries_of_one_event_when_handled_then_exactly_
     assert_eq!((completed, duplicates), (1, 9), "{outcomes:#?}");
 
     let records = engine.store.records();
-    assert_eq!(records.len(), 10);
     assert_eq!(
-        records
-            .iter()
-            .filter(|r| r.status == HealingStatus::Completed)
-            .count(),
-        1
+        records.len(),
+        1,
+        "the redeliveries record nothing: {records:#?}"
     );
-    assert_eq!(
-        records
-            .iter()
-            .filter(|r| r.skip_reason == Some(SkipReason::Duplicate))
-            .count(),
-        9
-    );
+    assert_eq!(records[0].status, HealingStatus::Completed);
     assert_eq!(engine.notifier.notices().len(), 1);
 }
 
