@@ -328,16 +328,7 @@ impl DynamoStateStore {
             .send()
             .await
             .map_err(|e| store_error("GetItem", e))?;
-        output
-            .item
-            .map(|item| {
-                serde_dynamo::from_item::<_, StateItem>(item)
-                    .map(|decoded| decoded.state)
-                    .map_err(|e| StoreError {
-                        message: format!("cannot decode resource state: {e}"),
-                    })
-            })
-            .transpose()
+        output.item.map(decode_state).transpose()
     }
 }
 
@@ -450,6 +441,7 @@ impl Found {
     }
 }
 
+/// A resource's state from its stored item.
 fn decode_state(item: HashMap<String, AttributeValue>) -> Result<ResourceState, StoreError> {
     serde_dynamo::from_item::<_, StateItem>(item)
         .map(|decoded| decoded.state)
