@@ -115,7 +115,7 @@ test-build:
 # builds go under $(CARGO_TARGET_DIR)/fuzz, their working corpus to fuzz/corpus (seeded at every
 # run from events/ and tests/hostile/, which hold the committed seeds), crashes to
 # fuzz/artifacts. cargo-fuzz asks for nightly flags: RUSTC_BOOTSTRAP lets stable accept them.
-CARGO_FUZZ := $(HOME)/.cargo/bin/cargo-fuzz
+CARGO_FUZZ := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/cargo-fuzz
 FUZZ_TARGETS := alarm_event rules_file
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 30
@@ -141,17 +141,19 @@ fuzz-seed:
 	cp rules/*.toml tests/hostile/rules/* fuzz/corpus/rules_file/
 
 # One target for FUZZ_RUN_SECONDS; a crash fails the run and is kept in fuzz/artifacts/<target>.
+# The targets run side by side, one per core, each with its output kept together.
+FUZZ_EACH := $(MAKE) --no-print-directory -j2 --output-sync=target $(addprefix fuzz-run-,$(FUZZ_TARGETS))
 fuzz-run-%:
 	$(FUZZ) run $(FUZZ_DIRS) $* -- -max_total_time=$(FUZZ_RUN_SECONDS) \
 		-max_len=$(FUZZ_MAX_LEN_$*) -timeout=20 -print_final_stats=1
 
 .PHONY: fuzz-smoke
 fuzz-smoke: fuzz-build fuzz-seed ## Fuzz each parser for 30 s (part of make test)
-	$(MAKE) --no-print-directory $(addprefix fuzz-run-,$(FUZZ_TARGETS)) FUZZ_RUN_SECONDS=$(FUZZ_SMOKE_SECONDS)
+	$(FUZZ_EACH) FUZZ_RUN_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 .PHONY: fuzz
 fuzz: fuzz-build fuzz-seed ## Fuzz each parser for FUZZ_SECONDS (default 600 s)
-	$(MAKE) --no-print-directory $(addprefix fuzz-run-,$(FUZZ_TARGETS)) FUZZ_RUN_SECONDS=$(FUZZ_SECONDS)
+	$(FUZZ_EACH) FUZZ_RUN_SECONDS=$(FUZZ_SECONDS)
 
 .PHONY: reliability
 reliability: tools ## Long reliability runs: a burst of 1,000 events, then FUZZ_SECONDS of fuzzing per parser

@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use autoheal_tests::{Emulator, Fleet, binary, ec2_alarm, workspace};
+use autoheal_tests::{Emulator, Fleet, ScratchDir, binary, ec2_alarm, workspace};
 
 fn autoheal(args: &[&str]) -> Output {
     Command::new(binary("autoheal"))
@@ -84,8 +84,7 @@ fn validate_accepts_the_shipped_rules_and_names_the_fault_in_a_bad_file() {
         String::from_utf8_lossy(&ok.stderr)
     );
 
-    let dir = std::env::temp_dir().join(format!("autoheal-validate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = ScratchDir::new("validate");
     let bad = dir.join("rules.toml");
     let shipped =
         std::fs::read_to_string(workspace().join("rules/autoheal-rules.toml")).expect("rules");
@@ -103,13 +102,11 @@ fn validate_accepts_the_shipped_rules_and_names_the_fault_in_a_bad_file() {
         "{stderr}"
     );
     assert!(stderr.contains("line "), "{stderr}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn validate_names_the_line_and_field_of_a_wrong_snapshot_retention() {
-    let dir = std::env::temp_dir().join(format!("autoheal-retention-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = ScratchDir::new("retention");
     let bad = dir.join("rules.toml");
     let shipped =
         std::fs::read_to_string(workspace().join("rules/autoheal-rules.toml")).expect("rules");
@@ -131,7 +128,6 @@ fn validate_names_the_line_and_field_of_a_wrong_snapshot_retention() {
         )),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -196,8 +192,7 @@ fn explain_names_the_rule_and_resource_of_a_matching_event() {
 
 #[test]
 fn explain_rejects_an_unreadable_event_clearly() {
-    let dir = std::env::temp_dir().join(format!("autoheal-explain-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = ScratchDir::new("explain");
     let garbage = dir.join("garbage.json");
     std::fs::write(&garbage, "{ this is not json").expect("write");
     for file in [
@@ -212,7 +207,6 @@ fn explain_rejects_an_unreadable_event_clearly() {
             "{file}"
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,8 +224,7 @@ async fn bootstrap_then_invoke_recovers_the_instance_once_even_when_run_ten_time
     let old = fleet
         .standalone(&[("emulator:system-status", "impaired")])
         .await;
-    let dir = std::env::temp_dir().join(format!("autoheal-invoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = ScratchDir::new("invoke");
     let event = dir.join("event.json");
     std::fs::write(&event, ec2_alarm(&old, "cli-event").to_string()).expect("write");
     let event = event.display().to_string();
@@ -283,7 +276,6 @@ async fn bootstrap_then_invoke_recovers_the_instance_once_even_when_run_ten_time
         ["stop", "start"],
         "stopped and started exactly once"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -491,8 +483,7 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
         shipped.rules().len(),
         "one event per shipped rule"
     );
-    let dir = std::env::temp_dir().join(format!("autoheal-invoke-all-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = ScratchDir::new("invoke-all");
     for (rule, event) in events {
         let file = dir.join(format!("{rule}.json"));
         std::fs::write(&file, event.to_string()).expect("write");
@@ -521,7 +512,6 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
             "{rule}: {outcome:#}"
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -542,8 +532,7 @@ dimension = "InstanceId"
 [rule.action]
 type = "recover-ec2-instance"
 "#;
-    let dir = std::env::temp_dir().join(format!("autoheal-shadowed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = ScratchDir::new("shadowed");
     let file = dir.join("rules.toml");
     std::fs::write(&file, format!("{shipped}\n{shadowed}")).expect("write");
 
@@ -570,7 +559,6 @@ type = "recover-ec2-instance"
         !String::from_utf8_lossy(&shipped_output.stdout).contains("warning:"),
         "the shipped rules shadow nothing"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -579,8 +567,7 @@ async fn invoke_with_a_layer_runs_that_layers_handler_whatever_the_event() {
     let url = emulator.url();
     let bootstrap = autoheal(&["bootstrap", "--endpoint-url", &url]);
     assert!(bootstrap.status.success());
-    let dir = std::env::temp_dir().join(format!("autoheal-layer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = ScratchDir::new("layer");
     let event = dir.join("event.json");
     std::fs::write(
         &event,
@@ -628,7 +615,6 @@ async fn invoke_with_a_layer_runs_that_layers_handler_whatever_the_event() {
         "{}",
         String::from_utf8_lossy(&unknown.stderr)
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The operator's loop on the emulator: invoke acts and schedules a follow-up; `tick` fires it
@@ -649,8 +635,7 @@ async fn tick_fires_due_follow_ups_and_reset_closes_an_escalated_incident() {
     deployment
         .set_alarm("web-01-system-status-check-failed", "ALARM")
         .await;
-    let dir = std::env::temp_dir().join(format!("autoheal-tick-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = ScratchDir::new("tick");
     let event = dir.join("event.json");
     std::fs::write(&event, ec2_alarm(&member, "cli-tick").to_string()).expect("write");
     let event = event.display().to_string();
@@ -739,5 +724,4 @@ async fn tick_fires_due_follow_ups_and_reset_closes_an_escalated_incident() {
         "{}",
         String::from_utf8_lossy(&reset_again.stderr)
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use autoheal_tests::{Deployment, Emulator, Fleet, binary, ec2_alarm};
+use autoheal_tests::{Deployment, Emulator, Fleet, ScratchDir, binary, ec2_alarm};
 
 const ALARM: &str = "web-01-system-status-check-failed";
 
@@ -81,7 +81,18 @@ fn tick_until_done(url: &str) -> Vec<Value> {
     panic!("no follow-up finished the attempt: {fired:#?}");
 }
 
-async fn started(name: &str) -> (Emulator, Deployment, Fleet, String, String, String) {
+/// One impaired instance in ALARM, and its event in a file.
+struct Scene {
+    deployment: Deployment,
+    fleet: Fleet,
+    url: String,
+    instance: String,
+    event: String,
+    _event_dir: ScratchDir,
+    _emulator: Emulator,
+}
+
+async fn started(name: &str) -> Scene {
     let emulator = Emulator::start_with_ec2_status_checks();
     let url = emulator.url();
     json_of(&mut autoheal(&url, &["bootstrap"]));
@@ -91,34 +102,45 @@ async fn started(name: &str) -> (Emulator, Deployment, Fleet, String, String, St
         .standalone(&[("emulator:system-status", "impaired")])
         .await;
     deployment.set_alarm(ALARM, "ALARM").await;
-    let dir = std::env::temp_dir().join(format!("autoheal-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = ScratchDir::new(name);
     let event = dir.join("event.json");
     std::fs::write(&event, ec2_alarm(&instance, name).to_string()).expect("write");
-    let event = event.display().to_string();
-    (emulator, deployment, fleet, url, instance, event)
+    Scene {
+        deployment,
+        fleet,
+        url,
+        instance,
+        event: event.display().to_string(),
+        _event_dir: dir,
+        _emulator: emulator,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_its_claim_the_attempt_is_finished_by_its_check_once() {
-    let (_emulator, deployment, fleet, url, instance, event) = started("crash-claim").await;
+    let scene = started("crash-claim").await;
+    let Scene {
+        deployment,
+        fleet,
+        url,
+        instance,
+        event,
+        ..
+    } = &scene;
 
-    invoke_and_kill_at(&url, &event, "before-action");
+    invoke_and_kill_at(url, event, "before-action");
 
-    assert!(
-        fleet.history(&instance).await.is_empty(),
-        "nothing done yet"
-    );
+    assert!(fleet.history(instance).await.is_empty(), "nothing done yet");
     // The same event delivered again finds its claim: nothing is done twice.
     let again = json_of(&mut autoheal(
-        &url,
-        &["invoke", "--event", &event, "--output", "json"],
+        url,
+        &["invoke", "--event", event, "--output", "json"],
     ));
     assert_eq!(again["decision"], "ignore", "{again:#}");
     assert_eq!(again["reason"], "duplicate", "{again:#}");
-    assert!(fleet.history(&instance).await.is_empty());
+    assert!(fleet.history(instance).await.is_empty());
 
-    let fired = tick_until_done(&url);
+    let fired = tick_until_done(url);
 
     let acted: Vec<&Value> = fired.iter().filter(|o| o["decision"] == "act").collect();
     assert_eq!(acted.len(), 1, "{fired:#?}");
@@ -127,7 +149,7 @@ async fn killed_after_its_claim_the_attempt_is_finished_by_its_check_once() {
         acted[0]["record"]["attempt"], 1,
         "the claimed attempt, resumed"
     );
-    assert_eq!(fleet.history(&instance).await, ["stop", "start"]);
+    assert_eq!(fleet.history(instance).await, ["stop", "start"]);
     assert!(
         !deployment.follow_ups().await.is_empty()
             || fired.iter().any(|o| o["decision"] == "resolve"),
@@ -137,20 +159,28 @@ async fn killed_after_its_claim_the_attempt_is_finished_by_its_check_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_its_action_nothing_is_done_twice() {
-    let (_emulator, deployment, fleet, url, instance, event) = started("crash-action").await;
+    let scene = started("crash-action").await;
+    let Scene {
+        deployment,
+        fleet,
+        url,
+        instance,
+        event,
+        ..
+    } = &scene;
 
-    invoke_and_kill_at(&url, &event, "after-action");
+    invoke_and_kill_at(url, event, "after-action");
 
-    assert_eq!(fleet.history(&instance).await, ["stop", "start"]);
+    assert_eq!(fleet.history(instance).await, ["stop", "start"]);
     // The stop and start fixed the hardware fault, as it does on EC2.
     fleet
-        .tag_instance(&instance, "emulator:system-status", "ok")
+        .tag_instance(instance, "emulator:system-status", "ok")
         .await;
 
-    let fired = tick_until_done(&url);
+    let fired = tick_until_done(url);
 
     assert_eq!(
-        fleet.history(&instance).await,
+        fleet.history(instance).await,
         ["stop", "start"],
         "not stopped again: {fired:#?}"
     );

@@ -31,6 +31,29 @@ pub mod faults;
 pub mod network;
 pub mod platform;
 
+/// A directory of the test's own under the system's temporary one (`autoheal-<name>-<pid>`),
+/// removed when dropped, so that a failing test leaves nothing behind either.
+#[derive(Debug)]
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("autoheal-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create the test's directory");
+        Self(path)
+    }
+
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
