@@ -119,28 +119,23 @@ async fn started(name: &str) -> Scene {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_its_claim_the_attempt_is_finished_by_its_check_once() {
     let scene = started("crash-claim").await;
-    let Scene {
-        deployment,
-        fleet,
-        url,
-        instance,
-        event,
-        ..
-    } = &scene;
 
-    invoke_and_kill_at(url, event, "before-action");
+    invoke_and_kill_at(&scene.url, &scene.event, "before-action");
 
-    assert!(fleet.history(instance).await.is_empty(), "nothing done yet");
+    assert!(
+        scene.fleet.history(&scene.instance).await.is_empty(),
+        "nothing done yet"
+    );
     // The same event delivered again finds its claim: nothing is done twice.
     let again = json_of(&mut autoheal(
-        url,
-        &["invoke", "--event", event, "--output", "json"],
+        &scene.url,
+        &["invoke", "--event", &scene.event, "--output", "json"],
     ));
     assert_eq!(again["decision"], "ignore", "{again:#}");
     assert_eq!(again["reason"], "duplicate", "{again:#}");
-    assert!(fleet.history(instance).await.is_empty());
+    assert!(scene.fleet.history(&scene.instance).await.is_empty());
 
-    let fired = tick_until_done(url);
+    let fired = tick_until_done(&scene.url);
 
     let acted: Vec<&Value> = fired.iter().filter(|o| o["decision"] == "act").collect();
     assert_eq!(acted.len(), 1, "{fired:#?}");
@@ -149,9 +144,12 @@ async fn killed_after_its_claim_the_attempt_is_finished_by_its_check_once() {
         acted[0]["record"]["attempt"], 1,
         "the claimed attempt, resumed"
     );
-    assert_eq!(fleet.history(instance).await, ["stop", "start"]);
+    assert_eq!(
+        scene.fleet.history(&scene.instance).await,
+        ["stop", "start"]
+    );
     assert!(
-        !deployment.follow_ups().await.is_empty()
+        !scene.deployment.follow_ups().await.is_empty()
             || fired.iter().any(|o| o["decision"] == "resolve"),
         "the incident is still followed up"
     );
@@ -160,27 +158,23 @@ async fn killed_after_its_claim_the_attempt_is_finished_by_its_check_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_its_action_nothing_is_done_twice() {
     let scene = started("crash-action").await;
-    let Scene {
-        deployment,
-        fleet,
-        url,
-        instance,
-        event,
-        ..
-    } = &scene;
 
-    invoke_and_kill_at(url, event, "after-action");
-
-    assert_eq!(fleet.history(instance).await, ["stop", "start"]);
-    // The stop and start fixed the hardware fault, as it does on EC2.
-    fleet
-        .tag_instance(instance, "emulator:system-status", "ok")
-        .await;
-
-    let fired = tick_until_done(url);
+    invoke_and_kill_at(&scene.url, &scene.event, "after-action");
 
     assert_eq!(
-        fleet.history(instance).await,
+        scene.fleet.history(&scene.instance).await,
+        ["stop", "start"]
+    );
+    // The stop and start fixed the hardware fault, as it does on EC2.
+    scene
+        .fleet
+        .tag_instance(&scene.instance, "emulator:system-status", "ok")
+        .await;
+
+    let fired = tick_until_done(&scene.url);
+
+    assert_eq!(
+        scene.fleet.history(&scene.instance).await,
         ["stop", "start"],
         "not stopped again: {fired:#?}"
     );
@@ -197,7 +191,7 @@ async fn killed_after_its_action_nothing_is_done_twice() {
     assert_eq!(resumed[0]["record"]["status"], "skipped");
     assert_eq!(resumed[0]["reason"], "not-needed");
     assert!(
-        !deployment.follow_ups().await.is_empty()
+        !scene.deployment.follow_ups().await.is_empty()
             || fired.iter().any(|o| o["decision"] == "resolve"),
         "the incident is still followed up"
     );
