@@ -103,8 +103,9 @@ test: ## Every check and test (what CI runs)
 	# scanners, and the fuzz targets' build, side by side: most of a cold build is one crate
 	# (aws-sdk-ec2) on one core, and most of the tools' time is downloads. One build serves
 	# every test (the CLI binary they run included), in the dev profile: the release
-	# artifacts (`make lambda`) would compile the SDK crates a second time.
-	$(MAKE) --no-print-directory -j4 --output-sync=line fmt-check test-build template scan fuzz-build
+	# artifacts (`make lambda`) would compile the SDK crates a second time. Their output is
+	# not held back per recipe: a cold build would keep the log silent for a quarter of an hour.
+	$(MAKE) --no-print-directory -j4 fmt-check test-build template scan fuzz-build
 	$(OWN_JOBS) $(LINTING) cargo test --workspace --no-fail-fast
 	$(MAKE) --no-print-directory fuzz-smoke
 
