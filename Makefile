@@ -141,9 +141,10 @@ fuzz-seed:
 	cp events/*.json events/aws-samples/*.json tests/hostile/events/* fuzz/corpus/alarm_event/
 	cp rules/*.toml tests/hostile/rules/* fuzz/corpus/rules_file/
 
-# One target for FUZZ_RUN_SECONDS; a crash fails the run and is kept in fuzz/artifacts/<target>.
-# The targets run side by side, one per core, each with its output kept together.
+# Every target, side by side (one per core), each with its output kept together.
 FUZZ_EACH := $(MAKE) --no-print-directory -j2 --output-sync=target $(addprefix fuzz-run-,$(FUZZ_TARGETS))
+
+# One target for FUZZ_RUN_SECONDS; a crash fails the run and is kept in fuzz/artifacts/<target>.
 fuzz-run-%:
 	$(FUZZ) run $(FUZZ_DIRS) $* -- -max_total_time=$(FUZZ_RUN_SECONDS) \
 		-max_len=$(FUZZ_MAX_LEN_$*) -timeout=20 -print_final_stats=1
