@@ -760,6 +760,7 @@ async fn a_verified_backup_replaces_only_autoheals_own_older_backups_beyond_thre
             incident_id: incident,
             idempotency_token: &token,
             event: &event,
+            alarm_actions: &[],
         })
         .await
         .expect("verified again");
@@ -822,6 +823,7 @@ async fn verify_with_fixed_token(
             incident_id: "incident-1",
             idempotency_token: "autoheal-0123456789abcdef00000001",
             event: &event,
+            alarm_actions: &[],
         })
         .await
 }

@@ -435,6 +435,7 @@ async fn retry(
             incident_id: incident,
             idempotency_token: &token,
             event: &event,
+            alarm_actions: &[],
         })
         .await
 }

@@ -638,6 +638,7 @@ async fn an_rds_reboot_deletes_only_autoheals_own_older_snapshots_of_the_instanc
             incident_id: incident,
             idempotency_token: &token,
             event: &event,
+            alarm_actions: &[],
         })
         .await
         .expect("healed again");

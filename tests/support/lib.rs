@@ -77,6 +77,7 @@ pub fn first_attempt<'a>(
         incident_id: "incident-1",
         idempotency_token,
         event,
+        alarm_actions: &[],
     }
 }
 

@@ -1348,6 +1348,7 @@ where
             incident_id,
             idempotency_token: token,
             event: self.event,
+            alarm_actions: &[],
         }
     }
 

@@ -45,9 +45,9 @@ pub use group::{Allowance, GroupGuard, GroupView};
 pub use layer::Layer;
 pub use notice::{Notice, NoticeKind};
 pub use ports::{
-    ActionEnd, ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealError, HealOutcome,
-    HealRequest, Healer, Loaded, Notifier, NotifyError, ResourceKey, StateStore, StoreError,
-    SystemClock,
+    ActionEnd, Assessment, ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealError,
+    HealOutcome, HealRequest, Healer, Loaded, Notifier, NotifyError, ResourceKey, StateStore,
+    StoreError, SystemClock, Wait, WaitReason,
 };
 pub use record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 pub use resource_id::ResourceKind;

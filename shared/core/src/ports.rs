@@ -222,6 +222,10 @@ pub struct HealRequest<'a> {
     /// The same for every retry of this attempt: pass it where the API takes one.
     pub idempotency_token: &'a str,
     pub event: &'a AlarmEvent,
+    /// The alarm's ALARM actions (their ARNs) as CloudWatch describes the alarm now, e.g. an
+    /// `arn:aws:automate:<region>:ec2:recover` action that has AWS recover the instance
+    /// itself; empty when autoheal has not read the alarm.
+    pub alarm_actions: &'a [String],
 }
 
 /// What a healer did.
@@ -246,6 +250,81 @@ pub enum HealOutcome {
         details: BTreeMap<String, String>,
         resume_after_seconds: u64,
     },
+}
+
+/// Why a healer asks autoheal to wait before it acts (see [`Healer::assess`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WaitReason {
+    /// AWS's own healing is already under way (EC2 automatic recovery or a scheduled event,
+    /// an ECS deployment rolling out or back, an instance refresh, an alarm's own EC2 recover
+    /// action): acting now would race it. Once the incident has waited the rule's
+    /// `max_wait_seconds`, the attempt goes ahead if the resource is still impaired.
+    AwsHealing,
+    /// A person froze the resource (suspended processes, protected members, traffic they are
+    /// shifting): acting would override them. Once the incident has waited the rule's
+    /// `max_wait_seconds`, a person is asked instead.
+    OperatorHold,
+}
+
+impl WaitReason {
+    /// The reason the deferred run records.
+    pub fn skip_reason(self) -> SkipReason {
+        match self {
+            WaitReason::AwsHealing => SkipReason::AwsHealing,
+            WaitReason::OperatorHold => SkipReason::OperatorHold,
+        }
+    }
+}
+
+/// Something else is healing the resource, or a person holds it: what was seen, and when to
+/// look again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    pub reason: WaitReason,
+    /// What was seen, in one sentence (recorded and shown by `explain` and `history`).
+    pub summary: String,
+    /// When to look again, from now.
+    pub recheck_after_seconds: u64,
+}
+
+/// What a healer finds when it looks at the resource before autoheal claims it for a new
+/// attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assessment {
+    /// Nothing else is healing the resource and nobody holds it: the attempt may go ahead
+    /// (the action still re-reads the resource and skips what is no longer needed).
+    Proceed,
+    /// Wait: the attempt is deferred, not counted.
+    Wait(Wait),
+    /// The resource does not exist: nothing to heal, no budget spent, no failure notice.
+    Gone { summary: String },
+}
+
+impl Assessment {
+    /// AWS's own healing is under way: look again after `recheck_after_seconds`.
+    pub fn aws_healing(summary: impl Into<String>, recheck_after_seconds: u64) -> Self {
+        Assessment::Wait(Wait {
+            reason: WaitReason::AwsHealing,
+            summary: summary.into(),
+            recheck_after_seconds,
+        })
+    }
+
+    /// A person holds the resource: look again after `recheck_after_seconds`.
+    pub fn operator_hold(summary: impl Into<String>, recheck_after_seconds: u64) -> Self {
+        Assessment::Wait(Wait {
+            reason: WaitReason::OperatorHold,
+            summary: summary.into(),
+            recheck_after_seconds,
+        })
+    }
+
+    /// The resource does not exist.
+    pub fn gone(summary: impl Into<String>) -> Self {
+        Assessment::Gone {
+            summary: summary.into(),
+        }
+    }
 }
 
 /// An action that failed; the message is the service's own where there is one.
@@ -310,6 +389,18 @@ pub trait Healer {
     ) -> impl Future<Output = Result<Option<GroupView>, HealError>> + Send {
         let _ = request;
         async { Ok(None) }
+    }
+
+    /// Looks at the resource, read-only, before autoheal claims it for a new attempt (not for
+    /// a resumed step or a takeover): whether it still exists, and whether AWS's own healing
+    /// or a person's hold is on it (see [`Assessment`]). Asked after the budgets and before
+    /// the group guard. Healers with nothing to wait for keep this default.
+    fn assess(
+        &self,
+        request: HealRequest<'_>,
+    ) -> impl Future<Output = Result<Assessment, HealError>> + Send {
+        let _ = request;
+        async { Ok(Assessment::Proceed) }
     }
 
     /// Whether the resource no longer exists (terminated, deleted, replaced by its group).

@@ -149,15 +149,34 @@ pub enum SkipReason {
     GroupStorm,
     /// A multi-step action did not finish within the steps it may take: a human is needed.
     Unfinished,
+    /// Another rule's heal holds the resource (one heal per resource at a time, across rules
+    /// and layers): deferred until it ends, then decided afresh.
+    ResourceBusy,
+    /// AWS's own healing is already under way on the resource (EC2 automatic recovery or a
+    /// scheduled event, an ECS deployment rolling out or back, an instance refresh): deferred,
+    /// bounded by the rule's `max_wait_seconds`, then acted on only if still impaired.
+    AwsHealing,
+    /// A person froze the resource (suspended Auto Scaling processes, protected members, a
+    /// deployment they are shifting): deferred, bounded by the rule's `max_wait_seconds`,
+    /// then left to a person.
+    OperatorHold,
+    /// The resource does not exist (terminated, deleted): nothing to heal, no budget spent.
+    Gone,
 }
 
 impl SkipReason {
-    /// The safety governor held the heal back for later (a budget, a group guard): the
-    /// incident stays open and is looked at again.
+    /// The heal was held back for later (a budget, a group guard, another rule's heal of the
+    /// resource, AWS's own healing, a person's hold): the incident stays open and is looked
+    /// at again.
     pub fn is_deferral(self) -> bool {
         matches!(
             self,
-            SkipReason::Budget | SkipReason::GroupBusy | SkipReason::GroupStorm
+            SkipReason::Budget
+                | SkipReason::GroupBusy
+                | SkipReason::GroupStorm
+                | SkipReason::ResourceBusy
+                | SkipReason::AwsHealing
+                | SkipReason::OperatorHold
         )
     }
 
@@ -190,6 +209,10 @@ impl SkipReason {
             SkipReason::GroupBusy => "group-busy",
             SkipReason::GroupStorm => "group-storm",
             SkipReason::Unfinished => "unfinished",
+            SkipReason::ResourceBusy => "resource-busy",
+            SkipReason::AwsHealing => "aws-healing",
+            SkipReason::OperatorHold => "operator-hold",
+            SkipReason::Gone => "gone",
         }
     }
 }

@@ -36,6 +36,7 @@ fn policy(cooldown: u64, max_attempts: u32, stable: u64) -> Policy {
         lease_seconds: 900,
         budget: BUDGET,
         group_guard: autoheal_core::GroupGuard::default(),
+        max_wait_seconds: 1800,
     }
 }
 
@@ -672,6 +673,7 @@ fn given_huge_timings_in_the_policy_when_deciding_then_it_saturates_instead_of_p
             lease_seconds: huge,
             budget: BUDGET,
             group_guard: autoheal_core::GroupGuard::default(),
+            max_wait_seconds: 1800,
         };
         let mut sim = Sim::new(policy);
         assert_act(&sim.event("e1", AlarmState::Alarm, t0()), 1, "e1", true);
@@ -804,6 +806,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
             lease_seconds: lease,
             budget: BUDGET,
             group_guard: autoheal_core::GroupGuard::default(),
+            max_wait_seconds: 1800,
         },
     )
 }
@@ -884,6 +887,7 @@ proptest! {
             lease_seconds: 900,
             budget: BUDGET,
             group_guard: autoheal_core::GroupGuard::default(),
+            max_wait_seconds: 1800,
         };
         let wait = attempt_wait(&policy, &incident, attempt);
         prop_assert!(wait >= cooldown, "wait {} < cooldown {}", wait, cooldown);
@@ -934,6 +938,7 @@ proptest! {
             lease_seconds: lease,
             budget: BUDGET,
             group_guard: autoheal_core::GroupGuard::default(),
+            max_wait_seconds: 1800,
         };
         let time = |i: usize| offsets[i].map(at);
         let state = ResourceState {

@@ -36,6 +36,10 @@ pub struct Defaults {
     /// No member of a group is healed while more than this share of it is unhealthy.
     #[serde(default = "Defaults::max_unhealthy_percent")]
     pub max_unhealthy_percent: u8,
+    /// How long one incident waits for AWS's own healing (then acts if the resource is still
+    /// impaired) or for a person's hold (then asks a person).
+    #[serde(default = "Defaults::max_wait")]
+    pub max_wait_seconds: u64,
 }
 
 impl Defaults {
@@ -60,6 +64,9 @@ impl Defaults {
     fn max_unhealthy_percent() -> u8 {
         crate::group::GroupGuard::default().max_unhealthy_percent
     }
+    fn max_wait() -> u64 {
+        1800
+    }
 }
 
 impl Default for Defaults {
@@ -72,6 +79,7 @@ impl Default for Defaults {
             budget_window_seconds: Self::budget_window(),
             max_healing_percent: Self::max_healing_percent(),
             max_unhealthy_percent: Self::max_unhealthy_percent(),
+            max_wait_seconds: Self::max_wait(),
         }
     }
 }
@@ -115,6 +123,8 @@ struct RawRule {
     max_healing_percent: Option<u8>,
     #[serde(default)]
     max_unhealthy_percent: Option<u8>,
+    #[serde(default)]
+    max_wait_seconds: Option<u64>,
 }
 
 /// The largest rules file read. The shipped file is about 10 KiB; a file many times that is
@@ -184,6 +194,9 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
                         .max_unhealthy_percent
                         .unwrap_or(defaults.max_unhealthy_percent),
                 },
+                max_wait_seconds: raw_rule
+                    .max_wait_seconds
+                    .unwrap_or(defaults.max_wait_seconds),
             },
         };
         problems.extend(

@@ -91,6 +91,9 @@ pub struct Policy {
     pub budget: crate::budget::Limit,
     /// How much of a group (Auto Scaling group, ECS service, target group) may heal at once.
     pub group_guard: crate::group::GroupGuard,
+    /// How long one incident waits for AWS's own healing or a person's hold on the resource
+    /// (see [`crate::ports::Assessment`]).
+    pub max_wait_seconds: u64,
 }
 
 /// One validated healing rule.
