@@ -264,6 +264,10 @@ pub enum WaitReason {
     /// shifting): acting would override them. Once the incident has waited the rule's
     /// `max_wait_seconds`, a person is asked instead.
     OperatorHold,
+    /// Another autoheal run is working on a resource this action also touches (an EBS
+    /// repair that must stop the instance another rule is stopping and starting). Once the
+    /// incident has waited the rule's `max_wait_seconds`, the attempt goes ahead.
+    ResourceBusy,
 }
 
 impl WaitReason {
@@ -272,6 +276,7 @@ impl WaitReason {
         match self {
             WaitReason::AwsHealing => SkipReason::AwsHealing,
             WaitReason::OperatorHold => SkipReason::OperatorHold,
+            WaitReason::ResourceBusy => SkipReason::ResourceBusy,
         }
     }
 }
@@ -314,6 +319,16 @@ impl Assessment {
     pub fn operator_hold(summary: impl Into<String>, recheck_after_seconds: u64) -> Self {
         Assessment::Wait(Wait {
             reason: WaitReason::OperatorHold,
+            summary: summary.into(),
+            recheck_after_seconds,
+        })
+    }
+
+    /// Another autoheal run works on a resource this action touches: look again after
+    /// `recheck_after_seconds`.
+    pub fn resource_busy(summary: impl Into<String>, recheck_after_seconds: u64) -> Self {
+        Assessment::Wait(Wait {
+            reason: WaitReason::ResourceBusy,
             summary: summary.into(),
             recheck_after_seconds,
         })
