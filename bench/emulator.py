@@ -1,8 +1,9 @@
 """The local AWS emulator (moto in server mode) and a counting proxy in front of it.
 
 The emulator is started as the end-to-end tests start it: the scripts of `tests/emulator/`
-that add what moto lacks are loaded first (always DynamoDB's atomic conditional writes and
-CloudWatch in the Rust SDK's CBOR protocol), then moto's server, on a free 127.0.0.1 port.
+that add what moto lacks are loaded first (always DynamoDB's atomic conditional writes; moto
+serves CloudWatch in the Rust SDK's protocol itself), then moto's server, on a free 127.0.0.1
+port.
 
 The proxy names every request `service:Operation` the way the tests' fault proxy does (the
 service from the SigV4 credential scope, the operation from `X-Amz-Target`, the RPCv2 path,
@@ -26,7 +27,7 @@ from runtime_api import QuietServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHIMS = REPO / "tests" / "emulator"
-ALWAYS = ("moto_dynamodb_atomic.py", "moto_cloudwatch_cbor.py")
+ALWAYS = ("moto_dynamodb_atomic.py",)
 
 
 def free_port() -> int:

@@ -2,7 +2,7 @@
 
 DynamoDB evaluates a conditional write's condition and applies the write as one atomic step,
 and a transaction (`TransactWriteItems`) as one isolated step against other writes and
-single-item reads. moto 5.2.5 serves requests on several threads without a lock around its
+single-item reads. moto 5.2.6 serves requests on several threads without a lock around its
 table operations, so two concurrent conditional writes can both pass their condition: the
 race autoheal's claims exist to prevent would then look like a bug of autoheal. This shim
 runs moto's DynamoDB item operations one at a time, as DynamoDB's guarantees require, and

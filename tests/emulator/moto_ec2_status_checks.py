@@ -1,7 +1,7 @@
 """Starts the emulator (moto in server mode) with EC2 status checks a test can fail.
 
 EC2 reports an instance's system and instance status checks (`DescribeInstanceStatus`) from
-its host and guest. moto 5.2.5 runs no instances, so it always reports both as `ok` while the
+its host and guest. moto 5.2.6 runs no instances, so it always reports both as `ok` while the
 instance runs and `not-applicable` otherwise. This shim reports, while the instance runs, the
 value of its tag `emulator:system-status` or `emulator:instance-status` (e.g. `impaired`) as
 that check's status, as EC2 does until the fault clears; a stop and start onto healthy

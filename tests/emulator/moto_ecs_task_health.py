@@ -1,6 +1,6 @@
 """Starts the emulator (moto in server mode) with ECS task health.
 
-ECS reports a task's `healthStatus` from its containers' health checks. moto 5.2.5 runs no
+ECS reports a task's `healthStatus` from its containers' health checks. moto 5.2.6 runs no
 containers, so its tasks have no `healthStatus` at all. This shim reports, as a task's
 health, the value of its tag `emulator:health-status` (e.g. `UNHEALTHY`), so that a test can
 start unhealthy tasks, and changes nothing else.

@@ -4,7 +4,7 @@ EventBridge matches a pattern path through arrays of objects: the pattern
 `{"detail": {"configuration": {"metrics": {"metricStat": {"metric": {"namespace": ["AWS/EC2"]}}}}}}`
 matches an alarm event whose `configuration.metrics` is a list with any element in that
 namespace (see "Arrays in Amazon EventBridge event patterns" in the EventBridge user guide).
-moto 5.2.5 flattens nested objects but stops at lists, so it never matches such paths; every
+moto 5.2.6 flattens nested objects but stops at lists, so it never matches such paths; every
 filter it has already accepts a list of values. This shim makes its flattening descend into
 lists of objects, collecting the values found at each path, and changes nothing else.
 

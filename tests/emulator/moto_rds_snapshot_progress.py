@@ -1,7 +1,7 @@
 """Starts the emulator (moto in server mode) with DB snapshots and restores that take time.
 
 RDS takes minutes to hours to make a DB snapshot (`creating`, with a `PercentProgress`) before
-it is `available`. moto 5.2.5 makes every snapshot available at once. This shim reports, for a
+it is `available`. moto 5.2.6 makes every snapshot available at once. This shim reports, for a
 snapshot of a DB instance tagged `emulator:snapshot-status` (e.g. `creating` or `failed`), that
 tag's value as the snapshot's status, read live, so that a test decides when the snapshot
 completes by removing the tag. Nothing else in moto changes.

@@ -1,7 +1,7 @@
 """Starts the emulator (moto in server mode) with Route 53 health checks a test can fail.
 
 Route 53 reports what its checkers last observed of an endpoint (`GetHealthCheckStatus`).
-moto 5.2.5 probes nothing and always reports one checker's `Success`. This shim reports, for
+moto 5.2.6 probes nothing and always reports one checker's `Success`. This shim reports, for
 a health check tagged `emulator:health-status`, that tag's value (`Success` or `Failure`) as
 the observation of three checkers, worded as Route 53 words them, and changes nothing else.
 

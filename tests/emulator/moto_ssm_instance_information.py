@@ -1,6 +1,6 @@
 """Starts the emulator (moto in server mode) with Systems Manager's DescribeInstanceInformation.
 
-moto 5.2.5 implements Run Command (`SendCommand`, `ListCommands`) but not the inventory of
+moto 5.2.6 implements Run Command (`SendCommand`, `ListCommands`) but not the inventory of
 managed instances, so an instance can never be seen as managed. This shim adds
 `DescribeInstanceInformation` over moto's own EC2 instances, with the rule that makes an EC2
 instance managed in AWS when its image ships the SSM Agent (Amazon Linux, Ubuntu, Windows):

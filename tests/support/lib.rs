@@ -159,7 +159,7 @@ fn free_port() -> u16 {
 }
 
 /// The shims every emulator has, applied in this order (see `Emulator::start`).
-const BASE_SHIMS: [&str; 2] = ["moto_dynamodb_atomic.py", "moto_cloudwatch_cbor.py"];
+const BASE_SHIMS: [&str; 1] = ["moto_dynamodb_atomic.py"];
 
 /// The process the emulators are forked from (`tests/emulator/zygote.py`), started with the
 /// first emulator. It ends with the test process: when its stdin closes, it stops every
@@ -240,8 +240,8 @@ pub struct Emulator {
 
 impl Emulator {
     /// Starts an emulator and waits until it answers. Every emulator has DynamoDB's atomic
-    /// conditional writes and CloudWatch in the SDK's protocol (see
-    /// `tests/emulator/moto_dynamodb_atomic.py` and `moto_cloudwatch_cbor.py`).
+    /// conditional writes (see `tests/emulator/moto_dynamodb_atomic.py`); the emulator serves
+    /// CloudWatch in the SDK's Smithy RPC v2 CBOR protocol itself.
     pub fn start() -> Self {
         Self::start_with_shims(&[])
     }
