@@ -21,7 +21,7 @@ use autoheal_aws::{
 };
 use autoheal_core::engine::explain;
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
-use autoheal_core::resolve::select_any;
+use autoheal_core::policy::resolve::select_any;
 use autoheal_core::{AlarmEvent, Clock, FollowUp, Layer, Mode, RuleSet, Settings, Statistics};
 use crash_point::CrashPoint;
 
@@ -361,7 +361,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .map_or_else(|| "shipped rules".to_owned(), |p| p.display().to_string());
             println!("{source}: {}", output::rule_summary(&rules));
             // Valid, but worth knowing: a rule that some selector can never reach.
-            for shadowed in autoheal_core::resolve::shadowed(&rules) {
+            for shadowed in autoheal_core::policy::resolve::shadowed(&rules) {
                 println!("warning: {shadowed}");
             }
             Ok(ExitCode::SUCCESS)
@@ -525,7 +525,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .filter(|r| resource.as_ref().is_none_or(|id| &r.resource_id == id))
                 .filter(|r| rule.as_ref().is_none_or(|name| &r.rule == name))
                 .collect();
-            let timelines = autoheal_core::history::timelines(&records);
+            let timelines = autoheal_core::report::history::timelines(&records);
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&timelines)?),
                 Format::Table => print!("{}", output::timelines_table(&timelines)),

@@ -236,13 +236,14 @@ pub fn parse_layers(list: &str) -> Result<Vec<Layer>, ConfigError> {
             return Ok(Layer::ALL.to_vec());
         }
         layers.push(
-            item.parse().map_err(
-                |e: autoheal_core::layer::UnknownLayer| ConfigError::Invalid {
-                    name: env::ENABLED_LAYERS,
-                    value: list.to_owned(),
-                    reason: e.to_string(),
-                },
-            )?,
+            item.parse()
+                .map_err(
+                    |e: autoheal_core::model::layer::UnknownLayer| ConfigError::Invalid {
+                        name: env::ENABLED_LAYERS,
+                        value: list.to_owned(),
+                        reason: e.to_string(),
+                    },
+                )?,
         );
     }
     Ok(layers)

@@ -25,8 +25,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-use autoheal_core::budget::Windows;
-use autoheal_core::group::Slot;
+use autoheal_core::policy::budget::Windows;
+use autoheal_core::policy::group::Slot;
 use autoheal_core::{
     ActionEnd, Budget, ClaimRequest, ClaimResult, HealingRecord, Loaded, ResourceKey,
     ResourceState, Revert, StateStore, StoreError, Tripped, Usage,

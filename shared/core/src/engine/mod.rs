@@ -6,27 +6,37 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use crate::budget::{self, Budget, BudgetScope, Limit, Spend, TripKind, Tripped, Usage};
-use crate::decision::{
-    Decision, DecisionInput, Incident, ResourceState, Transition, decide, idempotency_token,
+use crate::model::event::{AlarmEvent, AlarmState, EventError};
+use crate::model::layer::Layer;
+use crate::model::limits::{BudgetScope, Limit};
+use crate::model::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
+use crate::model::revert::Revert;
+use crate::model::rules::{Mode, Rule, RuleSet};
+use crate::model::state::{Incident, ResourceState};
+use crate::model::time::after;
+use crate::model::trip::{TripKind, Tripped};
+use crate::policy::budget::{self, Budget, Spend, Usage};
+use crate::policy::decision::{
+    Decision, DecisionInput, Pending, Transition, decide, idempotency_token,
 };
-use crate::event::{AlarmEvent, AlarmState, EventError};
-use crate::followup::{CheckInput, FollowUp, Pending, decide_check, time_to_recover};
-use crate::group::{self, Hold, NOTICE_WINDOW_SECONDS, STORM_RECHECK_SECONDS};
-use crate::layer::Layer;
-use crate::notice::Notice;
-use crate::ports::{
-    ActionEnd, ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealOutcome,
-    HealRequest, Healer, Loaded, Notifier, ResourceKey, StateStore, StoreError,
+use crate::policy::followup::{
+    CheckInput, FollowUp, MAX_ACTION_STEPS, decide_check, time_to_recover,
 };
-use crate::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
-use crate::resolve::{NotSelected, select, select_any};
-use crate::revert::Revert;
-use crate::rules::{Mode, Rule, RuleSet};
+use crate::policy::group::{self, Hold, NOTICE_WINDOW_SECONDS, STORM_RECHECK_SECONDS};
+use crate::policy::resolve::{select, select_any};
+use crate::ports::clock::Clock;
+use crate::ports::follow_ups::{FollowUpError, FollowUps};
+use crate::ports::healer::{HealOutcome, HealRequest, Healer};
+use crate::ports::notifier::Notifier;
+use crate::ports::store::{
+    ActionEnd, ClaimRequest, ClaimResult, Loaded, ResourceKey, StateStore, StoreError,
+};
+use crate::report::metrics;
+use crate::report::notice::Notice;
+use crate::report::outcome::{Outcome, Verdict};
 
 /// Deployment-wide switches, read from the environment by the function's `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,118 +102,6 @@ impl EngineError {
             self,
             EngineError::Store(_) | EngineError::FollowUp(_) | EngineError::Group(_)
         )
-    }
-}
-
-/// What the engine did with an event, as the outcome reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// The rule's action ran (or, in shadow mode, would have: see the reason).
-    Act,
-    /// Nothing was done, for the reason given (recorded when the event got that far).
-    Skip,
-    /// OK on an open incident: it closes once OK holds for the stable period.
-    Recovering,
-    /// OK, and the changes earlier heals made were put back (or tried).
-    Revert,
-    /// A follow-up found the alarm OK for the stable period: the incident is resolved.
-    Resolve,
-    /// A follow-up could not conclude yet and scheduled the next check.
-    Recheck,
-    /// Nothing to do and nothing recorded (OK without an incident, INSUFFICIENT_DATA, a
-    /// duplicate OK).
-    Ignore,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Act => "act",
-            Verdict::Skip => "skip",
-            Verdict::Recovering => "recovering",
-            Verdict::Revert => "revert",
-            Verdict::Resolve => "resolve",
-            Verdict::Recheck => "recheck",
-            Verdict::Ignore => "ignore",
-        }
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What happened to one event: printed by the CLI, returned by the Lambda function.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Outcome {
-    pub layer: Option<Layer>,
-    pub event_id: String,
-    pub alarm_name: String,
-    pub alarm_state: AlarmState,
-    pub decision: Verdict,
-    pub rule: Option<String>,
-    pub resource_id: Option<String>,
-    pub action: Option<String>,
-    pub mode: Option<Mode>,
-    pub reason: Option<SkipReason>,
-    pub detail: Option<String>,
-    /// This run sent its incident's escalation.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub escalated: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub record: Option<HealingRecord>,
-}
-
-impl Outcome {
-    fn new(layer: Option<Layer>, event: &AlarmEvent) -> Self {
-        Outcome {
-            layer,
-            event_id: event.id.clone(),
-            alarm_name: event.alarm_name.clone(),
-            alarm_state: event.state,
-            decision: Verdict::Skip,
-            rule: None,
-            resource_id: None,
-            action: None,
-            mode: None,
-            reason: None,
-            detail: None,
-            escalated: false,
-            record: None,
-        }
-    }
-
-    fn with_rule(mut self, rule: &Rule) -> Self {
-        self.rule = Some(rule.name.clone());
-        self.action = Some(rule.action.kind().to_owned());
-        self.mode = Some(rule.mode);
-        self
-    }
-
-    fn not_selected(self, not_selected: NotSelected<'_>) -> Self {
-        let outcome = match not_selected.rule {
-            Some(rule) => self.with_rule(rule),
-            None => self,
-        };
-        outcome.skipped(not_selected.reason, not_selected.detail)
-    }
-
-    /// The run's record, with its reason and what it did (or the error).
-    fn with_record(mut self, record: HealingRecord) -> Self {
-        self.reason = record.skip_reason;
-        self.detail = record.summary.clone().or(record.error.clone());
-        self.record = Some(record);
-        self
-    }
-
-    fn skipped(mut self, reason: SkipReason, detail: impl Into<String>) -> Self {
-        self.decision = Verdict::Skip;
-        self.reason = Some(reason);
-        self.detail = Some(detail.into());
-        self
     }
 }
 
@@ -323,7 +221,7 @@ where
             None => Box::pin(self.alarm(payload, run_id)).await?,
         };
         if self.settings.emit_metrics
-            && let Some(document) = crate::metrics::document(&outcome, self.clock.now())
+            && let Some(document) = metrics::document(&outcome, self.clock.now())
         {
             println!("{document}");
         }
@@ -1224,7 +1122,7 @@ where
                     .incident
                     .as_ref()
                     .and_then(|incident| incident.next_attempt_at)
-                    .unwrap_or_else(|| crate::decision::after(now, self.rule.policy.lease_seconds));
+                    .unwrap_or_else(|| after(now, self.rule.policy.lease_seconds));
                 let hold = Hold {
                     group: group.id.clone(),
                     slot,
@@ -1466,7 +1364,7 @@ where
             return ActionEnd::Continues { check: None };
         };
         let check = incident.checks + 1;
-        let at = crate::decision::after(self.engine.clock.now(), resume_after_seconds.max(1));
+        let at = after(self.engine.clock.now(), resume_after_seconds.max(1));
         match self.schedule(incident_id, check, at).await {
             Ok(()) => {
                 record
@@ -1645,7 +1543,7 @@ fn skip_summary(reason: SkipReason, rule: &Rule) -> String {
         }
         SkipReason::Unfinished => format!(
             "the action did not finish within {} steps: a human is needed",
-            crate::followup::MAX_ACTION_STEPS
+            MAX_ACTION_STEPS
         ),
         SkipReason::Escalated => {
             "the incident is escalated: nothing more is done until it resolves or is reset"

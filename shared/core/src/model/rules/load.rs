@@ -1,138 +1,19 @@
-//! The rules file as written (its tables, defaults and optional fields) and the validation
-//! that turns it into a [`RuleSet`], or into every problem found, each with its line.
+//! The validation that turns the rules file as written into rules, or into every problem
+//! found, each with its line.
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
-
-use super::action::yes;
-use super::diagnostics::{RuleHeaders, parse_raw};
-use super::{
-    Action, Mode, Policy, ResourceSelector, Rule, RuleProblem, RuleSet, RulesError, Trigger,
-};
-use crate::layer::Layer;
-
-/// Defaults for every rule; a rule may override each of them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Defaults {
-    /// How long an OK must hold before the incident closes and attempts reset.
-    #[serde(default = "Defaults::stable_period")]
-    pub stable_period_seconds: u64,
-    /// The longest wait between two attempts of one incident, however many failed.
-    #[serde(default = "Defaults::backoff_max")]
-    pub backoff_max_seconds: u64,
-    /// How long a claim stays valid if the invocation holding it dies.
-    #[serde(default = "Defaults::lease")]
-    pub lease_seconds: u64,
-    /// At most this many actions of one rule per `budget_window_seconds` (rolling).
-    #[serde(default = "Defaults::max_actions_per_window")]
-    pub max_actions_per_window: u32,
-    #[serde(default = "Defaults::budget_window")]
-    pub budget_window_seconds: u64,
-    /// At most this share of a group in healing at once (at least one member).
-    #[serde(default = "Defaults::max_healing_percent")]
-    pub max_healing_percent: u8,
-    /// No member of a group is healed while more than this share of it is unhealthy.
-    #[serde(default = "Defaults::max_unhealthy_percent")]
-    pub max_unhealthy_percent: u8,
-    /// How long one incident waits for AWS's own healing (then acts if the resource is still
-    /// impaired) or for a person's hold (then asks a person).
-    #[serde(default = "Defaults::max_wait")]
-    pub max_wait_seconds: u64,
-}
-
-impl Defaults {
-    fn stable_period() -> u64 {
-        900
-    }
-    fn backoff_max() -> u64 {
-        3600
-    }
-    fn lease() -> u64 {
-        900
-    }
-    fn max_actions_per_window() -> u32 {
-        5
-    }
-    fn budget_window() -> u64 {
-        900
-    }
-    fn max_healing_percent() -> u8 {
-        crate::group::GroupGuard::default().max_healing_percent
-    }
-    fn max_unhealthy_percent() -> u8 {
-        crate::group::GroupGuard::default().max_unhealthy_percent
-    }
-    fn max_wait() -> u64 {
-        1800
-    }
-}
-
-impl Default for Defaults {
-    fn default() -> Self {
-        Defaults {
-            stable_period_seconds: Self::stable_period(),
-            backoff_max_seconds: Self::backoff_max(),
-            lease_seconds: Self::lease(),
-            max_actions_per_window: Self::max_actions_per_window(),
-            budget_window_seconds: Self::budget_window(),
-            max_healing_percent: Self::max_healing_percent(),
-            max_unhealthy_percent: Self::max_unhealthy_percent(),
-            max_wait_seconds: Self::max_wait(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFile {
-    #[serde(default)]
-    defaults: Option<Defaults>,
-    #[serde(default)]
-    rule: Vec<RawRule>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    name: String,
-    #[serde(default)]
-    description: String,
-    layer: Layer,
-    #[serde(default = "yes")]
-    enabled: bool,
-    #[serde(default)]
-    mode: Mode,
-    trigger: Trigger,
-    resource: ResourceSelector,
-    action: Action,
-    cooldown_seconds: u64,
-    max_attempts: u32,
-    #[serde(default)]
-    stable_period_seconds: Option<u64>,
-    #[serde(default)]
-    backoff_max_seconds: Option<u64>,
-    #[serde(default)]
-    lease_seconds: Option<u64>,
-    #[serde(default)]
-    max_actions_per_window: Option<u32>,
-    #[serde(default)]
-    budget_window_seconds: Option<u64>,
-    #[serde(default)]
-    max_healing_percent: Option<u8>,
-    #[serde(default)]
-    max_unhealthy_percent: Option<u8>,
-    #[serde(default)]
-    max_wait_seconds: Option<u64>,
-}
+use super::diagnostics::{RuleHeaders, RuleProblem, RulesError, parameter_line, parse_raw};
+use super::raw::RawFile;
+use super::rule::{Policy, ResourceSelector, Rule, Trigger};
+use crate::model::limits::{GroupGuard, Limit};
 
 /// The largest rules file read. The shipped file is about 10 KiB; a file many times that is
 /// not a rules file anyone maintains, and refusing it bounds the work of parsing it.
 pub const MAX_RULES_BYTES: usize = 256 * 1024;
 
 /// Parses and validates a rules file.
-pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
+pub(super) fn from_toml(text: &str) -> Result<Vec<Rule>, RulesError> {
     if text.len() > MAX_RULES_BYTES {
         return Err(RulesError {
             problems: vec![RuleProblem {
@@ -178,7 +59,7 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
                     .backoff_max_seconds
                     .unwrap_or(defaults.backoff_max_seconds),
                 lease_seconds: raw_rule.lease_seconds.unwrap_or(defaults.lease_seconds),
-                budget: crate::budget::Limit {
+                budget: Limit {
                     limit: raw_rule
                         .max_actions_per_window
                         .unwrap_or(defaults.max_actions_per_window),
@@ -186,7 +67,7 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
                         .budget_window_seconds
                         .unwrap_or(defaults.budget_window_seconds),
                 },
-                group_guard: crate::group::GroupGuard {
+                group_guard: GroupGuard {
                     max_healing_percent: raw_rule
                         .max_healing_percent
                         .unwrap_or(defaults.max_healing_percent),
@@ -207,9 +88,7 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
                     // when the file writes it; everything else on the rule's header.
                     line: field
                         .strip_prefix("action.")
-                        .and_then(|key| {
-                            super::diagnostics::parameter_line(text, &headers, index, "action", key)
-                        })
+                        .and_then(|key| parameter_line(text, &headers, index, "action", key))
                         .or(line),
                     rule: Some(label.clone()),
                     field: Some(field.to_owned()),
@@ -219,7 +98,7 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
         rules.push(rule);
     }
     if problems.is_empty() {
-        Ok(RuleSet::new(rules))
+        Ok(rules)
     } else {
         Err(RulesError { problems })
     }
@@ -227,7 +106,7 @@ pub(super) fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
 
 /// Validates rules built in code, as a rules file's are (without lines), in the given order.
 /// Unlike a file, their number is not bounded.
-pub(super) fn from_rules(rules: Vec<Rule>) -> Result<RuleSet, RulesError> {
+pub(super) fn from_rules(rules: Vec<Rule>) -> Result<Vec<Rule>, RulesError> {
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
     for (index, rule) in rules.iter().enumerate() {
@@ -248,7 +127,7 @@ pub(super) fn from_rules(rules: Vec<Rule>) -> Result<RuleSet, RulesError> {
         );
     }
     if problems.is_empty() {
-        Ok(RuleSet::new(rules))
+        Ok(rules)
     } else {
         Err(RulesError { problems })
     }

@@ -10,8 +10,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::engine::{Outcome, Verdict};
-use crate::record::{HealingStatus, RunPhase};
+use crate::model::record::{HealingStatus, RunPhase};
+use crate::report::outcome::{Outcome, Verdict};
 
 pub const NAMESPACE: &str = "autoheal";
 

@@ -26,7 +26,8 @@ use std::future::Future;
 use chrono::{DateTime, Duration, Utc};
 use tracing::warn;
 
-use crate::rules::Action;
+/// The retention a rule's action sets, which [`plan`] applies.
+pub use crate::model::rules::Retention;
 
 /// `true` on every snapshot autoheal takes: the proof that autoheal made it.
 pub const MANAGED_TAG: &str = "autoheal:managed";
@@ -34,9 +35,6 @@ pub const MANAGED_TAG: &str = "autoheal:managed";
 pub const SNAPSHOT_OF_TAG: &str = "autoheal:snapshot-of";
 /// The rule that took the snapshot: each rule's retention governs its own snapshots only.
 pub const RULE_TAG: &str = "autoheal:rule";
-
-/// How many snapshots of a resource a rule keeps when its file does not say.
-pub const DEFAULT_KEEP: u32 = 3;
 
 /// The tags that make a snapshot of `source` taken for `rule` autoheal's own: put them on the
 /// snapshot when it is created (with the action's own tags).
@@ -46,42 +44,6 @@ pub fn ownership_tags(source: &str, rule: &str) -> [(&'static str, String); 3] {
         (SNAPSHOT_OF_TAG, source.to_owned()),
         (RULE_TAG, rule.to_owned()),
     ]
-}
-
-/// A rule's snapshot retention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// The newest finished snapshots kept (at least 1).
-    pub keep: u32,
-    /// Finished snapshots older than this many days are deleted, whatever `keep` says.
-    pub max_age_days: Option<u32>,
-}
-
-impl Retention {
-    /// The retention of an action that takes snapshots; `None` for the others.
-    pub fn of(action: &Action) -> Option<Retention> {
-        match action {
-            Action::RepairEbsVolume {
-                keep_snapshots,
-                snapshot_max_age_days,
-                ..
-            }
-            | Action::RebootRdsInstance {
-                keep_snapshots,
-                snapshot_max_age_days,
-                ..
-            }
-            | Action::VerifyBackup {
-                keep_snapshots,
-                snapshot_max_age_days,
-                ..
-            } => Some(Retention {
-                keep: *keep_snapshots,
-                max_age_days: *snapshot_max_age_days,
-            }),
-            _ => None,
-        }
-    }
 }
 
 /// What the service says about one snapshot.

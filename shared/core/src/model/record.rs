@@ -6,8 +6,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::layer::Layer;
-use crate::rules::Mode;
+use crate::model::layer::Layer;
+use crate::model::rules::rule::Mode;
 
 /// Where a healing run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,52 +8,11 @@
 //! of that length lies within those two, so it never holds more than the limit.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::decision::{Decision, ResourceState, Transition};
-use crate::layer::Layer;
-
-/// What a budget limits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "scope", content = "name", rename_all = "kebab-case")]
-pub enum BudgetScope {
-    /// Every action of the deployment, all layers together.
-    Global,
-    Layer(Layer),
-    Rule(String),
-    /// A group's healing slots (see [`crate::group`]), by the group's id.
-    Group(String),
-}
-
-impl BudgetScope {
-    /// A stable key for storage: `global`, `layer#<layer>`, `rule#<name>`.
-    pub fn key(&self) -> String {
-        match self {
-            BudgetScope::Global => "global".to_owned(),
-            BudgetScope::Layer(layer) => format!("layer#{layer}"),
-            BudgetScope::Rule(rule) => format!("rule#{rule}"),
-            BudgetScope::Group(group) => format!("group#{group}"),
-        }
-    }
-}
-
-impl std::fmt::Display for BudgetScope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BudgetScope::Global => f.write_str("the deployment"),
-            BudgetScope::Layer(layer) => write!(f, "the {layer} layer"),
-            BudgetScope::Rule(rule) => write!(f, "rule `{rule}`"),
-            BudgetScope::Group(group) => f.write_str(group),
-        }
-    }
-}
-
-/// At most `limit` actions in any `window_seconds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Limit {
-    pub limit: u32,
-    pub window_seconds: u64,
-}
+use crate::model::limits::{BudgetScope, Limit};
+use crate::model::state::ResourceState;
+use crate::model::trip::{TripKind, Tripped};
+use crate::policy::decision::{Decision, Transition, stable_hash};
 
 /// One budget: its scope and limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,85 +54,6 @@ pub struct Usage {
     pub current: u32,
 }
 
-/// Which limit of the safety governor tripped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TripKind {
-    /// A budget of actions per window is spent.
-    Budget,
-    /// Every healing slot of a group of `size` is held (`used` of `limit.limit`).
-    GroupBusy { size: u32 },
-    /// Too much of a group is unhealthy (see [`crate::group`]).
-    GroupStorm {
-        size: u32,
-        unhealthy: u32,
-        max_unhealthy_percent: u8,
-    },
-}
-
-/// A limit of the safety governor that holds an action back: a spent budget, or a group
-/// guard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Tripped {
-    pub scope: BudgetScope,
-    pub kind: TripKind,
-    pub limit: Limit,
-    pub used: u32,
-    /// When an action fits again (the budget's windows permitting, not its other budgets').
-    pub reopens_at: DateTime<Utc>,
-    /// The window whose notification this trip sends (one per window and limit).
-    pub window: DateTime<Utc>,
-}
-
-impl Tripped {
-    pub fn describe(&self) -> String {
-        let until = self.reopens_at.to_rfc3339();
-        match self.kind {
-            TripKind::Budget => format!(
-                "{} started {} of its {} actions per {} s: deferred until {until}",
-                self.scope, self.used, self.limit.limit, self.limit.window_seconds,
-            ),
-            TripKind::GroupBusy { size } => format!(
-                "{} of the {size} members of {} are in healing, as many as may be at once: \
-                 deferred until {until}",
-                self.used, self.scope
-            ),
-            TripKind::GroupStorm {
-                size,
-                unhealthy,
-                max_unhealthy_percent,
-            } => format!(
-                "{}; looked at again at {until}",
-                crate::group::storm_summary(
-                    &self.scope.to_string(),
-                    size,
-                    unhealthy,
-                    max_unhealthy_percent
-                )
-            ),
-        }
-    }
-
-    /// The reason the deferred run records.
-    pub fn reason(&self) -> crate::record::SkipReason {
-        match self.kind {
-            TripKind::Budget => crate::record::SkipReason::Budget,
-            TripKind::GroupBusy { .. } => crate::record::SkipReason::GroupBusy,
-            TripKind::GroupStorm { .. } => crate::record::SkipReason::GroupStorm,
-        }
-    }
-
-    /// What a trip is announced once per window under: its scope, and for a group, which
-    /// guard.
-    pub fn notice_key(&self) -> String {
-        match self.kind {
-            TripKind::Budget => self.scope.key(),
-            TripKind::GroupBusy { .. } => format!("{}#busy", self.scope.key()),
-            TripKind::GroupStorm { .. } => format!("{}#storm", self.scope.key()),
-        }
-    }
-}
-
 /// How many more actions `usage` allows now: the condition the claim writes the current
 /// window's count under.
 pub fn remaining(limit: Limit, usage: Usage) -> u32 {
@@ -211,7 +91,7 @@ pub fn check(budgets: &[Budget], usages: &[Usage], now: DateTime<Utc>) -> Option
 /// Spreads deferred retries over a minute after the window reopens, so that a burst that was
 /// deferred together does not return together.
 pub fn spread(reopens_at: DateTime<Utc>, key: &str) -> DateTime<Utc> {
-    let offset = crate::decision::stable_hash(key, 0) % 60;
+    let offset = stable_hash(key, 0) % 60;
     reopens_at + Duration::seconds(i64::try_from(offset).unwrap_or(0))
 }
 

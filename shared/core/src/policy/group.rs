@@ -1,5 +1,7 @@
 //! The group guard: the safety governor's limit on how much of one group (an Auto Scaling
-//! group, an ECS service, a load-balancer target group) autoheal heals at once.
+//! group, an ECS service, a load-balancer target group) autoheal heals at once. A rule sets
+//! its limits ([`GroupGuard`](crate::model::limits::GroupGuard)); this module applies them to
+//! a live group.
 //!
 //! - **At once**: at most `max_healing_percent` of a group's members (at least one) are in
 //!   healing at the same time. A member in healing holds one of the group's slots, taken in
@@ -11,79 +13,15 @@
 //!   never a storm, whatever the group's size.
 //!
 //! Actions that heal several members of a group in one run (stopping a service's unhealthy
-//! tasks, deregistering failing targets) apply the same two limits through [`GroupGuard::allowance`].
+//! tasks, deregistering failing targets) apply the same two limits through
+//! [`GroupGuard::allowance`](crate::model::limits::GroupGuard::allowance).
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 /// A storm is looked at again after this long.
 pub const STORM_RECHECK_SECONDS: i64 = 300;
 /// A group's deferrals are notified once per window of this length.
 pub const NOTICE_WINDOW_SECONDS: u64 = 900;
-
-/// The rule's limits on one group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupGuard {
-    /// At most this share of a group in healing at once (at least one member).
-    pub max_healing_percent: u8,
-    /// Nothing is healed while more than this share of the group is unhealthy.
-    pub max_unhealthy_percent: u8,
-}
-
-impl Default for GroupGuard {
-    fn default() -> Self {
-        GroupGuard {
-            max_healing_percent: 20,
-            max_unhealthy_percent: 50,
-        }
-    }
-}
-
-/// What a run that heals several members of a group at once may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Allowance {
-    /// Too much of the group is unhealthy: heal none.
-    Storm,
-    /// Heal at most this many members now.
-    Heal(u32),
-}
-
-impl GroupGuard {
-    /// How many members of a group of `size` may be in healing at once: the percentage,
-    /// rounded down, and at least one.
-    pub fn capacity(&self, size: u32) -> u32 {
-        let share = u64::from(size) * u64::from(self.max_healing_percent) / 100;
-        u32::try_from(share).unwrap_or(u32::MAX).max(1)
-    }
-
-    /// Whether `unhealthy` members of `size` are a storm.
-    pub fn is_storm(&self, size: u32, unhealthy: u32) -> bool {
-        unhealthy > 1
-            && u64::from(unhealthy) * 100 > u64::from(size) * u64::from(self.max_unhealthy_percent)
-    }
-
-    /// How many of `unhealthy` members of a group of `size` one run may heal.
-    pub fn allowance(&self, size: u32, unhealthy: u32) -> Allowance {
-        if self.is_storm(size, unhealthy) {
-            Allowance::Storm
-        } else {
-            Allowance::Heal(self.capacity(size).min(unhealthy))
-        }
-    }
-
-    /// A sentence for records and notifications.
-    pub fn describe_storm(&self, group: &str, size: u32, unhealthy: u32) -> String {
-        storm_summary(group, size, unhealthy, self.max_unhealthy_percent)
-    }
-}
-
-/// Why a storm holds healing back, for records and notifications.
-pub fn storm_summary(group: &str, size: u32, unhealthy: u32, max_unhealthy_percent: u8) -> String {
-    format!(
-        "{unhealthy} of the {size} members of {group} are unhealthy, more than \
-         {max_unhealthy_percent} %: a fault shared by the group is not healed member by member"
-    )
-}
 
 /// The group a resource belongs to, read live just before autoheal acts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,32 +95,6 @@ mod tests {
             holder: holder.to_owned(),
             until: at(until),
         }
-    }
-
-    #[test]
-    fn a_fifth_of_a_group_heals_at_once_and_never_less_than_one_member() {
-        let guard = GroupGuard::default();
-        assert_eq!(guard.capacity(10), 2);
-        assert_eq!(guard.capacity(14), 2);
-        assert_eq!(guard.capacity(4), 1);
-        assert_eq!(guard.capacity(1), 1);
-        assert_eq!(guard.capacity(0), 1);
-        assert_eq!(guard.capacity(u32::MAX), u32::MAX / 5);
-    }
-
-    #[test]
-    fn more_than_half_unhealthy_is_a_storm_but_one_member_never_is() {
-        let guard = GroupGuard::default();
-        assert!(guard.is_storm(10, 6));
-        assert!(!guard.is_storm(10, 5));
-        assert!(!guard.is_storm(10, 2));
-        assert!(!guard.is_storm(1, 1));
-        assert!(!guard.is_storm(2, 1));
-        assert!(guard.is_storm(2, 2));
-        assert_eq!(guard.allowance(10, 6), Allowance::Storm);
-        assert_eq!(guard.allowance(10, 3), Allowance::Heal(2));
-        assert_eq!(guard.allowance(10, 1), Allowance::Heal(1));
-        assert_eq!(guard.allowance(10, 0), Allowance::Heal(0));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
+use crate::model::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 
 /// One step of an incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

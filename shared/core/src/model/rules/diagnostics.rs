@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::Action;
-use super::load::RawFile;
+use super::action::Action;
+use super::raw::RawFile;
 
 /// One thing wrong with a rules file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

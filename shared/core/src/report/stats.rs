@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::layer::Layer;
-use crate::record::{HealingRecord, HealingStatus, SkipReason};
-use crate::rules::RuleSet;
+use crate::model::layer::Layer;
+use crate::model::record::{HealingRecord, HealingStatus, SkipReason};
+use crate::model::rules::RuleSet;
 
 /// Counts for one layer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

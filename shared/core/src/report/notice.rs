@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::budget::{TripKind, Tripped};
-use crate::record::HealingRecord;
-use crate::rules::Rule;
+use crate::model::record::{HealingRecord, RunPhase};
+use crate::model::rules::{Mode, Rule};
+use crate::model::trip::{TripKind, Tripped};
 
 /// The kind of notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,19 +82,19 @@ impl Notice {
         let r = &self.record;
         let text = match self.kind {
             NoticeKind::Healing => match r.phase {
-                crate::record::RunPhase::Heal => format!(
+                RunPhase::Heal => format!(
                     "autoheal {}: {} {} on {}",
                     r.status, r.layer, r.action, r.resource_id
                 ),
-                crate::record::RunPhase::Revert => format!(
+                RunPhase::Revert => format!(
                     "autoheal {}: {} revert of {} on {}",
                     r.status, r.layer, r.action, r.resource_id
                 ),
-                crate::record::RunPhase::Verify => format!(
+                RunPhase::Verify => format!(
                     "autoheal resolved: {} on {} after {} attempt(s)",
                     r.rule, r.resource_id, r.attempt
                 ),
-                crate::record::RunPhase::Reset => format!(
+                RunPhase::Reset => format!(
                     "autoheal reset: {} on {} closed by an operator",
                     r.rule, r.resource_id
                 ),
@@ -115,8 +115,8 @@ impl Notice {
             ),
         };
         let text = match r.mode {
-            crate::rules::Mode::Shadow => format!("[shadow] {text}"),
-            crate::rules::Mode::Enforce => text,
+            Mode::Shadow => format!("[shadow] {text}"),
+            Mode::Enforce => text,
         };
         let printable: String = text
             .chars()

@@ -5,7 +5,7 @@
 //! refused here, so that a forged or mistyped id (`i-123; rm -rf /`, `../../etc`, the ARN of
 //! another account) never reaches an API call, a parameter path or a log line unescaped.
 
-use crate::event::AlarmEvent;
+use crate::model::event::AlarmEvent;
 
 /// What kind of resource an action heals, and so which id format its id must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

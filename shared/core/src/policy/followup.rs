@@ -16,16 +16,18 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::decision::{
-    Decision, DecisionInput, Incident, Lease, ResourceState, Transition, after, decide, ignore,
+use crate::model::event::{AlarmEvent, AlarmState, EventError};
+use crate::model::layer::Layer;
+use crate::model::record::SkipReason;
+use crate::model::resource_id;
+use crate::model::rules::{Policy, Rule, RuleSet};
+use crate::model::state::{Incident, Lease, ResourceState};
+use crate::model::time::after;
+use crate::policy::decision::{
+    Decision, DecisionInput, Pending, Transition, attempt_wait, claimed, decide, ignore,
     stable_hash,
 };
-use crate::event::{AlarmEvent, AlarmState, EventError};
-use crate::layer::Layer;
-use crate::record::SkipReason;
-use crate::resolve::NotSelected;
-use crate::resource_id;
-use crate::rules::{Policy, Rule, RuleSet};
+use crate::policy::resolve::NotSelected;
 
 /// The `detail-type` of a follow-up's payload.
 pub const CHECK_DETAIL_TYPE: &str = "autoheal.check";
@@ -100,7 +102,7 @@ impl FollowUp {
                     .to_owned(),
             ));
         }
-        crate::event::check_size(payload)?;
+        crate::model::event::check_size(payload)?;
         let detail = payload
             .get("detail")
             .ok_or(EventError::MissingField("detail"))?;
@@ -113,7 +115,7 @@ impl FollowUp {
         if follow_up.alarm.alarm_name.trim().is_empty() {
             return Err(EventError::MissingField("alarmName"));
         }
-        crate::event::check_alarm_name(&follow_up.alarm.alarm_name)?;
+        crate::model::event::check_alarm_name(&follow_up.alarm.alarm_name)?;
         Ok(Some(follow_up))
     }
 
@@ -176,31 +178,6 @@ pub struct AlarmReading {
     pub state: AlarmState,
     /// When the alarm entered this state.
     pub since: DateTime<Utc>,
-}
-
-/// Why a check could not conclude and looks again later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pending {
-    /// OK, but not yet for the stable period.
-    Stabilizing,
-    /// The alarm has no data (INSUFFICIENT_DATA), e.g. while an instance restarts.
-    NoData,
-    /// Still ALARM, but the next attempt is not due yet (backoff or cooldown).
-    NotDue,
-    /// Another run holds the resource.
-    InProgress,
-}
-
-impl Pending {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Pending::Stabilizing => "stabilizing",
-            Pending::NoData => "no-data",
-            Pending::NotDue => "not-due",
-            Pending::InProgress => "in-progress",
-        }
-    }
 }
 
 /// The inputs of one check's decision.
@@ -346,8 +323,8 @@ fn resume(input: &CheckInput<'_>, incident: &Incident) -> Transition {
         return escalate(state, SkipReason::Unfinished, now);
     }
     let attempt = incident.attempts;
-    let wait = crate::decision::attempt_wait(policy, &incident.id, attempt);
-    let mut next = crate::decision::claimed(&alarm_input(input), attempt);
+    let wait = attempt_wait(policy, &incident.id, attempt);
+    let mut next = claimed(&alarm_input(input), attempt);
     next.incident = Some(Incident {
         next_attempt_at: Some(after(now, wait)),
         checks: incident.checks + 1,

@@ -4,13 +4,13 @@
 //! namespace and metric name.
 //!
 //! The index only narrows the search: what it returns is every rule that can match, as
-//! positions in file order, and selection (`crate::resolve`) still checks each of them with
+//! positions in file order, and selection (the resolve policy) still checks each of them with
 //! the rule's own trigger. A rule missing from the index would be a bug; a rule too many
 //! costs one check.
 
 use std::collections::HashMap;
 
-use super::Rule;
+use super::rule::Rule;
 
 /// A rule's position in file order.
 pub(crate) type Position = usize;

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::event::{AlarmEvent, MetricRef};
-use crate::layer::Layer;
-use crate::record::SkipReason;
-use crate::resource_id;
-use crate::rules::{Position, ResourceSelector, Rule, RuleSet, Trigger};
+use crate::model::event::{AlarmEvent, MetricRef};
+use crate::model::layer::Layer;
+use crate::model::record::SkipReason;
+use crate::model::resource_id;
+use crate::model::rules::index::Position;
+use crate::model::rules::{ResourceSelector, Rule, RuleSet, Trigger};
 
 /// The alarm tag that names a rule explicitly, overriding metric and name matching.
 pub const RULE_TAG: &str = "autoheal:rule";
@@ -342,7 +343,7 @@ fn render_template(
         let value = match name {
             "aws.region" => event.region.clone().unwrap_or_default(),
             // The partition of the alarm's own ARN (or its region): `aws`, `aws-cn`, …
-            "aws.partition" => crate::resource_id::event_partition(event)
+            "aws.partition" => crate::model::resource_id::event_partition(event)
                 .unwrap_or_default()
                 .to_owned(),
             "aws.account" => event.account.clone().unwrap_or_default(),

@@ -1,0 +1,16 @@
+//! The ports of the engine: the small traits it is generic over, the types that cross them,
+//! and their errors. Adapters implement them: the AWS ones in `shared/aws` and the layer
+//! functions, in-memory ones in tests. A port mentions the model, the policies and the reports
+//! below it, never the engine.
+//!
+//! - [`store`]: incident state, claims, budgets, group slots and records;
+//! - [`healer`]: a layer's actions;
+//! - [`follow_ups`]: scheduling a follow-up and reading an alarm back;
+//! - [`notifier`]: notifications;
+//! - [`clock`]: the time.
+
+pub mod clock;
+pub mod follow_ups;
+pub mod healer;
+pub mod notifier;
+pub mod store;
