@@ -6,8 +6,8 @@
 //! - [`store`]: incident state, claims, budgets, group slots and records;
 //! - [`healer`]: a layer's actions;
 //! - [`follow_ups`]: scheduling a follow-up and reading an alarm back;
-//! - [`notifier`]: notifications;
-//! - [`clock`]: the time.
+//! - [`notifier`]: where people hear about healing;
+//! - [`clock`]: the time, injected.
 
 pub mod clock;
 pub mod follow_ups;
