@@ -47,14 +47,10 @@ pub use policy::budget::{Budget, Spend, Usage};
 pub use policy::decision::{Decision, Pending, idempotency_token};
 pub use policy::followup::{AlarmReading, FollowUp};
 pub use policy::group::GroupView;
-pub use ports::clock::{Clock, SystemClock};
-pub use ports::follow_ups::{FollowUpError, FollowUps};
-pub use ports::healer::{
-    Assessment, HealError, HealOutcome, HealRequest, Healer, Wait, WaitReason,
-};
-pub use ports::notifier::{Notifier, NotifyError};
-pub use ports::store::{
-    ActionEnd, ClaimRequest, ClaimResult, Loaded, ResourceKey, StateStore, StoreError,
+pub use ports::{
+    ActionEnd, Assessment, ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealError,
+    HealOutcome, HealRequest, Healer, Loaded, Notifier, NotifyError, ResourceKey, StateStore,
+    StoreError, SystemClock, Wait, WaitReason,
 };
 pub use report::notice::{Notice, NoticeKind};
 pub use report::outcome::{Outcome, Verdict};

@@ -14,22 +14,13 @@ use crate::model::time::after;
 use crate::policy::budget::Spend;
 use crate::policy::decision::idempotency_token;
 use crate::policy::group::Hold;
-use crate::ports::clock::Clock;
-use crate::ports::follow_ups::FollowUps;
-use crate::ports::healer::{HealOutcome, Healer};
-use crate::ports::notifier::Notifier;
-use crate::ports::store::{ActionEnd, ClaimResult, StateStore};
+use crate::ports::{
+    ActionEnd, ClaimResult, Clock, FollowUps, HealOutcome, Healer, Notifier, StateStore,
+};
 use crate::report::notice::Notice;
 use crate::report::outcome::{Outcome, Verdict};
 
-impl<S, N, H, C, F> Run<'_, S, N, H, C, F>
-where
-    S: StateStore,
-    N: Notifier,
-    H: Healer,
-    C: Clock,
-    F: FollowUps,
-{
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N, H, C, F> {
     /// Claims the resource for this run's attempt and, once claimed, runs the action.
     pub(super) async fn claim_and_act(
         &self,

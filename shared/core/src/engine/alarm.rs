@@ -11,21 +11,10 @@ use crate::model::event::{AlarmEvent, AlarmState};
 use crate::model::record::SkipReason;
 use crate::policy::decision::{DecisionInput, decide};
 use crate::policy::resolve::select;
-use crate::ports::clock::Clock;
-use crate::ports::follow_ups::FollowUps;
-use crate::ports::healer::Healer;
-use crate::ports::notifier::Notifier;
-use crate::ports::store::{ResourceKey, StateStore};
+use crate::ports::{Clock, FollowUps, Healer, Notifier, ResourceKey, StateStore};
 use crate::report::outcome::Outcome;
 
-impl<S, N, H, C, F> Engine<S, N, H, C, F>
-where
-    S: StateStore,
-    N: Notifier,
-    H: Healer,
-    C: Clock,
-    F: FollowUps,
-{
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N, H, C, F> {
     /// Handles one CloudWatch alarm state change.
     pub(super) async fn alarm(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
         let event = AlarmEvent::from_value(payload)?;

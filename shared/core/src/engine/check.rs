@@ -13,21 +13,12 @@ use crate::model::record::{RunPhase, SkipReason};
 use crate::model::state::ResourceState;
 use crate::policy::decision::Pending;
 use crate::policy::followup::{CheckInput, FollowUp, decide_check, time_to_recover};
-use crate::ports::clock::Clock;
-use crate::ports::follow_ups::{FollowUpError, FollowUps};
-use crate::ports::healer::Healer;
-use crate::ports::notifier::Notifier;
-use crate::ports::store::{ClaimResult, ResourceKey, StateStore};
+use crate::ports::{
+    ClaimResult, Clock, FollowUpError, FollowUps, Healer, Notifier, ResourceKey, StateStore,
+};
 use crate::report::outcome::{Outcome, Verdict};
 
-impl<S, N, H, C, F> Engine<S, N, H, C, F>
-where
-    S: StateStore,
-    N: Notifier,
-    H: Healer,
-    C: Clock,
-    F: FollowUps,
-{
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N, H, C, F> {
     /// Runs one follow-up: reads the alarm back and resolves, retries, waits or escalates.
     pub(super) async fn check(
         &self,
@@ -107,14 +98,7 @@ where
     }
 }
 
-impl<S, N, H, C, F> Run<'_, S, N, H, C, F>
-where
-    S: StateStore,
-    N: Notifier,
-    H: Healer,
-    C: Clock,
-    F: FollowUps,
-{
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N, H, C, F> {
     /// Claims the resource to close the incident as resolved: what heals changed is put back,
     /// and the time to recover recorded.
     pub(super) async fn claim_and_resolve(

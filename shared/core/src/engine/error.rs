@@ -1,8 +1,7 @@
 //! Why an event could not be handled at all.
 
 use crate::model::event::EventError;
-use crate::ports::follow_ups::FollowUpError;
-use crate::ports::store::StoreError;
+use crate::ports::{FollowUpError, StoreError};
 
 /// Why an event could not be handled at all. Nothing was acted on.
 #[derive(Debug, thiserror::Error)]

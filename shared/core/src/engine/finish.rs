@@ -10,22 +10,11 @@ use super::run::{Run, Step, skip_summary};
 use crate::model::record::{HealingRecord, HealingStatus, SkipReason};
 use crate::model::revert::Revert;
 use crate::model::state::{Incident, ResourceState};
-use crate::ports::clock::Clock;
-use crate::ports::follow_ups::FollowUps;
-use crate::ports::healer::Healer;
-use crate::ports::notifier::Notifier;
-use crate::ports::store::{ActionEnd, StateStore};
+use crate::ports::{ActionEnd, Clock, FollowUps, Healer, Notifier, StateStore};
 use crate::report::notice::Notice;
 use crate::report::outcome::{Outcome, Verdict};
 
-impl<S, N, H, C, F> Run<'_, S, N, H, C, F>
-where
-    S: StateStore,
-    N: Notifier,
-    H: Healer,
-    C: Clock,
-    F: FollowUps,
-{
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N, H, C, F> {
     /// OK on an open incident: the state notes it; the incident closes once OK holds.
     pub(super) async fn recovering(
         &self,

@@ -14,22 +14,13 @@ use crate::model::trip::{TripKind, Tripped};
 use crate::policy::budget::{self, Budget, Usage};
 use crate::policy::decision::{Decision, Transition, idempotency_token};
 use crate::policy::group::{self, Hold, NOTICE_WINDOW_SECONDS, STORM_RECHECK_SECONDS};
-use crate::ports::clock::Clock;
-use crate::ports::follow_ups::FollowUps;
-use crate::ports::healer::Healer;
-use crate::ports::notifier::Notifier;
-use crate::ports::store::{ClaimRequest, ClaimResult, Loaded, StateStore};
+use crate::ports::{
+    ClaimRequest, ClaimResult, Clock, FollowUps, Healer, Loaded, Notifier, StateStore,
+};
 use crate::report::notice::Notice;
 use crate::report::outcome::Outcome;
 
-impl<S, N, H, C, F> Run<'_, S, N, H, C, F>
-where
-    S: StateStore,
-    N: Notifier,
-    H: Healer,
-    C: Clock,
-    F: FollowUps,
-{
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N, H, C, F> {
     /// The budgets this run's actions count against: the rule's, the layer's, the
     /// deployment's.
     pub(super) fn budgets(&self) -> Vec<Budget> {

@@ -34,11 +34,7 @@ use serde_json::Value;
 use crate::model::layer::Layer;
 use crate::model::rules::RuleSet;
 use crate::policy::followup::FollowUp;
-use crate::ports::clock::Clock;
-use crate::ports::follow_ups::FollowUps;
-use crate::ports::healer::Healer;
-use crate::ports::notifier::Notifier;
-use crate::ports::store::StateStore;
+use crate::ports::{Clock, FollowUps, Healer, Notifier, StateStore};
 use crate::report::metrics;
 use crate::report::outcome::Outcome;
 
@@ -59,14 +55,7 @@ pub struct Engine<S, N, H, C, F> {
     pub follow_ups: F,
 }
 
-impl<S, N, H, C, F> Engine<S, N, H, C, F>
-where
-    S: StateStore,
-    N: Notifier,
-    H: Healer,
-    C: Clock,
-    F: FollowUps,
-{
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N, H, C, F> {
     /// Handles one event delivered to this layer's function: a CloudWatch alarm state change,
     /// or one of autoheal's own follow-ups. `run_id` must be unique per invocation (the Lambda
     /// request id).

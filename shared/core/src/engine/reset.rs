@@ -10,21 +10,10 @@ use super::error::EngineError;
 use super::run::MAX_CONFLICT_RETRIES;
 use super::settings::effective_mode;
 use crate::model::record::{HealingRecord, HealingStatus, RunPhase};
-use crate::ports::clock::Clock;
-use crate::ports::follow_ups::FollowUps;
-use crate::ports::healer::Healer;
-use crate::ports::notifier::Notifier;
-use crate::ports::store::{ResourceKey, StateStore};
+use crate::ports::{Clock, FollowUps, Healer, Notifier, ResourceKey, StateStore};
 use crate::report::notice::Notice;
 
-impl<S, N, H, C, F> Engine<S, N, H, C, F>
-where
-    S: StateStore,
-    N: Notifier,
-    H: Healer,
-    C: Clock,
-    F: FollowUps,
-{
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N, H, C, F> {
     /// An operator closes the open incident of `rule` on `resource_id` (typically an escalated
     /// one): autoheal acts on the resource again at its next ALARM. Recorded and notified.
     pub async fn reset(

@@ -7,21 +7,10 @@ use crate::model::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 use crate::model::revert::Revert;
 use crate::model::rules::Mode;
 use crate::policy::decision::idempotency_token;
-use crate::ports::clock::Clock;
-use crate::ports::follow_ups::FollowUps;
-use crate::ports::healer::{HealOutcome, Healer};
-use crate::ports::notifier::Notifier;
-use crate::ports::store::{ClaimResult, StateStore};
+use crate::ports::{ClaimResult, Clock, FollowUps, HealOutcome, Healer, Notifier, StateStore};
 use crate::report::outcome::{Outcome, Verdict};
 
-impl<S, N, H, C, F> Run<'_, S, N, H, C, F>
-where
-    S: StateStore,
-    N: Notifier,
-    H: Healer,
-    C: Clock,
-    F: FollowUps,
-{
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N, H, C, F> {
     /// Claims the resource for this run's revert and, once claimed, puts the changes back.
     pub(super) async fn claim_and_revert(
         &self,

@@ -19,11 +19,10 @@ use crate::policy::budget::{Spend, Usage};
 use crate::policy::decision::{Decision, Transition};
 use crate::policy::followup::MAX_ACTION_STEPS;
 use crate::policy::group::Hold;
-use crate::ports::clock::Clock;
-use crate::ports::follow_ups::FollowUps;
-use crate::ports::healer::{HealRequest, Healer};
-use crate::ports::notifier::Notifier;
-use crate::ports::store::{ClaimRequest, ClaimResult, Loaded, ResourceKey, StateStore, StoreError};
+use crate::ports::{
+    ClaimRequest, ClaimResult, Clock, FollowUps, HealRequest, Healer, Loaded, Notifier,
+    ResourceKey, StateStore, StoreError,
+};
 use crate::report::notice::Notice;
 use crate::report::outcome::{Outcome, Verdict};
 
@@ -109,14 +108,7 @@ pub(super) struct Run<'a, S, N, H, C, F> {
     pub(super) mode: Mode,
 }
 
-impl<S, N, H, C, F> Run<'_, S, N, H, C, F>
-where
-    S: StateStore,
-    N: Notifier,
-    H: Healer,
-    C: Clock,
-    F: FollowUps,
-{
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N, H, C, F> {
     pub(super) fn record(
         &self,
         status: HealingStatus,

@@ -14,3 +14,11 @@ pub mod follow_ups;
 pub mod healer;
 pub mod notifier;
 pub mod store;
+
+pub use clock::{Clock, SystemClock};
+pub use follow_ups::{FollowUpError, FollowUps};
+pub use healer::{Assessment, HealError, HealOutcome, HealRequest, Healer, Wait, WaitReason};
+pub use notifier::{Notifier, NotifyError};
+pub use store::{
+    ActionEnd, ClaimRequest, ClaimResult, Loaded, ResourceKey, StateStore, StoreError,
+};
