@@ -14,7 +14,6 @@
 //! lazily, so readers never rely on it.
 
 mod claim;
-mod finish;
 mod items;
 mod port;
 mod reads;

@@ -1,8 +1,10 @@
-//! The core's `StateStore` port on DynamoDB: the short requests here, the claim, the final
-//! write and the longer reads in the files beside this one.
+//! The core's `StateStore` port on DynamoDB: every request but the claim's transaction
+//! (`claim`), with the items and keys of `items` and the batch reads of `reads`.
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Utc};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use chrono::{DateTime, Duration, Utc};
 
 use autoheal_core::policy::group::Slot;
 use autoheal_core::{
@@ -11,11 +13,27 @@ use autoheal_core::{
 };
 
 use super::items::{
-    TTL_ATTRIBUTE, budget_expiry, budget_key, consistent_keys, state_and_claim_keys, store_error,
-    written,
+    HISTORY_MAX_DAYS, PARTITION_KEY, SORT_KEY, STATE_SORT_KEY, TTL_ATTRIBUTE, budget_expiry,
+    budget_key, consistent_keys, encode_error, group_pk, resource_pk, s, state_and_claim_keys,
+    store_error, written,
 };
 use super::reads::{Found, budget_windows};
 use super::store::DynamoStateStore;
+
+/// How often a run's final write is tried again after meeting another transaction.
+const FINISH_CONFLICT_RETRIES: u64 = 3;
+
+/// The reason code of each item of a cancelled transaction, in order (`""` for none).
+fn cancellation_codes<R>(error: &SdkError<TransactWriteItemsError, R>) -> Vec<&str> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code().unwrap_or_default())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
 
 impl StateStore for DynamoStateStore {
     async fn load(&self, key: &ResourceKey, event_id: &str) -> Result<Loaded, StoreError> {
@@ -86,8 +104,100 @@ impl StateStore for DynamoStateStore {
         reverts: Option<&[Revert]>,
         action: ActionEnd,
     ) -> Result<(), StoreError> {
-        self.finish_transaction(key, record, escalated_at, reverts, action)
-            .await
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(resource_pk(key)))
+            .key(SORT_KEY, s(STATE_SORT_KEY))
+            .condition_expression("#lease.#run_id = :run_id")
+            .expression_attribute_names("#lease", "lease")
+            .expression_attribute_names("#run_id", "run_id")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":run_id", s(&record.id))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()));
+        let mut remove = vec!["#lease"];
+        let mut set = vec!["#version = #version + :one"];
+        if let Some(at) = escalated_at {
+            set.push("#incident.#escalated_at = :at");
+            update = update
+                .expression_attribute_names("#incident", "incident")
+                .expression_attribute_names("#escalated_at", "escalated_at")
+                .expression_attribute_values(":at", s(at.to_rfc3339()));
+        }
+        // Only a heal's run finishes or continues an action, and a heal's state always has its
+        // incident, so the paths below exist.
+        match action {
+            ActionEnd::Untouched | ActionEnd::Continues { check: None } => {}
+            ActionEnd::Finished => {
+                remove.push("#incident.#unfinished");
+                update = update
+                    .expression_attribute_names("#incident", "incident")
+                    .expression_attribute_names("#unfinished", "unfinished");
+            }
+            ActionEnd::Continues { check: Some(check) } => {
+                set.push("#incident.#checks = :check");
+                update = update
+                    .expression_attribute_names("#incident", "incident")
+                    .expression_attribute_names("#checks", "checks")
+                    .expression_attribute_values(":check", AttributeValue::N(check.to_string()));
+            }
+        }
+        match reverts {
+            None => {}
+            Some([]) => {
+                remove.push("#reverts");
+                update = update.expression_attribute_names("#reverts", "reverts");
+            }
+            Some(reverts) => {
+                let value = serde_dynamo::to_attribute_value(reverts)
+                    .map_err(|e| encode_error("reverts", e))?;
+                set.push("#reverts = :reverts");
+                update = update
+                    .expression_attribute_names("#reverts", "reverts")
+                    .expression_attribute_values(":reverts", value);
+            }
+        }
+        let update = update
+            .update_expression(format!(
+                "REMOVE {} SET {}",
+                remove.join(", "),
+                set.join(", ")
+            ))
+            .build()
+            .map_err(|e| StoreError {
+                message: format!("cannot build state update: {e}"),
+            })?;
+        let record_put = self.record_put(record)?;
+        // The record and the lease's release in one request; the record is written whatever
+        // becomes of the lease. A transaction that met another on the same item is cancelled
+        // with `TransactionConflict`, which the SDK does not retry: this does, briefly.
+        let mut conflicts = 0;
+        let error = loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(record_put.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
+                .send()
+                .await;
+            let Err(error) = result else {
+                return Ok(());
+            };
+            let conflicted = cancellation_codes(&error).contains(&"TransactionConflict");
+            if conflicted && conflicts < FINISH_CONFLICT_RETRIES {
+                conflicts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 * conflicts)).await;
+                continue;
+            }
+            break error;
+        };
+        let lease_lost = cancellation_codes(&error).get(1) == Some(&"ConditionalCheckFailed");
+        if !lease_lost {
+            return Err(store_error("TransactWriteItems", error));
+        }
+        // The lease expired and another run took the resource over: it owns the state now,
+        // and this run's record is still kept.
+        tracing::warn!(rule = %key.rule, resource = %key.resource_id, run_id = %record.id, "lease was taken over before this run finished");
+        self.put_record(record).await
     }
 
     async fn budget_usage(
@@ -104,7 +214,53 @@ impl StateStore for DynamoStateStore {
     }
 
     async fn group_slots(&self, group: &str, capacity: u32) -> Result<Vec<Slot>, StoreError> {
-        self.read_group_slots(group, capacity).await
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :slot)")
+            .expression_attribute_values(":pk", s(group_pk(group)))
+            .expression_attribute_values(":slot", s("SLOT#"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut slots = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| store_error("Query", e))?;
+            let index = match item.get(SORT_KEY) {
+                Some(AttributeValue::S(sk)) => {
+                    sk.strip_prefix("SLOT#").and_then(|i| i.parse().ok())
+                }
+                _ => None,
+            };
+            let holder = match item.get("holder") {
+                Some(AttributeValue::S(holder)) => Some(holder.clone()),
+                _ => None,
+            };
+            let until = match item.get("until") {
+                Some(AttributeValue::N(n)) => {
+                    n.parse().ok().and_then(|t| DateTime::from_timestamp(t, 0))
+                }
+                _ => None,
+            };
+            match (index, holder, until) {
+                (Some(index), Some(holder), Some(until)) if index < capacity => {
+                    slots.push(Slot {
+                        index,
+                        holder,
+                        until,
+                    });
+                }
+                (Some(_), Some(_), Some(_)) => {}
+                _ => {
+                    return Err(StoreError {
+                        message: format!("a slot of group {group} is not readable: {item:?}"),
+                    });
+                }
+            }
+        }
+        Ok(slots)
     }
 
     async fn first_trip(&self, tripped: &Tripped) -> Result<bool, StoreError> {
@@ -135,6 +291,25 @@ impl StateStore for DynamoStateStore {
         incident_id: &str,
         opened_at: DateTime<Utc>,
     ) -> Result<Vec<HealingRecord>, StoreError> {
-        self.records_of_incident(key, incident_id, opened_at).await
+        let now = Utc::now();
+        // Records are kept by day; an incident older than the history kept is cut to it.
+        let days = (now.date_naive() - opened_at.date_naive())
+            .num_days()
+            .clamp(0, HISTORY_MAX_DAYS);
+        let mut history = Vec::new();
+        for back in (0..=days).rev() {
+            let day = (now - Duration::days(back)).date_naive();
+            history.extend(
+                self.records_of_day(day)
+                    .await?
+                    .into_iter()
+                    .filter(|record| {
+                        record.rule == key.rule
+                            && record.resource_id == key.resource_id
+                            && record.incident_id.as_deref() == Some(incident_id)
+                    }),
+            );
+        }
+        Ok(history)
     }
 }

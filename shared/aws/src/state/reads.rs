@@ -1,6 +1,5 @@
-//! What the store reads: the state with its event's claim and the budgets' windows in one
-//! batch, a group's slots, and the healing records of a day, of recent days and of an
-//! incident.
+//! What the store reads in batches and by day: the state with its event's claim and the
+//! budgets' windows in one batch read, and the healing records of a day and of recent days.
 
 use std::collections::HashMap;
 
@@ -8,12 +7,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use autoheal_core::policy::budget::Windows;
-use autoheal_core::policy::group::Slot;
 use autoheal_core::{Budget, HealingRecord, Loaded, ResourceKey, ResourceState, StoreError, Usage};
 
 use super::items::{
-    HISTORY_MAX_DAYS, PARTITION_KEY, RecordItem, SORT_KEY, STATE_SORT_KEY, budget_key,
-    decode_state, group_pk, record_pk, resource_pk, s, store_error,
+    PARTITION_KEY, RecordItem, SORT_KEY, STATE_SORT_KEY, budget_key, decode_state, record_pk,
+    resource_pk, s, store_error,
 };
 use super::store::DynamoStateStore;
 
@@ -180,90 +178,5 @@ impl DynamoStateStore {
             .await
             .map_err(|e| store_error("GetItem", e))?;
         output.item.map(decode_state).transpose()
-    }
-
-    /// The group's slots `0..capacity` that are stored (held or expired).
-    pub(super) async fn read_group_slots(
-        &self,
-        group: &str,
-        capacity: u32,
-    ) -> Result<Vec<Slot>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :slot)")
-            .expression_attribute_values(":pk", s(group_pk(group)))
-            .expression_attribute_values(":slot", s("SLOT#"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut slots = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| store_error("Query", e))?;
-            let index = match item.get(SORT_KEY) {
-                Some(AttributeValue::S(sk)) => {
-                    sk.strip_prefix("SLOT#").and_then(|i| i.parse().ok())
-                }
-                _ => None,
-            };
-            let holder = match item.get("holder") {
-                Some(AttributeValue::S(holder)) => Some(holder.clone()),
-                _ => None,
-            };
-            let until = match item.get("until") {
-                Some(AttributeValue::N(n)) => {
-                    n.parse().ok().and_then(|t| DateTime::from_timestamp(t, 0))
-                }
-                _ => None,
-            };
-            match (index, holder, until) {
-                (Some(index), Some(holder), Some(until)) if index < capacity => {
-                    slots.push(Slot {
-                        index,
-                        holder,
-                        until,
-                    });
-                }
-                (Some(_), Some(_), Some(_)) => {}
-                _ => {
-                    return Err(StoreError {
-                        message: format!("a slot of group {group} is not readable: {item:?}"),
-                    });
-                }
-            }
-        }
-        Ok(slots)
-    }
-
-    /// The records of one incident, oldest first, from `opened_at` until now (at most
-    /// `HISTORY_MAX_DAYS` of them).
-    pub(super) async fn records_of_incident(
-        &self,
-        key: &ResourceKey,
-        incident_id: &str,
-        opened_at: DateTime<Utc>,
-    ) -> Result<Vec<HealingRecord>, StoreError> {
-        let now = Utc::now();
-        // Records are kept by day; an incident older than the history kept is cut to it.
-        let days = (now.date_naive() - opened_at.date_naive())
-            .num_days()
-            .clamp(0, HISTORY_MAX_DAYS);
-        let mut history = Vec::new();
-        for back in (0..=days).rev() {
-            let day = (now - Duration::days(back)).date_naive();
-            history.extend(
-                self.records_of_day(day)
-                    .await?
-                    .into_iter()
-                    .filter(|record| {
-                        record.rule == key.rule
-                            && record.resource_id == key.resource_id
-                            && record.incident_id.as_deref() == Some(incident_id)
-                    }),
-            );
-        }
-        Ok(history)
     }
 }
