@@ -204,8 +204,9 @@ impl DeploymentArgs {
             _ => {
                 return Err(Failure(
                     "against AWS (no --endpoint-url) a heal schedules its follow-up: give \
-                     --scheduler-role-arn and --function-arn-prefix (the stack's outputs \
-                     FollowUpSchedulerRoleArn and FunctionArnPrefix)"
+                     --scheduler-role-arn and --function-arn-prefix, or set \
+                     AUTOHEAL_SCHEDULER_ROLE_ARN and AUTOHEAL_FUNCTION_ARN_PREFIX (the stack's \
+                     outputs FollowUpSchedulerRoleArn and FunctionArnPrefix)"
                         .to_owned(),
                 ));
             }
@@ -572,6 +573,7 @@ async fn find_topic(sdk: &aws_config::SdkConfig, name: &str) -> Result<String, F
         }
     }
     Err(Failure(format!(
-        "no SNS topic named `{name}`: run `autoheal bootstrap` first, or pass --topic-arn"
+        "no SNS topic named `{name}`: run `autoheal bootstrap` first, or pass --topic-arn (or \
+         set AUTOHEAL_TOPIC_ARN) to the stack's output NotificationTopicArn"
     )))
 }

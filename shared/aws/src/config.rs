@@ -35,6 +35,15 @@ pub mod env {
     pub const GLOBAL_BUDGET: &str = "AUTOHEAL_GLOBAL_BUDGET";
 }
 
+/// The variables Lambda sets for a function's runtime: a function started without them is
+/// not running in Lambda, and cannot serve events.
+pub mod lambda {
+    pub const RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+    pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+    pub const FUNCTION_VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
+    pub const FUNCTION_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+}
+
 /// The schedule group follow-ups go to when none is configured (EventBridge Scheduler's own).
 pub const DEFAULT_SCHEDULE_GROUP: &str = "default";
 
@@ -62,25 +71,116 @@ impl FollowUpTarget {
     }
 }
 
-/// A configuration problem: the function cannot start.
+/// A configuration problem: the function cannot start. Each says, in one line, which
+/// variable, where it is set and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{name} is not set")]
+    #[error("{name} is not set: {}", where_to_set(name))]
     Missing { name: &'static str },
-    #[error("{name}=`{value}` is invalid: {reason}")]
+    #[error("{name}=`{value}` is invalid: {reason}; {}", what_to_set(name))]
     Invalid {
         name: &'static str,
         value: String,
         reason: String,
     },
-    #[error("cannot read the rules file {path}: {source}")]
+    #[error(
+        "cannot read the rules file {} that {} names: {source}; set it to a readable rules \
+         file, or unset it for the shipped rules",
+        path.display(),
+        env::RULES_PATH
+    )]
     RulesFile {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("the rules are invalid:\n{0}")]
+    #[error(
+        "the rules are invalid: {}; fix the rules file {} names (`autoheal validate FILE` lists \
+         each problem with its line)",
+        one_line(.0),
+        env::RULES_PATH
+    )]
     Rules(#[from] RulesError),
+}
+
+/// Who sets a variable a function reads.
+enum SetBy {
+    /// The stack, to what the function needs; `value` is what a person sets it to instead.
+    Stack { value: &'static str },
+    /// The stack, from one of its parameters.
+    Parameter {
+        parameter: &'static str,
+        value: &'static str,
+    },
+    /// Lambda, for the function's runtime.
+    Lambda,
+}
+
+/// Who sets each variable, and to what.
+fn set_by(name: &str) -> SetBy {
+    match name {
+        env::TOPIC_ARN => SetBy::Stack {
+            value: "the notification topic's ARN",
+        },
+        env::SCHEDULER_ROLE_ARN => SetBy::Stack {
+            value: "the ARN of the role EventBridge Scheduler assumes to deliver follow-ups (the \
+                    stack's output FollowUpSchedulerRoleArn)",
+        },
+        env::FUNCTION_ARN => SetBy::Stack {
+            value: "the function's own ARN, where its follow-ups are delivered",
+        },
+        env::MODE => SetBy::Parameter {
+            parameter: "Mode",
+            value: "`enforce` or `shadow`",
+        },
+        env::ENABLED_LAYERS => SetBy::Parameter {
+            parameter: "EnabledLayers",
+            value: "`all` or a comma-separated list of infrastructure, platform, application, \
+                    data, network",
+        },
+        env::LAYER_BUDGET => SetBy::Parameter {
+            parameter: "LayerBudget",
+            value: "`N/SECONDS` (at most N actions in any SECONDS, e.g. `10/900`) or `off`",
+        },
+        env::GLOBAL_BUDGET => SetBy::Parameter {
+            parameter: "GlobalBudget",
+            value: "`N/SECONDS` (at most N actions in any SECONDS, e.g. `20/900`) or `off`",
+        },
+        _ => SetBy::Lambda,
+    }
+}
+
+/// The end of the line that says `name` is not set: who sets it, and what to do.
+fn where_to_set(name: &str) -> String {
+    match set_by(name) {
+        SetBy::Stack { value } | SetBy::Parameter { value, .. } => {
+            format!("the stack sets it; when running a function by hand, set it to {value}")
+        }
+        SetBy::Lambda => "Lambda sets it for a function's runtime; to run a function outside \
+                          Lambda, start it under `cargo lambda watch`, which sets it"
+            .to_owned(),
+    }
+}
+
+/// The end of the line that says `name` is invalid: what to set it to, and where.
+fn what_to_set(name: &str) -> String {
+    match set_by(name) {
+        SetBy::Stack { value } => format!("set it to {value} (the stack sets it)"),
+        SetBy::Parameter { parameter, value } => {
+            format!("set it to {value} (the stack sets it from its parameter {parameter})")
+        }
+        SetBy::Lambda => where_to_set(name),
+    }
+}
+
+/// A rules file's problems on one line.
+fn one_line(error: &RulesError) -> String {
+    error
+        .problems
+        .iter()
+        .map(|problem| problem.to_string().replace('\n', " "))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What one layer's function needs besides its AWS clients.
@@ -127,7 +227,7 @@ impl FunctionConfig {
                 return Err(ConfigError::Invalid {
                     name: env::MODE,
                     value: other.to_owned(),
-                    reason: "expected `enforce` or `shadow`".to_owned(),
+                    reason: "not a mode".to_owned(),
                 });
             }
         };
@@ -148,7 +248,8 @@ impl FunctionConfig {
                 return Err(ConfigError::Invalid {
                     name: env::ENABLED_LAYERS,
                     value: list,
-                    reason: "expected `all` or a comma-separated list of layers".to_owned(),
+                    reason: "set but empty, it names no layer (`shadow` mode stops every heal)"
+                        .to_owned(),
                 });
             }
             Some(list) => parse_layers(&list)?.contains(&layer),
@@ -183,6 +284,30 @@ impl FunctionConfig {
     }
 }
 
+/// Checks, through `lookup`, the variables Lambda sets for a function's runtime, which the
+/// runtime reads as it starts (and panics without): a function started outside Lambda says
+/// which one it lacks instead.
+pub fn check_lambda_environment(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for name in [
+        lambda::RUNTIME_API,
+        lambda::FUNCTION_NAME,
+        lambda::FUNCTION_VERSION,
+        lambda::FUNCTION_MEMORY_SIZE,
+    ] {
+        let value = lookup(name).ok_or(ConfigError::Missing { name })?;
+        if name == lambda::FUNCTION_MEMORY_SIZE && value.parse::<i32>().is_err() {
+            return Err(ConfigError::Invalid {
+                name,
+                value,
+                reason: "not a whole number of MB".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A budget setting: `N/SECONDS` (at most N actions in any SECONDS), or `off`; unset or empty
 /// is the shipped default.
 pub fn parse_budget(
@@ -204,7 +329,7 @@ pub fn parse_budget(
     };
     let (limit, window) = text
         .split_once('/')
-        .ok_or_else(|| invalid("expected `N/SECONDS` (e.g. `10/900`) or `off`"))?;
+        .ok_or_else(|| invalid("not `N/SECONDS`"))?;
     let limit: u32 = limit
         .trim()
         .parse()
@@ -358,15 +483,33 @@ mod tests {
     }
 
     #[test]
-    fn a_function_without_its_scheduler_role_does_not_start() {
-        let missing = [REQUIRED[0], REQUIRED[2]];
-        let error = FunctionConfig::from_lookup(Layer::Data, lookup(&missing))
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(
-            error.as_deref(),
-            Some("AUTOHEAL_SCHEDULER_ROLE_ARN is not set")
-        );
+    fn a_function_without_a_variable_the_stack_sets_says_so_in_one_line() {
+        let cases = [
+            (
+                env::TOPIC_ARN,
+                "AUTOHEAL_TOPIC_ARN is not set: the stack sets it; when running a function by \
+                 hand, set it to the notification topic's ARN",
+            ),
+            (
+                env::SCHEDULER_ROLE_ARN,
+                "AUTOHEAL_SCHEDULER_ROLE_ARN is not set: the stack sets it; when running a \
+                 function by hand, set it to the ARN of the role EventBridge Scheduler assumes to \
+                 deliver follow-ups (the stack's output FollowUpSchedulerRoleArn)",
+            ),
+            (
+                env::FUNCTION_ARN,
+                "AUTOHEAL_FUNCTION_ARN is not set: the stack sets it; when running a function by \
+                 hand, set it to the function's own ARN, where its follow-ups are delivered",
+            ),
+        ];
+        for (name, expected) in cases {
+            let without: Vec<(&str, &str)> = REQUIRED
+                .into_iter()
+                .filter(|(key, _)| *key != name)
+                .collect();
+            let error = configure(Layer::Data, &without).err();
+            assert_eq!(error.as_deref(), Some(expected));
+        }
     }
 
     fn with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -520,7 +663,126 @@ type = "recover-ec2-instance"
                 error.as_deref().is_some_and(|e| e.starts_with(expected)),
                 "{extra:?}: {error:?}"
             );
+            assert!(
+                error.as_deref().is_some_and(|e| !e.contains('\n')),
+                "one line: {error:?}"
+            );
         }
+    }
+
+    #[test]
+    fn an_invalid_setting_says_what_to_set_it_to_and_where_the_stack_sets_it() {
+        let cases: [(&str, &str, &str); 4] = [
+            (
+                env::MODE,
+                "dry-run",
+                "AUTOHEAL_MODE=`dry-run` is invalid: not a mode; set it to `enforce` or `shadow` \
+                 (the stack sets it from its parameter Mode)",
+            ),
+            (
+                env::ENABLED_LAYERS,
+                "",
+                "AUTOHEAL_ENABLED_LAYERS=`` is invalid: set but empty, it names no layer \
+                 (`shadow` mode stops every heal); set it to `all` or a comma-separated list of \
+                 infrastructure, platform, application, data, network (the stack sets it from its \
+                 parameter EnabledLayers)",
+            ),
+            (
+                env::LAYER_BUDGET,
+                "ten/900",
+                "AUTOHEAL_LAYER_BUDGET=`ten/900` is invalid: the number of actions is not a whole \
+                 number; set it to `N/SECONDS` (at most N actions in any SECONDS, e.g. `10/900`) or \
+                 `off` (the stack sets it from its parameter LayerBudget)",
+            ),
+            (
+                env::GLOBAL_BUDGET,
+                "20",
+                "AUTOHEAL_GLOBAL_BUDGET=`20` is invalid: not `N/SECONDS`; set it to `N/SECONDS` \
+                 (at most N actions in any SECONDS, e.g. `20/900`) or `off` (the stack sets it \
+                 from its parameter GlobalBudget)",
+            ),
+        ];
+        for (name, value, expected) in cases {
+            let error = configure(Layer::Network, &with(&[(name, value)])).err();
+            assert_eq!(error.as_deref(), Some(expected));
+        }
+    }
+
+    #[test]
+    fn rules_that_cannot_be_used_are_one_line_naming_their_variable() {
+        let path = std::env::temp_dir().join(format!(
+            "autoheal-config-invalid-{}.toml",
+            std::process::id()
+        ));
+        std::fs::write(
+            &path,
+            "[[rule]]\nname = \"Bad\"\nlayer = \"data\"\ncooldown_seconds = 60\n\
+             max_attempts = 0\n[rule.trigger]\nalarm_name_prefixes = [\"x-\"]\n\
+             [rule.resource]\ndimension = \"DBInstanceIdentifier\"\n\
+             [rule.action]\ntype = \"verify-backup\"\n",
+        )
+        .expect("write the rules file");
+        let text = path.display().to_string();
+        let invalid = configure(Layer::Data, &with(&[(env::RULES_PATH, text.as_str())])).err();
+        std::fs::remove_file(&path).ok();
+        let invalid = invalid.unwrap_or_default();
+        assert!(
+            invalid.starts_with("the rules are invalid: line 1: rule `Bad`: field `name`: "),
+            "{invalid}"
+        );
+        assert!(
+            invalid.contains("; line 1: rule `Bad`: field `max_attempts`: must be at least 1; "),
+            "{invalid}"
+        );
+        assert!(invalid.ends_with("fix the rules file AUTOHEAL_RULES_PATH names (`autoheal validate FILE` lists each problem with its line)"), "{invalid}");
+        assert!(!invalid.contains('\n'), "{invalid}");
+
+        let missing = "/nonexistent/autoheal-rules.toml";
+        let unreadable = configure(Layer::Data, &with(&[(env::RULES_PATH, missing)])).err();
+        let unreadable = unreadable.unwrap_or_default();
+        assert!(
+            unreadable.starts_with(
+                "cannot read the rules file /nonexistent/autoheal-rules.toml that \
+                 AUTOHEAL_RULES_PATH names: "
+            ) && unreadable
+                .ends_with("; set it to a readable rules file, or unset it for the shipped rules")
+                && !unreadable.contains('\n'),
+            "{unreadable}"
+        );
+    }
+
+    #[test]
+    fn a_function_outside_lambda_names_the_lambda_variable_it_lacks() {
+        let lambda = [
+            (lambda::RUNTIME_API, "127.0.0.1:9001"),
+            (lambda::FUNCTION_NAME, "autoheal-data"),
+            (lambda::FUNCTION_VERSION, "$LATEST"),
+            (lambda::FUNCTION_MEMORY_SIZE, "256"),
+        ];
+        assert!(check_lambda_environment(lookup(&lambda)).is_ok());
+        for name in lambda.map(|(name, _)| name) {
+            let without: Vec<(&str, &str)> =
+                lambda.into_iter().filter(|(key, _)| *key != name).collect();
+            let error = check_lambda_environment(lookup(&without)).map_err(|e| e.to_string());
+            assert_eq!(
+                error,
+                Err(format!(
+                    "{name} is not set: Lambda sets it for a function's runtime; to run a \
+                     function outside Lambda, start it under `cargo lambda watch`, which sets it"
+                ))
+            );
+        }
+        let mut odd = lambda;
+        odd[3].1 = "a lot";
+        assert_eq!(
+            check_lambda_environment(lookup(&odd)).map_err(|e| e.to_string()),
+            Err(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=`a lot` is invalid: not a whole number of MB; \
+                 Lambda sets it for a function's runtime; to run a function outside Lambda, start \
+                 it under `cargo lambda watch`, which sets it"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]
