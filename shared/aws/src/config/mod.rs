@@ -1,48 +1,22 @@
-//! Settings from the environment, and the AWS SDK configuration every client is built from.
+//! Settings from the environment (`env` names the variables; `startup` says what is wrong
+//! with them), and the AWS SDK configuration every client is built from (`sdk`).
+
+pub mod env;
+mod sdk;
+mod startup;
 
 use std::path::PathBuf;
-use std::time::Duration;
-
-use aws_config::environment::EnvironmentVariableRegionProvider;
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::SharedHttpClient;
-use aws_smithy_http_client::tls;
 
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
-use autoheal_core::{Layer, Limit, Mode, RuleSet, RulesError, Settings};
+use autoheal_core::{Layer, Limit, Mode, RuleSet, Settings};
+
+pub use sdk::{DEFAULT_REGION, https_client, sdk_config};
+pub use startup::{ConfigError, check_lambda_environment};
 
 /// The state table's name when none is configured (also what `autoheal bootstrap` creates).
 pub const DEFAULT_TABLE_NAME: &str = "autoheal-state";
 /// The notification topic's name when none is configured.
 pub const DEFAULT_TOPIC_NAME: &str = "autoheal-notifications";
-/// The region used when neither the environment nor a profile names one.
-pub const DEFAULT_REGION: &str = "us-east-1";
-
-/// Environment variables a function reads.
-pub mod env {
-    pub const TABLE_NAME: &str = "AUTOHEAL_TABLE_NAME";
-    pub const TOPIC_ARN: &str = "AUTOHEAL_TOPIC_ARN";
-    pub const MODE: &str = "AUTOHEAL_MODE";
-    pub const ENABLED_LAYERS: &str = "AUTOHEAL_ENABLED_LAYERS";
-    pub const RULES_PATH: &str = "AUTOHEAL_RULES_PATH";
-    pub const SCHEDULE_GROUP: &str = "AUTOHEAL_SCHEDULE_GROUP";
-    pub const SCHEDULER_ROLE_ARN: &str = "AUTOHEAL_SCHEDULER_ROLE_ARN";
-    pub const FUNCTION_ARN: &str = "AUTOHEAL_FUNCTION_ARN";
-    pub const LAYER_BUDGET: &str = "AUTOHEAL_LAYER_BUDGET";
-    pub const GLOBAL_BUDGET: &str = "AUTOHEAL_GLOBAL_BUDGET";
-}
-
-/// The variables Lambda sets for a function's runtime: a function started without them is
-/// not running in Lambda, and cannot serve events.
-pub mod lambda {
-    pub const RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
-    pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
-    pub const FUNCTION_VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
-    pub const FUNCTION_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
-}
 
 /// The schedule group follow-ups go to when none is configured (EventBridge Scheduler's own).
 pub const DEFAULT_SCHEDULE_GROUP: &str = "default";
@@ -69,118 +43,6 @@ impl FollowUpTarget {
             ),
         }
     }
-}
-
-/// A configuration problem: the function cannot start. Each says, in one line, which
-/// variable, where it is set and what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{name} is not set: {}", where_to_set(name))]
-    Missing { name: &'static str },
-    #[error("{name}=`{value}` is invalid: {reason}; {}", what_to_set(name))]
-    Invalid {
-        name: &'static str,
-        value: String,
-        reason: String,
-    },
-    #[error(
-        "cannot read the rules file {} that {} names: {source}; set it to a readable rules \
-         file, or unset it for the shipped rules",
-        path.display(),
-        env::RULES_PATH
-    )]
-    RulesFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "the rules are invalid: {}; fix the rules file {} names (`autoheal validate FILE` lists \
-         each problem with its line)",
-        one_line(.0),
-        env::RULES_PATH
-    )]
-    Rules(#[from] RulesError),
-}
-
-/// Who sets a variable a function reads.
-enum SetBy {
-    /// The stack, to what the function needs; `value` is what a person sets it to instead.
-    Stack { value: &'static str },
-    /// The stack, from one of its parameters.
-    Parameter {
-        parameter: &'static str,
-        value: &'static str,
-    },
-    /// Lambda, for the function's runtime.
-    Lambda,
-}
-
-/// Who sets each variable, and to what.
-fn set_by(name: &str) -> SetBy {
-    match name {
-        env::TOPIC_ARN => SetBy::Stack {
-            value: "the notification topic's ARN",
-        },
-        env::SCHEDULER_ROLE_ARN => SetBy::Stack {
-            value: "the ARN of the role EventBridge Scheduler assumes to deliver follow-ups (the \
-                    stack's output FollowUpSchedulerRoleArn)",
-        },
-        env::FUNCTION_ARN => SetBy::Stack {
-            value: "the function's own ARN, where its follow-ups are delivered",
-        },
-        env::MODE => SetBy::Parameter {
-            parameter: "Mode",
-            value: "`enforce` or `shadow`",
-        },
-        env::ENABLED_LAYERS => SetBy::Parameter {
-            parameter: "EnabledLayers",
-            value: "`all` or a comma-separated list of infrastructure, platform, application, \
-                    data, network",
-        },
-        env::LAYER_BUDGET => SetBy::Parameter {
-            parameter: "LayerBudget",
-            value: "`N/SECONDS` (at most N actions in any SECONDS, e.g. `10/900`) or `off`",
-        },
-        env::GLOBAL_BUDGET => SetBy::Parameter {
-            parameter: "GlobalBudget",
-            value: "`N/SECONDS` (at most N actions in any SECONDS, e.g. `20/900`) or `off`",
-        },
-        _ => SetBy::Lambda,
-    }
-}
-
-/// The end of the line that says `name` is not set: who sets it, and what to do.
-fn where_to_set(name: &str) -> String {
-    match set_by(name) {
-        SetBy::Stack { value } | SetBy::Parameter { value, .. } => {
-            format!("the stack sets it; when running a function by hand, set it to {value}")
-        }
-        SetBy::Lambda => "Lambda sets it for a function's runtime; to run a function outside \
-                          Lambda, start it under `cargo lambda watch`, which sets it"
-            .to_owned(),
-    }
-}
-
-/// The end of the line that says `name` is invalid: what to set it to, and where.
-fn what_to_set(name: &str) -> String {
-    match set_by(name) {
-        SetBy::Stack { value } => format!("set it to {value} (the stack sets it)"),
-        SetBy::Parameter { parameter, value } => {
-            format!("set it to {value} (the stack sets it from its parameter {parameter})")
-        }
-        SetBy::Lambda => where_to_set(name),
-    }
-}
-
-/// A rules file's problems on one line.
-fn one_line(error: &RulesError) -> String {
-    error
-        .problems
-        .iter()
-        .map(|problem| problem.to_string().replace('\n', " "))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// What one layer's function needs besides its AWS clients.
@@ -284,30 +146,6 @@ impl FunctionConfig {
     }
 }
 
-/// Checks, through `lookup`, the variables Lambda sets for a function's runtime, which the
-/// runtime reads as it starts (and panics without): a function started outside Lambda says
-/// which one it lacks instead.
-pub fn check_lambda_environment(
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
-    for name in [
-        lambda::RUNTIME_API,
-        lambda::FUNCTION_NAME,
-        lambda::FUNCTION_VERSION,
-        lambda::FUNCTION_MEMORY_SIZE,
-    ] {
-        let value = lookup(name).ok_or(ConfigError::Missing { name })?;
-        if name == lambda::FUNCTION_MEMORY_SIZE && value.parse::<i32>().is_err() {
-            return Err(ConfigError::Invalid {
-                name,
-                value,
-                reason: "not a whole number of MB".to_owned(),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// A budget setting: `N/SECONDS` (at most N actions in any SECONDS), or `off`; unset or empty
 /// is the shipped default.
 pub fn parse_budget(
@@ -374,74 +212,6 @@ pub fn parse_layers(list: &str) -> Result<Vec<Layer>, ConfigError> {
     Ok(layers)
 }
 
-/// Throttling, 5xx answers and dropped connections are retried with exponential backoff and
-/// jitter, three attempts in all: what remains is the heal's failure, recorded and notified.
-fn retries() -> RetryConfig {
-    RetryConfig::standard().with_max_attempts(3)
-}
-
-/// A call that hangs must not use up the invocation (300 s): each attempt gets 20 s, each
-/// call with its retries 60 s, so a stalled endpoint ends as a recorded failure.
-fn timeouts() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .operation_attempt_timeout(Duration::from_secs(20))
-        .operation_timeout(Duration::from_secs(60))
-        .build()
-}
-
-/// The HTTPS client every AWS client uses: hyper and rustls with the ring provider, trusting
-/// the system's root certificates (read at the first TLS connection, not here).
-pub fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
-}
-
-/// Loads the SDK configuration. With `endpoint_url` (the local emulator), every client talks
-/// to it, the region comes from the environment or defaults, never from instance metadata,
-/// and static test credentials stand in where the environment has none.
-pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
-    let Some(url) = endpoint_url else {
-        // The loader's own region chain (environment, profile, instance metadata) runs with the
-        // HTTPS client above; only when it finds nothing does the default region apply.
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client())
-            .retry_config(retries())
-            .timeout_config(timeouts())
-            .load()
-            .await;
-        if config.region().is_some() {
-            return config;
-        }
-        return config
-            .into_builder()
-            .region(Region::new(DEFAULT_REGION))
-            .build();
-    };
-    let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
-        .or_else(Region::new(DEFAULT_REGION));
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
-        .region(region)
-        .retry_config(retries())
-        .timeout_config(timeouts())
-        .endpoint_url(url);
-    let has_env_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
-    if !has_env_credentials {
-        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "autoheal-local",
-        ));
-    }
-    loader.load().await
-}
-
 #[cfg(test)]
 #[allow(clippy::expect_used)]
 mod tests {
@@ -480,36 +250,6 @@ mod tests {
         assert_eq!(config.follow_ups.function_arn, REQUIRED[2].1);
         assert_eq!(config.settings.layer_budget, Some(DEFAULT_LAYER_BUDGET));
         assert_eq!(config.settings.global_budget, Some(DEFAULT_GLOBAL_BUDGET));
-    }
-
-    #[test]
-    fn a_function_without_a_variable_the_stack_sets_says_so_in_one_line() {
-        let cases = [
-            (
-                env::TOPIC_ARN,
-                "AUTOHEAL_TOPIC_ARN is not set: the stack sets it; when running a function by \
-                 hand, set it to the notification topic's ARN",
-            ),
-            (
-                env::SCHEDULER_ROLE_ARN,
-                "AUTOHEAL_SCHEDULER_ROLE_ARN is not set: the stack sets it; when running a \
-                 function by hand, set it to the ARN of the role EventBridge Scheduler assumes to \
-                 deliver follow-ups (the stack's output FollowUpSchedulerRoleArn)",
-            ),
-            (
-                env::FUNCTION_ARN,
-                "AUTOHEAL_FUNCTION_ARN is not set: the stack sets it; when running a function by \
-                 hand, set it to the function's own ARN, where its follow-ups are delivered",
-            ),
-        ];
-        for (name, expected) in cases {
-            let without: Vec<(&str, &str)> = REQUIRED
-                .into_iter()
-                .filter(|(key, _)| *key != name)
-                .collect();
-            let error = configure(Layer::Data, &without).err();
-            assert_eq!(error.as_deref(), Some(expected));
-        }
     }
 
     fn with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -625,7 +365,7 @@ type = "recover-ec2-instance"
     #[test]
     fn a_bad_setting_stops_the_function_with_the_variable_named() {
         let missing_file = "/nonexistent/autoheal-rules.toml";
-        let cases: [(&[(&str, &str)], &str); 8] = [
+        let cases: [(&[(&str, &str)], &str); 9] = [
             (
                 &[(env::MODE, "dry-run")],
                 "AUTOHEAL_MODE=`dry-run` is invalid",
@@ -651,6 +391,10 @@ type = "recover-ec2-instance"
                 "cannot read the rules file /nonexistent/autoheal-rules.toml",
             ),
             (&[(env::TOPIC_ARN, " ")], "AUTOHEAL_TOPIC_ARN is not set"),
+            (
+                &[(env::SCHEDULER_ROLE_ARN, "")],
+                "AUTOHEAL_SCHEDULER_ROLE_ARN is not set",
+            ),
             (
                 &[(env::FUNCTION_ARN, "")],
                 "AUTOHEAL_FUNCTION_ARN is not set",
@@ -748,40 +492,6 @@ type = "recover-ec2-instance"
                 .ends_with("; set it to a readable rules file, or unset it for the shipped rules")
                 && !unreadable.contains('\n'),
             "{unreadable}"
-        );
-    }
-
-    #[test]
-    fn a_function_outside_lambda_names_the_lambda_variable_it_lacks() {
-        let lambda = [
-            (lambda::RUNTIME_API, "127.0.0.1:9001"),
-            (lambda::FUNCTION_NAME, "autoheal-data"),
-            (lambda::FUNCTION_VERSION, "$LATEST"),
-            (lambda::FUNCTION_MEMORY_SIZE, "256"),
-        ];
-        assert!(check_lambda_environment(lookup(&lambda)).is_ok());
-        for name in lambda.map(|(name, _)| name) {
-            let without: Vec<(&str, &str)> =
-                lambda.into_iter().filter(|(key, _)| *key != name).collect();
-            let error = check_lambda_environment(lookup(&without)).map_err(|e| e.to_string());
-            assert_eq!(
-                error,
-                Err(format!(
-                    "{name} is not set: Lambda sets it for a function's runtime; to run a \
-                     function outside Lambda, start it under `cargo lambda watch`, which sets it"
-                ))
-            );
-        }
-        let mut odd = lambda;
-        odd[3].1 = "a lot";
-        assert_eq!(
-            check_lambda_environment(lookup(&odd)).map_err(|e| e.to_string()),
-            Err(
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=`a lot` is invalid: not a whole number of MB; \
-                 Lambda sets it for a function's runtime; to run a function outside Lambda, start \
-                 it under `cargo lambda watch`, which sets it"
-                    .to_owned()
-            )
         );
     }
 
