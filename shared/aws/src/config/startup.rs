@@ -147,15 +147,6 @@ pub fn check_lambda_environment(
 mod tests {
     use super::*;
 
-    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| (*value).to_owned())
-        }
-    }
-
     #[test]
     fn a_function_without_a_variable_the_stack_sets_says_so_in_one_line() {
         let cases = [
@@ -179,39 +170,5 @@ mod tests {
         for (name, expected) in cases {
             assert_eq!(ConfigError::Missing { name }.to_string(), expected);
         }
-    }
-
-    #[test]
-    fn a_function_outside_lambda_names_the_lambda_variable_it_lacks() {
-        let lambda = [
-            (lambda::RUNTIME_API, "127.0.0.1:9001"),
-            (lambda::FUNCTION_NAME, "autoheal-data"),
-            (lambda::FUNCTION_VERSION, "$LATEST"),
-            (lambda::FUNCTION_MEMORY_SIZE, "256"),
-        ];
-        assert!(check_lambda_environment(lookup(&lambda)).is_ok());
-        for name in lambda.map(|(name, _)| name) {
-            let without: Vec<(&str, &str)> =
-                lambda.into_iter().filter(|(key, _)| *key != name).collect();
-            let error = check_lambda_environment(lookup(&without)).map_err(|e| e.to_string());
-            assert_eq!(
-                error,
-                Err(format!(
-                    "{name} is not set: Lambda sets it for a function's runtime; to run a \
-                     function outside Lambda, start it under `cargo lambda watch`, which sets it"
-                ))
-            );
-        }
-        let mut odd = lambda;
-        odd[3].1 = "a lot";
-        assert_eq!(
-            check_lambda_environment(lookup(&odd)).map_err(|e| e.to_string()),
-            Err(
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=`a lot` is invalid: not a whole number of MB; \
-                 Lambda sets it for a function's runtime; to run a function outside Lambda, start \
-                 it under `cargo lambda watch`, which sets it"
-                    .to_owned()
-            )
-        );
     }
 }
