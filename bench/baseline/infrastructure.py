@@ -1,7 +1,7 @@
 """The boto3 baseline of the infrastructure function's `ec2-instance-healing` path.
 
 It does what the Rust function does for a status-check alarm on a standalone instance, with
-the same requests in the same order (shared/aws/src/state.rs, shared/core/src/engine.rs,
+the same requests in the same order (shared/aws/src/state/, shared/core/src/engine/,
 functions/infrastructure/src/ec2.rs), so the two differ only in language, runtime and SDK:
 
     parse the EventBridge event, select the rule (tag, name prefix, metric) from the rules file

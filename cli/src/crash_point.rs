@@ -26,7 +26,8 @@ impl CrashPoint {
             Some("before-action") => Ok(Some(CrashPoint::BeforeAction)),
             Some("after-action") => Ok(Some(CrashPoint::AfterAction)),
             Some(other) => Err(format!(
-                "{VARIABLE}=`{other}` is invalid: expected `before-action` or `after-action`"
+                "{VARIABLE}=`{other}` is invalid: set it to `before-action` or `after-action`, or \
+                 unset it (only the crash tests set it)"
             )),
         }
     }

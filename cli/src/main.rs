@@ -21,7 +21,7 @@ use autoheal_aws::{
 };
 use autoheal_core::engine::explain;
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
-use autoheal_core::resolve::select_any;
+use autoheal_core::policy::resolve::select_any;
 use autoheal_core::{AlarmEvent, Clock, FollowUp, Layer, Mode, RuleSet, Settings, Statistics};
 use crash_point::CrashPoint;
 
@@ -204,8 +204,9 @@ impl DeploymentArgs {
             _ => {
                 return Err(Failure(
                     "against AWS (no --endpoint-url) a heal schedules its follow-up: give \
-                     --scheduler-role-arn and --function-arn-prefix (the stack's outputs \
-                     FollowUpSchedulerRoleArn and FunctionArnPrefix)"
+                     --scheduler-role-arn and --function-arn-prefix, or set \
+                     AUTOHEAL_SCHEDULER_ROLE_ARN and AUTOHEAL_FUNCTION_ARN_PREFIX (the stack's \
+                     outputs FollowUpSchedulerRoleArn and FunctionArnPrefix)"
                         .to_owned(),
                 ));
             }
@@ -361,7 +362,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .map_or_else(|| "shipped rules".to_owned(), |p| p.display().to_string());
             println!("{source}: {}", output::rule_summary(&rules));
             // Valid, but worth knowing: a rule that some selector can never reach.
-            for shadowed in autoheal_core::resolve::shadowed(&rules) {
+            for shadowed in autoheal_core::policy::resolve::shadowed(&rules) {
                 println!("warning: {shadowed}");
             }
             Ok(ExitCode::SUCCESS)
@@ -525,7 +526,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .filter(|r| resource.as_ref().is_none_or(|id| &r.resource_id == id))
                 .filter(|r| rule.as_ref().is_none_or(|name| &r.rule == name))
                 .collect();
-            let timelines = autoheal_core::history::timelines(&records);
+            let timelines = autoheal_core::report::history::timelines(&records);
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&timelines)?),
                 Format::Table => print!("{}", output::timelines_table(&timelines)),
@@ -572,6 +573,7 @@ async fn find_topic(sdk: &aws_config::SdkConfig, name: &str) -> Result<String, F
         }
     }
     Err(Failure(format!(
-        "no SNS topic named `{name}`: run `autoheal bootstrap` first, or pass --topic-arn"
+        "no SNS topic named `{name}`: run `autoheal bootstrap` first, or pass --topic-arn (or \
+         set AUTOHEAL_TOPIC_ARN) to the stack's output NotificationTopicArn"
     )))
 }

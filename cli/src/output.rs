@@ -104,7 +104,7 @@ pub fn stats_table(stats: &Statistics) -> String {
 }
 
 /// Incidents as readable timelines.
-pub fn timelines_table(timelines: &[autoheal_core::history::Timeline]) -> String {
+pub fn timelines_table(timelines: &[autoheal_core::report::history::Timeline]) -> String {
     if timelines.is_empty() {
         return "no incident in that time\n".to_owned();
     }

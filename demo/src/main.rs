@@ -10,6 +10,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod style;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -22,7 +24,7 @@ use autoheal_tests::platform::{lambda_event, lambda_function, live_version};
 use autoheal_tests::{Deployment, Emulator, Fleet, binary, ec2_alarm, ec2_ok, rule_event};
 
 fn step(title: &str) {
-    println!("\n\x1b[1m== {title}\x1b[0m");
+    println!("\n{}", style::bold(&format!("== {title}")));
 }
 
 fn autoheal(args: &[&str]) -> String {

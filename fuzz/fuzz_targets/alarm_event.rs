@@ -5,9 +5,9 @@
 
 use std::sync::LazyLock;
 
-use autoheal_core::event::{MAX_ALARM_NAME_CHARS, MAX_EVENT_BYTES, MAX_STATE_REASON_CHARS};
-use autoheal_core::resolve::{Selection, select};
-use autoheal_core::resource_id::validate;
+use autoheal_core::model::event::{MAX_ALARM_NAME_CHARS, MAX_EVENT_BYTES, MAX_STATE_REASON_CHARS};
+use autoheal_core::model::resource_id::validate;
+use autoheal_core::policy::resolve::{Selection, select};
 use autoheal_core::{AlarmEvent, FollowUp, Layer, RuleSet};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

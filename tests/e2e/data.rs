@@ -3,7 +3,7 @@
 use chrono::{Duration, SubsecRound, Utc};
 use serde_json::Value;
 
-use autoheal_core::decision::idempotency_token;
+use autoheal_core::idempotency_token;
 use autoheal_core::{
     AlarmEvent, Clock, HealError, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus,
     Layer, RuleSet, Settings, SkipReason, SystemClock, Verdict,

@@ -1,7 +1,7 @@
 //! `asg-capacity-healing` and `ebs-volume-healing` against the emulator (`ec2-instance-healing`
 //! has its own module).
 
-use autoheal_core::decision::idempotency_token;
+use autoheal_core::idempotency_token;
 use autoheal_core::{
     AlarmEvent, HealOutcome, HealRequest, Healer, HealingStatus, Layer, RuleSet, SkipReason,
     SystemClock, Verdict,

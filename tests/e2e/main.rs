@@ -22,4 +22,5 @@ mod overlap;
 mod platform;
 mod rejected_events;
 mod requests;
+mod startup;
 mod template;

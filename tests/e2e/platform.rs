@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use autoheal_core::decision::idempotency_token;
+use autoheal_core::idempotency_token;
 use autoheal_core::{
     Action, AlarmEvent, HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Layer,
     RuleSet, Settings, SkipReason, SystemClock, Verdict,

@@ -85,7 +85,7 @@ pub fn first_attempt<'a>(
 /// must be in the file (a test of a parameter the shipped file leaves commented out).
 pub fn shipped_rules_with(edits: &[(&str, &str)]) -> RuleSet {
     let text = edits.iter().fold(
-        autoheal_core::rules::SHIPPED_RULES.to_owned(),
+        autoheal_core::SHIPPED_RULES.to_owned(),
         |text, (from, to)| {
             assert!(text.contains(from), "`{from}` is not in the shipped rules");
             text.replacen(from, to, 1)

@@ -34,7 +34,7 @@ use aws_sdk_rds::types::{DbInstance, DbSnapshot};
 
 use autoheal_aws::errors::describe;
 use autoheal_aws::snapshots::RdsSnapshots;
-use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
+use autoheal_core::policy::retention::{self, Retention, Scope, ownership_tags};
 use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
 
 use crate::restore::{Source, created_by_autoheal, describe_instance, describe_source, tag};

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 
-use autoheal_core::retention::Retention;
+use autoheal_core::Retention;
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer};
 
 pub use backup::BackupVerifier;

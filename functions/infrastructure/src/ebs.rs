@@ -35,7 +35,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use autoheal_aws::errors::{api_error, describe};
 use autoheal_aws::snapshots::Ec2Snapshots;
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
+use autoheal_core::policy::retention::{self, Retention, Scope, ownership_tags};
 use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
 
 /// The longest wait, within one invocation, for a volume to change state.

@@ -6,7 +6,7 @@ pub mod ec2;
 
 use aws_config::SdkConfig;
 
-use autoheal_core::retention::Retention;
+use autoheal_core::Retention;
 use autoheal_core::{
     Action, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule,
 };

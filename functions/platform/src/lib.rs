@@ -10,7 +10,7 @@ pub mod rds;
 
 use aws_config::SdkConfig;
 
-use autoheal_core::retention::Retention;
+use autoheal_core::Retention;
 use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer};
 
 pub use ecs::ServiceRestarter;

@@ -22,7 +22,7 @@ use aws_sdk_rds::types::{DbInstance, DbSnapshot};
 
 use autoheal_aws::snapshots::RdsSnapshots;
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::retention::{self, Retention, Scope, ownership_tags};
+use autoheal_core::policy::retention::{self, Retention, Scope, ownership_tags};
 use autoheal_core::{
     AlarmState, Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock,
 };

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use autoheal_core::{Clock, Engine, EngineError, Healer, Layer, SystemClock};
 
-use crate::config::{FunctionConfig, sdk_config};
+use crate::config::{ConfigError, FunctionConfig, check_lambda_environment, sdk_config};
 use crate::followups::AwsFollowUps;
 use crate::notify::SnsNotifier;
 use crate::state::DynamoStateStore;
@@ -75,6 +75,13 @@ impl From<HandlerError> for Diagnostic {
     }
 }
 
+/// A function that cannot start says why in one line on stderr (what Lambda logs of a failed
+/// init) and exits with status 1: an error returned from `main` would print its `Debug` form.
+fn cannot_start(error: &ConfigError) -> ! {
+    eprintln!("error: {error}");
+    std::process::exit(1)
+}
+
 /// Runs one layer's function: builds everything once per container, then serves events.
 /// `make_healer` receives the SDK configuration to build the layer's own clients.
 pub async fn run<H, F>(layer: Layer, make_healer: F) -> Result<(), lambda_runtime::Error>
@@ -83,7 +90,13 @@ where
     F: FnOnce(&SdkConfig) -> H,
 {
     lambda_runtime::tracing::init_default_subscriber();
-    let mut config = FunctionConfig::from_env(layer)?;
+    let lookup = |name: &str| std::env::var(name).ok();
+    let mut config = match FunctionConfig::from_lookup(layer, lookup)
+        .and_then(|config| check_lambda_environment(lookup).map(|()| config))
+    {
+        Ok(config) => config,
+        Err(error) => cannot_start(&error),
+    };
     // In Lambda, each outcome's metrics go to the log in the embedded metric format.
     config.settings.emit_metrics = true;
     // AWS_ENDPOINT_URL, when set, is honoured by the SDK itself.

@@ -23,7 +23,9 @@ mod ec2 {
     use aws_sdk_ec2::Client;
     use aws_sdk_ec2::types::{Filter, Snapshot, SnapshotState};
 
-    use autoheal_core::retention::{MANAGED_TAG, SNAPSHOT_OF_TAG, SnapshotFacts, SnapshotStore};
+    use autoheal_core::policy::retention::{
+        MANAGED_TAG, SNAPSHOT_OF_TAG, SnapshotFacts, SnapshotStore,
+    };
 
     use crate::errors::describe;
 
@@ -144,7 +146,7 @@ mod rds {
     use aws_sdk_rds::Client;
     use aws_sdk_rds::types::DbSnapshot;
 
-    use autoheal_core::retention::{SnapshotFacts, SnapshotStore};
+    use autoheal_core::policy::retention::{SnapshotFacts, SnapshotStore};
 
     use crate::errors::describe;
 

@@ -14,8 +14,8 @@
 
 use std::hint::black_box;
 
-use autoheal_core::decision::{DecisionInput, Transition, decide};
-use autoheal_core::resolve::{RULE_TAG, Selection, candidates, select};
+use autoheal_core::policy::decision::{DecisionInput, Transition, decide};
+use autoheal_core::policy::resolve::{RULE_TAG, Selection, candidates, select};
 use autoheal_core::{
     AlarmEvent, AlarmState, Decision, Incident, Layer, ResourceState, Rule, RuleSet,
 };

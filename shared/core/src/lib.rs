@@ -1,59 +1,57 @@
 //! autoheal's core: everything between an alarm event and a healing decision, with no AWS SDK
 //! and no I/O of its own.
 //!
-//! - [`event`]: tolerant parsing of EventBridge "CloudWatch Alarm State Change" events;
-//! - [`rules`]: the declarative rules file and its validation;
-//! - [`resolve`]: which rule an event selects and which resource it heals;
-//! - [`resource_id`]: resource ids checked against their service's id format;
-//! - [`decision`]: the pure act/skip decision over a resource's incident state;
-//! - [`budget`]: the safety governor's budgets (actions per rolling window);
-//! - [`group`]: the safety governor's group guard (how much of a group heals at once);
-//! - [`revert`]: changes a heal made that are put back when the incident resolves;
-//! - [`followup`]: the closed loop: every attempt's scheduled check, and what it decides;
-//! - [`ports`]: the traits the engine is generic over (store, notifier, healer, follow-ups,
-//!   clock);
-//! - [`engine`]: the path of one event through those ports;
-//! - [`record`], [`notice`], [`stats`], [`history`], [`metrics`]: what is recorded,
-//!   published, read back and measured;
-//! - [`retention`]: which of autoheal's own snapshots go once it has taken a new one.
+//! # Floors
+//!
+//! The modules stand on floors, and a module imports only from its own floor or the floors
+//! below it: no import runs up, and no two modules import each other, even round a circle.
+//! The table of floors is [`floors::FLOORS`]; the test `tests/floors.rs` reads every import
+//! of this crate and holds the line. From the bottom:
+//!
+//! 1. [`model`]: what everything speaks: the alarm event, the layers, the rules, resource
+//!    ids, the record of a run and its skip reasons, a resource's incident state, the limits
+//!    of the safety governor and a limit that tripped, the changes to put back;
+//! 2. [`policy`]: the pure decisions over the model: selection, act or skip, the budgets, the
+//!    group guard, what a follow-up decides, snapshot retention;
+//! 3. [`report`]: what a run leaves behind and what is read back: the outcome of an event,
+//!    the notification, the metric document, incidents as timelines, statistics;
+//! 4. [`ports`]: the traits the engine is generic over (state store, healer, follow-ups,
+//!    notifier, clock), the types that cross them and their errors;
+//! 5. [`engine`]: the path of one event through those ports, one file per step.
+//!
+//! The types other crates use are also exported here, at the root.
 
-pub mod budget;
-pub mod decision;
 pub mod engine;
-pub mod event;
-pub mod followup;
-pub mod group;
-pub mod history;
-pub mod layer;
-pub mod metrics;
-pub mod notice;
+pub mod floors;
+pub mod model;
+pub mod policy;
 pub mod ports;
-pub mod record;
-pub mod resolve;
-pub mod resource_id;
-pub mod retention;
-pub mod revert;
-pub mod rules;
-pub mod stats;
+pub mod report;
 
-pub use budget::{Budget, BudgetScope, Limit, Spend, TripKind, Tripped, Usage};
-pub use decision::{Decision, Incident, Lease, ResourceState};
-pub use engine::{Engine, EngineError, Outcome, Settings, Verdict};
-pub use event::{AlarmEvent, AlarmKind, AlarmState, EventError};
-pub use followup::{AlarmReading, FollowUp, Pending};
-pub use group::{Allowance, GroupGuard, GroupView};
-pub use layer::Layer;
-pub use notice::{Notice, NoticeKind};
+pub use engine::{
+    DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET, Engine, EngineError, Settings, explain,
+};
+pub use model::event::{AlarmEvent, AlarmKind, AlarmState, EventError};
+pub use model::layer::Layer;
+pub use model::limits::{Allowance, BudgetScope, GroupGuard, Limit};
+pub use model::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
+pub use model::resource_id::ResourceKind;
+pub use model::revert::Revert;
+pub use model::rules::{
+    Action, ECS_MAX_TASKS_PER_SERVICE, Mode, Policy, Retention, Rule, RuleSet, RulesError,
+    SHIPPED_RULES, backup_window_minutes,
+};
+pub use model::state::{Incident, Lease, ResourceState};
+pub use model::trip::{TripKind, Tripped};
+pub use policy::budget::{Budget, Spend, Usage};
+pub use policy::decision::{Decision, Pending, idempotency_token};
+pub use policy::followup::{AlarmReading, FollowUp};
+pub use policy::group::GroupView;
 pub use ports::{
     ActionEnd, Assessment, ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealError,
     HealOutcome, HealRequest, Healer, Loaded, Notifier, NotifyError, ResourceKey, StateStore,
     StoreError, SystemClock, Wait, WaitReason,
 };
-pub use record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
-pub use resource_id::ResourceKind;
-pub use revert::Revert;
-pub use rules::{
-    Action, ECS_MAX_TASKS_PER_SERVICE, Mode, Policy, Rule, RuleSet, RulesError,
-    backup_window_minutes,
-};
-pub use stats::Statistics;
+pub use report::notice::{Notice, NoticeKind};
+pub use report::outcome::{Outcome, Verdict};
+pub use report::stats::Statistics;

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use autoheal_core::decision::{DecisionInput, Transition, attempt_wait, decide, idempotency_token};
+use autoheal_core::policy::decision::{
+    DecisionInput, Transition, attempt_wait, decide, idempotency_token,
+};
 use autoheal_core::{
     AlarmState, Decision, Incident, Lease, Limit, Policy, ResourceState, Revert, RuleSet,
     SkipReason,

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use autoheal_core::budget::Windows;
-use autoheal_core::decision::idempotency_token;
-use autoheal_core::group::{GroupView, Slot};
+use autoheal_core::policy::budget::Windows;
+use autoheal_core::policy::decision::idempotency_token;
+use autoheal_core::policy::group::{GroupView, Slot};
 use autoheal_core::{
     Action, ActionEnd, AlarmReading, AlarmState, Budget, ClaimRequest, ClaimResult, Clock, Engine,
     EngineError, FollowUp, FollowUpError, FollowUps, HealError, HealOutcome, HealRequest, Healer,
@@ -945,7 +945,7 @@ async fn given_shadow_mode_when_an_alarm_is_handled_then_the_healer_is_not_calle
 
 #[tokio::test]
 async fn given_a_rule_in_shadow_mode_when_an_alarm_is_handled_then_the_healer_is_not_called() {
-    let text = autoheal_core::rules::SHIPPED_RULES.replacen(
+    let text = autoheal_core::SHIPPED_RULES.replacen(
         "name = \"ec2-instance-healing\"\n",
         "name = \"ec2-instance-healing\"\nmode = \"shadow\"\n",
         1,
@@ -1502,7 +1502,7 @@ async fn given_ten_concurrent_alarms_of_different_events_on_one_instance_when_ha
 
 fn explain(payload: Value, settings: Settings) -> Outcome {
     let event = autoheal_core::AlarmEvent::from_value(payload).unwrap_or_else(|e| panic!("{e}"));
-    autoheal_core::engine::explain(&shipped(), &event, settings, t0())
+    autoheal_core::explain(&shipped(), &event, settings, t0())
 }
 
 #[test]
@@ -1615,7 +1615,7 @@ fn given_a_disabled_rule_in_one_layer_and_an_enabled_one_in_another_when_explain
     // Both rules match the same EC2 status-check alarm; the infrastructure one is disabled.
     let text = format!(
         "{}\n{}",
-        autoheal_core::rules::SHIPPED_RULES.replacen(
+        autoheal_core::SHIPPED_RULES.replacen(
             "name = \"ec2-instance-healing\"\n",
             "name = \"ec2-instance-healing\"\nenabled = false\n",
             1,
@@ -1644,7 +1644,7 @@ service = "app"
     ))
     .unwrap_or_else(|e| panic!("{e}"));
 
-    let (layer, selection) = autoheal_core::resolve::select_any(&rules, &event);
+    let (layer, selection) = autoheal_core::policy::resolve::select_any(&rules, &event);
 
     assert_eq!(layer, Some(Layer::Application));
     assert_eq!(
@@ -2854,7 +2854,7 @@ async fn given_an_action_that_never_finishes_when_its_steps_are_spent_then_it_es
     )
     .await;
     let mut last = None;
-    for step in 0..=autoheal_core::followup::MAX_ACTION_STEPS {
+    for step in 0..=autoheal_core::policy::followup::MAX_ACTION_STEPS {
         last = Some(fire_latest(&engine, &format!("step-{step}")).await);
     }
     let last = last.expect("fired");
@@ -2862,7 +2862,7 @@ async fn given_an_action_that_never_finishes_when_its_steps_are_spent_then_it_es
     assert!(last.escalated);
     assert_eq!(
         engine.healer.count(),
-        1 + usize::try_from(autoheal_core::followup::MAX_ACTION_STEPS).expect("small")
+        1 + usize::try_from(autoheal_core::policy::followup::MAX_ACTION_STEPS).expect("small")
     );
     let escalations = engine
         .notifier
@@ -2878,7 +2878,7 @@ async fn given_an_action_that_never_finishes_when_its_steps_are_spent_then_it_es
 #[tokio::test]
 async fn given_outcomes_when_measured_then_actions_escalations_deferrals_and_recovery_are_counted()
 {
-    use autoheal_core::metrics::document;
+    use autoheal_core::report::metrics::document;
     let engine = infrastructure();
     engine.healer.fail.store(true, Ordering::SeqCst);
     engine

@@ -6,8 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use autoheal_core::event::MetricRef;
-use autoheal_core::resolve::{Selection, select, select_any};
+use autoheal_core::model::event::MetricRef;
+use autoheal_core::policy::resolve::{Selection, select, select_any};
 use autoheal_core::{AlarmEvent, AlarmKind, AlarmState, EventError, Layer, ResourceKind, RuleSet};
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
@@ -1252,13 +1252,14 @@ fn arb_alarm_for_shipped_rules() -> impl Strategy<Value = (GenAlarm, Option<Stri
                         dimensions: values.into_iter().collect(),
                     };
                     alarm.kind = GenKind::Metric(metric);
-                    alarm.tags.remove(autoheal_core::resolve::RULE_TAG);
+                    alarm.tags.remove(autoheal_core::policy::resolve::RULE_TAG);
                     match (how, &prefix) {
                         (1, Some(prefix)) => alarm.name = format!("{prefix}-{}", alarm.id),
                         (2, _) => {
-                            alarm
-                                .tags
-                                .insert(autoheal_core::resolve::RULE_TAG.to_owned(), name.clone());
+                            alarm.tags.insert(
+                                autoheal_core::policy::resolve::RULE_TAG.to_owned(),
+                                name.clone(),
+                            );
                         }
                         _ if namespace.is_none() => {
                             alarm.name =
@@ -1377,7 +1378,7 @@ proptest! {
         }
         // An alarm aimed at a rule by its tag, with ids of the service's own format, is healed
         // by that rule; one with hostile ids is refused by name.
-        let by_tag = alarm.tags.get(autoheal_core::resolve::RULE_TAG);
+        let by_tag = alarm.tags.get(autoheal_core::policy::resolve::RULE_TAG);
         if let (Some(target), Some(tagged)) = (&aimed_at, by_tag) {
             prop_assert_eq!(target, tagged);
             let rule = rules.get(target).expect("a shipped rule");

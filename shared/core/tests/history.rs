@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use autoheal_core::history::timelines;
+use autoheal_core::report::history::timelines;
 use autoheal_core::{HealingRecord, HealingStatus, Layer, Mode, RunPhase, SkipReason};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 

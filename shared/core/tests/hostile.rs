@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use autoheal_core::decision::{Decision, DecisionInput, decide};
-use autoheal_core::resolve::select;
+use autoheal_core::policy::decision::{Decision, DecisionInput, decide};
+use autoheal_core::policy::resolve::select;
 use autoheal_core::{AlarmEvent, AlarmState, FollowUp, Layer, ResourceState, RuleSet};
 
 /// The fewest cases the corpus may have.
@@ -132,7 +132,11 @@ fn event_outcome(bytes: &[u8], rules: &RuleSet, layer: Layer) -> String {
         Err(not_selected) => return format!("skip:{}", not_selected.reason),
     };
     assert_eq!(
-        autoheal_core::resource_id::validate(rule.action.resource_kind(), &resource_id, &event),
+        autoheal_core::model::resource_id::validate(
+            rule.action.resource_kind(),
+            &resource_id,
+            &event
+        ),
         Ok(()),
         "a selected resource id has its kind's format"
     );

@@ -5,10 +5,10 @@
 
 mod common;
 
-use autoheal_core::resolve::{
+use autoheal_core::model::rules::placeholders;
+use autoheal_core::policy::resolve::{
     RULE_TAG, SelectedBy, Selection, candidates, resolve_resource, select, select_any,
 };
-use autoheal_core::rules::placeholders;
 use autoheal_core::{AlarmEvent, Layer, Rule, RuleSet, SkipReason};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -905,7 +905,7 @@ fn given_a_disabled_rule_selected_by_name_when_a_metric_rule_also_matches_then_t
 }
 
 fn shipped_text() -> String {
-    autoheal_core::rules::SHIPPED_RULES.to_owned()
+    autoheal_core::SHIPPED_RULES.to_owned()
 }
 
 proptest! {
@@ -1010,9 +1010,9 @@ type = "repair-ebs-volume"
 "#,
     );
 
-    let found = autoheal_core::resolve::shadowed(&rules);
+    let found = autoheal_core::policy::resolve::shadowed(&rules);
 
-    let named: Vec<(&str, &str, autoheal_core::resolve::SelectedBy)> = found
+    let named: Vec<(&str, &str, autoheal_core::policy::resolve::SelectedBy)> = found
         .iter()
         .map(|s| (s.rule.as_str(), s.by.as_str(), s.selector))
         .collect();
@@ -1022,12 +1022,12 @@ type = "repair-ebs-volume"
             (
                 "second",
                 "first",
-                autoheal_core::resolve::SelectedBy::AlarmName
+                autoheal_core::policy::resolve::SelectedBy::AlarmName
             ),
             (
                 "second",
                 "first",
-                autoheal_core::resolve::SelectedBy::Metric
+                autoheal_core::policy::resolve::SelectedBy::Metric
             ),
         ]
     );
@@ -1036,7 +1036,7 @@ type = "repair-ebs-volume"
         "{}",
         found[0]
     );
-    assert!(autoheal_core::resolve::shadowed(&shipped()).is_empty());
+    assert!(autoheal_core::policy::resolve::shadowed(&shipped()).is_empty());
 }
 
 #[test]

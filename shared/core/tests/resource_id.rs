@@ -5,8 +5,8 @@
 
 mod common;
 
-use autoheal_core::resolve::{Selection, select};
-use autoheal_core::resource_id::{ResourceKind, event_partition, validate};
+use autoheal_core::model::resource_id::{ResourceKind, event_partition, validate};
+use autoheal_core::policy::resolve::{Selection, select};
 use autoheal_core::{AlarmEvent, FollowUp, Layer, RuleSet, SkipReason};
 use serde_json::{Value, json};
 

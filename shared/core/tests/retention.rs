@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 
-use autoheal_core::retention::{
+use autoheal_core::policy::retention::{
     self, MANAGED_TAG, RULE_TAG, Report, Retention, SNAPSHOT_OF_TAG, Scope, SnapshotFacts,
     SnapshotStore, ownership_tags,
 };

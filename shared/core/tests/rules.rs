@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use autoheal_core::rules::{RuleProblem, SHIPPED_RULES};
+use autoheal_core::model::rules::{RuleProblem, SHIPPED_RULES};
 use autoheal_core::{Action, Layer, Mode, RuleSet};
 
 fn shipped() -> RuleSet {
@@ -1165,7 +1165,7 @@ fn given_the_shipped_file_with_a_wrong_retention_value_then_the_rule_line_and_fi
 
 #[test]
 fn given_a_rules_file_over_the_size_limit_when_parsed_then_it_is_refused_without_parsing() {
-    let padding = "# padding\n".repeat(autoheal_core::rules::MAX_RULES_BYTES / 10 + 1);
+    let padding = "# padding\n".repeat(autoheal_core::model::rules::MAX_RULES_BYTES / 10 + 1);
     let text = format!("{SHIPPED_RULES}{padding}");
 
     let problems = problems(&text);
@@ -1176,7 +1176,7 @@ fn given_a_rules_file_over_the_size_limit_when_parsed_then_it_is_refused_without
         problems[0].message
     );
     // The shipped file itself is far below the limit.
-    assert!(SHIPPED_RULES.len() * 4 < autoheal_core::rules::MAX_RULES_BYTES);
+    assert!(SHIPPED_RULES.len() * 4 < autoheal_core::model::rules::MAX_RULES_BYTES);
 }
 
 #[test]

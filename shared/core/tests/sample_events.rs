@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use autoheal_core::resolve::{Selection, select_any};
+use autoheal_core::policy::resolve::{Selection, select_any};
 use autoheal_core::{AlarmEvent, AlarmKind, AlarmState, RuleSet};
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use autoheal_core::stats::LayerCounts;
+use autoheal_core::report::stats::LayerCounts;
 use autoheal_core::{
     HealingRecord, HealingStatus, Layer, Mode, RuleSet, RunPhase, SkipReason, Statistics,
 };
@@ -171,7 +171,7 @@ fn given_the_shipped_rules_when_computed_then_all_rules_are_registered_and_enabl
 
 #[test]
 fn given_disabled_rules_when_computed_then_they_are_registered_but_not_enabled() {
-    let text = autoheal_core::rules::SHIPPED_RULES
+    let text = autoheal_core::SHIPPED_RULES
         .replacen(
             "name = \"ec2-instance-healing\"\n",
             "name = \"ec2-instance-healing\"\nenabled = false\n",

@@ -1,0 +1,82 @@
+//! The alarm path: a CloudWatch alarm state change selects its rule and resource, and the run
+//! decides on the resource's state (see `run`).
+
+use serde_json::Value;
+
+use super::Engine;
+use super::error::EngineError;
+use super::run::{Run, log};
+use super::settings::effective_mode;
+use crate::model::event::{AlarmEvent, AlarmState};
+use crate::model::record::SkipReason;
+use crate::policy::decision::{DecisionInput, decide};
+use crate::policy::resolve::select;
+use crate::ports::{Clock, FollowUps, Healer, Notifier, ResourceKey, StateStore};
+use crate::report::outcome::Outcome;
+
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N, H, C, F> {
+    /// Handles one CloudWatch alarm state change.
+    pub(super) async fn alarm(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
+        let event = AlarmEvent::from_value(payload)?;
+        let outcome = Outcome::new(Some(self.layer), &event);
+        if !self.settings.layer_enabled {
+            return Ok(log(outcome.skipped(
+                SkipReason::RuleDisabled,
+                format!("the {} layer is disabled in this deployment", self.layer),
+            )));
+        }
+        let (rule, resource_id) = match select(&self.rules, &event, self.layer).into_match() {
+            Ok(found) => found,
+            Err(not_selected) => return Ok(log(outcome.not_selected(not_selected))),
+        };
+        let mut outcome = outcome.with_rule(rule);
+        outcome.resource_id = Some(resource_id.clone());
+        let mode = effective_mode(self.settings, rule);
+        outcome.mode = Some(mode);
+        if let Some(why) = event
+            .suppressed_by
+            .as_deref()
+            .filter(|_| event.state == AlarmState::Alarm)
+        {
+            return Ok(log(outcome.skipped(SkipReason::Suppressed, why)));
+        }
+        if !self.healer.supports(&rule.action) {
+            return Ok(log(outcome.skipped(
+                SkipReason::UnsupportedAction,
+                format!(
+                    "the {} function does not implement `{}`",
+                    self.layer,
+                    rule.action.kind()
+                ),
+            )));
+        }
+        let key = ResourceKey {
+            rule: rule.name.clone(),
+            resource_id: resource_id.clone(),
+        };
+        let run = Run {
+            engine: self,
+            rule,
+            key: &key,
+            event: &event,
+            origin: &event,
+            run_id,
+            mode,
+        };
+        // Only an ALARM is decided on a presumption: an OK's decision depends on what is
+        // stored (a revert, a recovery) even when it would write nothing.
+        let presume = event.state == AlarmState::Alarm;
+        run.execute(outcome, presume, |loaded, now| {
+            decide(DecisionInput {
+                policy: &rule.policy,
+                state: &loaded.state,
+                alarm: event.state,
+                event_id: &event.id,
+                event_seen: loaded.event_seen,
+                run_id,
+                now,
+            })
+        })
+        .await
+    }
+}

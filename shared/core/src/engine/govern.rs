@@ -1,0 +1,231 @@
+//! The safety governor: a new attempt that a budget or its group's guard does not allow is
+//! deferred to when it reopens, recorded, and notified once per window.
+
+use chrono::{DateTime, Utc};
+
+use super::error::EngineError;
+use super::run::{Governed, Run, Step};
+use crate::model::limits::{BudgetScope, Limit};
+use crate::model::record::HealingStatus;
+use crate::model::rules::Mode;
+use crate::model::state::ResourceState;
+use crate::model::time::after;
+use crate::model::trip::{TripKind, Tripped};
+use crate::policy::budget::{self, Budget, Usage};
+use crate::policy::decision::{Decision, Transition, idempotency_token};
+use crate::policy::group::{self, Hold, NOTICE_WINDOW_SECONDS, STORM_RECHECK_SECONDS};
+use crate::ports::{
+    ClaimRequest, ClaimResult, Clock, FollowUps, Healer, Loaded, Notifier, StateStore,
+};
+use crate::report::notice::Notice;
+use crate::report::outcome::Outcome;
+
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N, H, C, F> {
+    /// The budgets this run's actions count against: the rule's, the layer's, the
+    /// deployment's.
+    pub(super) fn budgets(&self) -> Vec<Budget> {
+        let settings = self.engine.settings;
+        let rule = Some(Budget {
+            scope: BudgetScope::Rule(self.rule.name.clone()),
+            limit: self.rule.policy.budget,
+        });
+        let layer = settings.layer_budget.map(|limit| Budget {
+            scope: BudgetScope::Layer(self.rule.layer),
+            limit,
+        });
+        let global = settings.global_budget.map(|limit| Budget {
+            scope: BudgetScope::Global,
+            limit,
+        });
+        [rule, layer, global].into_iter().flatten().collect()
+    }
+
+    /// The safety governor: a new attempt that a budget or its group's guard does not allow
+    /// becomes a deferral; one they allow carries what it spends and the group slot it takes
+    /// into its claim (checked there, atomically). A taken-over or resumed attempt continues
+    /// one already counted.
+    pub(super) async fn govern(
+        &self,
+        loaded: &Loaded,
+        transition: Transition,
+        budgets: &[Budget],
+        usages: &[Usage],
+        now: DateTime<Utc>,
+    ) -> Result<Governed, EngineError> {
+        let (
+            Decision::Act {
+                takeover: false,
+                resumed: false,
+                attempt,
+                incident_id,
+                ..
+            },
+            Some(acted),
+        ) = (&transition.decision, &transition.next)
+        else {
+            return Ok(Governed::free(transition));
+        };
+        if let Some(tripped) = budget::check(budgets, usages, now) {
+            return Ok(self.deferred(loaded, transition, tripped, now));
+        }
+        let spends = budget::spends(budgets, usages, now);
+        let token = idempotency_token(
+            &self.rule.name,
+            &self.key.resource_id,
+            incident_id,
+            *attempt,
+        );
+        let group = self
+            .engine
+            .healer
+            .group(self.request(*attempt, incident_id, &token))
+            .await
+            .map_err(|error| EngineError::Group(error.message))?;
+        let Some(group) = group else {
+            return Ok(Governed {
+                transition,
+                spends,
+                hold: None,
+            });
+        };
+        let guard = self.rule.policy.group_guard;
+        let notice_window = budget::Windows::at(now, NOTICE_WINDOW_SECONDS).current;
+        let tripped = |kind, used, reopens_at| Tripped {
+            scope: BudgetScope::Group(group.id.clone()),
+            kind,
+            limit: Limit {
+                limit: guard.capacity(group.size),
+                window_seconds: NOTICE_WINDOW_SECONDS,
+            },
+            used,
+            reopens_at,
+            window: notice_window,
+        };
+        if guard.is_storm(group.size, group.unhealthy) {
+            let kind = TripKind::GroupStorm {
+                size: group.size,
+                unhealthy: group.unhealthy,
+                max_unhealthy_percent: guard.max_unhealthy_percent,
+            };
+            let recheck = now + chrono::Duration::seconds(STORM_RECHECK_SECONDS);
+            let storm = tripped(kind, group.unhealthy, recheck);
+            return Ok(self.deferred(loaded, transition, storm, now));
+        }
+        let capacity = guard.capacity(group.size);
+        let slots = self.engine.store.group_slots(&group.id, capacity).await?;
+        match group::choose_slot(&slots, capacity, &self.key.resource_id, now) {
+            Ok(slot) => {
+                let until = acted
+                    .incident
+                    .as_ref()
+                    .and_then(|incident| incident.next_attempt_at)
+                    .unwrap_or_else(|| after(now, self.rule.policy.lease_seconds));
+                let hold = Hold {
+                    group: group.id.clone(),
+                    slot,
+                    holder: self.key.resource_id.clone(),
+                    until,
+                    now,
+                };
+                Ok(Governed {
+                    transition,
+                    spends,
+                    hold: Some(hold),
+                })
+            }
+            Err(frees_at) => {
+                let held = slots
+                    .iter()
+                    .filter(|slot| slot.index < capacity && slot.until > now)
+                    .count();
+                let kind = TripKind::GroupBusy { size: group.size };
+                let busy = tripped(kind, u32::try_from(held).unwrap_or(u32::MAX), frees_at);
+                Ok(self.deferred(loaded, transition, busy, now))
+            }
+        }
+    }
+
+    /// The attempt `transition` would make, deferred by `tripped` to when it reopens (spread
+    /// over a minute so that what was deferred together does not return together).
+    fn deferred(
+        &self,
+        loaded: &Loaded,
+        transition: Transition,
+        tripped: Tripped,
+        now: DateTime<Utc>,
+    ) -> Governed {
+        let until = budget::spread(
+            tripped.reopens_at.max(now),
+            &format!("{}\u{1f}{}", self.rule.name, self.key.resource_id),
+        );
+        let deferred = transition
+            .next
+            .as_ref()
+            .and_then(|acted| budget::defer(&loaded.state, acted, tripped, until));
+        Governed::free(deferred.unwrap_or(transition))
+    }
+
+    /// An attempt deferred by a spent budget or a group guard: recorded with the guard's
+    /// reason, its check scheduled for when the guard reopens, and the guard's first deferral
+    /// of the window notified.
+    pub(super) async fn defer(
+        &self,
+        mut outcome: Outcome,
+        expected: u64,
+        next: Option<&ResourceState>,
+        incident_id: &str,
+        until: DateTime<Utc>,
+        tripped: &Tripped,
+    ) -> Result<Step, EngineError> {
+        let incident = next.and_then(|next| next.incident.as_ref());
+        if self.mode == Mode::Enforce {
+            let check = incident.map_or(0, |incident| incident.checks);
+            self.schedule(incident_id, check, until).await?;
+        }
+        let mut record = self.record(
+            HealingStatus::Skipped,
+            incident.map_or(0, |incident| incident.attempts),
+            Some(incident_id),
+        );
+        let reason = tripped.reason();
+        record.skip_reason = Some(reason);
+        record.ended_at = Some(record.started_at);
+        record.summary = Some(tripped.describe());
+        match &tripped.scope {
+            BudgetScope::Group(group) => record.details.insert("group".to_owned(), group.clone()),
+            scope => record.details.insert("budget".to_owned(), scope.key()),
+        };
+        record
+            .details
+            .insert("deferred_until".to_owned(), until.to_rfc3339());
+        // The deferral claims its event like an action does (state, event and record in one
+        // write): a redelivery of a deferred event is a duplicate, not a second deferral.
+        match next {
+            Some(next) => {
+                let request = ClaimRequest {
+                    key: self.key,
+                    event_id: &self.event.id,
+                    expected_version: expected,
+                    next,
+                    record: &record,
+                    takeover: false,
+                    spends: &[],
+                    hold: None,
+                };
+                match self.engine.store.claim(&request).await? {
+                    ClaimResult::Claimed => {}
+                    refused => return Ok(self.not_claimed(outcome, refused)),
+                }
+            }
+            None => self.engine.store.put_record(&record).await?,
+        }
+        if self.engine.store.first_trip(tripped).await? {
+            self.notify(&Notice::deferral(record.clone(), self.rule, tripped))
+                .await;
+        }
+        outcome.reason = Some(reason);
+        outcome.detail.clone_from(&record.summary);
+        outcome.record = Some(record);
+        Ok(Step::Done(outcome))
+    }
+}

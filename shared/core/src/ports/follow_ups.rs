@@ -1,0 +1,32 @@
+//! The closed loop's port: schedule a follow-up, and read an alarm back when it fires.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::policy::followup::{AlarmReading, FollowUp};
+
+/// A failure to schedule a follow-up or to read an alarm back. Retrying the whole event is
+/// safe.
+#[derive(Debug, thiserror::Error)]
+#[error("follow-up: {message}")]
+pub struct FollowUpError {
+    pub message: String,
+}
+
+/// The closed loop's two halves: schedule a follow-up, and read an alarm back when it fires.
+pub trait FollowUps {
+    /// Schedules `follow_up` to be delivered to its layer's function at `at`. Scheduling the
+    /// same check twice is not an error: the first schedule stands.
+    fn schedule(
+        &self,
+        follow_up: &FollowUp,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), FollowUpError>> + Send;
+
+    /// The alarm's state now; `None` when CloudWatch does not know it.
+    fn read_alarm(
+        &self,
+        alarm_name: &str,
+    ) -> impl Future<Output = Result<Option<AlarmReading>, FollowUpError>> + Send;
+}

@@ -1,0 +1,142 @@
+//! A function or the command line that cannot start says why in exactly one line on stderr,
+//! naming the variable, where it is set and what to do, and exits with status 1.
+
+use std::process::{Command, Output};
+
+use autoheal_tests::{binary, workspace};
+
+/// The one line `output` wrote to stderr, after checking that it wrote nothing else and
+/// failed with status 1.
+fn the_one_line(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line: {stderr}");
+    lines[0].to_owned()
+}
+
+/// A layer's function started by hand, with only `vars` in its environment.
+fn function(vars: &[(&str, &str)]) -> Output {
+    Command::new(binary("autoheal-infrastructure"))
+        .env_clear()
+        .envs(vars.iter().copied())
+        .output()
+        .expect("run the function")
+}
+
+/// The command line with `vars` added to a clean environment.
+fn autoheal(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    Command::new(binary("autoheal"))
+        .args(args)
+        .env_clear()
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(vars.iter().copied())
+        .output()
+        .expect("run autoheal")
+}
+
+fn event() -> String {
+    workspace()
+        .join("events/ec2-instance-healing.alarm.json")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_function_started_without_its_topic_names_the_variable_and_who_sets_it() {
+    let line = the_one_line(&function(&[]));
+    assert_eq!(
+        line,
+        "error: AUTOHEAL_TOPIC_ARN is not set: the stack sets it; when running a function by \
+         hand, set it to the notification topic's ARN"
+    );
+}
+
+#[test]
+fn a_function_started_outside_lambda_names_the_variable_lambda_sets() {
+    let line = the_one_line(&function(&[
+        (
+            "AUTOHEAL_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:autoheal",
+        ),
+        (
+            "AUTOHEAL_SCHEDULER_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/autoheal-scheduler",
+        ),
+        (
+            "AUTOHEAL_FUNCTION_ARN",
+            "arn:aws:lambda:us-east-1:123456789012:function:autoheal-infrastructure",
+        ),
+    ]));
+    assert_eq!(
+        line,
+        "error: AWS_LAMBDA_RUNTIME_API is not set: Lambda sets it for a function's runtime; to \
+         run a function outside Lambda, start it under `cargo lambda watch`, which sets it"
+    );
+}
+
+#[test]
+fn the_command_line_with_an_invalid_budget_names_the_variable_and_its_stack_parameter() {
+    let output = autoheal(
+        &["explain", "--event", &event()],
+        &[("AUTOHEAL_LAYER_BUDGET", "ten/900")],
+    );
+    assert_eq!(
+        the_one_line(&output),
+        "error: AUTOHEAL_LAYER_BUDGET=`ten/900` is invalid: the number of actions is not a whole \
+         number; set it to `N/SECONDS` (at most N actions in any SECONDS, e.g. `10/900`) or \
+         `off` (the stack sets it from its parameter LayerBudget)"
+    );
+}
+
+#[test]
+fn the_command_line_with_an_unknown_crash_point_says_what_to_set_it_to() {
+    // The endpoint is never called: the crash point is read before the first request.
+    let output = autoheal(
+        &[
+            "invoke",
+            "--event",
+            &event(),
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "--topic-arn",
+            "arn:aws:sns:us-east-1:123456789012:autoheal",
+        ],
+        &[("AUTOHEAL_CRASH_POINT", "midway")],
+    );
+    assert_eq!(
+        the_one_line(&output),
+        "error: AUTOHEAL_CRASH_POINT=`midway` is invalid: set it to `before-action` or \
+         `after-action`, or unset it (only the crash tests set it)"
+    );
+}
+
+#[test]
+fn the_command_line_against_aws_without_a_follow_up_target_names_flags_and_variables() {
+    let output = autoheal(
+        &[
+            "invoke",
+            "--event",
+            &event(),
+            "--topic-arn",
+            "arn:aws:sns:us-east-1:123456789012:autoheal",
+        ],
+        &[],
+    );
+    let line = the_one_line(&output);
+    for named in [
+        "--scheduler-role-arn",
+        "--function-arn-prefix",
+        "AUTOHEAL_SCHEDULER_ROLE_ARN",
+        "AUTOHEAL_FUNCTION_ARN_PREFIX",
+        "FollowUpSchedulerRoleArn",
+        "FunctionArnPrefix",
+    ] {
+        assert!(line.contains(named), "{named}: {line}");
+    }
+}
