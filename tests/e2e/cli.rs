@@ -329,12 +329,15 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
     use autoheal_tests::rule_event;
     use serde_json::json;
 
-    // The Systems Manager addition lets `memory-leak-healing` see a managed instance, the EC2
-    // and Route 53 ones let a status check and a health check fail; they change nothing else.
+    // The Systems Manager addition lets `memory-leak-healing` see a managed instance, the EC2,
+    // load balancer and Route 53 ones let a status check, a target and a health check fail, and
+    // Route 53 checks change batches as it does; they change nothing else.
     let emulator = Emulator::start_with_shims(&[
         "moto_ssm_instance_information.py",
         "moto_ec2_status_checks.py",
+        "moto_elbv2_target_health.py",
         "moto_route53_health_status.py",
+        "moto_route53_change_batch.py",
     ]);
     emulator.lambda_without_docker();
     let url = emulator.url();
@@ -462,7 +465,7 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
         data_alarm("backup-verification-healing", "billing-db", "cli-backup"),
     ));
     let targets = TargetGroupFixture::create(&sdk, 3, &[]).await;
-    targets.stop(&[&targets.instances[0]]).await;
+    targets.fail(&[&targets.instances[0]]).await;
     events.push(("alb-target-healing", alb_alarm(&targets.arn, "cli-alb")));
     let dns = DnsFixture::create(&sdk).await;
     let blue = dns.health_check("192.0.2.10", &[]).await;

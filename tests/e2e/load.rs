@@ -51,7 +51,7 @@ fn percentile(sorted: &[Duration], fraction: f64) -> u128 {
 /// Builds the fixtures and the deliveries for a burst of `total` events: 30 % EC2 status
 /// checks (a tenth of them a second alarm on an instance already alarmed), 30 % circuit
 /// breakers, 10 % each Lambda rollbacks, cache repairs and NAT routes (gateways that do not
-/// exist: failed records), then 20 % of the burst again as redeliveries.
+/// exist: records skipped as gone), then 20 % of the burst again as redeliveries.
 async fn deliveries(emulator: &Emulator, deployment: &Deployment, total: usize) -> Vec<Delivery> {
     emulator.lambda_without_docker();
     let sdk = &deployment.sdk;

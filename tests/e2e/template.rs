@@ -1132,11 +1132,32 @@ fn each_function_may_do_what_its_actions_need_and_no_more() {
         (application, request("ssm:SendCommand", &instance), true, "on an instance"),
         (application, request("ssm:SendCommand", &instance).resource_tag("autoheal:disabled", "true"), false, "on an opted-out instance"),
         (application, request("ssm:SendCommand", &arn("ssm", "document/AWS-RunPowerShellScript")), false, "another document"),
-        // Network: the DNS action reads the alternative's health; reverts UPSERT and ReplaceRoute.
+        // Application: the pools of a database are listed under their path, nothing else.
+        (application, request("ssm:GetParametersByPath", &arn("ssm", "parameter/autoheal")), true, "list the pools"),
+        (application, request("ssm:GetParametersByPath", &arn("ssm", "parameter/prod/db")), false, "another application's parameters"),
+        (application, request("ssm:PutParameter", &arn("ssm", "parameter/autoheal/payments-api/connection-pool")), true, "resize a pool"),
+        (application, request("ssm:PutParameter", &arn("ssm", "parameter/autoheal/payments-api/connection-pool")).resource_tag("autoheal:disabled", "true"), false, "an opted-out pool"),
+        (application, request("ssm:ListCommands", "*"), true, "every page of an instance's commands"),
+        // Network: the DNS action reads the alternative's health; a record is replaced as read
+        // (DELETE of it as read and CREATE in one batch), never overwritten blind or deleted.
         (network, request("route53:GetHealthCheckStatus", "arn:aws:route53:::healthcheck/0b1c"), true, "health check status"),
-        (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "UPSERT"), true, "reweight or restore"),
+        (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "DELETE").with("route53:ChangeResourceRecordSetsActions", "CREATE"), true, "reweight or restore as read"),
+        (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "UPSERT"), false, "overwrite a record blind"),
         (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "DELETE"), false, "delete a record"),
+        (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "CREATE"), false, "only add a record"),
+        (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "DELETE").with("route53:ChangeResourceRecordSetsActions", "CREATE").with("route53:ChangeResourceRecordSetsActions", "UPSERT"), false, "an UPSERT beside a replacement"),
         (network, request("ec2:ReplaceRoute", &arn("ec2", "route-table/rtb-1")), true, "move or restore a route"),
+        // Network: who owns a failing target, and a standby's headroom, are only read.
+        (network, request("ec2:DescribeInstances", "*"), true, "a target's instance"),
+        (network, request("autoscaling:DescribeAutoScalingInstances", "*"), true, "a target's group"),
+        (network, request("autoscaling:DescribeAutoScalingGroups", "*"), true, "the group's health checks"),
+        (network, request("ecs:ListClusters", "*"), true, "the clusters"),
+        (network, request("ecs:ListServices", "*"), true, "their services"),
+        (network, request("ecs:DescribeServices", &arn("ecs", "service/prod/orders-api")), true, "a service's target groups"),
+        (network, request("ecs:UpdateService", &arn("ecs", "service/prod/orders-api")), false, "never change the owner"),
+        (network, request("autoscaling:SetInstanceHealth", &group), false, "never mark a member unhealthy"),
+        (network, request("cloudwatch:GetMetricData", "*"), true, "NAT gateway metrics"),
+        (network, request("elasticloadbalancing:RegisterTargets", &arn("elasticloadbalancing", "targetgroup/web/0123")), false, "never register a target"),
     ];
     let mut wrong = Vec::new();
     for (function, request, expected, why) in &cases {

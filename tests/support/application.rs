@@ -109,14 +109,52 @@ pub async fn app_instance(sdk: &SdkConfig, tags: &[(&str, &str)], managed: bool)
     instance
 }
 
-/// The Run Commands sent to `instance`.
+/// The emulator's additions a restart needs: managed instances, and `ListCommands` in pages
+/// as Systems Manager serves it (see `tests/emulator/moto_ssm_instance_information.py` and
+/// `moto_ssm_list_commands.py`).
+pub const RUN_COMMAND_SHIMS: [&str; 2] = [
+    "moto_ssm_instance_information.py",
+    "moto_ssm_list_commands.py",
+];
+
+/// The Run Commands sent to `instance`, every page of them.
 pub async fn commands_sent(sdk: &SdkConfig, instance: &str) -> Vec<aws_sdk_ssm::types::Command> {
-    aws_sdk_ssm::Client::new(sdk)
+    let mut commands = Vec::new();
+    let mut pages = aws_sdk_ssm::Client::new(sdk)
         .list_commands()
         .instance_id(instance)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(command) = pages.next().await {
+        commands.push(command.expect("list commands"));
+    }
+    commands
+}
+
+/// Sends `count` commands of someone else's to `instance` (a busy instance: its own agents,
+/// patching, a person's runbooks).
+pub async fn send_other_commands(sdk: &SdkConfig, instance: &str, count: usize) {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    for i in 0..count {
+        ssm.send_command()
+            .instance_ids(instance)
+            .document_name("AWS-RunShellScript")
+            .parameters("commands", vec![format!("echo routine {i}")])
+            .comment(format!("routine {i}"))
+            .send()
+            .await
+            .expect("send a command");
+    }
+}
+
+/// Writes `value` over the parameter, as a person would in the console.
+pub async fn person_writes(ssm: &aws_sdk_ssm::Client, name: &str, value: &Value) {
+    ssm.put_parameter()
+        .name(name)
+        .value(value.to_string())
+        .overwrite(true)
         .send()
         .await
-        .expect("list commands")
-        .commands
-        .unwrap_or_default()
+        .expect("a person's change");
 }

@@ -15,6 +15,18 @@ use serde_json::Value;
 
 use crate::{Fleet, sample_event};
 
+/// The emulator's additions the target tests need: a running target that fails its health
+/// checks (see `tests/emulator/moto_elbv2_target_health.py`).
+pub const TARGET_SHIMS: [&str; 1] = ["moto_elbv2_target_health.py"];
+
+/// The emulator's additions the DNS tests need: health checks that fail, and change batches
+/// checked against the records as they are (see `tests/emulator/moto_route53_health_status.py`
+/// and `moto_route53_change_batch.py`).
+pub const DNS_SHIMS: [&str; 2] = [
+    "moto_route53_health_status.py",
+    "moto_route53_change_batch.py",
+];
+
 /// The emulator's account and region, as they appear in ARNs.
 pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
@@ -110,31 +122,45 @@ pub struct TargetGroupFixture {
 }
 
 impl TargetGroupFixture {
-    /// `count` running instances registered on port 80 of a new target group tagged `tags`.
+    /// `count` running instances registered on port 80 of a new target group `web` tagged
+    /// `tags`.
     pub async fn create(sdk: &SdkConfig, count: i32, tags: &[(&str, &str)]) -> Self {
+        Self::create_named(sdk, "web", count, tags).await
+    }
+
+    /// As [`Self::create`], the target group named `name`.
+    pub async fn create_named(
+        sdk: &SdkConfig,
+        name: &str,
+        count: i32,
+        tags: &[(&str, &str)],
+    ) -> Self {
         let ec2 = aws_sdk_ec2::Client::new(sdk);
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(sdk);
         let fleet = Fleet::new(sdk);
         let (vpc, subnet) = fleet.vpc_and_subnet().await;
         let image = fleet.image().await;
-        let instances: Vec<String> = ec2
-            .run_instances()
-            .image_id(image)
-            .instance_type(InstanceType::T3Micro)
-            .subnet_id(subnet)
-            .min_count(count)
-            .max_count(count)
-            .tag_specifications(ec2_tags(ResourceType::Instance, &[("Name", "web")]))
-            .send()
-            .await
-            .expect("run instances")
-            .instances()
-            .iter()
-            .filter_map(|instance| instance.instance_id().map(str::to_owned))
-            .collect();
+        let instances: Vec<String> = if count == 0 {
+            Vec::new()
+        } else {
+            ec2.run_instances()
+                .image_id(image)
+                .instance_type(InstanceType::T3Micro)
+                .subnet_id(subnet)
+                .min_count(count)
+                .max_count(count)
+                .tag_specifications(ec2_tags(ResourceType::Instance, &[("Name", "web")]))
+                .send()
+                .await
+                .expect("run instances")
+                .instances()
+                .iter()
+                .filter_map(|instance| instance.instance_id().map(str::to_owned))
+                .collect()
+        };
         let mut create = elb
             .create_target_group()
-            .name("web")
+            .name(name)
             .protocol(ProtocolEnum::Http)
             .port(80)
             .vpc_id(vpc)
@@ -155,12 +181,14 @@ impl TargetGroupFixture {
             .iter()
             .map(|id| TargetDescription::builder().id(id).port(80).build())
             .collect();
-        elb.register_targets()
-            .target_group_arn(&arn)
-            .set_targets(Some(targets))
-            .send()
-            .await
-            .expect("register targets");
+        if !targets.is_empty() {
+            elb.register_targets()
+                .target_group_arn(&arn)
+                .set_targets(Some(targets))
+                .send()
+                .await
+                .expect("register targets");
+        }
         TargetGroupFixture {
             ec2,
             elb,
@@ -178,6 +206,158 @@ impl TargetGroupFixture {
             .send()
             .await
             .expect("stop instances");
+    }
+
+    /// The load balancer finds `targets` failing their health checks from now on (emulator
+    /// started with [`TARGET_SHIMS`]).
+    pub async fn fail(&self, targets: &[&str]) {
+        self.elb
+            .add_tags()
+            .resource_arns(&self.arn)
+            .tags(
+                ElbTag::builder()
+                    .key("emulator:unhealthy-targets")
+                    .value(targets.join(","))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("tag the target group");
+    }
+
+    /// A target group whose targets are the `size` members of a new Auto Scaling group
+    /// `name`, attached to it, with `health_check_type` (`EC2` or `ELB`).
+    pub async fn of_auto_scaling_group(
+        sdk: &SdkConfig,
+        name: &str,
+        size: i32,
+        health_check_type: &str,
+    ) -> Self {
+        let empty = Self::create_named(sdk, name, 0, &[]).await;
+        let autoscaling = aws_sdk_autoscaling::Client::new(sdk);
+        let fleet = Fleet::new(sdk);
+        let subnet = empty.subnet().await;
+        autoscaling
+            .create_launch_configuration()
+            .launch_configuration_name(format!("{name}-lc"))
+            .image_id(fleet.image().await)
+            .instance_type("t3.micro")
+            .send()
+            .await
+            .expect("launch configuration");
+        autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .launch_configuration_name(format!("{name}-lc"))
+            .min_size(size)
+            .max_size(size + 2)
+            .desired_capacity(size)
+            .vpc_zone_identifier(subnet)
+            .health_check_type(health_check_type)
+            .health_check_grace_period(300)
+            .target_group_arns(&empty.arn)
+            .send()
+            .await
+            .expect("auto scaling group");
+        let instances: Vec<String> = fleet
+            .group(name)
+            .await
+            .instances()
+            .iter()
+            .filter_map(|instance| instance.instance_id().map(str::to_owned))
+            .collect();
+        let group = TargetGroupFixture { instances, ..empty };
+        // The group registers its members with the target groups attached to it.
+        let registered = group.registered().await;
+        let missing: Vec<TargetDescription> = group
+            .instances
+            .iter()
+            .filter(|id| !registered.contains(id))
+            .map(|id| TargetDescription::builder().id(id).port(80).build())
+            .collect();
+        if !missing.is_empty() {
+            group
+                .elb
+                .register_targets()
+                .target_group_arn(&group.arn)
+                .set_targets(Some(missing))
+                .send()
+                .await
+                .expect("register the group's members");
+        }
+        group
+    }
+
+    /// The subnet of the target group's VPC.
+    async fn subnet(&self) -> String {
+        let vpc = self
+            .elb
+            .describe_target_groups()
+            .target_group_arns(&self.arn)
+            .send()
+            .await
+            .expect("target group")
+            .target_groups()
+            .first()
+            .and_then(|group| group.vpc_id())
+            .expect("a VPC")
+            .to_owned();
+        self.ec2
+            .describe_subnets()
+            .filters(Filter::builder().name("vpc-id").values(vpc).build())
+            .send()
+            .await
+            .expect("subnets")
+            .subnets()
+            .first()
+            .and_then(|subnet| subnet.subnet_id())
+            .expect("a subnet")
+            .to_owned()
+    }
+
+    /// An ECS service `cluster/service` whose load balancer configuration names this target
+    /// group, as one that registers its tasks in it.
+    pub async fn owned_by_ecs_service(&self, sdk: &SdkConfig, cluster: &str, service: &str) {
+        let ecs = aws_sdk_ecs::Client::new(sdk);
+        ecs.create_cluster()
+            .cluster_name(cluster)
+            .send()
+            .await
+            .expect("cluster");
+        ecs.register_task_definition()
+            .family(service)
+            .network_mode(aws_sdk_ecs::types::NetworkMode::Bridge)
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder()
+                    .name("app")
+                    .image("public.ecr.aws/nginx/nginx:latest")
+                    .essential(true)
+                    .port_mappings(
+                        aws_sdk_ecs::types::PortMapping::builder()
+                            .container_port(80)
+                            .build(),
+                    )
+                    .memory(512)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("task definition");
+        ecs.create_service()
+            .cluster(cluster)
+            .service_name(service)
+            .task_definition(service)
+            .desired_count(i32::try_from(self.instances.len()).expect("a few"))
+            .load_balancers(
+                aws_sdk_ecs::types::LoadBalancer::builder()
+                    .target_group_arn(&self.arn)
+                    .container_name("app")
+                    .container_port(80)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("service");
     }
 
     /// The registered targets and their health state.
@@ -505,6 +685,31 @@ impl NatFixture {
             .collect();
         routes.sort();
         routes
+    }
+
+    /// Puts one datapoint of `metric` (namespace `AWS/NATGateway`) for `gateway`, a minute
+    /// ago, as the gateway reports it to CloudWatch.
+    pub async fn report(sdk: &SdkConfig, gateway: &str, metric: &str, value: f64) {
+        let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        aws_sdk_cloudwatch::Client::new(sdk)
+            .put_metric_data()
+            .namespace("AWS/NATGateway")
+            .metric_data(
+                aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name(metric)
+                    .dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name("NatGatewayId")
+                            .value(gateway)
+                            .build(),
+                    )
+                    .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(minute_ago))
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("put metric data");
     }
 
     /// Whether any route table still routes through `nat_gateway_id`.

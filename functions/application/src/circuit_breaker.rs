@@ -5,6 +5,10 @@
 //! `half-open` with the rule's trial traffic percentage; the application then lets that share
 //! of requests through to the dependency and closes the breaker itself when they succeed (or
 //! opens it again when they fail). autoheal never closes a breaker.
+//!
+//! A breaker a person holds open (its `hold` field says who and why, e.g. while the
+//! dependency is under maintenance) is left to them. The write is checked against the version
+//! read: a person's change in between stays and the run is `unsafe`.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +17,7 @@ use serde_json::Value;
 
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
-use crate::parameter::{self, Parameters};
+use crate::parameter::{self, Parameters, Written};
 
 /// Half-opens circuit breakers kept in Parameter Store.
 #[derive(Debug, Clone)]
@@ -39,6 +43,9 @@ impl CircuitBreakerReset {
             Ok(opened) => opened,
             Err(skip) => return Ok(skip),
         };
+        if let Some(by) = document.hold() {
+            return Ok(parameter::held(&name, &by));
+        }
         let state = document
             .fields
             .get("state")
@@ -73,7 +80,21 @@ impl CircuitBreakerReset {
             Value::from(trial_traffic_percent),
         );
         parameter::stamp(&mut fields, &request);
-        let version = self.parameters.write(&name, fields).await?;
+        let version = match self
+            .parameters
+            .write_after(&name, document.version, fields)
+            .await?
+        {
+            Written::Done { version } => version,
+            Written::Conflict { theirs } => {
+                return Ok(HealOutcome::Skipped {
+                    reason: SkipReason::Unsafe,
+                    summary: format!(
+                        "{name} was changed by someone else (version {theirs}) while autoheal half-opened the circuit breaker: their setting stays"
+                    ),
+                });
+            }
+        };
         Ok(HealOutcome::Healed {
             summary: format!(
                 "half-opened the circuit breaker of {service} with {trial_traffic_percent} % trial traffic ({name}, version {version})"

@@ -9,7 +9,8 @@
 //!
 //! A person may take over at any time: every write is checked against the version autoheal
 //! read, and the switch back happens only while the parameter is still at the version
-//! autoheal wrote. A flag a person set meanwhile is never overwritten.
+//! autoheal wrote. A flag a person set meanwhile is never overwritten, and a document a
+//! person holds (its `hold` field) is left to them.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,9 @@ impl GracefulDegradation {
             Ok(opened) => opened,
             Err(skip) => return Ok(skip),
         };
+        if let Some(by) = document.hold() {
+            return Ok(parameter::held(&name, &by));
+        }
         if degraded(&name, &document)? {
             let by = document
                 .fields

@@ -14,13 +14,16 @@ pub mod process;
 use aws_config::SdkConfig;
 
 use autoheal_core::{
-    Action, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule,
+    Action, Assessment, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule,
 };
 
 pub use circuit_breaker::CircuitBreakerReset;
 pub use connection_pool::ConnectionPoolReset;
 pub use degradation::GracefulDegradation;
 pub use process::ProcessRestarter;
+
+/// How long an action waits before looking again at a document a person holds.
+const HOLD_RECHECK_SECONDS: u64 = 300;
 
 /// Runs the application layer's actions.
 #[derive(Debug, Clone)]
@@ -29,6 +32,7 @@ pub struct ApplicationHealer {
     processes: ProcessRestarter,
     pools: ConnectionPoolReset,
     degradation: GracefulDegradation,
+    parameters: parameter::Parameters,
     ec2: aws_sdk_ec2::Client,
     autoscaling: aws_sdk_autoscaling::Client,
 }
@@ -42,7 +46,8 @@ impl ApplicationHealer {
             breakers: CircuitBreakerReset::new(ssm.clone()),
             processes: ProcessRestarter::new(ec2.clone(), ssm.clone()),
             pools: ConnectionPoolReset::new(ssm.clone()),
-            degradation: GracefulDegradation::new(ssm),
+            degradation: GracefulDegradation::new(ssm.clone()),
+            parameters: parameter::Parameters::new(ssm),
             ec2,
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
         }
@@ -69,6 +74,31 @@ impl Healer for ApplicationHealer {
             }
             _ => Ok(None),
         }
+    }
+
+    /// A restart looks at its instance (gone, or being stopped and started by autoheal); a
+    /// parameter action waits while a person holds the document (`hold`). A missing
+    /// parameter is not "gone": the application has not created what it reads, and the
+    /// action's failure tells a person so.
+    async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        let template = match &request.rule.action {
+            Action::RestartProcess { .. } => return self.processes.assess(request).await,
+            Action::ResetCircuitBreaker { parameter, .. }
+            | Action::ResetConnectionPool { parameter, .. }
+            | Action::EnableGracefulDegradation { parameter, .. } => parameter,
+            _ => return Ok(Assessment::Proceed),
+        };
+        let Some((name, document)) = self.parameters.peek(template, request.resource_id).await
+        else {
+            return Ok(Assessment::Proceed);
+        };
+        Ok(match document.hold() {
+            Some(by) => Assessment::operator_hold(
+                format!("{name} is held by a person (`hold`: {by})"),
+                HOLD_RECHECK_SECONDS,
+            ),
+            None => Assessment::Proceed,
+        })
     }
 
     /// A restarted process's instance is gone once terminated: nothing is left to heal.
@@ -128,6 +158,7 @@ impl Healer for ApplicationHealer {
                     grow_by: *grow_by,
                     timeout_seconds: *timeout_seconds,
                     max_connections_limit: *max_connections_limit,
+                    max_growth_per_database: connection_pool::MAX_GROWTH_PER_DATABASE,
                 };
                 self.pools.reset(request, parameter, resize).await
             }
@@ -145,6 +176,10 @@ impl Healer for ApplicationHealer {
                 Action::EnableGracefulDegradation { parameter, .. },
                 degradation::DISABLE_GRACEFUL_DEGRADATION,
             ) => self.degradation.disable(request, parameter, revert).await,
+            (
+                Action::ResetConnectionPool { parameter, .. },
+                connection_pool::RESTORE_CONNECTION_POOL,
+            ) => self.pools.restore(request, parameter, revert).await,
             _ => Err(HealError::unknown_revert(self.layer(), revert)),
         }
     }

@@ -3,6 +3,12 @@
 //! One parameter per resource, named by the rule's template with `{resource}` replaced by
 //! the resource id. Its value is a JSON object; autoheal changes only the fields the action
 //! owns and keeps every other field as the application wrote it.
+//!
+//! People edit these parameters too, so autoheal writes only over what it read: every write
+//! is checked to be the very next version after the one read ([`Parameters::write_after`]),
+//! and a person's write in between wins. A person who wants autoheal to keep its hands off a
+//! document for a while sets its `hold` field (who and why, e.g. `"alice: dependency
+//! maintenance until 14:00"`): autoheal then waits (`operator-hold`) instead of acting.
 
 use aws_sdk_ssm::Client as SsmClient;
 use aws_sdk_ssm::types::{ParameterType, ResourceTypeForTagging};
@@ -37,6 +43,40 @@ pub fn name_for(template: &str, resource: &str) -> Result<String, String> {
 pub struct Document {
     pub version: i64,
     pub fields: Map<String, Value>,
+}
+
+/// The field in which a person asks autoheal to keep its hands off a document.
+pub const HOLD_FIELD: &str = "hold";
+
+impl Document {
+    /// Who holds the document and why, when a person set its `hold` field (a non-empty
+    /// string, or `true`); `None` when nobody does.
+    pub fn hold(&self) -> Option<String> {
+        match self.fields.get(HOLD_FIELD)? {
+            Value::String(why) if !why.trim().is_empty() => Some(why.trim().to_owned()),
+            Value::Bool(true) => Some("a person".to_owned()),
+            _ => None,
+        }
+    }
+
+    /// A string field, trimmed; `None` when absent, empty or not a string.
+    pub fn text(&self, field: &str) -> Option<&str> {
+        self.fields
+            .get(field)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+    }
+}
+
+/// The skip of an action whose document a person holds.
+pub fn held(name: &str, by: &str) -> HealOutcome {
+    HealOutcome::Skipped {
+        reason: SkipReason::OperatorHold,
+        summary: format!(
+            "{name} is held by a person (`{HOLD_FIELD}`: {by}): autoheal leaves it to them"
+        ),
+    }
 }
 
 /// What a write checked against the version read found.
@@ -87,24 +127,65 @@ impl Parameters {
                 "{name} is a SecureString; autoheal reads and writes a String parameter"
             )));
         }
-        let text = parameter.value().unwrap_or_default();
-        let fields = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(fields)) => fields,
-            Ok(_) => {
-                return Err(HealError::new(format!(
-                    "the value of {name} is not a JSON object"
-                )));
-            }
-            Err(error) => {
-                return Err(HealError::new(format!(
-                    "the value of {name} is not JSON: {error}"
-                )));
-            }
-        };
         Ok(Document {
             version: parameter.version(),
-            fields,
+            fields: object(name, parameter.value().unwrap_or_default())?,
         })
+    }
+
+    /// The document of `resource` when its parameter exists, for a look before acting;
+    /// `None` when it is missing or cannot be read (the action then says why).
+    pub async fn peek(&self, template: &str, resource: &str) -> Option<(String, Document)> {
+        let name = name_for(template, resource).ok()?;
+        let document = self.read(&name).await.ok()?;
+        Some((name, document))
+    }
+
+    /// The String parameters whose names the template gives for some resource, with their
+    /// documents, every page of them (`GetParametersByPath` under the template's path). A
+    /// value that is not a JSON object is left out: it is not a document autoheal reads.
+    pub async fn all_of(&self, template: &str) -> Result<Vec<(String, Document)>, HealError> {
+        let Some((prefix, suffix)) = template.split_once("{resource}") else {
+            return Ok(Vec::new());
+        };
+        let path = match prefix.rfind('/') {
+            Some(0) | None => "/",
+            Some(end) => &prefix[..end],
+        };
+        let mut found = Vec::new();
+        let mut pages = self
+            .ssm
+            .get_parameters_by_path()
+            .path(path)
+            .recursive(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| api_error("GetParametersByPath", e))?;
+            for parameter in page.parameters() {
+                let Some(name) = parameter.name() else {
+                    continue;
+                };
+                let resource = name
+                    .strip_prefix(prefix)
+                    .and_then(|rest| rest.strip_suffix(suffix));
+                let names_a_resource =
+                    resource.is_some_and(|resource| name_for(template, resource).is_ok());
+                if !names_a_resource || parameter.r#type() == Some(&ParameterType::SecureString) {
+                    continue;
+                }
+                if let Ok(fields) = object(name, parameter.value().unwrap_or_default()) {
+                    found.push((
+                        name.to_owned(),
+                        Document {
+                            version: parameter.version(),
+                            fields,
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Whether the parameter is tagged `autoheal:disabled=true`.
@@ -194,8 +275,9 @@ impl Parameters {
             })
     }
 
-    /// Overwrites the parameter with `fields`; returns the new version.
-    pub async fn write(&self, name: &str, fields: Map<String, Value>) -> Result<i64, HealError> {
+    /// Overwrites the parameter with `fields`; returns the new version. Only through
+    /// [`Self::write_after`]: a person's document is never written blind.
+    async fn write(&self, name: &str, fields: Map<String, Value>) -> Result<i64, HealError> {
         self.put(name, Value::Object(fields).to_string()).await
     }
 
@@ -210,6 +292,19 @@ impl Parameters {
             .await
             .map_err(|e| api_error("PutParameter", e))?;
         Ok(output.version())
+    }
+}
+
+/// A parameter's value as a JSON object.
+fn object(name: &str, text: &str) -> Result<Map<String, Value>, HealError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(HealError::new(format!(
+            "the value of {name} is not a JSON object"
+        ))),
+        Err(error) => Err(HealError::new(format!(
+            "the value of {name} is not JSON: {error}"
+        ))),
     }
 }
 

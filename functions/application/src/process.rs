@@ -16,12 +16,17 @@
 //!
 //! `SendCommand` takes no client token: the command's comment carries the attempt's
 //! idempotency token, and a retried attempt that finds a command with that token on the
-//! instance does not send a second one.
+//! instance (every page of `ListCommands`: a busy instance has many) does not send a second
+//! one.
+//!
+//! Before an attempt, [`ProcessRestarter::assess`] looks at the instance: terminated or
+//! unknown to EC2, it is gone; tagged `autoheal:stop-start`, autoheal's own EC2 healing is
+//! stopping and starting it (its processes start fresh with it), and the restart waits.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::Client as Ec2Client;
-use aws_sdk_ec2::types::InstanceStateName;
+use aws_sdk_ec2::types::{Instance, InstanceStateName};
 use aws_sdk_ssm::Client as SsmClient;
 use aws_sdk_ssm::types::{
     CommandFilter, CommandFilterKey, InstanceInformationStringFilter, PingStatus,
@@ -29,7 +34,8 @@ use aws_sdk_ssm::types::{
 
 use autoheal_aws::errors::api_error;
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
+use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, SkipReason};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// If the command has not started on the instance by then, it does not run at all: a restart
 /// that comes late is no longer the one the alarm asked for.
@@ -41,6 +47,13 @@ const RETRY_LOOKBACK_HOURS: i64 = 6;
 
 /// `SendCommand` accepts comments of at most this many characters.
 const COMMENT_MAX: usize = 100;
+
+/// The tag autoheal's EC2 healing puts on an instance it is stopping and starting.
+pub const STOP_START_TAG: &str = "autoheal:stop-start";
+
+/// How long a restart waits before looking again at an instance autoheal is stopping and
+/// starting.
+const STOP_START_RECHECK_SECONDS: u64 = 60;
 
 /// What a restart runs on the instance.
 #[derive(Debug, Clone, Copy)]
@@ -143,7 +156,24 @@ impl ProcessRestarter {
             service, document, ..
         } = plan;
         let instance_id = request.resource_id;
-        let instance = autoheal_aws::lookups::describe_instance(&self.ec2, instance_id).await?;
+        let Some(instance) = self.instance(instance_id).await? else {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::Gone,
+                summary: gone(instance_id),
+            });
+        };
+        if is_gone(&instance) {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::Gone,
+                summary: gone(instance_id),
+            });
+        }
+        if has_tag(&instance, STOP_START_TAG) {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::ResourceBusy,
+                summary: stopping_and_starting(instance_id),
+            });
+        }
         let state = instance.state().and_then(|s| s.name());
         if state != Some(&InstanceStateName::Running) {
             let state = state.map_or("in an unknown state", InstanceStateName::as_str);
@@ -242,6 +272,46 @@ impl ProcessRestarter {
         })
     }
 
+    /// Looks at the instance before an attempt: gone, or being stopped and started by
+    /// autoheal's EC2 healing (wait: its processes start fresh with it).
+    pub async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        let instance_id = request.resource_id;
+        let Some(instance) = self.instance(instance_id).await? else {
+            return Ok(Assessment::gone(gone(instance_id)));
+        };
+        if is_gone(&instance) {
+            return Ok(Assessment::gone(gone(instance_id)));
+        }
+        if has_tag(&instance, STOP_START_TAG) {
+            return Ok(Assessment::resource_busy(
+                stopping_and_starting(instance_id),
+                STOP_START_RECHECK_SECONDS,
+            ));
+        }
+        Ok(Assessment::Proceed)
+    }
+
+    /// The instance as EC2 describes it; `None` when EC2 does not know it.
+    async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, HealError> {
+        let output = match self
+            .ec2
+            .describe_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
+            Err(e) => return Err(api_error("DescribeInstances", e)),
+        };
+        Ok(output
+            .reservations()
+            .iter()
+            .flat_map(|reservation| reservation.instances())
+            .find(|instance| instance.instance_id() == Some(instance_id))
+            .cloned())
+    }
+
     /// The agent's ping status, or `None` when Systems Manager does not manage the instance.
     async fn ping_status(&self, instance_id: &str) -> Result<Option<PingStatus>, HealError> {
         let filter = InstanceInformationStringFilter::builder()
@@ -249,18 +319,22 @@ impl ProcessRestarter {
             .values(instance_id)
             .build()
             .map_err(|e| HealError::new(format!("DescribeInstanceInformation: {e}")))?;
-        let output = self
+        let mut pages = self
             .ssm
             .describe_instance_information()
             .filters(filter)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeInstanceInformation", e))?;
-        Ok(output
-            .instance_information_list()
-            .iter()
-            .find(|info| info.instance_id() == Some(instance_id))
-            .map(|info| info.ping_status().cloned().unwrap_or(PingStatus::Inactive)))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(info) = pages.next().await {
+            let info = info.map_err(|e| api_error("DescribeInstanceInformation", e))?;
+            if info.instance_id() == Some(instance_id) {
+                return Ok(Some(
+                    info.ping_status().cloned().unwrap_or(PingStatus::Inactive),
+                ));
+            }
+        }
+        Ok(None)
     }
 
     /// A command this attempt already sent to the instance (its comment starts with the token).
@@ -275,24 +349,49 @@ impl ProcessRestarter {
             .value(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .build()
             .map_err(|e| HealError::new(format!("ListCommands: {e}")))?;
-        let output = self
+        let ours = format!("autoheal {token}");
+        let mut pages = self
             .ssm
             .list_commands()
             .instance_id(instance_id)
             .filters(recent)
-            .send()
-            .await
-            .map_err(|e| api_error("ListCommands", e))?;
-        Ok(output
-            .commands()
-            .iter()
-            .filter(|command| {
-                command
-                    .comment()
-                    .is_some_and(|comment| comment.starts_with(&format!("autoheal {token}")))
-            })
-            .find_map(|command| command.command_id().map(str::to_owned)))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(command) = pages.next().await {
+            let command = command.map_err(|e| api_error("ListCommands", e))?;
+            if command
+                .comment()
+                .is_some_and(|comment| comment.starts_with(&ours))
+                && let Some(id) = command.command_id()
+            {
+                return Ok(Some(id.to_owned()));
+            }
+        }
+        Ok(None)
     }
+}
+
+/// Whether the instance is terminated or on its way there: nothing left to restart.
+fn is_gone(instance: &Instance) -> bool {
+    matches!(
+        instance.state().and_then(|state| state.name()),
+        None | Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+    )
+}
+
+fn has_tag(instance: &Instance, key: &str) -> bool {
+    instance.tags().iter().any(|tag| tag.key() == Some(key))
+}
+
+fn gone(instance_id: &str) -> String {
+    format!("{instance_id} is terminated or unknown to EC2: there is no process left to restart")
+}
+
+fn stopping_and_starting(instance_id: &str) -> String {
+    format!(
+        "{instance_id} is tagged {STOP_START_TAG}: autoheal's EC2 healing is stopping and starting it, and its processes start fresh with it"
+    )
 }
 
 /// `autoheal <token>: incident <id>`, cut to what `SendCommand` accepts (the token first, so

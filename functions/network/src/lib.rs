@@ -1,7 +1,10 @@
 //! The network layer: load-balancer targets, DNS records, NAT routes.
 //!
 //! Every action re-reads the live resource first, honours the `autoheal:disabled=true` opt-out
-//! tag, and skips with a reason when the heal is no longer needed or would be unsafe.
+//! tag, and skips with a reason when the heal is no longer needed or would be unsafe. Before
+//! an attempt, [`NetworkHealer::assess`] says whether the resource is gone, and whether the
+//! targets' owners (an Auto Scaling group, an ECS service), a person or another autoheal run
+//! are healing them already.
 
 pub mod dns;
 pub mod routes;
@@ -9,7 +12,9 @@ pub mod targets;
 
 use aws_config::SdkConfig;
 
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer, Revert};
+use autoheal_core::{
+    Action, Assessment, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule,
+};
 
 pub use dns::DnsFailover;
 pub use routes::NatRouteReplacer;
@@ -27,9 +32,19 @@ impl NetworkHealer {
     /// Builds the layer's clients from one SDK configuration (once per container).
     pub fn new(sdk: &SdkConfig) -> Self {
         NetworkHealer {
-            targets: TargetDeregistrar::new(aws_sdk_elasticloadbalancingv2::Client::new(sdk)),
+            targets: TargetDeregistrar::new(
+                aws_sdk_elasticloadbalancingv2::Client::new(sdk),
+                targets::Owners {
+                    ec2: aws_sdk_ec2::Client::new(sdk),
+                    autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+                    ecs: aws_sdk_ecs::Client::new(sdk),
+                },
+            ),
             dns: DnsFailover::new(aws_sdk_route53::Client::new(sdk)),
-            routes: NatRouteReplacer::new(aws_sdk_ec2::Client::new(sdk)),
+            routes: NatRouteReplacer::new(
+                aws_sdk_ec2::Client::new(sdk),
+                aws_sdk_cloudwatch::Client::new(sdk),
+            ),
         }
     }
 }
@@ -37,6 +52,26 @@ impl NetworkHealer {
 impl Healer for NetworkHealer {
     fn layer(&self) -> Layer {
         Layer::Network
+    }
+
+    async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        match &request.rule.action {
+            Action::DeregisterUnhealthyTargets {} => self.targets.assess(request).await,
+            Action::FailOverDnsRecord { .. } => self.dns.assess(request).await,
+            Action::ReplaceNatRoute { .. } => self.routes.assess(request).await,
+            _ => Ok(Assessment::Proceed),
+        }
+    }
+
+    /// A target group, health check or NAT gateway that no longer exists has nothing left to
+    /// heal.
+    async fn is_gone(&self, rule: &Rule, resource_id: &str) -> Result<bool, HealError> {
+        match &rule.action {
+            Action::DeregisterUnhealthyTargets {} => self.targets.is_gone(resource_id).await,
+            Action::FailOverDnsRecord { .. } => self.dns.is_gone(resource_id).await,
+            Action::ReplaceNatRoute { .. } => self.routes.is_gone(resource_id).await,
+            _ => Ok(false),
+        }
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {

@@ -1,34 +1,12 @@
-//! `replace-nat-route`: send the traffic of a failing NAT gateway through its standby.
-//!
-//! Every route table with a route through the failing gateway names its standby NAT gateway
-//! in a tag (the rule's `standby_tag`, `autoheal:standby-nat-gateway` by default). Each route
-//! of that table through the failing gateway (IPv4, IPv6 or prefix-list destination) is
-//! replaced with the same route through the standby, provided the standby is `available`, in
-//! the same VPC and of the same connectivity type (public or private). A table without the
-//! tag, or whose standby is not fit, is left alone and reported; so is a table tagged
-//! `autoheal:disabled=true`.
-//!
-//! The routes stay on the standby when the alarm returns to OK: the failing gateway then
-//! carries no traffic, so its metrics recover whether or not it is fit again (port exhaustion,
-//! the usual fault, would come straight back). Moving them back is a person's decision; the
-//! record names each table and gateway for it.
+//! What to do with each route table that routes through the failing NAT gateway: pure.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 
-use aws_sdk_ec2::Client as Ec2Client;
-use aws_sdk_ec2::types::{Filter, NatGateway, NatGatewayState, RouteTable, Tag};
+use aws_sdk_ec2::types::{NatGateway, NatGatewayState, RouteTable, Tag};
 
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
-
-use autoheal_aws::errors::api_error;
-
-/// Replaces routes through failing NAT gateways.
-#[derive(Debug, Clone)]
-pub struct NatRouteReplacer {
-    ec2: Ec2Client,
-}
+use autoheal_core::SkipReason;
 
 /// The destination of a route, as `ReplaceRoute` takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +43,7 @@ pub enum TablePlan {
     },
 }
 
-fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+pub fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
     tags.iter()
         .find(|tag| tag.key() == Some(key))
         .and_then(|tag| tag.value())
@@ -73,7 +51,7 @@ fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
         .filter(|value| !value.is_empty())
 }
 
-fn opted_out(tags: &[Tag]) -> bool {
+pub fn opted_out(tags: &[Tag]) -> bool {
     pairs_opt_out(
         tags.iter()
             .filter_map(|tag| Some((tag.key()?, tag.value().unwrap_or_default()))),
@@ -185,211 +163,6 @@ pub fn plan_table(
         standby: standby_id.to_owned(),
         destinations,
     }
-}
-
-impl NatRouteReplacer {
-    pub fn new(ec2: Ec2Client) -> Self {
-        NatRouteReplacer { ec2 }
-    }
-
-    pub async fn replace(
-        &self,
-        request: HealRequest<'_>,
-        standby_tag: &str,
-    ) -> Result<HealOutcome, HealError> {
-        let failing_id = request.resource_id;
-        let failing = self
-            .ec2
-            .describe_nat_gateways()
-            .nat_gateway_ids(failing_id)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeNatGateways", e))?
-            .nat_gateways()
-            .iter()
-            .find(|gateway| gateway.nat_gateway_id() == Some(failing_id))
-            .cloned()
-            .ok_or_else(|| {
-                HealError::new(format!(
-                    "DescribeNatGateways: NatGatewayNotFound: NAT gateway {failing_id} was not found"
-                ))
-            })?;
-        if opted_out(failing.tags()) {
-            return Ok(HealOutcome::Skipped {
-                reason: SkipReason::OptedOut,
-                summary: format!("NAT gateway {failing_id} is tagged {OPT_OUT_TAG}=true"),
-            });
-        }
-
-        let tables = self.tables_through(failing_id).await?;
-        if tables.is_empty() {
-            return Ok(HealOutcome::Skipped {
-                reason: SkipReason::NotNeeded,
-                summary: format!("no route table routes through NAT gateway {failing_id}"),
-            });
-        }
-        let standby_ids: Vec<String> = tables
-            .iter()
-            .filter_map(|table| tag_value(table.tags(), standby_tag))
-            .filter(|id| *id != failing_id)
-            .map(str::to_owned)
-            .collect();
-        let standbys = self.gateways(standby_ids).await?;
-
-        let mut replaced: Vec<(String, String, Vec<Destination>)> = Vec::new();
-        let mut left: Vec<(SkipReason, String)> = Vec::new();
-        for table in &tables {
-            match plan_table(table, &failing, standby_tag, &standbys) {
-                TablePlan::Leave { reason, why, .. } => left.push((reason, why)),
-                TablePlan::Replace {
-                    table,
-                    standby,
-                    destinations,
-                } => {
-                    // Moved one by one: a failure says exactly which routes moved before it,
-                    // in this table too.
-                    replaced.push((table.clone(), standby.clone(), Vec::new()));
-                    for destination in destinations {
-                        let moved = self.replace_route(&table, &destination, &standby).await;
-                        if let Err(error) = moved {
-                            replaced.retain(|(_, _, done)| !done.is_empty());
-                            return Err(if replaced.is_empty() {
-                                error
-                            } else {
-                                HealError::new(format!(
-                                    "{error}; already moved: {}",
-                                    describe_replaced(&replaced)
-                                ))
-                            });
-                        }
-                        if let Some((_, _, done)) = replaced.last_mut() {
-                            done.push(destination);
-                        }
-                    }
-                }
-            }
-        }
-
-        let left_summary = left
-            .iter()
-            .map(|(_, why)| why.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        if replaced.is_empty() {
-            let reason = [SkipReason::Unsafe, SkipReason::OptedOut]
-                .into_iter()
-                .find(|wanted| left.iter().any(|(reason, _)| reason == wanted))
-                .unwrap_or(SkipReason::NotNeeded);
-            return Ok(HealOutcome::Skipped {
-                reason,
-                summary: format!(
-                    "no route through NAT gateway {failing_id} was changed: {left_summary}"
-                ),
-            });
-        }
-        let mut summary = format!(
-            "moved the routes through failing NAT gateway {failing_id} to the standby: {}; they stay there when the alarm clears (an idle gateway's metrics recover whether or not it is fit), until a person moves them back",
-            describe_replaced(&replaced)
-        );
-        if !left.is_empty() {
-            summary.push_str(&format!("; left alone: {left_summary}"));
-        }
-        let mut details: BTreeMap<String, String> = replaced
-            .iter()
-            .map(|(table, standby, _)| (table.clone(), standby.clone()))
-            .collect();
-        details.insert("failing_nat_gateway".to_owned(), failing_id.to_owned());
-        if !left.is_empty() {
-            details.insert("left_alone".to_owned(), left_summary);
-        }
-        Ok(HealOutcome::healed(summary, details))
-    }
-
-    /// The route tables with a route through `nat_gateway_id`.
-    async fn tables_through(&self, nat_gateway_id: &str) -> Result<Vec<RouteTable>, HealError> {
-        let mut tables = Vec::new();
-        let mut pages = self
-            .ec2
-            .describe_route_tables()
-            .filters(
-                Filter::builder()
-                    .name("route.nat-gateway-id")
-                    .values(nat_gateway_id)
-                    .build(),
-            )
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(table) = pages.next().await {
-            tables.push(table.map_err(|e| api_error("DescribeRouteTables", e))?);
-        }
-        Ok(tables)
-    }
-
-    /// The NAT gateways among `ids` that exist (a filter, so one missing id fails nothing).
-    async fn gateways(&self, ids: Vec<String>) -> Result<HashMap<String, NatGateway>, HealError> {
-        let mut found = HashMap::new();
-        if ids.is_empty() {
-            return Ok(found);
-        }
-        let mut pages = self
-            .ec2
-            .describe_nat_gateways()
-            .filter(
-                Filter::builder()
-                    .name("nat-gateway-id")
-                    .set_values(Some(ids))
-                    .build(),
-            )
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(gateway) = pages.next().await {
-            let gateway = gateway.map_err(|e| api_error("DescribeNatGateways", e))?;
-            if let Some(id) = gateway.nat_gateway_id() {
-                found.insert(id.to_owned(), gateway);
-            }
-        }
-        Ok(found)
-    }
-
-    async fn replace_route(
-        &self,
-        table: &str,
-        destination: &Destination,
-        standby: &str,
-    ) -> Result<(), HealError> {
-        let call = self
-            .ec2
-            .replace_route()
-            .route_table_id(table)
-            .nat_gateway_id(standby);
-        let call = match destination {
-            Destination::Ipv4(cidr) => call.destination_cidr_block(cidr),
-            Destination::Ipv6(cidr) => call.destination_ipv6_cidr_block(cidr),
-            Destination::PrefixList(list) => call.destination_prefix_list_id(list),
-        };
-        call.send()
-            .await
-            .map_err(|e| api_error("ReplaceRoute", e))
-            .map_err(|error| HealError::new(format!("{table} {destination}: {error}")))?;
-        Ok(())
-    }
-}
-
-fn describe_replaced(replaced: &[(String, String, Vec<Destination>)]) -> String {
-    replaced
-        .iter()
-        .map(|(table, standby, destinations)| {
-            let destinations = destinations
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("{table} ({destinations}) -> {standby}")
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 #[cfg(test)]
