@@ -99,6 +99,7 @@ REST_OPERATIONS = [
     ("lambda", "GET", r"/functions/[^/]+/configuration$", "GetFunctionConfiguration"),
     ("lambda", "GET", r"/functions/[^/]+$", "GetFunction"),
     ("lambda", "GET", r"/tags/.+$", "ListTags"),
+    ("lambda", "POST", r"/tags/.+$", "TagResource"),
 ]
 
 

@@ -470,9 +470,11 @@ async fn every_routing_path_of_every_rule_reaches_its_layer_on_its_own() {
 /// Whether an IAM action only reads.
 fn is_read_only(action: &str) -> bool {
     let verb = action.split(':').nth(1).unwrap_or(action);
-    ["Describe", "Get", "List", "BatchGet", "Query", "Scan"]
-        .iter()
-        .any(|prefix| verb.starts_with(prefix))
+    [
+        "Describe", "Get", "List", "BatchGet", "Query", "Scan", "Lookup",
+    ]
+    .iter()
+    .any(|prefix| verb.starts_with(prefix))
 }
 
 fn as_list(value: &Value) -> Vec<Value> {
@@ -1158,6 +1160,58 @@ fn each_function_may_do_what_its_actions_need_and_no_more() {
         (network, request("autoscaling:SetInstanceHealth", &group), false, "never mark a member unhealthy"),
         (network, request("cloudwatch:GetMetricData", "*"), true, "NAT gateway metrics"),
         (network, request("elasticloadbalancing:RegisterTargets", &arn("elasticloadbalancing", "targetgroup/web/0123")), false, "never register a target"),
+    ];
+    let mut wrong = Vec::new();
+    for (function, request, expected, why) in &cases {
+        let statements = policies
+            .get(*function)
+            .unwrap_or_else(|| panic!("no {function}"));
+        if allowed(statements, request) != *expected {
+            wrong.push(format!(
+                "{function}: {} on {} should be {} ({why})",
+                request.action,
+                request.resource,
+                if *expected { "allowed" } else { "denied" }
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The platform and data functions may read what their actions wait for (the alias's history,
+/// a failover's events, a function that is gone), record a rollback on its function and no
+/// other tag, and change backup settings only on instances that did not opt out.
+#[test]
+fn the_platform_and_data_functions_read_what_they_wait_for_and_record_only_a_rollback() {
+    let policies = function_statements(&template());
+    let function = arn("lambda", "function:orders-processor");
+    let alias = arn("lambda", "function:orders-processor:live");
+    let db = arn("rds", "db:orders-db");
+    let rollback = || {
+        request("lambda:TagResource", &function).request_tag("autoheal:rollback:live", "3 1 1 i")
+    };
+    let (platform, data) = ("PlatformFunction", "DataFunction");
+    // (function, request, allowed?, why)
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Request, bool, &str)> = vec![
+        (platform, request("cloudtrail:LookupEvents", "*"), true, "the alias's history"),
+        (platform, request("lambda:GetAlias", &alias), true, "the alias"),
+        (platform, request("lambda:GetFunctionConfiguration", &function), true, "a function that is gone"),
+        (platform, request("lambda:ListVersionsByFunction", &function), false, "versions are not read: only the alias's history says what was live"),
+        (platform, rollback(), true, "record a rollback"),
+        (platform, rollback().request_tag("team", "orders"), false, "another tag in the same call"),
+        (platform, request("lambda:TagResource", &function).request_tag("autoheal:disabled", "false"), false, "opt a function back in"),
+        (platform, request("lambda:TagResource", &function), false, "TagResource naming no key"),
+        (platform, rollback().resource_tag("autoheal:disabled", "true"), false, "an opted-out function"),
+        (platform, request("lambda:UpdateAlias", &alias), true, "the rollback"),
+        (platform, request("lambda:UpdateAlias", &alias).resource_tag("autoheal:disabled", "true"), false, "an opted-out function's alias"),
+        (platform, request("rds:DescribeEvents", "*"), true, "a failover's events"),
+        (platform, request("ecs:DescribeServices", &arn("ecs", "service/prod-cluster/orders-api")), true, "a service's deployments"),
+        (data, request("cloudtrail:LookupEvents", "*"), false, "the data layer reads no history"),
+        (data, request("rds:DescribeDBInstances", &db), true, "status and pending modifications"),
+        (data, request("elasticache:DescribeCacheClusters", &arn("elasticache", "cluster:sessions")), true, "a cluster's status"),
+        (data, request("rds:ModifyDBInstance", &db), true, "the backup policy"),
+        (data, request("rds:ModifyDBInstance", &db).resource_tag("autoheal:disabled", "true"), false, "an opted-out instance"),
     ];
     let mut wrong = Vec::new();
     for (function, request, expected, why) in &cases {

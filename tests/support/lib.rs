@@ -159,7 +159,13 @@ fn free_port() -> u16 {
 }
 
 /// The shims every emulator has, applied in this order (see `Emulator::start`).
-const BASE_SHIMS: [&str; 1] = ["moto_dynamodb_atomic.py"];
+/// CloudTrail's event history and ECS deployments that complete are what every AWS account
+/// has, and what `rollback-lambda-alias` and `restart-ecs-service` read before they act.
+const BASE_SHIMS: [&str; 3] = [
+    "moto_dynamodb_atomic.py",
+    "moto_cloudtrail_lookup_events.py",
+    "moto_ecs_deployments.py",
+];
 
 /// The process the emulators are forked from (`tests/emulator/zygote.py`), started with the
 /// first emulator. It ends with the test process: when its stdin closes, it stops every
@@ -240,7 +246,9 @@ pub struct Emulator {
 
 impl Emulator {
     /// Starts an emulator and waits until it answers. Every emulator has DynamoDB's atomic
-    /// conditional writes (see `tests/emulator/moto_dynamodb_atomic.py`); the emulator serves
+    /// conditional writes, CloudTrail's event history of Lambda aliases and ECS deployments
+    /// that roll out (see `tests/emulator/` `moto_dynamodb_atomic.py`,
+    /// `moto_cloudtrail_lookup_events.py` and `moto_ecs_deployments.py`); the emulator serves
     /// CloudWatch in the SDK's Smithy RPC v2 CBOR protocol itself.
     pub fn start() -> Self {
         Self::start_with_shims(&[])
@@ -315,10 +323,21 @@ impl Emulator {
     }
 
     fn request(&self, method: &str, path: &str, body: &str) -> Option<String> {
+        self.request_with_headers(method, path, "", body)
+    }
+
+    /// A raw HTTP request; `headers` are more header lines, each ending with `\r\n`.
+    fn request_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &str,
+    ) -> Option<String> {
         let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.port,
             body.len()
         );
@@ -327,6 +346,25 @@ impl Emulator {
         stream.read_to_string(&mut response).ok()?;
         // Any 2xx: the emulator answers a configuration change with 201 Created.
         response.starts_with("HTTP/1.1 2").then_some(response)
+    }
+
+    /// Sends a request to the emulator as an AWS service calling on the account's behalf: its
+    /// User-Agent is the service's name (`codedeploy.amazonaws.com`), which is how CloudTrail
+    /// records such a call, and it is signed for `signing_name` (`lambda`). What CodeDeploy
+    /// does when it shifts an alias. Returns the response; panics unless it is 2xx.
+    pub fn call_as_service(
+        &self,
+        service: &str,
+        signing_name: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> String {
+        let headers = format!(
+            "User-Agent: {service}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{signing_name}/aws4_request, SignedHeaders=host, Signature=0\r\n"
+        );
+        self.request_with_headers(method, path, &headers, body)
+            .unwrap_or_else(|| panic!("{service}: {method} {path} was refused"))
     }
 
     fn answers(&self) -> bool {
@@ -465,6 +503,13 @@ impl<H: Healer + Sync> Healer for Counting<H> {
         request: HealRequest<'_>,
     ) -> Result<Option<autoheal_core::GroupView>, HealError> {
         self.inner.group(request).await
+    }
+
+    async fn assess(
+        &self,
+        request: HealRequest<'_>,
+    ) -> Result<autoheal_core::Assessment, HealError> {
+        self.inner.assess(request).await
     }
 
     async fn is_gone(

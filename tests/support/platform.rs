@@ -1,10 +1,19 @@
 //! Fixtures of the platform layer in the emulator: ECS services, Lambda functions with
 //! published versions and an alias, RDS instances, and their alarm events.
 
+use std::collections::BTreeMap;
+
 use aws_config::SdkConfig;
 use serde_json::Value;
 
-use crate::sample_event;
+use crate::{Emulator, sample_event};
+
+/// The shim of RDS instance states, reboots, failover events and pending-reboot parameter
+/// changes (`tests/emulator/moto_rds_instance_states.py`).
+pub const RDS_INSTANCE_STATES: &str = "moto_rds_instance_states.py";
+/// The shim of RDS modifications that wait for the maintenance window
+/// (`tests/emulator/moto_rds_pending_modifications.py`).
+pub const RDS_PENDING_MODIFICATIONS: &str = "moto_rds_pending_modifications.py";
 
 /// The sample event `<rule>.<state>.json` (`state` is `alarm` or `ok`) with event id `id`
 /// and its metric's dimensions set to `dimensions`.
@@ -40,6 +49,18 @@ pub fn lambda_event(state: &str, function: &str, id: &str) -> Value {
         id,
         &[("FunctionName", function)],
     )
+}
+
+/// `lambda-function-healing` for `function`, its metric with the dimensions `more` besides
+/// `FunctionName` (`Resource`, `ExecutedVersion`).
+pub fn lambda_event_with(state: &str, function: &str, id: &str, more: &[(&str, &str)]) -> Value {
+    let mut event = lambda_event(state, function, id);
+    let dimensions =
+        &mut event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"];
+    for (name, value) in more {
+        dimensions[*name] = Value::from(*value);
+    }
+    event
 }
 
 /// `rds-instance-healing` for `db`.
@@ -190,6 +211,81 @@ impl EcsService {
             .expect("the service")
     }
 
+    /// Has the emulator (`tests/emulator/moto_ecs_deployments.py`) report the service's deployments as
+    /// `deployments` lists them (`PRIMARY:IN_PROGRESS,ACTIVE:FAILED`), with `running` tasks
+    /// running; `None`: as ECS reports a settled service.
+    pub async fn set_deployments(&self, deployments: Option<&str>, running: Option<i32>) {
+        let arn = self
+            .describe()
+            .await
+            .service_arn()
+            .expect("a service ARN")
+            .to_owned();
+        let mut gone = Vec::new();
+        let mut tags = Vec::new();
+        for (key, value) in [
+            ("emulator:deployments", deployments.map(str::to_owned)),
+            ("emulator:running-count", running.map(|n| n.to_string())),
+        ] {
+            match value {
+                Some(value) => tags.push(
+                    aws_sdk_ecs::types::Tag::builder()
+                        .key(key)
+                        .value(value)
+                        .build(),
+                ),
+                None => gone.push(key.to_owned()),
+            }
+        }
+        if !tags.is_empty() {
+            self.ecs
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .expect("tag the service");
+        }
+        if !gone.is_empty() {
+            self.ecs
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(gone))
+                .send()
+                .await
+                .expect("untag the service");
+        }
+    }
+
+    /// The ids of the service's deployments, primary first.
+    pub async fn deployment_ids(&self) -> Vec<String> {
+        self.describe()
+            .await
+            .deployments()
+            .iter()
+            .filter_map(|deployment| deployment.id().map(str::to_owned))
+            .collect()
+    }
+
+    /// Deletes the service (scaled to zero first, as ECS asks).
+    pub async fn delete(&self) {
+        self.ecs
+            .update_service()
+            .cluster(&self.cluster)
+            .service(&self.service)
+            .desired_count(0)
+            .send()
+            .await
+            .expect("scale to zero");
+        self.ecs
+            .delete_service()
+            .cluster(&self.cluster)
+            .service(&self.service)
+            .send()
+            .await
+            .expect("delete the service");
+    }
+
     /// The id of the service's first deployment.
     pub async fn deployment_id(&self) -> String {
         self.describe()
@@ -239,10 +335,24 @@ pub fn empty_zip() -> Vec<u8> {
 }
 
 /// A Lambda function `name`, tagged `tags`, with published versions 1 and 2 and the alias
-/// `live` on version 2.
+/// `live`, created on version 1 and then moved to version 2 (a release deployed).
 pub async fn lambda_function(
     sdk: &SdkConfig,
     name: &str,
+    tags: &[(&str, &str)],
+) -> aws_sdk_lambda::Client {
+    let lambda = lambda_function_with_versions(sdk, name, 2, tags).await;
+    create_alias(&lambda, name, "live", "1").await;
+    move_alias(&lambda, name, "live", "2").await;
+    lambda
+}
+
+/// A Lambda function `name`, tagged `tags`, with published versions `1..=versions` and no
+/// alias.
+pub async fn lambda_function_with_versions(
+    sdk: &SdkConfig,
+    name: &str,
+    versions: u32,
     tags: &[(&str, &str)],
 ) -> aws_sdk_lambda::Client {
     let iam = aws_sdk_iam::Client::new(sdk);
@@ -274,7 +384,7 @@ pub async fn lambda_function(
         create = create.tags(*key, *value);
     }
     create.send().await.expect("function");
-    for release in ["1", "2"] {
+    for release in (1..=versions).map(|n| n.to_string()) {
         // A version is published only when the function changed since the last one.
         lambda
             .update_function_configuration()
@@ -289,17 +399,94 @@ pub async fn lambda_function(
             .send()
             .await
             .expect("publish version");
-        assert_eq!(published.version(), Some(release));
+        assert_eq!(published.version(), Some(release.as_str()));
     }
     lambda
+}
+
+/// Creates alias `alias` of `function` on `version`, as a person or a pipeline does.
+pub async fn create_alias(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    alias: &str,
+    version: &str,
+) {
+    lambda
         .create_alias()
-        .function_name(name)
-        .name("live")
-        .function_version("2")
+        .function_name(function)
+        .name(alias)
+        .function_version(version)
         .send()
         .await
-        .expect("alias");
+        .expect("create alias");
+}
+
+/// Moves alias `alias` of `function` to `version`, as a person or a pipeline does.
+pub async fn move_alias(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    alias: &str,
+    version: &str,
+) {
     lambda
+        .update_alias()
+        .function_name(function)
+        .name(alias)
+        .function_version(version)
+        .send()
+        .await
+        .expect("update alias");
+}
+
+/// Moves alias `alias` of `function` to `version` (with `weighted`, a share of the traffic to
+/// another version) as CodeDeploy does during a deployment: its own call, recorded by the
+/// emulator's CloudTrail as CodeDeploy's.
+pub fn codedeploy_moves_alias(
+    emulator: &Emulator,
+    function: &str,
+    alias: &str,
+    version: &str,
+    weighted: Option<(&str, f64)>,
+) {
+    let mut body = serde_json::json!({ "FunctionVersion": version });
+    if let Some((other, weight)) = weighted {
+        body["RoutingConfig"] =
+            serde_json::json!({ "AdditionalVersionWeights": { other: weight } });
+    }
+    emulator.call_as_service(
+        "codedeploy.amazonaws.com",
+        "lambda",
+        "PUT",
+        &format!("/2015-03-31/functions/{function}/aliases/{alias}"),
+        &body.to_string(),
+    );
+}
+
+/// The tags of function `function`.
+pub async fn function_tags(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+) -> BTreeMap<String, String> {
+    let arn = lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .expect("the function")
+        .function_arn()
+        .expect("an ARN")
+        .to_owned();
+    lambda
+        .list_tags()
+        .resource(arn)
+        .send()
+        .await
+        .expect("tags")
+        .tags()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
 }
 
 /// The version the alias `live` of `function` points at.
@@ -357,4 +544,107 @@ pub async fn rds_snapshots(rds: &aws_sdk_rds::Client, db: &str) -> Vec<String> {
         .filter(|snapshot| snapshot.snapshot_type() == Some("manual"))
         .filter_map(|snapshot| snapshot.db_snapshot_identifier().map(str::to_owned))
         .collect()
+}
+
+/// The DB instance `db` as RDS describes it.
+pub async fn rds_describe(rds: &aws_sdk_rds::Client, db: &str) -> aws_sdk_rds::types::DbInstance {
+    rds.describe_db_instances()
+        .db_instance_identifier(db)
+        .send()
+        .await
+        .expect("describe DB instances")
+        .db_instances()
+        .first()
+        .cloned()
+        .expect("the instance")
+}
+
+/// Sets (or with `None` removes) the tag `key` of DB instance `db`: the emulator's shims read
+/// `emulator:db-instance-status` as its status (with [`RDS_INSTANCE_STATES`]).
+pub async fn rds_set_tag(rds: &aws_sdk_rds::Client, db: &str, key: &str, value: Option<&str>) {
+    let arn = rds_describe(rds, db)
+        .await
+        .db_instance_arn()
+        .expect("an ARN")
+        .to_owned();
+    match value {
+        Some(value) => {
+            rds.add_tags_to_resource()
+                .resource_name(arn)
+                .tags(
+                    aws_sdk_rds::types::Tag::builder()
+                        .key(key)
+                        .value(value)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("tag the instance");
+        }
+        None => {
+            rds.remove_tags_from_resource()
+                .resource_name(arn)
+                .tag_keys(key)
+                .send()
+                .await
+                .expect("untag the instance");
+        }
+    }
+}
+
+/// The reboots of DB instance `db` the emulator saw (with [`RDS_INSTANCE_STATES`]):
+/// `reboot` or `reboot-with-failover`, in order; empty when it was never rebooted.
+pub async fn rds_reboots(rds: &aws_sdk_rds::Client, db: &str) -> Vec<String> {
+    rds_describe(rds, db)
+        .await
+        .tag_list()
+        .iter()
+        .find(|tag| tag.key() == Some("emulator:history"))
+        .and_then(|tag| tag.value())
+        .map(|history| history.split(',').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// A DB parameter group `name` (postgres 16).
+pub async fn rds_parameter_group(rds: &aws_sdk_rds::Client, name: &str) {
+    rds.create_db_parameter_group()
+        .db_parameter_group_name(name)
+        .db_parameter_group_family("postgres16")
+        .description("tuned by a person")
+        .send()
+        .await
+        .expect("parameter group");
+}
+
+/// An available postgres 16 instance `id` in parameter group `group`.
+pub async fn rds_instance_in_group(rds: &aws_sdk_rds::Client, id: &str, group: &str) {
+    rds.create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .engine_version("16.4")
+        .allocated_storage(20)
+        .master_username("autoheal")
+        .master_user_password("not-a-secret-1")
+        .db_parameter_group_name(group)
+        .send()
+        .await
+        .expect("db instance");
+}
+
+/// Changes a static parameter of group `name` (`ApplyMethod` `pending-reboot`), as a
+/// person's tuning does: it applies at the instance's next reboot.
+pub async fn rds_change_static_parameter(rds: &aws_sdk_rds::Client, name: &str) {
+    rds.modify_db_parameter_group()
+        .db_parameter_group_name(name)
+        .parameters(
+            aws_sdk_rds::types::Parameter::builder()
+                .parameter_name("shared_buffers")
+                .parameter_value("262144")
+                .apply_method(aws_sdk_rds::types::ApplyMethod::PendingReboot)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("modify the parameter group");
 }

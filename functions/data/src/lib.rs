@@ -6,10 +6,15 @@
 //!   operator's cache-repair hook (a Lambda function).
 //! - `verify-backup` ([`backup`]): takes a fresh snapshot of an RDS instance and proves it
 //!   restores, then deletes the test restore.
+//!
+//! Before each new attempt the healer looks at the resource ([`Healer::assess`]): one that does
+//! not exist, or is being deleted, is `gone`; one AWS or a person is working on is waited for
+//! where the action needs it free (a snapshot, the cache hook).
 
 pub mod backup;
 pub mod cache;
 pub mod hook;
+mod instances;
 pub mod restore;
 
 use std::collections::BTreeMap;
@@ -17,7 +22,7 @@ use std::collections::BTreeMap;
 use aws_config::SdkConfig;
 
 use autoheal_core::Retention;
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer};
+use autoheal_core::{Action, Assessment, HealError, HealOutcome, HealRequest, Healer, Layer, Rule};
 
 pub use backup::BackupVerifier;
 pub use cache::CacheRepairer;
@@ -47,6 +52,24 @@ impl DataHealer {
 impl Healer for DataHealer {
     fn layer(&self) -> Layer {
         Layer::Data
+    }
+
+    async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        match &request.rule.action {
+            Action::RestoreDbToPointInTime { .. } => self.restorer.assess(request).await,
+            Action::RepairCache { .. } => self.cache.assess(request).await,
+            Action::VerifyBackup { .. } => self.backups.assess(request).await,
+            other => Err(HealError::unsupported(self.layer(), other)),
+        }
+    }
+
+    async fn is_gone(&self, rule: &Rule, resource_id: &str) -> Result<bool, HealError> {
+        match &rule.action {
+            Action::RestoreDbToPointInTime { .. } => self.restorer.is_gone(resource_id).await,
+            Action::RepairCache { .. } => self.cache.is_gone(resource_id).await,
+            Action::VerifyBackup { .. } => self.backups.is_gone(resource_id).await,
+            other => Err(HealError::unsupported(self.layer(), other)),
+        }
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {

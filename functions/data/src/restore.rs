@@ -21,16 +21,18 @@ use std::collections::BTreeMap;
 
 use aws_sdk_lambda::Client as LambdaClient;
 use aws_sdk_rds::Client as RdsClient;
-use aws_sdk_rds::types::{DbInstance, Tag};
+use aws_sdk_rds::types::DbInstance;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
-use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
-use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
-
-use crate::backup::FAILED_INSTANCE_STATES;
-use crate::hook::{self, Integrity};
-use crate::{rds_identifier, short_token, tag_map};
 use autoheal_aws::errors::api_error;
+use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, SkipReason};
+
+use crate::hook::{self, Integrity};
+use crate::instances::{
+    FAILED_INSTANCE_STATES, Source, assess_source, created_by_autoheal, describe_instance,
+    describe_source, source_is_gone, tag,
+};
+use crate::{rds_identifier, short_token};
 
 /// RDS DB instance identifiers are at most 63 characters.
 const MAX_INSTANCE_ID: usize = 63;
@@ -50,6 +52,17 @@ impl PointInTimeRestorer {
         PointInTimeRestorer { rds, lambda }
     }
 
+    /// Before an attempt: whether the damaged instance is still there. A restore reads its
+    /// backups, not the instance, so nothing the instance is doing is waited for.
+    pub async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        assess_source(&self.rds, request.resource_id, false).await
+    }
+
+    /// Whether the damaged instance no longer exists.
+    pub async fn is_gone(&self, db: &str) -> Result<bool, HealError> {
+        source_is_gone(&self.rds, db).await
+    }
+
     pub async fn restore(
         &self,
         request: HealRequest<'_>,
@@ -61,6 +74,12 @@ impl PointInTimeRestorer {
         let source = match describe_source(&self.rds, db).await? {
             Source::Healable(source) => source,
             Source::OptedOut(skipped) => return Ok(skipped),
+            Source::Gone(why) => {
+                return Ok(HealOutcome::Skipped {
+                    reason: SkipReason::Gone,
+                    summary: why,
+                });
+            }
         };
         if source.backup_retention_period().unwrap_or(0) <= 0 {
             return Ok(HealOutcome::Skipped {
@@ -69,12 +88,6 @@ impl PointInTimeRestorer {
                     "DB instance {db} has automated backups turned off (backup retention 0): \
                      there is no point in time to restore to"
                 ),
-            });
-        }
-        if source.db_instance_status() == Some("deleting") {
-            return Ok(HealOutcome::Skipped {
-                reason: SkipReason::NotNeeded,
-                summary: format!("DB instance {db} is being deleted"),
             });
         }
 
@@ -248,84 +261,6 @@ impl PointInTimeRestorer {
             ))
         })
     }
-}
-
-/// The instance an alarm names: that it does not exist is an error, in the service's words.
-/// The source DB instance of a heal, or the outcome when its owner opted it out.
-pub(crate) enum Source {
-    Healable(Box<DbInstance>),
-    OptedOut(HealOutcome),
-}
-
-/// The instance a heal starts from; an error when the service does not know it.
-pub(crate) async fn describe_source(rds: &RdsClient, id: &str) -> Result<Source, HealError> {
-    let source = rds
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-        .map_err(|e| api_error("DescribeDBInstances", e))?
-        .db_instances()
-        .iter()
-        .find(|i| i.db_instance_identifier() == Some(id))
-        .cloned()
-        .ok_or_else(|| HealError::new(format!("DescribeDBInstances: no DB instance {id}")))?;
-    let tags = tag_map(source.tag_list().iter().map(|t| (t.key(), t.value())));
-    if is_opted_out(&tags) {
-        return Ok(Source::OptedOut(HealOutcome::Skipped {
-            reason: SkipReason::OptedOut,
-            summary: format!("DB instance {id} is tagged {OPT_OUT_TAG}=true"),
-        }));
-    }
-    Ok(Source::Healable(Box::new(source)))
-}
-
-/// The instance `id` (one autoheal creates), or `None` when there is none yet.
-pub(crate) async fn describe_instance(
-    rds: &RdsClient,
-    id: &str,
-) -> Result<Option<DbInstance>, HealError> {
-    match rds
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-    {
-        Ok(output) => Ok(output
-            .db_instances()
-            .iter()
-            .find(|i| i.db_instance_identifier() == Some(id))
-            .cloned()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_db_instance_not_found_fault()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(api_error("DescribeDBInstances", e)),
-    }
-}
-
-/// An instance found under a name autoheal derives is reused (or deleted) only if autoheal
-/// made it: it carries `key=source`.
-pub(crate) fn created_by_autoheal(
-    instance: &DbInstance,
-    key: &str,
-    source: &str,
-) -> Result<(), HealError> {
-    let tags = tag_map(instance.tag_list().iter().map(|t| (t.key(), t.value())));
-    if tags.get(key).map(String::as_str) == Some(source) {
-        Ok(())
-    } else {
-        Err(HealError::new(format!(
-            "DB instance {} already exists but is not tagged {key}={source}: autoheal leaves it alone",
-            instance.db_instance_identifier().unwrap_or_default()
-        )))
-    }
-}
-
-pub(crate) fn tag(key: &str, value: &str) -> Tag {
-    Tag::builder().key(key).value(value).build()
 }
 
 /// The alarm's time minus the lookback, no later than the latest restorable time.

@@ -1,8 +1,12 @@
 //! The platform layer: ECS services, Lambda aliases, RDS instances.
 //!
-//! Each action re-reads the live resource before it changes anything, skips with a reason
-//! when the heal is no longer needed, unsafe, or the resource is tagged
-//! `autoheal:disabled=true`, and reports the service's own error when a call fails.
+//! Before each new attempt, the healer looks at the resource ([`Healer::assess`]): one that
+//! does not exist is `gone`; one that AWS is already healing (an ECS deployment rolling out or
+//! back, a CodeDeploy traffic shift, RDS maintenance, a backup or a failover) or that a
+//! person is changing is waited for. Each action then re-reads the live resource before it
+//! changes anything, skips with a reason when the heal is no longer needed, unsafe, or the
+//! resource is tagged `autoheal:disabled=true`, and reports the service's own error when a
+//! call fails.
 
 pub mod ecs;
 pub mod lambda;
@@ -11,7 +15,7 @@ pub mod rds;
 use aws_config::SdkConfig;
 
 use autoheal_core::Retention;
-use autoheal_core::{Action, HealError, HealOutcome, HealRequest, Healer, Layer};
+use autoheal_core::{Action, Assessment, HealError, HealOutcome, HealRequest, Healer, Layer, Rule};
 
 pub use ecs::ServiceRestarter;
 pub use lambda::AliasRollback;
@@ -30,7 +34,10 @@ impl PlatformHealer {
     pub fn new(sdk: &SdkConfig) -> Self {
         PlatformHealer {
             services: ServiceRestarter::new(aws_sdk_ecs::Client::new(sdk)),
-            aliases: AliasRollback::new(aws_sdk_lambda::Client::new(sdk)),
+            aliases: AliasRollback::new(
+                aws_sdk_lambda::Client::new(sdk),
+                aws_sdk_cloudtrail::Client::new(sdk),
+            ),
             databases: InstanceRebooter::new(aws_sdk_rds::Client::new(sdk)),
         }
     }
@@ -39,6 +46,24 @@ impl PlatformHealer {
 impl Healer for PlatformHealer {
     fn layer(&self) -> Layer {
         Layer::Platform
+    }
+
+    async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        match &request.rule.action {
+            Action::RestartEcsService { .. } => self.services.assess(request).await,
+            Action::RollbackLambdaAlias { alias } => self.aliases.assess(request, alias).await,
+            Action::RebootRdsInstance { .. } => self.databases.assess(request).await,
+            other => Err(HealError::unsupported(self.layer(), other)),
+        }
+    }
+
+    async fn is_gone(&self, rule: &Rule, resource_id: &str) -> Result<bool, HealError> {
+        match &rule.action {
+            Action::RestartEcsService { .. } => self.services.is_gone(resource_id).await,
+            Action::RollbackLambdaAlias { alias } => self.aliases.is_gone(resource_id, alias).await,
+            Action::RebootRdsInstance { .. } => self.databases.is_gone(resource_id).await,
+            other => Err(HealError::unsupported(self.layer(), other)),
+        }
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {

@@ -10,6 +10,7 @@ pub mod followups;
 pub mod function;
 pub mod lookups;
 pub mod notify;
+pub mod rds_status;
 pub mod snapshots;
 pub mod state;
 pub mod tags;

@@ -6,16 +6,46 @@ pub use ec2::{describe_instance, instance_is_gone};
 #[cfg(feature = "autoscaling")]
 pub use groups::auto_scaling_group_of;
 #[cfg(feature = "rds")]
-pub use rds::describe_db_snapshot;
+pub use rds::{describe_db_instance, describe_db_snapshot};
 
 #[cfg(feature = "rds")]
 mod rds {
     use aws_sdk_rds::Client;
-    use aws_sdk_rds::types::DbSnapshot;
+    use aws_sdk_rds::types::{DbInstance, DbSnapshot};
 
     use autoheal_core::HealError;
 
     use crate::errors::api_error;
+
+    /// One DB instance by id, read through the paginator (one page for one id); `None` when
+    /// RDS does not know it.
+    pub async fn describe_db_instance(
+        rds: &Client,
+        id: &str,
+    ) -> Result<Option<DbInstance>, HealError> {
+        let mut pages = rds
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(instance) = pages.next().await {
+            match instance {
+                Ok(instance) if instance.db_instance_identifier() == Some(id) => {
+                    return Ok(Some(instance));
+                }
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_db_instance_not_found_fault()) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(api_error("DescribeDBInstances", e)),
+            }
+        }
+        Ok(None)
+    }
 
     /// One DB snapshot by id; `None` when RDS does not know it (yet).
     pub async fn describe_db_snapshot(

@@ -1,5 +1,5 @@
 //! The snapshots of one volume or DB instance, for the retention of autoheal's own snapshots
-//! (`autoheal_core::retention`): one small adapter per service. They list and delete; which
+//! (`autoheal_core::policy::retention`): one small adapter per service. They list and delete; which
 //! snapshots go is decided by the core, from the facts they report.
 //!
 //! Each adapter is behind a cargo feature (`ec2`, `rds`), so that a function links only the

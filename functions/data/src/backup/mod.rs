@@ -18,126 +18,41 @@
 //! 3. **The clean-up**: the temporary instance is deleted (no final snapshot, no automated
 //!    backups) whatever the verdict, before the run is recorded.
 //! 4. Only when the new backup proved it restores: autoheal's own older verified backups of
-//!    the instance beyond the rule's retention are deleted (`autoheal_core::retention`). A
+//!    the instance beyond the rule's retention are deleted (`autoheal_core::policy::retention`). A
 //!    failed verification deletes no snapshot.
 //! 5. **The backup policy** (`min_backup_retention_days`, `preferred_backup_window`): when
 //!    the instance keeps automated backups fewer days than the policy, or its test restore
 //!    failed, its backup settings are brought to the policy with `ModifyDBInstance`, and the
 //!    previous values go into the record and the notification. Retention only ever grows.
-//!    Turning automated backups on (retention 0 before) takes the instance offline briefly,
-//!    so that change waits for its maintenance window; any other applies at once.
+//!    `ApplyImmediately` is never sent: it would also apply the instance's pending
+//!    modifications (see [`policy`]).
+//!
+//! Before an attempt ([`BackupVerifier::assess`]), an instance that does not exist or is being
+//! deleted is `gone`, and one that AWS or a person is working on (a backup, maintenance, a
+//! modification) is waited for: a snapshot needs it `available`. If the instance goes while
+//! a verification is under way, its test restore is still deleted.
+
+pub mod policy;
 
 use std::collections::BTreeMap;
 
 use aws_sdk_rds::Client as RdsClient;
 use aws_sdk_rds::types::{DbInstance, DbSnapshot};
 
-use autoheal_aws::errors::describe;
+use autoheal_aws::errors::{api_error, describe};
 use autoheal_aws::snapshots::RdsSnapshots;
 use autoheal_core::policy::retention::{self, Retention, Scope, ownership_tags};
-use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
+use autoheal_core::{
+    Assessment, Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock,
+};
 
-use crate::restore::{Source, created_by_autoheal, describe_instance, describe_source, tag};
+use crate::instances::{
+    FAILED_INSTANCE_STATES, Source, assess_source, created_by_autoheal, describe_instance,
+    describe_source, source_is_gone, tag,
+};
 use crate::{rds_identifier, short_token, tag_map};
-use autoheal_aws::errors::api_error;
 
-/// The backup settings a rule asks for.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BackupPolicy<'a> {
-    pub min_retention_days: Option<u32>,
-    pub window: Option<&'a str>,
-}
-
-/// A change of backup settings autoheal made, with what they were.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyChange {
-    pub retention: (i32, i32),
-    pub window: (Option<String>, Option<String>),
-    pub immediately: bool,
-}
-
-impl PolicyChange {
-    /// What the policy changes on `source`, if anything; `failed`: its test restore failed,
-    /// which brings the whole policy (the window too) to bear.
-    pub fn plan(policy: BackupPolicy<'_>, source: &DbInstance, failed: bool) -> Option<Self> {
-        let retention = source.backup_retention_period().unwrap_or(0);
-        let wanted = policy
-            .min_retention_days
-            .and_then(|days| i32::try_from(days).ok())
-            .unwrap_or(0);
-        let too_short = retention < wanted;
-        if !too_short && !failed {
-            return None;
-        }
-        let window = source.preferred_backup_window().map(str::to_owned);
-        let new_window = match policy.window {
-            Some(wanted) if window.as_deref() != Some(wanted) => Some(wanted.to_owned()),
-            _ => window.clone(),
-        };
-        let new_retention = retention.max(wanted);
-        if new_retention == retention && new_window == window {
-            return None;
-        }
-        Some(PolicyChange {
-            retention: (retention, new_retention),
-            window: (window, new_window),
-            // Turning automated backups on takes the instance offline briefly.
-            immediately: retention > 0,
-        })
-    }
-
-    pub fn summary(&self, db: &str) -> String {
-        let (before, after) = self.retention;
-        let mut changes = Vec::new();
-        if before != after {
-            changes.push(format!("backup retention {before} → {after} days"));
-        }
-        if self.window.0 != self.window.1 {
-            changes.push(format!(
-                "backup window {} → {}",
-                self.window.0.as_deref().unwrap_or("none"),
-                self.window.1.as_deref().unwrap_or("none")
-            ));
-        }
-        let when = if self.immediately {
-            "applied now"
-        } else {
-            "applied in its next maintenance window, as turning automated backups on takes it offline briefly"
-        };
-        format!(
-            "brought the backup settings of {db} to the rule's policy ({}; {when})",
-            changes.join(", ")
-        )
-    }
-
-    pub fn write_details(&self, details: &mut BTreeMap<String, String>) {
-        details.insert(
-            "previous_backup_retention_days".to_owned(),
-            self.retention.0.to_string(),
-        );
-        details.insert(
-            "backup_retention_days".to_owned(),
-            self.retention.1.to_string(),
-        );
-        details.insert(
-            "previous_backup_window".to_owned(),
-            self.window.0.clone().unwrap_or_default(),
-        );
-        details.insert(
-            "backup_window".to_owned(),
-            self.window.1.clone().unwrap_or_default(),
-        );
-        details.insert(
-            "backup_settings_applied".to_owned(),
-            if self.immediately {
-                "immediately"
-            } else {
-                "next-maintenance-window"
-            }
-            .to_owned(),
-        );
-    }
-}
+pub use policy::{Applied, BackupPolicy, PolicyChange};
 
 /// How long to let AWS work on the snapshot or the test restore before looking again.
 pub const STEP_INTERVAL_SECONDS: u64 = 120;
@@ -146,18 +61,6 @@ pub const VERIFICATION_TAG: &str = "autoheal:verification";
 /// RDS DB instance identifiers are at most 63 characters, snapshot identifiers 255.
 const MAX_INSTANCE_ID: usize = 63;
 const MAX_SNAPSHOT_ID: usize = 255;
-/// The states in which a DB instance will not become available by itself.
-pub(crate) const FAILED_INSTANCE_STATES: [&str; 8] = [
-    "failed",
-    "incompatible-network",
-    "incompatible-option-group",
-    "incompatible-parameters",
-    "incompatible-restore",
-    "inaccessible-encryption-credentials",
-    "restore-error",
-    "storage-full",
-];
-
 /// What the test restore showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Verdict {
@@ -194,6 +97,17 @@ impl BackupVerifier {
         BackupVerifier { rds }
     }
 
+    /// Before an attempt: whether the instance is there, and whether it is free for a
+    /// snapshot (AWS or a person working on it is waited for).
+    pub async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        assess_source(&self.rds, request.resource_id, true).await
+    }
+
+    /// Whether the instance no longer exists.
+    pub async fn is_gone(&self, db: &str) -> Result<bool, HealError> {
+        source_is_gone(&self.rds, db).await
+    }
+
     /// Runs the next step of the verification (see the module's documentation).
     pub async fn verify(
         &self,
@@ -203,13 +117,39 @@ impl BackupVerifier {
         policy: BackupPolicy<'_>,
     ) -> Result<HealOutcome, HealError> {
         let db = request.resource_id;
-        let source = match describe_source(&self.rds, db).await? {
-            Source::Healable(source) => source,
-            Source::OptedOut(skipped) => return Ok(skipped),
+        let (reason, summary) = match describe_source(&self.rds, db).await? {
+            Source::Healable(source) => {
+                return self
+                    .steps(request, &source, restore_instance_class, retention, policy)
+                    .await;
+            }
+            Source::OptedOut(HealOutcome::Skipped { reason, summary }) => (reason, summary),
+            Source::OptedOut(other) => return Ok(other),
+            Source::Gone(why) => (SkipReason::Gone, why),
         };
-        let token = short_token(request.idempotency_token);
-        let snapshot_id = rds_identifier(&format!("autoheal-verify-{db}"), &token, MAX_SNAPSHOT_ID);
-        let verify_id = rds_identifier(db, &format!("verify-{token}"), MAX_INSTANCE_ID);
+        // Nothing more is verified, but a test restore an earlier step started goes.
+        let (_, verify_id) = names(request);
+        let summary = match self.clean_up(db, &verify_id).await {
+            Ok(true) => format!("{summary}; its test restore {verify_id} was deleted"),
+            Ok(false) => summary,
+            Err(error) => format!(
+                "{summary}; its test restore {verify_id} could not be deleted ({error}): delete it by hand"
+            ),
+        };
+        Ok(HealOutcome::Skipped { reason, summary })
+    }
+
+    /// The steps of a verification of `source` (see the module's documentation).
+    async fn steps(
+        &self,
+        request: HealRequest<'_>,
+        source: &DbInstance,
+        restore_instance_class: &str,
+        retention: Retention,
+        policy: BackupPolicy<'_>,
+    ) -> Result<HealOutcome, HealError> {
+        let db = request.resource_id;
+        let (snapshot_id, verify_id) = names(request);
         let ids = || {
             BTreeMap::from([
                 ("snapshot_id".to_owned(), snapshot_id.clone()),
@@ -275,7 +215,7 @@ impl BackupVerifier {
                     None => match self
                         .restore(
                             request,
-                            &source,
+                            source,
                             &snapshot_id,
                             &verify_id,
                             restore_instance_class,
@@ -290,7 +230,7 @@ impl BackupVerifier {
                             let mut error = failure(db, &snapshot_id, &verdict, None);
                             error
                                 .message
-                                .push_str(&self.enforce_after_failure(&source, policy).await);
+                                .push_str(&self.enforce_after_failure(source, policy).await);
                             return Err(error);
                         }
                     },
@@ -325,7 +265,7 @@ impl BackupVerifier {
                 let mut error = failure(db, &snapshot_id, &verdict, cleanup.as_deref());
                 error
                     .message
-                    .push_str(&self.enforce_after_failure(&source, policy).await);
+                    .push_str(&self.enforce_after_failure(source, policy).await);
                 Err(error)
             }
             Verdict::Restored => {
@@ -355,8 +295,8 @@ impl BackupVerifier {
                      ({restore_instance_class}) became available and was deleted; {}",
                     report.summary()
                 );
-                if let Some(change) = PolicyChange::plan(policy, &source, false) {
-                    self.apply(db, &change).await.map_err(|e| {
+                if let Some(change) = PolicyChange::plan(policy, source, false) {
+                    change.apply(&self.rds, db).await.map_err(|e| {
                         HealError::new(format!("{summary}; but the backup policy: {}", e.message))
                     })?;
                     summary.push_str(&format!("; {}", change.summary(db)));
@@ -376,7 +316,7 @@ impl BackupVerifier {
         let db = source.db_instance_identifier().unwrap_or_default();
         match PolicyChange::plan(policy, source, true) {
             None => String::new(),
-            Some(change) => match self.apply(db, &change).await {
+            Some(change) => match change.apply(&self.rds, db).await {
                 Ok(()) => format!("; {}", change.summary(db)),
                 Err(error) => format!(
                     "; bringing its backup settings to the rule's policy failed: {}",
@@ -384,26 +324,6 @@ impl BackupVerifier {
                 ),
             },
         }
-    }
-
-    /// Modifies the instance's backup settings.
-    async fn apply(&self, db: &str, change: &PolicyChange) -> Result<(), HealError> {
-        self.rds
-            .modify_db_instance()
-            .db_instance_identifier(db)
-            .backup_retention_period(change.retention.1)
-            .set_preferred_backup_window(
-                change
-                    .window
-                    .1
-                    .clone()
-                    .filter(|_| change.window.0 != change.window.1),
-            )
-            .apply_immediately(change.immediately)
-            .send()
-            .await
-            .map_err(|e| api_error("ModifyDBInstance", e))?;
-        Ok(())
     }
 
     /// Writes the verdict on the snapshot, so that it outlives the test instance.
@@ -428,15 +348,16 @@ impl BackupVerifier {
         Ok(())
     }
 
-    /// Deletes the test instance, if it is still there and not already being deleted.
-    async fn clean_up(&self, db: &str, verify_id: &str) -> Result<(), String> {
+    /// Deletes the test instance, if it is still there and not already being deleted;
+    /// `true` when this call deleted it.
+    async fn clean_up(&self, db: &str, verify_id: &str) -> Result<bool, String> {
         match describe_instance(&self.rds, verify_id).await {
-            Ok(None) => Ok(()),
-            Ok(Some(existing)) if existing.db_instance_status() == Some("deleting") => Ok(()),
+            Ok(None) => Ok(false),
+            Ok(Some(existing)) if existing.db_instance_status() == Some("deleting") => Ok(false),
             Ok(Some(existing)) => {
                 created_by_autoheal(&existing, "autoheal:verification-of", db)
                     .map_err(|e| e.message)?;
-                self.delete(verify_id).await
+                self.delete(verify_id).await.map(|()| true)
             }
             Err(error) => Err(error.message),
         }
@@ -535,6 +456,16 @@ impl BackupVerifier {
             .map(|_| ())
             .map_err(|e| describe("DeleteDBInstance", &e))
     }
+}
+
+/// The names of what the attempt makes: its snapshot and its test restore.
+fn names(request: HealRequest<'_>) -> (String, String) {
+    let db = request.resource_id;
+    let token = short_token(request.idempotency_token);
+    (
+        rds_identifier(&format!("autoheal-verify-{db}"), &token, MAX_SNAPSHOT_ID),
+        rds_identifier(db, &format!("verify-{token}"), MAX_INSTANCE_ID),
+    )
 }
 
 /// The action continues: AWS is still working on the snapshot or the test restore.

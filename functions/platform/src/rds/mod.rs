@@ -1,7 +1,21 @@
 //! `reboot-rds-instance`: snapshot an RDS instance, then reboot it.
 //!
+//! Before an attempt ([`InstanceRebooter::assess`]): an instance that does not exist, or is
+//! being deleted, is `gone`; one that AWS is working on (a backup, maintenance, a reboot, a
+//! failover, storage optimisation) is waited for (`aws-healing`), and so is a Multi-AZ
+//! failover under way or completed in the last minutes (its events say so: clients find the
+//! new primary through DNS within minutes, and a reboot then would be a second outage); one a
+//! person is changing (a modification, an engine upgrade) or stopped is theirs
+//! (`operator-hold`). See `autoheal_aws::rds_status`.
+//!
 //! The instance must be `available` (a reboot of an instance that is modifying, backing up
-//! or already rebooting is refused or harmful). With `snapshot_first`, a manual snapshot
+//! or already rebooting is refused or harmful). A reboot applies the changes waiting in the
+//! instance's DB parameter group for one (`pending-reboot`), and no modification waiting for
+//! the maintenance window (`PendingModifiedValues`): so an instance with pending-reboot
+//! parameter changes is not rebooted (`unsafe`): those are a person's changes, to apply when
+//! they choose, and they could be what breaks it.
+//!
+//! With `snapshot_first`, a manual snapshot
 //! `autoheal-<db>-<suffix>` is taken, the suffix coming from the attempt's idempotency
 //! token: a retried attempt finds its snapshot and reuses it. The instance is not rebooted
 //! while it is being backed up: until the snapshot is available the action answers
@@ -12,22 +26,27 @@
 //!
 //! The snapshot is tagged as autoheal's (`autoheal:managed`, `autoheal:snapshot-of`,
 //! `autoheal:rule`). After the reboot, autoheal's own older snapshots of the instance beyond
-//! the rule's retention are deleted (`autoheal_core::retention`); no other snapshot is ever
+//! the rule's retention are deleted (`autoheal_core::policy::retention`); no other snapshot is ever
 //! a candidate.
+
+pub mod checks;
 
 use std::collections::BTreeMap;
 
 use aws_sdk_rds::Client as RdsClient;
-use aws_sdk_rds::types::{DbInstance, DbSnapshot};
-
-use autoheal_aws::snapshots::RdsSnapshots;
-use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::policy::retention::{self, Retention, Scope, ownership_tags};
-use autoheal_core::{
-    AlarmState, Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock,
-};
+use aws_sdk_rds::types::{DbSnapshot, SourceType};
+use chrono::{DateTime, Duration, Utc};
 
 use autoheal_aws::errors::api_error;
+use autoheal_aws::lookups::describe_db_instance;
+use autoheal_aws::rds_status;
+use autoheal_aws::snapshots::RdsSnapshots;
+use autoheal_core::policy::retention::{self, Retention, Scope, ownership_tags};
+use autoheal_core::{
+    AlarmState, Assessment, Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock,
+};
+
+use checks::{FAILOVER_LOOKBACK_MINUTES, FailoverEvent, failover_wait, should_skip};
 
 /// How long to let RDS work on the snapshot before looking again.
 pub const SNAPSHOT_POLL_SECONDS: u64 = 120;
@@ -75,6 +94,38 @@ impl InstanceRebooter {
         InstanceRebooter { rds }
     }
 
+    /// Before an attempt: whether the instance is there, and whether AWS or a person is
+    /// already working on it (then autoheal waits).
+    pub async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        let db = request.resource_id;
+        let Some(instance) = describe_db_instance(&self.rds, db).await? else {
+            return Ok(Assessment::gone(format!("DB instance {db} does not exist")));
+        };
+        let status = instance.db_instance_status().unwrap_or("unknown");
+        if let Some(assessment) = rds_status::assess(db, status) {
+            return Ok(assessment);
+        }
+        if instance.multi_az().unwrap_or(false) {
+            let now = Utc::now();
+            let events = self.failover_events(db, now).await?;
+            if let Some(wait) = failover_wait(db, &events, now) {
+                return Ok(wait);
+            }
+        }
+        Ok(Assessment::Proceed)
+    }
+
+    /// Whether the instance no longer exists (or is being deleted).
+    pub async fn is_gone(&self, db: &str) -> Result<bool, HealError> {
+        Ok(match describe_db_instance(&self.rds, db).await? {
+            None => true,
+            Some(instance) => matches!(
+                rds_status::classify(instance.db_instance_status().unwrap_or("unknown")),
+                rds_status::InstanceState::Deleting
+            ),
+        })
+    }
+
     pub async fn reboot(
         &self,
         request: HealRequest<'_>,
@@ -83,7 +134,9 @@ impl InstanceRebooter {
         retention: Retention,
     ) -> Result<HealOutcome, HealError> {
         let db = request.resource_id;
-        let instance = self.describe(db).await?;
+        let Some(instance) = describe_db_instance(&self.rds, db).await? else {
+            return Ok(gone(db));
+        };
         // A step that resumes the action finds the instance backing up its own snapshot: it
         // is looked at again once the snapshot is done.
         let own_snapshot = snapshot_first
@@ -130,7 +183,9 @@ impl InstanceRebooter {
                 });
             }
             // The instance was available before the snapshot; it must be again to reboot.
-            let instance = self.describe(db).await?;
+            let Some(instance) = describe_db_instance(&self.rds, db).await? else {
+                return Ok(gone(db));
+            };
             if let Some(skip) = should_skip(&instance, db, snapshot_first) {
                 return Ok(skip);
             }
@@ -178,20 +233,40 @@ impl InstanceRebooter {
         Ok(HealOutcome::healed(summary, details))
     }
 
-    async fn describe(&self, db: &str) -> Result<DbInstance, HealError> {
-        let output = self
+    /// The instance's failover events of the last hour, every page.
+    async fn failover_events(
+        &self,
+        db: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<FailoverEvent>, HealError> {
+        let since = now - Duration::minutes(FAILOVER_LOOKBACK_MINUTES);
+        let mut pages = self
             .rds
-            .describe_db_instances()
-            .db_instance_identifier(db)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeDBInstances", e))?;
-        output
-            .db_instances()
-            .iter()
-            .find(|instance| instance.db_instance_identifier() == Some(db))
-            .cloned()
-            .ok_or_else(|| HealError::new(format!("DescribeDBInstances: no instance {db}")))
+            .describe_events()
+            .source_identifier(db)
+            .source_type(SourceType::DbInstance)
+            .event_categories("failover")
+            .start_time(aws_smithy_types::DateTime::from_secs(since.timestamp()))
+            .into_paginator()
+            .items()
+            .send();
+        let mut events = Vec::new();
+        while let Some(event) = pages.next().await {
+            let event = event.map_err(|e| api_error("DescribeEvents", e))?;
+            let failover = event.event_categories().iter().any(|c| c == "failover");
+            let at = event
+                .date()
+                .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+            if let (true, Some(at), Some(message)) = (failover, at, event.message())
+                && at >= since
+            {
+                events.push(FailoverEvent {
+                    at,
+                    message: message.to_owned(),
+                });
+            }
+        }
+        Ok(events)
     }
 
     /// The snapshot `id`, if it exists.
@@ -247,35 +322,12 @@ impl InstanceRebooter {
     }
 }
 
-/// Why the live instance must not be rebooted, if it must not.
-fn should_skip(instance: &DbInstance, db: &str, snapshot_first: bool) -> Option<HealOutcome> {
-    let skip = |reason, summary: String| Some(HealOutcome::Skipped { reason, summary });
-    let tags = instance
-        .tag_list()
-        .iter()
-        .filter_map(|tag| Some((tag.key()?, tag.value()?)));
-    if pairs_opt_out(tags) {
-        return skip(
-            SkipReason::OptedOut,
-            format!("{db} is tagged {OPT_OUT_TAG}=true"),
-        );
+/// The outcome for an instance that does not exist.
+fn gone(db: &str) -> HealOutcome {
+    HealOutcome::Skipped {
+        reason: SkipReason::Gone,
+        summary: format!("DB instance {db} does not exist"),
     }
-    let status = instance.db_instance_status().unwrap_or("unknown");
-    if status != "available" {
-        return skip(
-            SkipReason::Unsafe,
-            format!("{db} is not available: {status}"),
-        );
-    }
-    if snapshot_first && let Some(cluster) = instance.db_cluster_identifier() {
-        return skip(
-            SkipReason::Unsafe,
-            format!(
-                "{db} belongs to cluster {cluster}: its storage is the cluster's, so a snapshot of the instance alone cannot be taken before the reboot"
-            ),
-        );
-    }
-    None
 }
 
 #[cfg(test)]
@@ -305,39 +357,5 @@ mod tests {
             assert!(valid(&id), "{id}");
             assert!(id.ends_with("0123456789ab"), "{id}");
         }
-    }
-
-    #[test]
-    fn live_state_decides_whether_to_reboot() {
-        let available = || DbInstance::builder().db_instance_status("available");
-        let reason =
-            |instance: DbInstance, snapshot: bool| match should_skip(&instance, "db", snapshot) {
-                Some(HealOutcome::Skipped { reason, summary }) => Some((reason, summary)),
-                _ => None,
-            };
-        assert_eq!(reason(available().build(), true), None);
-        assert_eq!(
-            reason(available().db_instance_status("rebooting").build(), true),
-            Some((
-                SkipReason::Unsafe,
-                "db is not available: rebooting".to_owned()
-            ))
-        );
-        assert_eq!(
-            reason(available().db_cluster_identifier("aurora").build(), true).map(|r| r.0),
-            Some(SkipReason::Unsafe)
-        );
-        assert_eq!(
-            reason(available().db_cluster_identifier("aurora").build(), false),
-            None
-        );
-        let tag = aws_sdk_rds::types::Tag::builder()
-            .key(OPT_OUT_TAG)
-            .value("TRUE")
-            .build();
-        assert_eq!(
-            reason(available().tag_list(tag).build(), true).map(|r| r.0),
-            Some(SkipReason::OptedOut)
-        );
     }
 }
