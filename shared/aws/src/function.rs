@@ -61,6 +61,7 @@ impl HandlerError {
             EngineError::Store(_) => "autoheal.StateStoreUnavailable",
             EngineError::FollowUp(_) => "autoheal.FollowUpNotScheduled",
             EngineError::Group(_) => "autoheal.GroupUnreadable",
+            EngineError::Assessment(_) => "autoheal.ResourceUnreadable",
             EngineError::Refused(_) => "autoheal.Refused",
         }
     }

@@ -191,6 +191,7 @@ fn given_no_history_when_an_alarm_arrives_then_a_new_incident_acts_at_attempt_on
             unfinished: true,
             steps: 0,
             resolved_at: None,
+            waiting_since: None,
         })
     );
 }
@@ -959,6 +960,7 @@ proptest! {
                 unfinished: false,
                 steps: 0,
                 resolved_at: None,
+                waiting_since: None,
             }),
             lease: time(2).map(|expires_at| Lease {
                 run_id: "old-run".to_owned(),

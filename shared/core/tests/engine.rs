@@ -13,11 +13,12 @@ use autoheal_core::policy::budget::Windows;
 use autoheal_core::policy::decision::idempotency_token;
 use autoheal_core::policy::group::{GroupView, Slot};
 use autoheal_core::{
-    Action, ActionEnd, AlarmReading, AlarmState, Budget, ClaimRequest, ClaimResult, Clock, Engine,
-    EngineError, FollowUp, FollowUpError, FollowUps, HealError, HealOutcome, HealRequest, Healer,
-    HealingRecord, HealingStatus, Incident, Layer, Lease, Loaded, Mode, Notice, NoticeKind,
-    Notifier, NotifyError, Outcome, ResourceKey, ResourceState, Revert, RuleSet, RunPhase,
-    Settings, SkipReason, StateStore, StoreError, Tripped, Usage, Verdict,
+    Action, ActionEnd, AlarmReading, AlarmState, Assessment, Budget, ClaimRequest, ClaimResult,
+    Clock, Engine, EngineError, FollowUp, FollowUpError, FollowUps, HealError, HealOutcome,
+    HealRequest, Healer, HealingRecord, HealingStatus, Incident, Layer, Lease, Loaded, Mode,
+    Notice, NoticeKind, Notifier, NotifyError, Outcome, ResourceKey, ResourceLock, ResourceState,
+    Revert, RuleSet, RunPhase, Settings, SkipReason, StateStore, StoreError, Tripped, Usage,
+    Verdict,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -50,6 +51,8 @@ struct StoreInner {
     budgets: HashMap<(String, i64), (u32, bool)>,
     /// Group slots, by group and index.
     slots: HashMap<(String, u32), Slot>,
+    /// Resources' leases across rules: holder and until, by resource.
+    locks: HashMap<String, (String, DateTime<Utc>)>,
 }
 
 impl MemoryStore {
@@ -138,6 +141,7 @@ impl StateStore for MemoryStore {
             takeover,
             spends,
             hold,
+            lock,
         } = *request;
         self.check_up()?;
         let mut inner = self.lock();
@@ -178,8 +182,23 @@ impl StateStore for MemoryStore {
                 .get(&(hold.group.clone(), hold.slot))
                 .is_some_and(|slot| slot.until > hold.now && slot.holder != hold.holder)
         });
+        let busy = lock.and_then(|lock| {
+            inner
+                .locks
+                .get(&lock.resource)
+                .filter(|(holder, until)| *until > lock.now && *holder != lock.holder)
+                .cloned()
+        });
+        if let Some((holder, until)) = busy {
+            return Ok(ClaimResult::Busy { holder, until });
+        }
         if over || taken {
             return Ok(ClaimResult::OverBudget);
+        }
+        if let Some(lock) = lock {
+            inner
+                .locks
+                .insert(lock.resource.clone(), (lock.holder.clone(), lock.until));
         }
         if let Some(hold) = hold {
             inner.slots.insert(
@@ -234,11 +253,29 @@ impl StateStore for MemoryStore {
         escalated_at: Option<DateTime<Utc>>,
         reverts: Option<&[Revert]>,
         action: ActionEnd,
+        lock: Option<&ResourceLock>,
     ) -> Result<(), StoreError> {
         self.check_up()?;
         let mut inner = self.lock();
         inner.records.insert(record.id.clone(), record.clone());
         inner.writes += 1;
+        if let Some(lock) = lock
+            && inner
+                .locks
+                .get(&lock.resource)
+                .is_some_and(|(holder, _)| *holder == lock.holder)
+        {
+            match action {
+                ActionEnd::Continues { .. } => {
+                    inner
+                        .locks
+                        .insert(lock.resource.clone(), (lock.holder.clone(), lock.until));
+                }
+                ActionEnd::Untouched | ActionEnd::Finished => {
+                    inner.locks.remove(&lock.resource);
+                }
+            }
+        }
         if let Some(state) = inner.states.get_mut(key)
             && state
                 .lease
@@ -477,6 +514,9 @@ struct FakeHealer {
     steps_left: AtomicUsize,
     /// The resource no longer exists.
     gone: AtomicBool,
+    /// What `assess` answers (`Proceed` when unset), and how often it was asked.
+    assessment: Mutex<Option<Assessment>>,
+    assessed: AtomicUsize,
 }
 
 impl FakeHealer {
@@ -514,6 +554,16 @@ impl Healer for FakeHealer {
         _resource: &str,
     ) -> Result<bool, HealError> {
         Ok(self.gone.load(Ordering::SeqCst))
+    }
+
+    async fn assess(&self, _request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        self.assessed.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .assessment
+            .lock()
+            .unwrap_or_else(|e| panic!("healer lock: {e}"))
+            .clone()
+            .unwrap_or(Assessment::Proceed))
     }
 
     async fn group(&self, _request: HealRequest<'_>) -> Result<Option<GroupView>, HealError> {
@@ -1344,6 +1394,7 @@ async fn given_a_run_that_died_holding_its_claim_when_the_event_is_redelivered_t
                 unfinished: true,
                 steps: 0,
                 resolved_at: None,
+                waiting_since: None,
             }),
             reverts: Vec::new(),
             lease: Some(Lease {
@@ -2939,4 +2990,365 @@ async fn given_outcomes_when_measured_then_actions_escalations_deferrals_and_rec
     )
     .await;
     assert_eq!(document(&unmatched, t0()), None);
+}
+
+// ------------------------------------------------------------------ the resource's own holds
+
+fn assess_as(engine: &TestEngine, assessment: Assessment) {
+    *engine
+        .healer
+        .assessment
+        .lock()
+        .unwrap_or_else(|e| panic!("healer lock: {e}")) = Some(assessment);
+}
+
+/// The shipped rules and a second infrastructure rule on the same instances, selected by its
+/// alarm name: two rules, one resource.
+fn two_rules_on_one_instance() -> TestEngine {
+    let text = format!(
+        "{}\n{}",
+        autoheal_core::SHIPPED_RULES,
+        r#"
+[[rule]]
+name = "instance-restart-healing"
+layer = "infrastructure"
+cooldown_seconds = 60
+max_attempts = 2
+[rule.trigger]
+alarm_name_prefixes = ["instance-restart-healing-"]
+[rule.resource]
+dimension = "InstanceId"
+[rule.action]
+type = "recover-ec2-instance"
+"#
+    );
+    let rules = RuleSet::from_toml(&text).unwrap_or_else(|e| panic!("rules: {e}"));
+    engine_with(Layer::Infrastructure, rules, Settings::default())
+}
+
+fn restart_alarm(id: &str, state: &str, instance_id: &str) -> Value {
+    metric_alarm(
+        id,
+        "instance-restart-healing-web-1",
+        state,
+        "CWAgent",
+        "mem_used_percent",
+        &[("InstanceId", instance_id)],
+    )
+}
+
+#[tokio::test]
+async fn given_one_rule_healing_an_instance_when_another_rules_alarm_arrives_then_it_waits_for_the_heal_and_acts_after()
+ {
+    let engine = two_rules_on_one_instance();
+    let instance = "i-00000000000000001";
+    // The first rule's action takes a step more: it holds the instance between its steps.
+    engine.healer.steps_left.store(1, Ordering::SeqCst);
+    let first = handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-1").await;
+    assert_eq!(first.decision, Verdict::Act, "{first:?}");
+    assert_eq!(record_of(&first).status, HealingStatus::InProgress);
+
+    engine.clock.set(at(10));
+    let second = handle(&engine, restart_alarm("e2", "ALARM", instance), "run-2").await;
+
+    assert_eq!(second.reason, Some(SkipReason::ResourceBusy), "{second:?}");
+    assert_eq!(engine.healer.count(), 1, "the second rule did not act");
+    let record = record_of(&second);
+    assert_eq!(record.status, HealingStatus::Skipped);
+    assert_eq!(record.attempt, 0, "a deferral is no attempt");
+    assert!(
+        record
+            .summary
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ec2-instance-healing"),
+        "{record:?}"
+    );
+    let key = ResourceKey {
+        rule: "instance-restart-healing".to_owned(),
+        resource_id: instance.to_owned(),
+    };
+    let deferred = engine.store.state(&key).incident.expect("an open incident");
+    assert_eq!((deferred.attempts, deferred.deferrals), (0, 1));
+    // A redelivery of the deferred event is a duplicate.
+    let again = handle(&engine, restart_alarm("e2", "ALARM", instance), "run-2b").await;
+    assert_eq!(again.reason, Some(SkipReason::Duplicate));
+
+    // The first rule's next step ends its action and releases the instance.
+    let scheduled = engine.follow_ups.scheduled();
+    let (step, step_at) = scheduled
+        .iter()
+        .find(|(follow_up, _)| follow_up.rule == "ec2-instance-healing" && follow_up.check == 2)
+        .cloned()
+        .expect("the first rule's next step");
+    engine.clock.set(step_at);
+    engine
+        .follow_ups
+        .set_alarm("web-1-status-check", AlarmState::Alarm, at(0));
+    let done = handle(&engine, step.to_payload(), "run-3").await;
+    assert_eq!(
+        record_of(&done).status,
+        HealingStatus::Completed,
+        "{done:?}"
+    );
+
+    // The second rule's check, when its wait is over, decides afresh: still ALARM, it acts.
+    let (check, check_at) = engine
+        .follow_ups
+        .scheduled()
+        .into_iter()
+        .find(|(follow_up, _)| follow_up.rule == "instance-restart-healing")
+        .expect("the deferred rule's check");
+    engine
+        .follow_ups
+        .set_alarm("instance-restart-healing-web-1", AlarmState::Alarm, at(10));
+    engine.clock.set(check_at.max(step_at));
+    let acted = handle(&engine, check.to_payload(), "run-4").await;
+    assert_eq!(acted.decision, Verdict::Act, "{acted:?}");
+    assert_eq!(record_of(&acted).status, HealingStatus::Completed);
+    assert_eq!(engine.healer.count(), 3);
+}
+
+#[tokio::test]
+async fn given_one_rule_healing_an_instance_when_the_other_rules_alarm_clears_meanwhile_then_its_check_resolves_without_acting()
+ {
+    let engine = two_rules_on_one_instance();
+    let instance = "i-00000000000000001";
+    engine.healer.steps_left.store(1, Ordering::SeqCst);
+    handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-1").await;
+    let second = handle(&engine, restart_alarm("e2", "ALARM", instance), "run-2").await;
+    assert_eq!(second.reason, Some(SkipReason::ResourceBusy), "{second:?}");
+
+    let (check, check_at) = engine
+        .follow_ups
+        .scheduled()
+        .into_iter()
+        .find(|(follow_up, _)| follow_up.rule == "instance-restart-healing")
+        .expect("the deferred rule's check");
+    // Its alarm went back to OK long enough ago while it waited.
+    engine.follow_ups.set_alarm(
+        "instance-restart-healing-web-1",
+        AlarmState::Ok,
+        check_at - Duration::seconds(3600),
+    );
+    engine.clock.set(check_at);
+    let resolved = handle(&engine, check.to_payload(), "run-3").await;
+
+    assert_eq!(resolved.decision, Verdict::Resolve, "{resolved:?}");
+    assert_eq!(engine.healer.count(), 1, "only the first rule acted");
+}
+
+#[tokio::test]
+async fn given_two_rules_alarming_on_one_instance_at_once_when_handled_concurrently_then_exactly_one_acts()
+ {
+    let engine = two_rules_on_one_instance();
+    let instance = "i-00000000000000001";
+    engine.healer.steps_left.store(1, Ordering::SeqCst);
+    let (a, b) = tokio::join!(
+        handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-1"),
+        handle(&engine, restart_alarm("e2", "ALARM", instance), "run-2"),
+    );
+
+    assert_eq!(engine.healer.count(), 1, "{a:?}\n{b:?}");
+    let verdicts = [a.reason, b.reason];
+    assert!(
+        verdicts.contains(&Some(SkipReason::ResourceBusy)),
+        "{a:?}\n{b:?}"
+    );
+}
+
+#[tokio::test]
+async fn given_aws_healing_the_instance_when_its_alarm_fires_then_autoheal_waits_then_acts_once_the_wait_is_over()
+ {
+    let engine = infrastructure();
+    let instance = "i-00000000000000001";
+    assess_as(
+        &engine,
+        Assessment::aws_healing("EC2 automatic recovery is recovering the instance", 300),
+    );
+
+    let first = handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-1").await;
+
+    assert_eq!(first.reason, Some(SkipReason::AwsHealing), "{first:?}");
+    assert_eq!(engine.healer.count(), 0);
+    let record = record_of(&first);
+    assert_eq!(record.attempt, 0);
+    assert!(
+        record
+            .summary
+            .as_deref()
+            .unwrap_or_default()
+            .contains("automatic recovery"),
+        "{record:?}"
+    );
+    let incident = engine
+        .store
+        .state(&ec2_key(instance))
+        .incident
+        .expect("open");
+    assert_eq!(incident.waiting_since, Some(t0()));
+    assert_eq!(
+        engine.notifier.kinds(),
+        vec![(NoticeKind::Waiting, HealingStatus::Skipped)],
+        "a person hears once that autoheal waits"
+    );
+
+    // Still recovering at each check, until the rule's 1800 s of waiting are over.
+    engine
+        .follow_ups
+        .set_alarm("web-1-status-check", AlarmState::Alarm, t0());
+    let mut checks = 0;
+    loop {
+        let outcome = fire_latest(&engine, &format!("check-{checks}")).await;
+        checks += 1;
+        if outcome.decision == Verdict::Act {
+            let record = record_of(&outcome);
+            assert_eq!(record.attempt, 1);
+            assert!(record.details.contains_key("waited_for"), "{record:?}");
+            assert!(
+                engine.clock.now() >= at(1800),
+                "not before the wait is over"
+            );
+            break;
+        }
+        assert_eq!(outcome.reason, Some(SkipReason::AwsHealing), "{outcome:?}");
+        assert!(checks < 10, "waits are bounded");
+    }
+    assert_eq!(engine.healer.count(), 1);
+    assert_eq!(
+        engine
+            .notifier
+            .kinds()
+            .iter()
+            .filter(|(kind, _)| *kind == NoticeKind::Waiting)
+            .count(),
+        1,
+        "the wait is announced once, not at every check"
+    );
+}
+
+#[tokio::test]
+async fn given_a_person_holding_the_resource_when_the_wait_is_over_then_autoheal_asks_a_person_once_and_never_acts()
+ {
+    let engine = infrastructure();
+    let instance = "i-00000000000000001";
+    assess_as(
+        &engine,
+        Assessment::operator_hold("the instance has stop protection (DisableApiStop)", 600),
+    );
+    engine
+        .follow_ups
+        .set_alarm("web-1-status-check", AlarmState::Alarm, t0());
+
+    let first = handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-1").await;
+    assert_eq!(first.reason, Some(SkipReason::OperatorHold), "{first:?}");
+    let mut last = first;
+    for n in 0..5 {
+        if engine.follow_ups.scheduled().is_empty() || last.escalated {
+            break;
+        }
+        last = fire_latest(&engine, &format!("check-{n}")).await;
+    }
+
+    assert!(last.escalated, "{last:?}");
+    assert_eq!(last.reason, Some(SkipReason::OperatorHold));
+    assert_eq!(
+        engine.healer.count(),
+        0,
+        "a person's hold is never overridden"
+    );
+    let escalations = engine
+        .notifier
+        .kinds()
+        .iter()
+        .filter(|(kind, _)| *kind == NoticeKind::Escalation)
+        .count();
+    assert_eq!(escalations, 1);
+    // Another ALARM on the same incident asks nobody again.
+    engine.clock.set(engine.clock.now() + Duration::seconds(60));
+    let again = handle(&engine, ec2_status_check("e9", "ALARM", instance), "run-9").await;
+    assert_eq!(engine.healer.count(), 0, "{again:?}");
+    assert_eq!(
+        engine
+            .notifier
+            .kinds()
+            .iter()
+            .filter(|(kind, _)| *kind == NoticeKind::Escalation)
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn given_a_resource_that_is_gone_when_its_alarm_fires_then_it_is_recorded_gone_with_no_budget_and_no_notice()
+ {
+    let engine = infrastructure();
+    let instance = "i-00000000000000001";
+    assess_as(
+        &engine,
+        Assessment::gone("instance i-00000000000000001 does not exist"),
+    );
+
+    let outcome = handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-1").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::Gone), "{outcome:?}");
+    assert_eq!(engine.healer.count(), 0);
+    let record = record_of(&outcome);
+    assert_eq!((record.status, record.attempt), (HealingStatus::Skipped, 0));
+    assert!(engine.notifier.notices().is_empty(), "no failure notice");
+    let window = Windows::at(t0(), 900).current;
+    assert_eq!(engine.store.budget("rule#ec2-instance-healing", window), 0);
+    assert_eq!(engine.store.budget("global", window), 0);
+    let incident = engine
+        .store
+        .state(&ec2_key(instance))
+        .incident
+        .expect("kept");
+    assert!(incident.resolved_at.is_some(), "the incident is closed");
+    assert!(
+        engine.follow_ups.scheduled().is_empty(),
+        "nothing to follow up"
+    );
+    let again = handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-2").await;
+    assert_eq!(again.reason, Some(SkipReason::Duplicate));
+}
+
+#[tokio::test]
+async fn given_a_resource_that_cannot_be_assessed_when_its_alarm_fires_then_nothing_is_done_and_the_error_is_retryable()
+ {
+    #[derive(Debug)]
+    struct Blind;
+    impl Healer for Blind {
+        fn layer(&self) -> Layer {
+            Layer::Infrastructure
+        }
+        async fn assess(&self, _request: HealRequest<'_>) -> Result<Assessment, HealError> {
+            Err(HealError::new("DescribeInstances: throttled"))
+        }
+        async fn heal(&self, _request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
+            panic!("never acts unassessed")
+        }
+    }
+    let engine = Engine {
+        layer: Layer::Infrastructure,
+        rules: shipped(),
+        settings: Settings::default(),
+        store: MemoryStore::default(),
+        notifier: RecordingNotifier::default(),
+        healer: Blind,
+        clock: TestClock(Mutex::new(t0())),
+        follow_ups: ManualLoop::default(),
+    };
+
+    let error = engine
+        .handle(
+            ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+            "run-1",
+        )
+        .await
+        .expect_err("an error");
+
+    assert!(error.is_retryable(), "{error}");
+    assert!(matches!(error, EngineError::Assessment(_)), "{error}");
+    assert_eq!(engine.store.writes(), 0);
 }

@@ -158,6 +158,91 @@ fn given_a_lambda_errors_alarm_when_selected_then_lambda_function_healing_heals_
 }
 
 #[test]
+fn given_a_lambda_alarm_on_the_rules_own_alias_when_selected_then_it_rolls_that_alias_back() {
+    let rules = shipped();
+    let alarm = event(metric_alarm(
+        "e-1",
+        "checkout-live-errors",
+        "ALARM",
+        "AWS/Lambda",
+        "Errors",
+        &[("FunctionName", "checkout"), ("Resource", "checkout:live")],
+    ));
+
+    assert_matched(
+        &select(&rules, &alarm, Layer::Platform),
+        "lambda-function-healing",
+        "checkout",
+    );
+}
+
+#[test]
+fn given_a_lambda_alarm_on_another_alias_or_a_version_when_selected_then_no_rule_rolls_live_back() {
+    let rules = shipped();
+    for dimensions in [
+        vec![
+            ("FunctionName", "checkout"),
+            ("Resource", "checkout:staging"),
+        ],
+        vec![("FunctionName", "checkout"), ("Resource", "checkout:7")],
+        vec![("FunctionName", "checkout"), ("ExecutedVersion", "7")],
+        vec![
+            ("FunctionName", "checkout"),
+            ("Resource", "checkout:live"),
+            ("ExecutedVersion", "7"),
+        ],
+    ] {
+        let alarm = event(metric_alarm(
+            "e-1",
+            "checkout-errors",
+            "ALARM",
+            "AWS/Lambda",
+            "Errors",
+            &dimensions,
+        ));
+        let detail = assert_no_match(&select(&rules, &alarm, Layer::Platform));
+        assert!(detail.contains("checkout-errors"), "{detail}");
+    }
+}
+
+#[test]
+fn given_an_alarm_named_for_the_lambda_rule_on_another_alias_when_selected_then_it_is_unresolved() {
+    let rules = rules(
+        r#"
+[[rule]]
+name = "lambda-function-healing"
+layer = "platform"
+cooldown_seconds = 600
+max_attempts = 2
+[rule.trigger]
+alarm_name_prefixes = ["lambda-function-healing-"]
+[rule.resource]
+dimension = "FunctionName"
+[rule.action]
+type = "rollback-lambda-alias"
+alias = "live"
+"#,
+    );
+    let alarm = event(metric_alarm(
+        "e-1",
+        "lambda-function-healing-checkout",
+        "ALARM",
+        "AWS/Lambda",
+        "Errors",
+        &[
+            ("FunctionName", "checkout"),
+            ("Resource", "checkout:staging"),
+        ],
+    ));
+
+    assert_unresolved(
+        &select(&rules, &alarm, Layer::Platform),
+        "lambda-function-healing",
+        SkipReason::OtherTarget,
+    );
+}
+
+#[test]
 fn given_an_ebs_stalled_io_alarm_when_selected_then_ebs_volume_healing_heals_the_volume() {
     let rules = shipped();
     let alarm = event(metric_alarm(

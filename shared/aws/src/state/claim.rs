@@ -7,13 +7,13 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use autoheal_core::{ClaimRequest, ClaimResult, Loaded, StoreError};
 
 use super::items::{
     CLAIM_RETENTION_DAYS, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE, budget_expiry, budget_key,
-    claim_sk, decode_state, expiry, group_pk, resource_pk, s, slot_sk, store_error,
+    claim_sk, decode_state, expiry, group_pk, lease_key, resource_pk, s, slot_sk, store_error,
 };
 use super::store::DynamoStateStore;
 
@@ -32,6 +32,7 @@ impl DynamoStateStore {
             takeover,
             spends,
             hold,
+            lock,
         } = *request;
         let now = Utc::now();
         let marker = Put::builder()
@@ -140,6 +141,41 @@ impl DynamoStateStore {
             transaction =
                 transaction.transact_items(TransactWriteItem::builder().put(slot).build());
         }
+        // The resource's lease across rules is taken only while it is free (never held, ended)
+        // or already this state's: one heal per resource at a time, whichever rule's.
+        if let Some(lock) = lock {
+            let until = lock.until.timestamp();
+            let lease = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(lease_key(&lock.resource)))
+                .item("item_type", s("resource-lease"))
+                .item("holder", s(&lock.holder))
+                .item("run_id", s(&lock.run_id))
+                .item("until", AttributeValue::N(until.to_string()))
+                .item(
+                    TTL_ATTRIBUTE,
+                    AttributeValue::N(until.saturating_add(86_400).to_string()),
+                )
+                .condition_expression(
+                    "attribute_not_exists(pk) OR #until <= :now OR #holder = :holder",
+                )
+                .expression_attribute_names("#until", "until")
+                .expression_attribute_names("#holder", "holder")
+                .expression_attribute_values(
+                    ":now",
+                    AttributeValue::N(lock.now.timestamp().to_string()),
+                )
+                .expression_attribute_values(":holder", s(&lock.holder))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|e| StoreError {
+                    message: format!("cannot build resource lease write: {e}"),
+                })?;
+            transaction =
+                transaction.transact_items(TransactWriteItem::builder().put(lease).build());
+        }
         let result = transaction.send().await;
         match result {
             Ok(_) => Ok(ClaimResult::Claimed),
@@ -150,7 +186,8 @@ impl DynamoStateStore {
                     return Err(store_error("TransactWriteItems", error));
                 };
                 // One reason per item, in order: the event claim, the state, the record, two
-                // per budget (its current and previous windows), then the group slot.
+                // per budget (its current and previous windows), the group slot, then the
+                // resource's lease.
                 let reasons = cancelled.cancellation_reasons();
                 let refused = |index: usize| {
                     reasons
@@ -159,6 +196,7 @@ impl DynamoStateStore {
                         .is_some_and(|code| code == "ConditionalCheckFailed")
                 };
                 let governed = 3..3 + 2 * spends.len() + usize::from(hold.is_some());
+                let lease = governed.end;
                 if refused(1) {
                     // The state is not the version expected: it came back as it is stored,
                     // and the run decides again on it without a read.
@@ -177,6 +215,21 @@ impl DynamoStateStore {
                     Ok(ClaimResult::Conflict { stored })
                 } else if refused(0) {
                     Ok(ClaimResult::Duplicate)
+                } else if lock.is_some() && refused(lease) {
+                    // Another rule's run holds the resource: it came back, with until when.
+                    let held = reasons.get(lease).and_then(|reason| reason.item());
+                    let holder = held
+                        .and_then(|item| item.get("holder"))
+                        .and_then(|value| value.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default();
+                    let until = held
+                        .and_then(|item| item.get("until"))
+                        .and_then(|value| value.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .and_then(|t| DateTime::from_timestamp(t, 0))
+                        .unwrap_or(now);
+                    Ok(ClaimResult::Busy { holder, until })
                 } else if governed.into_iter().any(refused) {
                     Ok(ClaimResult::OverBudget)
                 } else {

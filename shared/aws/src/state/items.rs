@@ -104,6 +104,16 @@ pub(super) fn slot_sk(index: u32) -> String {
     format!("SLOT#{index}")
 }
 
+/// The lease of one resource across rules (`autoheal_core::model::limits::resource_key`).
+pub(super) fn lease_key(resource: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PARTITION_KEY.to_owned(), s(format!("LEASE#{resource}"))),
+        (SORT_KEY.to_owned(), s(LEASE_SORT_KEY)),
+    ])
+}
+
+pub(super) const LEASE_SORT_KEY: &str = "LEASE";
+
 pub(super) fn record_pk(day: NaiveDate) -> String {
     format!("RUNS#{}", day.format("%Y-%m-%d"))
 }

@@ -7,8 +7,11 @@
 //! | healing record  | `RUNS#<yyyy-mm-dd>`             | `<started at>#<run id>`     | 90 days |
 //! | budget window   | `BUDGET#<scope>`                | `WINDOW#<start, epoch s>`   | 2 windows and a day after its start |
 //! | group slot      | `GROUP#<group id>`              | `SLOT#<index>`              | a day after it frees |
+//! | resource lease  | `LEASE#<kind>#<resource id>`    | `LEASE`                     | a day after it ends |
 //!
-//! Claims and state share a partition so that one transaction covers both. Records are
+//! Claims and state share a partition so that one transaction covers both. The resource lease
+//! is one per resource whatever rule heals it (one heal per resource at a time): the claim
+//! takes it in its transaction, the run's final write releases it. Records are
 //! partitioned by day so history and statistics are a `Query` per day, never a `Scan`.
 //! `expires_at` is the table's TTL attribute (epoch seconds); DynamoDB deletes expired items
 //! lazily, so readers never rely on it.

@@ -3,25 +3,72 @@
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 
 use autoheal_core::policy::group::Slot;
 use autoheal_core::{
-    ActionEnd, Budget, ClaimRequest, ClaimResult, HealingRecord, Loaded, ResourceKey,
+    ActionEnd, Budget, ClaimRequest, ClaimResult, HealingRecord, Loaded, ResourceKey, ResourceLock,
     ResourceState, Revert, StateStore, StoreError, Tripped, Usage,
 };
 
 use super::items::{
     HISTORY_MAX_DAYS, PARTITION_KEY, SORT_KEY, STATE_SORT_KEY, TTL_ATTRIBUTE, budget_expiry,
-    budget_key, consistent_keys, encode_error, group_pk, resource_pk, s, state_and_claim_keys,
-    store_error, written,
+    budget_key, consistent_keys, encode_error, group_pk, lease_key, resource_pk, s,
+    state_and_claim_keys, store_error, written,
 };
 use super::reads::{Found, budget_windows};
 use super::store::DynamoStateStore;
 
 /// How often a run's final write is tried again after meeting another transaction.
 const FINISH_CONFLICT_RETRIES: u64 = 3;
+
+/// The write that ends a run's hold on the resource's lease across rules: released when its
+/// action ended (or it was no heal), held until `lock.until` when the action continues; in
+/// either case only while the lease is still this run's.
+fn lease_release(
+    table: &str,
+    lock: &ResourceLock,
+    action: ActionEnd,
+) -> Result<TransactWriteItem, StoreError> {
+    let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError {
+        message: format!("cannot build resource lease release: {e}"),
+    };
+    let item = match action {
+        ActionEnd::Continues { .. } => {
+            let until = lock.until.timestamp();
+            let update = Update::builder()
+                .table_name(table)
+                .set_key(Some(lease_key(&lock.resource)))
+                .update_expression("SET #until = :until, #expires = :expires")
+                .condition_expression("#run_id = :run_id")
+                .expression_attribute_names("#until", "until")
+                .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+                .expression_attribute_names("#run_id", "run_id")
+                .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+                .expression_attribute_values(
+                    ":expires",
+                    AttributeValue::N(until.saturating_add(86_400).to_string()),
+                )
+                .expression_attribute_values(":run_id", s(&lock.run_id))
+                .build()
+                .map_err(built)?;
+            TransactWriteItem::builder().update(update).build()
+        }
+        ActionEnd::Finished | ActionEnd::Untouched => {
+            let delete = Delete::builder()
+                .table_name(table)
+                .set_key(Some(lease_key(&lock.resource)))
+                .condition_expression("#run_id = :run_id")
+                .expression_attribute_names("#run_id", "run_id")
+                .expression_attribute_values(":run_id", s(&lock.run_id))
+                .build()
+                .map_err(built)?;
+            TransactWriteItem::builder().delete(delete).build()
+        }
+    };
+    Ok(item)
+}
 
 /// The reason code of each item of a cancelled transaction, in order (`""` for none).
 fn cancellation_codes<R>(error: &SdkError<TransactWriteItemsError, R>) -> Vec<&str> {
@@ -103,7 +150,11 @@ impl StateStore for DynamoStateStore {
         escalated_at: Option<DateTime<Utc>>,
         reverts: Option<&[Revert]>,
         action: ActionEnd,
+        lock: Option<&ResourceLock>,
     ) -> Result<(), StoreError> {
+        let lease = lock
+            .map(|lock| lease_release(&self.table, lock, action))
+            .transpose()?;
         let mut update = Update::builder()
             .table_name(&self.table)
             .key(PARTITION_KEY, s(resource_pk(key)))
@@ -167,22 +218,31 @@ impl StateStore for DynamoStateStore {
                 message: format!("cannot build state update: {e}"),
             })?;
         let record_put = self.record_put(record)?;
-        // The record and the lease's release in one request; the record is written whatever
-        // becomes of the lease. A transaction that met another on the same item is cancelled
+        // The record and the leases' release in one request; the record is written whatever
+        // becomes of the leases. A transaction that met another on the same item is cancelled
         // with `TransactionConflict`, which the SDK does not retry: this does, briefly.
         let mut conflicts = 0;
+        let mut lease = lease;
         let error = loop {
-            let result = self
+            let mut transaction = self
                 .client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(record_put.clone()).build())
-                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
-                .send()
-                .await;
-            let Err(error) = result else {
+                .transact_items(TransactWriteItem::builder().update(update.clone()).build());
+            if let Some(lease) = &lease {
+                transaction = transaction.transact_items(lease.clone());
+            }
+            let Err(error) = transaction.send().await else {
                 return Ok(());
             };
-            let conflicted = cancellation_codes(&error).contains(&"TransactionConflict");
+            let codes = cancellation_codes(&error);
+            if codes.get(2) == Some(&"ConditionalCheckFailed") {
+                // The resource's lease is no longer this run's (it ended, and another run took
+                // it): it is theirs to release.
+                lease = None;
+                continue;
+            }
+            let conflicted = codes.contains(&"TransactionConflict");
             if conflicted && conflicts < FINISH_CONFLICT_RETRIES {
                 conflicts += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(50 * conflicts)).await;

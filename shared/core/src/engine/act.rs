@@ -5,15 +5,15 @@
 use tracing::warn;
 
 use super::error::EngineError;
-use super::run::{Claim, Run, Step};
+use chrono::{DateTime, Utc};
+
+use super::run::{Admitted, Claim, Run, Step};
 use crate::model::record::{HealingRecord, HealingStatus, SkipReason};
 use crate::model::revert::Revert;
 use crate::model::rules::Mode;
 use crate::model::state::ResourceState;
 use crate::model::time::after;
-use crate::policy::budget::Spend;
 use crate::policy::decision::idempotency_token;
-use crate::policy::group::Hold;
 use crate::ports::{
     ActionEnd, ClaimResult, Clock, FollowUps, HealOutcome, Healer, Notifier, StateStore,
 };
@@ -26,9 +26,13 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         &self,
         mut outcome: Outcome,
         claim: Claim<'_>,
-        spends: &[Spend],
-        hold: Option<&Hold>,
+        admitted: Admitted<'_>,
     ) -> Result<Step, EngineError> {
+        let Admitted {
+            spends,
+            hold,
+            details,
+        } = admitted;
         let mut record = self.record(
             HealingStatus::InProgress,
             claim.attempt,
@@ -39,6 +43,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 .details
                 .insert("group".to_owned(), hold.group.clone());
         }
+        record.details.extend(details);
         match self.claim(&claim, &record, spends, hold).await? {
             ClaimResult::Claimed => {
                 // The follow-up is scheduled before the action, so that an invocation that
@@ -72,6 +77,9 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 outcome.escalated = self.spends_the_last_attempt(&record);
                 Ok(Step::Done(outcome.with_record(record)))
             }
+            ClaimResult::Busy { holder, until } => {
+                self.wait_for_lock(outcome, &claim, &holder, until).await
+            }
             refused => Ok(self.not_claimed(outcome, refused)),
         }
     }
@@ -88,6 +96,9 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         let pending = &claimed.reverts;
         let mut reverts = None;
         let mut end = ActionEnd::Finished;
+        // The resource's lease across rules ends with the action: released when it ends, held
+        // through the steps of one that continues (until its next step's lease would end).
+        let mut lock = self.lock(self.engine.clock.now());
         let token = idempotency_token(
             &self.rule.name,
             &self.key.resource_id,
@@ -136,9 +147,11 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 }) => {
                     record.status = HealingStatus::InProgress;
                     record.details.extend(details);
+                    let resume_at = after(self.engine.clock.now(), resume_after_seconds.max(1));
                     end = self
-                        .next_step(&mut record, incident_id, claimed, resume_after_seconds)
+                        .next_step(&mut record, incident_id, claimed, resume_at)
                         .await;
+                    lock.until = after(resume_at, self.rule.policy.lease_seconds);
                     record.summary = Some(summary);
                 }
                 Err(error) => {
@@ -164,6 +177,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 spent.then_some(now),
                 reverts.as_deref(),
                 end,
+                Some(&lock),
             )
             .await?;
         // A step in the middle of an action is recorded, not published.
@@ -184,13 +198,12 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         record: &mut HealingRecord,
         incident_id: &str,
         claimed: &ResourceState,
-        resume_after_seconds: u64,
+        at: DateTime<Utc>,
     ) -> ActionEnd {
         let Some(incident) = claimed.incident.as_ref() else {
             return ActionEnd::Continues { check: None };
         };
         let check = incident.checks + 1;
-        let at = after(self.engine.clock.now(), resume_after_seconds.max(1));
         match self.schedule(incident_id, check, at).await {
             Ok(()) => {
                 record

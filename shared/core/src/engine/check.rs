@@ -154,6 +154,9 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 outcome.decision = Verdict::Resolve;
                 Ok(Step::Done(outcome))
             }
+            ClaimResult::Busy { holder, until } => {
+                self.wait_for_lock(outcome, &claim, &holder, until).await
+            }
             refused => Ok(self.not_claimed(outcome, refused)),
         }
     }

@@ -16,6 +16,10 @@ pub enum EngineError {
     /// whether acting is safe, so nothing was done.
     #[error("group guard: {0}")]
     Group(String),
+    /// The resource could not be looked at before the claim: without that look autoheal
+    /// cannot tell whether AWS or a person is already on it, so nothing was done.
+    #[error("assessment: {0}")]
+    Assessment(String),
     /// An operator's request that cannot be carried out as asked; nothing was changed.
     #[error("{0}")]
     Refused(String),
@@ -26,7 +30,10 @@ impl EngineError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            EngineError::Store(_) | EngineError::FollowUp(_) | EngineError::Group(_)
+            EngineError::Store(_)
+                | EngineError::FollowUp(_)
+                | EngineError::Group(_)
+                | EngineError::Assessment(_)
         )
     }
 }

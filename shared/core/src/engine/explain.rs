@@ -64,6 +64,7 @@ pub fn explain(
             ));
             outcome
         }
+        Decision::Gone { .. } => outcome.skipped(SkipReason::Gone, "the resource does not exist"),
         Decision::Skip { reason, .. } | Decision::Ignore { reason } => {
             let detail = match event.state {
                 AlarmState::Ok => {

@@ -6,11 +6,13 @@ use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use super::error::EngineError;
-use super::run::{Run, Step, skip_summary};
+use super::run::{Run, Skipped, Step, skip_summary};
 use crate::model::record::{HealingRecord, HealingStatus, SkipReason};
 use crate::model::revert::Revert;
 use crate::model::state::{Incident, ResourceState};
-use crate::ports::{ActionEnd, Clock, FollowUps, Healer, Notifier, StateStore};
+use crate::ports::{
+    ActionEnd, ClaimRequest, ClaimResult, Clock, FollowUps, Healer, Notifier, StateStore,
+};
 use crate::report::notice::Notice;
 use crate::report::outcome::{Outcome, Verdict};
 
@@ -42,9 +44,13 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         expected: u64,
         next: Option<&ResourceState>,
         state: &ResourceState,
-        reason: SkipReason,
-        escalate: bool,
+        skipped: Skipped,
     ) -> Result<Step, EngineError> {
+        let Skipped {
+            reason,
+            escalate,
+            summary,
+        } = skipped;
         if !self.save(expected, next).await? {
             return Ok(Step::Again(None));
         }
@@ -56,7 +62,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         );
         record.skip_reason = Some(reason);
         record.ended_at = Some(record.started_at);
-        record.summary = Some(skip_summary(reason, self.rule));
+        record.summary = Some(summary.unwrap_or_else(|| skip_summary(reason, self.rule)));
         self.engine.store.put_record(&record).await?;
         if escalate {
             self.escalate(&record, incident).await;
@@ -68,15 +74,63 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         Ok(Step::Done(outcome))
     }
 
-    /// Ends a claimed run: the final record, the lease released, what is left to put back;
-    /// then the notification.
+    /// The resource does not exist: its incident closes and the run is recorded (`gone`), in
+    /// one write with the event's claim, so that a redelivery is a duplicate. No attempt, no
+    /// budget, no notification: nothing failed, and nothing was done.
+    pub(super) async fn gone(
+        &self,
+        mut outcome: Outcome,
+        expected: u64,
+        next: Option<&ResourceState>,
+        incident_id: &str,
+        summary: String,
+    ) -> Result<Step, EngineError> {
+        let incident = next.and_then(|next| next.incident.as_ref());
+        let mut record = self.record(
+            HealingStatus::Skipped,
+            incident.map_or(0, |incident| incident.attempts),
+            Some(incident_id),
+        );
+        record.skip_reason = Some(SkipReason::Gone);
+        record.ended_at = Some(record.started_at);
+        record.summary = Some(summary);
+        match next {
+            Some(next) => {
+                let request = ClaimRequest {
+                    key: self.key,
+                    event_id: &self.event.id,
+                    expected_version: expected,
+                    next,
+                    record: &record,
+                    takeover: false,
+                    spends: &[],
+                    hold: None,
+                    lock: None,
+                };
+                match self.engine.store.claim(&request).await? {
+                    ClaimResult::Claimed => {}
+                    refused => return Ok(self.not_claimed(outcome, refused)),
+                }
+            }
+            None => self.engine.store.put_record(&record).await?,
+        }
+        outcome.reason = Some(SkipReason::Gone);
+        outcome.detail.clone_from(&record.summary);
+        outcome.record = Some(record);
+        Ok(Step::Done(outcome))
+    }
+
+    /// Ends a claimed run that is no heal (a revert, a resolution): the final record, the
+    /// leases released, what is left to put back; then the notification.
     pub(super) async fn finish(
         &self,
         mut record: HealingRecord,
         escalated_at: Option<DateTime<Utc>>,
         remaining: &[Revert],
     ) -> Result<HealingRecord, EngineError> {
-        record.ended_at = Some(self.engine.clock.now());
+        let now = self.engine.clock.now();
+        record.ended_at = Some(now);
+        let lock = self.lock(now);
         self.engine
             .store
             .finish(
@@ -85,6 +139,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 escalated_at,
                 Some(remaining),
                 ActionEnd::Untouched,
+                Some(&lock),
             )
             .await?;
         self.notify(&Notice::healing(record.clone(), self.rule))

@@ -1,10 +1,12 @@
-//! The safety governor: a new attempt that a budget or its group's guard does not allow is
-//! deferred to when it reopens, recorded, and notified once per window.
+//! The safety governor: a new attempt that a budget, the resource itself (see `wait`) or its
+//! group's guard does not allow is deferred to when it reopens, recorded, and notified once
+//! per window.
 
 use chrono::{DateTime, Utc};
 
 use super::error::EngineError;
 use super::run::{Governed, Run, Step};
+use super::wait::Weighed;
 use crate::model::limits::{BudgetScope, Limit};
 use crate::model::record::HealingStatus;
 use crate::model::rules::Mode;
@@ -13,6 +15,7 @@ use crate::model::time::after;
 use crate::model::trip::{TripKind, Tripped};
 use crate::policy::budget::{self, Budget, Usage};
 use crate::policy::decision::{Decision, Transition, idempotency_token};
+use crate::policy::deferral;
 use crate::policy::group::{self, Hold, NOTICE_WINDOW_SECONDS, STORM_RECHECK_SECONDS};
 use crate::ports::{
     ClaimRequest, ClaimResult, Clock, FollowUps, Healer, Loaded, Notifier, StateStore,
@@ -68,13 +71,24 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         if let Some(tripped) = budget::check(budgets, usages, now) {
             return Ok(self.deferred(loaded, transition, tripped, now));
         }
-        let spends = budget::spends(budgets, usages, now);
         let token = idempotency_token(
             &self.rule.name,
             &self.key.resource_id,
             incident_id,
             *attempt,
         );
+        let request = self.request(*attempt, incident_id, &token);
+        let assessment = self
+            .engine
+            .healer
+            .assess(request)
+            .await
+            .map_err(|error| EngineError::Assessment(error.message))?;
+        let details = match self.weigh(loaded, &transition, assessment, now) {
+            Weighed::Proceed(details) => details,
+            Weighed::Instead(governed) => return Ok(*governed),
+        };
+        let spends = budget::spends(budgets, usages, now);
         let group = self
             .engine
             .healer
@@ -83,9 +97,9 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             .map_err(|error| EngineError::Group(error.message))?;
         let Some(group) = group else {
             return Ok(Governed {
-                transition,
                 spends,
-                hold: None,
+                details,
+                ..Governed::free(transition)
             });
         };
         let guard = self.rule.policy.group_guard;
@@ -100,6 +114,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             used,
             reopens_at,
             window: notice_window,
+            seen: None,
         };
         if guard.is_storm(group.size, group.unhealthy) {
             let kind = TripKind::GroupStorm {
@@ -113,7 +128,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         }
         let capacity = guard.capacity(group.size);
         let slots = self.engine.store.group_slots(&group.id, capacity).await?;
-        match group::choose_slot(&slots, capacity, &self.key.resource_id, now) {
+        match group::choose_slot(&slots, capacity, &self.key.holder(), now) {
             Ok(slot) => {
                 let until = acted
                     .incident
@@ -123,14 +138,15 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 let hold = Hold {
                     group: group.id.clone(),
                     slot,
-                    holder: self.key.resource_id.clone(),
+                    holder: self.key.holder(),
                     until,
                     now,
                 };
                 Ok(Governed {
-                    transition,
                     spends,
                     hold: Some(hold),
+                    details,
+                    ..Governed::free(transition)
                 })
             }
             Err(frees_at) => {
@@ -147,7 +163,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
 
     /// The attempt `transition` would make, deferred by `tripped` to when it reopens (spread
     /// over a minute so that what was deferred together does not return together).
-    fn deferred(
+    pub(super) fn deferred(
         &self,
         loaded: &Loaded,
         transition: Transition,
@@ -161,7 +177,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         let deferred = transition
             .next
             .as_ref()
-            .and_then(|acted| budget::defer(&loaded.state, acted, tripped, until));
+            .and_then(|acted| deferral::defer(&loaded.state, acted, tripped, until));
         Governed::free(deferred.unwrap_or(transition))
     }
 
@@ -193,6 +209,9 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         record.summary = Some(tripped.describe());
         match &tripped.scope {
             BudgetScope::Group(group) => record.details.insert("group".to_owned(), group.clone()),
+            BudgetScope::Resource(resource) => record
+                .details
+                .insert("resource".to_owned(), resource.clone()),
             scope => record.details.insert("budget".to_owned(), scope.key()),
         };
         record
@@ -211,6 +230,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                     takeover: false,
                     spends: &[],
                     hold: None,
+                    lock: None,
                 };
                 match self.engine.store.claim(&request).await? {
                     ClaimResult::Claimed => {}
@@ -219,7 +239,8 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             }
             None => self.engine.store.put_record(&record).await?,
         }
-        if self.engine.store.first_trip(tripped).await? {
+        // Another rule's heal of the resource is autoheal at work, not news for a person.
+        if tripped.kind != TripKind::ResourceBusy && self.engine.store.first_trip(tripped).await? {
             self.notify(&Notice::deferral(record.clone(), self.rule, tripped))
                 .await;
         }

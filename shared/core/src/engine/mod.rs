@@ -10,6 +10,8 @@
 //! - `check`: a follow-up reads its alarm back, then runs; follow-ups are scheduled here;
 //! - `run`: one event on one resource: decide, govern, carry out, decide again on a race;
 //! - `govern`: the safety governor's budgets and group guard, and the deferrals they make;
+//! - `wait`: the resource's own holds: gone, healed by AWS or held by a person (what the
+//!   healer saw), or healed by another rule (its lease across rules);
 //! - `act`: the action (or its shadow), its next step, the escalation of a last attempt;
 //! - `revert`: what heals changed, put back;
 //! - `finish`: recoveries, skips, the final record and the lease released, escalations;
@@ -28,6 +30,7 @@ mod reset;
 mod revert;
 mod run;
 mod settings;
+mod wait;
 
 use serde_json::Value;
 

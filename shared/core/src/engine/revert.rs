@@ -26,6 +26,9 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 outcome.decision = Verdict::Revert;
                 Ok(Step::Done(outcome.with_record(record)))
             }
+            ClaimResult::Busy { holder, until } => {
+                self.wait_for_lock(outcome, &claim, &holder, until).await
+            }
             refused => Ok(self.not_claimed(outcome, refused)),
         }
     }

@@ -12,6 +12,7 @@ use super::Engine;
 use super::error::EngineError;
 use crate::model::event::AlarmEvent;
 use crate::model::layer::Layer;
+use crate::model::limits::resource_key;
 use crate::model::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 use crate::model::rules::{Mode, Rule};
 use crate::model::state::ResourceState;
@@ -21,7 +22,7 @@ use crate::policy::followup::MAX_ACTION_STEPS;
 use crate::policy::group::Hold;
 use crate::ports::{
     ClaimRequest, ClaimResult, Clock, FollowUps, HealRequest, Healer, Loaded, Notifier,
-    ResourceKey, StateStore, StoreError,
+    ResourceKey, ResourceLock, StateStore, StoreError,
 };
 use crate::report::notice::Notice;
 use crate::report::outcome::{Outcome, Verdict};
@@ -29,8 +30,10 @@ use crate::report::outcome::{Outcome, Verdict};
 /// How many times the engine re-reads and re-decides after losing a race on the state.
 pub(super) const MAX_CONFLICT_RETRIES: usize = 5;
 
-/// What a run claims: the state it read (`expected`), the state it writes, and its attempt.
+/// What a run claims: the state it read (`stored`, at version `expected`), the state it
+/// writes, and its attempt.
 pub(super) struct Claim<'a> {
+    pub(super) stored: &'a ResourceState,
     pub(super) expected: u64,
     pub(super) next: &'a ResourceState,
     pub(super) attempt: u32,
@@ -43,14 +46,15 @@ pub(super) struct Claim<'a> {
 impl<'a> Claim<'a> {
     /// The claim of a decision that writes `next` (none: the decision wrote nothing to claim).
     fn of(
-        expected: u64,
+        stored: &'a ResourceState,
         next: Option<&'a ResourceState>,
         attempt: u32,
         incident_id: &'a str,
         takeover: bool,
     ) -> Option<Self> {
         Some(Claim {
-            expected,
+            stored,
+            expected: stored.version,
             next: next?,
             attempt,
             incident_id,
@@ -72,6 +76,10 @@ pub(super) struct Governed {
     pub(super) transition: Transition,
     pub(super) spends: Vec<Spend>,
     pub(super) hold: Option<Hold>,
+    /// What the governor saw that the run's record says (what an attempt waited for).
+    pub(super) details: BTreeMap<String, String>,
+    /// The sentence a skip it decided records, instead of its reason's.
+    pub(super) summary: Option<String>,
 }
 
 impl Governed {
@@ -81,8 +89,26 @@ impl Governed {
             transition,
             spends: Vec::new(),
             hold: None,
+            details: BTreeMap::new(),
+            summary: None,
         }
     }
+}
+
+/// What the governor admitted an attempt with: the budgets it spends, the group slot it
+/// takes, and what its record says the governor saw.
+pub(super) struct Admitted<'a> {
+    pub(super) spends: &'a [Spend],
+    pub(super) hold: Option<&'a Hold>,
+    pub(super) details: BTreeMap<String, String>,
+}
+
+/// A skip to record: why, whether it is the one that asks a person, and its sentence when
+/// the reason's own does not say enough.
+pub(super) struct Skipped {
+    pub(super) reason: SkipReason,
+    pub(super) escalate: bool,
+    pub(super) summary: Option<String>,
 }
 
 /// How a decision's write ended.
@@ -176,27 +202,42 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 transition,
                 spends,
                 hold,
+                details,
+                summary,
             } = self
                 .govern(&loaded, decided, &budgets, &usages, now)
                 .await?;
-            let expected = loaded.state.version;
+            let stored = &loaded.state;
+            let expected = stored.version;
             let next = transition.next.as_ref();
             let done = match transition.decision {
                 Decision::Ignore { reason } => Step::Done(self.ignore(outcome.clone(), reason)),
+                Decision::Gone {
+                    incident_id,
+                    summary,
+                } => {
+                    self.gone(outcome.clone(), expected, next, &incident_id, summary)
+                        .await?
+                }
                 Decision::Recovering { incident_id } => {
                     self.recovering(outcome.clone(), expected, next, &incident_id)
                         .await?
                 }
                 Decision::Skip { reason, escalate } => {
                     let state = next.unwrap_or(&loaded.state);
-                    self.skip(outcome.clone(), expected, next, state, reason, escalate)
+                    let skip = Skipped {
+                        reason,
+                        escalate,
+                        summary,
+                    };
+                    self.skip(outcome.clone(), expected, next, state, skip)
                         .await?
                 }
                 Decision::Revert {
                     incident_id,
                     attempt,
                     takeover,
-                } => match Claim::of(expected, next, attempt, &incident_id, takeover) {
+                } => match Claim::of(stored, next, attempt, &incident_id, takeover) {
                     Some(claim) => self.claim_and_revert(outcome.clone(), claim).await?,
                     None => Step::Again(None),
                 },
@@ -206,11 +247,15 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                     takeover,
                     resumed,
                     ..
-                } => match Claim::of(expected, next, attempt, &incident_id, takeover) {
+                } => match Claim::of(stored, next, attempt, &incident_id, takeover) {
                     Some(claim) => {
                         let claim = claim.resuming(resumed);
-                        self.claim_and_act(outcome.clone(), claim, &spends, hold.as_ref())
-                            .await?
+                        let governed = Admitted {
+                            spends: &spends,
+                            hold: hold.as_ref(),
+                            details,
+                        };
+                        self.claim_and_act(outcome.clone(), claim, governed).await?
                     }
                     None => Step::Again(None),
                 },
@@ -220,7 +265,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                     recovered_at,
                     takeover,
                     gone,
-                } => match Claim::of(expected, next, attempt, &incident_id, takeover) {
+                } => match Claim::of(stored, next, attempt, &incident_id, takeover) {
                     Some(claim) => {
                         self.claim_and_resolve(outcome.clone(), claim, recovered_at, gone)
                             .await?
@@ -299,10 +344,32 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         match refused {
             ClaimResult::Duplicate => Step::Done(self.ignore(outcome, SkipReason::Duplicate)),
             ClaimResult::Conflict { stored } => Step::Again(stored.map(|stored| *stored)),
-            ClaimResult::OverBudget | ClaimResult::Claimed => Step::Again(None),
+            // A claim refused for the resource's lease is deferred by the step that made it
+            // (see `wait_for_lock`); anything else that reaches here decides again.
+            ClaimResult::OverBudget | ClaimResult::Claimed | ClaimResult::Busy { .. } => {
+                Step::Again(None)
+            }
         }
     }
 
+    /// The resource's lease across rules, held by this run until `until`.
+    pub(super) fn lock(&self, until: DateTime<Utc>) -> ResourceLock {
+        ResourceLock {
+            resource: self.resource(),
+            holder: self.key.holder(),
+            run_id: self.run_id.to_owned(),
+            until,
+            now: self.engine.clock.now(),
+        }
+    }
+
+    /// The resource's key across rules and layers.
+    pub(super) fn resource(&self) -> String {
+        resource_key(self.rule.action.resource_kind(), &self.key.resource_id)
+    }
+
+    /// Claims the resource for `claim`'s run, with its lease across rules held until the
+    /// run's own lease ends.
     pub(super) async fn claim(
         &self,
         claim: &Claim<'_>,
@@ -310,6 +377,12 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         spends: &[Spend],
         hold: Option<&Hold>,
     ) -> Result<ClaimResult, StoreError> {
+        let until = claim
+            .next
+            .lease
+            .as_ref()
+            .map_or_else(|| self.engine.clock.now(), |lease| lease.expires_at);
+        let lock = self.lock(until);
         self.engine
             .store
             .claim(&ClaimRequest {
@@ -321,6 +394,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 takeover: claim.takeover,
                 spends,
                 hold,
+                lock: Some(&lock),
             })
             .await
     }

@@ -16,6 +16,9 @@ pub enum BudgetScope {
     Rule(String),
     /// A group's healing slots (a group guard's), by the group's id.
     Group(String),
+    /// One resource, whatever rule heals it (see [`resource_key`]): what waits for another
+    /// rule's heal of it, for AWS's own healing or for a person's hold.
+    Resource(String),
 }
 
 impl BudgetScope {
@@ -26,6 +29,7 @@ impl BudgetScope {
             BudgetScope::Layer(layer) => format!("layer#{layer}"),
             BudgetScope::Rule(rule) => format!("rule#{rule}"),
             BudgetScope::Group(group) => format!("group#{group}"),
+            BudgetScope::Resource(resource) => format!("resource#{resource}"),
         }
     }
 }
@@ -37,6 +41,7 @@ impl std::fmt::Display for BudgetScope {
             BudgetScope::Layer(layer) => write!(f, "the {layer} layer"),
             BudgetScope::Rule(rule) => write!(f, "rule `{rule}`"),
             BudgetScope::Group(group) => f.write_str(group),
+            BudgetScope::Resource(resource) => f.write_str(resource),
         }
     }
 }
@@ -110,6 +115,14 @@ pub fn storm_summary(group: &str, size: u32, unhealthy: u32, max_unhealthy_perce
         "{unhealthy} of the {size} members of {group} are unhealthy, more than \
          {max_unhealthy_percent} %: a fault shared by the group is not healed member by member"
     )
+}
+
+/// The one key of a resource across rules and layers: its kind and its id, e.g.
+/// `ec2-instance#i-0123456789abcdef0`. Two rules whose actions touch the same resource (a
+/// status-check recovery and a process restart on one instance; a reboot, a restore and a
+/// backup verification of one database) share it, and so one lease: one heal at a time.
+pub fn resource_key(kind: crate::model::resource_id::ResourceKind, resource_id: &str) -> String {
+    format!("{}#{resource_id}", kind.key())
 }
 
 #[cfg(test)]

@@ -162,6 +162,9 @@ pub enum SkipReason {
     OperatorHold,
     /// The resource does not exist (terminated, deleted): nothing to heal, no budget spent.
     Gone,
+    /// The alarm watches a part of the resource that the rule's action does not heal (a
+    /// Lambda alarm on another alias, or on one version): nothing is done.
+    OtherTarget,
 }
 
 impl SkipReason {
@@ -213,6 +216,7 @@ impl SkipReason {
             SkipReason::AwsHealing => "aws-healing",
             SkipReason::OperatorHold => "operator-hold",
             SkipReason::Gone => "gone",
+            SkipReason::OtherTarget => "other-target",
         }
     }
 }

@@ -38,6 +38,23 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
+    /// A short stable name of the kind, for keys (see `limits::resource_key`).
+    pub fn key(self) -> &'static str {
+        match self {
+            ResourceKind::Ec2Instance => "ec2-instance",
+            ResourceKind::EbsVolume => "ebs-volume",
+            ResourceKind::NatGateway => "nat-gateway",
+            ResourceKind::AutoScalingGroup => "auto-scaling-group",
+            ResourceKind::EcsService => "ecs-service",
+            ResourceKind::LambdaFunction => "lambda-function",
+            ResourceKind::RdsInstance => "rds-instance",
+            ResourceKind::ElastiCacheCluster => "elasticache-cluster",
+            ResourceKind::Route53HealthCheck => "route53-health-check",
+            ResourceKind::ApplicationService => "application-service",
+            ResourceKind::TargetGroup => "target-group",
+        }
+    }
+
     /// What the id names, for messages.
     pub fn label(self) -> &'static str {
         match self {

@@ -67,6 +67,10 @@ pub struct Incident {
     /// the incident: it is closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<DateTime<Utc>>,
+    /// When the incident first waited for AWS's own healing or a person's hold on the
+    /// resource: the rule's `max_wait_seconds` counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<DateTime<Utc>>,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -89,6 +93,7 @@ impl Incident {
             unfinished: false,
             steps: 0,
             resolved_at: None,
+            waiting_since: None,
         }
     }
 

@@ -10,9 +10,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::model::limits::{BudgetScope, Limit};
-use crate::model::state::ResourceState;
 use crate::model::trip::{TripKind, Tripped};
-use crate::policy::decision::{Decision, Transition, stable_hash};
+use crate::policy::decision::stable_hash;
 
 /// One budget: its scope and limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +83,7 @@ pub fn check(budgets: &[Budget], usages: &[Usage], now: DateTime<Utc>) -> Option
                 used: usage.previous.saturating_add(usage.current),
                 reopens_at,
                 window: windows.current,
+                seen: None,
             }
         })
 }
@@ -126,41 +126,4 @@ pub fn spends(budgets: &[Budget], usages: &[Usage], now: DateTime<Utc>) -> Vec<S
             }
         })
         .collect()
-}
-
-/// Turns an attempt the budgets do not allow into a deferral: the incident is opened (or kept)
-/// without counting an attempt or starting a cooldown, and its next check is due when the
-/// budget reopens. `acted` is the state the attempt would have written.
-pub fn defer(
-    state: &ResourceState,
-    acted: &ResourceState,
-    tripped: Tripped,
-    until: DateTime<Utc>,
-) -> Option<Transition> {
-    let mut incident = acted.incident.clone()?;
-    let before = state
-        .incident
-        .as_ref()
-        .filter(|before| before.id == incident.id);
-    incident.attempts = before.map_or(0, |before| before.attempts);
-    incident.last_attempt_at = before.and_then(|before| before.last_attempt_at);
-    incident.next_attempt_at = before.and_then(|before| before.next_attempt_at);
-    incident.deferrals = before
-        .map_or(0, |before| before.deferrals)
-        .saturating_add(1);
-    // Nothing was started: no action is under way.
-    incident.unfinished = before.is_some_and(|before| before.unfinished);
-    incident.steps = before.map_or(0, |before| before.steps);
-    let mut next = state.clone();
-    next.version = acted.version;
-    let incident_id = incident.id.clone();
-    next.incident = Some(incident);
-    Some(Transition {
-        decision: Decision::Defer {
-            incident_id,
-            until,
-            tripped,
-        },
-        next: Some(next),
-    })
 }

@@ -80,6 +80,12 @@ pub enum Decision {
         until: DateTime<Utc>,
         tripped: Tripped,
     },
+    /// The resource does not exist: the incident closes, recorded (`gone`), with no attempt,
+    /// no budget spent and no failure notice.
+    Gone {
+        incident_id: String,
+        summary: String,
+    },
     /// Nothing to do and nothing to record (e.g. OK with no open incident).
     Ignore { reason: SkipReason },
 }

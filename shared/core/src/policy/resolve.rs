@@ -147,9 +147,7 @@ pub fn candidates<'r>(
             .by_metric(&metric.namespace, &metric.name, &mut found);
     }
     let by_metric = in_file_order(rules, found, |rule| {
-        metrics
-            .iter()
-            .any(|metric| metric_matches(&rule.trigger, metric))
+        metrics.iter().any(|metric| selects(rule, metric))
     });
     if by_metric.is_empty() {
         (None, by_metric)
@@ -232,6 +230,12 @@ fn metric_matches(trigger: &Trigger, metric: &MetricRef) -> bool {
             .all(|d| metric.dimensions.contains_key(d))
 }
 
+/// Whether a metric selects the rule: it satisfies the trigger, and it watches what the
+/// rule's action heals (see [`Action::foreign_target`](crate::model::rules::Action::foreign_target)).
+fn selects(rule: &Rule, metric: &MetricRef) -> bool {
+    metric_matches(&rule.trigger, metric) && rule.action.foreign_target(metric).is_none()
+}
+
 fn name_matches(trigger: &Trigger, alarm_name: &str) -> bool {
     trigger
         .alarm_name_prefixes
@@ -240,18 +244,30 @@ fn name_matches(trigger: &Trigger, alarm_name: &str) -> bool {
 }
 
 /// The metrics a rule reads dimensions from: those it matched on, or all when it matched by
-/// name or tag.
-fn relevant_metrics<'e>(rule: &Rule, event: &'e AlarmEvent) -> Vec<&'e MetricRef> {
-    let matched: Vec<&MetricRef> = event
-        .kind
-        .metrics()
+/// name or tag; never one that watches a part of the resource the rule's action does not
+/// heal (then the alarm names nothing the rule heals).
+fn relevant_metrics<'e>(
+    rule: &Rule,
+    event: &'e AlarmEvent,
+) -> Result<Vec<&'e MetricRef>, (SkipReason, String)> {
+    let metrics = event.kind.metrics();
+    let matched: Vec<&MetricRef> = metrics
         .iter()
-        .filter(|metric| metric_matches(&rule.trigger, metric))
+        .filter(|metric| selects(rule, metric))
         .collect();
-    if matched.is_empty() {
-        event.kind.metrics().iter().collect()
-    } else {
-        matched
+    if !matched.is_empty() {
+        return Ok(matched);
+    }
+    let own: Vec<&MetricRef> = metrics
+        .iter()
+        .filter(|metric| rule.action.foreign_target(metric).is_none())
+        .collect();
+    match metrics
+        .iter()
+        .find_map(|metric| rule.action.foreign_target(metric))
+    {
+        Some(foreign) if own.is_empty() => Err((SkipReason::OtherTarget, foreign)),
+        _ => Ok(own),
     }
 }
 
@@ -282,7 +298,7 @@ fn dimension_value(name: &str, metrics: &[&MetricRef]) -> Result<String, (SkipRe
 /// Names the resource a rule heals, or says why it cannot be named safely: an id that is
 /// missing, empty, ambiguous or not of the format the rule's action needs.
 pub fn resolve_resource(rule: &Rule, event: &AlarmEvent) -> Result<String, (SkipReason, String)> {
-    let metrics = relevant_metrics(rule, event);
+    let metrics = relevant_metrics(rule, event)?;
     let ResourceSelector {
         dimension,
         template,

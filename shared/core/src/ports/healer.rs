@@ -9,6 +9,7 @@ use crate::model::layer::Layer;
 use crate::model::record::SkipReason;
 use crate::model::revert::Revert;
 use crate::model::rules::{Action, Rule};
+pub use crate::model::trip::WaitReason;
 use crate::policy::group::GroupView;
 
 /// What a healer is asked to do.
@@ -50,35 +51,6 @@ pub enum HealOutcome {
         details: BTreeMap<String, String>,
         resume_after_seconds: u64,
     },
-}
-
-/// Why a healer asks autoheal to wait before it acts (see [`Healer::assess`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WaitReason {
-    /// AWS's own healing is already under way (EC2 automatic recovery or a scheduled event,
-    /// an ECS deployment rolling out or back, an instance refresh, an alarm's own EC2 recover
-    /// action): acting now would race it. Once the incident has waited the rule's
-    /// `max_wait_seconds`, the attempt goes ahead if the resource is still impaired.
-    AwsHealing,
-    /// A person froze the resource (suspended processes, protected members, traffic they are
-    /// shifting): acting would override them. Once the incident has waited the rule's
-    /// `max_wait_seconds`, a person is asked instead.
-    OperatorHold,
-    /// Another autoheal run is working on a resource this action also touches (an EBS
-    /// repair that must stop the instance another rule is stopping and starting). Once the
-    /// incident has waited the rule's `max_wait_seconds`, the attempt goes ahead.
-    ResourceBusy,
-}
-
-impl WaitReason {
-    /// The reason the deferred run records.
-    pub fn skip_reason(self) -> SkipReason {
-        match self {
-            WaitReason::AwsHealing => SkipReason::AwsHealing,
-            WaitReason::OperatorHold => SkipReason::OperatorHold,
-            WaitReason::ResourceBusy => SkipReason::ResourceBusy,
-        }
-    }
 }
 
 /// Something else is healing the resource, or a person holds it: what was seen, and when to

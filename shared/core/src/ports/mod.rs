@@ -20,5 +20,5 @@ pub use follow_ups::{FollowUpError, FollowUps};
 pub use healer::{Assessment, HealError, HealOutcome, HealRequest, Healer, Wait, WaitReason};
 pub use notifier::{Notifier, NotifyError};
 pub use store::{
-    ActionEnd, ClaimRequest, ClaimResult, Loaded, ResourceKey, StateStore, StoreError,
+    ActionEnd, ClaimRequest, ClaimResult, Loaded, ResourceKey, ResourceLock, StateStore, StoreError,
 };

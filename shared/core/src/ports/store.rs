@@ -19,6 +19,30 @@ pub struct ResourceKey {
     pub resource_id: String,
 }
 
+impl ResourceKey {
+    /// Who holds a resource's lease or a group's slot: the rule and the resource it heals.
+    pub fn holder(&self) -> String {
+        format!("{}#{}", self.rule, self.resource_id)
+    }
+}
+
+/// The lease of one resource across rules and layers (see
+/// [`resource_key`](crate::model::limits::resource_key)): while one rule's run holds it, no
+/// other rule's run acts on the resource. Taken in the claim's own write, held through an
+/// action's steps, released by the run's final write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceLock {
+    /// The resource's key across rules.
+    pub resource: String,
+    /// [`ResourceKey::holder`] of the run's state.
+    pub holder: String,
+    pub run_id: String,
+    /// Held until then at most, should the run die.
+    pub until: DateTime<Utc>,
+    /// When it is taken: a lease that ended before is free.
+    pub now: DateTime<Utc>,
+}
+
 /// A resource's state as read, and whether the current event was already claimed for it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Loaded {
@@ -41,6 +65,8 @@ pub struct ClaimRequest<'a> {
     pub spends: &'a [Spend],
     /// The slot of the resource's group this run takes (see [`crate::policy::group`]).
     pub hold: Option<&'a Hold>,
+    /// The resource's lease across rules, taken while it is free or already this state's.
+    pub lock: Option<&'a ResourceLock>,
 }
 
 /// How an attempt to claim a resource for a run ended.
@@ -57,6 +83,12 @@ pub enum ClaimResult {
     /// A budget the claim spends was spent, or the group slot it takes was taken, by another
     /// run first: read the budgets again and decide again.
     OverBudget,
+    /// Another rule's run holds the resource's lease (`holder`, see [`ResourceKey::holder`])
+    /// until `until`: this run waits for it to end.
+    Busy {
+        holder: String,
+        until: DateTime<Utc>,
+    },
 }
 
 /// What a finished run leaves of its incident's current action.
@@ -117,7 +149,9 @@ pub trait StateStore {
     /// also marks the incident escalated; with `reverts`, replaces the changes waiting to be
     /// put back; `action` says what the run leaves of its attempt's action. The state changes
     /// only if this run still holds the lease (only a lease holder changes `reverts`, so the
-    /// list it read is still the stored one).
+    /// list it read is still the stored one). `lock`, the resource's lease across rules that
+    /// the run took, is released, or, for an action that continues, held until its `until`
+    /// (only while it is still this state's).
     fn finish(
         &self,
         key: &ResourceKey,
@@ -125,6 +159,7 @@ pub trait StateStore {
         escalated_at: Option<DateTime<Utc>>,
         reverts: Option<&[Revert]>,
         action: ActionEnd,
+        lock: Option<&ResourceLock>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The actions counted in each budget's previous and current window at `now`.

@@ -22,6 +22,9 @@ pub enum NoticeKind {
     /// A group guard holds heals back: too much of a group in healing, or unhealthy (one
     /// notice per group, guard and window).
     GroupGuard,
+    /// A heal waits for AWS's own healing of the resource, or for a person's hold on it (one
+    /// notice per resource, reason and window).
+    Waiting,
 }
 
 /// One notification.
@@ -71,6 +74,7 @@ impl Notice {
         let kind = match tripped.kind {
             TripKind::Budget => NoticeKind::Budget,
             TripKind::GroupBusy { .. } | TripKind::GroupStorm { .. } => NoticeKind::GroupGuard,
+            TripKind::ResourceBusy | TripKind::Waiting { .. } => NoticeKind::Waiting,
         };
         Notice {
             kind,
@@ -110,6 +114,12 @@ impl Notice {
             NoticeKind::GroupGuard => format!(
                 "autoheal GROUP GUARD: heals in {} deferred (first: {} on {})",
                 r.details.get("group").map_or("a group", String::as_str),
+                r.rule,
+                r.resource_id
+            ),
+            NoticeKind::Waiting => format!(
+                "autoheal waiting ({}): {} on {}",
+                r.skip_reason.map_or("deferred", |reason| reason.as_str()),
                 r.rule,
                 r.resource_id
             ),
@@ -157,6 +167,7 @@ impl Notice {
                 NoticeKind::Escalation => "escalation",
                 NoticeKind::Budget => "budget",
                 NoticeKind::GroupGuard => "group-guard",
+                NoticeKind::Waiting => "waiting",
             }
             .to_owned(),
         );

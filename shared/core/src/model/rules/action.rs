@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::event::MetricRef;
 use crate::model::layer::Layer;
 use crate::model::resource_id::ResourceKind;
 
@@ -284,6 +285,31 @@ impl Action {
             Action::DeregisterUnhealthyTargets {} => ResourceKind::TargetGroup,
             Action::FailOverDnsRecord { .. } => ResourceKind::Route53HealthCheck,
             Action::ReplaceNatRoute { .. } => ResourceKind::NatGateway,
+        }
+    }
+
+    /// Why `metric` watches a part of the resource that this action does not heal, if it
+    /// does. An alias rollback heals its own alias: an alarm on another alias
+    /// (`Resource = <function>:<other alias>`) or on one version (`ExecutedVersion`, or
+    /// `Resource = <function>:<version>`) says nothing about it, and must not roll it back.
+    pub fn foreign_target(&self, metric: &MetricRef) -> Option<String> {
+        let Action::RollbackLambdaAlias { alias } = self else {
+            return None;
+        };
+        if let Some(version) = metric.dimensions.get("ExecutedVersion") {
+            return Some(format!(
+                "the alarm watches version {version}, not alias `{alias}`"
+            ));
+        }
+        let resource = metric.dimensions.get("Resource")?;
+        let qualifier = resource.rsplit_once(':').map(|(_, qualifier)| qualifier);
+        match qualifier {
+            // The function as a whole (no qualifier) includes the alias's invocations.
+            None => None,
+            Some(qualifier) if qualifier == alias => None,
+            Some(qualifier) => Some(format!(
+                "the alarm watches `{qualifier}` of the function (`Resource = {resource}`), not alias `{alias}`"
+            )),
         }
     }
 
