@@ -9,7 +9,10 @@ service calling on the account's behalf (a request whose User-Agent is the servi
 `codedeploy.amazonaws.com`) is recorded as CloudTrail records it, with `invokedBy`,
 `sourceIPAddress` and `userAgent` naming the service. It serves `LookupEvents` over that record:
 one lookup attribute, `StartTime`/`EndTime`, newest first, at most 50 a page (`MaxResults`),
-`NextToken`. Nothing else in moto changes.
+`NextToken`. moto routes a JSON request by its whole `X-Amz-Target`, which for CloudTrail is
+`com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Operation>`, while the Rust SDK sends
+the target AWS documents and accepts, `CloudTrail_20131101.<Operation>`: a target that names no
+operation is matched by its last two segments too. Nothing else in moto changes.
 
 Usage: moto_cloudtrail_lookup_events.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
@@ -23,6 +26,7 @@ from urllib.parse import unquote
 
 from moto.awslambda.responses import LambdaResponse
 from moto.cloudtrail.responses import CloudTrailResponse
+from moto.core.routing import JSONRouter
 from moto.server import main
 
 # (account, region) -> the events recorded there, oldest first.
@@ -186,6 +190,20 @@ def lookup_events(self: Any) -> str:
     return json.dumps(answer)
 
 
+def _match_short_target(original: Any) -> Any:
+    def match(self: Any, request: Any) -> Any:
+        operation, params = original(self, request)
+        target = request.headers.get("X-Amz-Target", "")
+        if operation is None and target.count(".") == 1:
+            for full, candidate in self._operations_by_target.items():
+                if full.endswith("." + target):
+                    return candidate, params
+        return operation, params
+
+    return match
+
+
+JSONRouter._match = _match_short_target(JSONRouter._match)
 LambdaResponse.create_alias = _recorded(LambdaResponse.create_alias, "CreateAlias20150331")
 LambdaResponse.update_alias = _recorded(LambdaResponse.update_alias, "UpdateAlias20150331")
 LambdaResponse.delete_alias = _recorded(LambdaResponse.delete_alias, "DeleteAlias20150331")

@@ -469,11 +469,12 @@ impl Clock for TestClock {
     }
 }
 
-/// Wraps a healer and counts the actions it was asked to run.
+/// Wraps a healer and counts the actions it was asked to run, and the looks before them.
 #[derive(Debug, Clone)]
 pub struct Counting<H> {
     pub inner: H,
     pub calls: Arc<Mutex<u32>>,
+    pub assessed: Arc<Mutex<u32>>,
 }
 
 impl<H> Counting<H> {
@@ -481,11 +482,17 @@ impl<H> Counting<H> {
         Counting {
             inner,
             calls: Arc::new(Mutex::new(0)),
+            assessed: Arc::new(Mutex::new(0)),
         }
     }
 
     pub fn calls(&self) -> u32 {
         *self.calls.lock().unwrap()
+    }
+
+    /// How often the healer was asked to look at a resource before a claim.
+    pub fn assessed(&self) -> u32 {
+        *self.assessed.lock().unwrap()
     }
 }
 
@@ -509,6 +516,7 @@ impl<H: Healer + Sync> Healer for Counting<H> {
         &self,
         request: HealRequest<'_>,
     ) -> Result<autoheal_core::Assessment, HealError> {
+        *self.assessed.lock().unwrap() += 1;
         self.inner.assess(request).await
     }
 

@@ -3295,7 +3295,11 @@ async fn given_a_resource_that_is_gone_when_its_alarm_fires_then_it_is_recorded_
     assert_eq!(engine.healer.count(), 0);
     let record = record_of(&outcome);
     assert_eq!((record.status, record.attempt), (HealingStatus::Skipped, 0));
-    assert!(engine.notifier.notices().is_empty(), "no failure notice");
+    assert_eq!(
+        engine.notifier.kinds(),
+        vec![(NoticeKind::Healing, HealingStatus::Skipped)],
+        "published as a skip, never as a failure"
+    );
     let window = Windows::at(t0(), 900).current;
     assert_eq!(engine.store.budget("rule#ec2-instance-healing", window), 0);
     assert_eq!(engine.store.budget("global", window), 0);

@@ -246,7 +246,7 @@ async fn alb_targets_an_auto_scaling_group_replaces_on_their_health_checks_are_l
     assert_eq!(reason, SkipReason::NotNeeded);
     assert!(summary.contains("web-asg"), "{summary}");
     assert_eq!(group.registered().await, sorted(group.instances.clone()));
-    // Through the engine, likewise: nothing deregistered.
+    // Through the engine, the run waits for the group (no attempt) and deregisters nothing.
     let record = network(&deployment)
         .handle(alb_alarm(&group.arn, "alb-asg"), "run-1")
         .await
@@ -254,8 +254,16 @@ async fn alb_targets_an_auto_scaling_group_replaces_on_their_health_checks_are_l
         .record
         .expect("a record");
     assert_eq!(
-        record.skip_reason,
-        Some(SkipReason::NotNeeded),
+        (record.skip_reason, record.attempt),
+        (Some(SkipReason::AwsHealing), 0),
+        "{record:?}"
+    );
+    assert!(
+        record
+            .summary
+            .as_deref()
+            .unwrap_or_default()
+            .contains("web-asg"),
         "{record:?}"
     );
     assert_eq!(group.registered().await, sorted(group.instances.clone()));

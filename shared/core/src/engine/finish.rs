@@ -75,8 +75,9 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
     }
 
     /// The resource does not exist: its incident closes and the run is recorded (`gone`), in
-    /// one write with the event's claim, so that a redelivery is a duplicate. No attempt, no
-    /// budget, no notification: nothing failed, and nothing was done.
+    /// one write with the event's claim, so that a redelivery is a duplicate, and published as
+    /// a skip: no attempt, no budget, nothing failed and nothing was done, but its alarm
+    /// watches something that is no longer there.
     pub(super) async fn gone(
         &self,
         mut outcome: Outcome,
@@ -114,6 +115,8 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             }
             None => self.engine.store.put_record(&record).await?,
         }
+        self.notify(&Notice::healing(record.clone(), self.rule))
+            .await;
         outcome.reason = Some(SkipReason::Gone);
         outcome.detail.clone_from(&record.summary);
         outcome.record = Some(record);
