@@ -158,8 +158,15 @@ fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
-/// The shims every emulator has, applied in this order (see `Emulator::start`).
-const BASE_SHIMS: [&str; 2] = ["moto_dynamodb_atomic.py", "moto_cloudwatch_cbor.py"];
+/// The shims every emulator has, applied in this order (see `Emulator::start`). The last two
+/// add read operations moto lacks altogether (volume status, instance refreshes), which the
+/// infrastructure actions make before acting on any volume or group.
+const BASE_SHIMS: [&str; 4] = [
+    "moto_dynamodb_atomic.py",
+    "moto_cloudwatch_cbor.py",
+    "moto_ebs_volume_status.py",
+    "moto_autoscaling_instance_refresh.py",
+];
 
 /// The process the emulators are forked from (`tests/emulator/zygote.py`), started with the
 /// first emulator. It ends with the test process: when its stdin closes, it stops every
@@ -240,8 +247,10 @@ pub struct Emulator {
 
 impl Emulator {
     /// Starts an emulator and waits until it answers. Every emulator has DynamoDB's atomic
-    /// conditional writes and CloudWatch in the SDK's protocol (see
-    /// `tests/emulator/moto_dynamodb_atomic.py` and `moto_cloudwatch_cbor.py`).
+    /// conditional writes, CloudWatch in the SDK's protocol, EBS volume status and Auto
+    /// Scaling instance refreshes (see `tests/emulator/moto_dynamodb_atomic.py`,
+    /// `moto_cloudwatch_cbor.py`, `moto_ebs_volume_status.py` and
+    /// `moto_autoscaling_instance_refresh.py`).
     pub fn start() -> Self {
         Self::start_with_shims(&[])
     }
