@@ -531,8 +531,17 @@ async fn another_runs_stop_and_start_is_waited_for_and_stop_protection_is_a_pers
     let scene = scene(&[]).await;
     let busy = scene.fleet.standalone(&[]).await;
     let busy_volume = scene.fleet.attached_volume(&busy, "/dev/sdf", &[]).await;
-    let mark = format!("autoheal-ffff recover-ec2-instance/{busy} stopping");
+    // The instance's status-check rule stopped it and has yet to start it again.
+    let mark = format!("autoheal-ffff recover-ec2-instance/{busy} starting");
     scene.fleet.tag_instance(&busy, STOP_START_TAG, &mark).await;
+    scene
+        .fleet
+        .ec2
+        .stop_instances()
+        .instance_ids(&busy)
+        .send()
+        .await
+        .expect("stopped by the other run");
     let protected = scene.fleet.standalone(&[]).await;
     let protected_volume = scene
         .fleet
@@ -550,9 +559,14 @@ async fn another_runs_stop_and_start_is_waited_for_and_stop_protection_is_a_pers
     let healer = scene.healer();
     let rules = RuleSet::shipped().expect("shipped rules");
 
-    for (volume, instance, expected) in [
-        (&busy_volume, &busy, WaitReason::ResourceBusy),
-        (&protected_volume, &protected, WaitReason::OperatorHold),
+    for (volume, instance, expected, history) in [
+        (&busy_volume, &busy, WaitReason::ResourceBusy, vec!["stop"]),
+        (
+            &protected_volume,
+            &protected,
+            WaitReason::OperatorHold,
+            vec![],
+        ),
     ] {
         let event = AlarmEvent::from_value(ebs_event("alarm", "ebs-1", volume)).expect("an alarm");
         let assessment = healer
@@ -577,14 +591,19 @@ async fn another_runs_stop_and_start_is_waited_for_and_stop_protection_is_a_pers
             ),
             "{outcome:?}"
         );
-        assert!(
-            scene.fleet.history(instance).await.is_empty(),
-            "{instance} was not stopped"
+        assert_eq!(
+            scene.fleet.history(instance).await,
+            history,
+            "{instance} was not stopped, nor started"
         );
     }
     assert_eq!(
         scene.fleet.instance_tag(&busy, STOP_START_TAG).await,
         Some(mark)
+    );
+    assert_eq!(
+        scene.fleet.instance_state(&busy).await,
+        Some(InstanceStateName::Stopped)
     );
 }
 

@@ -145,13 +145,13 @@ impl VolumeRepairer {
                 RECHECK_SECONDS,
             ));
         }
-        if let Some(holder) = look.busy {
+        let step = plan(&look.seen);
+        if let Some(holder) = look.busy.filter(|_| step.stops(&look.seen)) {
             return Ok(Assessment::resource_busy(
                 holder,
                 RESOURCE_BUSY_RECHECK_SECONDS,
             ));
         }
-        let step = plan(&look.seen);
         if let Some(host) = look.seen.host.as_ref().filter(|_| step.stops(&look.seen))
             && instances::stop_protected(&self.ec2, &host.id).await?
         {
@@ -230,13 +230,13 @@ impl VolumeRepairer {
             };
         }
         let look = self.look(&request, &volume).await?;
-        if let Some(holder) = look.busy {
+        let step = plan(&look.seen);
+        if let Some(holder) = look.busy.filter(|_| step.stops(&look.seen)) {
             return skipped(
                 SkipReason::Unsafe,
-                format!("{holder}; autoheal does not act on it meanwhile"),
+                format!("{holder}; autoheal does not stop it under them"),
             );
         }
-        let step = plan(&look.seen);
         if let Some(host) = look.seen.host.as_ref().filter(|_| step.stops(&look.seen))
             && instances::stop_protected(&self.ec2, &host.id).await?
         {
@@ -385,7 +385,9 @@ impl VolumeRepairer {
                 theirs.holder()
             ));
         }
-        let ours = mark.is_some() && look.busy.is_none();
+        // Stopped under a mark, it is autoheal's to start again: this action's (an earlier
+        // attempt's) or another's, which it waits for.
+        let marked = mark.is_some();
         let refusal = if is_opted_out(&instances::tags(&instance)) {
             Some(format!("it is tagged {OPT_OUT_TAG}=true"))
         } else if let Some(why) = instances::facts(&self.ec2, &instance)
@@ -406,7 +408,7 @@ impl VolumeRepairer {
         look.seen.host = Some(Host {
             id: instance_id.to_owned(),
             root: instance.root_device_name() == Some(device),
-            running_or_ours: state == Some(InstanceStateName::Running) || ours,
+            running_or_marked: state == Some(InstanceStateName::Running) || marked,
             state: state
                 .as_ref()
                 .map_or("in an unknown state", |s| s.as_str())

@@ -9,8 +9,8 @@ pub struct Host {
     pub id: String,
     /// The volume is its root device.
     pub root: bool,
-    /// It runs, or this action stopped it (and sees the job through).
-    pub running_or_ours: bool,
+    /// It runs, or an autoheal run stopped it under its mark and starts it again.
+    pub running_or_marked: bool,
     /// Its state, for a person.
     pub state: String,
     /// Why it must not be stopped, if it must not.
@@ -69,7 +69,7 @@ pub fn plan(seen: &Seen) -> Step {
     if let Some(why) = &host.refusal {
         return unsafe_because(format!("healing it needs {} stopped, but {why}", host.id));
     }
-    if !host.running_or_ours {
+    if !host.running_or_marked {
         return Step::Skip {
             reason: SkipReason::NotNeeded,
             why: format!(
@@ -93,7 +93,7 @@ mod tests {
         Host {
             id: "i-1".to_owned(),
             root: false,
-            running_or_ours: true,
+            running_or_marked: true,
             state: "running".to_owned(),
             refusal: None,
         }
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn an_instance_someone_else_stopped_is_left_alone() {
         let stopped = Host {
-            running_or_ours: false,
+            running_or_marked: false,
             state: "stopped".to_owned(),
             ..host()
         };

@@ -135,6 +135,21 @@ impl InstanceRecovery {
             return Ok(Assessment::Proceed);
         }
         let health = instance_status::read(&self.ec2, id).await?;
+        let facts = instances::facts(&self.ec2, &instance).await?;
+        let situation = Situation {
+            system: health.system,
+            instance: health.instance,
+            alarmed: AlarmedCheck::of(&request),
+            attempt: request.attempt,
+            reboot_first,
+            allow_stop_start,
+            alarm_rebooted: actions.contains(&AlarmAction::Reboot),
+        };
+        let planned = plan(&situation, &facts.risk);
+        if matches!(planned, Plan::Skip { .. }) {
+            // Nothing to do, or nothing autoheal may do: the action says which.
+            return Ok(Assessment::Proceed);
+        }
         let now = SystemClock.now().timestamp();
         let horizon = request.rule.policy.max_wait_seconds;
         if let Some(event) = health.events.iter().find(|e| e.is_near(now, horizon)) {
@@ -146,17 +161,7 @@ impl InstanceRecovery {
                 AWS_HEALING_RECHECK_SECONDS,
             ));
         }
-        let facts = instances::facts(&self.ec2, &instance).await?;
-        let situation = Situation {
-            system: health.system,
-            instance: health.instance,
-            alarmed: AlarmedCheck::of(&request),
-            attempt: request.attempt,
-            reboot_first,
-            allow_stop_start,
-            alarm_rebooted: actions.contains(&AlarmAction::Reboot),
-        };
-        match plan(&situation, &facts.risk) {
+        match planned {
             Plan::StopStart { system: true } => {
                 if instance_status::auto_recovery_on(&instance, &facts) {
                     return Ok(Assessment::aws_healing(
@@ -178,10 +183,12 @@ impl InstanceRecovery {
             }
             Plan::StopStart { system: false } => {
                 // The alarm rebooted the guest when it fired: give the reboot time to work.
-                let rebooted_ago = request.event.time.map(|at| now - at.timestamp());
-                if let Some(ago) = rebooted_ago
-                    .filter(|ago| situation.alarm_rebooted && *ago < REBOOT_SETTLE_SECONDS)
-                {
+                let rebooted_ago = request
+                    .event
+                    .time
+                    .map(|at| (now - at.timestamp()).max(0))
+                    .filter(|ago| situation.alarm_rebooted && *ago < REBOOT_SETTLE_SECONDS);
+                if let Some(ago) = rebooted_ago {
                     return Ok(Assessment::aws_healing(
                         format!(
                             "the alarm's own EC2 reboot action rebooted {id} {ago} s ago; its status checks are evaluated again"

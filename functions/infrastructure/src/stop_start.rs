@@ -246,14 +246,20 @@ impl StopStart {
             }
             _ => {}
         }
-        // It had its chance to stop cleanly: force it.
-        self.ec2
+        // It had its chance to stop cleanly: force it. It is on its way to stopped whatever
+        // the answer: a refused force is tried again by the next step, never a failure that
+        // would leave the instance stopped.
+        if let Err(error) = self
+            .ec2
             .stop_instances()
             .instance_ids(id)
             .force(true)
             .send()
             .await
-            .map_err(|e| api_error("StopInstances", e))?;
+        {
+            tracing::warn!(instance = id, error = %describe("StopInstances", &error), "forced stop refused; the next step tries again");
+            return Ok(false);
+        }
         Ok(self.wait_stopped(id, FORCED_STOP_WAIT).await.is_ok())
     }
 
