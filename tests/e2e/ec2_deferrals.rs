@@ -24,6 +24,7 @@ const REBOOT: &str = "arn:aws:automate:us-east-1:ec2:reboot";
 
 struct Scene {
     _emulator: Emulator,
+    sdk: aws_config::SdkConfig,
     fleet: Fleet,
     healer: InfrastructureHealer,
     rules: RuleSet,
@@ -39,6 +40,7 @@ async fn scene() -> Scene {
         fleet: Fleet::new(&deployment.sdk),
         healer: InfrastructureHealer::new(&deployment.sdk),
         rules: RuleSet::shipped().expect("shipped rules"),
+        sdk: deployment.sdk.clone(),
         _emulator: emulator,
     }
 }
@@ -392,9 +394,18 @@ async fn an_instance_ec2_does_not_know_or_terminated_is_gone() {
         .await
         .expect("terminate");
 
+    // The healer of every layer (the CLI's and the demo's) asks the same.
+    let every_layer =
+        autoheal_layers::LayerHealer::new(autoheal_core::Layer::Infrastructure, &scene.sdk);
     for instance in ["i-0000000000000dead", terminated.as_str()] {
         let event = alarm(instance, "StatusCheckFailed_System", 60);
         let assessment = scene.assess(instance, &event, &[]).await;
+        assert!(
+            matches!(assessment, Assessment::Gone { .. }),
+            "{instance}: {assessment:?}"
+        );
+        let request = scene.request(instance, &event, &[]);
+        let assessment = every_layer.assess(request).await.expect("assessed");
         assert!(
             matches!(assessment, Assessment::Gone { .. }),
             "{instance}: {assessment:?}"

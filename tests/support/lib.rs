@@ -476,6 +476,13 @@ impl<H: Healer + Sync> Healer for Counting<H> {
         self.inner.group(request).await
     }
 
+    async fn assess(
+        &self,
+        request: HealRequest<'_>,
+    ) -> Result<autoheal_core::Assessment, HealError> {
+        self.inner.assess(request).await
+    }
+
     async fn is_gone(
         &self,
         rule: &autoheal_core::Rule,

@@ -5,7 +5,9 @@
 use aws_config::SdkConfig;
 
 use autoheal_application::ApplicationHealer;
-use autoheal_core::{GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule};
+use autoheal_core::{
+    Assessment, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule,
+};
 use autoheal_data::DataHealer;
 use autoheal_infrastructure::InfrastructureHealer;
 use autoheal_network::NetworkHealer;
@@ -54,6 +56,10 @@ impl Healer for LayerHealer {
 
     async fn group(&self, request: HealRequest<'_>) -> Result<Option<GroupView>, HealError> {
         with_healer!(self, healer => healer.group(request).await)
+    }
+
+    async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        with_healer!(self, healer => healer.assess(request).await)
     }
 
     async fn is_gone(&self, rule: &Rule, resource_id: &str) -> Result<bool, HealError> {
