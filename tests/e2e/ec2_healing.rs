@@ -12,6 +12,7 @@ use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, ec2_alarm};
 const SYSTEM: &str = "emulator:system-status";
 const GUEST: &str = "emulator:instance-status";
 const STOP_START_TAG: &str = "autoheal:stop-start";
+const NO_CAPACITY: &str = "emulator:insufficient-capacity";
 
 /// The sample alarm aimed at `instance`, on the status-check metric `metric`.
 fn alarm_on(metric: &str, instance: &str, id: &str) -> Value {
@@ -280,7 +281,7 @@ async fn instance_tagged_disabled_is_left_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_instance_gives_a_failed_record_with_the_service_message() {
+async fn a_missing_instance_is_gone_and_nobody_is_told_of_a_failure() {
     let emulator = Emulator::start();
     let deployment = Deployment::bootstrap(&emulator).await;
     let queue = deployment.subscribe_queue("operators").await;
@@ -292,21 +293,132 @@ async fn missing_instance_gives_a_failed_record_with_the_service_message() {
         .expect("handled, not an error");
 
     let record = outcome.record.expect("a record");
-    assert_eq!(record.status, HealingStatus::Failed);
-    let error = record.error.expect("an error message");
-    assert!(error.contains("InvalidInstanceID.NotFound"), "{error}");
-    let stored = deployment
-        .store()
-        .recent_records(1, chrono::Utc::now())
-        .await
-        .expect("records");
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].status, HealingStatus::Failed);
-    let notifications = deployment.notifications(&queue).await;
-    assert_eq!(notifications.len(), 1);
+    assert_eq!(record.status, HealingStatus::Skipped, "{record:?}");
+    assert_eq!(record.skip_reason, Some(SkipReason::Gone));
+    assert!(record.error.is_none(), "{record:?}");
     assert_eq!(
-        notifications[0]["MessageAttributes"]["status"]["Value"],
-        "failed"
+        deployment.only_record().await.skip_reason,
+        Some(SkipReason::Gone)
+    );
+    let notifications = deployment.notifications(&queue).await;
+    assert!(
+        notifications
+            .iter()
+            .all(|n| n["MessageAttributes"]["status"]["Value"] != "failed"),
+        "{notifications:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_refused_for_capacity_continues_in_one_incident_until_the_instance_runs() {
+    let emulator =
+        Emulator::start_with_shims(&["moto_ec2_status_checks.py", "moto_ec2_capacity.py"]);
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let queue = deployment.subscribe_queue("operators").await;
+    let fleet = Fleet::new(&deployment.sdk);
+    // EC2 has no capacity of the instance's type in its zone until the tag goes.
+    let instance = fleet
+        .standalone(&[(SYSTEM, "impaired"), (NO_CAPACITY, "t3.small")])
+        .await;
+    let event = ec2_alarm(&instance, "event-capacity");
+    let alarm_name = event["detail"]["alarmName"]
+        .as_str()
+        .expect("a name")
+        .to_owned();
+    deployment.set_alarm(&alarm_name, "ALARM").await;
+    let clock = TestClock::at(Utc::now());
+    let engine = deployment.infrastructure(clock.clone(), Settings::default());
+
+    let first = engine.handle(event, "run-1").await.expect("handled");
+    let record = first.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::InProgress, "{record:?}");
+    assert_eq!(record.details["stage"], "starting");
+    assert!(
+        record.details["waiting_for"].contains("InsufficientInstanceCapacity"),
+        "{record:?}"
+    );
+    assert_eq!(fleet.history(&instance).await, ["stop"]);
+    assert_eq!(
+        fleet.instance_state(&instance).await,
+        Some(InstanceStateName::Stopped)
+    );
+    assert!(
+        fleet
+            .instance_tag(&instance, STOP_START_TAG)
+            .await
+            .is_some(),
+        "marked as autoheal's to start"
+    );
+
+    // The next step is refused too; then capacity comes back and the step after starts it.
+    let mut records = vec![record];
+    let mut refused_again = false;
+    for step in 0..6 {
+        if refused_again {
+            fleet
+                .ec2
+                .delete_tags()
+                .resources(&instance)
+                .tags(aws_sdk_ec2::types::Tag::builder().key(NO_CAPACITY).build())
+                .send()
+                .await
+                .expect("capacity is back");
+        }
+        let outcome = deployment
+            .fire_next(&engine, &clock, &format!("step-{step}"))
+            .await
+            .expect("a next step is scheduled");
+        let Some(record) = outcome.record else {
+            assert_eq!(outcome.reason, Some(SkipReason::Superseded), "{outcome:?}");
+            continue;
+        };
+        let done = record.status == HealingStatus::Completed;
+        if record.status == HealingStatus::InProgress {
+            refused_again = true;
+        }
+        records.push(record);
+        if done {
+            break;
+        }
+    }
+    let last = records.last().expect("records");
+    assert_eq!(last.status, HealingStatus::Completed, "{records:#?}");
+    assert_eq!(
+        records.len(),
+        3,
+        "refused twice, then started: {records:#?}"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r.incident_id == records[0].incident_id && r.attempt == 1),
+        "one incident, one attempt: {records:#?}"
+    );
+    assert_eq!(
+        fleet.instance_state(&instance).await,
+        Some(InstanceStateName::Running)
+    );
+    assert_eq!(
+        fleet.history(&instance).await,
+        ["stop", "start"],
+        "stopped once, started once"
+    );
+    assert_eq!(fleet.instance_tag(&instance, STOP_START_TAG).await, None);
+    let statuses: Vec<String> = deployment
+        .notifications(&queue)
+        .await
+        .iter()
+        .map(|n| {
+            n["MessageAttributes"]["status"]["Value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        ["in_progress", "completed"],
+        "no failure, no escalation"
     );
 }
 

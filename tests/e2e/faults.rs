@@ -149,7 +149,9 @@ async fn a_step_that_keeps_failing_is_a_failed_record_naming_it_and_a_notificati
     let queue = direct.subscribe_queue("operators").await;
     let instance = fleet.standalone(&[(SYSTEM, "impaired")]).await;
     let engine = proxied.infrastructure(TestClock::at(Utc::now()), Settings::default());
-    proxy.inject("ec2:StartInstances", Fault::Unavailable, None);
+    // The stop fails before anything changed: a start that fails instead leaves the instance
+    // stopped, and is carried on in follow-ups (see `ec2_healing`), never a failed run.
+    proxy.inject("ec2:StopInstances", Fault::Unavailable, None);
 
     let error = failed_and_told(
         &engine,
@@ -161,11 +163,16 @@ async fn a_step_that_keeps_failing_is_a_failed_record_naming_it_and_a_notificati
     .await;
 
     assert!(
-        error.contains(&format!("stopped {instance}, but StartInstances")),
-        "the step that failed and the one that happened: {error}"
+        error.contains(&format!("{instance} was not stopped: StopInstances")),
+        "the step that failed, and that nothing happened: {error}"
     );
-    assert_eq!(proxy.count("ec2:StartInstances"), 3, "three attempts");
-    assert_eq!(fleet.history(&instance).await, ["stop"]);
+    assert_eq!(proxy.count("ec2:StopInstances"), 3, "three attempts");
+    assert_eq!(proxy.count("ec2:StartInstances"), 0);
+    assert!(fleet.history(&instance).await.is_empty());
+    assert_eq!(
+        fleet.instance_state(&instance).await,
+        Some(aws_sdk_ec2::types::InstanceStateName::Running)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

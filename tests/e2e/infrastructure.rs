@@ -1,13 +1,12 @@
-//! `asg-capacity-healing` and `ebs-volume-healing` against the emulator (`ec2-instance-healing`
-//! has its own module).
+//! `asg-capacity-healing` against the emulator (`ec2-instance-healing` and
+//! `ebs-volume-healing` have their own modules).
 
-use autoheal_core::idempotency_token;
 use autoheal_core::{
-    AlarmEvent, HealOutcome, HealRequest, Healer, HealingStatus, Layer, RuleSet, SkipReason,
-    SystemClock, Verdict,
+    AlarmEvent, Assessment, HealOutcome, Healer, HealingStatus, Layer, RuleSet, SkipReason,
+    SystemClock, Verdict, WaitReason,
 };
 use autoheal_infrastructure::InfrastructureHealer;
-use autoheal_tests::{Deployment, Emulator, Fleet, TestEngine, autoheal_snapshot_tags, rule_event};
+use autoheal_tests::{Deployment, Emulator, Fleet, TestEngine, first_attempt, rule_event};
 
 fn asg_event(state: &str, id: &str, group: &str) -> serde_json::Value {
     rule_event(
@@ -19,9 +18,7 @@ fn asg_event(state: &str, id: &str, group: &str) -> serde_json::Value {
     )
 }
 
-fn ebs_event(state: &str, id: &str, volume: &str) -> serde_json::Value {
-    rule_event("ebs-volume-healing", state, id, "VolumeId", volume)
-}
+const TOKEN: &str = "autoheal-0123456789abcdef00000001";
 
 fn engine(deployment: &Deployment) -> TestEngine<SystemClock> {
     deployment.layer(Layer::Infrastructure)
@@ -237,7 +234,7 @@ async fn a_group_at_its_maximum_with_nothing_to_replace_is_left_alone_and_an_opt
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_group_gives_a_failed_record_with_the_service_message() {
+async fn a_missing_group_is_gone_and_nobody_is_told_of_a_failure() {
     let emulator = Emulator::start();
     let deployment = Deployment::bootstrap(&emulator).await;
     let queue = deployment.subscribe_queue("operators").await;
@@ -249,355 +246,36 @@ async fn a_missing_group_gives_a_failed_record_with_the_service_message() {
         .expect("handled");
 
     let record = outcome.record.expect("a record");
-    assert_eq!(record.status, HealingStatus::Failed);
-    assert!(
-        record
-            .error
-            .as_deref()
-            .is_some_and(|e| e.contains("no-such-asg")),
-        "{record:?}"
-    );
-    assert_eq!(deployment.notifications(&queue).await.len(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_data_volume_is_snapshotted_then_swapped_for_a_gp3_copy() {
-    let emulator = Emulator::start();
-    let deployment = Deployment::bootstrap(&emulator).await;
-    let queue = deployment.subscribe_queue("operators").await;
-    let fleet = Fleet::new(&deployment.sdk);
-    let instance = fleet.standalone(&[]).await;
-    let old = fleet
-        .attached_volume(&instance, "/dev/sdf", &[("team", "data")])
-        .await;
-    let engine = engine(&deployment);
-
-    let outcome = engine
-        .handle(ebs_event("alarm", "ebs-1", &old), "run-1")
-        .await
-        .expect("handled");
-
-    let record = outcome.record.expect("a record");
-    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
-    let snapshot = record.details.get("snapshot_id").expect("a snapshot");
-    let new = record
-        .details
-        .get("replacement_volume_id")
-        .expect("a replacement");
-    let snapshots = fleet
-        .ec2
-        .describe_snapshots()
-        .snapshot_ids(snapshot)
-        .send()
-        .await
-        .expect("snapshots");
-    assert_eq!(
-        snapshots.snapshots()[0].volume_id(),
-        Some(old.as_str()),
-        "snapshot of the failing volume"
-    );
-    let replacement = fleet.volume(new).await;
-    assert_eq!(
-        replacement.volume_type(),
-        Some(&aws_sdk_ec2::types::VolumeType::Gp3)
-    );
-    assert_eq!(
-        replacement.snapshot_id(),
-        Some(snapshot.as_str()),
-        "built from the snapshot"
-    );
-    let attachment = &replacement.attachments()[0];
-    assert_eq!(
-        (attachment.instance_id(), attachment.device()),
-        (Some(instance.as_str()), Some("/dev/sdf"))
-    );
-    let kept = fleet.volume(&old).await;
-    assert!(kept.attachments().is_empty(), "the old volume is detached");
-    assert!(
-        kept.tags()
-            .iter()
-            .any(|t| t.key() == Some("autoheal:replaced-by") && t.value() == Some(new.as_str())),
-        "and kept, tagged with its replacement"
-    );
-    assert!(
-        replacement
-            .tags()
-            .iter()
-            .any(|t| t.key() == Some("team") && t.value() == Some("data"))
-    );
-    let stored = deployment
-        .store()
-        .recent_records(1, chrono::Utc::now())
-        .await
-        .expect("records");
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].status, HealingStatus::Completed);
-    assert_eq!(stored[0].details.get("replacement_volume_id"), Some(new));
-    assert_eq!(deployment.notifications(&queue).await.len(), 1);
-
-    let ok = engine
-        .handle(ebs_event("ok", "ebs-ok", &old), "run-2")
-        .await
-        .expect("handled");
-    assert_eq!(ok.decision, Verdict::Recovering);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn root_opted_out_and_missing_volumes_are_not_touched() {
-    let emulator = Emulator::start();
-    let deployment = Deployment::bootstrap(&emulator).await;
-    let fleet = Fleet::new(&deployment.sdk);
-    let instance = fleet.standalone(&[]).await;
-    let root = fleet
-        .instance(&instance)
-        .await
-        .block_device_mappings()
-        .iter()
-        .find_map(|m| m.ebs().and_then(|e| e.volume_id().map(str::to_owned)))
-        .expect("a root volume");
-    let opted_out = fleet
-        .attached_volume(&instance, "/dev/sdg", &[("autoheal:disabled", "true")])
-        .await;
-    let engine = engine(&deployment);
-
-    let on_root = engine
-        .handle(ebs_event("alarm", "root-1", &root), "run-1")
-        .await
-        .expect("handled");
-    let on_opted_out = engine
-        .handle(ebs_event("alarm", "opt-1", &opted_out), "run-2")
-        .await
-        .expect("handled");
-    let on_missing = engine
-        .handle(
-            ebs_event("alarm", "gone-1", "vol-0000000000000dead"),
-            "run-3",
-        )
-        .await
-        .expect("handled");
-
-    assert_eq!(
-        on_root.record.as_ref().and_then(|r| r.skip_reason),
-        Some(SkipReason::Unsafe),
-        "{on_root:?}"
-    );
-    assert_eq!(
-        on_opted_out.record.as_ref().and_then(|r| r.skip_reason),
-        Some(SkipReason::OptedOut)
-    );
-    let failed = on_missing.record.expect("a record");
-    assert_eq!(failed.status, HealingStatus::Failed);
-    assert!(
-        failed
-            .error
-            .as_deref()
-            .is_some_and(|e| e.contains("InvalidVolume")),
-        "{failed:?}"
-    );
-    let snapshots = fleet
-        .ec2
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
-        .await
-        .expect("snapshots");
-    assert!(
-        snapshots
-            .snapshots()
-            .iter()
-            .all(|s| s.volume_id() != Some(root.as_str())
-                && s.volume_id() != Some(opted_out.as_str())),
-        "nothing was snapshotted"
-    );
-}
-
-/// EC2 reports a snapshot's start time to the second: fixtures a second apart keep their order.
-async fn a_second_later() {
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-}
-
-/// Runs the same attempt as `record` again, as after an invocation that died (same token).
-async fn retry(
-    healer: &impl Healer,
-    record: &autoheal_core::HealingRecord,
-    volume: &str,
-) -> Result<HealOutcome, autoheal_core::HealError> {
-    let rules = RuleSet::shipped().expect("shipped rules");
-    let rule = rules.get("ebs-volume-healing").expect("the rule");
-    let incident = record.incident_id.as_deref().expect("an incident");
-    let token = idempotency_token(&rule.name, volume, incident, record.attempt);
-    let event = AlarmEvent::from_value(ebs_event("alarm", "ebs-retry", volume)).expect("event");
-    healer
-        .heal(HealRequest {
-            rule,
-            resource_id: volume,
-            attempt: record.attempt,
-            incident_id: incident,
-            idempotency_token: &token,
-            event: &event,
-            alarm_actions: &[],
-        })
-        .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repair_deletes_only_autoheals_own_older_snapshots_of_the_volume_beyond_three() {
-    let emulator = Emulator::start();
-    let deployment = Deployment::bootstrap(&emulator).await;
-    let queue = deployment.subscribe_queue("operators").await;
-    let fleet = Fleet::new(&deployment.sdk);
-    let instance = fleet.standalone(&[]).await;
-    let volume = fleet.attached_volume(&instance, "/dev/sdf", &[]).await;
-    let other = fleet.attached_volume(&instance, "/dev/sdg", &[]).await;
-    // Oldest first: a person's snapshot, four of autoheal's own, one of autoheal's of another
-    // volume, one of this volume tagged by another rule.
-    let person = fleet
-        .snapshot(&volume, &[("Name", "before the upgrade")])
-        .await;
-    let mut own = Vec::new();
-    for _ in 0..4 {
-        a_second_later().await;
-        own.push(
-            fleet
-                .snapshot(
-                    &volume,
-                    &autoheal_snapshot_tags(&volume, "ebs-volume-healing"),
-                )
-                .await,
-        );
-    }
-    let of_other_volume = fleet
-        .snapshot(
-            &other,
-            &autoheal_snapshot_tags(&other, "ebs-volume-healing"),
-        )
-        .await;
-    let of_other_rule = fleet
-        .snapshot(&volume, &autoheal_snapshot_tags(&volume, "some-other-rule"))
-        .await;
-    let before = fleet.snapshots_of(&[&volume, &other]).await;
-    assert_eq!(before.len(), 7);
-    a_second_later().await;
-    let engine = engine(&deployment);
-
-    let record = engine
-        .handle(ebs_event("alarm", "ebs-1", &volume), "run-1")
-        .await
-        .expect("handled")
-        .record
-        .expect("a record");
-
-    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
-    let new = record.details["snapshot_id"].clone();
-    // Kept: the new snapshot and the two newest of autoheal's older ones (3 in all); deleted:
-    // the two oldest of autoheal's; everything else is untouched.
-    assert_eq!(
-        record.details["snapshots_deleted"],
-        format!("{},{}", own[1], own[0])
-    );
-    assert_eq!(
-        record.details["snapshots_kept"],
-        format!("{new},{},{}", own[3], own[2])
-    );
-    let mut expected = before.clone();
-    expected.remove(&own[0]);
-    expected.remove(&own[1]);
-    expected.insert(new.clone());
-    let after = fleet.snapshots_of(&[&volume, &other]).await;
-    assert_eq!(after, expected);
-    for kept in [&person, &of_other_volume, &of_other_rule] {
-        assert!(after.contains(kept), "{kept} was deleted");
-    }
-    let tags = fleet.snapshot_tags(&new).await;
-    for (key, value) in autoheal_snapshot_tags(&volume, "ebs-volume-healing") {
-        assert_eq!(tags.get(key).map(String::as_str), Some(value), "{tags:?}");
-    }
-    assert!(tags.contains_key("autoheal:incident") && tags.contains_key("autoheal:token"));
+    assert_eq!(record.status, HealingStatus::Skipped, "{record:?}");
+    assert_eq!(record.skip_reason, Some(SkipReason::Gone));
     assert!(
         record
             .summary
             .as_deref()
-            .is_some_and(|s| s.contains("deleted 2 older snapshots")),
+            .is_some_and(|s| s.contains("no-such-asg")),
         "{record:?}"
     );
-    let stored = deployment
-        .store()
-        .recent_records(1, chrono::Utc::now())
-        .await
-        .expect("records");
-    assert_eq!(
-        stored[0].details.get("snapshots_deleted"),
-        record.details.get("snapshots_deleted")
-    );
     let notifications = deployment.notifications(&queue).await;
-    let message: serde_json::Value =
-        serde_json::from_str(notifications[0]["Message"].as_str().expect("a message"))
-            .expect("JSON");
-    assert_eq!(
-        message["record"]["details"]["snapshots_deleted"],
-        record.details["snapshots_deleted"].as_str()
-    );
-
-    // The same attempt again: its snapshot is reused and nothing more is deleted.
-    let again = retry(&engine.healer.inner, &record, &volume)
-        .await
-        .expect("healed again");
-    let HealOutcome::Healed { details, .. } = again else {
-        panic!("{again:?}");
-    };
-    assert_eq!(details["snapshot_id"], new);
-    assert_eq!(details["snapshots_deleted"], "");
-    assert_eq!(fleet.snapshots_of(&[&volume, &other]).await, expected);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_that_cannot_be_deleted_is_reported_and_the_repair_still_completes() {
-    let emulator = Emulator::start_with_snapshots_in_use();
-    let deployment = Deployment::bootstrap(&emulator).await;
-    let fleet = Fleet::new(&deployment.sdk);
-    let instance = fleet.standalone(&[]).await;
-    let volume = fleet.attached_volume(&instance, "/dev/sdf", &[]).await;
-    let ours = autoheal_snapshot_tags(&volume, "ebs-volume-healing");
-    // autoheal's oldest snapshot, which someone registered an AMI from.
-    let mut in_use_tags = ours.to_vec();
-    in_use_tags.push(("emulator:in-use-by", "ami-0123456789abcdef0"));
-    let in_use = fleet.snapshot(&volume, &in_use_tags).await;
-    let mut own = Vec::new();
-    for _ in 0..3 {
-        a_second_later().await;
-        own.push(fleet.snapshot(&volume, &ours).await);
-    }
-    a_second_later().await;
-
-    let record = engine(&deployment)
-        .handle(ebs_event("alarm", "ebs-1", &volume), "run-1")
-        .await
-        .expect("handled")
-        .record
-        .expect("a record");
-
-    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
-    assert_eq!(record.details["snapshots_deleted"], own[0]);
-    let refused = &record.details["snapshots_not_deleted"];
     assert!(
-        refused.starts_with(&format!("{in_use}: DeleteSnapshot: InvalidSnapshot.InUse")),
-        "{refused}"
+        notifications
+            .iter()
+            .all(|n| n["MessageAttributes"]["status"]["Value"] != "failed"),
+        "{notifications:#?}"
     );
-    let summary = record.summary.clone().unwrap_or_default();
-    assert!(
-        summary.contains(&format!("could not delete {in_use}")),
-        "{summary}"
+    let healer = InfrastructureHealer::new(&deployment.sdk);
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let event =
+        AlarmEvent::from_value(asg_event("alarm", "gone-2", "no-such-asg")).expect("an alarm");
+    let request = first_attempt(
+        rules.get("asg-capacity-healing").expect("the rule"),
+        "no-such-asg",
+        &event,
+        TOKEN,
     );
-    let after = fleet.snapshots_of(&[&volume]).await;
-    assert!(
-        after.contains(&in_use) && !after.contains(&own[0]),
-        "{after:?}"
-    );
-    assert_eq!(
-        after.len(),
-        4,
-        "the new one, two of autoheal's and the one in use"
-    );
+    assert!(matches!(
+        healer.assess(request).await.expect("assessed"),
+        Assessment::Gone { .. }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -682,4 +360,197 @@ async fn a_group_behind_no_load_balancer_keeps_its_ec2_health_check() {
         "{record:?}"
     );
     assert_eq!(fleet.group(&group).await.health_check_type(), Some("EC2"));
+}
+
+/// The group's members' health, by instance.
+async fn health(fleet: &Fleet, group: &str) -> std::collections::BTreeMap<String, String> {
+    fleet
+        .group(group)
+        .await
+        .instances()
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i.instance_id()?.to_owned(),
+                i.health_status()?.to_ascii_lowercase(),
+            ))
+        })
+        .collect()
+}
+
+async fn mark_unhealthy(fleet: &Fleet, instance: &str) {
+    fleet
+        .autoscaling
+        .set_instance_health()
+        .instance_id(instance)
+        .health_status("Unhealthy")
+        .send()
+        .await
+        .expect("mark unhealthy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_where_a_person_suspended_what_the_action_needs_is_held_and_left_unchanged() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let (group, member) = fleet.auto_scaling_group("frozen-asg").await;
+    mark_unhealthy(&fleet, &member).await;
+    let healer = InfrastructureHealer::new(&deployment.sdk);
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let event = AlarmEvent::from_value(asg_event("alarm", "asg-1", &group)).expect("an alarm");
+    let request = first_attempt(
+        rules.get("asg-capacity-healing").expect("the rule"),
+        &group,
+        &event,
+        TOKEN,
+    );
+    let suspend = |processes: &'static [&'static str]| {
+        let fleet = fleet.clone();
+        let group = group.clone();
+        async move {
+            fleet
+                .autoscaling
+                .suspend_processes()
+                .auto_scaling_group_name(&group)
+                .set_scaling_processes(Some(processes.iter().map(|p| (*p).to_owned()).collect()))
+                .send()
+                .await
+                .expect("suspend");
+        }
+    };
+
+    // Scheduled actions have nothing to do with scaling out or replacing members.
+    suspend(&["ScheduledActions"]).await;
+    assert_eq!(
+        healer.assess(request).await.expect("assessed"),
+        Assessment::Proceed
+    );
+
+    suspend(&["Terminate"]).await;
+    let assessment = healer.assess(request).await.expect("assessed");
+    let Assessment::Wait(wait) = assessment else {
+        panic!("{assessment:?}");
+    };
+    assert_eq!(wait.reason, WaitReason::OperatorHold);
+    assert!(wait.summary.contains("Terminate"), "{wait:?}");
+    // Should the action run anyway, it refuses and changes nothing.
+    let outcome = healer.heal(request).await.expect("healed");
+    assert!(
+        matches!(
+            outcome,
+            HealOutcome::Skipped {
+                reason: SkipReason::Unsafe,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let after = fleet.group(&group).await;
+    assert_eq!(after.desired_capacity(), Some(1));
+    assert_eq!(
+        health(&fleet, &group)
+            .await
+            .get(&member)
+            .map(String::as_str),
+        Some("unhealthy"),
+        "still there"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_in_an_instance_refresh_is_left_to_it_until_the_refresh_ends() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let (group, _) = fleet.auto_scaling_group("refreshing-asg").await;
+    let healer = InfrastructureHealer::new(&deployment.sdk);
+    let rules = RuleSet::shipped().expect("shipped rules");
+    let event = AlarmEvent::from_value(asg_event("alarm", "asg-1", &group)).expect("an alarm");
+    let request = first_attempt(
+        rules.get("asg-capacity-healing").expect("the rule"),
+        &group,
+        &event,
+        TOKEN,
+    );
+    let refresh = fleet
+        .autoscaling
+        .start_instance_refresh()
+        .auto_scaling_group_name(&group)
+        .send()
+        .await
+        .expect("an instance refresh")
+        .instance_refresh_id
+        .expect("its id");
+
+    let assessment = healer.assess(request).await.expect("assessed");
+    let Assessment::Wait(wait) = assessment else {
+        panic!("{assessment:?}");
+    };
+    assert_eq!(wait.reason, WaitReason::AwsHealing);
+    assert!(wait.summary.contains(&refresh), "{wait:?}");
+    assert_eq!(
+        fleet.group(&group).await.desired_capacity(),
+        Some(1),
+        "nothing changed"
+    );
+
+    fleet
+        .autoscaling
+        .cancel_instance_refresh()
+        .auto_scaling_group_name(&group)
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(
+        healer.assess(request).await.expect("assessed"),
+        Assessment::Proceed
+    );
+    let outcome = healer.heal(request).await.expect("healed");
+    assert!(matches!(outcome, HealOutcome::Healed { .. }), "{outcome:?}");
+    assert_eq!(fleet.group(&group).await.desired_capacity(), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_protected_from_scale_in_are_never_terminated_and_are_recorded_as_held_back() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let members = fleet.auto_scaling_group_of("pets-and-cattle-asg", 3).await;
+    let group = "pets-and-cattle-asg";
+    let (protected, replaced, healthy) = (&members[0], &members[1], &members[2]);
+    fleet
+        .autoscaling
+        .set_instance_protection()
+        .auto_scaling_group_name(group)
+        .instance_ids(protected)
+        .protected_from_scale_in(true)
+        .send()
+        .await
+        .expect("protect");
+    mark_unhealthy(&fleet, protected).await;
+    mark_unhealthy(&fleet, replaced).await;
+
+    let record = engine(&deployment)
+        .handle(asg_event("alarm", "asg-1", group), "run-1")
+        .await
+        .expect("handled")
+        .record
+        .expect("a record");
+
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.details.get("replaced_instances"), Some(replaced));
+    assert_eq!(record.details.get("held_back_instances"), Some(protected));
+    let summary = record.summary.expect("a summary");
+    assert!(summary.contains("protected from scale-in"), "{summary}");
+    let now = health(&fleet, group).await;
+    assert!(
+        now.contains_key(protected),
+        "the protected member stays: {now:?}"
+    );
+    assert!(now.contains_key(healthy), "{now:?}");
+    assert!(
+        !now.contains_key(replaced),
+        "the other left the group: {now:?}"
+    );
 }

@@ -9,6 +9,8 @@ mod closed_loop;
 mod concurrency;
 mod crashes;
 mod data;
+mod ebs_healing;
+mod ec2_deferrals;
 mod ec2_healing;
 mod faults;
 mod governor;

@@ -158,13 +158,17 @@ fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
-/// The shims every emulator has, applied in this order (see `Emulator::start`).
-/// CloudTrail's event history and ECS deployments that complete are what every AWS account
-/// has, and what `rollback-lambda-alias` and `restart-ecs-service` read before they act.
-const BASE_SHIMS: [&str; 3] = [
+/// The shims every emulator has, applied in this order (see `Emulator::start`). Besides
+/// DynamoDB's atomic writes, they add what every AWS account has and the actions read before
+/// they act: CloudTrail's event history and ECS deployments that complete
+/// (`rollback-lambda-alias`, `restart-ecs-service`), and read operations moto lacks
+/// altogether (EBS volume status, Auto Scaling instance refreshes).
+const BASE_SHIMS: [&str; 5] = [
     "moto_dynamodb_atomic.py",
     "moto_cloudtrail_lookup_events.py",
     "moto_ecs_deployments.py",
+    "moto_ebs_volume_status.py",
+    "moto_autoscaling_instance_refresh.py",
 ];
 
 /// The process the emulators are forked from (`tests/emulator/zygote.py`), started with the
@@ -246,10 +250,10 @@ pub struct Emulator {
 
 impl Emulator {
     /// Starts an emulator and waits until it answers. Every emulator has DynamoDB's atomic
-    /// conditional writes, CloudTrail's event history of Lambda aliases and ECS deployments
-    /// that roll out (see `tests/emulator/` `moto_dynamodb_atomic.py`,
-    /// `moto_cloudtrail_lookup_events.py` and `moto_ecs_deployments.py`); the emulator serves
-    /// CloudWatch in the SDK's Smithy RPC v2 CBOR protocol itself.
+    /// conditional writes, CloudTrail's event history of Lambda aliases, ECS deployments that
+    /// roll out, EBS volume status and Auto Scaling instance refreshes (see `BASE_SHIMS` and
+    /// `tests/emulator/`); the emulator serves CloudWatch in the SDK's Smithy RPC v2 CBOR
+    /// protocol itself.
     pub fn start() -> Self {
         Self::start_with_shims(&[])
     }

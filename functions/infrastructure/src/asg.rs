@@ -3,8 +3,16 @@
 //!
 //! Desired capacity grows by the rule's increment, never past the group's maximum; unhealthy
 //! members are terminated with `ShouldDecrementDesiredCapacity = false`, so the group launches
-//! their replacements. A group whose `Launch` process is suspended is left alone: it could not
-//! replace anything.
+//! their replacements. A member protected from scale-in, or in `Standby`, is never
+//! terminated: a person chose to keep it; it is recorded as held back.
+//!
+//! Before each new attempt ([`GroupScaler::assess`]): a group that does not exist (or is being
+//! deleted) is `gone`; a group where a person suspended a process the action needs (`Launch`
+//! always; `Terminate`, `ReplaceUnhealthy` and `HealthCheck` when there are unhealthy members
+//! to replace or a health check to switch; `AddToLoadBalancer` behind a load balancer, whose
+//! new capacity would take no traffic) is held for them (`operator-hold`); a group in an
+//! instance refresh is being replaced by AWS already (`aws-healing`). The action itself
+//! refuses (`unsafe`) what a person holds, should it run without that look.
 //!
 //! Each scale-out is recorded on the group (tag `autoheal:scale-out`: the attempt's token, the
 //! capacity before and after), so a retried attempt does not add capacity twice, and it is
@@ -22,17 +30,22 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_autoscaling::Client as AutoScalingClient;
-use aws_sdk_autoscaling::types::{AutoScalingGroup, LifecycleState, Tag};
+use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance, LifecycleState, Tag};
 
 use autoheal_aws::errors::{api_error, describe};
 use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::{HealError, HealOutcome, HealRequest, Revert, SkipReason};
+use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, Revert, SkipReason};
+
+use crate::groups;
 
 /// The revert that puts a group's desired capacity back.
 pub const RESTORE_DESIRED_CAPACITY: &str = "restore-desired-capacity";
 
 /// The group tag recording the latest scale-out: `<token> <before> <after>`.
 pub const SCALE_OUT_TAG: &str = "autoheal:scale-out";
+
+/// When to look again at a group a person holds or an instance refresh replaces.
+const RECHECK_SECONDS: u64 = 300;
 
 /// What a scale-out does, from the rule.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +54,23 @@ pub struct ScaleOut {
     pub replace_unhealthy: bool,
     /// `Some(grace period)`: switch a load-balanced group's health check to `ELB`.
     pub elb_health_check: Option<u32>,
+}
+
+impl ScaleOut {
+    /// The settings of a rule's `scale-out-auto-scaling-group` action.
+    pub fn new(
+        increment: u32,
+        replace_unhealthy: bool,
+        health_check_type: Option<&str>,
+        health_check_grace_period: u32,
+    ) -> Self {
+        ScaleOut {
+            increment,
+            replace_unhealthy,
+            elb_health_check: (health_check_type == Some("ELB"))
+                .then_some(health_check_grace_period),
+        }
+    }
 }
 
 /// Whether the group should switch to the load balancer's health check: it is behind one and
@@ -77,6 +107,71 @@ impl<'a> Recorded<'a> {
     }
 }
 
+/// The group's unhealthy members that are not already leaving it, split into those the action
+/// may replace and those a person keeps (protected from scale-in, or in `Standby`).
+fn unhealthy_members(group: &AutoScalingGroup) -> (Vec<String>, Vec<String>) {
+    let mut replace = Vec::new();
+    let mut held_back = Vec::new();
+    for member in group.instances() {
+        let unhealthy = member
+            .health_status()
+            .is_some_and(|status| status.eq_ignore_ascii_case("unhealthy"));
+        let Some(id) = member.instance_id() else {
+            continue;
+        };
+        if !unhealthy || member.lifecycle_state().is_some_and(is_leaving) {
+            continue;
+        }
+        if is_kept(member) {
+            held_back.push(id.to_owned());
+        } else {
+            replace.push(id.to_owned());
+        }
+    }
+    (replace, held_back)
+}
+
+/// A member a person keeps: protected from scale-in, or taken out of service.
+fn is_kept(member: &Instance) -> bool {
+    member.protected_from_scale_in() == Some(true)
+        || member
+            .lifecycle_state()
+            .is_some_and(|state| state.as_str().contains("Standby"))
+}
+
+/// The processes the action needs on this group, which a person must not have suspended.
+fn needed_processes(group: &AutoScalingGroup, settings: ScaleOut) -> Vec<&'static str> {
+    let mut needed = vec!["Launch"];
+    let (replace, _) = unhealthy_members(group);
+    if settings.replace_unhealthy && !replace.is_empty() {
+        needed.extend(["Terminate", "ReplaceUnhealthy", "HealthCheck"]);
+    }
+    let behind_load_balancer =
+        !group.target_group_arns().is_empty() || !group.load_balancer_names().is_empty();
+    if settings.elb_health_check.is_some()
+        && wants_elb_health_check(group)
+        && !needed.contains(&"HealthCheck")
+    {
+        needed.push("HealthCheck");
+    }
+    if behind_load_balancer {
+        needed.push("AddToLoadBalancer");
+    }
+    needed
+}
+
+/// What a person froze on the group that the action needs, in one sentence.
+fn held_by_a_person(group: &AutoScalingGroup, settings: ScaleOut) -> Option<String> {
+    let name = group.auto_scaling_group_name().unwrap_or_default();
+    let suspended = groups::suspended_of(group, &needed_processes(group, settings));
+    (!suspended.is_empty()).then(|| {
+        format!(
+            "Auto Scaling group {name} has {} suspended: a person froze what scaling out and replacing members needs",
+            suspended.join(", ")
+        )
+    })
+}
+
 fn opted_out(group: &AutoScalingGroup) -> bool {
     pairs_opt_out(
         group
@@ -107,22 +202,40 @@ impl GroupScaler {
         GroupScaler { autoscaling }
     }
 
-    async fn describe(&self, name: &str) -> Result<AutoScalingGroup, HealError> {
-        self.autoscaling
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(name)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeAutoScalingGroups", e))?
-            .auto_scaling_groups()
-            .iter()
-            .find(|group| group.auto_scaling_group_name() == Some(name))
-            .cloned()
-            .ok_or_else(|| {
-                HealError::new(format!(
-                    "DescribeAutoScalingGroups: no Auto Scaling group named {name}"
-                ))
-            })
+    /// Whether the group is gone, or being deleted.
+    pub async fn is_gone(&self, name: &str) -> Result<bool, HealError> {
+        Ok(groups::describe(&self.autoscaling, name).await?.is_none())
+    }
+
+    /// Looks, read-only, at what may already replace the group's instances or hold the group
+    /// (see the module's docs) before a new attempt.
+    pub async fn assess(
+        &self,
+        request: HealRequest<'_>,
+        settings: ScaleOut,
+    ) -> Result<Assessment, HealError> {
+        let name = request.resource_id;
+        let Some(group) = groups::describe(&self.autoscaling, name).await? else {
+            return Ok(Assessment::gone(format!(
+                "Auto Scaling group {name} does not exist (or is being deleted)"
+            )));
+        };
+        if opted_out(&group) {
+            return Ok(Assessment::Proceed);
+        }
+        if let Some(why) = held_by_a_person(&group, settings) {
+            return Ok(Assessment::operator_hold(why, RECHECK_SECONDS));
+        }
+        if let Some(refresh) = groups::refresh_under_way(&self.autoscaling, name).await? {
+            return Ok(Assessment::aws_healing(
+                format!(
+                    "Auto Scaling group {name} is replacing its instances: {}",
+                    refresh.describe()
+                ),
+                RECHECK_SECONDS,
+            ));
+        }
+        Ok(Assessment::Proceed)
     }
 
     /// Sets the group's desired capacity now, whatever its scaling cooldown.
@@ -149,23 +262,22 @@ impl GroupScaler {
             ..
         } = settings;
         let name = request.resource_id;
-        let group = self.describe(name).await?;
+        let Some(group) = groups::describe(&self.autoscaling, name).await? else {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::Gone,
+                summary: format!("Auto Scaling group {name} does not exist (or is being deleted)"),
+            });
+        };
         if opted_out(&group) {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::OptedOut,
                 summary: format!("Auto Scaling group {name} is tagged {OPT_OUT_TAG}=true"),
             });
         }
-        if group
-            .suspended_processes()
-            .iter()
-            .any(|process| process.process_name() == Some("Launch"))
-        {
+        if let Some(why) = held_by_a_person(&group, settings) {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::Unsafe,
-                summary: format!(
-                    "Auto Scaling group {name} has its Launch process suspended: it could not replace anything"
-                ),
+                summary: why,
             });
         }
         let desired = group.desired_capacity().unwrap_or_default();
@@ -183,30 +295,30 @@ impl GroupScaler {
             Some(done) => (done.before, done.after),
             None => (desired, desired.saturating_add(increment).min(max)),
         };
-        let unhealthy: Vec<String> = if replace_unhealthy {
-            group
-                .instances()
-                .iter()
-                .filter(|member| {
-                    member
-                        .health_status()
-                        .is_some_and(|status| status.eq_ignore_ascii_case("unhealthy"))
-                        && !member.lifecycle_state().is_some_and(is_leaving)
-                })
-                .filter_map(|member| member.instance_id().map(str::to_owned))
-                .collect()
+        let (unhealthy, held_back) = if replace_unhealthy {
+            unhealthy_members(&group)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let switch_health_check = settings
             .elb_health_check
             .filter(|_| wants_elb_health_check(&group));
         if target <= desired && unhealthy.is_empty() && switch_health_check.is_none() {
-            return Ok(HealOutcome::Skipped {
-                reason: SkipReason::NotNeeded,
-                summary: format!(
-                    "Auto Scaling group {name} is at its maximum ({max}) and has no unhealthy instance to replace"
-                ),
+            return Ok(if held_back.is_empty() {
+                HealOutcome::Skipped {
+                    reason: SkipReason::NotNeeded,
+                    summary: format!(
+                        "Auto Scaling group {name} is at its maximum ({max}) and has no unhealthy instance to replace"
+                    ),
+                }
+            } else {
+                HealOutcome::Skipped {
+                    reason: SkipReason::Unsafe,
+                    summary: format!(
+                        "Auto Scaling group {name} is at its maximum ({max}), and its unhealthy {} are protected from scale-in or in Standby: a person keeps them",
+                        held_back.join(", ")
+                    ),
+                }
             });
         }
 
@@ -283,12 +395,21 @@ impl GroupScaler {
         if !replaced.is_empty() {
             summary.push_str(&format!("; replacing unhealthy {}", replaced.join(", ")));
         }
+        if !held_back.is_empty() {
+            summary.push_str(&format!(
+                "; left unhealthy {} in place: protected from scale-in or in Standby, a person's choice",
+                held_back.join(", ")
+            ));
+        }
         let mut details = BTreeMap::from([
             ("desired_before".to_owned(), desired.to_string()),
             ("desired_after".to_owned(), target.to_string()),
         ]);
         if !replaced.is_empty() {
             details.insert("replaced_instances".to_owned(), replaced.join(","));
+        }
+        if !held_back.is_empty() {
+            details.insert("held_back_instances".to_owned(), held_back.join(","));
         }
         if let Some(((previous_type, previous_grace), grace_period)) = health_check {
             details.insert("previous_health_check_type".to_owned(), previous_type);
@@ -331,7 +452,12 @@ impl GroupScaler {
         let name = request.resource_id;
         let before = parse_capacity(revert, "desired_before")?;
         let after = parse_capacity(revert, "desired_after")?;
-        let group = self.describe(name).await?;
+        let Some(group) = groups::describe(&self.autoscaling, name).await? else {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::NotNeeded,
+                summary: format!("Auto Scaling group {name} no longer exists: nothing to put back"),
+            });
+        };
         if opted_out(&group) {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::OptedOut,

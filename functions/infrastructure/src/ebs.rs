@@ -1,123 +1,172 @@
-//! `repair-ebs-volume`: move a volume whose I/O stalls onto fresh storage, snapshot first.
+//! `repair-ebs-volume`: heal a volume whose I/O stalls, least destructive first, and never at
+//! the cost of data.
 //!
-//! 1. Look before acting: the volume must exist and not opt out; a root volume is refused
-//!    (swapping it means stopping the instance: `ec2-instance-healing` replaces the instance).
-//! 2. Snapshot the volume (a retried attempt reuses its snapshot, found by the attempt's token).
-//!    A snapshot takes minutes to hours: while it is pending the action answers `Continuing`
-//!    and autoheal resumes it in a follow-up (same attempt, same token), so no invocation
-//!    waits for it.
-//! 3. Create the replacement from the snapshot in the same Availability Zone, with the rule's
-//!    volume type, tagged with the attempt's token (found again, never made twice) and with
-//!    where it goes (`autoheal:attach-to`, `<instance>:<device>`).
-//! 4. If the volume is attached, detach it (forced only when the rule says so), attach the
-//!    replacement at the same device. A run that died between the detach and the attach is
-//!    finished by the next step, from the replacement's `autoheal:attach-to`. The old volume
-//!    is kept, tagged `autoheal:replaced-by`: autoheal never deletes a volume.
+//! Each attempt does one thing ([`plan`]):
+//! 1. **Attempt 1, I/O disabled**: where the volume's status says EBS disabled I/O to it
+//!    (`io-enabled` failed, after finding its data possibly inconsistent) and `AutoEnableIO`
+//!    is off, `EnableVolumeIO`. Nothing else changes; the record says to check the file system.
+//! 2. **Attempt 1 otherwise**: stop and start the instance the volume is attached to, which
+//!    moves it to other hardware (AWS's remedy for a failed stalled-I/O check). The volume,
+//!    its data and its attachment stay as they are. The stop and start is
+//!    [`crate::stop_start`]'s, marked as this action's on this volume, resumable and continued
+//!    until the instance runs.
+//! 3. **Attempt 2 and later**: a replacement volume, built from a snapshot taken with the
+//!    instance stopped, so that it holds every write, of the volume's own type, size, IOPS and
+//!    throughput, put in its place while the instance is stopped, then the instance started
+//!    again (see [`crate::ebs_replace`]). A volume attached to nothing gets its replacement at
+//!    once: nothing writes to it.
 //!
-//! Volume changes (the replacement becoming available, a detach) take seconds; each is
-//! waited for at most a minute, then the action continues in a follow-up.
-//! 5. Once the repair is done, autoheal's own older snapshots of the volume beyond the rule's
-//!    retention are deleted (`autoheal_core::retention`); only snapshots tagged as autoheal's
-//!    snapshots of this volume by this rule are ever candidates.
+//! Refused (`unsafe`, for a person): stopping or replacing for a **root** volume (the
+//! instance's own status-check rule stops and starts it) or a **Multi-Attach** volume
+//! (stopping one instance does not stop the others' writes); an instance that a stop would
+//! cost data or the instance itself (instance store, spot), that opted out, or that is in an
+//! Auto Scaling group (which would replace it once stopped); an instance with stop protection
+//! (`DisableApiStop`). An instance stopped by someone else is left stopped (`not-needed`: no
+//! I/O flows). Re-enabling I/O touches no instance: it is done for all of them.
+//!
+//! Before each new attempt ([`VolumeRepairer::assess`]): a volume EBS does not know, or is
+//! deleting, is `gone`; I/O disabled with `AutoEnableIO` on is EBS's to re-enable
+//! (`aws-healing`); an instance another autoheal run is stopping and starting (its
+//! `autoheal:stop-start` mark) is `resource-busy`; stop protection where a stop is needed is a
+//! person's hold (`operator-hold`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
+use aws_sdk_autoscaling::Client as AutoScalingClient;
 use aws_sdk_ec2::Client as Ec2Client;
-use aws_sdk_ec2::client::Waiters;
-use aws_sdk_ec2::types::{
-    Filter, ResourceType, SnapshotState, Tag, TagSpecification, Volume, VolumeAttachment,
-    VolumeAttachmentState, VolumeState, VolumeType,
-};
-use aws_sdk_ec2::waiters::volume_available::WaitUntilVolumeAvailableError;
-use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_sdk_ec2::types::{Instance, InstanceStateName, Volume, VolumeState};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use autoheal_aws::errors::{api_error, describe};
-use autoheal_aws::snapshots::Ec2Snapshots;
-use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
-use autoheal_core::policy::retention::{self, Retention, Scope, ownership_tags};
-use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SkipReason, SystemClock};
+use autoheal_aws::errors::api_error;
+use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out, pairs_opt_out};
+use autoheal_core::Retention;
+use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, SkipReason};
 
-/// The longest wait, within one invocation, for a volume to change state.
-const WAIT: Duration = Duration::from_secs(60);
-/// How long to let EC2 work on a snapshot, or a slow volume change, before looking again.
-pub const STEP_INTERVAL_SECONDS: u64 = 120;
-/// Where a replacement goes: `<instance id>:<device>` of the volume it replaces.
-const ATTACH_TO_TAG: &str = "autoheal:attach-to";
+use crate::ebs_plan::{Host, Seen, Step, plan};
+use crate::ebs_replace::{self, Place, Replacement};
+use crate::stop_start::{Cycle, Mark, Phase, StopStart};
+use crate::{groups, instances, volume_status};
 
-/// The tag that finds an attempt's snapshot again when the attempt is retried.
-const TOKEN_TAG: &str = "autoheal:token";
+/// The action's kind, as marks name it.
+pub const ACTION: &str = "repair-ebs-volume";
 
-fn tag(key: &str, value: &str) -> Tag {
-    Tag::builder().key(key).value(value).build()
+/// When to look again at a volume EBS is re-enabling, another run's instance, a person's hold.
+const RECHECK_SECONDS: u64 = 300;
+const RESOURCE_BUSY_RECHECK_SECONDS: u64 = 120;
+
+/// One volume by id; `None` when EBS does not know it.
+pub async fn describe_volume(
+    ec2: &Ec2Client,
+    volume_id: &str,
+) -> Result<Option<Volume>, HealError> {
+    let mut pages = ec2
+        .describe_volumes()
+        .volume_ids(volume_id)
+        .into_paginator()
+        .send();
+    let mut found = None;
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(e) if e.code() == Some("InvalidVolume.NotFound") => return Ok(None),
+            Err(e) => return Err(api_error("DescribeVolumes", e)),
+        };
+        found = found.or_else(|| {
+            page.volumes()
+                .iter()
+                .find(|volume| volume.volume_id() == Some(volume_id))
+                .cloned()
+        });
+    }
+    Ok(found)
 }
 
-/// What one attempt made about `volume_id`: `name` is `volume_id`, and it carries the
-/// attempt's token.
-fn attempt_filters(name: &str, volume_id: &str, token: &str) -> Vec<Filter> {
-    vec![
-        Filter::builder().name(name).values(volume_id).build(),
-        Filter::builder()
-            .name(format!("tag:{TOKEN_TAG}"))
-            .values(token)
-            .build(),
-    ]
+fn is_deleted(volume: &Volume) -> bool {
+    matches!(
+        volume.state(),
+        Some(VolumeState::Deleting | VolumeState::Deleted)
+    )
 }
 
-fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags.iter()
-        .find(|t| t.key() == Some(key))
-        .and_then(|t| t.value())
-}
-
-fn tags_of(resource: ResourceType, tags: Vec<Tag>) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(resource)
-        .set_tags(Some(tags))
-        .build()
-}
-
-fn wait_error(what: &str, error: impl std::error::Error + 'static) -> HealError {
-    HealError::new(format!("{what}: {}", DisplayErrorContext(&error)))
+/// A look at the volume, its status and its instance.
+#[derive(Debug, Clone)]
+struct Look {
+    seen: Seen,
+    /// The instance it is attached to, and the device.
+    place: Option<Place>,
+    /// The instance carries another run's stop-start mark.
+    busy: Option<String>,
+    auto_enable_io: bool,
 }
 
 /// Repairs EBS volumes.
 #[derive(Debug, Clone)]
 pub struct VolumeRepairer {
     ec2: Ec2Client,
+    autoscaling: AutoScalingClient,
+    stop_start: StopStart,
 }
 
 impl VolumeRepairer {
-    pub fn new(ec2: Ec2Client) -> Self {
-        VolumeRepairer { ec2 }
+    pub fn new(ec2: Ec2Client, autoscaling: AutoScalingClient) -> Self {
+        VolumeRepairer {
+            stop_start: StopStart::new(ec2.clone()),
+            ec2,
+            autoscaling,
+        }
     }
 
-    async fn volume(&self, volume_id: &str) -> Result<Volume, HealError> {
-        self.ec2
-            .describe_volumes()
-            .volume_ids(volume_id)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeVolumes", e))?
-            .volumes()
-            .iter()
-            .find(|volume| volume.volume_id() == Some(volume_id))
-            .cloned()
-            .ok_or_else(|| HealError::new(format!("DescribeVolumes: no volume {volume_id}")))
+    /// Whether the volume is gone (unknown to EBS, or being deleted).
+    pub async fn is_gone(&self, volume_id: &str) -> Result<bool, HealError> {
+        Ok(describe_volume(&self.ec2, volume_id)
+            .await?
+            .is_none_or(|volume| is_deleted(&volume)))
     }
 
-    /// Whether `attachment` is its instance's root device.
-    async fn is_root(&self, attachment: &VolumeAttachment) -> Result<bool, HealError> {
-        let (Some(instance_id), Some(device)) = (attachment.instance_id(), attachment.device())
+    /// Looks, read-only, at what may already heal the volume or hold its instance (see the
+    /// module's docs) before a new attempt.
+    pub async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        let volume_id = request.resource_id;
+        let Some(volume) = describe_volume(&self.ec2, volume_id)
+            .await?
+            .filter(|v| !is_deleted(v))
         else {
-            return Ok(false);
+            return Ok(Assessment::gone(format!(
+                "EBS does not know volume {volume_id}, or is deleting it"
+            )));
         };
-        let instance = autoheal_aws::lookups::describe_instance(&self.ec2, instance_id).await?;
-        Ok(instance.root_device_name() == Some(device))
+        if opted_out(&volume) {
+            return Ok(Assessment::Proceed);
+        }
+        let look = self.look(&request, &volume).await?;
+        if look.seen.io_disabled && look.auto_enable_io {
+            return Ok(Assessment::aws_healing(
+                format!("EBS disabled I/O to {volume_id} and re-enables it itself (AutoEnableIO)"),
+                RECHECK_SECONDS,
+            ));
+        }
+        let step = plan(&look.seen);
+        if let Some(holder) = look.busy.filter(|_| step.stops(&look.seen)) {
+            return Ok(Assessment::resource_busy(
+                holder,
+                RESOURCE_BUSY_RECHECK_SECONDS,
+            ));
+        }
+        if let Some(host) = look.seen.host.as_ref().filter(|_| step.stops(&look.seen))
+            && instances::stop_protected(&self.ec2, &host.id).await?
+        {
+            return Ok(Assessment::operator_hold(
+                format!(
+                    "healing {volume_id} needs {} stopped, and a person protects it from stops (DisableApiStop)",
+                    host.id
+                ),
+                RECHECK_SECONDS,
+            ));
+        }
+        Ok(Assessment::Proceed)
     }
 
-    /// Repairs the volume. The rules file guarantees `snapshot_first`: the replacement is
-    /// built from the snapshot.
+    /// One step of the attempt's repair (see the module's docs).
     pub async fn repair(
         &self,
         request: HealRequest<'_>,
@@ -126,356 +175,254 @@ impl VolumeRepairer {
         retention: Retention,
     ) -> Result<HealOutcome, HealError> {
         let volume_id = request.resource_id;
-        let volume = self.volume(volume_id).await?;
-        if pairs_opt_out(volume.tags().iter().filter_map(|t| t.key().zip(t.value()))) {
-            return Ok(HealOutcome::Skipped {
-                reason: SkipReason::OptedOut,
-                summary: format!("{volume_id} is tagged {OPT_OUT_TAG}=true"),
-            });
+        let skipped = |reason, summary: String| Ok(HealOutcome::Skipped { reason, summary });
+        let Some(volume) = describe_volume(&self.ec2, volume_id).await? else {
+            return skipped(
+                SkipReason::Gone,
+                format!("EBS does not know volume {volume_id}"),
+            );
+        };
+        if opted_out(&volume) {
+            return skipped(
+                SkipReason::OptedOut,
+                format!("{volume_id} is tagged {OPT_OUT_TAG}=true"),
+            );
         }
         match volume.state() {
             Some(VolumeState::InUse | VolumeState::Available) => {}
             Some(VolumeState::Deleting | VolumeState::Deleted) => {
-                return Ok(HealOutcome::Skipped {
-                    reason: SkipReason::NotNeeded,
-                    summary: format!("{volume_id} is being deleted"),
-                });
+                return skipped(SkipReason::Gone, format!("{volume_id} is being deleted"));
             }
             other => {
-                return Ok(HealOutcome::Skipped {
-                    reason: SkipReason::Unsafe,
-                    summary: format!(
-                        "{volume_id} is {}: not in a state to snapshot",
+                return skipped(
+                    SkipReason::Unsafe,
+                    format!(
+                        "{volume_id} is {}: not in a state to repair",
                         other.map_or("in an unknown state", |state| state.as_str())
                     ),
-                });
+                );
             }
         }
-        let attachment = volume
+        let mark = Mark::new(
+            request.idempotency_token,
+            ACTION,
+            volume_id,
+            Phase::Stopping,
+        );
+        let replacement = Replacement {
+            ec2: &self.ec2,
+            stop_start: &self.stop_start,
+            request,
+            volume: &volume,
+            target_volume_type,
+            force_detach,
+            retention,
+            mark: &mark,
+        };
+        // A step of this attempt stopped the instance: see the job through, whatever else
+        // changed since.
+        if let Some(instance) = self.stop_start.marked_with(&mark).await? {
+            let place = self.place_of(&volume, instance, &replacement).await?;
+            return if request.attempt <= 1 {
+                self.stop_start_step(&volume, &place, &mark).await
+            } else {
+                replacement.step(Some(&place)).await
+            };
+        }
+        let look = self.look(&request, &volume).await?;
+        let step = plan(&look.seen);
+        if let Some(holder) = look.busy.filter(|_| step.stops(&look.seen)) {
+            return skipped(
+                SkipReason::Unsafe,
+                format!("{holder}; autoheal does not stop it under them"),
+            );
+        }
+        if let Some(host) = look.seen.host.as_ref().filter(|_| step.stops(&look.seen))
+            && instances::stop_protected(&self.ec2, &host.id).await?
+        {
+            return skipped(
+                SkipReason::Unsafe,
+                format!(
+                    "healing {volume_id} needs {} stopped, and a person protects it from stops (DisableApiStop)",
+                    host.id
+                ),
+            );
+        }
+        match (step, look.place) {
+            (Step::EnableIo, _) => {
+                volume_status::enable_io(&self.ec2, volume_id).await?;
+                Ok(HealOutcome::healed(
+                    format!(
+                        "re-enabled I/O to {volume_id}, which EBS had disabled after finding its data possibly inconsistent; check its file system (e.g. fsck) before trusting its data"
+                    ),
+                    BTreeMap::from([("recovery".to_owned(), "enable-volume-io".to_owned())]),
+                ))
+            }
+            (Step::StopStart, Some(place)) => self.stop_start_step(&volume, &place, &mark).await,
+            (Step::Replace, place) => replacement.step(place.as_ref()).await,
+            (Step::Skip { reason, why }, _) => skipped(reason, format!("{volume_id}: {why}")),
+            (Step::StopStart, None) => Err(HealError::new(format!(
+                "{volume_id} is attached to no instance to stop and start"
+            ))),
+        }
+    }
+
+    /// Where the volume is on the instance this attempt stopped: its attachment there, or,
+    /// once an earlier step detached it, the replacement's `autoheal:attach-to`.
+    async fn place_of(
+        &self,
+        volume: &Volume,
+        instance: Instance,
+        replacement: &Replacement<'_>,
+    ) -> Result<Place, HealError> {
+        let instance_id = instance.instance_id().unwrap_or_default().to_owned();
+        let attached = volume
+            .attachments()
+            .iter()
+            .find(|a| a.instance_id() == Some(instance_id.as_str()))
+            .and_then(|a| a.device().map(str::to_owned));
+        let device = match attached {
+            Some(device) => device,
+            None => replacement
+                .find_replacement()
+                .await?
+                .as_ref()
+                .and_then(ebs_replace::attach_to)
+                .filter(|(id, _)| *id == instance_id)
+                .map(|(_, device)| device)
+                .ok_or_else(|| {
+                    HealError::new(format!(
+                        "{instance_id} was stopped for {} but where the volume goes is unknown: a person should attach it and start {instance_id}",
+                        volume.volume_id().unwrap_or_default()
+                    ))
+                })?,
+        };
+        Ok(Place { instance, device })
+    }
+
+    /// The first attempt's stop and start of the volume's instance.
+    async fn stop_start_step(
+        &self,
+        volume: &Volume,
+        place: &Place,
+        mark: &Mark,
+    ) -> Result<HealOutcome, HealError> {
+        let volume_id = volume.volume_id().unwrap_or_default();
+        let instance_id = place.instance.instance_id().unwrap_or_default();
+        let mut details = BTreeMap::from([
+            ("recovery".to_owned(), "stop-start".to_owned()),
+            ("instance_id".to_owned(), instance_id.to_owned()),
+            ("device".to_owned(), place.device.clone()),
+        ]);
+        match self.stop_start.cycle(&place.instance, mark).await? {
+            Cycle::Done(after) => {
+                let mut summary = format!(
+                    "stopped and started {instance_id}, to which {volume_id} is attached at {}, onto other hardware; the volume, its data and its attachment stay; a later attempt replaces the volume",
+                    place.device
+                );
+                if let Some(error) = after.get("tag_cleanup_error") {
+                    summary.push_str(&format!(
+                        "; the autoheal:stop-start tag stays ({error}): remove it by hand"
+                    ));
+                }
+                details.extend(after);
+                Ok(HealOutcome::healed(summary, details))
+            }
+            Cycle::Waiting {
+                stage,
+                why,
+                resume_after_seconds,
+            } => {
+                details.insert("stage".to_owned(), stage.to_owned());
+                Ok(HealOutcome::Continuing {
+                    summary: format!(
+                        "stopping and starting {instance_id} for {volume_id}: {why}; autoheal tries again in {resume_after_seconds} s until it runs"
+                    ),
+                    details,
+                    resume_after_seconds,
+                })
+            }
+        }
+    }
+
+    /// Reads the volume's status and its instance.
+    async fn look(&self, request: &HealRequest<'_>, volume: &Volume) -> Result<Look, HealError> {
+        let volume_id = volume.volume_id().unwrap_or_default();
+        let health = volume_status::read(&self.ec2, volume_id).await?;
+        let auto_enable_io =
+            health.io_disabled && volume_status::auto_enable_io(&self.ec2, volume_id).await?;
+        let mut look = Look {
+            seen: Seen {
+                attempt: request.attempt,
+                io_disabled: health.io_disabled,
+                multi_attach: volume.multi_attach_enabled() == Some(true),
+                host: None,
+            },
+            place: None,
+            busy: None,
+            auto_enable_io,
+        };
+        let Some(attachment) = volume
             .attachments()
             .iter()
             .find(|a| a.instance_id().is_some())
-            .cloned();
-        if let Some(attachment) = &attachment
-            && self.is_root(attachment).await?
-        {
-            return Ok(HealOutcome::Skipped {
-                reason: SkipReason::Unsafe,
-                summary: format!(
-                    "{volume_id} is the root volume of {}: swapping it needs the instance stopped; replace the instance instead",
-                    attachment.instance_id().unwrap_or("its instance")
-                ),
-            });
-        }
-        let zone = volume
-            .availability_zone()
-            .ok_or_else(|| HealError::new(format!("{volume_id} has no Availability Zone")))?;
-        let mut details = BTreeMap::new();
-
-        let (snapshot_id, snapshot_state) = self.snapshot(request, volume_id).await?;
-        details.insert("snapshot_id".to_owned(), snapshot_id.clone());
-        match snapshot_state {
-            Some(SnapshotState::Completed) => {}
-            Some(SnapshotState::Error | SnapshotState::Recoverable) => {
-                return Err(HealError::new(format!(
-                    "snapshot {snapshot_id} of {volume_id} failed; nothing else was changed"
-                )));
-            }
-            _ => {
-                return Ok(HealOutcome::Continuing {
-                    summary: format!(
-                        "snapshot {snapshot_id} of {volume_id} is being taken; the replacement is built from it once it completes"
-                    ),
-                    details,
-                    resume_after_seconds: STEP_INTERVAL_SECONDS,
-                });
-            }
-        }
-        // A run that died between the detach and the attach left the volume detached: the
-        // replacement says where it goes.
-        let replacement = self.replacement(request, volume_id).await?;
-        let attachment = attachment.or_else(|| {
-            let (instance, device) = replacement
-                .as_ref()
-                .filter(|r| r.attachments().is_empty())
-                .and_then(|r| tag_value(r.tags(), ATTACH_TO_TAG))?
-                .split_once(':')
-                .map(|(i, d)| (i.to_owned(), d.to_owned()))?;
-            Some(
-                VolumeAttachment::builder()
-                    .instance_id(instance)
-                    .device(device)
-                    .build(),
-            )
-        });
-
-        // A replacement an earlier step attached is ready as it is.
-        let attached = replacement
+        else {
+            return Ok(look);
+        };
+        let instance_id = attachment.instance_id().unwrap_or_default();
+        let device = attachment.device().unwrap_or_default();
+        let Some(instance) = instances::describe(&self.ec2, instance_id).await? else {
+            return Ok(look);
+        };
+        let state = instance.state().and_then(|s| s.name()).cloned();
+        let mark = Mark::on(&instance);
+        if let Some(theirs) = mark
             .as_ref()
-            .is_some_and(|r| r.state() == Some(&VolumeState::InUse));
-        let new_id = match replacement {
-            Some(existing) => existing
-                .volume_id()
-                .ok_or_else(|| HealError::new("DescribeVolumes returned no volume id"))?
-                .to_owned(),
-            None => {
-                let mut new_tags: Vec<Tag> = volume
-                    .tags()
-                    .iter()
-                    .filter(|t| {
-                        t.key().is_some_and(|key| {
-                            !key.starts_with("aws:") && key != TOKEN_TAG && key != ATTACH_TO_TAG
-                        })
-                    })
-                    .cloned()
-                    .collect();
-                new_tags.push(tag("autoheal:replaces", volume_id));
-                new_tags.push(tag("autoheal:incident", request.incident_id));
-                new_tags.push(tag(TOKEN_TAG, request.idempotency_token));
-                if let Some(attachment) = &attachment {
-                    new_tags.push(tag(
-                        ATTACH_TO_TAG,
-                        &format!(
-                            "{}:{}",
-                            attachment.instance_id().unwrap_or_default(),
-                            attachment.device().unwrap_or_default()
-                        ),
-                    ));
-                }
-                let created = self
-                    .ec2
-                    .create_volume()
-                    .snapshot_id(&snapshot_id)
-                    .availability_zone(zone)
-                    .volume_type(VolumeType::from(target_volume_type))
-                    .set_size(volume.size())
-                    .client_token(request.idempotency_token)
-                    .tag_specifications(tags_of(ResourceType::Volume, new_tags))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        HealError::new(format!(
-                            "snapshot {snapshot_id} taken, but {}",
-                            describe("CreateVolume", &e)
-                        ))
-                    })?;
-                created
-                    .volume_id()
-                    .ok_or_else(|| HealError::new("CreateVolume returned no volume id"))?
-                    .to_owned()
-            }
-        };
-        details.insert("replacement_volume_id".to_owned(), new_id.clone());
-        let ready = attached || self.wait_available(&new_id).await?;
-        if !ready {
-            return Ok(HealOutcome::Continuing {
-                summary: format!(
-                    "snapshot {snapshot_id} taken; replacement {new_id} is being created from it"
-                ),
-                details,
-                resume_after_seconds: STEP_INTERVAL_SECONDS,
-            });
-        }
-
-        let mut summary = match attachment {
-            Some(attachment) => {
-                let instance_id = attachment.instance_id().unwrap_or_default().to_owned();
-                let device = attachment.device().unwrap_or_default().to_owned();
-                if !self
-                    .swap(volume_id, &new_id, &instance_id, &device, force_detach)
-                    .await?
-                {
-                    return Ok(HealOutcome::Continuing {
-                        summary: format!(
-                            "snapshot {snapshot_id} taken; {volume_id} is being detached from {instance_id} to make room for {new_id}"
-                        ),
-                        details,
-                        resume_after_seconds: STEP_INTERVAL_SECONDS,
-                    });
-                }
-                details.insert("instance_id".to_owned(), instance_id.clone());
-                details.insert("device".to_owned(), device.clone());
-                format!(
-                    "snapshot {snapshot_id} taken; {volume_id} replaced by {target_volume_type} volume {new_id} at {device} of {instance_id}; the old volume is kept"
-                )
-            }
-            None => format!(
-                "snapshot {snapshot_id} taken; {target_volume_type} replacement {new_id} created from it ({volume_id} is not attached)"
-            ),
-        };
-        self.ec2
-            .create_tags()
-            .resources(volume_id)
-            .tags(tag("autoheal:replaced-by", &new_id))
-            .send()
-            .await
-            .map_err(|e| {
-                HealError::new(format!("{summary}, but {}", describe("CreateTags", &e)))
-            })?;
-
-        let scope = Scope {
-            source: volume_id,
-            rule: &request.rule.name,
-            just_made: &snapshot_id,
-        };
-        let store = Ec2Snapshots::new(self.ec2.clone());
-        retention::apply(&store, scope, retention, SystemClock.now())
-            .await
-            .add_to(&mut summary, &mut details);
-        Ok(HealOutcome::healed(summary, details))
-    }
-
-    /// Snapshots the volume once per attempt (found again by the attempt's token); returns
-    /// the snapshot and its state.
-    async fn snapshot(
-        &self,
-        request: HealRequest<'_>,
-        volume_id: &str,
-    ) -> Result<(String, Option<SnapshotState>), HealError> {
-        let existing = self
-            .ec2
-            .describe_snapshots()
-            .owner_ids("self")
-            .set_filters(Some(attempt_filters(
-                "volume-id",
-                volume_id,
-                request.idempotency_token,
-            )))
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeSnapshots", e))?
-            .snapshots()
-            .iter()
-            .find_map(|snapshot| {
-                Some((
-                    snapshot.snapshot_id()?.to_owned(),
-                    snapshot.state().cloned(),
-                ))
-            });
-        if let Some(found) = existing {
-            return Ok(found);
-        }
-        let created = self
-            .ec2
-            .create_snapshot()
-            .volume_id(volume_id)
-            .description(format!(
-                "autoheal: {volume_id} before repair (incident {})",
-                request.incident_id
-            ))
-            .tag_specifications(tags_of(
-                ResourceType::Snapshot,
-                ownership_tags(volume_id, &request.rule.name)
-                    .iter()
-                    .map(|(key, value)| tag(key, value))
-                    .chain([
-                        tag(TOKEN_TAG, request.idempotency_token),
-                        tag("autoheal:incident", request.incident_id),
-                        tag("autoheal:volume", volume_id),
-                    ])
-                    .collect(),
-            ))
-            .send()
-            .await
-            .map_err(|e| api_error("CreateSnapshot", e))?;
-        let id = created
-            .snapshot_id()
-            .ok_or_else(|| HealError::new("CreateSnapshot returned no snapshot id"))?
-            .to_owned();
-        Ok((id, created.state().cloned()))
-    }
-
-    /// The replacement this attempt already created, if any (found by its token).
-    async fn replacement(
-        &self,
-        request: HealRequest<'_>,
-        volume_id: &str,
-    ) -> Result<Option<Volume>, HealError> {
-        let output = self
-            .ec2
-            .describe_volumes()
-            .set_filters(Some(attempt_filters(
-                "tag:autoheal:replaces",
-                volume_id,
-                request.idempotency_token,
-            )))
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeVolumes", e))?;
-        Ok(output.volumes().first().cloned())
-    }
-
-    /// Waits (at most a minute) for the volume to be available; false if it is not yet.
-    async fn wait_available(&self, volume_id: &str) -> Result<bool, HealError> {
-        match self
-            .ec2
-            .wait_until_volume_available()
-            .volume_ids(volume_id)
-            .wait(WAIT)
-            .await
+            .filter(|m| !m.is_owned_by(ACTION, volume_id, false))
         {
-            Ok(_) => Ok(true),
-            Err(WaitUntilVolumeAvailableError::ExceededMaxWait(_)) => Ok(false),
-            Err(e) => Err(wait_error(
-                &format!("{volume_id} did not become available"),
-                e,
-            )),
+            look.busy = Some(format!(
+                "{instance_id}, to which {volume_id} is attached, is being stopped and started by {}",
+                theirs.holder()
+            ));
         }
+        // Stopped under a mark, it is autoheal's to start again: this action's (an earlier
+        // attempt's) or another's, which it waits for.
+        let marked = mark.is_some();
+        let refusal = if is_opted_out(&instances::tags(&instance)) {
+            Some(format!("it is tagged {OPT_OUT_TAG}=true"))
+        } else if let Some(why) = instances::facts(&self.ec2, &instance)
+            .await?
+            .risk
+            .why_unsafe()
+        {
+            Some(why.to_owned())
+        } else {
+            groups::group_of(&self.autoscaling, instance_id)
+                .await?
+                .map(|group| {
+                    format!(
+                        "it is in Auto Scaling group {group}, which would replace it once stopped"
+                    )
+                })
+        };
+        look.seen.host = Some(Host {
+            id: instance_id.to_owned(),
+            root: instance.root_device_name() == Some(device),
+            running_or_marked: state == Some(InstanceStateName::Running) || marked,
+            state: state
+                .as_ref()
+                .map_or("in an unknown state", |s| s.as_str())
+                .to_owned(),
+            refusal,
+        });
+        look.place = Some(Place {
+            instance,
+            device: device.to_owned(),
+        });
+        Ok(look)
     }
+}
 
-    /// Puts `new` in the place of `old` on the instance: detaches `old` unless it already is,
-    /// then attaches `new` unless it already is. False while `old` is still detaching.
-    async fn swap(
-        &self,
-        old: &str,
-        new: &str,
-        instance_id: &str,
-        device: &str,
-        force_detach: bool,
-    ) -> Result<bool, HealError> {
-        let old_volume = self.volume(old).await?;
-        // A detach an earlier step started is not started again.
-        if old_volume.attachments().iter().any(|a| {
-            a.instance_id() == Some(instance_id)
-                && matches!(
-                    a.state(),
-                    Some(VolumeAttachmentState::Attached | VolumeAttachmentState::Attaching)
-                )
-        }) {
-            self.ec2
-                .detach_volume()
-                .volume_id(old)
-                .instance_id(instance_id)
-                .device(device)
-                .force(force_detach)
-                .send()
-                .await
-                .map_err(|e| {
-                    HealError::new(format!(
-                        "replacement {new} is ready, but {}; {old} stays attached",
-                        describe("DetachVolume", &e)
-                    ))
-                })?;
-        }
-        if !self.wait_available(old).await? {
-            return Ok(false);
-        }
-        let new_volume = self.volume(new).await?;
-        if new_volume.attachments().is_empty() {
-            self.ec2
-                .attach_volume()
-                .volume_id(new)
-                .instance_id(instance_id)
-                .device(device)
-                .send()
-                .await
-                .map_err(|e| {
-                    HealError::new(format!(
-                        "{old} was detached, but attaching {new} failed ({}); reattach one of them at {device}",
-                        describe("AttachVolume", &e)
-                    ))
-                })?;
-        }
-        Ok(true)
-    }
+fn opted_out(volume: &Volume) -> bool {
+    pairs_opt_out(volume.tags().iter().filter_map(|t| t.key().zip(t.value())))
 }

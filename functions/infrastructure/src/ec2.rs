@@ -2,203 +2,219 @@
 //! first, and never by replacing a standalone instance (its root volume, other volumes,
 //! private IPs, network interfaces and metadata settings would be lost).
 //!
-//! - An Auto Scaling member is marked unhealthy; its group terminates and replaces it, keeping
-//!   the group's own launch template, capacity and lifecycle hooks in charge.
+//! - An Auto Scaling member is marked unhealthy; its group terminates and replaces it (see
+//!   [`crate::group_member`]).
 //! - A standalone instance, as AWS recommends for each status check:
 //!   - *system* check failed (the host): stop and start, which moves an EBS-backed instance to
 //!     healthy hardware and keeps its volumes, private IPs and network interfaces;
 //!   - *instance* check failed (the guest): reboot on the first attempt, stop and start on a
-//!     later one.
+//!     later one (or at once when the alarm's own reboot action already rebooted it).
 //!
 //!   Which check failed is read live (`DescribeInstanceStatus`); only when the live status is
 //!   not conclusive does the alarm's metric say. Both checks passing again: `not-needed`.
 //!   A stop and start that would lose data (instance-store root or instance-store volumes) or
-//!   that the instance cannot survive (a spot instance) is `unsafe`: it goes to a person.
+//!   that the instance cannot survive (a spot instance) is `unsafe`: it goes to a person, and
+//!   so does an instance a person protected from stops (`DisableApiStop`).
 //!
-//! A stop and start is resumable: the instance is tagged `autoheal:stop-start` before it is
-//! stopped, so an attempt that died between stop and start (or whose stop outlasted the
-//! invocation) is finished by the next one, and an instance a person stopped is left alone.
+//! Before each new attempt ([`InstanceRecovery::assess`]) autoheal waits while AWS heals the
+//! instance itself, and while a person holds it:
+//! - *AWS healing*: a failed system check on an instance that EC2's simplified automatic
+//!   recovery watches (on by default), or whose alarm has the EC2 `recover` action; a
+//!   scheduled event (reboot, maintenance, retirement) under way or due within the rule's
+//!   `max_wait_seconds`; the alarm's own `reboot` action, for five minutes after the alarm
+//!   fired (then its reboot counts as the first attempt's); an Auto Scaling group replacing
+//!   the member or refreshing its instances.
+//! - *A person's hold*: stop protection when a stop is needed (a reboot is still done),
+//!   suspended replacement processes or a member in `Standby`, an alarm whose own action
+//!   stops or terminates the instance.
+//! - *Another autoheal run*: an instance a volume repair is stopping and starting.
+//!
+//! An instance EC2 does not know, or terminated, is `gone`. The stop and start itself is
+//! [`crate::stop_start`]'s: marked, resumable, and continuing in follow-ups (a stop that
+//! hangs, a start refused for capacity) until the instance runs, never `failed` with it
+//! stopped.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_autoscaling::Client as AutoScalingClient;
 use aws_sdk_ec2::Client as Ec2Client;
-use aws_sdk_ec2::client::Waiters;
-use aws_sdk_ec2::types::{
-    DeviceType, Instance, InstanceLifecycleType, InstanceStateName, SummaryStatus, Tag,
-};
-use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_sdk_ec2::types::{Instance, InstanceStateName};
 
-use autoheal_aws::errors::{api_error, describe};
+use autoheal_aws::errors::api_error;
 use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
-use autoheal_core::{GroupView, HealError, HealOutcome, HealRequest, SkipReason};
+use autoheal_core::{
+    Assessment, Clock, GroupView, HealError, HealOutcome, HealRequest, SkipReason, SystemClock,
+};
 
-/// Marks an instance autoheal stopped and has yet to start again; its value is the token of
-/// the attempt that stopped it.
-pub const STOP_START_TAG: &str = "autoheal:stop-start";
+use crate::ec2_plan::{Plan, Situation, plan};
+use crate::group_member::GroupMember;
+use crate::groups;
+use crate::instance_status::{self, AlarmAction, AlarmedCheck, CheckStatus};
+use crate::instances;
+use crate::stop_start::{Cycle, Mark, Phase, StopStart};
 
-/// How long to wait for a stop before forcing it, for a forced stop, and for the start: within
-/// the function's 300 s timeout together.
-const STOP_WAIT: Duration = Duration::from_secs(120);
-const FORCED_STOP_WAIT: Duration = Duration::from_secs(60);
-const START_WAIT: Duration = Duration::from_secs(90);
+/// The action's kind, as marks name it.
+pub const ACTION: &str = "recover-ec2-instance";
 
-/// A status check's live result, as `DescribeInstanceStatus` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckStatus {
-    Ok,
-    Impaired,
-    Initializing,
-    /// `insufficient-data`, `not-applicable` or no report: says nothing either way.
-    Unknown,
-}
-
-impl CheckStatus {
-    fn from_summary(status: Option<&SummaryStatus>) -> Self {
-        match status {
-            Some(SummaryStatus::Ok) => CheckStatus::Ok,
-            Some(SummaryStatus::Impaired) => CheckStatus::Impaired,
-            Some(SummaryStatus::Initializing) => CheckStatus::Initializing,
-            _ => CheckStatus::Unknown,
-        }
-    }
-}
-
-/// Which status check the alarm watches, from its metric name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlarmedCheck {
-    /// `StatusCheckFailed_System`.
-    System,
-    /// `StatusCheckFailed_Instance`.
-    Instance,
-    /// `StatusCheckFailed`: either.
-    Either,
-}
-
-impl AlarmedCheck {
-    /// The check the alarm's metrics name for `instance_id`, the most specific first.
-    pub fn of(request: &HealRequest<'_>) -> Self {
-        let names: Vec<&str> = request
-            .event
-            .kind
-            .metrics()
-            .iter()
-            .filter(|metric| metric.namespace == "AWS/EC2")
-            .filter(|metric| {
-                metric
-                    .dimensions
-                    .get("InstanceId")
-                    .is_some_and(|id| id.trim() == request.resource_id)
-            })
-            .map(|metric| metric.name.as_str())
-            .collect();
-        if names.contains(&"StatusCheckFailed_System") {
-            AlarmedCheck::System
-        } else if names.contains(&"StatusCheckFailed_Instance") {
-            AlarmedCheck::Instance
-        } else {
-            AlarmedCheck::Either
-        }
-    }
-}
-
-/// What stands between an instance and a safe stop and start.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StopStartRisk {
-    /// The root volume is instance store: it does not survive a stop.
-    pub instance_store_root: bool,
-    /// The instance type has instance-store volumes: their data is lost on stop.
-    pub instance_store_volumes: bool,
-    /// A spot instance may not come back after a stop.
-    pub spot: bool,
-}
-
-impl StopStartRisk {
-    fn why_unsafe(&self) -> Option<&'static str> {
-        if self.instance_store_root {
-            Some("its root device is instance store, which does not survive a stop")
-        } else if self.instance_store_volumes {
-            Some("its instance type has instance-store volumes, whose data a stop erases")
-        } else if self.spot {
-            Some("it is a spot instance, which may not be started again once stopped")
-        } else {
-            None
-        }
-    }
-}
-
-/// What the live facts call for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
-    Reboot,
-    StopStart,
-    Skip { reason: SkipReason, why: String },
-}
-
-/// The failing check, the attempt and the rule's switches decide the recovery. Pure.
-pub fn plan(
-    system: CheckStatus,
-    instance: CheckStatus,
-    alarmed: AlarmedCheck,
-    attempt: u32,
-    reboot_first: bool,
-    allow_stop_start: bool,
-    risk: &StopStartRisk,
-) -> Plan {
-    let skip = |reason, why: &str| Plan::Skip {
-        reason,
-        why: why.to_owned(),
-    };
-    let system_failed = match (system, instance) {
-        (CheckStatus::Impaired, _) => true,
-        (_, CheckStatus::Impaired) => false,
-        (CheckStatus::Ok, CheckStatus::Ok) => {
-            return skip(SkipReason::NotNeeded, "both status checks pass again");
-        }
-        (CheckStatus::Initializing, _) | (_, CheckStatus::Initializing) => {
-            return skip(
-                SkipReason::NotNeeded,
-                "its status checks are initializing: it was just started",
-            );
-        }
-        // Nothing conclusive live: the alarm's metric says which check failed; when it
-        // watches both, the least destructive reading (the guest) stands.
-        _ => alarmed == AlarmedCheck::System,
-    };
-    let wants_reboot = !system_failed && reboot_first && attempt <= 1;
-    if wants_reboot {
-        return Plan::Reboot;
-    }
-    if !allow_stop_start {
-        return if system_failed {
-            skip(
-                SkipReason::Unsafe,
-                "its system status check fails, which only a stop and start onto other hardware fixes, and the rule does not allow stopping it",
-            )
-        } else {
-            Plan::Reboot
-        };
-    }
-    match risk.why_unsafe() {
-        Some(why) => Plan::Skip {
-            reason: SkipReason::Unsafe,
-            why: format!("it needs a stop and start, but {why}"),
-        },
-        None => Plan::StopStart,
-    }
-}
+/// When to look again at what AWS is doing, or what a person holds.
+const AWS_HEALING_RECHECK_SECONDS: u64 = 300;
+const OPERATOR_HOLD_RECHECK_SECONDS: u64 = 300;
+/// When to look again at an instance another autoheal run is stopping and starting.
+const RESOURCE_BUSY_RECHECK_SECONDS: u64 = 120;
+/// How long after an alarm's own reboot action its effect is waited for: the instance boots
+/// and its status checks are evaluated again within a few minutes.
+const REBOOT_SETTLE_SECONDS: i64 = 300;
 
 /// Recovers EC2 instances.
 #[derive(Debug, Clone)]
 pub struct InstanceRecovery {
     ec2: Ec2Client,
     autoscaling: AutoScalingClient,
+    stop_start: StopStart,
+    member: GroupMember,
 }
 
 impl InstanceRecovery {
     pub fn new(ec2: Ec2Client, autoscaling: AutoScalingClient) -> Self {
-        InstanceRecovery { ec2, autoscaling }
+        InstanceRecovery {
+            stop_start: StopStart::new(ec2.clone()),
+            member: GroupMember::new(autoscaling.clone()),
+            ec2,
+            autoscaling,
+        }
+    }
+
+    /// Looks, read-only, at what may already heal the instance or hold it (see the module's
+    /// docs) before a new attempt.
+    pub async fn assess(
+        &self,
+        request: HealRequest<'_>,
+        reboot_first: bool,
+        allow_stop_start: bool,
+    ) -> Result<Assessment, HealError> {
+        let id = request.resource_id;
+        let Some(instance) = instances::describe(&self.ec2, id).await? else {
+            return Ok(Assessment::gone(format!("EC2 does not know instance {id}")));
+        };
+        if instances::is_terminated(&instance) {
+            return Ok(Assessment::gone(format!("{id} is terminated")));
+        }
+        if is_opted_out(&instances::tags(&instance)) {
+            return Ok(Assessment::Proceed);
+        }
+        if let Some(mark) = Mark::on(&instance) {
+            if !mark.is_owned_by(ACTION, id, true) {
+                return Ok(Assessment::resource_busy(
+                    format!("{id} is being stopped and started by {}", mark.holder()),
+                    RESOURCE_BUSY_RECHECK_SECONDS,
+                ));
+            }
+            // Its own earlier attempt's stop and start: the attempt finishes it.
+            return Ok(Assessment::Proceed);
+        }
+        let actions = AlarmAction::of(request.alarm_actions);
+        if let Some(action) = actions
+            .iter()
+            .find(|a| matches!(a, AlarmAction::Stop | AlarmAction::Terminate))
+        {
+            let verb = if *action == AlarmAction::Stop {
+                "stops"
+            } else {
+                "terminates"
+            };
+            return Ok(Assessment::operator_hold(
+                format!("the alarm's own EC2 action {verb} {id}: autoheal does not act against it"),
+                OPERATOR_HOLD_RECHECK_SECONDS,
+            ));
+        }
+        if let Some(group) = groups::group_of(&self.autoscaling, id).await? {
+            return self.member.assess(id, &group).await;
+        }
+        if instance.state().and_then(|s| s.name()) != Some(&InstanceStateName::Running) {
+            // Stopped by someone else, or starting: the action itself says so.
+            return Ok(Assessment::Proceed);
+        }
+        let health = instance_status::read(&self.ec2, id).await?;
+        let facts = instances::facts(&self.ec2, &instance).await?;
+        let situation = Situation {
+            system: health.system,
+            instance: health.instance,
+            alarmed: AlarmedCheck::of(&request),
+            attempt: request.attempt,
+            reboot_first,
+            allow_stop_start,
+            alarm_rebooted: actions.contains(&AlarmAction::Reboot),
+        };
+        let planned = plan(&situation, &facts.risk);
+        if matches!(planned, Plan::Skip { .. }) {
+            // Nothing to do, or nothing autoheal may do: the action says which.
+            return Ok(Assessment::Proceed);
+        }
+        let now = SystemClock.now().timestamp();
+        let horizon = request.rule.policy.max_wait_seconds;
+        if let Some(event) = health.events.iter().find(|e| e.is_near(now, horizon)) {
+            return Ok(Assessment::aws_healing(
+                format!(
+                    "EC2 has scheduled {} for {id}: {}",
+                    event.code, event.description
+                ),
+                AWS_HEALING_RECHECK_SECONDS,
+            ));
+        }
+        match planned {
+            Plan::StopStart { system: true } => {
+                if instance_status::auto_recovery_on(&instance, &facts) {
+                    return Ok(Assessment::aws_healing(
+                        format!(
+                            "{id}'s system status check fails and EC2's simplified automatic recovery (MaintenanceOptions.AutoRecovery = default) moves it to healthy hardware"
+                        ),
+                        AWS_HEALING_RECHECK_SECONDS,
+                    ));
+                }
+                if actions.contains(&AlarmAction::Recover) {
+                    return Ok(Assessment::aws_healing(
+                        format!(
+                            "{id}'s system status check fails and the alarm's own EC2 recover action moves it to healthy hardware"
+                        ),
+                        AWS_HEALING_RECHECK_SECONDS,
+                    ));
+                }
+                self.stop_hold(id).await
+            }
+            Plan::StopStart { system: false } => {
+                // The alarm rebooted the guest when it fired: give the reboot time to work.
+                let rebooted_ago = request
+                    .event
+                    .time
+                    .map(|at| (now - at.timestamp()).max(0))
+                    .filter(|ago| situation.alarm_rebooted && *ago < REBOOT_SETTLE_SECONDS);
+                if let Some(ago) = rebooted_ago {
+                    return Ok(Assessment::aws_healing(
+                        format!(
+                            "the alarm's own EC2 reboot action rebooted {id} {ago} s ago; its status checks are evaluated again"
+                        ),
+                        u64::try_from(REBOOT_SETTLE_SECONDS - ago)
+                            .unwrap_or(60)
+                            .max(30),
+                    ));
+                }
+                self.stop_hold(id).await
+            }
+            Plan::Reboot | Plan::Skip { .. } => Ok(Assessment::Proceed),
+        }
+    }
+
+    /// A stop is needed: a person's stop protection holds it.
+    async fn stop_hold(&self, id: &str) -> Result<Assessment, HealError> {
+        if instances::stop_protected(&self.ec2, id).await? {
+            return Ok(Assessment::operator_hold(
+                format!(
+                    "{id} needs a stop and start, and a person protects it from stops (DisableApiStop)"
+                ),
+                OPERATOR_HOLD_RECHECK_SECONDS,
+            ));
+        }
+        Ok(Assessment::Proceed)
     }
 
     pub async fn recover(
@@ -208,72 +224,116 @@ impl InstanceRecovery {
         allow_stop_start: bool,
     ) -> Result<HealOutcome, HealError> {
         let id = request.resource_id;
-        let instance = self.describe(id).await?;
-        let tags: BTreeMap<String, String> = instance
-            .tags()
-            .iter()
-            .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value()?.to_owned())))
-            .collect();
-        let ours = tags.contains_key(STOP_START_TAG);
-        let not_needed = |why: String| {
-            Ok(HealOutcome::Skipped {
-                reason: SkipReason::NotNeeded,
-                summary: format!("{id} {why}"),
-            })
+        let skipped = |reason, summary: String| Ok(HealOutcome::Skipped { reason, summary });
+        let Some(instance) = instances::describe(&self.ec2, id).await? else {
+            return skipped(SkipReason::Gone, format!("EC2 does not know instance {id}"));
         };
+        if instances::is_terminated(&instance) {
+            return skipped(
+                SkipReason::Gone,
+                format!("{id} is already terminated or terminating"),
+            );
+        }
+        if is_opted_out(&instances::tags(&instance)) {
+            return skipped(
+                SkipReason::OptedOut,
+                format!("{id} is tagged {OPT_OUT_TAG}=true"),
+            );
+        }
+        let mark = Mark::on(&instance);
+        if let Some(theirs) = mark.as_ref().filter(|m| !m.is_owned_by(ACTION, id, true)) {
+            return skipped(
+                SkipReason::Unsafe,
+                format!(
+                    "{id} is being stopped and started by {}, which starts it again: autoheal does not act on it meanwhile",
+                    theirs.holder()
+                ),
+            );
+        }
+        if let Some(group) = groups::group_of(&self.autoscaling, id).await? {
+            return self.member.hand_over(id, &group).await;
+        }
         let state = instance.state().and_then(|s| s.name()).cloned();
-        if matches!(
-            state,
-            Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
-        ) {
-            return not_needed("is already terminated or terminating".to_owned());
-        }
-        if is_opted_out(&tags) {
-            return Ok(HealOutcome::Skipped {
-                reason: SkipReason::OptedOut,
-                summary: format!("{id} is tagged {OPT_OUT_TAG}=true"),
-            });
-        }
-        if let Some(group) = self.auto_scaling_group_of(id).await? {
-            return self.hand_to_group(id, &group).await;
-        }
+        let ours = mark.is_some();
         match state {
-            // An earlier attempt stopped it and did not see it through: finish the job.
-            Some(InstanceStateName::Stopped) if ours => self.start(request, "resumed").await,
-            Some(InstanceStateName::Stopping) if ours => {
-                self.finish_stop(id, true).await?;
-                self.start(request, "resumed").await
+            // An earlier step or attempt stopped it and did not see it through: finish the job.
+            Some(
+                InstanceStateName::Stopped
+                | InstanceStateName::Stopping
+                | InstanceStateName::Pending,
+            ) if ours => self.stop_start(request, &instance, "resumed").await,
+            Some(InstanceStateName::Running)
+                if mark.as_ref().is_some_and(|m| {
+                    m.token == request.idempotency_token && m.phase == Some(Phase::Starting)
+                }) =>
+            {
+                self.stop_start(request, &instance, "resumed").await
             }
-            Some(InstanceStateName::Pending) if ours => self.start(request, "resumed").await,
             Some(InstanceStateName::Running) => {
-                let (system, guest) = self.status_checks(id).await?;
-                let risk = self.stop_start_risk(&instance).await?;
-                let alarmed = AlarmedCheck::of(&request);
-                match plan(
-                    system,
-                    guest,
-                    alarmed,
-                    request.attempt,
-                    reboot_first,
-                    allow_stop_start,
-                    &risk,
-                ) {
-                    Plan::Reboot => self.reboot(id, system, guest).await,
-                    Plan::StopStart => self.stop_start(request, system).await,
-                    Plan::Skip { reason, why } => Ok(HealOutcome::Skipped {
-                        reason,
-                        summary: format!("{id}: {why}"),
-                    }),
+                if ours {
+                    // An earlier attempt got it running again but left its mark.
+                    let _ = self.stop_start.unmark(id).await;
                 }
+                self.recover_running(request, &instance, reboot_first, allow_stop_start)
+                    .await
             }
-            Some(InstanceStateName::Stopped | InstanceStateName::Stopping) => not_needed(
-                "was stopped by someone else: autoheal does not start what it did not stop"
-                    .to_owned(),
+            Some(InstanceStateName::Stopped | InstanceStateName::Stopping) => skipped(
+                SkipReason::NotNeeded,
+                format!(
+                    "{id} was stopped by someone else: autoheal does not start what it did not stop"
+                ),
             ),
-            other => not_needed(format!(
-                "is {}: its status checks re-evaluate once it runs",
-                other.as_ref().map_or("in an unknown state", |s| s.as_str())
-            )),
+            other => skipped(
+                SkipReason::NotNeeded,
+                format!(
+                    "{id} is {}: its status checks re-evaluate once it runs",
+                    other.as_ref().map_or("in an unknown state", |s| s.as_str())
+                ),
+            ),
+        }
+    }
+
+    async fn recover_running(
+        &self,
+        request: HealRequest<'_>,
+        instance: &Instance,
+        reboot_first: bool,
+        allow_stop_start: bool,
+    ) -> Result<HealOutcome, HealError> {
+        let id = request.resource_id;
+        let health = instance_status::read(&self.ec2, id).await?;
+        let facts = instances::facts(&self.ec2, instance).await?;
+        let situation = Situation {
+            system: health.system,
+            instance: health.instance,
+            alarmed: AlarmedCheck::of(&request),
+            attempt: request.attempt,
+            reboot_first,
+            allow_stop_start,
+            alarm_rebooted: AlarmAction::of(request.alarm_actions).contains(&AlarmAction::Reboot),
+        };
+        match plan(&situation, &facts.risk) {
+            Plan::Reboot => self.reboot(id, health.system, health.instance).await,
+            Plan::StopStart { system } => {
+                if instances::stop_protected(&self.ec2, id).await? {
+                    return Ok(HealOutcome::Skipped {
+                        reason: SkipReason::Unsafe,
+                        summary: format!(
+                            "{id} needs a stop and start, and a person protects it from stops (DisableApiStop): turn it off, or stop and start it by hand"
+                        ),
+                    });
+                }
+                let cause = if system {
+                    "system status check failed"
+                } else {
+                    "status check still failing"
+                };
+                self.stop_start(request, instance, cause).await
+            }
+            Plan::Skip { reason, why } => Ok(HealOutcome::Skipped {
+                reason,
+                summary: format!("{id}: {why}"),
+            }),
         }
     }
 
@@ -289,101 +349,9 @@ impl InstanceRecovery {
 
     /// Whether the instance is terminated (or shutting down), or unknown to EC2.
     pub async fn is_gone(&self, instance_id: &str) -> Result<bool, HealError> {
-        autoheal_aws::lookups::instance_is_gone(&self.ec2, instance_id).await
-    }
-
-    async fn describe(&self, instance_id: &str) -> Result<Instance, HealError> {
-        autoheal_aws::lookups::describe_instance(&self.ec2, instance_id).await
-    }
-
-    async fn auto_scaling_group_of(&self, instance_id: &str) -> Result<Option<String>, HealError> {
-        let output = self
-            .autoscaling
-            .describe_auto_scaling_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeAutoScalingInstances", e))?;
-        Ok(output
-            .auto_scaling_instances()
-            .iter()
-            .find(|member| member.instance_id() == Some(instance_id))
-            .and_then(|member| member.auto_scaling_group_name())
-            .map(str::to_owned))
-    }
-
-    async fn hand_to_group(
-        &self,
-        instance_id: &str,
-        group: &str,
-    ) -> Result<HealOutcome, HealError> {
-        self.autoscaling
-            .set_instance_health()
-            .instance_id(instance_id)
-            .health_status("Unhealthy")
-            .should_respect_grace_period(false)
-            .send()
-            .await
-            .map_err(|e| api_error("SetInstanceHealth", e))?;
-        Ok(HealOutcome::healed(
-            format!(
-                "marked {instance_id} unhealthy in Auto Scaling group {group}; the group replaces it"
-            ),
-            BTreeMap::from([
-                ("recovery".to_owned(), "auto-scaling-replacement".to_owned()),
-                ("auto_scaling_group".to_owned(), group.to_owned()),
-            ]),
-        ))
-    }
-
-    /// The live (system, instance) status checks.
-    async fn status_checks(&self, id: &str) -> Result<(CheckStatus, CheckStatus), HealError> {
-        let output = self
-            .ec2
-            .describe_instance_status()
-            .instance_ids(id)
-            .include_all_instances(true)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeInstanceStatus", e))?;
-        let status = output
-            .instance_statuses()
-            .iter()
-            .find(|status| status.instance_id() == Some(id));
-        Ok((
-            CheckStatus::from_summary(
-                status
-                    .and_then(|s| s.system_status())
-                    .and_then(|s| s.status()),
-            ),
-            CheckStatus::from_summary(
-                status
-                    .and_then(|s| s.instance_status())
-                    .and_then(|s| s.status()),
-            ),
-        ))
-    }
-
-    async fn stop_start_risk(&self, instance: &Instance) -> Result<StopStartRisk, HealError> {
-        let mut risk = StopStartRisk {
-            instance_store_root: instance.root_device_type() == Some(&DeviceType::InstanceStore),
-            instance_store_volumes: false,
-            spot: instance.instance_lifecycle() == Some(&InstanceLifecycleType::Spot),
-        };
-        if let Some(instance_type) = instance.instance_type() {
-            let output = self
-                .ec2
-                .describe_instance_types()
-                .instance_types(instance_type.clone())
-                .send()
-                .await
-                .map_err(|e| api_error("DescribeInstanceTypes", e))?;
-            risk.instance_store_volumes = output
-                .instance_types()
-                .iter()
-                .any(|info| info.instance_storage_supported() == Some(true));
-        }
-        Ok(risk)
+        Ok(instances::describe(&self.ec2, instance_id)
+            .await?
+            .is_none_or(|instance| instances::is_terminated(&instance)))
     }
 
     async fn reboot(
@@ -401,8 +369,8 @@ impl InstanceRecovery {
         Ok(HealOutcome::healed(
             format!(
                 "rebooted {id} (instance status check {}, system status check {}); a later attempt stops and starts it",
-                label(guest),
-                label(system)
+                guest.label(),
+                system.label()
             ),
             BTreeMap::from([
                 ("recovery".to_owned(), "reboot".to_owned()),
@@ -411,301 +379,48 @@ impl InstanceRecovery {
         ))
     }
 
-    /// Tags the instance as autoheal's to start again, stops it (forcing the stop if it hangs),
-    /// then starts it.
+    /// One step of the stop and start: done once the instance runs again, else continuing.
     async fn stop_start(
         &self,
         request: HealRequest<'_>,
-        system: CheckStatus,
+        instance: &Instance,
+        cause: &str,
     ) -> Result<HealOutcome, HealError> {
         let id = request.resource_id;
-        self.ec2
-            .create_tags()
-            .resources(id)
-            .tags(
-                Tag::builder()
-                    .key(STOP_START_TAG)
-                    .value(request.idempotency_token)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| api_error("CreateTags", e))?;
-        self.ec2
-            .stop_instances()
-            .instance_ids(id)
-            .send()
-            .await
-            .map_err(|e| api_error("StopInstances", e))?;
-        if self.wait_stopped(id, STOP_WAIT).await.is_err() {
-            self.finish_stop(id, true).await?;
-        }
-        let why = if system == CheckStatus::Impaired {
-            "system status check failed"
-        } else {
-            "status check still failing"
-        };
-        self.start(request, why).await
-    }
-
-    /// Stops an instance that is stopping (forced: it already had its chance to stop cleanly).
-    async fn finish_stop(&self, id: &str, force: bool) -> Result<(), HealError> {
-        self.ec2
-            .stop_instances()
-            .instance_ids(id)
-            .force(force)
-            .send()
-            .await
-            .map_err(|e| api_error("StopInstances", e))?;
-        self.wait_stopped(id, FORCED_STOP_WAIT).await.map_err(|e| {
-            HealError::new(format!(
-                "{id} is still stopping after a forced stop ({e}); the next attempt starts it once it has stopped"
-            ))
-        })
-    }
-
-    async fn wait_stopped(&self, id: &str, wait: Duration) -> Result<(), String> {
-        self.ec2
-            .wait_until_instance_stopped()
-            .instance_ids(id)
-            .wait(wait)
-            .await
-            .map(|_| ())
-            .map_err(|e| DisplayErrorContext(&e).to_string())
-    }
-
-    /// Starts the stopped instance, waits until it runs, and drops the stop-start mark.
-    async fn start(&self, request: HealRequest<'_>, why: &str) -> Result<HealOutcome, HealError> {
-        let id = request.resource_id;
-        self.ec2
-            .start_instances()
-            .instance_ids(id)
-            .send()
-            .await
-            .map_err(|e| {
-                HealError::new(format!(
-                    "stopped {id}, but {}; the next attempt starts it",
-                    describe("StartInstances", &e)
-                ))
-            })?;
-        self.ec2
-            .wait_until_instance_running()
-            .instance_ids(id)
-            .wait(START_WAIT)
-            .await
-            .map_err(|e| {
-                HealError::new(format!(
-                    "started {id}, but it is not running yet ({}); the next attempt checks it again",
-                    DisplayErrorContext(&e)
-                ))
-            })?;
+        let mark = Mark::new(request.idempotency_token, ACTION, id, Phase::Stopping);
         let mut details = BTreeMap::from([
             ("recovery".to_owned(), "stop-start".to_owned()),
-            ("cause".to_owned(), why.to_owned()),
+            ("cause".to_owned(), cause.to_owned()),
         ]);
-        let mut summary = format!(
-            "stopped and started {id} ({why}) onto healthy hardware; its EBS volumes, private IPs and network interfaces stay"
-        );
-        // Its public IPv4 address changes unless it is an Elastic IP: say which it has now.
-        if let Ok(now) = self.describe(id).await {
-            if let Some(ip) = now.private_ip_address() {
-                details.insert("private_ip".to_owned(), ip.to_owned());
+        match self.stop_start.cycle(instance, &mark).await? {
+            Cycle::Done(after) => {
+                let mut summary = format!(
+                    "stopped and started {id} ({cause}) onto healthy hardware; its EBS volumes, private IPs and network interfaces stay"
+                );
+                if let Some(error) = after.get("tag_cleanup_error") {
+                    summary.push_str(&format!(
+                        "; the {} tag stays ({error}): remove it by hand",
+                        crate::stop_start::STOP_START_TAG
+                    ));
+                }
+                details.extend(after);
+                Ok(HealOutcome::healed(summary, details))
             }
-            if let Some(ip) = now.public_ip_address() {
-                details.insert("public_ip".to_owned(), ip.to_owned());
+            Cycle::Waiting {
+                stage,
+                why,
+                resume_after_seconds,
+            } => {
+                details.insert("stage".to_owned(), stage.to_owned());
+                details.insert("waiting_for".to_owned(), why.clone());
+                Ok(HealOutcome::Continuing {
+                    summary: format!(
+                        "stopping and starting {id} ({cause}): {why}; autoheal tries again in {resume_after_seconds} s until it runs"
+                    ),
+                    details,
+                    resume_after_seconds,
+                })
             }
         }
-        if let Err(error) = self
-            .ec2
-            .delete_tags()
-            .resources(id)
-            .tags(Tag::builder().key(STOP_START_TAG).build())
-            .send()
-            .await
-        {
-            let message = describe("DeleteTags", &error);
-            summary.push_str(&format!(
-                "; the {STOP_START_TAG} tag stays ({message}): remove it by hand"
-            ));
-            details.insert("tag_cleanup_error".to_owned(), message);
-        }
-        Ok(HealOutcome::healed(summary, details))
-    }
-}
-
-fn label(status: CheckStatus) -> &'static str {
-    match status {
-        CheckStatus::Ok => "ok",
-        CheckStatus::Impaired => "impaired",
-        CheckStatus::Initializing => "initializing",
-        CheckStatus::Unknown => "not conclusive",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use CheckStatus::{Impaired, Initializing, Ok as Passing, Unknown};
-
-    fn safe() -> StopStartRisk {
-        StopStartRisk::default()
-    }
-
-    fn reason(plan: &Plan) -> Option<SkipReason> {
-        match plan {
-            Plan::Skip { reason, .. } => Some(*reason),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn a_failed_system_check_is_stopped_and_started_on_every_attempt() {
-        for attempt in 1..=3 {
-            let plan = plan(
-                Impaired,
-                Passing,
-                AlarmedCheck::Either,
-                attempt,
-                true,
-                true,
-                &safe(),
-            );
-            assert_eq!(plan, Plan::StopStart, "attempt {attempt}");
-        }
-    }
-
-    #[test]
-    fn a_failed_instance_check_is_rebooted_first_then_stopped_and_started() {
-        let first = plan(
-            Passing,
-            Impaired,
-            AlarmedCheck::Either,
-            1,
-            true,
-            true,
-            &safe(),
-        );
-        let second = plan(
-            Passing,
-            Impaired,
-            AlarmedCheck::Either,
-            2,
-            true,
-            true,
-            &safe(),
-        );
-        let no_reboot_first = plan(
-            Passing,
-            Impaired,
-            AlarmedCheck::Either,
-            1,
-            false,
-            true,
-            &safe(),
-        );
-        assert_eq!(first, Plan::Reboot);
-        assert_eq!(second, Plan::StopStart);
-        assert_eq!(no_reboot_first, Plan::StopStart);
-    }
-
-    #[test]
-    fn passing_or_initializing_checks_need_nothing() {
-        for (system, guest) in [
-            (Passing, Passing),
-            (Initializing, Passing),
-            (Unknown, Initializing),
-        ] {
-            let plan = plan(system, guest, AlarmedCheck::System, 1, true, true, &safe());
-            assert_eq!(
-                reason(&plan),
-                Some(SkipReason::NotNeeded),
-                "{system:?}/{guest:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn without_a_live_verdict_the_alarmed_metric_decides_and_either_means_the_guest() {
-        let system = plan(
-            Unknown,
-            Unknown,
-            AlarmedCheck::System,
-            1,
-            true,
-            true,
-            &safe(),
-        );
-        let either = plan(
-            Unknown,
-            Unknown,
-            AlarmedCheck::Either,
-            1,
-            true,
-            true,
-            &safe(),
-        );
-        assert_eq!(system, Plan::StopStart);
-        assert_eq!(either, Plan::Reboot);
-    }
-
-    #[test]
-    fn a_stop_that_would_lose_data_or_the_instance_is_unsafe() {
-        for risk in [
-            StopStartRisk {
-                instance_store_root: true,
-                ..safe()
-            },
-            StopStartRisk {
-                instance_store_volumes: true,
-                ..safe()
-            },
-            StopStartRisk {
-                spot: true,
-                ..safe()
-            },
-        ] {
-            let plan = plan(
-                Impaired,
-                Passing,
-                AlarmedCheck::Either,
-                1,
-                true,
-                true,
-                &risk,
-            );
-            assert_eq!(reason(&plan), Some(SkipReason::Unsafe), "{risk:?}");
-            // A reboot keeps every kind of storage: it stays allowed.
-            let reboot = plan_for_guest(&risk);
-            assert_eq!(reboot, Plan::Reboot, "{risk:?}");
-        }
-    }
-
-    fn plan_for_guest(risk: &StopStartRisk) -> Plan {
-        plan(Passing, Impaired, AlarmedCheck::Either, 1, true, true, risk)
-    }
-
-    #[test]
-    fn a_rule_that_forbids_stopping_reboots_the_guest_and_hands_the_host_to_a_person() {
-        let guest = plan(
-            Passing,
-            Impaired,
-            AlarmedCheck::Either,
-            3,
-            true,
-            false,
-            &safe(),
-        );
-        let host = plan(
-            Impaired,
-            Passing,
-            AlarmedCheck::Either,
-            1,
-            true,
-            false,
-            &safe(),
-        );
-        assert_eq!(guest, Plan::Reboot);
-        assert_eq!(reason(&host), Some(SkipReason::Unsafe));
     }
 }

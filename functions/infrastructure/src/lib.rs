@@ -2,13 +2,23 @@
 
 pub mod asg;
 pub mod ebs;
+pub mod ebs_plan;
+pub mod ebs_replace;
 pub mod ec2;
+pub mod ec2_plan;
+pub mod group_member;
+pub mod groups;
+pub mod instance_status;
+pub mod instances;
+pub mod stop_start;
+pub mod volume_spec;
+pub mod volume_status;
 
 use aws_config::SdkConfig;
 
 use autoheal_core::Retention;
 use autoheal_core::{
-    Action, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule,
+    Action, Assessment, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule,
 };
 
 pub use asg::GroupScaler;
@@ -30,8 +40,8 @@ impl InfrastructureHealer {
         let autoscaling = aws_sdk_autoscaling::Client::new(sdk);
         InfrastructureHealer {
             instances: InstanceRecovery::new(ec2.clone(), autoscaling.clone()),
-            groups: GroupScaler::new(autoscaling),
-            volumes: VolumeRepairer::new(ec2),
+            groups: GroupScaler::new(autoscaling.clone()),
+            volumes: VolumeRepairer::new(ec2, autoscaling),
         }
     }
 }
@@ -50,11 +60,45 @@ impl Healer for InfrastructureHealer {
         }
     }
 
-    /// A recovered instance is gone once terminated: its Auto Scaling group replaced it, or
-    /// someone terminated it. Nothing is left to heal, and its alarm gets no more data.
+    /// What may already heal the resource, or hold it, before a new attempt: each action's
+    /// own look (see `ec2`, `asg` and `ebs`).
+    async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
+        match &request.rule.action {
+            Action::RecoverEc2Instance {
+                reboot_first,
+                allow_stop_start,
+            } => {
+                self.instances
+                    .assess(request, *reboot_first, *allow_stop_start)
+                    .await
+            }
+            Action::ScaleOutAutoScalingGroup {
+                increment,
+                replace_unhealthy,
+                health_check_type,
+                health_check_grace_period,
+            } => {
+                let settings = asg::ScaleOut::new(
+                    *increment,
+                    *replace_unhealthy,
+                    health_check_type.as_deref(),
+                    *health_check_grace_period,
+                );
+                self.groups.assess(request, settings).await
+            }
+            Action::RepairEbsVolume { .. } => self.volumes.assess(request).await,
+            _ => Ok(Assessment::Proceed),
+        }
+    }
+
+    /// A resource is gone once terminated or deleted: an instance its Auto Scaling group
+    /// replaced or someone terminated, a deleted group or volume. Nothing is left to heal, and
+    /// its alarm gets no more data.
     async fn is_gone(&self, rule: &Rule, resource_id: &str) -> Result<bool, HealError> {
         match &rule.action {
             Action::RecoverEc2Instance { .. } => self.instances.is_gone(resource_id).await,
+            Action::ScaleOutAutoScalingGroup { .. } => self.groups.is_gone(resource_id).await,
+            Action::RepairEbsVolume { .. } => self.volumes.is_gone(resource_id).await,
             _ => Ok(false),
         }
     }
@@ -75,14 +119,12 @@ impl Healer for InfrastructureHealer {
                 health_check_type,
                 health_check_grace_period,
             } => {
-                let settings = asg::ScaleOut {
-                    increment: *increment,
-                    replace_unhealthy: *replace_unhealthy,
-                    elb_health_check: health_check_type
-                        .as_deref()
-                        .is_some_and(|kind| kind == "ELB")
-                        .then_some(*health_check_grace_period),
-                };
+                let settings = asg::ScaleOut::new(
+                    *increment,
+                    *replace_unhealthy,
+                    health_check_type.as_deref(),
+                    *health_check_grace_period,
+                );
                 self.groups.scale_out(request, settings).await
             }
             Action::RepairEbsVolume {

@@ -148,31 +148,36 @@ mod groups {
         autoscaling: &AutoScalingClient,
         instance_id: &str,
     ) -> Result<Option<GroupView>, HealError> {
-        let membership = autoscaling
+        let mut memberships = autoscaling
             .describe_auto_scaling_instances()
             .instance_ids(instance_id)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeAutoScalingInstances", e))?;
-        let Some(name) = membership
-            .auto_scaling_instances()
-            .iter()
-            .find(|member| member.instance_id() == Some(instance_id))
-            .and_then(|member| member.auto_scaling_group_name())
-        else {
+            .into_paginator()
+            .items()
+            .send();
+        let mut name = None;
+        while let Some(member) = memberships.next().await {
+            let member = member.map_err(|e| api_error("DescribeAutoScalingInstances", e))?;
+            if member.instance_id() == Some(instance_id) {
+                name = member.auto_scaling_group_name().map(str::to_owned);
+            }
+        }
+        let Some(name) = name else {
             return Ok(None);
         };
-        let output = autoscaling
+        let mut groups = autoscaling
             .describe_auto_scaling_groups()
-            .auto_scaling_group_names(name)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeAutoScalingGroups", e))?;
-        let Some(group) = output
-            .auto_scaling_groups()
-            .iter()
-            .find(|group| group.auto_scaling_group_name() == Some(name))
-        else {
+            .auto_scaling_group_names(&name)
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = None;
+        while let Some(group) = groups.next().await {
+            let group = group.map_err(|e| api_error("DescribeAutoScalingGroups", e))?;
+            if group.auto_scaling_group_name() == Some(name.as_str()) {
+                found = Some(group);
+            }
+        }
+        let Some(group) = found else {
             return Ok(None);
         };
         let members: Vec<&str> = group
@@ -190,13 +195,14 @@ mod groups {
             .filter_map(|member| member.instance_id())
             .collect();
         for batch in members.chunks(DESCRIBE_STATUS_BATCH) {
-            let output = ec2
+            let mut statuses = ec2
                 .describe_instance_status()
                 .set_instance_ids(Some(batch.iter().map(|id| (*id).to_owned()).collect()))
-                .send()
-                .await
-                .map_err(|e| api_error("DescribeInstanceStatus", e))?;
-            for status in output.instance_statuses() {
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(status) = statuses.next().await {
+                let status = status.map_err(|e| api_error("DescribeInstanceStatus", e))?;
                 let impaired = [
                     status.system_status().and_then(|s| s.status()),
                     status.instance_status().and_then(|s| s.status()),

@@ -1,0 +1,130 @@
+//! Reads of one EC2 instance that the layer's actions share: the instance itself (or that it
+//! is gone), what its type allows, and whether a person protects it from a stop.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::Client as Ec2Client;
+use aws_sdk_ec2::types::{
+    DeviceType, Instance, InstanceAttributeName, InstanceLifecycleType, InstanceStateName,
+};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use autoheal_aws::errors::api_error;
+use autoheal_core::HealError;
+
+/// One instance by id; `None` when EC2 does not know it.
+pub async fn describe(ec2: &Ec2Client, instance_id: &str) -> Result<Option<Instance>, HealError> {
+    let mut pages = ec2
+        .describe_instances()
+        .instance_ids(instance_id)
+        .into_paginator()
+        .send();
+    let mut found = None;
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
+            Err(e) => return Err(api_error("DescribeInstances", e)),
+        };
+        found = found.or_else(|| {
+            page.reservations()
+                .iter()
+                .flat_map(|reservation| reservation.instances())
+                .find(|instance| instance.instance_id() == Some(instance_id))
+                .cloned()
+        });
+    }
+    Ok(found)
+}
+
+/// Whether the instance is terminated or on its way there: nothing is left to heal.
+pub fn is_terminated(instance: &Instance) -> bool {
+    matches!(
+        instance.state().and_then(|s| s.name()),
+        Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+    )
+}
+
+/// The instance's tags as a map.
+pub fn tags(instance: &Instance) -> BTreeMap<String, String> {
+    instance
+        .tags()
+        .iter()
+        .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value()?.to_owned())))
+        .collect()
+}
+
+/// What stands between an instance and a safe stop and start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StopStartRisk {
+    /// The root volume is instance store: it does not survive a stop.
+    pub instance_store_root: bool,
+    /// The instance type has instance-store volumes: their data is lost on stop.
+    pub instance_store_volumes: bool,
+    /// A spot instance may not come back after a stop.
+    pub spot: bool,
+}
+
+impl StopStartRisk {
+    pub fn why_unsafe(&self) -> Option<&'static str> {
+        if self.instance_store_root {
+            Some("its root device is instance store, which does not survive a stop")
+        } else if self.instance_store_volumes {
+            Some("its instance type has instance-store volumes, whose data a stop erases")
+        } else if self.spot {
+            Some("it is a spot instance, which may not be started again once stopped")
+        } else {
+            None
+        }
+    }
+}
+
+/// What the instance's type and purchase say about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub risk: StopStartRisk,
+    /// Its type supports EC2's simplified automatic recovery.
+    pub auto_recovery_supported: bool,
+}
+
+/// Reads the instance type's facts (`DescribeInstanceTypes`).
+pub async fn facts(ec2: &Ec2Client, instance: &Instance) -> Result<Facts, HealError> {
+    let mut facts = Facts {
+        risk: StopStartRisk {
+            instance_store_root: instance.root_device_type() == Some(&DeviceType::InstanceStore),
+            instance_store_volumes: false,
+            spot: instance.instance_lifecycle() == Some(&InstanceLifecycleType::Spot),
+        },
+        auto_recovery_supported: false,
+    };
+    if let Some(instance_type) = instance.instance_type() {
+        let mut pages = ec2
+            .describe_instance_types()
+            .instance_types(instance_type.clone())
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(info) = pages.next().await {
+            let info = info.map_err(|e| api_error("DescribeInstanceTypes", e))?;
+            facts.risk.instance_store_volumes |= info.instance_storage_supported() == Some(true);
+            facts.auto_recovery_supported |= info.auto_recovery_supported() == Some(true);
+        }
+    }
+    Ok(facts)
+}
+
+/// Whether a person turned on stop protection (`DisableApiStop`): `StopInstances` is refused
+/// until they turn it off.
+pub async fn stop_protected(ec2: &Ec2Client, instance_id: &str) -> Result<bool, HealError> {
+    let output = ec2
+        .describe_instance_attribute()
+        .instance_id(instance_id)
+        .attribute(InstanceAttributeName::DisableApiStop)
+        .send()
+        .await
+        .map_err(|e| api_error("DescribeInstanceAttribute", e))?;
+    Ok(output
+        .disable_api_stop()
+        .and_then(|value| value.value())
+        .unwrap_or(false))
+}
