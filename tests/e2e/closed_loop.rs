@@ -54,6 +54,7 @@ async fn an_alarm_that_stays_on_is_retried_by_follow_ups_alone_then_escalated_on
     let mut last = clock.now();
     let mut outcomes = Vec::new();
     for check in 1..=3 {
+        fleet.passes_health_check(&member).await;
         let outcome = deployment
             .fire_next(&engine, &clock, &format!("check-{check}"))
             .await

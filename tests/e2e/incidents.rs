@@ -20,7 +20,8 @@ async fn cooldown_then_attempts_then_one_escalation() {
     let deployment = Deployment::bootstrap(&emulator).await;
     let queue = deployment.subscribe_queue("escalations").await;
     let fleet = Fleet::new(&deployment.sdk);
-    // An Auto Scaling member stays in place when marked unhealthy, so every attempt acts.
+    // An Auto Scaling member stays in place when marked unhealthy; it passes the group's
+    // health check again before each attempt, so every attempt acts.
     let (_, member) = fleet.auto_scaling_group("web-asg").await;
     let clock = TestClock::at(start());
     let engine = deployment.infrastructure(clock.clone(), Settings::default());
@@ -40,6 +41,7 @@ async fn cooldown_then_attempts_then_one_escalation() {
     assert_eq!(engine.healer.calls(), 1);
 
     clock.advance(COOLDOWN);
+    fleet.passes_health_check(&member).await;
     let after = engine
         .handle(ec2_alarm(&member, "e3"), "r3")
         .await
@@ -49,6 +51,7 @@ async fn cooldown_then_attempts_then_one_escalation() {
 
     // Far past any backoff: the third and last attempt.
     clock.advance(10 * COOLDOWN);
+    fleet.passes_health_check(&member).await;
     let third = engine
         .handle(ec2_alarm(&member, "e4"), "r4")
         .await
@@ -101,6 +104,7 @@ async fn ok_inside_the_stable_period_keeps_the_incident_and_after_it_opens_a_new
 
     // Flaps back within the stable period (900 s): same incident, next attempt.
     clock.advance(300);
+    fleet.passes_health_check(&member).await;
     let again = engine
         .handle(ec2_alarm(&member, "a2"), "r3")
         .await
@@ -117,6 +121,7 @@ async fn ok_inside_the_stable_period_keeps_the_incident_and_after_it_opens_a_new
         .await
         .expect("handled");
     clock.advance(901);
+    fleet.passes_health_check(&member).await;
     let fresh = engine
         .handle(ec2_alarm(&member, "a3"), "r5")
         .await
