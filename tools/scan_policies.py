@@ -4,7 +4,8 @@ Reads the template as JSON (tools/template_to_json.py prints it), gathers each f
 statements (its inline `Statement` documents and the template's managed policies it
 references), fills in intrinsics with plausible concrete values, and runs parliament on the
 union, once with the parameters' defaults and once with every optional setting given (the
-operator's hooks, a second channel), so that both branches of each `Fn::If` are scanned. Fails on any finding not allowed below with its reason, on an allowance that no longer
+operator's hooks, a second channel), so that both branches of each `Fn::If` are scanned.
+Fails on any finding not allowed below with its reason, on an allowance that no longer
 matches anything, on an `iam:PassRole` that is not narrowed to a role path and a service, and
 on any policy entry or intrinsic it cannot expand (so nothing passes unexamined). Before that,
 it checks itself on a policy with known faults.

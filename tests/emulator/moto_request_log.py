@@ -2,10 +2,10 @@
 
 The tests give each function's SDK configuration credentials whose access key id names the
 function (`autoheal-infrastructure`, ...). For every request signed with such a key, before
-moto handles it, this shim records the function, the operation and the IAM requests AWS
-would authorize for it (action, resource ARN and the request context its conditions read:
-the resource's tags as they are now, the tags and keys the request sets; see
-`request_authorizations.py`). `GET /autoheal-test/requests` answers the records so far as a
+moto handles it, this shim records the function, the operation, the names of the parameters
+it set, and the IAM requests AWS would authorize for it (action, resource ARN and the request
+context its conditions read: the resource's tags as they are now, the tags and keys the
+request sets; see `request_authorizations.py`). `GET /autoheal-test/requests` answers the records so far as a
 JSON list; the tests evaluate them against each function's policy in `template.yaml` when
 the emulator stops. Requests signed with any other key (the tests' own fixtures) are not
 recorded, and nothing about how moto answers any request changes. Every emulator the tests
@@ -118,11 +118,14 @@ BaseResponse.call_action = call_action
 _dispatch = DomainDispatcherApplication.__call__
 
 
-def dispatch(self: DomainDispatcherApplication, environ: dict[str, Any], start_response: Any) -> Any:
+def dispatch(
+    self: DomainDispatcherApplication, environ: dict[str, Any], start_response: Any
+) -> Any:
     if environ.get("PATH_INFO") == LOG_PATH:
         with _LOCK:
             body = json.dumps(_RECORDS, default=str).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        start_response("200 OK", headers)
         return [body]
     return _dispatch(self, environ, start_response)
 

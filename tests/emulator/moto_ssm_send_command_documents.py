@@ -38,18 +38,22 @@ def _declared(document: Any) -> dict[str, Any]:
 def _check(name: str, declared: dict[str, Any], given: dict[str, list[str]]) -> None:
     for parameter, values in given.items():
         if parameter not in declared:
-            raise InvalidParameters(f"Parameter \"{parameter}\" is not defined in document \"{name}\".")
+            raise InvalidParameters(
+                f"Parameter \"{parameter}\" is not defined in document \"{name}\"."
+            )
         spec = declared[parameter]
         for value in values:
             allowed = spec.get("allowedValues")
             pattern = spec.get("allowedPattern")
             if allowed is not None and value not in allowed:
                 raise InvalidParameters(
-                    f"Parameter \"{parameter}\" \"{value}\" is not one of the allowed values {allowed}."
+                    f"Parameter \"{parameter}\" \"{value}\" is not one of the allowed values "
+                    f"{allowed}."
                 )
             if pattern is not None and not re.search(pattern, value):
                 raise InvalidParameters(
-                    f"Parameter \"{parameter}\" \"{value}\" does not match the allowed pattern \"{pattern}\"."
+                    f"Parameter \"{parameter}\" \"{value}\" does not match the allowed "
+                    f"pattern \"{pattern}\"."
                 )
     missing = [p for p, spec in declared.items() if p not in given and "default" not in spec]
     if missing:

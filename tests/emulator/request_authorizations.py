@@ -3,11 +3,13 @@
 One API request is authorized as one or more IAM requests: an action on a resource, with the
 request context its policies' conditions read. Which ones, for each operation, is AWS's
 Service Authorization Reference (the "Actions, resources, and condition keys" page of each
-service); this module writes that down for the operations the functions call, and reads the
-tags a condition may test from the emulator's own state, as they are when the request
-arrives (before the request changes them). `moto_request_log.py` records the result for each
-request of a function; the tests evaluate it against that function's policy in
-`template.yaml`.
+service); this module writes that down for the operations the functions call, with the tags
+a condition may test read from the emulator's own state as they are when the request arrives
+(before the request changes them). A request's tags (`aws:RequestTag`, `aws:TagKeys`) describe
+only the resources it creates: a statement that needs them on another resource of the request
+(a source snapshot, a source database) would be denied. `moto_request_log.py` records the
+result for each request of a function; the tests evaluate it against that function's policy
+in `template.yaml`.
 
 An operation that is not written down here is recorded as unmodelled, and the tests fail on
 it: a function that makes a new request needs its authorization here and its grant in the
@@ -16,174 +18,31 @@ template.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
-PARTITION = "aws"
+from iam_context import (
+    PARTITION,
+    Call,
+    Context,
+    authorization,
+    ec2_tags,
+    ecs_tags,
+    elasticache_tags,
+    elbv2_tags,
+    group_arn,
+    group_context,
+    group_of_instance,
+    lambda_tags,
+    merged,
+    pairs,
+    rds_context,
+    request_tags,
+    resource_tags,
+    route53_tags,
+    ssm_tags,
+)
 
-
-class Call:
-    """One request as the model sees it: the parsed parameters and where it was sent."""
-
-    def __init__(self, params: Any, account: str, region: str) -> None:
-        self.params = params
-        self.account = account
-        self.region = region
-
-    def get(self, name: str, default: Any = None) -> Any:
-        value = self.params.get(name) if self.params is not None else None
-        return default if value is None else value
-
-    def arn(self, service: str, resource: str, region: bool = True, account: bool = True) -> str:
-        return ":".join(
-            [
-                "arn",
-                PARTITION,
-                service,
-                self.region if region else "",
-                self.account if account else "",
-                resource,
-            ]
-        )
-
-
-def authorization(action: str, resource: str, context: dict[str, list[str]] | None = None) -> dict:
-    return {"action": action, "resource": resource, "context": context or {}}
-
-
-def resource_tags(prefix: str, tags: dict[str, str], *more: str) -> dict[str, list[str]]:
-    """The context keys of a resource's tags: `aws:ResourceTag/k` and the service's own."""
-    context: dict[str, list[str]] = {}
-    for key, value in tags.items():
-        for name in ("aws:ResourceTag", f"{prefix}:ResourceTag", *more):
-            context[f"{name}/{key}"] = [value]
-    return context
-
-
-def request_tags(tags: dict[str, str]) -> dict[str, list[str]]:
-    """The context keys of the tags a request sets."""
-    context = {f"aws:RequestTag/{key}": [value] for key, value in tags.items()}
-    if tags:
-        context["aws:TagKeys"] = list(tags)
-    return context
-
-
-def pairs(tags: Any, key: str = "Key", value: str = "Value") -> dict[str, str]:
-    """`[{"Key": k, "Value": v}, ...]` (or another spelling of the two) as a dict."""
-    found: dict[str, str] = {}
-    for tag in tags or []:
-        name = tag.get(key) if hasattr(tag, "get") else None
-        if name is not None:
-            found[name] = tag.get(value) or ""
-    return found
-
-
-def merged(*contexts: dict[str, list[str]]) -> dict[str, list[str]]:
-    result: dict[str, list[str]] = {}
-    for context in contexts:
-        result.update(context)
-    return result
-
-
-def _safely(read: Callable[[], dict[str, str]]) -> dict[str, str]:
-    """A resource's tags, or none when the emulator does not know the resource (IAM still
-    authorizes a request on a resource that does not exist)."""
-    try:
-        return dict(read() or {})
-    except Exception:  # noqa: BLE001 - an unknown resource has no tags
-        return {}
-
-
-# ------------------------------------------------------------------ the emulator's tags
-
-
-def _ec2(call: Call) -> Any:
-    from moto.ec2.models import ec2_backends
-
-    return ec2_backends[call.account][call.region]
-
-
-def ec2_tags(call: Call, resource_id: str) -> dict[str, str]:
-    return _safely(lambda: _ec2(call).tags.get(resource_id, {}))
-
-
-def _autoscaling(call: Call) -> Any:
-    from moto.autoscaling.models import autoscaling_backends
-
-    return autoscaling_backends[call.account][call.region]
-
-
-def group_of_instance(call: Call, instance_id: str) -> Any:
-    for group in _autoscaling(call).autoscaling_groups.values():
-        if any(state.instance.id == instance_id for state in group.instance_states):
-            return group
-    return None
-
-
-def group_arn(call: Call, name: str) -> str:
-    group = _autoscaling(call).autoscaling_groups.get(name)
-    if group is not None and getattr(group, "arn", None):
-        return group.arn
-    return call.arn("autoscaling", f"autoScalingGroup:unknown:autoScalingGroupName/{name}")
-
-
-def group_context(call: Call, name: str | None) -> dict[str, list[str]]:
-    group = _autoscaling(call).autoscaling_groups.get(name) if name else None
-    tags = pairs(group.tags if group else [], "Key", "Value") if group else {}
-    if group and not tags:
-        tags = pairs(group.tags, "key", "value")
-    return resource_tags("autoscaling", tags)
-
-
-def _backend(module: str, name: str, call: Call, region: str | None = None) -> Any:
-    backends = getattr(__import__(f"moto.{module}.models", fromlist=[name]), name)
-    return backends[call.account][region or call.region]
-
-
-def rds_tags(call: Call, arn: str) -> dict[str, str]:
-    return _safely(lambda: pairs(_backend("rds", "rds_backends", call).list_tags_for_resource(arn)))
-
-
-def rds_context(call: Call, arn: str) -> dict[str, list[str]]:
-    kind = arn.split(":")[5]
-    extra = {"db": "rds:db-tag", "snapshot": "rds:snapshot-tag", "pg": "rds:pg-tag",
-             "og": "rds:og-tag", "subgrp": "rds:subgrp-tag", "secgrp": "rds:secgrp-tag"}
-    more = [extra[kind]] if kind in extra else []
-    return resource_tags("rds", rds_tags(call, arn), *more)
-
-
-def ssm_tags(call: Call, kind: str, name: str) -> dict[str, str]:
-    return _safely(
-        lambda: _backend("ssm", "ssm_backends", call).list_tags_for_resource(kind, name)
-    )
-
-
-def ecs_tags(call: Call, arn: str) -> dict[str, str]:
-    return _safely(
-        lambda: pairs(_backend("ecs", "ecs_backends", call).list_tags_for_resource(arn), "key", "value")
-    )
-
-
-def lambda_tags(call: Call, arn: str) -> dict[str, str]:
-    base = ":".join(arn.split(":")[:7])
-    return _safely(lambda: _backend("awslambda", "lambda_backends", call).list_tags(base))
-
-
-def elbv2_tags(call: Call, arn: str) -> dict[str, str]:
-    return _safely(
-        lambda: _backend("elbv2", "elbv2_backends", call).tagging_service.get_tag_dict_for_resource(arn)
-    )
-
-
-def route53_tags(call: Call, resource_id: str) -> dict[str, str]:
-    return _safely(
-        lambda: _backend("route53", "route53_backends", call, "global").list_tags_for_resource(resource_id)
-    )
-
-
-def elasticache_tags(call: Call, arn: str) -> dict[str, str]:
-    return _safely(
-        lambda: pairs(_backend("elasticache", "elasticache_backends", call).list_tags_for_resource(arn))
-    )
+Model = Callable[[Call], list[dict]]
 
 
 # ------------------------------------------------------------------ EC2 and EBS
@@ -235,14 +94,15 @@ def ec2_on_instances(call: Call, action: str) -> list[dict]:
 def ec2_create_tags(call: Call) -> list[dict]:
     tags = pairs(call.get("Tags"))
     return [
-        ec2_resource(call, "ec2:CreateTags", r, request_tags(tags)) for r in call.get("Resources", [])
+        ec2_resource(call, "ec2:CreateTags", resource, request_tags(tags))
+        for resource in call.get("Resources", [])
     ]
 
 
 def ec2_delete_tags(call: Call) -> list[dict]:
     given = call.get("Tags", [])
     keys = [t.get("Key") for t in given if t.get("Key") is not None]
-    context: dict[str, list[str]] = {"aws:TagKeys": keys} if keys else {}
+    context: Context = {"aws:TagKeys": keys} if keys else {}
     context.update(
         {f"aws:RequestTag/{t['Key']}": [t["Value"]] for t in given if t.get("Value") is not None}
     )
@@ -272,11 +132,14 @@ def ec2_create_volume(call: Call) -> list[dict]:
 
 
 def attached_instance(call: Call, volume_id: str) -> str | None:
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ec2_backends[call.account][call.region]
     try:
-        attachment = _ec2(call).get_volume(volume_id).attachment
-        return attachment.instance.id if attachment else None
+        attachment = ec2.get_volume(volume_id).attachment
     except Exception:  # noqa: BLE001 - an unknown volume is attached to nothing
         return None
+    return attachment.instance.id if attachment else None
 
 
 def ec2_volume_and_instance(call: Call, action: str) -> list[dict]:
@@ -307,7 +170,8 @@ EC2 = {
 
 
 def autoscaling_group(call: Call, action: str, name: str, extra: dict | None = None) -> dict:
-    return authorization(action, group_arn(call, name), merged(group_context(call, name), extra or {}))
+    context = merged(group_context(call, name), extra or {})
+    return authorization(action, group_arn(call, name), context)
 
 
 def autoscaling_of_instance(call: Call, action: str) -> list[dict]:
@@ -318,7 +182,7 @@ def autoscaling_of_instance(call: Call, action: str) -> list[dict]:
 
 def update_group(call: Call) -> list[dict]:
     """The condition keys AWS sets from UpdateAutoScalingGroup's parameters, when given."""
-    context: dict[str, list[str]] = {}
+    context: Context = {}
     for parameter, key in (("MinSize", "MinSize"), ("MaxSize", "MaxSize")):
         if call.get(parameter) is not None:
             context[f"autoscaling:{key}"] = [str(call.get(parameter))]
@@ -334,11 +198,13 @@ def update_group(call: Call) -> list[dict]:
             "true" if template.get("Version") else "false"
         ]
     if call.get("MixedInstancesPolicy"):
-        overrides = (call.get("MixedInstancesPolicy").get("LaunchTemplate") or {}).get("Overrides") or []
+        launch = call.get("MixedInstancesPolicy").get("LaunchTemplate") or {}
+        overrides = launch.get("Overrides") or []
         types = [o.get("InstanceType") for o in overrides if o.get("InstanceType")]
         if types:
             context["autoscaling:InstanceTypes"] = types
-    return [autoscaling_group(call, "autoscaling:UpdateAutoScalingGroup", call.get("AutoScalingGroupName"), context)]
+    name = call.get("AutoScalingGroupName")
+    return [autoscaling_group(call, "autoscaling:UpdateAutoScalingGroup", name, context)]
 
 
 def create_or_update_tags(call: Call) -> list[dict]:
@@ -402,20 +268,23 @@ def rds_groups(call: Call, action: str) -> list[dict]:
 
 def describe_db_snapshots(call: Call) -> list[dict]:
     if call.get("DBSnapshotIdentifier"):
-        return [rds_resource(call, "rds:DescribeDBSnapshots", "snapshot", call.get("DBSnapshotIdentifier"))]
+        name = call.get("DBSnapshotIdentifier")
+        return [rds_resource(call, "rds:DescribeDBSnapshots", "snapshot", name)]
     if call.get("DBInstanceIdentifier"):
-        return [rds_resource(call, "rds:DescribeDBSnapshots", "db", call.get("DBInstanceIdentifier"))]
+        name = call.get("DBInstanceIdentifier")
+        return [rds_resource(call, "rds:DescribeDBSnapshots", "db", name)]
     return [authorization("rds:DescribeDBSnapshots", call.arn("rds", "snapshot:*"))]
 
 
 def describe_db_instances(call: Call) -> list[dict]:
     if call.get("DBInstanceIdentifier"):
-        return [rds_resource(call, "rds:DescribeDBInstances", "db", call.get("DBInstanceIdentifier"))]
+        name = call.get("DBInstanceIdentifier")
+        return [rds_resource(call, "rds:DescribeDBInstances", "db", name)]
     return [authorization("rds:DescribeDBInstances", call.arn("rds", "db:*"))]
 
 
 def modify_db_instance(call: Call) -> list[dict]:
-    context: dict[str, list[str]] = {}
+    context: Context = {}
     if call.get("DBInstanceClass"):
         context["rds:DatabaseClass"] = [call.get("DBInstanceClass")]
     if call.get("MultiAZ") is not None:
@@ -423,9 +292,13 @@ def modify_db_instance(call: Call) -> list[dict]:
     if call.get("AllocatedStorage") is not None:
         context["rds:StorageSize"] = [str(call.get("AllocatedStorage"))]
     if call.get("ManageMasterUserPassword") is not None:
-        context["rds:ManageMasterUserPassword"] = [str(call.get("ManageMasterUserPassword")).lower()]
+        managed = str(call.get("ManageMasterUserPassword")).lower()
+        context["rds:ManageMasterUserPassword"] = [managed]
     name = call.get("DBInstanceIdentifier")
-    return [rds_resource(call, "rds:ModifyDBInstance", "db", name, context), *rds_groups(call, "rds:ModifyDBInstance")]
+    return [
+        rds_resource(call, "rds:ModifyDBInstance", "db", name, context),
+        *rds_groups(call, "rds:ModifyDBInstance"),
+    ]
 
 
 def restore_to_point_in_time(call: Call) -> list[dict]:
@@ -456,14 +329,20 @@ RDS = {
     "DescribeDBInstances": describe_db_instances,
     "DescribeDBSnapshots": describe_db_snapshots,
     "ListTagsForResource": lambda c: [
-        authorization("rds:ListTagsForResource", c.get("ResourceName"), rds_context(c, c.get("ResourceName")))
+        authorization(
+            "rds:ListTagsForResource", c.get("ResourceName"), rds_context(c, c.get("ResourceName"))
+        )
     ],
     "CreateDBSnapshot": create_db_snapshot,
-    "RebootDBInstance": lambda c: [rds_resource(c, "rds:RebootDBInstance", "db", c.get("DBInstanceIdentifier"))],
+    "RebootDBInstance": lambda c: [
+        rds_resource(c, "rds:RebootDBInstance", "db", c.get("DBInstanceIdentifier"))
+    ],
     "DeleteDBSnapshot": lambda c: [
         rds_resource(c, "rds:DeleteDBSnapshot", "snapshot", c.get("DBSnapshotIdentifier"))
     ],
-    "DeleteDBInstance": lambda c: [rds_resource(c, "rds:DeleteDBInstance", "db", c.get("DBInstanceIdentifier"))],
+    "DeleteDBInstance": lambda c: [
+        rds_resource(c, "rds:DeleteDBInstance", "db", c.get("DBInstanceIdentifier"))
+    ],
     "ModifyDBInstance": modify_db_instance,
     "RestoreDBInstanceToPointInTime": restore_to_point_in_time,
     "RestoreDBInstanceFromDBSnapshot": restore_from_snapshot,
@@ -500,10 +379,23 @@ def document_arn(call: Call, name: str) -> str:
 def send_command(call: Call) -> list[dict]:
     name = call.get("DocumentName")
     document_tags = ssm_tags(call, "Document", name.split("/")[-1]) if name else {}
-    found = [authorization("ssm:SendCommand", document_arn(call, name), resource_tags("ssm", document_tags))]
+    document = resource_tags("ssm", document_tags)
+    found = [authorization("ssm:SendCommand", document_arn(call, name), document)]
     for instance in call.get("InstanceIds", []):
-        found.append(ec2_resource(call, "ssm:SendCommand", instance, resource_tags("ssm", ec2_tags(call, instance))))
+        own = resource_tags("ssm", ec2_tags(call, instance))
+        found.append(ec2_resource(call, "ssm:SendCommand", instance, own))
     return found
+
+
+def ssm_list_tags(call: Call) -> list[dict]:
+    if call.get("ResourceType") == "Parameter":
+        return [parameter(call, "ssm:ListTagsForResource", call.get("ResourceId"))]
+    kind = str(call.get("ResourceType", "")).lower()
+    return [
+        authorization(
+            "ssm:ListTagsForResource", call.arn("ssm", f"{kind}/{call.get('ResourceId')}")
+        )
+    ]
 
 
 SSM = {
@@ -514,9 +406,7 @@ SSM = {
     "PutParameter": lambda c: [
         parameter(c, "ssm:PutParameter", c.get("Name"), request_tags(pairs(c.get("Tags"))))
     ],
-    "ListTagsForResource": lambda c: [parameter(c, "ssm:ListTagsForResource", c.get("ResourceId"))]
-    if c.get("ResourceType") == "Parameter"
-    else [authorization("ssm:ListTagsForResource", c.arn("ssm", f"{c.get('ResourceType', '').lower()}/{c.get('ResourceId')}"))],
+    "ListTagsForResource": ssm_list_tags,
     "SendCommand": send_command,
 }
 
@@ -530,20 +420,21 @@ def ecs_arn(call: Call, kind: str, cluster: str, name: str) -> str:
     return call.arn("ecs", f"{kind}/{cluster.split('/')[-1]}/{name}")
 
 
-def ecs_resource(call: Call, action: str, kind: str, name: str, extra: dict | None = None) -> dict:
+def ecs_resource(call: Call, action: str, kind: str, name: str) -> dict:
     cluster = call.get("cluster", "default")
     arn = ecs_arn(call, kind, cluster, name)
-    context = merged(
-        resource_tags("ecs", ecs_tags(call, arn)),
-        {"ecs:cluster": [ecs_arn(call, "cluster", "", cluster).replace("cluster//", "cluster/")]},
-        extra or {},
-    )
+    cluster_arn = cluster if cluster.startswith("arn:") else call.arn("ecs", f"cluster/{cluster}")
+    context = merged(resource_tags("ecs", ecs_tags(call, arn)), {"ecs:cluster": [cluster_arn]})
     return authorization(action, arn, context)
 
 
 ECS = {
-    "DescribeServices": lambda c: [ecs_resource(c, "ecs:DescribeServices", "service", s) for s in c.get("services", [])],
-    "DescribeTasks": lambda c: [ecs_resource(c, "ecs:DescribeTasks", "task", t) for t in c.get("tasks", [])],
+    "DescribeServices": lambda c: [
+        ecs_resource(c, "ecs:DescribeServices", "service", s) for s in c.get("services", [])
+    ],
+    "DescribeTasks": lambda c: [
+        ecs_resource(c, "ecs:DescribeTasks", "task", t) for t in c.get("tasks", [])
+    ],
     "UpdateService": lambda c: [ecs_resource(c, "ecs:UpdateService", "service", c.get("service"))],
     "StopTask": lambda c: [ecs_resource(c, "ecs:StopTask", "task", c.get("task"))],
     "TagResource": lambda c: [
@@ -607,10 +498,13 @@ def change_record_sets(call: Call) -> list[dict]:
     return [route53(call, "route53:ChangeResourceRecordSets", "hostedzone", zone, context)]
 
 
-def route53(call: Call, action: str, kind: str, resource_id: str, extra: dict | None = None) -> dict:
+def route53(
+    call: Call, action: str, kind: str, resource_id: str, extra: Context | None = None
+) -> dict:
     resource_id = resource_id.split("/")[-1]
     tags = resource_tags("route53", route53_tags(call, resource_id))
-    return authorization(action, f"arn:{PARTITION}:route53:::{kind}/{resource_id}", merged(tags, extra or {}))
+    arn = f"arn:{PARTITION}:route53:::{kind}/{resource_id}"
+    return authorization(action, arn, merged(tags, extra or {}))
 
 
 ELASTICLOADBALANCING = {
@@ -624,7 +518,9 @@ ELASTICLOADBALANCING = {
 }
 
 ROUTE53 = {
-    "GetHealthCheck": lambda c: [route53(c, "route53:GetHealthCheck", "healthcheck", c.get("HealthCheckId"))],
+    "GetHealthCheck": lambda c: [
+        route53(c, "route53:GetHealthCheck", "healthcheck", c.get("HealthCheckId"))
+    ],
     "GetHealthCheckStatus": lambda c: [
         route53(c, "route53:GetHealthCheckStatus", "healthcheck", c.get("HealthCheckId"))
     ],
@@ -632,7 +528,9 @@ ROUTE53 = {
         route53(c, "route53:ListTagsForResource", c.get("ResourceType"), c.get("ResourceId"))
     ],
     "ListResourceRecordSets": lambda c: [
-        route53(c, "route53:ListResourceRecordSets", "hostedzone", c.get("Id") or c.get("HostedZoneId"))
+        route53(
+            c, "route53:ListResourceRecordSets", "hostedzone", c.get("Id") or c.get("HostedZoneId")
+        )
     ],
     "ChangeResourceRecordSets": change_record_sets,
 }
@@ -665,7 +563,7 @@ def table_arn(call: Call, name: str) -> str:
     return name if name.startswith("arn:") else call.arn("dynamodb", f"table/{name}")
 
 
-def on_table(action: str) -> Callable[[Call], list[dict]]:
+def on_table(action: str) -> Model:
     def model(call: Call) -> list[dict]:
         arn = table_arn(call, call.get("TableName"))
         if call.get("IndexName"):
@@ -694,12 +592,15 @@ def transact(call: Call) -> list[dict]:
     return found
 
 
-def per_table(action: str, parameter: str) -> Callable[[Call], list[dict]]:
+def per_table(action: str, parameter: str) -> Model:
     return lambda call: [authorization(action, table_arn(call, t)) for t in call.get(parameter, {})]
 
 
 DYNAMODB = {
-    **{op: on_table(f"dynamodb:{op}") for op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan")},
+    **{
+        op: on_table(f"dynamodb:{op}")
+        for op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan")
+    },
     "BatchGetItem": per_table("dynamodb:BatchGetItem", "RequestItems"),
     "BatchWriteItem": per_table("dynamodb:BatchWriteItem", "RequestItems"),
     "TransactWriteItems": transact,
@@ -712,7 +613,8 @@ def schedule(call: Call, action: str) -> list[dict]:
     found = [authorization(action, call.arn("scheduler", f"schedule/{group}/{call.get('Name')}"))]
     role = (call.get("Target") or {}).get("RoleArn")
     if role and action in ("scheduler:CreateSchedule", "scheduler:UpdateSchedule"):
-        found.append(authorization("iam:PassRole", role, {"iam:PassedToService": ["scheduler.amazonaws.com"]}))
+        passed = {"iam:PassedToService": ["scheduler.amazonaws.com"]}
+        found.append(authorization("iam:PassRole", role, passed))
     return found
 
 
@@ -736,7 +638,7 @@ SNS = {"Publish": lambda c: [authorization("sns:Publish", c.get("TopicArn") or c
 # ------------------------------------------------------------------ the table of services
 
 # moto's name of a service, its IAM prefix, and its operations' models.
-SERVICES: dict[str, tuple[str, dict[str, Callable[[Call], list[dict]]]]] = {
+SERVICES: dict[str, tuple[str, dict[str, Model]]] = {
     "ec2": ("ec2", EC2),
     "autoscaling": ("autoscaling", AUTOSCALING),
     "rds": ("rds", RDS),

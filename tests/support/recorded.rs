@@ -79,8 +79,9 @@ pub fn emulator_stack() -> Stack {
 /// key names its zones, termination policies, desired capacity, …); `ModifyDBInstance` brings
 /// backup settings to the policy and nothing else (no key names a master password or public
 /// access); `ReplaceRoute` moves a route to a NAT gateway and nothing else (no key names the
-/// target).
-pub const CODE_HELD_LIMITS: [(&str, &[&str]); 3] = [
+/// target); `UpdateService` forces a deployment and adjusts the count, never the task
+/// definition (new code); `UpdateAlias` points an alias at a version, as read.
+pub const CODE_HELD_LIMITS: [(&str, &[&str]); 5] = [
     (
         "autoscaling:UpdateAutoScalingGroup",
         &[
@@ -107,6 +108,14 @@ pub const CODE_HELD_LIMITS: [(&str, &[&str]); 3] = [
             "DestinationPrefixListId",
             "NatGatewayId",
         ],
+    ),
+    (
+        "ecs:UpdateService",
+        &["cluster", "service", "forceNewDeployment", "desiredCount"],
+    ),
+    (
+        "lambda:UpdateAlias",
+        &["FunctionName", "Name", "FunctionVersion", "RevisionId"],
     ),
 ];
 
