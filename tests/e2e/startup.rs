@@ -22,12 +22,32 @@ fn the_one_line(output: &Output) -> String {
 
 /// A layer's function started by hand, with only `vars` in its environment.
 fn function(vars: &[(&str, &str)]) -> Output {
-    Command::new(binary("autoheal-infrastructure"))
+    function_of("autoheal-infrastructure", vars)
+}
+
+fn function_of(binary_name: &str, vars: &[(&str, &str)]) -> Output {
+    Command::new(binary(binary_name))
         .env_clear()
         .envs(vars.iter().copied())
         .output()
         .expect("run the function")
 }
+
+/// What the stack sets for every function.
+const STACK_SETS: [(&str, &str); 3] = [
+    (
+        "AUTOHEAL_TOPIC_ARN",
+        "arn:aws:sns:us-east-1:123456789012:autoheal",
+    ),
+    (
+        "AUTOHEAL_SCHEDULER_ROLE_ARN",
+        "arn:aws:iam::123456789012:role/autoheal-scheduler",
+    ),
+    (
+        "AUTOHEAL_FUNCTION_ARN",
+        "arn:aws:lambda:us-east-1:123456789012:function:autoheal-application",
+    ),
+];
 
 /// The command line with `vars` added to a clean environment.
 fn autoheal(args: &[&str], vars: &[(&str, &str)]) -> Output {
@@ -77,6 +97,19 @@ fn a_function_started_outside_lambda_names_the_variable_lambda_sets() {
         line,
         "error: AWS_LAMBDA_RUNTIME_API is not set: Lambda sets it for a function's runtime; to \
          run a function outside Lambda, start it under `cargo lambda watch`, which sets it"
+    );
+}
+
+/// The application function restarts processes only with the stack's restart document, which
+/// the stack names: without it, it does not start.
+#[test]
+fn the_application_function_without_its_restart_document_names_the_variable() {
+    let line = the_one_line(&function_of("autoheal-application", &STACK_SETS));
+    assert_eq!(
+        line,
+        "error: AUTOHEAL_RESTART_DOCUMENT is not set: the stack sets it; when running a function \
+         by hand, set it to the name of the stack's restart document (RestartProcessDocument, \
+         `<stack>-restart-process`), the one document a restart sends"
     );
 }
 

@@ -7,14 +7,22 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use autoheal_core::{Layer, RuleSet};
+use autoheal_tests::cfn::{ACCOUNT, PARTITION, REGION, Stack, as_list, evaluate, functions};
+use autoheal_tests::iam::{Request, allowed, glob, request};
 use autoheal_tests::{Emulator, create_queue, sample_event, template, workspace};
 
 /// The stack name the patterns are instantiated with.
 const STACK: &str = "autoheal";
 
-/// Replaces `{"Fn::Sub": "...${AWS::StackName}..."}` by its value for `STACK`.
+/// Replaces `{"Fn::Sub": "...${AWS::StackName}..."}` by its value for `STACK`, and
+/// `{"Ref": "AWS::AccountId"}` by the emulator's account.
 fn substitute(value: &Value) -> Value {
     match value {
+        Value::Object(map)
+            if map.len() == 1 && map.get("Ref") == Some(&json!("AWS::AccountId")) =>
+        {
+            Value::from(ACCOUNT)
+        }
         Value::Object(map) if map.len() == 1 && map.contains_key("Fn::Sub") => {
             let text = map["Fn::Sub"].as_str().expect("a plain Fn::Sub string");
             Value::from(text.replace("${AWS::StackName}", STACK))
@@ -27,16 +35,6 @@ fn substitute(value: &Value) -> Value {
         Value::Array(items) => Value::Array(items.iter().map(substitute).collect()),
         other => other.clone(),
     }
-}
-
-fn functions(template: &Value) -> Vec<(String, &Value)> {
-    template["Resources"]
-        .as_object()
-        .expect("Resources")
-        .iter()
-        .filter(|(_, resource)| resource["Type"] == "AWS::Serverless::Function")
-        .map(|(name, resource)| (name.clone(), resource))
-        .collect()
 }
 
 /// Each layer's EventBridge pattern, with the stack name filled in.
@@ -184,11 +182,45 @@ impl Router {
     async fn start() -> Self {
         let emulator = Emulator::start_with_eventbridge_arrays();
         let sdk = emulator.sdk().await;
-        let events = aws_sdk_eventbridge::Client::new(&sdk);
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        Self::with(emulator, &sdk).await
+    }
+
+    /// The same rules, patterns and targets on the event bus of another account (what a bus
+    /// that accepts other accounts' events holds): its events carry that account.
+    async fn start_in_another_account() -> Self {
+        let emulator = Emulator::start_with_eventbridge_arrays();
+        let sdk = emulator.sdk().await;
+        let assumed = aws_sdk_sts::Client::new(&sdk)
+            .assume_role()
+            .role_arn(format!(
+                "arn:aws:iam::{OTHER_ACCOUNT}:role/staging-deployer"
+            ))
+            .role_session_name("staging")
+            .send()
+            .await
+            .expect("assume a role of the other account");
+        let credentials = assumed.credentials().expect("credentials");
+        let other = sdk
+            .to_builder()
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                aws_sdk_dynamodb::config::Credentials::new(
+                    credentials.access_key_id(),
+                    credentials.secret_access_key(),
+                    Some(credentials.session_token().to_owned()),
+                    None,
+                    "the other account",
+                ),
+            ))
+            .build();
+        Self::with(emulator, &other).await
+    }
+
+    async fn with(emulator: Emulator, sdk: &aws_config::SdkConfig) -> Self {
+        let events = aws_sdk_eventbridge::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
         let mut queues = BTreeMap::new();
         for (layer, pattern) in layer_patterns(&template()) {
-            let (url, arn) = create_queue(&sdk, &format!("{layer}-layer")).await;
+            let (url, arn) = create_queue(sdk, &format!("{layer}-layer")).await;
             let rule = format!("{STACK}-{layer}-alarm-state-change");
             events
                 .put_rule()
@@ -413,6 +445,29 @@ async fn every_sample_event_reaches_exactly_its_layer_and_nothing_else_reaches_a
     }
 }
 
+/// An account the stack is not deployed in.
+const OTHER_ACCOUNT: &str = "210987654321";
+
+/// The layer patterns match this account's alarms only: the same sample events, put on the
+/// bus of another account that holds the same rules, reach no layer (a staging alarm never
+/// acts on a production resource of the same name); on this account's bus they do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_of_another_account_reaches_no_layer() {
+    let ours = Router::start().await;
+    let theirs = Router::start_in_another_account().await;
+    let rules = RuleSet::shipped().expect("shipped rules");
+    for rule in rules.rules() {
+        let event = sample_event(&format!("{}.alarm.json", rule.name));
+        let name = format!("{}'s sample", rule.name);
+        assert_eq!(ours.reached(&name, &event).await, [rule.layer], "{name}");
+        assert_eq!(
+            theirs.reached(&name, &event).await,
+            Vec::<Layer>::new(),
+            "{name} from account {OTHER_ACCOUNT}"
+        );
+    }
+}
+
 /// Every way a rule can be selected — its namespace, each of its alarm-name prefixes, its
 /// tag — reaches the rule's layer on its own, with the other two ways absent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,14 +530,6 @@ fn is_read_only(action: &str) -> bool {
     ]
     .iter()
     .any(|prefix| verb.starts_with(prefix))
-}
-
-fn as_list(value: &Value) -> Vec<Value> {
-    match value {
-        Value::Array(items) => items.clone(),
-        Value::Null => Vec::new(),
-        other => vec![other.clone()],
-    }
 }
 
 /// Every policy statement in the template, named by where it stands.
@@ -618,65 +665,6 @@ fn the_iam_walk_catches_what_it_must() {
 // ---------------------------------------------------------------------------------------
 // Conditions and parameters: the template evaluated for given parameter values.
 
-/// The value of `node` for the given parameter values: `Ref` of a parameter, `Fn::If` on the
-/// template's conditions (with `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`);
-/// `None` where it is `AWS::NoValue`.
-fn evaluate(template: &Value, node: &Value, parameters: &BTreeMap<&str, &str>) -> Option<Value> {
-    let Value::Object(map) = node else {
-        return Some(node.clone());
-    };
-    if let Some(name) = map.get("Ref").and_then(Value::as_str) {
-        if name == "AWS::NoValue" {
-            return None;
-        }
-        let parameter = &template["Parameters"][name];
-        assert!(parameter.is_object(), "Ref {name}: not a parameter");
-        let value = parameters
-            .get(name)
-            .map(|v| Value::from(*v))
-            .or_else(|| parameter.get("Default").cloned())
-            .unwrap_or_else(|| panic!("no value for parameter {name}"));
-        return Some(value);
-    }
-    if let Some(branches) = map.get("Fn::If").and_then(Value::as_array) {
-        let condition = branches[0].as_str().expect("a condition name");
-        let chosen = if holds(template, condition, parameters) {
-            &branches[1]
-        } else {
-            &branches[2]
-        };
-        return evaluate(template, chosen, parameters);
-    }
-    Some(node.clone())
-}
-
-/// Whether the template's condition `name` holds for the given parameter values.
-fn holds(template: &Value, name: &str, parameters: &BTreeMap<&str, &str>) -> bool {
-    fn truth(template: &Value, node: &Value, parameters: &BTreeMap<&str, &str>) -> bool {
-        let text = |v: &Value| match evaluate(template, v, parameters) {
-            Some(Value::String(s)) => s,
-            Some(other) => other.to_string(),
-            None => String::new(),
-        };
-        let (op, args) = node
-            .as_object()
-            .and_then(|m| m.iter().next())
-            .expect("a condition function");
-        let args: Vec<Value> = as_list(args);
-        match op.as_str() {
-            "Fn::Equals" => text(&args[0]) == text(&args[1]),
-            "Fn::Not" => !truth(template, &args[0], parameters),
-            "Fn::And" => args.iter().all(|a| truth(template, a, parameters)),
-            "Fn::Or" => args.iter().any(|a| truth(template, a, parameters)),
-            "Condition" => holds(template, args[0].as_str().expect("name"), parameters),
-            other => panic!("condition function {other}"),
-        }
-    }
-    let condition = &template["Conditions"][name];
-    assert!(condition.is_object(), "no condition {name}");
-    truth(template, condition, parameters)
-}
-
 /// A function's property as deployed: its own, or else the one of `Globals.Function`.
 fn function_property<'t>(template: &'t Value, function: &'t Value, property: &str) -> &'t Value {
     let own = &function["Properties"][property];
@@ -734,251 +722,39 @@ fn reserved_concurrency_bounds_every_function_and_zero_means_no_reservation() {
 // ---------------------------------------------------------------------------------------
 // IAM: each function's effective policy, evaluated for concrete requests.
 
-const PARTITION: &str = "aws";
-const REGION: &str = "us-east-1";
-const ACCOUNT: &str = "123456789012";
 const KEY_ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/notification-key";
 const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:autoheal-NotificationTopic-1A2B3C";
 const TABLE_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/autoheal-StateTable-1A2B3C";
 const SCHEDULE_GROUP: &str = "autoheal-follow-ups";
 const SCHEDULER_ROLE_ARN: &str =
     "arn:aws:iam::123456789012:role/autoheal-FollowUpSchedulerRole-1A2B3C";
+const DEAD_LETTER_QUEUE_ARN: &str =
+    "arn:aws:sqs:us-east-1:123456789012:autoheal-DeadLetterQueue-1A2B3C";
+const RESTART_DOCUMENT: &str = "autoheal-restart-process";
 
-/// `node` with the intrinsics of policies filled in with concrete values.
+/// The stack these tests deploy: named `autoheal`, with its parameters' defaults.
+fn reference_stack() -> Stack {
+    Stack::new(&[
+        ("NotificationTopic", TOPIC_ARN),
+        ("NotificationKey.Arn", KEY_ARN),
+        ("StateTable.Arn", TABLE_ARN),
+        ("FollowUpScheduleGroup", SCHEDULE_GROUP),
+        ("FollowUpSchedulerRole.Arn", SCHEDULER_ROLE_ARN),
+        ("DeadLetterQueue.Arn", DEAD_LETTER_QUEUE_ARN),
+        ("RestartProcessDocument", RESTART_DOCUMENT),
+    ])
+}
+
+/// `node` with the intrinsics of policies filled in with the reference stack's values.
 fn concrete(node: &Value) -> Value {
-    let pseudo = |name: &str| match name {
-        "AWS::Partition" => Some(PARTITION.to_owned()),
-        "AWS::Region" => Some(REGION.to_owned()),
-        "AWS::AccountId" => Some(ACCOUNT.to_owned()),
-        "AWS::StackName" => Some(STACK.to_owned()),
-        _ => None,
-    };
-    let attribute = |resource: &str, attribute: &str| match (resource, attribute) {
-        ("NotificationTopic", "") => TOPIC_ARN.to_owned(),
-        ("NotificationKey", "Arn") => KEY_ARN.to_owned(),
-        ("StateTable", "Arn") => TABLE_ARN.to_owned(),
-        ("FollowUpScheduleGroup", "") => SCHEDULE_GROUP.to_owned(),
-        ("FollowUpSchedulerRole", "Arn") => SCHEDULER_ROLE_ARN.to_owned(),
-        other => panic!("no concrete value for {other:?}"),
-    };
-    match node {
-        Value::Object(map) if map.len() == 1 => {
-            let (key, value) = map.iter().next().expect("one entry");
-            match key.as_str() {
-                "Ref" => {
-                    let name = value.as_str().expect("Ref name");
-                    Value::from(pseudo(name).unwrap_or_else(|| attribute(name, "")))
-                }
-                "Fn::GetAtt" => {
-                    let parts = as_list(value);
-                    let name =
-                        |i: usize| parts[i].as_str().expect("Fn::GetAtt [resource, attribute]");
-                    Value::from(attribute(name(0), name(1)))
-                }
-                "Fn::Sub" => {
-                    let mut text = value.as_str().expect("a plain Fn::Sub string").to_owned();
-                    while let Some(start) = text.find("${") {
-                        let end = start + text[start..].find('}').expect("closing brace");
-                        let token = text[start + 2..end].to_owned();
-                        let filled = pseudo(&token).unwrap_or_else(|| {
-                            let (resource, attr) = token.split_once('.').unwrap_or((&token, ""));
-                            attribute(resource, attr)
-                        });
-                        text.replace_range(start..=end, &filled);
-                    }
-                    Value::from(text)
-                }
-                _ => Value::Object(map.iter().map(|(k, v)| (k.clone(), concrete(v))).collect()),
-            }
-        }
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), concrete(v))).collect())
-        }
-        Value::Array(items) => Value::Array(items.iter().map(concrete).collect()),
-        other => other.clone(),
-    }
+    reference_stack()
+        .concrete(autoheal_tests::cfn::shared_template(), node)
+        .unwrap_or(Value::Null)
 }
 
-/// Each function's statements as deployed: inline documents and the template's managed
-/// policies it references, with concrete values.
+/// Each function's statements as the reference stack deploys them.
 fn function_statements(template: &Value) -> BTreeMap<String, Vec<Value>> {
-    let mut found = BTreeMap::new();
-    for (name, function) in functions(template) {
-        let mut statements = Vec::new();
-        for policy in as_list(&function["Properties"]["Policies"]) {
-            if let Some(referenced) = policy.get("Ref").and_then(Value::as_str) {
-                let managed = &template["Resources"][referenced];
-                assert_eq!(
-                    managed["Type"], "AWS::IAM::ManagedPolicy",
-                    "{name}: {referenced}"
-                );
-                statements.extend(as_list(
-                    &managed["Properties"]["PolicyDocument"]["Statement"],
-                ));
-            } else if policy.get("Statement").is_some() {
-                statements.extend(as_list(&policy["Statement"]));
-            } else {
-                panic!("{name}: a policy this test cannot read: {policy}");
-            }
-        }
-        found.insert(name, statements.iter().map(concrete).collect());
-    }
-    found
-}
-
-/// Glob match of IAM: `*` any run of characters, `?` one character.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-/// One request as IAM sees it: the action, the resource and the request context.
-#[derive(Debug, Clone)]
-struct Request {
-    action: String,
-    resource: String,
-    context: BTreeMap<String, Vec<String>>,
-}
-
-fn request(action: &str, resource: &str) -> Request {
-    Request {
-        action: action.to_owned(),
-        resource: resource.to_owned(),
-        context: BTreeMap::new(),
-    }
-}
-
-impl Request {
-    fn with(mut self, key: &str, value: &str) -> Self {
-        self.context
-            .entry(key.to_owned())
-            .or_default()
-            .push(value.to_owned());
-        self
-    }
-
-    /// A tag the resource carries, under every key name AWS offers for it.
-    fn resource_tag(self, key: &str, value: &str) -> Self {
-        let service = self.action.split(':').next().unwrap_or_default().to_owned();
-        let mut this = self
-            .with(&format!("aws:ResourceTag/{key}"), value)
-            .with(&format!("{service}:ResourceTag/{key}"), value);
-        if service == "rds" {
-            this = this
-                .with(&format!("rds:db-tag/{key}"), value)
-                .with(&format!("rds:snapshot-tag/{key}"), value);
-        }
-        this
-    }
-
-    /// A tag the request sets.
-    fn request_tag(self, key: &str, value: &str) -> Self {
-        self.with(&format!("aws:RequestTag/{key}"), value)
-            .with("aws:TagKeys", key)
-    }
-
-    fn via(self, service: &str) -> Self {
-        self.with(
-            "kms:ViaService",
-            &format!("{service}.{REGION}.amazonaws.com"),
-        )
-    }
-}
-
-/// Whether one condition entry holds for the request (IAM's rules for absent keys and for
-/// the ForAllValues / ForAnyValue set operators).
-fn condition_holds(operator: &str, key: &str, expected: &[String], request: &Request) -> bool {
-    let actual = request
-        .context
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v.clone());
-    let (set, operator) = match operator.split_once(':') {
-        Some((set, rest)) => (Some(set), rest),
-        None => (None, operator),
-    };
-    let (operator, if_exists) = match operator.strip_suffix("IfExists") {
-        Some(base) => (base, true),
-        None => (operator, false),
-    };
-    if operator == "Null" {
-        let absent = actual.is_none();
-        return expected.iter().all(|e| (e == "true") == absent);
-    }
-    let negated = operator.contains("Not");
-    let positive = operator.replace("Not", "");
-    let matches = |value: &str| {
-        expected.iter().any(|e| match positive.as_str() {
-            "StringEquals" | "Bool" | "ArnEquals" => value == e,
-            "StringEqualsIgnoreCase" => value.eq_ignore_ascii_case(e),
-            "StringLike" | "ArnLike" => glob(e, value),
-            other => panic!("condition operator {other} not modelled"),
-        })
-    };
-    match (set, actual) {
-        (Some("ForAllValues"), None) => true,
-        (Some("ForAnyValue"), None) => false,
-        (_, None) => if_exists || negated,
-        (Some("ForAllValues"), Some(values)) => values.iter().all(|v| matches(v) != negated),
-        (Some("ForAnyValue"), Some(values)) => values.iter().any(|v| matches(v) != negated),
-        (_, Some(values)) => {
-            let any = values.iter().any(|v| matches(v));
-            if negated { !any } else { any }
-        }
-    }
-}
-
-fn statement_applies(statement: &Value, request: &Request) -> bool {
-    let strings = |v: &Value| -> Vec<String> {
-        as_list(v)
-            .iter()
-            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-            .collect()
-    };
-    let action = strings(&statement["Action"])
-        .iter()
-        .any(|a| glob(&a.to_lowercase(), &request.action.to_lowercase()));
-    let resource = strings(&statement["Resource"])
-        .iter()
-        .any(|r| glob(r, &request.resource));
-    let conditions = statement["Condition"].as_object().is_none_or(|operators| {
-        operators.iter().all(|(operator, entries)| {
-            entries
-                .as_object()
-                .expect("condition entries")
-                .iter()
-                .all(|(key, values)| condition_holds(operator, key, &strings(values), request))
-        })
-    });
-    action && resource && conditions
-}
-
-/// IAM's verdict: some Allow applies and no Deny does.
-fn allowed(statements: &[Value], request: &Request) -> bool {
-    let applying = |effect: &str| {
-        statements
-            .iter()
-            .filter(|s| s["Effect"] == effect)
-            .any(|s| statement_applies(s, request))
-    };
-    applying("Allow") && !applying("Deny")
+    reference_stack().function_statements(template)
 }
 
 fn arn(service: &str, resource: &str) -> String {
@@ -1129,7 +905,7 @@ fn each_function_may_do_what_its_actions_need_and_no_more() {
         (platform, request("rds:AddTagsToResource", &rds_snapshot("autoheal-orders-db-1a2b")).request_tag("autoheal:snapshot-of", "orders-db"), false, "tags without the managed mark"),
         (platform, request("rds:AddTagsToResource", &db).request_tag("autoheal:managed", "true"), false, "tag a database"),
         (platform, request("rds:DescribeDBSnapshots", &rds_snapshot("autoheal-orders-db-1a2b")), true, "list snapshots"),
-        (platform, request("rds:ListTagsForResource", &rds_snapshot("autoheal-orders-db-1a2b")), true, "read snapshot tags"),
+        (platform, request("rds:ListTagsForResource", &rds_snapshot("autoheal-orders-db-1a2b")), false, "unused: the describe calls answer tags"),
         (platform, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-orders-db-1a2b")).resource_tag("autoheal:managed", "true"), true, "delete its own snapshot"),
         (platform, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-orders-db-1a2b")), false, "an untagged snapshot"),
         (platform, request("rds:DeleteDBSnapshot", &rds_snapshot("nightly-orders-db")).resource_tag("autoheal:managed", "true"), false, "a snapshot not named as autoheal's"),
@@ -1139,10 +915,11 @@ fn each_function_may_do_what_its_actions_need_and_no_more() {
         (data, request("rds:DeleteDBSnapshot", &rds_snapshot("autoheal-verify-orders-db-1a2b")), false, "an untagged backup"),
         (data, request("rds:AddTagsToResource", &rds_snapshot("autoheal-verify-orders-db-1a2b")).request_tag("autoheal:incident", "i-1").request_tag("autoheal:managed", "true").request_tag("autoheal:snapshot-of", "orders-db").request_tag("autoheal:backup-of", "orders-db").request_tag("autoheal:rule", "backup-verification-healing"), true, "tag its backup at creation"),
         (data, request("rds:DescribeDBSnapshots", &rds_snapshot("autoheal-verify-orders-db-1a2b")), true, "list backups"),
-        (data, request("rds:ListTagsForResource", &rds_snapshot("autoheal-verify-orders-db-1a2b")), true, "read backup tags"),
+        (data, request("rds:ListTagsForResource", &rds_snapshot("autoheal-verify-orders-db-1a2b")), false, "unused: the describe calls answer tags"),
         (data, request("elasticache:ListTagsForResource", &arn("elasticache", "replicationgroup:sessions")), true, "a replication group's opt-out"),
         // Application: only the restart document, only on instances that did not opt out.
-        (application, request("ssm:SendCommand", &format!("arn:{PARTITION}:ssm:{REGION}::document/AWS-RunShellScript")), true, "the restart document"),
+        (application, request("ssm:SendCommand", &arn("ssm", &format!("document/{RESTART_DOCUMENT}"))), true, "the stack's restart document"),
+        (application, request("ssm:SendCommand", &format!("arn:{PARTITION}:ssm:{REGION}::document/AWS-RunShellScript")), false, "a shell: never"),
         (application, request("ssm:SendCommand", &instance), true, "on an instance"),
         (application, request("ssm:SendCommand", &instance).resource_tag("autoheal:disabled", "true"), false, "on an opted-out instance"),
         (application, request("ssm:SendCommand", &arn("ssm", "document/AWS-RunPowerShellScript")), false, "another document"),
@@ -1155,7 +932,7 @@ fn each_function_may_do_what_its_actions_need_and_no_more() {
         // Network: the DNS action reads the alternative's health; a record is replaced as read
         // (DELETE of it as read and CREATE in one batch), never overwritten blind or deleted.
         (network, request("route53:GetHealthCheckStatus", "arn:aws:route53:::healthcheck/0b1c"), true, "health check status"),
-        (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "DELETE").with("route53:ChangeResourceRecordSetsActions", "CREATE"), true, "reweight or restore as read"),
+        (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "DELETE").with("route53:ChangeResourceRecordSetsActions", "CREATE").with("route53:ChangeResourceRecordSetsRecordTypes", "A"), true, "reweight or restore as read"),
         (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "UPSERT"), false, "overwrite a record blind"),
         (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "DELETE"), false, "delete a record"),
         (network, request("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1").with("route53:ChangeResourceRecordSetsActions", "CREATE"), false, "only add a record"),
@@ -1449,5 +1226,10 @@ fn the_scheduler_may_invoke_this_stacks_functions_and_nothing_else() {
     assert_eq!(
         trust[0]["Condition"]["StringEquals"]["aws:SourceAccount"],
         ACCOUNT
+    );
+    // Only this stack's schedule group's schedules: not another group's, not another stack's.
+    assert_eq!(
+        trust[0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+        format!("arn:{PARTITION}:scheduler:{REGION}:{ACCOUNT}:schedule-group/{SCHEDULE_GROUP}")
     );
 }

@@ -109,13 +109,61 @@ pub async fn app_instance(sdk: &SdkConfig, tags: &[(&str, &str)], managed: bool)
     instance
 }
 
-/// The emulator's additions a restart needs: managed instances, and `ListCommands` in pages
-/// as Systems Manager serves it (see `tests/emulator/moto_ssm_instance_information.py` and
-/// `moto_ssm_list_commands.py`).
-pub const RUN_COMMAND_SHIMS: [&str; 2] = [
+/// The name of the restart document the tests create, as the stack does (`RestartProcessDocument`).
+pub const RESTART_DOCUMENT: &str = "autoheal-restart-process";
+
+/// A document of someone else's that other commands on a busy instance run.
+pub const OTHER_DOCUMENT: &str = "routine-runbook";
+
+/// The emulator's additions a restart needs: managed instances, `ListCommands` in pages as
+/// Systems Manager serves it, and `SendCommand` refused unless its document exists and its
+/// parameters are the document's, within its patterns (see
+/// `tests/emulator/moto_ssm_instance_information.py`, `moto_ssm_list_commands.py` and
+/// `moto_ssm_send_command_documents.py`).
+pub const RUN_COMMAND_SHIMS: [&str; 3] = [
     "moto_ssm_instance_information.py",
     "moto_ssm_list_commands.py",
+    "moto_ssm_send_command_documents.py",
 ];
+
+/// The restart document's content as the stack creates it (`RestartProcessDocument` in
+/// `template.yaml`, for the tests' stack), as JSON.
+pub fn restart_document_content() -> Value {
+    let template = crate::cfn::shared_template();
+    let content = &template["Resources"]["RestartProcessDocument"]["Properties"]["Content"];
+    crate::recorded::emulator_stack()
+        .concrete(template, content)
+        .expect("the restart document's content")
+}
+
+/// Creates, as a deployment has them, the stack's restart document and a runbook of someone
+/// else's (what other commands on an instance run).
+pub async fn create_run_command_documents(sdk: &SdkConfig) {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let runbook = serde_json::json!({
+        "schemaVersion": "2.2",
+        "description": "a team's routine runbook",
+        "parameters": { "commands": { "type": "StringList" } },
+        "mainSteps": [{
+            "action": "aws:runShellScript",
+            "name": "run",
+            "inputs": { "runCommand": "{{ commands }}" }
+        }]
+    });
+    for (name, content) in [
+        (RESTART_DOCUMENT, restart_document_content()),
+        (OTHER_DOCUMENT, runbook),
+    ] {
+        ssm.create_document()
+            .name(name)
+            .document_type(aws_sdk_ssm::types::DocumentType::Command)
+            .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+            .content(content.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create document {name}: {e:?}"));
+    }
+}
 
 /// The Run Commands sent to `instance`, every page of them.
 pub async fn commands_sent(sdk: &SdkConfig, instance: &str) -> Vec<aws_sdk_ssm::types::Command> {
@@ -139,7 +187,7 @@ pub async fn send_other_commands(sdk: &SdkConfig, instance: &str, count: usize) 
     for i in 0..count {
         ssm.send_command()
             .instance_ids(instance)
-            .document_name("AWS-RunShellScript")
+            .document_name(OTHER_DOCUMENT)
             .parameters("commands", vec![format!("echo routine {i}")])
             .comment(format!("routine {i}"))
             .send()

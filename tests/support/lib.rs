@@ -26,10 +26,13 @@ use autoheal_core::{
 use autoheal_layers::LayerHealer;
 
 pub mod application;
+pub mod cfn;
 pub mod data;
 pub mod faults;
+pub mod iam;
 pub mod network;
 pub mod platform;
+pub mod recorded;
 
 /// A directory of the test's own under the system's temporary one (`autoheal-<name>-<pid>`),
 /// removed when dropped, so that a failing test leaves nothing behind either.
@@ -162,13 +165,15 @@ fn free_port() -> u16 {
 /// DynamoDB's atomic writes, they add what every AWS account has and the actions read before
 /// they act: CloudTrail's event history and ECS deployments that complete
 /// (`rollback-lambda-alias`, `restart-ecs-service`), and read operations moto lacks
-/// altogether (EBS volume status, Auto Scaling instance refreshes).
-const BASE_SHIMS: [&str; 5] = [
+/// altogether (EBS volume status, Auto Scaling instance refreshes); the last keeps the log of
+/// requests that the policy check reads.
+const BASE_SHIMS: [&str; 6] = [
     "moto_dynamodb_atomic.py",
     "moto_cloudtrail_lookup_events.py",
     "moto_ecs_deployments.py",
     "moto_ebs_volume_status.py",
     "moto_autoscaling_instance_refresh.py",
+    "moto_request_log.py",
 ];
 
 /// The process the emulators are forked from (`tests/emulator/zygote.py`), started with the
@@ -375,6 +380,28 @@ impl Emulator {
         self.request("GET", "/moto-api/", "").is_some()
     }
 
+    /// The requests the functions made, as this emulator recorded them (see [`recorded`]).
+    pub fn function_requests(&self) -> Vec<recorded::Recorded> {
+        let response = self
+            .request("GET", recorded::LOG_PATH, "")
+            .expect("the emulator's record of the functions' requests");
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        recorded::Recorded::parse(body)
+    }
+
+    /// What of the functions' requests their policies in `template.yaml` would deny.
+    pub fn denied_function_requests(&self) -> Vec<String> {
+        let records = self.function_requests();
+        if records.is_empty() {
+            return Vec::new();
+        }
+        recorded::violations(
+            cfn::shared_template(),
+            &recorded::emulator_stack(),
+            &records,
+        )
+    }
+
     /// Lambda `Invoke` without Docker: the emulator answers with a canned reply instead of
     /// running the function.
     pub fn lambda_without_docker(&self) {
@@ -405,8 +432,17 @@ impl Emulator {
 }
 
 impl Drop for Emulator {
+    /// Stops the emulator; first, unless the test failed already, fails it if a function made
+    /// a request its own policy in `template.yaml` would deny.
     fn drop(&mut self) {
+        let denied = (!std::thread::panicking()).then(|| self.denied_function_requests());
         Zygote::get().stop(self.pid);
+        if let Some(denied) = denied.filter(|denied| !denied.is_empty()) {
+            panic!(
+                "requests of the functions that their policy in template.yaml would deny:\n{}",
+                denied.join("\n")
+            );
+        }
     }
 }
 
@@ -584,6 +620,9 @@ pub struct Deployment {
 
 pub const TABLE: &str = "autoheal-state";
 
+/// The dead-letter queue the tests' deployment names to its follow-ups.
+pub const DEAD_LETTER_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:autoheal-dead-letters";
+
 impl Deployment {
     pub async fn bootstrap(emulator: &Emulator) -> Self {
         let sdk = emulator.sdk().await;
@@ -595,6 +634,17 @@ impl Deployment {
             table: done.table_name,
             topic_arn: done.topic_arn,
         }
+    }
+
+    /// The SDK configuration of `layer`'s function: the deployment's, signed as that function,
+    /// so that the emulator checks its requests against its policy (see [`recorded`]).
+    pub fn function_sdk(&self, layer: Layer) -> SdkConfig {
+        self.sdk
+            .to_builder()
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                recorded::function_credentials(layer),
+            ))
+            .build()
     }
 
     pub fn store(&self) -> DynamoStateStore {
@@ -616,7 +666,7 @@ impl Deployment {
     ) -> TestEngine<C> {
         self.engine(
             layer,
-            Counting::new(LayerHealer::new(layer, &self.sdk)),
+            Counting::new(LayerHealer::new(layer, &self.function_sdk(layer))),
             clock,
             settings,
         )
@@ -641,9 +691,13 @@ impl Deployment {
             topic_arn: self.topic_arn.clone(),
             settings,
             rules: RuleSet::shipped().expect("shipped rules"),
-            follow_ups: autoheal_aws::FollowUpTarget::local(layer),
+            // Undelivered follow-ups go to the deployment's dead-letter queue, as the stack's do.
+            follow_ups: autoheal_aws::FollowUpTarget {
+                dead_letter_arn: Some(DEAD_LETTER_ARN.to_owned()),
+                ..autoheal_aws::FollowUpTarget::local(layer)
+            },
         };
-        autoheal_aws::build_engine_with_clock(config, &self.sdk, healer, clock)
+        autoheal_aws::build_engine_with_clock(config, &self.function_sdk(layer), healer, clock)
     }
 
     /// The one healing record stored today.

@@ -38,13 +38,20 @@ pub struct ApplicationHealer {
 }
 
 impl ApplicationHealer {
-    /// Builds the layer's clients from one SDK configuration (once per container).
+    /// Builds the layer's clients from one SDK configuration (once per container), restarting
+    /// processes with the restart document of a stack named `autoheal`
+    /// ([`DEFAULT_RESTART_DOCUMENT`](autoheal_aws::config::DEFAULT_RESTART_DOCUMENT)).
     pub fn new(sdk: &SdkConfig) -> Self {
+        Self::with_restart_document(sdk, autoheal_aws::config::DEFAULT_RESTART_DOCUMENT)
+    }
+
+    /// [`ApplicationHealer::new`] with the stack's restart document (`AUTOHEAL_RESTART_DOCUMENT`).
+    pub fn with_restart_document(sdk: &SdkConfig, document: &str) -> Self {
         let ssm = aws_sdk_ssm::Client::new(sdk);
         let ec2 = aws_sdk_ec2::Client::new(sdk);
         ApplicationHealer {
             breakers: CircuitBreakerReset::new(ssm.clone()),
-            processes: ProcessRestarter::new(ec2.clone(), ssm.clone()),
+            processes: ProcessRestarter::new(ec2.clone(), ssm.clone(), document),
             pools: ConnectionPoolReset::new(ssm.clone()),
             degradation: GracefulDegradation::new(ssm.clone()),
             parameters: parameter::Parameters::new(ssm),
@@ -121,9 +128,10 @@ impl Healer for ApplicationHealer {
                     .half_open(request, parameter, *trial_traffic_percent)
                     .await
             }
+            // The document is the stack's (the one the role may send), not the rule's.
             Action::RestartProcess {
                 service,
-                document,
+                document: _,
                 heap_dump_command,
                 heap_dump_timeout_seconds,
                 heap_dump_max_mb,
@@ -132,7 +140,6 @@ impl Healer for ApplicationHealer {
             } => {
                 let plan = process::RestartPlan {
                     service,
-                    document,
                     heap_dump: heap_dump_command
                         .as_deref()
                         .map(|command| process::HeapDump {

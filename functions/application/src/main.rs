@@ -5,5 +5,11 @@ use autoheal_core::Layer;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    autoheal_aws::run(Layer::Application, ApplicationHealer::new).await
+    // A restart sends only the stack's restart document, which the stack names.
+    autoheal_aws::function::run_with_setting(
+        Layer::Application,
+        autoheal_aws::config::env::RESTART_DOCUMENT,
+        |sdk, document| ApplicationHealer::with_restart_document(sdk, &document),
+    )
+    .await
 }

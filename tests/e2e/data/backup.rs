@@ -26,7 +26,10 @@ async fn backup_is_taken_and_proved_to_restore_then_the_test_restore_is_deleted(
         snapshot_id.starts_with("autoheal-verify-orders-db-"),
         "{snapshot_id}"
     );
-    assert!(verified.starts_with("orders-db-verify-"), "{verified}");
+    assert!(
+        verified.starts_with("autoheal-verify-orders-db-"),
+        "{verified}"
+    );
     assert_eq!(record.details["verification"], "restored");
 
     // The fresh backup is kept; the test restore is gone; the source is untouched.
@@ -116,7 +119,7 @@ async fn a_retried_verification_reuses_its_snapshot_and_deletes_its_test_restore
         .rds
         .restore_db_instance_from_db_snapshot()
         .db_snapshot_identifier("autoheal-verify-orders-db-01234567")
-        .db_instance_identifier("orders-db-verify-01234567")
+        .db_instance_identifier("autoheal-verify-orders-db-01234567")
         .tags(
             aws_sdk_rds::types::Tag::builder()
                 .key("autoheal:verification-of")
@@ -132,7 +135,7 @@ async fn a_retried_verification_reuses_its_snapshot_and_deletes_its_test_restore
     let HealOutcome::Healed { details, .. } = outcome.expect("healed") else {
         panic!("healed");
     };
-    assert_eq!(details["verified_instance_id"], "orders-db-verify-01234567");
+    assert_eq!(details["verified_instance_id"], "autoheal-verify-orders-db-01234567");
     assert_eq!(stores.snapshots_of("orders-db").await.len(), 1);
     assert_eq!(stores.instance_ids().await, vec!["orders-db".to_owned()]);
 }
@@ -144,7 +147,7 @@ async fn an_instance_autoheal_did_not_create_is_never_deleted() {
     let stores = DataStores::new(&deployment.sdk);
     stores.database("orders-db", &[], 7).await;
     // Someone's own instance that happens to have the name autoheal would derive.
-    stores.database("orders-db-verify-01234567", &[], 7).await;
+    stores.database("autoheal-verify-orders-db-01234567", &[], 7).await;
 
     let error = verify_with_fixed_token(&deployment, "orders-db")
         .await
@@ -154,8 +157,8 @@ async fn an_instance_autoheal_did_not_create_is_never_deleted() {
     assert_eq!(
         stores.instance_ids().await,
         vec![
-            "orders-db".to_owned(),
-            "orders-db-verify-01234567".to_owned()
+            "autoheal-verify-orders-db-01234567".to_owned(),
+            "orders-db".to_owned()
         ]
     );
 }
@@ -561,7 +564,7 @@ async fn a_verification_whose_instance_is_deleted_meanwhile_still_deletes_its_te
     let stores = DataStores::new(&deployment.sdk);
     stores.database("orders-db", &[], 7).await;
     // What an earlier step of the attempt left: its test restore, tagged as autoheal's.
-    let verify_id = "orders-db-verify-01234567";
+    let verify_id = "autoheal-verify-orders-db-01234567";
     stores
         .rds
         .create_db_instance()

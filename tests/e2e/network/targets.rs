@@ -229,6 +229,53 @@ async fn alb_instances_mid_stop_and_start_stay_registered() {
     assert_eq!(theirs.registered().await, sorted(theirs.instances.clone()));
 }
 
+/// An instance tagged `autoheal:disabled=true` stays registered however it fails, in a
+/// target group that did not opt out: its opt-out is read on the instance, where a person
+/// put it (IAM sees only the target group's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alb_an_opted_out_instance_stays_registered() {
+    let emulator = emulator();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let group = TargetGroupFixture::create(&deployment.sdk, 4, &[]).await;
+    let (theirs, failing) = (&group.instances[0], &group.instances[1]);
+    Fleet::new(&deployment.sdk)
+        .tag_instance(theirs, "autoheal:disabled", "true")
+        .await;
+    group.fail(&[theirs, failing]).await;
+    let engine = network(&deployment);
+
+    let outcome = engine
+        .handle(alb_alarm(&group.arn, "alb-alarm"), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    let mut left: Vec<String> = group
+        .instances
+        .iter()
+        .filter(|i| *i != failing)
+        .cloned()
+        .collect();
+    left.sort();
+    assert_eq!(
+        group.registered().await,
+        left,
+        "only the other failing target left"
+    );
+    let summary = record.summary.unwrap_or_default();
+    assert!(
+        summary.contains(theirs.as_str()) && summary.contains("autoheal:disabled=true"),
+        "{summary}"
+    );
+
+    // Alone in failing, it is skipped as opted out, not as a failure.
+    let healer = NetworkHealer::new(&deployment.function_sdk(autoheal_core::Layer::Network));
+    let (reason, summary) = skip_of(&healer, &group).await;
+    assert_eq!(reason, SkipReason::OptedOut, "{summary}");
+    assert_eq!(group.registered().await, left);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alb_targets_an_auto_scaling_group_replaces_on_their_health_checks_are_left_to_it() {
     let emulator = emulator();

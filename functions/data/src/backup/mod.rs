@@ -9,7 +9,8 @@
 //! 1. **The backup**: a manual snapshot `autoheal-verify-<db>-<token>`, tagged as autoheal's,
 //!    taken once; the action waits (across follow-ups) until it is `available`. The snapshot
 //!    is kept: it is the fresh backup. A snapshot that fails is the verification's failure.
-//! 2. **The test restore**: a temporary instance `<db>-verify-<token>` restored from that
+//! 2. **The test restore**: a temporary instance `autoheal-verify-<db>-<token>` (the prefix its
+//!    role may restore into and delete) restored from that
 //!    snapshot with `restore_instance_class`, in the source's subnet group and security
 //!    groups, never public, without deletion protection; the action waits until it is
 //!    `available`. A restore that is refused or ends in a failed state IS the verification
@@ -464,7 +465,7 @@ fn names(request: HealRequest<'_>) -> (String, String) {
     let token = short_token(request.idempotency_token);
     (
         rds_identifier(&format!("autoheal-verify-{db}"), &token, MAX_SNAPSHOT_ID),
-        rds_identifier(db, &format!("verify-{token}"), MAX_INSTANCE_ID),
+        rds_identifier(&format!("autoheal-verify-{db}"), &token, MAX_INSTANCE_ID),
     )
 }
 

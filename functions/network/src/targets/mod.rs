@@ -117,16 +117,18 @@ impl TargetDeregistrar {
             describe_left(&left)
         );
         let any = |wanted: fn(&Claim) -> bool| left.iter().any(|(_, claim)| wanted(claim));
-        Ok(if any(|claim| matches!(claim, Claim::UncheckedMember(_))) {
-            // The action says `unsafe` and a person hears of it; waiting would not change it.
-            Assessment::Proceed
-        } else if any(|claim| matches!(claim, Claim::HeldBy(_))) {
-            Assessment::operator_hold(summary, HOLD_RECHECK_SECONDS)
-        } else if any(|claim| matches!(claim, Claim::ReplacedBy(_) | Claim::NotRunning(_))) {
-            Assessment::aws_healing(summary, OWNER_RECHECK_SECONDS)
-        } else {
-            Assessment::resource_busy(summary, STOP_START_RECHECK_SECONDS)
-        })
+        Ok(
+            if any(|claim| matches!(claim, Claim::UncheckedMember(_) | Claim::OptedOut)) {
+                // The action says `unsafe` and a person hears of it; waiting would not change it.
+                Assessment::Proceed
+            } else if any(|claim| matches!(claim, Claim::HeldBy(_))) {
+                Assessment::operator_hold(summary, HOLD_RECHECK_SECONDS)
+            } else if any(|claim| matches!(claim, Claim::ReplacedBy(_) | Claim::NotRunning(_))) {
+                Assessment::aws_healing(summary, OWNER_RECHECK_SECONDS)
+            } else {
+                Assessment::resource_busy(summary, STOP_START_RECHECK_SECONDS)
+            },
+        )
     }
 
     pub async fn deregister(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {

@@ -9,6 +9,7 @@ use aws_sdk_ecs::Client as EcsClient;
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 
 use autoheal_aws::errors::api_error;
+use autoheal_aws::tags::pairs_opt_out;
 use autoheal_core::HealError;
 
 use super::plan::{Claim, Claims};
@@ -83,7 +84,13 @@ impl Owners {
                         continue;
                     };
                     let state = instance.state().and_then(|s| s.name());
-                    if instance
+                    let tags = instance
+                        .tags()
+                        .iter()
+                        .filter_map(|t| t.key().zip(t.value()));
+                    if pairs_opt_out(tags) {
+                        claims.insert(id.to_owned(), Claim::OptedOut);
+                    } else if instance
                         .tags()
                         .iter()
                         .any(|t| t.key() == Some(STOP_START_TAG))

@@ -25,6 +25,9 @@ pub enum Claim {
     /// A member of an Auto Scaling group whose health checks do not include this target
     /// group: out of the load balancer it would stay in service, never replaced.
     UncheckedMember(String),
+    /// The instance is tagged `autoheal:disabled=true`: a person keeps autoheal off it (its
+    /// opt-out is its own, not only its target group's).
+    OptedOut,
 }
 
 impl Claim {
@@ -35,6 +38,7 @@ impl Claim {
             Claim::HeldBy(_) => SkipReason::OperatorHold,
             Claim::StoppingAndStarting => SkipReason::ResourceBusy,
             Claim::UncheckedMember(_) => SkipReason::Unsafe,
+            Claim::OptedOut => SkipReason::OptedOut,
         }
     }
 
@@ -49,6 +53,7 @@ impl Claim {
             }
             Claim::NotRunning(state) => format!("the instance is {state}, mid stop or start"),
             Claim::UncheckedMember(why) => why.clone(),
+            Claim::OptedOut => "the instance is tagged autoheal:disabled=true".to_owned(),
         }
     }
 }
@@ -168,6 +173,7 @@ pub fn strongest_reason(left: &[(TargetDescription, Claim)]) -> SkipReason {
     [
         SkipReason::Unsafe,
         SkipReason::OperatorHold,
+        SkipReason::OptedOut,
         SkipReason::ResourceBusy,
     ]
     .into_iter()

@@ -18,6 +18,10 @@ pub const DEFAULT_TABLE_NAME: &str = "autoheal-state";
 /// The notification topic's name when none is configured.
 pub const DEFAULT_TOPIC_NAME: &str = "autoheal-notifications";
 
+/// The restart document of a stack named `autoheal` (`<stack>-restart-process`): what a
+/// restart sends when none is configured (the command line, the tests).
+pub const DEFAULT_RESTART_DOCUMENT: &str = "autoheal-restart-process";
+
 /// The schedule group follow-ups go to when none is configured (EventBridge Scheduler's own).
 pub const DEFAULT_SCHEDULE_GROUP: &str = "default";
 
@@ -30,6 +34,9 @@ pub struct FollowUpTarget {
     pub role_arn: String,
     /// The layer's own function: a follow-up comes back to the function that acted.
     pub function_arn: String,
+    /// The queue EventBridge Scheduler sends a follow-up to when it cannot deliver it (after
+    /// its retries), so that a lost check is kept and alarmed on; `None`: no queue.
+    pub dead_letter_arn: Option<String>,
 }
 
 impl FollowUpTarget {
@@ -41,6 +48,7 @@ impl FollowUpTarget {
             function_arn: format!(
                 "arn:aws:lambda:{DEFAULT_REGION}:123456789012:function:autoheal-{layer}"
             ),
+            dead_letter_arn: None,
         }
     }
 }
@@ -81,6 +89,9 @@ impl FunctionConfig {
                 .unwrap_or_else(|| DEFAULT_SCHEDULE_GROUP.to_owned()),
             role_arn: required(env::SCHEDULER_ROLE_ARN)?,
             function_arn: required(env::FUNCTION_ARN)?,
+            dead_letter_arn: lookup(env::SCHEDULE_DEAD_LETTER_ARN)
+                .map(|arn| arn.trim().to_owned())
+                .filter(|arn| !arn.is_empty()),
         };
         let mode = match lookup(env::MODE).as_deref().map(str::trim) {
             None | Some("") | Some("enforce") => Mode::Enforce,
@@ -250,6 +261,22 @@ mod tests {
         assert_eq!(config.follow_ups.function_arn, REQUIRED[2].1);
         assert_eq!(config.settings.layer_budget, Some(DEFAULT_LAYER_BUDGET));
         assert_eq!(config.settings.global_budget, Some(DEFAULT_GLOBAL_BUDGET));
+    }
+
+    #[test]
+    fn undelivered_follow_ups_go_to_the_dead_letter_queue_the_stack_names() {
+        let unset = FunctionConfig::from_lookup(Layer::Data, lookup(&REQUIRED))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(unset.follow_ups.dead_letter_arn, None);
+        let queue = "arn:aws:sqs:us-east-1:123456789012:autoheal-DeadLetterQueue-1A2B";
+        let pairs = with(&[(env::SCHEDULE_DEAD_LETTER_ARN, queue)]);
+        let set = FunctionConfig::from_lookup(Layer::Data, lookup(&pairs))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(set.follow_ups.dead_letter_arn.as_deref(), Some(queue));
+        let blank = with(&[(env::SCHEDULE_DEAD_LETTER_ARN, " ")]);
+        let blank = FunctionConfig::from_lookup(Layer::Data, lookup(&blank))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(blank.follow_ups.dead_letter_arn, None);
     }
 
     fn with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {

@@ -65,6 +65,10 @@ fn set_by(name: &str) -> SetBy {
         env::FUNCTION_ARN => SetBy::Stack {
             value: "the function's own ARN, where its follow-ups are delivered",
         },
+        env::RESTART_DOCUMENT => SetBy::Stack {
+            value: "the name of the stack's restart document (RestartProcessDocument, \
+                    `<stack>-restart-process`), the one document a restart sends",
+        },
         env::MODE => SetBy::Parameter {
             parameter: "Mode",
             value: "`enforce` or `shadow`",
@@ -165,6 +169,13 @@ mod tests {
                 env::FUNCTION_ARN,
                 "AUTOHEAL_FUNCTION_ARN is not set: the stack sets it; when running a function by \
                  hand, set it to the function's own ARN, where its follow-ups are delivered",
+            ),
+            (
+                env::RESTART_DOCUMENT,
+                "AUTOHEAL_RESTART_DOCUMENT is not set: the stack sets it; when running a function \
+                 by hand, set it to the name of the stack's restart document \
+                 (RestartProcessDocument, `<stack>-restart-process`), the one document a restart \
+                 sends",
             ),
         ];
         for (name, expected) in cases {
