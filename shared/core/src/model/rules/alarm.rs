@@ -142,7 +142,9 @@ pub fn statistic_kind(statistic: &str) -> Result<bool, String> {
     }
     let percentile = statistic
         .strip_prefix('p')
-        .filter(|number| !number.is_empty() && number.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .filter(|number| {
+            !number.is_empty() && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+        })
         .and_then(|number| number.parse::<f64>().ok());
     match percentile {
         Some(value) if (0.0..=100.0).contains(&value) => Ok(true),
@@ -155,5 +157,5 @@ pub fn statistic_kind(statistic: &str) -> Result<bool, String> {
 
 /// A period CloudWatch alarms take: 10, 20 or 30 s (high resolution) or whole minutes.
 pub fn is_valid_period(period: u32) -> bool {
-    matches!(period, 10 | 20 | 30) || (period > 0 && period % 60 == 0)
+    matches!(period, 10 | 20 | 30) || (period > 0 && period.is_multiple_of(60))
 }

@@ -95,7 +95,11 @@ pub struct Rule {
 impl AlarmSpec {
     /// The dimension names the alarm's metric carries: as written, else the trigger's, else
     /// the resource's dimension (or the dimensions its template names).
-    pub fn dimension_names_for(&self, trigger: &Trigger, resource: &ResourceSelector) -> Vec<String> {
+    pub fn dimension_names_for(
+        &self,
+        trigger: &Trigger,
+        resource: &ResourceSelector,
+    ) -> Vec<String> {
         if !self.dimensions.is_empty() {
             return self.dimensions.clone();
         }
