@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use autoheal_core::policy::detection::coverage::{Coverage, Protection};
 use autoheal_core::policy::detection::plan::{Change, Plan};
 use autoheal_core::policy::detection::target::Scope;
-use autoheal_detection::{ACTIONS_VARIABLE, Clients, Own, SCOPE_VARIABLE, STACK_VARIABLE, Settings};
+use autoheal_detection::{
+    ACTIONS_VARIABLE, Clients, Own, SCOPE_VARIABLE, STACK_VARIABLE, Settings,
+};
 
 use crate::{Failure, Format, load_rules};
 

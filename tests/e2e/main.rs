@@ -9,6 +9,7 @@ mod closed_loop;
 mod concurrency;
 mod crashes;
 mod data;
+mod detection;
 mod ec2_healing;
 mod faults;
 mod governor;
