@@ -1,10 +1,11 @@
 //! `autoheal`: the operator's command line.
 //!
 //! `validate` and `explain` need no AWS at all; `bootstrap`, `invoke`, `tick`, `reset`,
-//! `history` and `stats` talk to the endpoint given (the local emulator) or to the account the usual AWS
+//! `history`, `stats`, `coverage` and `alarms` talk to the endpoint given (the local emulator) or to the account the usual AWS
 //! settings name.
 
 mod crash_point;
+mod detection;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -33,7 +34,7 @@ struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Json,
     Table,
 }
@@ -132,6 +133,19 @@ enum Command {
         at: Option<chrono::DateTime<chrono::Utc>>,
         #[arg(long, value_enum, default_value = "json")]
         output: Format,
+    },
+    /// Per rule and resource in the scope: protected (an alarm reaches the rule), missing, or
+    /// an alarm that never reaches its rule; last line `N of M resources protected`.
+    Coverage {
+        #[command(flatten)]
+        detection: detection::DetectionArgs,
+        #[arg(long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// The alarms autoheal creates and keeps for its rules.
+    Alarms {
+        #[command(subcommand)]
+        command: detection::AlarmsCommand,
     },
     /// Read healing records back and print statistics over them.
     Stats {
@@ -270,7 +284,7 @@ fn parse_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 
 /// A failure the user should read: printed as `error: ...`, exit code 1.
 #[derive(Debug)]
-struct Failure(String);
+pub(crate) struct Failure(String);
 
 impl<E: std::fmt::Display> From<E> for Failure {
     fn from(error: E) -> Self {
@@ -312,7 +326,7 @@ fn read(path: &Path, what: &str) -> Result<String, Failure> {
         .map_err(|e| Failure(format!("cannot read {what} {}: {e}", path.display())))
 }
 
-fn load_rules(path: Option<&Path>) -> Result<RuleSet, Failure> {
+pub(crate) fn load_rules(path: Option<&Path>) -> Result<RuleSet, Failure> {
     match path {
         Some(path) => RuleSet::from_toml(&read(path, "rules file")?)
             .map_err(|e| Failure(format!("{}:\n{e}", path.display()))),
@@ -533,6 +547,8 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Coverage { detection, output } => detection::coverage(&detection, output).await,
+        Command::Alarms { command } => detection::alarms(&command).await,
         Command::Stats {
             endpoint_url,
             table,

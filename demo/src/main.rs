@@ -153,6 +153,13 @@ async fn main() {
     println!("Auto Scaling group {group}, member:");
     show_instance(&fleet, &member).await;
 
+    step("What is protected? (every resource of the workload: --scope all)");
+    autoheal(&["coverage", "--scope", "all", "--endpoint-url", &url]);
+
+    step("Create the alarms the rules need, then look again");
+    autoheal(&["alarms", "apply", "--scope", "all", "--endpoint-url", &url]);
+    autoheal(&["coverage", "--scope", "all", "--endpoint-url", &url]);
+
     let dir = std::env::temp_dir().join(format!("autoheal-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let web_alarm = write_event(&dir, "web-alarm.json", &ec2_alarm(&web, "demo-web-alarm-1"));

@@ -9,6 +9,7 @@ mod closed_loop;
 mod concurrency;
 mod crashes;
 mod data;
+mod detection;
 mod ebs_healing;
 mod ec2_deferrals;
 mod ec2_healing;

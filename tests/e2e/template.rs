@@ -44,6 +44,10 @@ fn layer_patterns(template: &Value) -> BTreeMap<Layer, Value> {
         let binary = function["Metadata"]["BuildProperties"]["Binary"]
             .as_str()
             .expect("Metadata.BuildProperties.Binary");
+        // The detection function receives resource lifecycle events, never alarms.
+        if binary == "autoheal-detection" {
+            continue;
+        }
         let layer: Layer = binary
             .strip_prefix("autoheal-")
             .and_then(|layer| layer.parse().ok())
@@ -1089,6 +1093,10 @@ fn the_topic_is_encrypted_with_the_stacks_key_which_alarms_and_every_function_ca
     }
 
     for (function, statements) in function_statements(&template) {
+        // The detection function writes alarms and publishes nothing.
+        if function == "DetectionFunction" {
+            continue;
+        }
         assert!(
             allowed(&statements, &request("sns:Publish", TOPIC_ARN)),
             "{function}: publish"
@@ -1232,4 +1240,119 @@ fn the_scheduler_may_invoke_this_stacks_functions_and_nothing_else() {
         trust[0]["Condition"]["ArnEquals"]["aws:SourceArn"],
         format!("arn:{PARTITION}:scheduler:{REGION}:{ACCOUNT}:schedule-group/{SCHEDULE_GROUP}")
     );
+}
+
+/// The detection function reads everywhere, and writes only alarms named after a shipped
+/// rule that carry `autoheal:managed=true`, notifying at most the stack's topic.
+#[test]
+fn the_detection_function_writes_only_its_own_alarms() {
+    let policies = function_statements(&template());
+    let statements = &policies["DetectionFunction"];
+    let alarm = |name: &str| arn("cloudwatch", &format!("alarm:{name}"));
+    let ours = alarm("ec2-instance-healing-i-0123456789abcdef0");
+    let theirs = alarm("web-01-status-check");
+    let put = |resource: &str| {
+        request("cloudwatch:PutMetricAlarm", resource).request_tag("autoheal:managed", "true")
+    };
+    #[rustfmt::skip]
+    let cases: Vec<(Request, bool, &str)> = vec![
+        (put(&ours), true, "create or update its own alarm"),
+        (put(&ours).with("cloudwatch:AlarmActions", TOPIC_ARN), true, "notifying the stack's topic"),
+        (put(&ours).with("cloudwatch:AlarmActions", "arn:aws:automate:us-east-1:ec2:terminate"), false, "an EC2 action"),
+        (request("cloudwatch:PutMetricAlarm", &ours), false, "without the managed tag"),
+        (put(&theirs), false, "an alarm not named after a rule"),
+        (put(&alarm("autoheal-platform-errors")), false, "the stack's own alarms"),
+        (request("cloudwatch:DeleteAlarms", &ours).resource_tag("autoheal:managed", "true"), true, "delete its own"),
+        (request("cloudwatch:DeleteAlarms", &ours), false, "delete an untagged alarm of a rule's name"),
+        (request("cloudwatch:DeleteAlarms", &theirs).resource_tag("autoheal:managed", "true"), false, "delete another alarm"),
+        (request("cloudwatch:TagResource", &ours).resource_tag("autoheal:managed", "true"), true, "retag its own"),
+        (request("cloudwatch:TagResource", &theirs), false, "tag another alarm"),
+        (request("cloudwatch:DescribeAlarms", &theirs), true, "read alarms"),
+        (request("cloudwatch:ListMetrics", "*"), true, "find application metrics"),
+        (request("cloudwatch:ListTagsForResource", &theirs), true, "read alarm tags"),
+        (request("ec2:DescribeInstances", "*"), true, "list instances"),
+        (request("autoscaling:DescribeAutoScalingGroups", "*"), true, "list groups"),
+        (request("ecs:DescribeServices", &arn("ecs", "service/prod/api")), true, "describe services"),
+        (request("lambda:GetAlias", &arn("lambda", "function:orders")), true, "find the alias"),
+        (request("rds:DescribeDBInstances", &arn("rds", "db:orders-db")), true, "list databases"),
+        (request("elasticache:DescribeCacheClusters", &arn("elasticache", "cluster:sessions")), true, "list caches"),
+        (request("elasticloadbalancing:DescribeTargetGroups", "*"), true, "list target groups"),
+        (request("route53:ListHealthChecks", "*"), true, "list health checks"),
+        (request("ec2:TerminateInstances", &arn("ec2", "instance/i-0123456789abcdef0")), false, "change a resource"),
+        (request("cloudwatch:SetAlarmState", &ours), false, "set an alarm's state"),
+        (request("sns:Publish", TOPIC_ARN), false, "publish"),
+    ];
+    for (request, expected, why) in cases {
+        assert_eq!(
+            allowed(statements, &request),
+            expected,
+            "{why}: {request:?}"
+        );
+    }
+}
+
+/// Every alarm autoheal creates, turned into its state-change event, goes through the
+/// template's patterns to exactly its rule's layer and selects its rule there: the loop from
+/// detection to healing is closed for every shipped rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_alarm_autoheal_creates_reaches_exactly_its_rules_layer_and_selects_it() {
+    use autoheal_core::policy::detection::desired::desired_alarm;
+    use autoheal_core::policy::detection::event::{as_event, state_change_event};
+    use autoheal_core::policy::detection::target::Target;
+    use autoheal_core::policy::resolve::{Selection, select};
+
+    let router = Router::start().await;
+    let rules = RuleSet::shipped().expect("shipped rules");
+    for rule in rules.rules() {
+        let sample = sample_event(&format!("{}.alarm.json", rule.name));
+        let metric = &sample["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"];
+        let spec = rule
+            .alarm
+            .as_ref()
+            .expect("every shipped rule has an alarm");
+        let mut dimensions: BTreeMap<String, String> = BTreeMap::new();
+        for name in rule.alarm_dimensions().expect("dimensions") {
+            let value = metric["dimensions"][&name]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}:live",
+                        metric["dimensions"]["FunctionName"].as_str().unwrap_or("x")
+                    )
+                });
+            dimensions.insert(name, value);
+        }
+        let namespace = spec
+            .namespace
+            .clone()
+            .unwrap_or_else(|| metric["namespace"].as_str().expect("namespace").to_owned());
+        let resource = dimensions
+            .get(rule.resource.dimension.as_deref().unwrap_or("-"))
+            .cloned()
+            .unwrap_or_else(|| "resource".to_owned());
+        let target = Target {
+            rule: rule.name.clone(),
+            resource,
+            namespace,
+            dimensions,
+        };
+        let desired = desired_alarm(rule, &target, &[]).expect("desired");
+        let arn = format!(
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{}",
+            desired.alarm.name
+        );
+        for tags in [None, Some(&desired.tags)] {
+            let name = format!("{} (tags carried: {})", desired.alarm.name, tags.is_some());
+            let event = state_change_event(&desired.alarm, &arn, None, tags);
+            assert_eq!(router.reached(&name, &event).await, [rule.layer], "{name}");
+            let parsed = as_event(&desired.alarm, &arn, None, tags).expect("event");
+            match select(&rules, &parsed, rule.layer) {
+                Selection::Matched { rule: selected, .. } => {
+                    assert_eq!(selected.name, rule.name, "{name}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
 }

@@ -1,8 +1,9 @@
-//! The model: what every floor above speaks. The alarm event, the layers, the rules, resource
+//! The model: what every floor above speaks. A CloudWatch alarm's configuration, the alarm event, the layers, the rules, resource
 //! ids, the record of a run and why it did not act, a resource's incident state, the limits
 //! of the safety governor and a limit that tripped, and the changes to put back. Nothing here
 //! decides, reads a clock or does I/O; nothing here imports from a floor above.
 
+pub mod alarm;
 pub mod event;
 pub mod layer;
 pub mod limits;

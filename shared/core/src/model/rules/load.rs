@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use super::diagnostics::{RuleHeaders, RuleProblem, RulesError, parameter_line, parse_raw};
 use super::raw::RawFile;
-use super::rule::{Policy, ResourceSelector, Rule, Trigger};
+use super::rule::{Policy, ResourceSelector, Rule, Trigger, placeholders};
 use crate::model::limits::{GroupGuard, Limit};
 
 /// The largest rules file read. The shipped file is about 10 KiB; a file many times that is
@@ -49,6 +49,7 @@ pub(super) fn from_toml(text: &str) -> Result<Vec<Rule>, RulesError> {
             trigger: raw_rule.trigger,
             resource: raw_rule.resource,
             action: raw_rule.action,
+            alarm: raw_rule.alarm,
             policy: Policy {
                 cooldown_seconds: raw_rule.cooldown_seconds,
                 max_attempts: raw_rule.max_attempts,
@@ -87,8 +88,9 @@ pub(super) fn from_toml(text: &str) -> Result<Vec<Rule>, RulesError> {
                     // A wrong action parameter (`action.grow_by`) is named on its own line
                     // when the file writes it; everything else on the rule's header.
                     line: field
-                        .strip_prefix("action.")
-                        .and_then(|key| parameter_line(text, &headers, index, "action", key))
+                        .split_once('.')
+                        .filter(|(table, _)| matches!(*table, "action" | "alarm"))
+                        .and_then(|(table, key)| parameter_line(text, &headers, index, table, key))
                         .or(line),
                     rule: Some(label.clone()),
                     field: Some(field.to_owned()),
@@ -163,6 +165,9 @@ fn rule_problems(rule: &Rule, seen: &mut HashSet<String>) -> Vec<(&'static str, 
     problems.extend(rule.action.problems());
     problems.extend(trigger_problems(&rule.trigger));
     problems.extend(resource_problems(&rule.resource));
+    if let Some(alarm) = &rule.alarm {
+        problems.extend(alarm.problems(&rule.name, &rule.trigger, &rule.resource));
+    }
     if policy.lease_seconds == 0 {
         problems.push(("lease_seconds", "must be at least 1".to_owned()));
     }
@@ -271,26 +276,4 @@ fn resource_problems(resource: &ResourceSelector) -> Vec<(&'static str, String)>
         }
     }
     problems
-}
-
-/// The placeholder names of a resource template, or what is wrong with it.
-pub fn placeholders(template: &str) -> Result<Vec<&str>, String> {
-    let mut names = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| "has an unclosed `{`".to_owned())?;
-        let name = &after[..close];
-        if name.is_empty() || name.contains('{') {
-            return Err(format!("has an invalid placeholder `{{{name}}}`"));
-        }
-        names.push(name);
-        rest = &after[close + 1..];
-    }
-    if rest.contains('}') {
-        return Err("has an unmatched `}`".to_owned());
-    }
-    Ok(names)
 }

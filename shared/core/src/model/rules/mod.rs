@@ -6,6 +6,7 @@
 //! - this module: the set of a deployment's rules, in file order, with the index of their
 //!   selectors;
 //! - [`rule`]: one rule (its trigger, resource, policy and mode);
+//! - [`alarm`]: the alarm that detects a rule's trigger, which autoheal creates and keeps;
 //! - [`action`]: what a rule does, with its parameters and their defaults; `checks`: the
 //!   checks of those parameters;
 //! - `raw`: the file as written, with its defaults; `load`: the validation of every rule;
@@ -13,6 +14,8 @@
 //! - `index`: the selectors' index that selection searches.
 
 pub mod action;
+pub mod alarm;
+mod alarm_checks;
 mod checks;
 mod diagnostics;
 pub(crate) mod index;
@@ -27,11 +30,12 @@ use crate::model::layer::Layer;
 use index::RuleIndex;
 
 pub use action::{Action, DEFAULT_KEEP, ECS_MAX_TASKS_PER_SERVICE, Retention};
+pub use alarm::{AlarmSpec, Comparison, MissingData};
 pub use checks::backup_window_minutes;
 pub use diagnostics::{RuleProblem, RulesError};
-pub use load::{MAX_RULES_BYTES, placeholders};
+pub use load::MAX_RULES_BYTES;
 pub use raw::Defaults;
-pub use rule::{Mode, Policy, ResourceSelector, Rule, Trigger};
+pub use rule::{Mode, Policy, ResourceSelector, Rule, Trigger, placeholders};
 
 /// The rules shipped inside every binary; `AUTOHEAL_RULES_PATH` replaces them at deploy time.
 pub const SHIPPED_RULES: &str = include_str!("../../../../../rules/autoheal-rules.toml");

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::action::{Action, yes};
+use super::alarm::AlarmSpec;
 use super::rule::{Mode, ResourceSelector, Trigger};
 use crate::model::layer::Layer;
 use crate::model::limits::GroupGuard;
@@ -103,6 +104,8 @@ pub(super) struct RawRule {
     pub(super) trigger: Trigger,
     pub(super) resource: ResourceSelector,
     pub(super) action: Action,
+    #[serde(default)]
+    pub(super) alarm: Option<AlarmSpec>,
     pub(super) cooldown_seconds: u64,
     pub(super) max_attempts: u32,
     #[serde(default)]

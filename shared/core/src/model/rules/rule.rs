@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::layer::Layer;
 use crate::model::limits::{GroupGuard, Limit};
 use crate::model::rules::action::Action;
+use crate::model::rules::alarm::AlarmSpec;
 
 /// Whether a rule acts, or only records what it would have done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -85,5 +86,74 @@ pub struct Rule {
     pub trigger: Trigger,
     pub resource: ResourceSelector,
     pub action: Action,
+    /// The alarm that detects the trigger, which autoheal creates for every resource the
+    /// rule protects (`[rule.alarm]`); none: autoheal creates no alarm for the rule.
+    pub alarm: Option<AlarmSpec>,
     pub policy: Policy,
+}
+
+impl AlarmSpec {
+    /// The dimension names the alarm's metric carries: as written, else the trigger's, else
+    /// the resource's dimension (or the dimensions its template names).
+    pub fn dimension_names_for(
+        &self,
+        trigger: &Trigger,
+        resource: &ResourceSelector,
+    ) -> Vec<String> {
+        if !self.dimensions.is_empty() {
+            return self.dimensions.clone();
+        }
+        if !trigger.dimensions.is_empty() {
+            return trigger.dimensions.clone();
+        }
+        resource.dimension_names()
+    }
+}
+
+impl ResourceSelector {
+    /// The dimension names the resource id is read from.
+    pub fn dimension_names(&self) -> Vec<String> {
+        if let Some(dimension) = &self.dimension {
+            return vec![dimension.clone()];
+        }
+        self.template
+            .as_deref()
+            .and_then(|template| placeholders(template).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|name| !name.starts_with("aws."))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Rule {
+    /// The dimension names of the rule's alarm, if it has one.
+    pub fn alarm_dimensions(&self) -> Option<Vec<String>> {
+        self.alarm
+            .as_ref()
+            .map(|alarm| alarm.dimension_names_for(&self.trigger, &self.resource))
+    }
+}
+
+/// The placeholder names of a resource template, or what is wrong with it.
+pub fn placeholders(template: &str) -> Result<Vec<&str>, String> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| "has an unclosed `{`".to_owned())?;
+        let name = &after[..close];
+        if name.is_empty() || name.contains('{') {
+            return Err(format!("has an invalid placeholder `{{{name}}}`"));
+        }
+        names.push(name);
+        rest = &after[close + 1..];
+    }
+    if rest.contains('}') {
+        return Err("has an unmatched `}`".to_owned());
+    }
+    Ok(names)
 }

@@ -1,0 +1,27 @@
+//! The detection function: wiring only. Every event (the hourly schedule, a resource's
+//! lifecycle event) runs one `alarms apply` over the whole account.
+
+use autoheal_detection::{Clients, Settings, handle, load_rules};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let lookup = |name: &str| std::env::var(name).ok();
+    let settings = match load_rules(lookup).and_then(|rules| Settings::from_lookup(rules, lookup)) {
+        Ok(settings) => settings,
+        Err(error) => {
+            // One line on stderr, as every function that cannot start.
+            eprintln!("error: {error}");
+            std::process::exit(1)
+        }
+    };
+    let sdk = autoheal_aws::sdk_config(None).await;
+    let clients = Clients::new(&sdk);
+    let (clients, settings) = (&clients, &settings);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handle(clients, settings, &event.payload).await
+    }))
+    .await
+}
