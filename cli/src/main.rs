@@ -190,6 +190,10 @@ struct DeploymentArgs {
     /// follow-up goes to `<prefix><layer>`. Against AWS, commands that heal need it.
     #[arg(long, env = "AUTOHEAL_FUNCTION_ARN_PREFIX")]
     function_arn_prefix: Option<String>,
+    /// Which resources may be changed: `tagged` (only those tagged `autoheal:protect=true`)
+    /// or `all` (the stack's parameter `Scope`).
+    #[arg(long, env = env::SCOPE, default_value = "all")]
+    scope: String,
 }
 
 impl DeploymentArgs {
@@ -225,6 +229,9 @@ impl DeploymentArgs {
                 ));
             }
         };
+        let scope = autoheal_aws::tags::Scope::parse(Some(&self.scope))
+            .map_err(|reason| Failure(format!("--scope: {reason}")))?;
+        autoheal_aws::tags::set_scope(scope);
         let topic_arn = match &self.topic_arn {
             Some(arn) => arn.clone(),
             None => find_topic(sdk, DEFAULT_TOPIC_NAME).await?,

@@ -14,6 +14,7 @@ fn autoheal(args: &[&str]) -> Output {
         .env_remove("AUTOHEAL_TABLE_NAME")
         .env_remove("AUTOHEAL_SCHEDULER_ROLE_ARN")
         .env_remove("AUTOHEAL_FUNCTION_ARN_PREFIX")
+        .env_remove("AUTOHEAL_SCOPE")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .expect("run autoheal")
@@ -726,5 +727,84 @@ async fn tick_fires_due_follow_ups_and_reset_closes_an_escalated_incident() {
         String::from_utf8_lossy(&reset_again.stderr).contains("has no open incident"),
         "{}",
         String::from_utf8_lossy(&reset_again.stderr)
+    );
+}
+
+/// With the stack's scope `tagged` (`AUTOHEAL_SCOPE`, `--scope`), only a resource tagged
+/// `autoheal:protect=true` is changed: an impaired instance without the tag is skipped as
+/// opted out and left as it is, and the same fault on a tagged instance is healed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_tagged_scope_only_a_resource_tagged_protect_is_healed() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let url = emulator.url();
+    assert!(
+        autoheal(&["bootstrap", "--endpoint-url", &url])
+            .status
+            .success()
+    );
+    let deployment = autoheal_tests::Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let impaired = ("emulator:system-status", "impaired");
+    let bare = fleet.standalone(&[impaired]).await;
+    let protected = fleet
+        .standalone(&[impaired, ("autoheal:protect", "true")])
+        .await;
+    let dir = ScratchDir::new("scope");
+    let mut outcomes = Vec::new();
+    for (instance, id) in [(&bare, "scope-1"), (&protected, "scope-2")] {
+        let event = dir.join(format!("{id}.json"));
+        std::fs::write(&event, ec2_alarm(instance, id).to_string()).expect("write");
+        let event = event.display().to_string();
+        let args = [
+            "invoke",
+            "--event",
+            &event,
+            "--endpoint-url",
+            &url,
+            "--scope",
+            "tagged",
+        ];
+        let output = autoheal(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        outcomes.push(stdout_json(&output));
+    }
+
+    let skipped = &outcomes[0]["record"];
+    assert_eq!(skipped["status"], "skipped", "{:#}", outcomes[0]);
+    assert_eq!(skipped["skip_reason"], "opted-out", "{:#}", outcomes[0]);
+    assert!(
+        skipped["summary"]
+            .as_str()
+            .is_some_and(|summary| summary.contains("not tagged autoheal:protect=true")),
+        "{skipped:#}"
+    );
+    assert!(fleet.history(&bare).await.is_empty());
+    assert_eq!(outcomes[1]["decision"], "act", "{:#}", outcomes[1]);
+    assert_ne!(
+        outcomes[1]["record"]["status"], "skipped",
+        "{:#}",
+        outcomes[1]
+    );
+    assert!(!fleet.history(&protected).await.is_empty());
+
+    let event = dir.join("scope-1.json").display().to_string();
+    let refused = autoheal(&[
+        "invoke",
+        "--event",
+        &event,
+        "--endpoint-url",
+        &url,
+        "--scope",
+        "some",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not a scope"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
     );
 }

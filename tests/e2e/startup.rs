@@ -173,3 +173,17 @@ fn the_command_line_against_aws_without_a_follow_up_target_names_flags_and_varia
         assert!(line.contains(named), "{named}: {line}");
     }
 }
+
+/// A scope the stack cannot have set is refused before anything is read or changed.
+#[test]
+fn a_function_with_an_unknown_scope_names_the_variable_and_its_stack_parameter() {
+    let mut vars = STACK_SETS.to_vec();
+    vars.push(("AUTOHEAL_SCOPE", "everything"));
+    let line = the_one_line(&function(&vars));
+    assert_eq!(
+        line,
+        "error: AUTOHEAL_SCOPE=`everything` is invalid: `everything` is not a scope: `tagged` or \
+         `all`; set it to `tagged` (only resources tagged autoheal:protect=true) or `all` (the \
+         stack sets it from its parameter Scope)"
+    );
+}

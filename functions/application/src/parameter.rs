@@ -15,7 +15,7 @@ use aws_sdk_ssm::types::{ParameterType, ResourceTypeForTagging};
 use serde_json::{Map, Value};
 
 use autoheal_aws::errors::{api_error, describe};
-use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
+use autoheal_aws::tags::pairs_opt_out;
 use autoheal_core::{HealError, HealOutcome, HealRequest, SkipReason};
 
 /// The parameter name for `resource`, or why the resource id cannot name one.
@@ -223,7 +223,7 @@ impl Parameters {
         if self.opted_out(&name).await? {
             return Ok(Err(HealOutcome::Skipped {
                 reason: SkipReason::OptedOut,
-                summary: format!("{name} is tagged {OPT_OUT_TAG}=true"),
+                summary: format!("{name} {}", autoheal_aws::tags::opted_out_phrase()),
             }));
         }
         Ok(Ok((name, document)))

@@ -36,7 +36,7 @@ use aws_sdk_ssm::types::{
 };
 
 use autoheal_aws::errors::api_error;
-use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
+use autoheal_aws::tags::pairs_opt_out;
 use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, SkipReason};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -202,7 +202,7 @@ impl ProcessRestarter {
         ) {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::OptedOut,
-                summary: format!("{instance_id} is tagged {OPT_OUT_TAG}=true"),
+                summary: format!("{instance_id} {}", autoheal_aws::tags::opted_out_phrase()),
             });
         }
         match self.ping_status(instance_id).await? {

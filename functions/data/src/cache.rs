@@ -20,7 +20,7 @@ use aws_sdk_lambda::Client as LambdaClient;
 use serde_json::json;
 
 use autoheal_aws::errors::api_error;
-use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
+use autoheal_aws::tags::is_opted_out;
 use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, SkipReason};
 
 use crate::{hook, tag_map};
@@ -107,7 +107,10 @@ impl CacheRepairer {
         if self.opted_out(&cluster).await? {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::OptedOut,
-                summary: format!("cache cluster {cluster_id} is tagged {OPT_OUT_TAG}=true"),
+                summary: format!(
+                    "cache cluster {cluster_id} {}",
+                    autoheal_aws::tags::opted_out_phrase()
+                ),
             });
         }
         let status = cluster.cache_cluster_status().unwrap_or("unknown");

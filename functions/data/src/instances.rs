@@ -8,7 +8,7 @@ use aws_sdk_rds::types::{DbInstance, Tag};
 
 use autoheal_aws::lookups::describe_db_instance;
 use autoheal_aws::rds_status::{self, InstanceState};
-use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
+use autoheal_aws::tags::is_opted_out;
 use autoheal_core::{Assessment, HealError, HealOutcome, SkipReason};
 
 use crate::tag_map;
@@ -49,7 +49,10 @@ pub(crate) async fn describe_source(rds: &RdsClient, id: &str) -> Result<Source,
     if is_opted_out(&tags) {
         return Ok(Source::OptedOut(HealOutcome::Skipped {
             reason: SkipReason::OptedOut,
-            summary: format!("DB instance {id} is tagged {OPT_OUT_TAG}=true"),
+            summary: format!(
+                "DB instance {id} {}",
+                autoheal_aws::tags::opted_out_phrase()
+            ),
         }));
     }
     Ok(Source::Healable(Box::new(source)))

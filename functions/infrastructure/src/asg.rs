@@ -33,7 +33,7 @@ use aws_sdk_autoscaling::Client as AutoScalingClient;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Instance, LifecycleState, Tag};
 
 use autoheal_aws::errors::{api_error, describe};
-use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
+use autoheal_aws::tags::pairs_opt_out;
 use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, Revert, SkipReason};
 
 use crate::groups;
@@ -271,7 +271,10 @@ impl GroupScaler {
         if opted_out(&group) {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::OptedOut,
-                summary: format!("Auto Scaling group {name} is tagged {OPT_OUT_TAG}=true"),
+                summary: format!(
+                    "Auto Scaling group {name} {}",
+                    autoheal_aws::tags::opted_out_phrase()
+                ),
             });
         }
         if let Some(why) = held_by_a_person(&group, settings) {
@@ -462,7 +465,8 @@ impl GroupScaler {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::OptedOut,
                 summary: format!(
-                    "Auto Scaling group {name} is tagged {OPT_OUT_TAG}=true: its desired capacity stays"
+                    "Auto Scaling group {name} {}: its desired capacity stays",
+                    autoheal_aws::tags::opted_out_phrase()
                 ),
             });
         }

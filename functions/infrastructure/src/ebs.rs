@@ -38,7 +38,7 @@ use aws_sdk_ec2::types::{Instance, InstanceStateName, Volume, VolumeState};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use autoheal_aws::errors::api_error;
-use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out, pairs_opt_out};
+use autoheal_aws::tags::{is_opted_out, pairs_opt_out};
 use autoheal_core::Retention;
 use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, SkipReason};
 
@@ -185,7 +185,7 @@ impl VolumeRepairer {
         if opted_out(&volume) {
             return skipped(
                 SkipReason::OptedOut,
-                format!("{volume_id} is tagged {OPT_OUT_TAG}=true"),
+                format!("{volume_id} {}", autoheal_aws::tags::opted_out_phrase()),
             );
         }
         match volume.state() {
@@ -389,7 +389,7 @@ impl VolumeRepairer {
         // attempt's) or another's, which it waits for.
         let marked = mark.is_some();
         let refusal = if is_opted_out(&instances::tags(&instance)) {
-            Some(format!("it is tagged {OPT_OUT_TAG}=true"))
+            Some(format!("it {}", autoheal_aws::tags::opted_out_phrase()))
         } else if let Some(why) = instances::facts(&self.ec2, &instance)
             .await?
             .risk

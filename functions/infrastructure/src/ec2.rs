@@ -41,7 +41,7 @@ use aws_sdk_ec2::Client as Ec2Client;
 use aws_sdk_ec2::types::{Instance, InstanceStateName};
 
 use autoheal_aws::errors::api_error;
-use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
+use autoheal_aws::tags::is_opted_out;
 use autoheal_core::{
     Assessment, Clock, GroupView, HealError, HealOutcome, HealRequest, SkipReason, SystemClock,
 };
@@ -237,7 +237,7 @@ impl InstanceRecovery {
         if is_opted_out(&instances::tags(&instance)) {
             return skipped(
                 SkipReason::OptedOut,
-                format!("{id} is tagged {OPT_OUT_TAG}=true"),
+                format!("{id} {}", autoheal_aws::tags::opted_out_phrase()),
             );
         }
         let mark = Mark::on(&instance);

@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use autoheal_core::{Clock, Engine, EngineError, Healer, Layer, SystemClock};
 
-use crate::config::{ConfigError, FunctionConfig, check_lambda_environment, sdk_config};
+use crate::config::{
+    ConfigError, FunctionConfig, check_lambda_environment, read_scope, sdk_config,
+};
 use crate::followups::AwsFollowUps;
 use crate::notify::SnsNotifier;
 use crate::state::DynamoStateStore;
@@ -138,13 +140,15 @@ where
         let value = setting
             .map(|name| required_setting(name, lookup))
             .transpose()?;
+        let scope = read_scope(lookup)?;
         check_lambda_environment(lookup)?;
-        Ok((config, value))
+        Ok((config, value, scope))
     });
-    let (mut config, value) = match started {
+    let (mut config, value, scope) = match started {
         Ok(started) => started,
         Err(error) => cannot_start(&error),
     };
+    crate::tags::set_scope(scope);
     // In Lambda, each outcome's metrics go to the log in the embedded metric format.
     config.settings.emit_metrics = true;
     // AWS_ENDPOINT_URL, when set, is honoured by the SDK itself.

@@ -135,7 +135,10 @@ async fn a_retried_verification_reuses_its_snapshot_and_deletes_its_test_restore
     let HealOutcome::Healed { details, .. } = outcome.expect("healed") else {
         panic!("healed");
     };
-    assert_eq!(details["verified_instance_id"], "autoheal-verify-orders-db-01234567");
+    assert_eq!(
+        details["verified_instance_id"],
+        "autoheal-verify-orders-db-01234567"
+    );
     assert_eq!(stores.snapshots_of("orders-db").await.len(), 1);
     assert_eq!(stores.instance_ids().await, vec!["orders-db".to_owned()]);
 }
@@ -147,7 +150,9 @@ async fn an_instance_autoheal_did_not_create_is_never_deleted() {
     let stores = DataStores::new(&deployment.sdk);
     stores.database("orders-db", &[], 7).await;
     // Someone's own instance that happens to have the name autoheal would derive.
-    stores.database("autoheal-verify-orders-db-01234567", &[], 7).await;
+    stores
+        .database("autoheal-verify-orders-db-01234567", &[], 7)
+        .await;
 
     let error = verify_with_fixed_token(&deployment, "orders-db")
         .await

@@ -30,7 +30,7 @@ use aws_sdk_route53::Client as Route53Client;
 use aws_sdk_route53::types::{ResourceRecordSet, RrType, TagResourceType};
 
 use autoheal_aws::errors::api_error;
-use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
+use autoheal_aws::tags::pairs_opt_out;
 use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, Revert, SkipReason};
 
 pub use plan::{
@@ -101,7 +101,10 @@ impl DnsFailover {
         if pairs_opt_out(pairs) {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::OptedOut,
-                summary: format!("health check {health_check_id} is tagged {OPT_OUT_TAG}=true"),
+                summary: format!(
+                    "health check {health_check_id} {}",
+                    autoheal_aws::tags::opted_out_phrase()
+                ),
             });
         }
         if self.zones.healthy(health_check_id).await? {

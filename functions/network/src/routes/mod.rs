@@ -26,7 +26,6 @@ use aws_sdk_ec2::Client as Ec2Client;
 use aws_sdk_ec2::types::{Filter, NatGateway, NatGatewayState, RouteTable};
 
 use autoheal_aws::errors::api_error;
-use autoheal_aws::tags::OPT_OUT_TAG;
 use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, SkipReason};
 
 pub use plan::{Destination, TablePlan, destinations_through, opted_out, plan_table, tag_value};
@@ -97,7 +96,10 @@ impl NatRouteReplacer {
         if opted_out(failing.tags()) {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::OptedOut,
-                summary: format!("NAT gateway {failing_id} is tagged {OPT_OUT_TAG}=true"),
+                summary: format!(
+                    "NAT gateway {failing_id} {}",
+                    autoheal_aws::tags::opted_out_phrase()
+                ),
             });
         }
 

@@ -5,7 +5,7 @@ use std::fmt;
 
 use aws_sdk_ec2::types::{NatGateway, NatGatewayState, RouteTable, Tag};
 
-use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
+use autoheal_aws::tags::pairs_opt_out;
 use autoheal_core::SkipReason;
 
 /// The destination of a route, as `ReplaceRoute` takes it.
@@ -95,7 +95,7 @@ pub fn plan_table(
     if opted_out(table.tags()) {
         return leave(
             SkipReason::OptedOut,
-            format!("the route table is tagged {OPT_OUT_TAG}=true"),
+            format!("the route table {}", autoheal_aws::tags::opted_out_phrase()),
         );
     }
     let Some(standby_id) = tag_value(table.tags(), standby_tag) else {
@@ -266,7 +266,10 @@ mod tests {
                 SkipReason::Unsafe,
             ),
             (
-                table(&[(TAG, "nat-good"), (OPT_OUT_TAG, "true")], routes()),
+                table(
+                    &[(TAG, "nat-good"), (autoheal_aws::tags::OPT_OUT_TAG, "true")],
+                    routes(),
+                ),
                 Some(gateway("nat-good", "vpc-1", NatGatewayState::Available)),
                 SkipReason::OptedOut,
             ),

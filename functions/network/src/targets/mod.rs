@@ -31,7 +31,7 @@ use aws_sdk_elasticloadbalancingv2::Client as ElbClient;
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthDescription;
 
 use autoheal_aws::errors::api_error;
-use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
+use autoheal_aws::tags::pairs_opt_out;
 use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, SkipReason};
 
 pub use owners::{Owners, STOP_START_TAG, group_claim};
@@ -161,7 +161,10 @@ impl TargetDeregistrar {
         if pairs_opt_out(opted_out) {
             return Ok(HealOutcome::Skipped {
                 reason: SkipReason::OptedOut,
-                summary: format!("target group {arn} is tagged {OPT_OUT_TAG}=true"),
+                summary: format!(
+                    "target group {arn} {}",
+                    autoheal_aws::tags::opted_out_phrase()
+                ),
             });
         }
 

@@ -43,7 +43,7 @@ use aws_sdk_ecs::Client as EcsClient;
 use aws_sdk_ecs::types::{DeploymentControllerType, Service, ServiceField};
 
 use autoheal_aws::errors::api_error;
-use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
+use autoheal_aws::tags::pairs_opt_out;
 use autoheal_core::{Allowance, Assessment, HealError, HealOutcome, HealRequest, SkipReason};
 
 pub use capacity::{Adjustment, DESIRED_COUNT_TAG, SETTLE_INTERVAL_SECONDS, adjusted_count};
@@ -420,7 +420,10 @@ fn should_skip(
     if pairs_opt_out(tags) {
         return skip(
             SkipReason::OptedOut,
-            format!("service {name} in cluster {cluster} is tagged {OPT_OUT_TAG}=true"),
+            format!(
+                "service {name} in cluster {cluster} {}",
+                autoheal_aws::tags::opted_out_phrase()
+            ),
         );
     }
     if service.desired_count() == 0 {
@@ -481,7 +484,7 @@ mod tests {
                 active()
                     .tags(
                         aws_sdk_ecs::types::Tag::builder()
-                            .key(OPT_OUT_TAG)
+                            .key(autoheal_aws::tags::OPT_OUT_TAG)
                             .value("true")
                             .build()
                     )

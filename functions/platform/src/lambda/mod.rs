@@ -40,7 +40,7 @@ use aws_sdk_lambda::operation::get_alias::GetAliasOutput;
 use chrono::Utc;
 
 use autoheal_aws::errors::api_error;
-use autoheal_aws::tags::{OPT_OUT_TAG, is_opted_out};
+use autoheal_aws::tags::is_opted_out;
 use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, SkipReason};
 
 use guard::{Earlier, RollbackRecord, incident_mark, outside_scope, rollback_tag_key};
@@ -188,7 +188,10 @@ impl AliasRollback {
         if is_opted_out(&tags) {
             return skip(
                 SkipReason::OptedOut,
-                format!("function {function} is tagged {OPT_OUT_TAG}=true"),
+                format!(
+                    "function {function} {}",
+                    autoheal_aws::tags::opted_out_phrase()
+                ),
             );
         }
         let shares = weighted(&live);

@@ -6,7 +6,7 @@ use aws_sdk_rds::types::DbInstance;
 use chrono::{DateTime, Utc};
 
 use autoheal_aws::rds_status::{self, InstanceState};
-use autoheal_aws::tags::{OPT_OUT_TAG, pairs_opt_out};
+use autoheal_aws::tags::pairs_opt_out;
 use autoheal_core::{Assessment, HealOutcome, SkipReason};
 
 /// How long after a Multi-AZ failover completes clients may still be finding the new
@@ -37,7 +37,7 @@ pub fn should_skip(instance: &DbInstance, db: &str, snapshot_first: bool) -> Opt
     if pairs_opt_out(tags) {
         return skip(
             SkipReason::OptedOut,
-            format!("{db} is tagged {OPT_OUT_TAG}=true"),
+            format!("{db} {}", autoheal_aws::tags::opted_out_phrase()),
         );
     }
     let status = instance.db_instance_status().unwrap_or("unknown");
@@ -150,7 +150,7 @@ mod tests {
             None
         );
         let tag = aws_sdk_rds::types::Tag::builder()
-            .key(OPT_OUT_TAG)
+            .key(autoheal_aws::tags::OPT_OUT_TAG)
             .value("TRUE")
             .build();
         assert_eq!(

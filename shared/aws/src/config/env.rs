@@ -3,6 +3,7 @@
 pub const TABLE_NAME: &str = "AUTOHEAL_TABLE_NAME";
 pub const TOPIC_ARN: &str = "AUTOHEAL_TOPIC_ARN";
 pub const MODE: &str = "AUTOHEAL_MODE";
+pub const SCOPE: &str = "AUTOHEAL_SCOPE";
 pub const ENABLED_LAYERS: &str = "AUTOHEAL_ENABLED_LAYERS";
 pub const RULES_PATH: &str = "AUTOHEAL_RULES_PATH";
 pub const SCHEDULE_GROUP: &str = "AUTOHEAL_SCHEDULE_GROUP";

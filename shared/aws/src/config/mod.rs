@@ -11,7 +11,7 @@ use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
 use autoheal_core::{Layer, Limit, Mode, RuleSet, Settings};
 
 pub use sdk::{DEFAULT_REGION, https_client, sdk_config};
-pub use startup::{ConfigError, check_lambda_environment};
+pub use startup::{ConfigError, check_lambda_environment, read_scope};
 
 /// The state table's name when none is configured (also what `autoheal bootstrap` creates).
 pub const DEFAULT_TABLE_NAME: &str = "autoheal-state";

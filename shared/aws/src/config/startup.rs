@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use autoheal_core::RulesError;
 
 use super::env::{self, lambda};
+use crate::tags::Scope;
 
 /// A configuration problem: the function cannot start. Each says, in one line, which
 /// variable, where it is set and what to do.
@@ -73,6 +74,10 @@ fn set_by(name: &str) -> SetBy {
             parameter: "Mode",
             value: "`enforce` or `shadow`",
         },
+        env::SCOPE => SetBy::Parameter {
+            parameter: "Scope",
+            value: "`tagged` (only resources tagged autoheal:protect=true) or `all`",
+        },
         env::ENABLED_LAYERS => SetBy::Parameter {
             parameter: "EnabledLayers",
             value: "`all` or a comma-separated list of infrastructure, platform, application, \
@@ -121,6 +126,16 @@ fn one_line(error: &RulesError) -> String {
         .map(|problem| problem.to_string().replace('\n', " "))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The scope `AUTOHEAL_SCOPE` names, through `lookup` (unset: `all`).
+pub fn read_scope(lookup: impl Fn(&str) -> Option<String>) -> Result<Scope, ConfigError> {
+    let value = lookup(env::SCOPE);
+    Scope::parse(value.as_deref()).map_err(|reason| ConfigError::Invalid {
+        name: env::SCOPE,
+        value: value.unwrap_or_default(),
+        reason,
+    })
 }
 
 /// Checks, through `lookup`, the variables Lambda sets for a function's runtime, which the
