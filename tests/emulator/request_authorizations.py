@@ -152,6 +152,14 @@ def ec2_volume_and_instance(call: Call, action: str) -> list[dict]:
 
 
 EC2 = {
+    # Attributes are authorized on the instance or volume they are read of.
+    "DescribeInstanceAttribute": lambda c: [
+        ec2_resource(c, "ec2:DescribeInstanceAttribute", c.get("InstanceId"))
+    ],
+    "DescribeVolumeAttribute": lambda c: [
+        ec2_resource(c, "ec2:DescribeVolumeAttribute", c.get("VolumeId"))
+    ],
+    "EnableVolumeIO": lambda c: [ec2_resource(c, "ec2:EnableVolumeIO", c.get("VolumeId"))],
     "RebootInstances": lambda c: ec2_on_instances(c, "ec2:RebootInstances"),
     "StopInstances": lambda c: ec2_on_instances(c, "ec2:StopInstances"),
     "StartInstances": lambda c: ec2_on_instances(c, "ec2:StartInstances"),
@@ -463,7 +471,17 @@ def lambda_resource(call: Call, action: str, name: str, qualifier: str | None = 
     return authorization(action, arn, resource_tags("lambda", lambda_tags(call, arn)))
 
 
+def lambda_tag_resource(call: Call) -> list[dict]:
+    # The tags are the request's, on a function that exists: its own tags are read too.
+    arn = function_arn(call, call.get("Resource"), None)
+    context = merged(
+        resource_tags("lambda", lambda_tags(call, arn)), request_tags(call.get("Tags") or {})
+    )
+    return [authorization("lambda:TagResource", arn, context)]
+
+
 LAMBDA = {
+    "TagResource": lambda_tag_resource,
     "GetAlias": lambda c: [lambda_resource(c, "lambda:GetAlias", c.get("FunctionName"))],
     "UpdateAlias": lambda c: [lambda_resource(c, "lambda:UpdateAlias", c.get("FunctionName"))],
     "ListVersionsByFunction": lambda c: [
@@ -652,6 +670,7 @@ SERVICES: dict[str, tuple[str, dict[str, Model]]] = {
     "scheduler": ("scheduler", SCHEDULER),
     "cloudwatch": ("cloudwatch", CLOUDWATCH),
     "sns": ("sns", SNS),
+    "cloudtrail": ("cloudtrail", {}),
 }
 
 # Reads whose IAM action has the operation's name and that AWS authorizes on every
@@ -662,11 +681,18 @@ READS_ON_EVERY_RESOURCE = {
         "DescribeInstanceStatus",
         "DescribeInstanceTypes",
         "DescribeVolumes",
+        "DescribeVolumeStatus",
         "DescribeSnapshots",
         "DescribeNatGateways",
         "DescribeRouteTables",
     },
-    "autoscaling": {"DescribeAutoScalingInstances", "DescribeAutoScalingGroups"},
+    "autoscaling": {
+        "DescribeAutoScalingInstances",
+        "DescribeAutoScalingGroups",
+        "DescribeInstanceRefreshes",
+    },
+    "rds": {"DescribeEvents"},
+    "cloudtrail": {"LookupEvents"},
     "ssm": {"DescribeInstanceInformation", "ListCommands"},
     "ecs": {"ListClusters", "ListServices", "ListTasks"},
     "elbv2": {"DescribeTargetHealth", "DescribeTags"},

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 
 use autoheal_core::policy::group::Slot;
@@ -56,15 +56,25 @@ fn lease_release(
             TransactWriteItem::builder().update(update).build()
         }
         ActionEnd::Finished | ActionEnd::Untouched => {
-            let delete = Delete::builder()
+            // Released by ending it (`until` 0: any claim finds it free), not by deleting it:
+            // the functions' role deletes nothing in the state table.
+            let ended = Update::builder()
                 .table_name(table)
                 .set_key(Some(lease_key(&lock.resource)))
+                .update_expression("SET #until = :ended, #expires = :expires")
                 .condition_expression("#run_id = :run_id")
+                .expression_attribute_names("#until", "until")
+                .expression_attribute_names("#expires", TTL_ATTRIBUTE)
                 .expression_attribute_names("#run_id", "run_id")
+                .expression_attribute_values(":ended", AttributeValue::N("0".to_owned()))
+                .expression_attribute_values(
+                    ":expires",
+                    AttributeValue::N(lock.until.timestamp().saturating_add(86_400).to_string()),
+                )
                 .expression_attribute_values(":run_id", s(&lock.run_id))
                 .build()
                 .map_err(built)?;
-            TransactWriteItem::builder().delete(delete).build()
+            TransactWriteItem::builder().update(ended).build()
         }
     };
     Ok(item)
