@@ -190,6 +190,7 @@ fn given_no_history_when_an_alarm_arrives_then_a_new_incident_acts_at_attempt_on
             deferrals: 0,
             unfinished: true,
             steps: 0,
+            step_checks: 0,
             resolved_at: None,
             waiting_since: None,
         })
@@ -959,6 +960,7 @@ proptest! {
                 deferrals: 0,
                 unfinished: false,
                 steps: 0,
+                step_checks: 0,
                 resolved_at: None,
                 waiting_since: None,
             }),

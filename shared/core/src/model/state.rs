@@ -63,6 +63,11 @@ pub struct Incident {
     /// policy's `MAX_ACTION_STEPS`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub steps: u32,
+    /// Every step of every attempt's action (`steps` over the incident): each took a check
+    /// number, and none of them counts against the checks the incident may use, so that a
+    /// long action (a database snapshot of many steps) does not use up its verification.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub step_checks: u32,
     /// Set when a follow-up verified the alarm OK for the stable period, or an operator reset
     /// the incident: it is closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +97,7 @@ impl Incident {
             deferrals: 0,
             unfinished: false,
             steps: 0,
+            step_checks: 0,
             resolved_at: None,
             waiting_since: None,
         }
