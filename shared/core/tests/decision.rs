@@ -989,3 +989,17 @@ proptest! {
         }
     }
 }
+
+/// A deferral's retry is spread over the minute after its window reopens; a window that
+/// reopens "never" (a huge cooldown's latest instant, stored as a group slot's end) stays
+/// never instead of panicking.
+#[test]
+fn given_a_window_that_reopens_never_when_spread_then_it_saturates() {
+    use autoheal_core::policy::budget::spread;
+    let never = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+    for key in ["i-1", "i-2", "group#web", ""] {
+        assert_eq!(spread(never, key), never);
+        let spread_at = spread(t0(), key);
+        assert!(spread_at >= t0() && spread_at < at(60), "{spread_at}");
+    }
+}
