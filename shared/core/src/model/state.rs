@@ -103,12 +103,15 @@ impl Incident {
         }
     }
 
-    /// Closed: resolved, or OK has held for the stable period.
+    /// Closed: resolved, or OK has held for the stable period with no action under way. An
+    /// action that continues in follow-ups keeps its incident open however long the alarm is
+    /// OK: its steps (and what it puts back at the end) are carried to their end first.
     pub fn is_closed(&self, policy: &Policy, now: DateTime<Utc>) -> bool {
         self.resolved_at.is_some()
-            || self
-                .ok_since
-                .is_some_and(|since| now - since >= seconds(policy.stable_period_seconds))
+            || (!self.unfinished
+                && self
+                    .ok_since
+                    .is_some_and(|since| now - since >= seconds(policy.stable_period_seconds)))
     }
 }
 
