@@ -679,6 +679,25 @@ fn function_property<'t>(template: &'t Value, function: &'t Value, property: &st
     }
 }
 
+/// The rules' lease is checked against the functions' timeout (`FUNCTION_TIMEOUT_SECONDS`):
+/// every function of the stack runs at most that long, so a claim never ends under a live
+/// invocation.
+#[test]
+fn no_function_runs_longer_than_the_timeout_the_rules_lease_is_checked_against() {
+    let template = template();
+    for (name, function) in functions(&template) {
+        let timeout = function_property(&template, function, "Timeout");
+        let seconds = timeout
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name}: a numeric Timeout, not {timeout}"));
+        assert!(
+            seconds <= autoheal_core::FUNCTION_TIMEOUT_SECONDS,
+            "{name}: Timeout {seconds} s is longer than the {} s a rule's lease must cover",
+            autoheal_core::FUNCTION_TIMEOUT_SECONDS
+        );
+    }
+}
+
 #[test]
 fn reserved_concurrency_bounds_every_function_and_zero_means_no_reservation() {
     let template = template();

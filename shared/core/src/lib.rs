@@ -38,8 +38,8 @@ pub use model::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 pub use model::resource_id::ResourceKind;
 pub use model::revert::Revert;
 pub use model::rules::{
-    Action, ECS_MAX_TASKS_PER_SERVICE, Mode, Policy, Retention, Rule, RuleSet, RulesError,
-    SHIPPED_RULES, backup_window_minutes,
+    Action, ECS_MAX_TASKS_PER_SERVICE, FUNCTION_TIMEOUT_SECONDS, Mode, Policy, Retention, Rule,
+    RuleSet, RulesError, SHIPPED_RULES, backup_window_minutes,
 };
 pub use model::state::{Incident, Lease, ResourceState};
 pub use model::trip::{TripKind, Tripped};

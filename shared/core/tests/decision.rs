@@ -108,8 +108,12 @@ impl Sim {
         decision
     }
 
+    /// The run's end, as the engine writes it: the lease released, the action finished.
     fn finish(&mut self) {
         self.state.lease = None;
+        if let Some(incident) = self.state.incident.as_mut() {
+            incident.unfinished = false;
+        }
         self.state.version += 1;
     }
 
@@ -190,6 +194,7 @@ fn given_no_history_when_an_alarm_arrives_then_a_new_incident_acts_at_attempt_on
             deferrals: 0,
             unfinished: true,
             steps: 0,
+            step_checks: 0,
             resolved_at: None,
             waiting_since: None,
         })
@@ -959,6 +964,7 @@ proptest! {
                 deferrals: 0,
                 unfinished: false,
                 steps: 0,
+                step_checks: 0,
                 resolved_at: None,
                 waiting_since: None,
             }),
@@ -986,4 +992,32 @@ proptest! {
             prop_assert!(transition.next.is_some(), "an act always stores its claim");
         }
     }
+}
+
+/// A deferral's retry is spread over the minute after its window reopens; a window that
+/// reopens "never" (a huge cooldown's latest instant, stored as a group slot's end) stays
+/// never instead of panicking.
+#[test]
+fn given_a_window_that_reopens_never_when_spread_then_it_saturates() {
+    use autoheal_core::policy::budget::spread;
+    let never = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+    for key in ["i-1", "i-2", "group#web", ""] {
+        assert_eq!(spread(never, key), never);
+        let spread_at = spread(t0(), key);
+        assert!(spread_at >= t0() && spread_at < at(60), "{spread_at}");
+    }
+}
+
+/// An action that continues in follow-ups keeps its incident open however long the alarm has
+/// been OK: its remaining steps, and what it puts back at its end, are not abandoned.
+#[test]
+fn given_an_action_under_way_when_ok_holds_past_the_stable_period_then_the_incident_stays_open() {
+    let policy = policy(600, 3, 900);
+    let mut incident = Incident::open("e1", t0());
+    incident.ok_since = Some(t0());
+    incident.unfinished = true;
+    assert!(!incident.is_closed(&policy, at(10_000)));
+    incident.unfinished = false;
+    assert!(incident.is_closed(&policy, at(900)));
+    assert!(!incident.is_closed(&policy, at(899)));
 }

@@ -294,7 +294,10 @@ impl StateStore for MemoryStore {
                 match action {
                     ActionEnd::Untouched | ActionEnd::Continues { check: None } => {}
                     ActionEnd::Finished => incident.unfinished = false,
-                    ActionEnd::Continues { check: Some(check) } => incident.checks = check,
+                    ActionEnd::Continues { check: Some(check) } => {
+                        incident.checks = check;
+                        incident.step_checks += 1;
+                    }
                 }
             }
         }
@@ -1393,6 +1396,7 @@ async fn given_a_run_that_died_holding_its_claim_when_the_event_is_redelivered_t
                 deferrals: 0,
                 unfinished: true,
                 steps: 0,
+                step_checks: 0,
                 resolved_at: None,
                 waiting_since: None,
             }),
@@ -2848,6 +2852,70 @@ async fn given_an_action_that_takes_three_steps_when_followed_up_then_each_step_
     let resolved = handle(&engine, payload, "verify").await;
     assert_eq!(resolved.decision, Verdict::Resolve, "{resolved:#?}");
     assert_eq!(engine.healer.count(), 3);
+}
+
+/// A long action's steps each take a check number; they do not count against the checks an
+/// incident may use, so a second long attempt still runs, ends and is verified.
+#[tokio::test]
+async fn given_long_actions_on_two_attempts_when_followed_up_then_their_steps_do_not_use_up_the_checks()
+ {
+    let engine = infrastructure();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    // Seven steps after the first call, as a 14-minute database snapshot taken every 2 minutes.
+    engine.healer.steps_left.store(7, Ordering::SeqCst);
+    let first = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
+    assert_eq!(first.decision, Verdict::Act);
+    let mut fired = 0;
+    let mut attempt_two = None;
+    while attempt_two.is_none() {
+        fired += 1;
+        assert!(fired < 20, "attempt 2 never ran");
+        let outcome = fire_latest(&engine, &format!("check-{fired}")).await;
+        assert!(!outcome.escalated, "{outcome:#?}");
+        if outcome.record.as_ref().is_some_and(|r| r.attempt == 2) {
+            attempt_two = Some(outcome);
+        } else if record_of(&outcome).status == HealingStatus::Completed {
+            // Attempt 1 ended; the alarm stays on, so its check starts attempt 2, as long.
+            engine.healer.steps_left.store(7, Ordering::SeqCst);
+        }
+    }
+    let mut last = attempt_two.expect("attempt 2");
+    while record_of(&last).status == HealingStatus::InProgress {
+        fired += 1;
+        assert!(fired < 40, "attempt 2 never ended");
+        last = fire_latest(&engine, &format!("check-{fired}")).await;
+        assert!(!last.escalated, "{last:#?}");
+    }
+    assert_eq!(
+        record_of(&last).status,
+        HealingStatus::Completed,
+        "{last:#?}"
+    );
+    assert_eq!(engine.healer.count(), 16);
+    let incident = engine
+        .store
+        .state(&ec2_key("i-00000000000000001"))
+        .incident
+        .expect("open");
+    // Each step took two: its own claim's, and the one the step before scheduled it with.
+    assert!(incident.step_checks >= 14, "{incident:?}");
+    assert!(incident.checks > 3 + autoheal_core::policy::followup::MAX_EXTRA_CHECKS);
+
+    // Its verification still comes: the alarm OK, a check waits for the stable period (a
+    // check like any other), and then resolves the incident.
+    let (_, due) = engine.follow_ups.latest();
+    engine.follow_ups.set_alarm(ALARM_NAME, AlarmState::Ok, due);
+    let waiting = fire_latest(&engine, "verify-1").await;
+    assert_eq!(waiting.decision, Verdict::Recheck, "{waiting:#?}");
+    let resolved = fire_latest(&engine, "verify-2").await;
+    assert_eq!(resolved.decision, Verdict::Resolve, "{resolved:#?}");
 }
 
 #[tokio::test]

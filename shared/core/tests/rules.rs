@@ -346,13 +346,13 @@ fn given_per_rule_timings_when_parsed_then_they_override_the_defaults() {
     let text = edit(
         BASE,
         "max_attempts = 2\n",
-        "max_attempts = 2\nstable_period_seconds = 60\nbackoff_max_seconds = 120\nlease_seconds = 30\n",
+        "max_attempts = 2\nstable_period_seconds = 60\nbackoff_max_seconds = 120\nlease_seconds = 300\n",
     );
     let rules = parse(&text);
     let policy = rules.get("second-rule").expect("second rule").policy;
     assert_eq!(policy.stable_period_seconds, 60);
     assert_eq!(policy.backoff_max_seconds, 120);
-    assert_eq!(policy.lease_seconds, 30);
+    assert_eq!(policy.lease_seconds, 300);
     assert_eq!(
         rules
             .get("first-rule")
@@ -655,6 +655,34 @@ fn given_a_lease_of_zero_when_parsed_then_the_problem_names_lease_seconds() {
         "lease_seconds",
         header_of(&text, "second-rule"),
     );
+}
+
+/// A lease shorter than the functions' timeout could end under a live invocation: a
+/// redelivered event would then take over a stop and start under way.
+#[test]
+fn given_a_lease_shorter_than_the_functions_timeout_when_parsed_then_it_is_refused() {
+    let short = autoheal_core::FUNCTION_TIMEOUT_SECONDS - 1;
+    let text = edit(
+        BASE,
+        "max_attempts = 2",
+        &format!("max_attempts = 2\nlease_seconds = {short}"),
+    );
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "second-rule",
+        "lease_seconds",
+        header_of(&text, "second-rule"),
+    );
+    assert!(problem.to_string().contains("timeout"), "{problem}");
+    let enough = autoheal_core::FUNCTION_TIMEOUT_SECONDS;
+    let text = edit(
+        BASE,
+        "max_attempts = 2",
+        &format!("max_attempts = 2\nlease_seconds = {enough}"),
+    );
+    let policy = parse(&text).get("second-rule").expect("second rule").policy;
+    assert_eq!(policy.lease_seconds, enough);
 }
 
 #[test]

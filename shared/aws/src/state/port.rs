@@ -195,11 +195,17 @@ impl StateStore for DynamoStateStore {
                     .expression_attribute_names("#unfinished", "unfinished");
             }
             ActionEnd::Continues { check: Some(check) } => {
+                // The next step's check number is one of the action's steps (`step_checks`).
                 set.push("#incident.#checks = :check");
+                set.push(
+                    "#incident.#step_checks = if_not_exists(#incident.#step_checks, :zero) + :one",
+                );
                 update = update
                     .expression_attribute_names("#incident", "incident")
                     .expression_attribute_names("#checks", "checks")
-                    .expression_attribute_values(":check", AttributeValue::N(check.to_string()));
+                    .expression_attribute_names("#step_checks", "step_checks")
+                    .expression_attribute_values(":check", AttributeValue::N(check.to_string()))
+                    .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()));
             }
         }
         match reverts {

@@ -63,6 +63,11 @@ pub struct Incident {
     /// policy's `MAX_ACTION_STEPS`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub steps: u32,
+    /// Every step of every attempt's action (`steps` over the incident): each took a check
+    /// number, and none of them counts against the checks the incident may use, so that a
+    /// long action (a database snapshot of many steps) does not use up its verification.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub step_checks: u32,
     /// Set when a follow-up verified the alarm OK for the stable period, or an operator reset
     /// the incident: it is closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,17 +97,21 @@ impl Incident {
             deferrals: 0,
             unfinished: false,
             steps: 0,
+            step_checks: 0,
             resolved_at: None,
             waiting_since: None,
         }
     }
 
-    /// Closed: resolved, or OK has held for the stable period.
+    /// Closed: resolved, or OK has held for the stable period with no action under way. An
+    /// action that continues in follow-ups keeps its incident open however long the alarm is
+    /// OK: its steps (and what it puts back at the end) are carried to their end first.
     pub fn is_closed(&self, policy: &Policy, now: DateTime<Utc>) -> bool {
         self.resolved_at.is_some()
-            || self
-                .ok_since
-                .is_some_and(|since| now - since >= seconds(policy.stable_period_seconds))
+            || (!self.unfinished
+                && self
+                    .ok_since
+                    .is_some_and(|since| now - since >= seconds(policy.stable_period_seconds)))
     }
 }
 

@@ -7,9 +7,10 @@
 //! the previous window's count plus the current one's stays below the limit: any rolling window
 //! of that length lies within those two, so it never holds more than the limit.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::model::limits::{BudgetScope, Limit};
+use crate::model::time::after;
 use crate::model::trip::{TripKind, Tripped};
 use crate::policy::decision::stable_hash;
 
@@ -91,8 +92,8 @@ pub fn check(budgets: &[Budget], usages: &[Usage], now: DateTime<Utc>) -> Option
 /// Spreads deferred retries over a minute after the window reopens, so that a burst that was
 /// deferred together does not return together.
 pub fn spread(reopens_at: DateTime<Utc>, key: &str) -> DateTime<Utc> {
-    let offset = stable_hash(key, 0) % 60;
-    reopens_at + Duration::seconds(i64::try_from(offset).unwrap_or(0))
+    // Saturating: a window that reopens "never" (the latest instant) stays never.
+    after(reopens_at, stable_hash(key, 0) % 60)
 }
 
 /// What the claim adds to one budget: one action in `window`, allowed while that window's

@@ -25,6 +25,7 @@ fn without_attempt(state: &ResourceState, acted: &ResourceState) -> Option<Incid
     // Nothing was started: no action is under way, and nothing was resolved.
     incident.unfinished = before.is_some_and(|before| before.unfinished);
     incident.steps = before.map_or(0, |before| before.steps);
+    incident.step_checks = before.map_or(0, |before| before.step_checks);
     incident.resolved_at = before.and_then(|before| before.resolved_at);
     Some(incident)
 }

@@ -327,8 +327,9 @@ fn resume(input: &CheckInput<'_>, incident: &Incident) -> Transition {
     let mut next = claimed(&alarm_input(input), attempt);
     next.incident = Some(Incident {
         next_attempt_at: Some(after(now, wait)),
-        checks: incident.checks + 1,
-        steps: incident.steps + 1,
+        checks: incident.checks.saturating_add(1),
+        steps: incident.steps.saturating_add(1),
+        step_checks: incident.step_checks.saturating_add(1),
         ..incident.clone()
     });
     Transition {
@@ -378,10 +379,12 @@ fn recheck(
     reason: Pending,
     now: DateTime<Utc>,
 ) -> Transition {
+    // Deferrals and the steps of long actions each took a check number without verifying.
     let allowed = policy
         .max_attempts
         .saturating_add(MAX_EXTRA_CHECKS)
-        .saturating_add(incident.deferrals);
+        .saturating_add(incident.deferrals)
+        .saturating_add(incident.step_checks);
     if incident.checks >= allowed {
         return escalate(state, SkipReason::Unverifiable, now);
     }

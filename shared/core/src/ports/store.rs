@@ -99,7 +99,8 @@ pub enum ActionEnd {
     /// The action ended (done, failed or skipped): `Incident::unfinished` is cleared.
     Finished,
     /// The action continues in a follow-up: it stays unfinished, and with `check`, the
-    /// incident's latest check is that follow-up's number.
+    /// incident's latest check is that follow-up's number, counted as one of the action's
+    /// steps (`Incident::step_checks`).
     Continues { check: Option<u32> },
 }
 

@@ -12,6 +12,10 @@ use crate::model::limits::{GroupGuard, Limit};
 /// not a rules file anyone maintains, and refusing it bounds the work of parsing it.
 pub const MAX_RULES_BYTES: usize = 256 * 1024;
 
+/// The functions' timeout (`template.yaml`, `Globals.Function.Timeout`). A rule's lease must
+/// last at least this long, so that a claim never ends under a live invocation.
+pub const FUNCTION_TIMEOUT_SECONDS: u64 = 300;
+
 /// Parses and validates a rules file.
 pub(super) fn from_toml(text: &str) -> Result<Vec<Rule>, RulesError> {
     if text.len() > MAX_RULES_BYTES {
@@ -168,8 +172,15 @@ fn rule_problems(rule: &Rule, seen: &mut HashSet<String>) -> Vec<(&'static str, 
     if let Some(alarm) = &rule.alarm {
         problems.extend(alarm.problems(&rule.name, &rule.trigger, &rule.resource));
     }
-    if policy.lease_seconds == 0 {
-        problems.push(("lease_seconds", "must be at least 1".to_owned()));
+    if policy.lease_seconds < FUNCTION_TIMEOUT_SECONDS {
+        problems.push((
+            "lease_seconds",
+            format!(
+                "must be at least {FUNCTION_TIMEOUT_SECONDS} (the functions' timeout): a shorter \
+                 lease could end under a live invocation, and a redelivered event would take \
+                 over an action under way"
+            ),
+        ));
     }
     if policy.budget.limit == 0 {
         problems.push((

@@ -33,7 +33,7 @@ pub use action::{Action, DEFAULT_KEEP, ECS_MAX_TASKS_PER_SERVICE, Retention};
 pub use alarm::{AlarmSpec, Comparison, MissingData};
 pub use checks::backup_window_minutes;
 pub use diagnostics::{RuleProblem, RulesError};
-pub use load::MAX_RULES_BYTES;
+pub use load::{FUNCTION_TIMEOUT_SECONDS, MAX_RULES_BYTES};
 pub use raw::Defaults;
 pub use rule::{Mode, Policy, ResourceSelector, Rule, Trigger, placeholders};
 
