@@ -1396,3 +1396,55 @@ proptest! {
         }
     }
 }
+
+/// A follow-up carries the alarm within the schedule's 8 KB: a composite alarm whose rule and
+/// reason are 10 KB and whose tags are many is shortened, keeps autoheal's own tags, and
+/// still reads back as the same check.
+#[test]
+fn given_a_huge_composite_alarm_when_followed_up_then_the_payload_fits_the_schedule() {
+    use autoheal_core::FollowUp;
+    use autoheal_core::policy::followup::MAX_PAYLOAD_BYTES;
+    let mut sample = composite_sample();
+    let clause = "ALARM(\"arn:aws:cloudwatch:us-east-1:123456789012:alarm:child\") OR ";
+    sample["detail"]["configuration"]["alarmRule"] = json!(clause.repeat(10_240 / clause.len()));
+    sample["detail"]["state"]["reason"] = json!("é".repeat(1_000));
+    let mut tags: serde_json::Map<String, Value> = (0..40)
+        .map(|n| (format!("team-tag-{n}"), json!("x".repeat(200))))
+        .collect();
+    tags.insert("autoheal:rule".to_owned(), json!("composite-healing"));
+    sample["detail"]["alarmTags"] = Value::Object(tags);
+    let event = parse(sample);
+    assert!(serde_json::to_string(&event).expect("json").len() > 2 * MAX_PAYLOAD_BYTES);
+
+    let follow_up = FollowUp::new(
+        Layer::Infrastructure,
+        "composite-healing".to_owned(),
+        "i-00000000000000001".to_owned(),
+        "incident-1".to_owned(),
+        3,
+        &event,
+    );
+
+    assert!(
+        follow_up.payload_bytes() <= MAX_PAYLOAD_BYTES,
+        "{}",
+        follow_up.payload_bytes()
+    );
+    let read = FollowUp::from_payload(&follow_up.to_payload())
+        .expect("a valid follow-up")
+        .expect("a follow-up");
+    assert_eq!(read.event_id(), "incident-1#check-3");
+    assert_eq!(read.alarm.alarm_name, event.alarm_name);
+    assert_eq!(
+        read.alarm
+            .alarm_tags
+            .get("autoheal:rule")
+            .map(String::as_str),
+        Some("composite-healing")
+    );
+    let reason = read.alarm.state_reason.expect("a reason");
+    assert!(
+        reason.starts_with("éé") && reason.ends_with('…'),
+        "{reason}"
+    );
+}

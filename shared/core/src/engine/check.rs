@@ -214,14 +214,14 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         check: u32,
         at: DateTime<Utc>,
     ) -> Result<(), FollowUpError> {
-        let follow_up = FollowUp {
-            layer: self.rule.layer,
-            rule: self.rule.name.clone(),
-            resource_id: self.key.resource_id.clone(),
-            incident_id: incident_id.to_owned(),
+        let follow_up = FollowUp::new(
+            self.rule.layer,
+            self.rule.name.clone(),
+            self.key.resource_id.clone(),
+            incident_id.to_owned(),
             check,
-            alarm: self.origin.clone(),
-        };
+            self.origin,
+        );
         self.engine.follow_ups.schedule(&follow_up, at).await
     }
 }

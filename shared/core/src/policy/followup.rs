@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::model::event::{AlarmEvent, AlarmState, EventError};
+use crate::model::event::{AlarmEvent, AlarmKind, AlarmState, EventError};
 use crate::model::layer::Layer;
 use crate::model::record::SkipReason;
 use crate::model::resource_id;
@@ -42,6 +42,14 @@ pub const MAX_EXTRA_CHECKS: u32 = 10;
 /// before autoheal asks a person: at two minutes a step, about eight hours of snapshots.
 pub const MAX_ACTION_STEPS: u32 = 240;
 
+/// The largest payload a follow-up's schedule may carry (EventBridge Scheduler's input limit).
+pub const MAX_PAYLOAD_BYTES: usize = 8192;
+
+/// How much of the alarm's free text (its state reason, a composite's rule, a metric-math
+/// expression) a follow-up carries: the check reads the alarm back and needs none of it in
+/// full; an action that quotes the reason quotes its start.
+const KEPT_TEXT_CHARS: usize = 512;
+
 /// The shortest wait before a check that found no data looks again.
 const NO_DATA_RECHECK_SECONDS: u64 = 60;
 
@@ -60,6 +68,48 @@ pub struct FollowUp {
 }
 
 impl FollowUp {
+    /// The follow-up of check `check`, carrying the alarm `origin` within the schedule's
+    /// limit: its free text shortened, and, should that not do, only autoheal's own tags (a
+    /// composite alarm's rule and reason can be 10 KB on their own).
+    pub fn new(
+        layer: Layer,
+        rule: String,
+        resource_id: String,
+        incident_id: String,
+        check: u32,
+        origin: &AlarmEvent,
+    ) -> FollowUp {
+        let mut alarm = origin.clone();
+        alarm.state_reason = alarm.state_reason.map(|reason| shortened(&reason));
+        match &mut alarm.kind {
+            AlarmKind::Composite { alarm_rule } => *alarm_rule = shortened(alarm_rule),
+            AlarmKind::MetricMath { expression, .. } => {
+                *expression = expression.as_deref().map(shortened);
+            }
+            AlarmKind::Metric { .. } | AlarmKind::AnomalyDetection { .. } => {}
+        }
+        let mut follow_up = FollowUp {
+            layer,
+            rule,
+            resource_id,
+            incident_id,
+            check,
+            alarm,
+        };
+        if follow_up.payload_bytes() > MAX_PAYLOAD_BYTES {
+            follow_up
+                .alarm
+                .alarm_tags
+                .retain(|key, _| key.starts_with("autoheal:"));
+        }
+        follow_up
+    }
+
+    /// The size of the payload its schedule carries.
+    pub fn payload_bytes(&self) -> usize {
+        self.to_payload().to_string().len()
+    }
+
     /// The event id of this check: claimed like an alarm event's, so redeliveries and a
     /// schedule that fires twice are duplicates.
     pub fn event_id(&self) -> String {
@@ -368,6 +418,14 @@ fn due_at(state: &ResourceState, incident: &Incident, policy: &Policy) -> DateTi
         .chain(cooldown_over)
         .max()
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// `text` cut to its first `KEPT_TEXT_CHARS` characters, saying so.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(KEPT_TEXT_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 /// The next check, or, once the incident used all the checks it may, an escalation.
