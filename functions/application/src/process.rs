@@ -76,24 +76,9 @@ pub struct HeapDump<'a> {
     pub directory: &'a str,
 }
 
-/// The heap-dump commands the restart document runs, as a rule writes them, and the tool
-/// the document names each by. Any other `heap_dump_command` cannot be run: the document
-/// runs no command of the rule's own.
-pub const HEAP_DUMP_COMMANDS: [(&str, &str); 3] = [
-    ("jcmd {pid} GC.heap_dump {output}", "jcmd"),
-    ("jmap -dump:format=b,file={output} {pid}", "jmap"),
-    ("gcore -o {output} {pid}", "gcore"),
-];
-
-/// The restart document's tool for a rule's heap-dump command (spaces aside), or `None`.
-pub fn heap_dump_tool(command: &str) -> Option<&'static str> {
-    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let command = words(command);
-    HEAP_DUMP_COMMANDS
-        .iter()
-        .find(|(known, _)| words(known) == command)
-        .map(|(_, tool)| *tool)
-}
+// The heap-dump commands the restart document runs are part of the rules' vocabulary: a rules
+// file naming any other is refused when it is loaded.
+pub use autoheal_core::model::rules::{HEAP_DUMP_COMMANDS, heap_dump_tool};
 
 /// The restart document's parameters for a plan, and the file the heap dump goes to if one
 /// is taken; `Err` names a heap-dump command the document does not run.

