@@ -24,6 +24,82 @@ fn engine(deployment: &Deployment) -> TestEngine<SystemClock> {
     deployment.layer(Layer::Infrastructure)
 }
 
+/// An unhealthy member tagged `autoheal:disabled=true` stays: the group still scales out, and
+/// the member is recorded as held back, never terminated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_member_that_opted_out_is_never_terminated() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let (group, member) = fleet.auto_scaling_group("web-asg").await;
+    fleet
+        .tag_instance(&member, "autoheal:disabled", "true")
+        .await;
+    mark_unhealthy(&fleet, &member).await;
+    let engine = engine(&deployment);
+
+    let outcome = engine
+        .handle(asg_event("alarm", "asg-1", &group), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.details.get("held_back_instances"), Some(&member));
+    assert_eq!(record.details.get("replaced_instances"), None);
+    assert!(
+        fleet
+            .group(&group)
+            .await
+            .instances()
+            .iter()
+            .any(|i| i.instance_id() == Some(member.as_str())),
+        "the opted-out member is still in its group"
+    );
+}
+
+/// A member of a group tagged `autoheal:disabled=true` is not handed to the group: its status
+/// check alarm is skipped as opted out, and its health stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_of_a_group_that_opted_out_is_not_marked_unhealthy() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let fleet = Fleet::new(&deployment.sdk);
+    let (group, member) = fleet.auto_scaling_group("web-asg").await;
+    fleet
+        .autoscaling
+        .create_or_update_tags()
+        .tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .resource_id(&group)
+                .resource_type("auto-scaling-group")
+                .key("autoheal:disabled")
+                .value("true")
+                .propagate_at_launch(false)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag the group");
+    let engine = engine(&deployment);
+
+    let outcome = engine
+        .handle(autoheal_tests::ec2_alarm(&member, "member-1"), "run-1")
+        .await
+        .expect("handled");
+
+    let record = outcome.record.expect("a record");
+    assert_eq!(record.skip_reason, Some(SkipReason::OptedOut), "{record:?}");
+    let health = fleet
+        .group(&group)
+        .await
+        .instances()
+        .iter()
+        .find(|i| i.instance_id() == Some(member.as_str()))
+        .and_then(|i| i.health_status().map(str::to_owned));
+    assert_eq!(health.as_deref(), Some("Healthy"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_group_scales_out_within_its_maximum_and_replaces_its_unhealthy_member() {
     let emulator = Emulator::start();

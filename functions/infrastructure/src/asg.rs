@@ -3,8 +3,9 @@
 //!
 //! Desired capacity grows by the rule's increment, never past the group's maximum; unhealthy
 //! members are terminated with `ShouldDecrementDesiredCapacity = false`, so the group launches
-//! their replacements. A member protected from scale-in, or in `Standby`, is never
-//! terminated: a person chose to keep it; it is recorded as held back.
+//! their replacements. A member protected from scale-in, in `Standby`, or tagged
+//! `autoheal:disabled=true` is never terminated: a person chose to keep it; it is recorded as
+//! held back.
 //!
 //! Before each new attempt ([`GroupScaler::assess`]): a group that does not exist (or is being
 //! deleted) is `gone`; a group where a person suspended a process the action needs (`Launch`
@@ -195,11 +196,42 @@ fn parse_capacity(revert: &Revert, key: &str) -> Result<i32, HealError> {
 #[derive(Debug, Clone)]
 pub struct GroupScaler {
     autoscaling: AutoScalingClient,
+    ec2: aws_sdk_ec2::Client,
 }
 
 impl GroupScaler {
-    pub fn new(autoscaling: AutoScalingClient) -> Self {
-        GroupScaler { autoscaling }
+    pub fn new(autoscaling: AutoScalingClient, ec2: aws_sdk_ec2::Client) -> Self {
+        GroupScaler { autoscaling, ec2 }
+    }
+
+    /// Of `ids`, the instances tagged `autoheal:disabled=true` (each page of one
+    /// `DescribeInstances`).
+    async fn opted_out(&self, ids: &[String]) -> Result<Vec<String>, HealError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pages = self
+            .ec2
+            .describe_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .into_paginator()
+            .send();
+        let mut opted_out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| api_error("DescribeInstances", e))?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let tags = instance
+                    .tags()
+                    .iter()
+                    .filter_map(|t| t.key().zip(t.value()));
+                if let Some(id) = instance.instance_id()
+                    && autoheal_aws::tags::pairs_disabled(tags)
+                {
+                    opted_out.push(id.to_owned());
+                }
+            }
+        }
+        Ok(opted_out)
     }
 
     /// Whether the group is gone, or being deleted.
@@ -298,11 +330,14 @@ impl GroupScaler {
             Some(done) => (done.before, done.after),
             None => (desired, desired.saturating_add(increment).min(max)),
         };
-        let (unhealthy, held_back) = if replace_unhealthy {
+        let (mut unhealthy, mut held_back) = if replace_unhealthy {
             unhealthy_members(&group)
         } else {
             (Vec::new(), Vec::new())
         };
+        let opted_out = self.opted_out(&unhealthy).await?;
+        unhealthy.retain(|id| !opted_out.contains(id));
+        held_back.extend(opted_out);
         let switch_health_check = settings
             .elb_health_check
             .filter(|_| wants_elb_health_check(&group));
@@ -318,7 +353,7 @@ impl GroupScaler {
                 HealOutcome::Skipped {
                     reason: SkipReason::Unsafe,
                     summary: format!(
-                        "Auto Scaling group {name} is at its maximum ({max}), and its unhealthy {} are protected from scale-in or in Standby: a person keeps them",
+                        "Auto Scaling group {name} is at its maximum ({max}), and its unhealthy {} are protected from scale-in, in Standby or opted out: a person keeps them",
                         held_back.join(", ")
                     ),
                 }
@@ -400,7 +435,7 @@ impl GroupScaler {
         }
         if !held_back.is_empty() {
             summary.push_str(&format!(
-                "; left unhealthy {} in place: protected from scale-in or in Standby, a person's choice",
+                "; left unhealthy {} in place: protected from scale-in, in Standby or opted out, a person's choice",
                 held_back.join(", ")
             ));
         }

@@ -134,6 +134,20 @@ impl GroupMember {
         group: &str,
     ) -> Result<HealOutcome, HealError> {
         let described = groups::describe(&self.autoscaling, group).await?;
+        // The group opted out: its members are not handed to it.
+        if described.as_ref().is_some_and(|g| {
+            autoheal_aws::tags::pairs_disabled(
+                g.tags().iter().filter_map(|tag| tag.key().zip(tag.value())),
+            )
+        }) {
+            return Ok(HealOutcome::Skipped {
+                reason: SkipReason::OptedOut,
+                summary: format!(
+                    "Auto Scaling group {group} of {instance_id} is tagged autoheal:disabled=true: \
+                     its members are not marked unhealthy"
+                ),
+            });
+        }
         // What AWS is doing is no reason to hold back once the wait is over: marking the
         // member unhealthy again does no harm. What a person holds is theirs, and a member
         // its group terminates is on its way out.

@@ -40,7 +40,7 @@ impl InfrastructureHealer {
         let autoscaling = aws_sdk_autoscaling::Client::new(sdk);
         InfrastructureHealer {
             instances: InstanceRecovery::new(ec2.clone(), autoscaling.clone()),
-            groups: GroupScaler::new(autoscaling.clone()),
+            groups: GroupScaler::new(autoscaling.clone(), ec2.clone()),
             volumes: VolumeRepairer::new(ec2, autoscaling),
         }
     }

@@ -93,6 +93,13 @@ pub fn is_opted_out(tags: &BTreeMap<String, String>) -> bool {
     excluded_because(tags).is_some()
 }
 
+/// Whether a list of (key, value) tag pairs opts a resource out (`autoheal:disabled=true`),
+/// whatever the scope: for what an action touches besides the resource it heals (the group a
+/// member is handed to, the members a group replaces).
+pub fn pairs_disabled<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+    Scope::All.excludes(pairs).is_some()
+}
+
 /// Whether a list of (key, value) tag pairs keeps autoheal away from a resource.
 pub fn pairs_opt_out<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
     pairs_excluded_because(pairs).is_some()
