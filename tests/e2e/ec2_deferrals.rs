@@ -9,7 +9,8 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, InstanceAutoRecoveryState, Insta
 use serde_json::Value;
 
 use autoheal_core::{
-    AlarmEvent, Assessment, HealOutcome, HealRequest, Healer, RuleSet, SkipReason, WaitReason,
+    AlarmEvent, Assessment, HealOutcome, HealRequest, Healer, RuleSet, Settings, SkipReason,
+    SystemClock, WaitReason,
 };
 use autoheal_infrastructure::InfrastructureHealer;
 use autoheal_tests::{Deployment, Emulator, Fleet, ec2_alarm, first_attempt};
@@ -23,6 +24,7 @@ const RECOVER: &str = "arn:aws:automate:us-east-1:ec2:recover";
 const REBOOT: &str = "arn:aws:automate:us-east-1:ec2:reboot";
 
 struct Scene {
+    deployment: Deployment,
     _emulator: Emulator,
     sdk: aws_config::SdkConfig,
     fleet: Fleet,
@@ -41,6 +43,7 @@ async fn scene() -> Scene {
         healer: InfrastructureHealer::new(&deployment.sdk),
         rules: RuleSet::shipped().expect("shipped rules"),
         sdk: deployment.sdk.clone(),
+        deployment,
         _emulator: emulator,
     }
 }
@@ -204,6 +207,58 @@ async fn an_alarm_with_its_own_ec2_recover_action_is_left_to_aws_and_one_that_st
         fleet.instance_state(&instance).await,
         Some(InstanceStateName::Running)
     );
+}
+
+/// Through the engine: the alarm's own actions are read from the alarm CloudWatch holds before
+/// the attempt, and its recover action leaves the instance to AWS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_reads_the_alarms_own_actions_and_leaves_a_recover_action_to_aws() {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+    let scene = scene().await;
+    let instance = scene.fleet.standalone(&[(SYSTEM, "impaired")]).await;
+    scene
+        .auto_recovery(&instance, InstanceAutoRecoveryState::Disabled)
+        .await;
+    let event = ec2_alarm(&instance, "event-recover");
+    let name = event["detail"]["alarmName"]
+        .as_str()
+        .expect("an alarm name")
+        .to_owned();
+    aws_sdk_cloudwatch::Client::new(&scene.sdk)
+        .put_metric_alarm()
+        .alarm_name(&name)
+        .namespace("AWS/EC2")
+        .metric_name("StatusCheckFailed_System")
+        .dimensions(
+            Dimension::builder()
+                .name("InstanceId")
+                .value(&instance)
+                .build(),
+        )
+        .statistic(Statistic::Maximum)
+        .period(60)
+        .evaluation_periods(2)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .alarm_actions(RECOVER)
+        .send()
+        .await
+        .expect("put the alarm");
+    let engine = scene
+        .deployment
+        .infrastructure(SystemClock, Settings::default());
+
+    let outcome = engine.handle(event, "run-1").await.expect("handled");
+
+    assert_eq!(outcome.reason, Some(SkipReason::AwsHealing), "{outcome:?}");
+    assert!(
+        outcome
+            .detail
+            .as_deref()
+            .is_some_and(|detail| detail.contains("recover action")),
+        "{outcome:?}"
+    );
+    assert!(scene.fleet.history(&instance).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

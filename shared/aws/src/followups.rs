@@ -175,6 +175,33 @@ impl FollowUps for AwsFollowUps {
             })?;
         Ok(Some(AlarmReading { state, since }))
     }
+
+    async fn alarm_actions(&self, alarm_name: &str) -> Result<Vec<String>, FollowUpError> {
+        let output = self
+            .cloudwatch
+            .describe_alarms()
+            .alarm_names(alarm_name)
+            .alarm_types(AlarmType::MetricAlarm)
+            .alarm_types(AlarmType::CompositeAlarm)
+            .send()
+            .await
+            .map_err(|e| api_error("DescribeAlarms", &e))?;
+        let metric = output
+            .metric_alarms()
+            .iter()
+            .filter(|alarm| alarm.alarm_name() == Some(alarm_name))
+            .map(|alarm| alarm.alarm_actions());
+        let composite = output
+            .composite_alarms()
+            .iter()
+            .filter(|alarm| alarm.alarm_name() == Some(alarm_name))
+            .map(|alarm| alarm.alarm_actions());
+        Ok(metric
+            .chain(composite)
+            .next()
+            .map(<[String]>::to_vec)
+            .unwrap_or_default())
+    }
 }
 
 /// A follow-up schedule that is due, as a local stand-in for EventBridge Scheduler reads it.

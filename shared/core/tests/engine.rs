@@ -392,6 +392,9 @@ impl StateStore for MemoryStore {
 struct ManualLoop {
     scheduled: Mutex<Vec<(FollowUp, DateTime<Utc>)>>,
     alarms: Mutex<HashMap<String, AlarmReading>>,
+    /// Each alarm's own actions, and how many times they were read.
+    actions: Mutex<HashMap<String, Vec<String>>>,
+    actions_read: AtomicUsize,
     /// Scheduling fails, as a Scheduler outage would.
     scheduler_down: AtomicBool,
 }
@@ -408,6 +411,16 @@ impl ManualLoop {
     fn latest(&self) -> (Value, DateTime<Utc>) {
         let (follow_up, at) = self.scheduled().pop().expect("a follow-up was scheduled");
         (follow_up.to_payload(), at)
+    }
+
+    fn set_alarm_actions(&self, name: &str, actions: &[&str]) {
+        self.actions
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .insert(
+                name.to_owned(),
+                actions.iter().map(|a| (*a).to_owned()).collect(),
+            );
     }
 
     fn set_alarm(&self, name: &str, state: AlarmState, since: DateTime<Utc>) {
@@ -446,6 +459,17 @@ impl FollowUps for ManualLoop {
             .unwrap_or_else(|e| panic!("loop lock: {e}"))
             .get(alarm_name)
             .copied())
+    }
+
+    async fn alarm_actions(&self, alarm_name: &str) -> Result<Vec<String>, FollowUpError> {
+        self.actions_read.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .actions
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .get(alarm_name)
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -520,6 +544,8 @@ struct FakeHealer {
     /// What `assess` answers (`Proceed` when unset), and how often it was asked.
     assessment: Mutex<Option<Assessment>>,
     assessed: AtomicUsize,
+    /// The alarm actions each `assess` was given.
+    assessed_actions: Mutex<Vec<Vec<String>>>,
 }
 
 impl FakeHealer {
@@ -559,8 +585,12 @@ impl Healer for FakeHealer {
         Ok(self.gone.load(Ordering::SeqCst))
     }
 
-    async fn assess(&self, _request: HealRequest<'_>) -> Result<Assessment, HealError> {
+    async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
         self.assessed.fetch_add(1, Ordering::SeqCst);
+        self.assessed_actions
+            .lock()
+            .unwrap_or_else(|e| panic!("healer lock: {e}"))
+            .push(request.alarm_actions.to_vec());
         Ok(self
             .assessment
             .lock()
@@ -2777,6 +2807,32 @@ async fn given_a_healed_instance_that_is_gone_when_its_alarm_has_no_data_then_th
     );
     assert!(!resolved.escalated);
     assert_eq!(engine.healer.count(), 1);
+}
+
+/// The healer weighs the alarm's own actions (an EC2 `recover` action heals the instance
+/// itself): they are read from CloudWatch once, before an action that weighs them.
+#[tokio::test]
+async fn given_an_alarm_with_its_own_recover_action_when_it_fires_then_the_healer_is_told() {
+    let engine = infrastructure();
+    let recover = "arn:aws:automate:us-east-1:ec2:recover";
+    engine.follow_ups.set_alarm_actions(ALARM_NAME, &[recover]);
+
+    let first = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
+    assert_eq!(first.decision, Verdict::Act);
+    assert_eq!(
+        *engine
+            .healer
+            .assessed_actions
+            .lock()
+            .unwrap_or_else(|e| panic!("healer lock: {e}")),
+        [vec![recover.to_owned()]]
+    );
+    assert_eq!(engine.follow_ups.actions_read.load(Ordering::SeqCst), 1);
 }
 
 // ------------------------------------------------------------------ resumable actions

@@ -80,6 +80,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             origin: &follow_up.alarm,
             run_id,
             mode,
+            alarm_actions: std::sync::OnceLock::new(),
         };
         run.execute(outcome, false, |loaded, now| {
             decide_check(CheckInput {

@@ -77,6 +77,14 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             incident_id,
             *attempt,
         );
+        if self.rule.action.weighs_alarm_actions() && self.alarm_actions.get().is_none() {
+            let actions = self
+                .engine
+                .follow_ups
+                .alarm_actions(&self.event.alarm_name)
+                .await?;
+            let _ = self.alarm_actions.set(actions);
+        }
         let request = self.request(*attempt, incident_id, &token);
         let assessment = self
             .engine

@@ -132,6 +132,8 @@ pub(super) struct Run<'a, S, N, H, C, F> {
     pub(super) origin: &'a AlarmEvent,
     pub(super) run_id: &'a str,
     pub(super) mode: Mode,
+    /// The alarm's own actions, read once before an action that weighs them.
+    pub(super) alarm_actions: std::sync::OnceLock<Vec<String>>,
 }
 
 impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N, H, C, F> {
@@ -413,7 +415,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             incident_id,
             idempotency_token: token,
             event: self.event,
-            alarm_actions: &[],
+            alarm_actions: self.alarm_actions.get().map_or(&[], Vec::as_slice),
         }
     }
 

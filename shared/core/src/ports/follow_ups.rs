@@ -29,4 +29,11 @@ pub trait FollowUps {
         &self,
         alarm_name: &str,
     ) -> impl Future<Output = Result<Option<AlarmReading>, FollowUpError>> + Send;
+
+    /// The actions the alarm itself takes when it goes into ALARM (ARNs such as
+    /// `arn:aws:automate:<region>:ec2:recover`); none when CloudWatch does not know it.
+    fn alarm_actions(
+        &self,
+        alarm_name: &str,
+    ) -> impl Future<Output = Result<Vec<String>, FollowUpError>> + Send;
 }

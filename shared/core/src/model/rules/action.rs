@@ -264,6 +264,13 @@ impl Action {
         }
     }
 
+    /// Whether the action weighs the alarm's own actions (an EC2 `reboot` or `recover`
+    /// action of the alarm heals the instance itself): the engine reads them from CloudWatch
+    /// before such an action, and only then.
+    pub fn weighs_alarm_actions(&self) -> bool {
+        matches!(self, Action::RecoverEc2Instance { .. })
+    }
+
     /// The kind of resource the action heals: its id must have that kind's format.
     pub fn resource_kind(&self) -> ResourceKind {
         match self {
