@@ -385,7 +385,7 @@ async fn a_replacement_that_died_between_the_detach_and_the_attach_is_finished_b
         .expect("stop");
     let mut tags = autoheal_snapshot_tags(&old, RULE).to_vec();
     tags.push(("autoheal:token", TOKEN));
-    let snapshot = fleet.snapshot(&old, &tags).await;
+    let snapshot = fleet.snapshot_by_autoheal(&old, &tags).await;
     let zone = fleet
         .volume(&old)
         .await
@@ -696,17 +696,24 @@ async fn a_repair_deletes_only_autoheals_own_older_snapshots_of_the_volume_beyon
     let instance = fleet.standalone(&[]).await;
     let volume = fleet.attached_volume(&instance, "/dev/sdf", &[]).await;
     let other = fleet.attached_volume(&instance, "/dev/sdg", &[]).await;
-    // Oldest first: a person's snapshot, four of autoheal's own, one of autoheal's of another
-    // volume, one of this volume tagged by another rule.
+    // Oldest first: a person's snapshot, one someone tagged as autoheal's (whoever may tag
+    // can: it is not autoheal's to delete), four of autoheal's own, one of autoheal's of
+    // another volume, one of this volume tagged by another rule.
     let person = fleet
         .snapshot(&volume, &[("Name", "before the upgrade")])
+        .await;
+    let forged = fleet
+        .snapshot(
+            &volume,
+            &autoheal_snapshot_tags(&volume, "ebs-volume-healing"),
+        )
         .await;
     let mut own = Vec::new();
     for _ in 0..4 {
         a_second_later().await;
         own.push(
             fleet
-                .snapshot(
+                .snapshot_by_autoheal(
                     &volume,
                     &autoheal_snapshot_tags(&volume, "ebs-volume-healing"),
                 )
@@ -714,16 +721,16 @@ async fn a_repair_deletes_only_autoheals_own_older_snapshots_of_the_volume_beyon
         );
     }
     let of_other_volume = fleet
-        .snapshot(
+        .snapshot_by_autoheal(
             &other,
             &autoheal_snapshot_tags(&other, "ebs-volume-healing"),
         )
         .await;
     let of_other_rule = fleet
-        .snapshot(&volume, &autoheal_snapshot_tags(&volume, "some-other-rule"))
+        .snapshot_by_autoheal(&volume, &autoheal_snapshot_tags(&volume, "some-other-rule"))
         .await;
     let before = fleet.snapshots_of(&[&volume, &other]).await;
-    assert_eq!(before.len(), 7);
+    assert_eq!(before.len(), 8);
     a_second_later().await;
 
     // The first attempt stops and starts the instance; the second replaces the volume, and
@@ -752,7 +759,7 @@ async fn a_repair_deletes_only_autoheals_own_older_snapshots_of_the_volume_beyon
     expected.insert(new.clone());
     let after = fleet.snapshots_of(&[&volume, &other]).await;
     assert_eq!(after, expected);
-    for kept in [&person, &of_other_volume, &of_other_rule] {
+    for kept in [&person, &of_other_volume, &of_other_rule, &forged] {
         assert!(after.contains(kept), "{kept} was deleted");
     }
     let tags = fleet.snapshot_tags(&new).await;
@@ -810,11 +817,11 @@ async fn a_snapshot_that_cannot_be_deleted_is_reported_and_the_repair_still_comp
     // autoheal's oldest snapshot, which someone registered an AMI from.
     let mut in_use_tags = ours.to_vec();
     in_use_tags.push(("emulator:in-use-by", "ami-0123456789abcdef0"));
-    let in_use = fleet.snapshot(&volume, &in_use_tags).await;
+    let in_use = fleet.snapshot_by_autoheal(&volume, &in_use_tags).await;
     let mut own = Vec::new();
     for _ in 0..3 {
         a_second_later().await;
-        own.push(fleet.snapshot(&volume, &ours).await);
+        own.push(fleet.snapshot_by_autoheal(&volume, &ours).await);
     }
     a_second_later().await;
 

@@ -1163,7 +1163,28 @@ impl Fleet {
 
     /// A completed snapshot of `volume` tagged `tags` (none: a person's snapshot).
     pub async fn snapshot(&self, volume: &str, tags: &[(&str, &str)]) -> String {
-        let mut create = self.ec2.create_snapshot().volume_id(volume);
+        self.snapshot_described(volume, tags, None).await
+    }
+
+    /// A snapshot of `volume` as autoheal takes one: described as autoheal's at creation (what
+    /// nobody can change afterwards), with `tags`.
+    pub async fn snapshot_by_autoheal(&self, volume: &str, tags: &[(&str, &str)]) -> String {
+        let description = format!("autoheal: {volume} before repair (incident test)");
+        self.snapshot_described(volume, tags, Some(&description))
+            .await
+    }
+
+    async fn snapshot_described(
+        &self,
+        volume: &str,
+        tags: &[(&str, &str)],
+        description: Option<&str>,
+    ) -> String {
+        let mut create = self
+            .ec2
+            .create_snapshot()
+            .volume_id(volume)
+            .set_description(description.map(str::to_owned));
         if !tags.is_empty() {
             let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
                 .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot);

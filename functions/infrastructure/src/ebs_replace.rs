@@ -34,7 +34,9 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 
 use autoheal_aws::errors::{api_error, describe};
 use autoheal_aws::snapshots::Ec2Snapshots;
-use autoheal_core::policy::retention::{self, Retention, Scope, ownership_tags};
+use autoheal_core::policy::retention::{
+    self, EBS_DESCRIPTION_PREFIX, Retention, Scope, ownership_tags,
+};
 use autoheal_core::{Clock, HealError, HealOutcome, HealRequest, SystemClock};
 
 use crate::stop_start::{self, Mark, Phase, Started, StopStart};
@@ -318,7 +320,7 @@ impl Replacement<'_> {
             .create_snapshot()
             .volume_id(volume_id)
             .description(format!(
-                "autoheal: {volume_id} before repair (incident {})",
+                "{EBS_DESCRIPTION_PREFIX}{volume_id} before repair (incident {})",
                 request.incident_id
             ))
             .tag_specifications(tags_of(

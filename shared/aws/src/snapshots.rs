@@ -24,7 +24,7 @@ mod ec2 {
     use aws_sdk_ec2::types::{Filter, Snapshot, SnapshotState};
 
     use autoheal_core::policy::retention::{
-        MANAGED_TAG, SNAPSHOT_OF_TAG, SnapshotFacts, SnapshotStore,
+        EBS_DESCRIPTION_PREFIX, MANAGED_TAG, SNAPSHOT_OF_TAG, SnapshotFacts, SnapshotStore,
     };
 
     use crate::errors::describe;
@@ -48,6 +48,9 @@ mod ec2 {
             taken_of: snapshot.volume_id().map(str::to_owned),
             created_at: snapshot.start_time().and_then(super::to_chrono),
             ready: snapshot.state() == Some(&SnapshotState::Completed),
+            made_by_autoheal: snapshot
+                .description()
+                .is_some_and(|d| d.starts_with(EBS_DESCRIPTION_PREFIX)),
             tags: snapshot
                 .tags()
                 .iter()
@@ -146,7 +149,7 @@ mod rds {
     use aws_sdk_rds::Client;
     use aws_sdk_rds::types::DbSnapshot;
 
-    use autoheal_core::policy::retention::{SnapshotFacts, SnapshotStore};
+    use autoheal_core::policy::retention::{RDS_IDENTIFIER_PREFIX, SnapshotFacts, SnapshotStore};
 
     use crate::errors::describe;
 
@@ -176,6 +179,9 @@ mod rds {
                 .map(str::to_owned),
             created_at: snapshot.snapshot_create_time().and_then(super::to_chrono),
             ready: snapshot.status() == Some("available"),
+            made_by_autoheal: snapshot
+                .db_snapshot_identifier()
+                .is_some_and(|id| id.starts_with(RDS_IDENTIFIER_PREFIX)),
             tags: snapshot
                 .tag_list()
                 .iter()

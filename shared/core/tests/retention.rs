@@ -36,6 +36,7 @@ fn own(id: &str, days: i64) -> SnapshotFacts {
         taken_of: Some(SOURCE.to_owned()),
         created_at: Some(now() - Duration::days(days)),
         ready: true,
+        made_by_autoheal: true,
         tags: ownership_tags(SOURCE, RULE)
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -82,6 +83,21 @@ fn given_five_own_snapshots_and_keep_three_then_the_two_oldest_are_deleted() {
         retention::to_delete(&snapshots, scope("snap-new"), keep(3), now()),
         plan.delete
     );
+}
+
+/// Tags can be added by anyone allowed to tag: a snapshot tagged exactly as autoheal tags its
+/// own, but not made by autoheal (its description or identifier says otherwise), is never a
+/// candidate, however old.
+#[test]
+fn given_a_snapshot_someone_tagged_as_autoheals_then_it_is_never_deleted() {
+    let mut forged = own("snap-golden", 30);
+    forged.made_by_autoheal = false;
+    let snapshots = vec![own("snap-new", 0), forged, own("snap-d9", 9)];
+
+    let plan = retention::plan(&snapshots, scope("snap-new"), keep(1), now());
+
+    assert_eq!(plan.delete, ids(&["snap-d9"]));
+    assert!(!plan.keep.contains(&"snap-golden".to_owned()));
 }
 
 #[test]

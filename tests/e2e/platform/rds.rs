@@ -218,9 +218,17 @@ async fn an_rds_reboot_deletes_only_autoheals_own_older_snapshots_of_the_instanc
     let deployment = Deployment::bootstrap(&emulator).await;
     let rds = rds_instance(&deployment.sdk, "orders-db", false, &[]).await;
     rds_instance(&deployment.sdk, "billing-db", false, &[]).await;
-    // Oldest first: a person's snapshot, four of autoheal's own, one of autoheal's of another
-    // instance, and a verified backup of this instance (another rule's).
+    // Oldest first: a person's snapshot, one someone tagged as autoheal's (its name says it is
+    // not: an identifier cannot be changed), four of autoheal's own, one of autoheal's of
+    // another instance, and a verified backup of this instance (another rule's).
     rds_snapshot(&rds, "orders-db", "before-the-upgrade", &[]).await;
+    rds_snapshot(
+        &rds,
+        "orders-db",
+        "nightly-orders-db",
+        &autoheal_snapshot_tags("orders-db", "rds-instance-healing"),
+    )
+    .await;
     let own: Vec<String> = (1..=4)
         .map(|n| format!("autoheal-orders-db-old{n}"))
         .collect();
@@ -274,6 +282,7 @@ async fn an_rds_reboot_deletes_only_autoheals_own_older_snapshots_of_the_instanc
     assert_eq!(after, expected);
     for kept in [
         "before-the-upgrade",
+        "nightly-orders-db",
         "autoheal-billing-db-old",
         "autoheal-verify-orders-db-old",
     ] {

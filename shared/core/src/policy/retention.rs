@@ -18,7 +18,11 @@
 //!   among the newest `keep_snapshots` (except the one just taken).
 //!
 //! The tags are also what the IAM policy conditions deletion on, so a snapshot autoheal did
-//! not tag cannot be deleted by it even if this code were wrong.
+//! not tag cannot be deleted by it even if this code were wrong. Tags can be added by anyone
+//! allowed to tag, so a candidate must also carry what only its creator could set and nobody
+//! can change: an EBS snapshot's description (`autoheal: …`, fixed at creation), an RDS
+//! snapshot's identifier (`autoheal-…`, which cannot be renamed). Someone who tags their own
+//! snapshot as autoheal's does not make it one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -58,13 +62,24 @@ pub struct SnapshotFacts {
     /// Finished and usable: `completed` (EBS), `available` (RDS).
     pub ready: bool,
     pub tags: BTreeMap<String, String>,
+    /// What the service reports that only the snapshot's creator could set, and nobody can
+    /// change since, says autoheal created it (see the module's docs).
+    pub made_by_autoheal: bool,
 }
+
+/// How every EBS snapshot autoheal takes is described (`CreateSnapshot`'s description, which
+/// cannot be changed afterwards).
+pub const EBS_DESCRIPTION_PREFIX: &str = "autoheal: ";
+
+/// How every RDS snapshot autoheal takes is named (an identifier cannot be changed).
+pub const RDS_IDENTIFIER_PREFIX: &str = "autoheal-";
 
 impl SnapshotFacts {
     /// Whether autoheal took this snapshot of `source` for `rule`.
     pub fn is_autoheals(&self, source: &str, rule: &str) -> bool {
         let tag = |key: &str| self.tags.get(key).map(String::as_str);
-        tag(MANAGED_TAG) == Some("true")
+        self.made_by_autoheal
+            && tag(MANAGED_TAG) == Some("true")
             && tag(SNAPSHOT_OF_TAG) == Some(source)
             && tag(RULE_TAG) == Some(rule)
             && self.taken_of.as_deref() == Some(source)
