@@ -38,8 +38,14 @@ $(LAMBDA_TOOLS_STAMP): tools/lambda-requirements.txt $(TOOLS_STAMP)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/lambda-requirements.txt
 	touch $@
 
-.PHONY: lambda-tools
-lambda-tools: $(LAMBDA_TOOLS_STAMP) ## Install cargo-lambda and zig into .venv (for make lambda and sam build)
+# The template's default architecture is arm64: its artifacts link against the aarch64
+# standard library, which rustup installs. Where rustup cannot fetch it, tools/arm64-std says so
+# in one line (bounded in time) and the x86_64 path, which needs nothing more, still works.
+.PHONY: lambda-tools arm64-std
+lambda-tools: $(LAMBDA_TOOLS_STAMP) arm64-std ## Install cargo-lambda and zig into .venv, and the arm64 standard library (for make lambda and sam build)
+
+arm64-std:
+	@tools/arm64-std
 
 $(SCAN_STAMP): tools/scan-requirements.txt
 	$(PYTHON) -m venv $(SCAN_VENV)
@@ -75,17 +81,29 @@ bench-core: ## criterion: parse, select and decide with 10 to 10,000 rules (repo
 	cargo bench -p autoheal-core --bench pure_path -- --warm-up-time 1 --measurement-time 2
 
 bench-functions: lambda tools ## Release functions against a boto3 baseline under a local Lambda Runtime API (results in $(CARGO_TARGET_DIR)/bench)
-	$(VENV)/bin/python bench/run.py --binaries $(CARGO_TARGET_DIR)/lambda --results $(CARGO_TARGET_DIR)/bench $(BENCH_ARGS)
+	$(VENV)/bin/python bench/run.py --binaries $(LAMBDA_DIR) --results $(CARGO_TARGET_DIR)/bench $(BENCH_ARGS)
+
+# `make lambda` builds this machine's architecture (what `make bench` runs); ARCH=arm64 or
+# ARCH=x86_64 chooses. Each architecture's artifacts go to a directory of their own.
+HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+ARCH ?= $(HOST_ARCH)
+LAMBDA_TARGET_arm64 := aarch64-unknown-linux-gnu
+LAMBDA_TARGET_x86_64 := x86_64-unknown-linux-gnu
+LAMBDA_TARGET = $(LAMBDA_TARGET_$(ARCH))
+LAMBDA_DIR = $(CARGO_TARGET_DIR)/lambda/$(ARCH)
+LAMBDA_PACKAGES = $(addprefix autoheal-,$(LAYERS))
 
 .PHONY: lambda
-lambda: lambda-tools ## Release Lambda artifacts (x86_64: arm64 cannot be built here), with sizes
-	cargo lambda build --release --x86-64 $(addprefix -p autoheal-,$(LAYERS))
-	@for layer in $(LAYERS); do ls -l $(CARGO_TARGET_DIR)/lambda/autoheal-$$layer/bootstrap; done
+lambda: lambda-tools ## Release Lambda artifacts of ARCH (default: this machine's), with their sizes and zipped sizes
+	@test -n "$(LAMBDA_TARGET)" || { echo "ARCH=$(ARCH): expected arm64 or x86_64"; exit 2; }
+	@test -d "$$(rustc --print sysroot)/lib/rustlib/$(LAMBDA_TARGET)/lib" || { echo "ARCH=$(ARCH): the $(LAMBDA_TARGET) standard library is not installed: make lambda-tools installs it where rustup can fetch it"; exit 1; }
+	cargo lambda build --release --target $(LAMBDA_TARGET) --lambda-dir $(LAMBDA_DIR) $(addprefix -p ,$(LAMBDA_PACKAGES))
+	@$(VENV)/bin/python tools/artifact_sizes.py $(addprefix $(LAMBDA_DIR)/,$(addsuffix /bootstrap,$(LAMBDA_PACKAGES)))
 
 .PHONY: sam-build
-sam-build: lambda-tools ## sam build of the five functions for x86_64 (into .aws-sam/build)
-	$(OFFLINE_AWS) sam build --parameter-overrides Architecture=x86_64
-	@for layer in Infrastructure Platform Application Data Network; do ls -l .aws-sam/build/$${layer}Function/bootstrap; done
+sam-build: lambda-tools ## sam build of the stack's functions for ARCH (default: this machine's; into .aws-sam/build)
+	$(OFFLINE_AWS) sam build --parameter-overrides Architecture=$(ARCH)
+	@$(VENV)/bin/python tools/artifact_sizes.py $(foreach function,Infrastructure Platform Application Data Network Detection,.aws-sam/build/$(function)Function/bootstrap)
 
 # `make test` lints while it builds: clippy's driver compiles the workspace's own crates (and
 # lints them, as `make lint` does), and rustc compiles the dependencies once for both, where
