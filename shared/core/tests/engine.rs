@@ -392,6 +392,9 @@ impl StateStore for MemoryStore {
 struct ManualLoop {
     scheduled: Mutex<Vec<(FollowUp, DateTime<Utc>)>>,
     alarms: Mutex<HashMap<String, AlarmReading>>,
+    /// An alarm that changes once it has been read this many more times: (reads left, name,
+    /// what it reads as then).
+    changes: Mutex<Option<(usize, String, AlarmReading)>>,
     /// Each alarm's own actions, and how many times they were read.
     actions: Mutex<HashMap<String, Vec<String>>>,
     actions_read: AtomicUsize,
@@ -411,6 +414,22 @@ impl ManualLoop {
     fn latest(&self) -> (Value, DateTime<Utc>) {
         let (follow_up, at) = self.scheduled().pop().expect("a follow-up was scheduled");
         (follow_up.to_payload(), at)
+    }
+
+    /// `name` reads as `state` since `since` once it has been read `reads` more times: a
+    /// state change that lands between two reads of one run.
+    fn change_alarm_after(
+        &self,
+        reads: usize,
+        name: &str,
+        state: AlarmState,
+        since: DateTime<Utc>,
+    ) {
+        *self
+            .changes
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}")) =
+            Some((reads, name.to_owned(), AlarmReading { state, since }));
     }
 
     fn set_alarm_actions(&self, name: &str, actions: &[&str]) {
@@ -453,6 +472,22 @@ impl FollowUps for ManualLoop {
     }
 
     async fn read_alarm(&self, alarm_name: &str) -> Result<Option<AlarmReading>, FollowUpError> {
+        {
+            let mut changes = self
+                .changes
+                .lock()
+                .unwrap_or_else(|e| panic!("loop lock: {e}"));
+            match changes.take() {
+                Some((0, name, reading)) => {
+                    self.alarms
+                        .lock()
+                        .unwrap_or_else(|e| panic!("loop lock: {e}"))
+                        .insert(name, reading);
+                }
+                Some((left, name, reading)) => *changes = Some((left - 1, name, reading)),
+                None => {}
+            }
+        }
         Ok(self
             .alarms
             .lock()
@@ -2833,6 +2868,46 @@ async fn given_an_alarm_with_its_own_recover_action_when_it_fires_then_the_heale
         [vec![recover.to_owned()]]
     );
     assert_eq!(engine.follow_ups.actions_read.load(Ordering::SeqCst), 1);
+}
+
+/// An ALARM that arrives while a check holds the resource to resolve its incident can only be
+/// skipped, and CloudWatch sends nothing more while the alarm stays on: the check reads the
+/// alarm once more after the resolution and decides it, a new incident, then.
+#[tokio::test]
+async fn given_an_alarm_that_fires_again_as_its_incident_is_resolved_then_it_is_decided_at_once() {
+    let engine = infrastructure();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    let first = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
+    assert_eq!(first.decision, Verdict::Act);
+    let (payload, due) = engine.follow_ups.latest();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Ok, at(60));
+    engine.clock.set(due.max(at(60 + 900)));
+    // The check reads OK; by its second read, after the resolution, the alarm fires again.
+    engine
+        .follow_ups
+        .change_alarm_after(1, ALARM_NAME, AlarmState::Alarm, engine.clock.now());
+
+    let resolved = handle(&engine, payload, "verify").await;
+
+    assert_eq!(resolved.decision, Verdict::Resolve, "{resolved:#?}");
+    assert_eq!(engine.healer.count(), 2, "the new incident's first attempt");
+    let incident = engine
+        .store
+        .state(&ec2_key("i-00000000000000001"))
+        .incident
+        .expect("an incident");
+    assert!(incident.resolved_at.is_none(), "{incident:?}");
+    assert_ne!(incident.id, "e1");
+    assert_eq!(incident.attempts, 1);
 }
 
 // ------------------------------------------------------------------ resumable actions

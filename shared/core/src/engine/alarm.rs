@@ -18,6 +18,15 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
     /// Handles one CloudWatch alarm state change.
     pub(super) async fn alarm(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
         let event = AlarmEvent::from_value(payload)?;
+        self.alarm_event(event, run_id).await
+    }
+
+    /// Handles one alarm state change, parsed.
+    pub(super) async fn alarm_event(
+        &self,
+        event: AlarmEvent,
+        run_id: &str,
+    ) -> Result<Outcome, EngineError> {
         let outcome = Outcome::new(Some(self.layer), &event);
         if !self.settings.layer_enabled {
             return Ok(log(outcome.skipped(

@@ -82,20 +82,59 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             mode,
             alarm_actions: std::sync::OnceLock::new(),
         };
-        run.execute(outcome, false, |loaded, now| {
-            decide_check(CheckInput {
-                policy: &rule.policy,
-                state: &loaded.state,
-                follow_up: &follow_up,
-                event_id: &event_id,
-                reading,
-                event_seen: loaded.event_seen,
-                gone,
-                run_id,
-                now,
+        let outcome = run
+            .execute(outcome, false, |loaded, now| {
+                decide_check(CheckInput {
+                    policy: &rule.policy,
+                    state: &loaded.state,
+                    follow_up: &follow_up,
+                    event_id: &event_id,
+                    reading,
+                    event_seen: loaded.event_seen,
+                    gone,
+                    run_id,
+                    now,
+                })
             })
-        })
-        .await
+            .await?;
+        if outcome.decision == Verdict::Resolve && !gone {
+            self.alarm_again(&follow_up, run_id).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// After a resolution, the alarm once more. An ALARM that arrived while the check held
+    /// the resource to resolve its incident found the lease and could only be skipped, and
+    /// CloudWatch sends no other event while the alarm stays on: if it fires now, it is
+    /// decided as the event it was (a new incident), under its own run.
+    async fn alarm_again(&self, follow_up: &FollowUp, run_id: &str) -> Result<(), EngineError> {
+        let Some(reading) = self
+            .follow_ups
+            .read_alarm(&follow_up.alarm.alarm_name)
+            .await?
+            .filter(|reading| reading.state == AlarmState::Alarm)
+        else {
+            return Ok(());
+        };
+        let event = AlarmEvent {
+            id: format!("{}#alarm-again", follow_up.event_id()),
+            time: Some(reading.since),
+            state: AlarmState::Alarm,
+            previous_state: Some(AlarmState::Ok),
+            state_reason: Some(format!(
+                "in ALARM again since {}, as its incident was resolved",
+                reading.since.to_rfc3339()
+            )),
+            ..follow_up.alarm.clone()
+        };
+        let again = Box::pin(self.alarm_event(event, &format!("{run_id}#again"))).await?;
+        tracing::info!(
+            rule = %follow_up.rule,
+            resource = %follow_up.resource_id,
+            decision = ?again.decision,
+            "the alarm fired again as its incident was resolved"
+        );
+        Ok(())
     }
 }
 
