@@ -20,6 +20,29 @@ fn asg_event(state: &str, id: &str, group: &str) -> serde_json::Value {
 
 const TOKEN: &str = "autoheal-0123456789abcdef00000001";
 
+/// The state item's expiry (DynamoDB's TTL attribute) of `rule` on `resource`, if it has one.
+async fn state_expiry(deployment: &Deployment, rule: &str, resource: &str) -> Option<String> {
+    use autoheal_aws::state::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let item = aws_sdk_dynamodb::Client::new(&deployment.sdk)
+        .get_item()
+        .table_name(&deployment.table)
+        .key(
+            PARTITION_KEY,
+            AttributeValue::S(format!("RESOURCE#{rule}#{resource}")),
+        )
+        .key(SORT_KEY, AttributeValue::S("STATE".to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("the state item")
+        .item
+        .expect("a state");
+    item.get(TTL_ATTRIBUTE)
+        .and_then(|value| value.as_n().ok())
+        .cloned()
+}
+
 fn engine(deployment: &Deployment) -> TestEngine<SystemClock> {
     deployment.layer(Layer::Infrastructure)
 }
@@ -162,12 +185,24 @@ async fn a_failing_group_scales_out_within_its_maximum_and_replaces_its_unhealth
         "asg-capacity-healing"
     );
 
+    // While the capacity autoheal added is still to be put back, the state never expires.
+    assert_eq!(
+        state_expiry(&deployment, "asg-capacity-healing", &group).await,
+        None
+    );
+
     // The alarm returns to OK: the capacity autoheal added goes back.
     let ok = engine
         .handle(asg_event("ok", "asg-ok", &group), "run-2")
         .await
         .expect("handled");
     assert_eq!(ok.decision, Verdict::Revert, "{ok:?}");
+    assert!(
+        state_expiry(&deployment, "asg-capacity-healing", &group)
+            .await
+            .is_some(),
+        "with nothing left to put back, the state expires as any other"
+    );
     let revert = ok.record.expect("a revert record");
     assert_eq!(revert.status, HealingStatus::Completed, "{revert:?}");
     assert_eq!(revert.phase, autoheal_core::RunPhase::Revert);

@@ -203,7 +203,10 @@ impl DynamoStateStore {
         };
         let mut attributes: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(item).map_err(|e| encode_error("resource state", e))?;
-        attributes.insert(TTL_ATTRIBUTE.to_owned(), expiry(now, STATE_RETENTION_DAYS));
+        // Changes left to put back keep the state: it expires only once none is left.
+        if state.reverts.is_empty() {
+            attributes.insert(TTL_ATTRIBUTE.to_owned(), expiry(now, STATE_RETENTION_DAYS));
+        }
         Ok(attributes)
     }
 

@@ -2,7 +2,7 @@
 //!
 //! | item            | pk                              | sk                          | expires |
 //! |-----------------|---------------------------------|-----------------------------|---------|
-//! | resource state  | `RESOURCE#<rule>#<resource id>` | `STATE`                     | 90 days after its last change |
+//! | resource state  | `RESOURCE#<rule>#<resource id>` | `STATE`                     | 90 days after its last change; never while it holds changes to put back |
 //! | event claim     | `RESOURCE#<rule>#<resource id>` | `EVENT#<event id>`          | 7 days  |
 //! | healing record  | `RUNS#<yyyy-mm-dd>`             | `<started at>#<run id>`     | 90 days |
 //! | budget window   | `BUDGET#<scope>`                | `WINDOW#<start, epoch s>`   | 2 windows and a day after its start |

@@ -13,9 +13,9 @@ use autoheal_core::{
 };
 
 use super::items::{
-    HISTORY_MAX_DAYS, PARTITION_KEY, SORT_KEY, STATE_SORT_KEY, TTL_ATTRIBUTE, budget_expiry,
-    budget_key, consistent_keys, encode_error, group_pk, lease_key, resource_pk, s,
-    state_and_claim_keys, store_error, written,
+    HISTORY_MAX_DAYS, PARTITION_KEY, SORT_KEY, STATE_RETENTION_DAYS, STATE_SORT_KEY, TTL_ATTRIBUTE,
+    budget_expiry, budget_key, consistent_keys, encode_error, expiry, group_pk, lease_key,
+    resource_pk, s, state_and_claim_keys, store_error, written,
 };
 use super::reads::{Found, budget_windows};
 use super::store::DynamoStateStore;
@@ -208,18 +208,30 @@ impl StateStore for DynamoStateStore {
                     .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()));
             }
         }
+        // A state with changes left to put back never expires: the next OK, however late,
+        // still puts them back. Once none is left it expires as any other state.
+        let finished_at = record.ended_at.unwrap_or(record.started_at);
         match reverts {
             None => {}
             Some([]) => {
                 remove.push("#reverts");
-                update = update.expression_attribute_names("#reverts", "reverts");
+                set.push("#expires = :expires");
+                update = update
+                    .expression_attribute_names("#reverts", "reverts")
+                    .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+                    .expression_attribute_values(
+                        ":expires",
+                        expiry(finished_at, STATE_RETENTION_DAYS),
+                    );
             }
             Some(reverts) => {
                 let value = serde_dynamo::to_attribute_value(reverts)
                     .map_err(|e| encode_error("reverts", e))?;
                 set.push("#reverts = :reverts");
+                remove.push("#expires");
                 update = update
                     .expression_attribute_names("#reverts", "reverts")
+                    .expression_attribute_names("#expires", TTL_ATTRIBUTE)
                     .expression_attribute_values(":reverts", value);
             }
         }
