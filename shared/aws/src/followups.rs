@@ -10,7 +10,7 @@ use aws_sdk_scheduler::types::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use autoheal_core::{AlarmReading, AlarmState, FollowUp, FollowUpError, FollowUps};
+use autoheal_core::{AlarmNow, AlarmReading, AlarmState, FollowUp, FollowUpError, FollowUps};
 
 use crate::config::FollowUpTarget;
 use crate::errors::describe;
@@ -138,6 +138,13 @@ impl FollowUps for AwsFollowUps {
     }
 
     async fn read_alarm(&self, alarm_name: &str) -> Result<Option<AlarmReading>, FollowUpError> {
+        Ok(self
+            .describe_alarm(alarm_name)
+            .await?
+            .map(|alarm| alarm.reading))
+    }
+
+    async fn describe_alarm(&self, alarm_name: &str) -> Result<Option<AlarmNow>, FollowUpError> {
         let output = self
             .cloudwatch
             .describe_alarms()
@@ -151,13 +158,25 @@ impl FollowUps for AwsFollowUps {
             .metric_alarms()
             .iter()
             .filter(|alarm| alarm.alarm_name() == Some(alarm_name))
-            .map(|alarm| (alarm.state_value(), alarm.state_updated_timestamp()));
+            .map(|alarm| {
+                (
+                    alarm.state_value(),
+                    alarm.state_updated_timestamp(),
+                    alarm.alarm_actions(),
+                )
+            });
         let composite = output
             .composite_alarms()
             .iter()
             .filter(|alarm| alarm.alarm_name() == Some(alarm_name))
-            .map(|alarm| (alarm.state_value(), alarm.state_updated_timestamp()));
-        let Some((state, since)) = metric.chain(composite).next() else {
+            .map(|alarm| {
+                (
+                    alarm.state_value(),
+                    alarm.state_updated_timestamp(),
+                    alarm.alarm_actions(),
+                )
+            });
+        let Some((state, since, actions)) = metric.chain(composite).next() else {
             return Ok(None);
         };
         let state = match state {
@@ -173,34 +192,10 @@ impl FollowUps for AwsFollowUps {
                     format!("alarm {alarm_name} has no state update time"),
                 )
             })?;
-        Ok(Some(AlarmReading { state, since }))
-    }
-
-    async fn alarm_actions(&self, alarm_name: &str) -> Result<Vec<String>, FollowUpError> {
-        let output = self
-            .cloudwatch
-            .describe_alarms()
-            .alarm_names(alarm_name)
-            .alarm_types(AlarmType::MetricAlarm)
-            .alarm_types(AlarmType::CompositeAlarm)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeAlarms", &e))?;
-        let metric = output
-            .metric_alarms()
-            .iter()
-            .filter(|alarm| alarm.alarm_name() == Some(alarm_name))
-            .map(|alarm| alarm.alarm_actions());
-        let composite = output
-            .composite_alarms()
-            .iter()
-            .filter(|alarm| alarm.alarm_name() == Some(alarm_name))
-            .map(|alarm| alarm.alarm_actions());
-        Ok(metric
-            .chain(composite)
-            .next()
-            .map(<[String]>::to_vec)
-            .unwrap_or_default())
+        Ok(Some(AlarmNow {
+            reading: AlarmReading { state, since },
+            actions: actions.to_vec(),
+        }))
     }
 }
 

@@ -48,9 +48,9 @@ pub use policy::decision::{Decision, Pending, idempotency_token};
 pub use policy::followup::{AlarmReading, FollowUp};
 pub use policy::group::GroupView;
 pub use ports::{
-    ActionEnd, Assessment, ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps, HealError,
-    HealOutcome, HealRequest, Healer, Loaded, Notifier, NotifyError, ResourceKey, ResourceLock,
-    StateStore, StoreError, SystemClock, Wait, WaitReason,
+    ActionEnd, AlarmNow, Assessment, ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps,
+    HealError, HealOutcome, HealRequest, Healer, Loaded, Notifier, NotifyError, ResourceKey,
+    ResourceLock, StateStore, StoreError, SystemClock, Wait, WaitReason,
 };
 pub use report::notice::{Notice, NoticeKind};
 pub use report::outcome::{Outcome, Verdict};

@@ -13,12 +13,12 @@ use autoheal_core::policy::budget::Windows;
 use autoheal_core::policy::decision::idempotency_token;
 use autoheal_core::policy::group::{GroupView, Slot};
 use autoheal_core::{
-    Action, ActionEnd, AlarmReading, AlarmState, Assessment, Budget, ClaimRequest, ClaimResult,
-    Clock, Engine, EngineError, FollowUp, FollowUpError, FollowUps, HealError, HealOutcome,
-    HealRequest, Healer, HealingRecord, HealingStatus, Incident, Layer, Lease, Loaded, Mode,
-    Notice, NoticeKind, Notifier, NotifyError, Outcome, ResourceKey, ResourceLock, ResourceState,
-    Revert, RuleSet, RunPhase, Settings, SkipReason, StateStore, StoreError, Tripped, Usage,
-    Verdict,
+    Action, ActionEnd, AlarmNow, AlarmReading, AlarmState, Assessment, Budget, ClaimRequest,
+    ClaimResult, Clock, Engine, EngineError, FollowUp, FollowUpError, FollowUps, HealError,
+    HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Incident, Layer, Lease, Loaded,
+    Mode, Notice, NoticeKind, Notifier, NotifyError, Outcome, ResourceKey, ResourceLock,
+    ResourceState, Revert, RuleSet, RunPhase, Settings, SkipReason, StateStore, StoreError,
+    Tripped, Usage, Verdict,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -496,15 +496,19 @@ impl FollowUps for ManualLoop {
             .copied())
     }
 
-    async fn alarm_actions(&self, alarm_name: &str) -> Result<Vec<String>, FollowUpError> {
+    async fn describe_alarm(&self, alarm_name: &str) -> Result<Option<AlarmNow>, FollowUpError> {
         self.actions_read.fetch_add(1, Ordering::SeqCst);
-        Ok(self
+        let Some(reading) = self.read_alarm(alarm_name).await? else {
+            return Ok(None);
+        };
+        let actions = self
             .actions
             .lock()
             .unwrap_or_else(|e| panic!("loop lock: {e}"))
             .get(alarm_name)
             .cloned()
-            .unwrap_or_default())
+            .unwrap_or_default();
+        Ok(Some(AlarmNow { reading, actions }))
     }
 }
 
@@ -2270,8 +2274,11 @@ async fn given_an_alarm_back_to_ok_when_the_follow_up_fires_then_the_incident_is
     assert_eq!(engine.notifier.notices().len(), 2);
     assert_eq!(engine.healer.count(), 1);
 
-    // A new ALARM opens a new incident.
+    // The alarm fires again: its ALARM opens a new incident.
     engine.clock.set(at(7200));
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, at(7200));
     let next = handle(
         &engine,
         ec2_status_check("e3", "ALARM", "i-00000000000000001"),
@@ -2850,6 +2857,9 @@ async fn given_a_healed_instance_that_is_gone_when_its_alarm_has_no_data_then_th
 async fn given_an_alarm_with_its_own_recover_action_when_it_fires_then_the_healer_is_told() {
     let engine = infrastructure();
     let recover = "arn:aws:automate:us-east-1:ec2:recover";
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
     engine.follow_ups.set_alarm_actions(ALARM_NAME, &[recover]);
 
     let first = handle(
@@ -2908,6 +2918,60 @@ async fn given_an_alarm_that_fires_again_as_its_incident_is_resolved_then_it_is_
     assert!(incident.resolved_at.is_none(), "{incident:?}");
     assert_ne!(incident.id, "e1");
     assert_eq!(incident.attempts, 1);
+}
+
+/// An event CloudWatch has moved past is stale: an ALARM delivered after its alarm is OK again
+/// does not act (a late ALARM for an old release must not roll a fixed one back), and an OK
+/// delivered after its alarm fired again does not put back what the heal changed. Nothing is
+/// written either way.
+#[tokio::test]
+async fn given_events_delivered_after_their_alarm_moved_on_when_handled_then_nothing_is_done() {
+    let engine = infrastructure();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Ok, at(30));
+    let late_alarm = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
+    assert_eq!(late_alarm.decision, Verdict::Ignore, "{late_alarm:#?}");
+    assert_eq!(late_alarm.reason, Some(SkipReason::Stale));
+    assert!(
+        late_alarm
+            .detail
+            .as_deref()
+            .is_some_and(|detail| detail.contains("stale")),
+        "{late_alarm:#?}"
+    );
+    assert_eq!(engine.healer.count(), 0);
+    assert_eq!(engine.store.writes(), 0);
+
+    // Healed while it fired; its OK arrives after it fired again.
+    engine.healer.reversible.store(true, Ordering::SeqCst);
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, at(60));
+    engine.clock.set(at(60));
+    let acted = handle(
+        &engine,
+        ec2_status_check("e2", "ALARM", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
+    assert_eq!(acted.decision, Verdict::Act, "{acted:#?}");
+    let writes = engine.store.writes();
+    engine.clock.set(at(120));
+    let late_ok = handle(
+        &engine,
+        ec2_status_check("e3", "OK", "i-00000000000000001"),
+        "run-3",
+    )
+    .await;
+    assert_eq!(late_ok.reason, Some(SkipReason::Stale), "{late_ok:#?}");
+    assert!(engine.healer.reverted().is_empty());
+    assert_eq!(engine.store.writes(), writes);
 }
 
 // ------------------------------------------------------------------ resumable actions

@@ -71,7 +71,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             origin: &event,
             run_id,
             mode,
-            alarm_actions: std::sync::OnceLock::new(),
+            alarm_now: std::sync::OnceLock::new(),
         };
         // Only an ALARM is decided on a presumption: an OK's decision depends on what is
         // stored (a revert, a recovery) even when it would write nothing.

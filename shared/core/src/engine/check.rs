@@ -80,7 +80,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             origin: &follow_up.alarm,
             run_id,
             mode,
-            alarm_actions: std::sync::OnceLock::new(),
+            alarm_now: std::sync::OnceLock::new(),
         };
         let outcome = run
             .execute(outcome, false, |loaded, now| {

@@ -7,18 +7,19 @@ use chrono::{DateTime, Utc};
 use super::error::EngineError;
 use super::run::{Governed, Run, Step};
 use super::wait::Weighed;
+use crate::model::event::AlarmState;
 use crate::model::limits::{BudgetScope, Limit};
-use crate::model::record::HealingStatus;
+use crate::model::record::{HealingStatus, SkipReason};
 use crate::model::rules::Mode;
 use crate::model::state::ResourceState;
 use crate::model::time::after;
 use crate::model::trip::{TripKind, Tripped};
 use crate::policy::budget::{self, Budget, Usage};
-use crate::policy::decision::{Decision, Transition, idempotency_token};
+use crate::policy::decision::{Decision, Transition, idempotency_token, ignore};
 use crate::policy::deferral;
 use crate::policy::group::{self, Hold, NOTICE_WINDOW_SECONDS, STORM_RECHECK_SECONDS};
 use crate::ports::{
-    ClaimRequest, ClaimResult, Clock, FollowUps, Healer, Loaded, Notifier, StateStore,
+    AlarmNow, ClaimRequest, ClaimResult, Clock, FollowUps, Healer, Loaded, Notifier, StateStore,
 };
 use crate::report::notice::Notice;
 use crate::report::outcome::Outcome;
@@ -47,6 +48,52 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
     /// becomes a deferral; one they allow carries what it spends and the group slot it takes
     /// into its claim (checked there, atomically). A taken-over or resumed attempt continues
     /// one already counted.
+    /// The alarm as CloudWatch holds it now, read once per run.
+    async fn alarm_now(&self) -> Result<Option<&AlarmNow>, EngineError> {
+        if self.alarm_now.get().is_none() {
+            let now = self
+                .engine
+                .follow_ups
+                .describe_alarm(&self.event.alarm_name)
+                .await?;
+            let _ = self.alarm_now.set(now);
+        }
+        Ok(self.alarm_now.get().and_then(Option::as_ref))
+    }
+
+    /// Why an alarm event that would act, put changes back or start a recovery is stale, if
+    /// it is: CloudWatch holds the alarm in another state than the event reports (delivered
+    /// late, or after a newer change). A follow-up reads the alarm itself; an alarm CloudWatch
+    /// does not know is not judged here.
+    async fn stale(&self, transition: &Transition) -> Result<Option<String>, EngineError> {
+        let on_alarm_path = self.event.id == self.origin.id;
+        let weighty = matches!(
+            (&transition.decision, self.event.state),
+            (Decision::Act { .. }, AlarmState::Alarm)
+                | (
+                    Decision::Revert { .. } | Decision::Recovering { .. },
+                    AlarmState::Ok
+                )
+        );
+        if !on_alarm_path || !weighty {
+            return Ok(None);
+        }
+        let Some(alarm) = self.alarm_now().await? else {
+            return Ok(None);
+        };
+        let reading = alarm.reading;
+        Ok((reading.state != self.event.state).then(|| {
+            format!(
+                "CloudWatch has {} in {} since {}, not {} as this event says: the event is stale, \
+                 and nothing is done",
+                self.event.alarm_name,
+                reading.state.as_str(),
+                reading.since.to_rfc3339(),
+                self.event.state.as_str()
+            )
+        }))
+    }
+
     pub(super) async fn govern(
         &self,
         loaded: &Loaded,
@@ -55,6 +102,12 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         usages: &[Usage],
         now: DateTime<Utc>,
     ) -> Result<Governed, EngineError> {
+        if let Some(stale) = self.stale(&transition).await? {
+            return Ok(Governed {
+                summary: Some(stale),
+                ..Governed::free(ignore(SkipReason::Stale))
+            });
+        }
         let (
             Decision::Act {
                 takeover: false,
@@ -77,13 +130,8 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             incident_id,
             *attempt,
         );
-        if self.rule.action.weighs_alarm_actions() && self.alarm_actions.get().is_none() {
-            let actions = self
-                .engine
-                .follow_ups
-                .alarm_actions(&self.event.alarm_name)
-                .await?;
-            let _ = self.alarm_actions.set(actions);
+        if self.rule.action.weighs_alarm_actions() {
+            self.alarm_now().await?;
         }
         let request = self.request(*attempt, incident_id, &token);
         let assessment = self

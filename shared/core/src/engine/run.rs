@@ -21,7 +21,7 @@ use crate::policy::decision::{Decision, Transition};
 use crate::policy::followup::MAX_ACTION_STEPS;
 use crate::policy::group::Hold;
 use crate::ports::{
-    ClaimRequest, ClaimResult, Clock, FollowUps, HealRequest, Healer, Loaded, Notifier,
+    AlarmNow, ClaimRequest, ClaimResult, Clock, FollowUps, HealRequest, Healer, Loaded, Notifier,
     ResourceKey, ResourceLock, StateStore, StoreError,
 };
 use crate::report::notice::Notice;
@@ -132,8 +132,9 @@ pub(super) struct Run<'a, S, N, H, C, F> {
     pub(super) origin: &'a AlarmEvent,
     pub(super) run_id: &'a str,
     pub(super) mode: Mode,
-    /// The alarm's own actions, read once before an action that weighs them.
-    pub(super) alarm_actions: std::sync::OnceLock<Vec<String>>,
+    /// The alarm as CloudWatch holds it now, read once (on the alarm path, before a run
+    /// acts, reverts or starts a recovery).
+    pub(super) alarm_now: std::sync::OnceLock<Option<AlarmNow>>,
 }
 
 impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N, H, C, F> {
@@ -213,7 +214,13 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             let expected = stored.version;
             let next = transition.next.as_ref();
             let done = match transition.decision {
-                Decision::Ignore { reason } => Step::Done(self.ignore(outcome.clone(), reason)),
+                Decision::Ignore { reason } => {
+                    let mut ignored = self.ignore(outcome.clone(), reason);
+                    if summary.is_some() {
+                        ignored.detail = summary;
+                    }
+                    Step::Done(ignored)
+                }
                 Decision::Gone {
                     incident_id,
                     summary,
@@ -415,7 +422,11 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             incident_id,
             idempotency_token: token,
             event: self.event,
-            alarm_actions: self.alarm_actions.get().map_or(&[], Vec::as_slice),
+            alarm_actions: self
+                .alarm_now
+                .get()
+                .and_then(Option::as_ref)
+                .map_or(&[], |alarm| alarm.actions.as_slice()),
         }
     }
 

@@ -165,6 +165,9 @@ pub enum SkipReason {
     /// The alarm watches a part of the resource that the rule's action does not heal (a
     /// Lambda alarm on another alias, or on one version): nothing is done.
     OtherTarget,
+    /// CloudWatch says the alarm is no longer in the state the event reports (an event
+    /// delivered late, or out of order): nothing is done or written.
+    Stale,
 }
 
 impl SkipReason {
@@ -217,6 +220,7 @@ impl SkipReason {
             SkipReason::OperatorHold => "operator-hold",
             SkipReason::Gone => "gone",
             SkipReason::OtherTarget => "other-target",
+            SkipReason::Stale => "stale",
         }
     }
 }

@@ -30,10 +30,19 @@ pub trait FollowUps {
         alarm_name: &str,
     ) -> impl Future<Output = Result<Option<AlarmReading>, FollowUpError>> + Send;
 
-    /// The actions the alarm itself takes when it goes into ALARM (ARNs such as
-    /// `arn:aws:automate:<region>:ec2:recover`); none when CloudWatch does not know it.
-    fn alarm_actions(
+    /// The alarm as CloudWatch holds it now, with the actions it takes itself when it goes
+    /// into ALARM; `None` when CloudWatch does not know it.
+    fn describe_alarm(
         &self,
         alarm_name: &str,
-    ) -> impl Future<Output = Result<Vec<String>, FollowUpError>> + Send;
+    ) -> impl Future<Output = Result<Option<AlarmNow>, FollowUpError>> + Send;
+}
+
+/// An alarm as CloudWatch holds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmNow {
+    pub reading: AlarmReading,
+    /// The actions the alarm takes itself when it goes into ALARM (ARNs such as
+    /// `arn:aws:automate:<region>:ec2:recover`).
+    pub actions: Vec<String>,
 }

@@ -16,7 +16,7 @@ pub mod notifier;
 pub mod store;
 
 pub use clock::{Clock, SystemClock};
-pub use follow_ups::{FollowUpError, FollowUps};
+pub use follow_ups::{AlarmNow, FollowUpError, FollowUps};
 pub use healer::{Assessment, HealError, HealOutcome, HealRequest, Healer, Wait, WaitReason};
 pub use notifier::{Notifier, NotifyError};
 pub use store::{
