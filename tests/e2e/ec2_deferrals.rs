@@ -244,6 +244,8 @@ async fn the_engine_reads_the_alarms_own_actions_and_leaves_a_recover_action_to_
         .send()
         .await
         .expect("put the alarm");
+    // It fires, as the event says.
+    scene.deployment.set_alarm(&name, "ALARM").await;
     let engine = scene
         .deployment
         .infrastructure(SystemClock, Settings::default());

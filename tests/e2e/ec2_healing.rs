@@ -443,3 +443,29 @@ async fn shadow_mode_records_what_it_would_do_and_changes_nothing() {
     assert_eq!(engine.healer.calls(), 0);
     assert!(fleet.history(&instance).await.is_empty());
 }
+
+/// An ALARM delivered after its alarm is OK again (Lambda's queue holds events for up to an
+/// hour in a storm) is stale: CloudWatch is read first, nothing is stopped, nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_event_delivered_after_its_alarm_is_ok_again_changes_nothing() {
+    let (_emulator, deployment, fleet) = started().await;
+    let instance = fleet.standalone(&[(SYSTEM, "impaired")]).await;
+    let event = ec2_alarm(&instance, "event-late");
+    let name = event["detail"]["alarmName"]
+        .as_str()
+        .expect("an alarm name")
+        .to_owned();
+    deployment.set_alarm(&name, "OK").await;
+    let engine = deployment.infrastructure(SystemClock, Settings::default());
+
+    let outcome = engine.handle(event, "run-1").await.expect("handled");
+
+    assert_eq!(outcome.reason, Some(SkipReason::Stale), "{outcome:?}");
+    assert!(outcome.record.is_none());
+    assert_eq!(deployment.item_count().await, 0, "nothing written");
+    assert!(fleet.history(&instance).await.is_empty());
+    assert_eq!(
+        fleet.instance_state(&instance).await,
+        Some(InstanceStateName::Running)
+    );
+}
