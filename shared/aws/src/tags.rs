@@ -64,18 +64,6 @@ pub fn scope() -> Scope {
     SCOPE.get().copied().unwrap_or(Scope::All)
 }
 
-/// Why a resource with these tags is left alone under the process's scope, if it is.
-pub fn excluded_because(tags: &BTreeMap<String, String>) -> Option<&'static str> {
-    scope().excludes(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-}
-
-/// As `excluded_because`, for a list of (key, value) tag pairs.
-pub fn pairs_excluded_because<'a>(
-    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> Option<&'static str> {
-    scope().excludes(pairs)
-}
-
 /// What keeps autoheal away from a resource under the process's scope, as a skip says it
 /// ("X is tagged …").
 pub fn opted_out_phrase() -> &'static str {
@@ -90,7 +78,10 @@ pub fn opted_out_phrase() -> &'static str {
 
 /// Whether a resource's tags keep autoheal away from it: opted out, or out of the scope.
 pub fn is_opted_out(tags: &BTreeMap<String, String>) -> bool {
-    excluded_because(tags).is_some()
+    pairs_opt_out(
+        tags.iter()
+            .map(|(key, value)| (key.as_str(), value.as_str())),
+    )
 }
 
 /// Whether a list of (key, value) tag pairs opts a resource out (`autoheal:disabled=true`),
@@ -102,7 +93,7 @@ pub fn pairs_disabled<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -
 
 /// Whether a list of (key, value) tag pairs keeps autoheal away from a resource.
 pub fn pairs_opt_out<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
-    pairs_excluded_because(pairs).is_some()
+    scope().excludes(pairs).is_some()
 }
 
 #[cfg(test)]

@@ -2972,6 +2972,20 @@ async fn given_events_delivered_after_their_alarm_moved_on_when_handled_then_not
     assert_eq!(late_ok.reason, Some(SkipReason::Stale), "{late_ok:#?}");
     assert!(engine.healer.reverted().is_empty());
     assert_eq!(engine.store.writes(), writes);
+
+    // An alarm without data since says nothing against an OK: its changes are put back.
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::InsufficientData, at(150));
+    engine.clock.set(at(180));
+    let ok = handle(
+        &engine,
+        ec2_status_check("e4", "OK", "i-00000000000000001"),
+        "run-4",
+    )
+    .await;
+    assert_eq!(ok.decision, Verdict::Revert, "{ok:#?}");
+    assert_eq!(engine.healer.reverted().len(), 1);
 }
 
 // ------------------------------------------------------------------ resumable actions

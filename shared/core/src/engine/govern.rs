@@ -62,8 +62,8 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
     }
 
     /// Why an alarm event that would act, put changes back or start a recovery is stale, if
-    /// it is: CloudWatch holds the alarm in another state than the event reports (delivered
-    /// late, or after a newer change). A follow-up reads the alarm itself; an alarm CloudWatch
+    /// it is: CloudWatch holds the alarm in the opposite state to the event's (delivered late,
+    /// or after a newer change). A follow-up reads the alarm itself; an alarm CloudWatch
     /// does not know is not judged here.
     async fn stale(&self, transition: &Transition) -> Result<Option<String>, EngineError> {
         let on_alarm_path = self.event.id == self.origin.id;
@@ -82,7 +82,15 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             return Ok(None);
         };
         let reading = alarm.reading;
-        Ok((reading.state != self.event.state).then(|| {
+        // Only the opposite state makes the event stale. An alarm without data since says
+        // nothing against it: refusing then would leave an OK's changes with nothing to put
+        // them back.
+        let opposite = match self.event.state {
+            AlarmState::Alarm => AlarmState::Ok,
+            AlarmState::Ok => AlarmState::Alarm,
+            AlarmState::InsufficientData => return Ok(None),
+        };
+        Ok((reading.state == opposite).then(|| {
             format!(
                 "CloudWatch has {} in {} since {}, not {} as this event says: the event is stale, \
                  and nothing is done",
