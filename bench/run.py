@@ -67,11 +67,15 @@ def implementations(args: argparse.Namespace, scenario: scenarios.Scenario) -> l
     return found
 
 
-def deliveries(scenario: scenarios.Scenario, resources: Iterator[str], warm: int) -> list[tuple[str, dict[str, Any]]]:
-    """A fresh acted event and its duplicate (same event, same id), `warm` + 1 times."""
+def deliveries(
+    scenario: scenarios.Scenario, resources: Iterator[str], warm: int, endpoint: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """A fresh acted event and its duplicate (same event, same id), `warm` + 1 times; each
+    event's alarm fired in CloudWatch first, as it would have been."""
     events = []
     for _ in range(warm + 1):
         event = scenario.event(next(resources), str(uuid.uuid4()))
+        scenarios.fire(endpoint, event)
         events += [("acted", event), ("duplicate", event)]
     return events
 
@@ -96,7 +100,7 @@ def bench_function(args: argparse.Namespace, scenario: scenarios.Scenario, logs:
                 impl,
                 configuration,
                 emulator.url,
-                deliveries(scenario, pools[impl.name], more),
+                deliveries(scenario, pools[impl.name], more, emulator.url),
                 logs / f"{scenario.layer}-{impl.name}.log",
                 counting,
                 empty_table,

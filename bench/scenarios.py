@@ -132,6 +132,35 @@ def bench_rules(out: Path) -> Path:
     return path
 
 
+def fire(endpoint: str, event: dict[str, Any]) -> None:
+    """Makes `event` true in the emulator's CloudWatch, as `autoheal invoke --fire` does:
+    autoheal acts only on an alarm CloudWatch holds as the event describes it, in its state."""
+    cloudwatch = client("cloudwatch", endpoint)
+    detail = event["detail"]
+    queries = []
+    for index, query in enumerate(detail["configuration"]["metrics"]):
+        metric = query["metricStat"]["metric"]
+        queries.append(
+            {
+                "Namespace": metric["namespace"],
+                "MetricName": metric["name"],
+                "Dimensions": [{"Name": k, "Value": v} for k, v in metric.get("dimensions", {}).items()],
+            }
+        )
+    if len(queries) != 1:
+        raise ValueError(f"the bench fires single-metric alarms only: {detail['alarmName']}")
+    cloudwatch.put_metric_alarm(
+        AlarmName=detail["alarmName"],
+        **queries[0],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=detail["alarmName"], StateValue=detail["state"]["value"], StateReason="bench")
+
+
 def set_dimension(event: dict[str, Any], name: str, value: str) -> None:
     event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"][name] = value
 

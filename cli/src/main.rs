@@ -24,6 +24,7 @@ use autoheal_core::engine::explain;
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
 use autoheal_core::policy::resolve::select_any;
 use autoheal_core::{AlarmEvent, Clock, FollowUp, Layer, Mode, RuleSet, Settings, Statistics};
+use autoheal_detection::drill::Firing;
 use crash_point::CrashPoint;
 
 #[derive(Debug, Parser)]
@@ -84,6 +85,12 @@ enum Command {
         /// Only record what would be done.
         #[arg(long)]
         shadow: bool,
+        /// A drill: first fire the event's alarm in CloudWatch as the event describes it
+        /// (created with its metrics and tags, and no actions, where CloudWatch has none of
+        /// that name; its state set to the event's). autoheal acts only on an alarm
+        /// CloudWatch holds in the state the event says.
+        #[arg(long)]
+        fire: bool,
     },
     /// Deliver the follow-ups due (by now, or at `--at`) to their layers' real handlers, and
     /// delete them, as EventBridge Scheduler does; for where no scheduler runs them (the
@@ -415,6 +422,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             deployment,
             output: format,
             shadow,
+            fire,
         } => {
             let rules = load_rules(deployment.rules.as_deref())?;
             let (payload, event) = load_event(&event)?;
@@ -431,6 +439,12 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 inner: autoheal_layers::LayerHealer::new(layer, &sdk),
                 point: CrashPoint::from_env().map_err(Failure)?,
             };
+            // Fired once everything else is known to be right: a bad flag changes nothing.
+            if fire {
+                let rule = select_any(&config.rules, &event).1.rule();
+                let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
+                autoheal_detection::drill::fire(&cloudwatch, &event, rule, Firing::AsEvent).await?;
+            }
             let outcome = build_engine(config, &sdk, healer)
                 .handle(payload, &run_id("cli"))
                 .await?;

@@ -1,8 +1,9 @@
 //! `make demo`: autoheal healing every layer of a workload in an emulated AWS account.
 //!
 //! Starts the local emulator, creates autoheal's table and topic with `autoheal bootstrap`,
-//! provisions a web server with an Elastic IP and an Auto Scaling group, then sends the
-//! sample alarms through `autoheal invoke` (the real handler of each layer) and shows what
+//! provisions a web server with an Elastic IP and an Auto Scaling group, then fires the
+//! sample alarms in CloudWatch and delivers their events through `autoheal invoke --fire`
+//! (the real handler of each layer, which acts only on an alarm CloudWatch holds) and shows what
 //! autoheal decided, what it changed, what it put back when the alarm cleared; then fires the
 //! follow-ups (`autoheal tick`): heals verified and resolved, one retried without a new alarm
 //! and escalated, then closed by `autoheal reset`; a burst of alarms held to the budget, with
@@ -51,10 +52,12 @@ fn autoheal(args: &[&str]) -> String {
     stdout
 }
 
-/// Delivers one event file to its layer's handler, as EventBridge would, and shows the run.
+/// Fires the alarm of one event file in CloudWatch and delivers the event to its layer's
+/// handler, as EventBridge would, and shows the run.
 fn invoke(event: &str, endpoint_url: &str) -> String {
     autoheal(&[
         "invoke",
+        "--fire",
         "--event",
         event,
         "--endpoint-url",

@@ -235,6 +235,7 @@ async fn bootstrap_then_invoke_recovers_the_instance_once_even_when_run_ten_time
             Command::new(binary("autoheal"))
                 .args([
                     "invoke",
+                    "--fire",
                     "--event",
                     &event,
                     "--endpoint-url",
@@ -493,6 +494,7 @@ async fn autoheal_invoke_heals_the_resource_of_every_shipped_rule() {
         std::fs::write(&file, event.to_string()).expect("write");
         let output = autoheal(&[
             "invoke",
+            "--fire",
             "--event",
             &file.display().to_string(),
             "--endpoint-url",
@@ -637,14 +639,21 @@ async fn tick_fires_due_follow_ups_and_reset_closes_an_escalated_incident() {
     let fleet = autoheal_tests::Fleet::new(&deployment.sdk);
     let (_, member) = fleet.auto_scaling_group("web-asg").await;
     deployment
-        .set_alarm("web-01-system-status-check-failed", "ALARM")
+        .set_alarm(&autoheal_tests::ec2_alarm_name(&member), "ALARM")
         .await;
     let dir = ScratchDir::new("tick");
     let event = dir.join("event.json");
     std::fs::write(&event, ec2_alarm(&member, "cli-tick").to_string()).expect("write");
     let event = event.display().to_string();
 
-    let invoked = autoheal(&["invoke", "--event", &event, "--endpoint-url", &url]);
+    let invoked = autoheal(&[
+        "invoke",
+        "--fire",
+        "--event",
+        &event,
+        "--endpoint-url",
+        &url,
+    ]);
     let nothing_due = autoheal(&["tick", "--endpoint-url", &url]);
     let mut ticks = Vec::new();
     for hours in [2, 6, 12] {
@@ -757,6 +766,7 @@ async fn with_the_tagged_scope_only_a_resource_tagged_protect_is_healed() {
         let event = event.display().to_string();
         let args = [
             "invoke",
+            "--fire",
             "--event",
             &event,
             "--endpoint-url",

@@ -6,10 +6,9 @@ use chrono::Utc;
 use serde_json::Value;
 
 use autoheal_core::{Clock, HealingStatus, RunPhase, Settings, SkipReason, Verdict};
-use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, TestEngine, ec2_alarm, ec2_ok};
-
-/// The alarm of the `ec2-instance-healing` sample events.
-const ALARM: &str = "web-01-system-status-check-failed";
+use autoheal_tests::{
+    Deployment, Emulator, Fleet, TestClock, TestEngine, ec2_alarm, ec2_alarm_name, ec2_ok,
+};
 
 /// The record a notification carries, and its kind.
 fn kinds(notifications: &[Value]) -> Vec<(String, String)> {
@@ -37,7 +36,9 @@ async fn an_alarm_that_stays_on_is_retried_by_follow_ups_alone_then_escalated_on
     let fleet = Fleet::new(&deployment.sdk);
     // An Auto Scaling member is handed to its group on every attempt.
     let (_, member) = fleet.auto_scaling_group("web-asg").await;
-    deployment.set_alarm(ALARM, "ALARM").await;
+    deployment
+        .set_alarm(&ec2_alarm_name(&member), "ALARM")
+        .await;
     let clock = TestClock::at(Utc::now());
     let engine = deployment.infrastructure(clock.clone(), Settings::default());
 
@@ -125,7 +126,9 @@ async fn member_handed_to_its_group(
     let deployment = Deployment::bootstrap(emulator).await;
     let fleet = Fleet::new(&deployment.sdk);
     let (_, member) = fleet.auto_scaling_group("web-asg").await;
-    deployment.set_alarm(ALARM, "ALARM").await;
+    deployment
+        .set_alarm(&ec2_alarm_name(&member), "ALARM")
+        .await;
     let clock = TestClock::at(Utc::now());
     let engine = deployment.infrastructure(clock.clone(), Settings::default());
     engine
@@ -139,7 +142,7 @@ async fn member_handed_to_its_group(
 async fn an_alarm_back_to_ok_is_resolved_by_its_follow_up_with_the_time_to_recover() {
     let emulator = Emulator::start();
     let (deployment, clock, engine, member) = member_handed_to_its_group(&emulator).await;
-    deployment.set_alarm(ALARM, "OK").await;
+    deployment.set_alarm(&ec2_alarm_name(&member), "OK").await;
 
     // The first check finds OK for less than the stable period and checks again after it.
     let waiting = deployment
@@ -236,7 +239,9 @@ async fn a_member_its_group_replaced_resolves_when_its_alarm_runs_out_of_data() 
         .send()
         .await
         .expect("terminate");
-    deployment.set_alarm(ALARM, "INSUFFICIENT_DATA").await;
+    deployment
+        .set_alarm(&ec2_alarm_name(&member), "INSUFFICIENT_DATA")
+        .await;
 
     let resolved = deployment
         .fire_next(&engine, &clock, "check-1")

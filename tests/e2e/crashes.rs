@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use autoheal_tests::{Deployment, Emulator, Fleet, ScratchDir, binary, ec2_alarm};
-
-const ALARM: &str = "web-01-system-status-check-failed";
+use autoheal_tests::{Deployment, Emulator, Fleet, ScratchDir, binary, ec2_alarm, ec2_alarm_name};
 
 fn autoheal(url: &str, args: &[&str]) -> Command {
     let mut command = Command::new(binary("autoheal"));
@@ -36,12 +34,15 @@ fn json_of(command: &mut Command) -> Value {
 
 /// Runs `autoheal invoke` until it reaches `point`, then kills it (SIGKILL).
 fn invoke_and_kill_at(url: &str, event: &str, point: &str) {
-    let mut child = autoheal(url, &["invoke", "--event", event, "--output", "json"])
-        .env("AUTOHEAL_CRASH_POINT", point)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn autoheal invoke");
+    let mut child = autoheal(
+        url,
+        &["invoke", "--fire", "--event", event, "--output", "json"],
+    )
+    .env("AUTOHEAL_CRASH_POINT", point)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn autoheal invoke");
     let stderr = child.stderr.take().expect("stderr");
     let deadline = Instant::now() + Duration::from_secs(120);
     let marker = format!("crash point {point} reached");
@@ -101,7 +102,9 @@ async fn started(name: &str) -> Scene {
     let instance = fleet
         .standalone(&[("emulator:system-status", "impaired")])
         .await;
-    deployment.set_alarm(ALARM, "ALARM").await;
+    deployment
+        .set_alarm(&ec2_alarm_name(&instance), "ALARM")
+        .await;
     let dir = ScratchDir::new(name);
     let event = dir.join("event.json");
     std::fs::write(&event, ec2_alarm(&instance, name).to_string()).expect("write");
@@ -129,7 +132,14 @@ async fn killed_after_its_claim_the_attempt_is_finished_by_its_check_once() {
     // The same event delivered again finds its claim: nothing is done twice.
     let again = json_of(&mut autoheal(
         &scene.url,
-        &["invoke", "--event", &scene.event, "--output", "json"],
+        &[
+            "invoke",
+            "--fire",
+            "--event",
+            &scene.event,
+            "--output",
+            "json",
+        ],
     ));
     assert_eq!(again["decision"], "ignore", "{again:#}");
     assert_eq!(again["reason"], "duplicate", "{again:#}");

@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use autoheal_core::{Clock, Outcome, Settings, SkipReason, Verdict};
 use autoheal_tests::application::application_alarm;
-use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, TestEngine, ec2_alarm};
+use autoheal_tests::{
+    Deployment, Emulator, Fleet, TestClock, TestEngine, ec2_alarm, ec2_alarm_name,
+};
 
-/// The alarm of the `ec2-instance-healing` sample events.
-const ALARM: &str = "web-01-system-status-check-failed";
 /// What the emulator's status-check shim reports as the failing host check.
 const SYSTEM_IMPAIRED: (&str, &str) = ("emulator:system-status", "impaired");
 
@@ -107,7 +107,11 @@ async fn fifty_alarms_act_within_the_shipped_budget_and_the_deferred_are_picked_
 
     // The window reopens: the deferred checks fire (the acted ones' are left for later)
     // and the next five are healed; the rest wait for the window after.
-    deployment.set_alarm(ALARM, "ALARM").await;
+    for instance in &instances {
+        deployment
+            .set_alarm(&ec2_alarm_name(instance), "ALARM")
+            .await;
+    }
     let deferred: Vec<_> = deployment
         .follow_ups()
         .await

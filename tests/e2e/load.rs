@@ -130,6 +130,17 @@ async fn deliveries(emulator: &Emulator, deployment: &Deployment, total: usize) 
         });
     }
 
+    // One alarm per resource, as deployments have them (the samples share their names).
+    for delivery in &mut out {
+        let name = format!(
+            "{}-{}",
+            delivery.event["detail"]["alarmName"]
+                .as_str()
+                .unwrap_or_default(),
+            delivery.resource
+        );
+        delivery.event["detail"]["alarmName"] = Value::from(name);
+    }
     // Redeliveries: a fifth of the burst repeats earlier events, spread through it.
     let originals = out.len();
     let repeats = total.saturating_sub(originals);

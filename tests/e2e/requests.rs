@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use autoheal_core::{Settings, SkipReason, Verdict};
+use autoheal_core::{AlarmEvent, Settings, SkipReason, Verdict};
+use autoheal_detection::drill::{Firing, fire};
 use autoheal_tests::faults::FaultProxy;
 use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, ec2_alarm};
 
@@ -57,9 +58,20 @@ async fn an_acted_event_writes_the_state_twice_without_reading_it_and_a_duplicat
         .await;
     let engine = deployment.infrastructure(TestClock::at(Utc::now()), Settings::default());
     let event = ec2_alarm(&instance, "event-1");
+    // The alarm fires (outside the proxy): the engine then reads it once per event.
+    let alarm = AlarmEvent::from_value(event.clone()).expect("an alarm event");
+    fire(
+        &aws_sdk_cloudwatch::Client::new(&direct.sdk),
+        &alarm,
+        None,
+        Firing::AsEvent,
+    )
+    .await
+    .expect("alarm fired");
 
     proxy.clear_log();
     let acted = engine
+        .unsent
         .handle(event.clone(), "run-1")
         .await
         .expect("handled");
@@ -74,6 +86,11 @@ async fn an_acted_event_writes_the_state_twice_without_reading_it_and_a_duplicat
         "{requests:#?}"
     );
     assert_eq!(proxy.count("ec2:RebootInstances"), 1, "{requests:#?}");
+    assert_eq!(
+        proxy.count("monitoring:DescribeAlarms"),
+        1,
+        "the event judged against its alarm, once: {requests:#?}"
+    );
     assert_eq!(proxy.count("sns:Publish"), 1, "{requests:#?}");
     assert_eq!(
         proxy.count("scheduler:*"),
@@ -82,7 +99,7 @@ async fn an_acted_event_writes_the_state_twice_without_reading_it_and_a_duplicat
     );
 
     proxy.clear_log();
-    let duplicate = engine.handle(event, "run-2").await.expect("handled");
+    let duplicate = engine.unsent.handle(event, "run-2").await.expect("handled");
     assert_eq!(duplicate.decision, Verdict::Ignore, "{duplicate:?}");
     assert_eq!(
         duplicate.reason,
@@ -108,6 +125,7 @@ async fn an_acted_event_writes_the_state_twice_without_reading_it_and_a_duplicat
     // run decides its skip without a read; the skip's record is the one write.
     proxy.clear_log();
     let skipped = engine
+        .unsent
         .handle(ec2_alarm(&instance, "event-2"), "run-3")
         .await
         .expect("handled");

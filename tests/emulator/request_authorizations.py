@@ -648,6 +648,9 @@ CLOUDWATCH = {
         for name in c.get("AlarmNames", [])
     ]
     or [authorization("cloudwatch:DescribeAlarms", "*")],
+    "ListTagsForResource": lambda c: [
+        authorization("cloudwatch:ListTagsForResource", c.get("ResourceARN"))
+    ],
 }
 
 SNS = {"Publish": lambda c: [authorization("sns:Publish", c.get("TopicArn") or c.get("TargetArn"))]}

@@ -33,6 +33,7 @@ pub mod iam;
 pub mod network;
 pub mod platform;
 pub mod recorded;
+pub mod sent;
 
 /// A directory of the test's own under the system's temporary one (`autoheal-<name>-<pid>`),
 /// removed when dropped, so that a failing test leaves nothing behind either.
@@ -115,10 +116,25 @@ pub fn sample_event(name: &str) -> Value {
 
 /// The `ec2-instance-healing` ALARM sample, aimed at `instance_id`, with event id `id`.
 pub fn ec2_alarm(instance_id: &str, id: &str) -> Value {
-    let mut event = sample_event("ec2-instance-healing.alarm.json");
+    ec2_event("ec2-instance-healing.alarm.json", instance_id, id)
+}
+
+/// The name of `instance_id`'s status-check alarm (one per instance, as deployments have them).
+pub fn ec2_alarm_name(instance_id: &str) -> String {
+    format!("{instance_id}-system-status-check-failed")
+}
+
+/// The sample `file` aimed at `instance_id`, its alarm that instance's own.
+fn ec2_event(file: &str, instance_id: &str, id: &str) -> Value {
+    let mut event = sample_event(file);
     event["id"] = Value::from(id);
     event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["InstanceId"] =
         Value::from(instance_id);
+    let name = ec2_alarm_name(instance_id);
+    event["resources"] = serde_json::json!([format!(
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}"
+    )]);
+    event["detail"]["alarmName"] = Value::from(name);
     event
 }
 
@@ -134,11 +150,7 @@ pub fn rule_event(rule: &str, state: &str, id: &str, dimension: &str, value: &st
 
 /// The matching OK event.
 pub fn ec2_ok(instance_id: &str, id: &str) -> Value {
-    let mut event = sample_event("ec2-instance-healing.ok.json");
-    event["id"] = Value::from(id);
-    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["InstanceId"] =
-        Value::from(instance_id);
-    event
+    ec2_event("ec2-instance-healing.ok.json", instance_id, id)
 }
 
 fn moto_server() -> PathBuf {
@@ -582,9 +594,10 @@ impl<H: Healer + Sync> Healer for Counting<H> {
     }
 }
 
-/// A layer's engine as the tests build it: the real adapters and a counting real healer.
+/// A layer's engine as the tests build it: the real adapters and a counting real healer, its
+/// alarm events sent by CloudWatch.
 pub type TestEngine<C> =
-    Engine<DynamoStateStore, SnsNotifier, Counting<LayerHealer>, C, AwsFollowUps>;
+    sent::Sent<Engine<DynamoStateStore, SnsNotifier, Counting<LayerHealer>, C, AwsFollowUps>>;
 
 /// One notification as a subscriber receives it: the SNS envelope and the record it carries.
 #[derive(Debug, Clone)]
@@ -677,14 +690,15 @@ impl Deployment {
         self.layer_with(Layer::Infrastructure, clock, settings)
     }
 
-    /// An engine of `layer` around `healer`, through the Lambda functions' own wiring.
+    /// An engine of `layer` around `healer`, through the Lambda functions' own wiring; its
+    /// alarm events are sent by CloudWatch (see [`sent`]).
     pub fn engine<H: Healer, C: Clock>(
         &self,
         layer: Layer,
         healer: H,
         clock: C,
         settings: Settings,
-    ) -> Engine<DynamoStateStore, SnsNotifier, H, C, AwsFollowUps> {
+    ) -> sent::Sent<Engine<DynamoStateStore, SnsNotifier, H, C, AwsFollowUps>> {
         let config = autoheal_aws::FunctionConfig {
             layer,
             table_name: self.table.clone(),
@@ -697,7 +711,9 @@ impl Deployment {
                 ..autoheal_aws::FollowUpTarget::local(layer)
             },
         };
-        autoheal_aws::build_engine_with_clock(config, &self.function_sdk(layer), healer, clock)
+        let engine =
+            autoheal_aws::build_engine_with_clock(config, &self.function_sdk(layer), healer, clock);
+        sent::Sent::new(engine, &self.sdk)
     }
 
     /// The one healing record stored today.

@@ -264,7 +264,7 @@ fn sdk_dimensions(dimensions: &BTreeMap<String, String>) -> Vec<Dimension> {
 }
 
 /// One `PutMetricAlarm`: the whole alarm, tagged when it is created.
-async fn put(
+pub(crate) async fn put(
     client: &Client,
     alarm: &MetricAlarm,
     tag_set: &BTreeMap<String, String>,

@@ -6,6 +6,7 @@
 
 pub mod alarms;
 pub mod discover;
+pub mod drill;
 pub mod error;
 pub mod listing;
 

@@ -1,6 +1,8 @@
 //! The closed loop on AWS: follow-ups are EventBridge Scheduler one-time schedules that invoke
 //! the layer's function and delete themselves; alarms are read back with CloudWatch
-//! `DescribeAlarms`.
+//! `DescribeAlarms` (and their tags with `ListTagsForResource`, when an event carries tags).
+
+use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use aws_sdk_scheduler::error::ProvideErrorMetadata;
@@ -10,7 +12,10 @@ use aws_sdk_scheduler::types::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use autoheal_core::{AlarmNow, AlarmReading, AlarmState, FollowUp, FollowUpError, FollowUps};
+use autoheal_core::{
+    AlarmDefinition, AlarmKind, AlarmNow, AlarmReading, AlarmState, FollowUp, FollowUpError,
+    FollowUps, MetricRef,
+};
 
 use crate::config::FollowUpTarget;
 use crate::errors::describe;
@@ -158,33 +163,42 @@ impl FollowUps for AwsFollowUps {
             .metric_alarms()
             .iter()
             .filter(|alarm| alarm.alarm_name() == Some(alarm_name))
-            .map(|alarm| {
-                (
-                    alarm.state_value(),
-                    alarm.state_updated_timestamp(),
-                    alarm.alarm_actions(),
-                )
+            .map(|alarm| Held {
+                state: alarm.state_value(),
+                since: alarm.state_updated_timestamp(),
+                actions: alarm.alarm_actions(),
+                arn: alarm.alarm_arn(),
+                definition: AlarmDefinition {
+                    watches: watches(alarm),
+                    comparison: alarm.comparison_operator().map(|c| c.as_str().to_owned()),
+                },
             });
         let composite = output
             .composite_alarms()
             .iter()
             .filter(|alarm| alarm.alarm_name() == Some(alarm_name))
-            .map(|alarm| {
-                (
-                    alarm.state_value(),
-                    alarm.state_updated_timestamp(),
-                    alarm.alarm_actions(),
-                )
+            .map(|alarm| Held {
+                state: alarm.state_value(),
+                since: alarm.state_updated_timestamp(),
+                actions: alarm.alarm_actions(),
+                arn: alarm.alarm_arn(),
+                definition: AlarmDefinition {
+                    watches: AlarmKind::Composite {
+                        alarm_rule: alarm.alarm_rule().unwrap_or_default().to_owned(),
+                    },
+                    comparison: None,
+                },
             });
-        let Some((state, since, actions)) = metric.chain(composite).next() else {
+        let Some(held) = metric.chain(composite).next() else {
             return Ok(None);
         };
-        let state = match state {
+        let state = match held.state {
             Some(StateValue::Alarm) => AlarmState::Alarm,
             Some(StateValue::Ok) => AlarmState::Ok,
             _ => AlarmState::InsufficientData,
         };
-        let since = since
+        let since = held
+            .since
             .and_then(|time| DateTime::from_timestamp(time.secs(), time.subsec_nanos()))
             .ok_or_else(|| {
                 error(
@@ -194,8 +208,72 @@ impl FollowUps for AwsFollowUps {
             })?;
         Ok(Some(AlarmNow {
             reading: AlarmReading { state, since },
-            actions: actions.to_vec(),
+            actions: held.actions.to_vec(),
+            definition: held.definition,
+            arn: held.arn.map(str::to_owned),
         }))
+    }
+
+    async fn alarm_tags(&self, alarm_arn: &str) -> Result<BTreeMap<String, String>, FollowUpError> {
+        let output = self
+            .cloudwatch
+            .list_tags_for_resource()
+            .resource_arn(alarm_arn)
+            .send()
+            .await
+            .map_err(|e| api_error("ListTagsForResource", &e))?;
+        Ok(output
+            .tags()
+            .iter()
+            .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value()?.to_owned())))
+            .collect())
+    }
+}
+
+/// An alarm as `DescribeAlarms` returns it, metric or composite alike.
+struct Held<'a> {
+    state: Option<&'a StateValue>,
+    since: Option<&'a aws_sdk_cloudwatch::primitives::DateTime>,
+    actions: &'a [String],
+    arn: Option<&'a str>,
+    definition: AlarmDefinition,
+}
+
+/// What a metric alarm watches: its one metric, or the metrics its expression reads.
+pub fn watches(alarm: &aws_sdk_cloudwatch::types::MetricAlarm) -> AlarmKind {
+    let dimensions = |dimensions: &[aws_sdk_cloudwatch::types::Dimension]| {
+        dimensions
+            .iter()
+            .filter_map(|d| Some((d.name()?.to_owned(), d.value()?.to_owned())))
+            .collect()
+    };
+    if let Some(name) = alarm.metric_name() {
+        return AlarmKind::Metric {
+            metric: MetricRef {
+                namespace: alarm.namespace().unwrap_or_default().to_owned(),
+                name: name.to_owned(),
+                dimensions: dimensions(alarm.dimensions()),
+            },
+        };
+    }
+    let metrics = alarm
+        .metrics()
+        .iter()
+        .filter_map(|query| query.metric_stat()?.metric())
+        .map(|metric| MetricRef {
+            namespace: metric.namespace().unwrap_or_default().to_owned(),
+            name: metric.metric_name().unwrap_or_default().to_owned(),
+            dimensions: dimensions(metric.dimensions()),
+        })
+        .collect();
+    let expression = alarm
+        .metrics()
+        .iter()
+        .find_map(|query| query.expression())
+        .map(str::to_owned);
+    AlarmKind::MetricMath {
+        expression,
+        metrics,
     }
 }
 

@@ -31,7 +31,7 @@ pub mod report;
 pub use engine::{
     DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET, Engine, EngineError, Settings, explain,
 };
-pub use model::event::{AlarmEvent, AlarmKind, AlarmState, EventError};
+pub use model::event::{AlarmEvent, AlarmKind, AlarmState, EventError, MetricRef};
 pub use model::layer::Layer;
 pub use model::limits::{Allowance, BudgetScope, GroupGuard, Limit};
 pub use model::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
@@ -46,6 +46,7 @@ pub use model::trip::{TripKind, Tripped};
 pub use policy::budget::{Budget, Spend, Usage};
 pub use policy::decision::{Decision, Pending, idempotency_token};
 pub use policy::followup::{AlarmReading, FollowUp};
+pub use policy::genuine::AlarmDefinition;
 pub use policy::group::GroupView;
 pub use ports::{
     ActionEnd, AlarmNow, Assessment, ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps,

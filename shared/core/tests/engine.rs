@@ -13,12 +13,12 @@ use autoheal_core::policy::budget::Windows;
 use autoheal_core::policy::decision::idempotency_token;
 use autoheal_core::policy::group::{GroupView, Slot};
 use autoheal_core::{
-    Action, ActionEnd, AlarmNow, AlarmReading, AlarmState, Assessment, Budget, ClaimRequest,
-    ClaimResult, Clock, Engine, EngineError, FollowUp, FollowUpError, FollowUps, HealError,
-    HealOutcome, HealRequest, Healer, HealingRecord, HealingStatus, Incident, Layer, Lease, Loaded,
-    Mode, Notice, NoticeKind, Notifier, NotifyError, Outcome, ResourceKey, ResourceLock,
-    ResourceState, Revert, RuleSet, RunPhase, Settings, SkipReason, StateStore, StoreError,
-    Tripped, Usage, Verdict,
+    Action, ActionEnd, AlarmDefinition, AlarmEvent, AlarmKind, AlarmNow, AlarmReading, AlarmState,
+    Assessment, Budget, ClaimRequest, ClaimResult, Clock, Engine, EngineError, FollowUp,
+    FollowUpError, FollowUps, HealError, HealOutcome, HealRequest, Healer, HealingRecord,
+    HealingStatus, Incident, Layer, Lease, Loaded, Mode, Notice, NoticeKind, Notifier, NotifyError,
+    Outcome, ResourceKey, ResourceLock, ResourceState, Revert, RuleSet, RunPhase, Settings,
+    SkipReason, StateStore, StoreError, Tripped, Usage, Verdict,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -400,6 +400,14 @@ struct ManualLoop {
     actions_read: AtomicUsize,
     /// Scheduling fails, as a Scheduler outage would.
     scheduler_down: AtomicBool,
+    /// Each alarm's definition and tags, as CloudWatch holds them.
+    definitions: Mutex<HashMap<String, (AlarmDefinition, BTreeMap<String, String>)>>,
+    /// The alarms whose definition the test set: the events handled leave them as they are.
+    defined_by_test: Mutex<HashSet<String>>,
+    /// The alarms the events handled through [`handle`] describe, as CloudWatch would hold
+    /// them had it sent those events: what an alarm not set by the test reads as when the
+    /// engine judges an event (follow-ups read only the alarms the test sets).
+    fired: Mutex<HashMap<String, AlarmReading>>,
 }
 
 impl ManualLoop {
@@ -440,6 +448,80 @@ impl ManualLoop {
                 name.to_owned(),
                 actions.iter().map(|a| (*a).to_owned()).collect(),
             );
+    }
+
+    /// Holds `name` as watching `watches` with `comparison`, and carrying `tags`.
+    fn define_alarm(
+        &self,
+        name: &str,
+        watches: AlarmKind,
+        comparison: Option<&str>,
+        tags: &[(&str, &str)],
+    ) {
+        self.defined_by_test
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .insert(name.to_owned());
+        self.hold_alarm(name, watches, comparison, tags);
+    }
+
+    fn hold_alarm(
+        &self,
+        name: &str,
+        watches: AlarmKind,
+        comparison: Option<&str>,
+        tags: &[(&str, &str)],
+    ) {
+        let definition = AlarmDefinition {
+            watches,
+            comparison: comparison.map(str::to_owned),
+        };
+        let tags = tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.definitions
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .insert(name.to_owned(), (definition, tags));
+    }
+
+    /// CloudWatch holds the alarm `payload` describes, as CloudWatch would if it had just sent
+    /// the event: defined as the event says (unless the test defined it), in the event's state
+    /// (an alarm the test set reads as the test set it).
+    fn fired(&self, payload: &Value, now: DateTime<Utc>) {
+        let Ok(event) = AlarmEvent::from_value(payload.clone()) else {
+            return;
+        };
+        let tags: Vec<(&str, &str)> = event
+            .alarm_tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let defined = self
+            .defined_by_test
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .contains(&event.alarm_name);
+        if !defined {
+            self.hold_alarm(&event.alarm_name, event.kind.clone(), None, &tags);
+        }
+        self.fired
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .entry(event.alarm_name.clone())
+            .and_modify(|reading| {
+                if reading.state != event.state {
+                    *reading = AlarmReading {
+                        state: event.state,
+                        since: now,
+                    };
+                }
+            })
+            .or_insert(AlarmReading {
+                state: event.state,
+                since: now,
+            });
     }
 
     fn set_alarm(&self, name: &str, state: AlarmState, since: DateTime<Utc>) {
@@ -498,7 +580,22 @@ impl FollowUps for ManualLoop {
 
     async fn describe_alarm(&self, alarm_name: &str) -> Result<Option<AlarmNow>, FollowUpError> {
         self.actions_read.fetch_add(1, Ordering::SeqCst);
-        let Some(reading) = self.read_alarm(alarm_name).await? else {
+        let fired = self
+            .fired
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .get(alarm_name)
+            .copied();
+        let Some(reading) = self.read_alarm(alarm_name).await?.or(fired) else {
+            return Ok(None);
+        };
+        let Some((definition, _)) = self
+            .definitions
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .get(alarm_name)
+            .cloned()
+        else {
             return Ok(None);
         };
         let actions = self
@@ -508,7 +605,22 @@ impl FollowUps for ManualLoop {
             .get(alarm_name)
             .cloned()
             .unwrap_or_default();
-        Ok(Some(AlarmNow { reading, actions }))
+        Ok(Some(AlarmNow {
+            reading,
+            actions,
+            definition,
+            arn: Some(alarm_name.to_owned()),
+        }))
+    }
+
+    async fn alarm_tags(&self, alarm_arn: &str) -> Result<BTreeMap<String, String>, FollowUpError> {
+        Ok(self
+            .definitions
+            .lock()
+            .unwrap_or_else(|e| panic!("loop lock: {e}"))
+            .get(alarm_arn)
+            .map(|(_, tags)| tags.clone())
+            .unwrap_or_default())
     }
 }
 
@@ -765,7 +877,9 @@ fn ec2_key(instance: &str) -> ResourceKey {
     }
 }
 
+/// Handles `payload` as CloudWatch would have sent it: its alarm exists as it describes it.
 async fn handle(engine: &TestEngine, payload: Value, run_id: &str) -> Outcome {
+    engine.follow_ups.fired(&payload, engine.clock.now());
     engine
         .handle(payload, run_id)
         .await
@@ -1305,13 +1419,10 @@ async fn given_a_notifier_that_fails_when_an_alarm_is_handled_then_the_heal_stil
 async fn given_a_store_outage_when_an_alarm_is_handled_then_a_retryable_error_and_no_heal() {
     let engine = infrastructure();
     engine.store.down.store(true, Ordering::SeqCst);
+    let event = ec2_status_check("e1", "ALARM", "i-00000000000000001");
+    engine.follow_ups.fired(&event, t0());
 
-    let result = engine
-        .handle(
-            ec2_status_check("e1", "ALARM", "i-00000000000000001"),
-            "run-1",
-        )
-        .await;
+    let result = engine.handle(event, "run-1").await;
 
     match result {
         Err(error @ EngineError::Store(_)) => assert!(error.is_retryable(), "{error}"),
@@ -1534,6 +1645,10 @@ async fn given_a_concurrent_writer_when_the_claim_conflicts_then_the_engine_deci
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn given_ten_concurrent_deliveries_of_one_event_when_handled_then_exactly_one_heals() {
     let engine = Arc::new(infrastructure());
+    engine.follow_ups.fired(
+        &ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        t0(),
+    );
 
     let tasks: Vec<_> = (0..10)
         .map(|index| {
@@ -1586,6 +1701,10 @@ async fn given_ten_concurrent_deliveries_of_one_event_when_handled_then_exactly_
 async fn given_ten_concurrent_alarms_of_different_events_on_one_instance_when_handled_then_exactly_one_heals()
  {
     let engine = Arc::new(infrastructure());
+    engine.follow_ups.fired(
+        &ec2_status_check("e0", "ALARM", "i-00000000000000001"),
+        t0(),
+    );
 
     let tasks: Vec<_> = (0..10)
         .map(|index| {
@@ -2988,6 +3107,172 @@ async fn given_events_delivered_after_their_alarm_moved_on_when_handled_then_not
     assert_eq!(engine.healer.reverted().len(), 1);
 }
 
+/// Only CloudWatch's own alarm moves autoheal: an event for an alarm CloudWatch does not hold,
+/// for one that watches another instance, or with tags the alarm does not carry is refused
+/// `not-genuine` after one read of the alarm, and nothing is assessed, done, written,
+/// scheduled or notified.
+#[tokio::test]
+async fn given_events_that_cloudwatch_did_not_send_when_handled_then_nothing_is_done() {
+    let engine = infrastructure();
+    let assert_refused = |outcome: &Outcome, why: &str| {
+        assert_eq!(outcome.decision, Verdict::Ignore, "{outcome:#?}");
+        assert_eq!(outcome.reason, Some(SkipReason::NotGenuine), "{outcome:#?}");
+        assert!(
+            outcome.detail.as_deref().is_some_and(|d| d.contains(why)),
+            "{outcome:#?}"
+        );
+        assert!(outcome.record.is_none(), "{outcome:#?}");
+    };
+
+    // No such alarm: a made-up event, straight to the function.
+    let made_up = engine
+        .handle(
+            ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+            "run-1",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_refused(&made_up, "no alarm named");
+
+    // The alarm exists, in ALARM, on another instance.
+    engine.follow_ups.define_alarm(
+        ALARM_NAME,
+        AlarmKind::Metric {
+            metric: autoheal_core::MetricRef {
+                namespace: "AWS/EC2".to_owned(),
+                name: "StatusCheckFailed_System".to_owned(),
+                dimensions: [("InstanceId".to_owned(), "i-0000000000000000f".to_owned())].into(),
+            },
+        },
+        Some("GreaterThanOrEqualToThreshold"),
+        &[("team", "web")],
+    );
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    let other_instance = engine
+        .handle(
+            ec2_status_check("e2", "ALARM", "i-00000000000000001"),
+            "run-2",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_refused(&other_instance, "i-0000000000000000f");
+
+    // The right instance, with a tag the alarm does not carry.
+    let forged_tag = engine
+        .handle(
+            with_tags(
+                ec2_status_check("e3", "ALARM", "i-0000000000000000f"),
+                json!({"team": "web", "autoheal:rule": "ec2-instance-healing"}),
+            ),
+            "run-3",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_refused(&forged_tag, "autoheal:rule=ec2-instance-healing");
+
+    assert_eq!(engine.healer.count(), 0);
+    assert_eq!(engine.healer.assessed.load(Ordering::SeqCst), 0);
+    assert_eq!(engine.store.writes(), 0);
+    assert!(engine.follow_ups.scheduled().is_empty());
+    assert!(engine.notifier.notices().is_empty());
+
+    // The alarm's own event, with the tags it carries: healed.
+    let genuine = engine
+        .handle(
+            with_tags(
+                ec2_status_check("e4", "ALARM", "i-0000000000000000f"),
+                json!({"team": "web"}),
+            ),
+            "run-4",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(genuine.decision, Verdict::Act, "{genuine:#?}");
+    assert_eq!(engine.healer.count(), 1);
+}
+
+/// An event that would act needs its alarm in ALARM now: one without data since its event
+/// (the instance stopped reporting, or the event is old) does not act.
+#[tokio::test]
+async fn given_an_alarm_without_data_now_when_its_alarm_event_arrives_then_nothing_is_done() {
+    let engine = infrastructure();
+    let event = ec2_status_check("e1", "ALARM", "i-00000000000000001");
+    engine.follow_ups.fired(&event, t0());
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::InsufficientData, at(30));
+    engine.clock.set(at(60));
+    let outcome = engine
+        .handle(event, "run-1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(outcome.reason, Some(SkipReason::Stale), "{outcome:#?}");
+    assert_eq!(engine.healer.count(), 0);
+    assert_eq!(engine.store.writes(), 0);
+}
+
+/// A rule states the direction its trigger means (`[rule.alarm]`): `rds-instance-healing`
+/// heals a database nobody can connect to (`DatabaseConnections` below its threshold). The
+/// usual "too many connections" alarm fires the other way and does not select it: no
+/// snapshot and reboot at peak load. The rule's own kind of alarm does.
+#[tokio::test]
+async fn given_a_too_many_connections_alarm_when_it_fires_then_the_database_is_not_rebooted() {
+    let engine = engine_with(Layer::Platform, shipped(), Settings::default());
+    let connections = |id: &str| {
+        metric_alarm(
+            id,
+            "orders-db-connections",
+            "ALARM",
+            "AWS/RDS",
+            "DatabaseConnections",
+            &[("DBInstanceIdentifier", "orders-db")],
+        )
+    };
+    let watches = AlarmEvent::from_value(connections("e0"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .kind;
+    engine.follow_ups.define_alarm(
+        "orders-db-connections",
+        watches.clone(),
+        Some("GreaterThanThreshold"),
+        &[],
+    );
+    engine
+        .follow_ups
+        .set_alarm("orders-db-connections", AlarmState::Alarm, t0());
+
+    let too_many = engine
+        .handle(connections("e1"), "run-1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(too_many.rule.as_deref(), Some("rds-instance-healing"));
+    assert_eq!(too_many.decision, Verdict::Ignore, "{too_many:#?}");
+    assert_eq!(too_many.reason, Some(SkipReason::OppositeDirection));
+    assert!(
+        too_many
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("GreaterThanThreshold")),
+        "{too_many:#?}"
+    );
+    assert_eq!(engine.healer.count(), 0);
+    assert_eq!(engine.store.writes(), 0);
+
+    engine.follow_ups.define_alarm(
+        "orders-db-connections",
+        watches,
+        Some("LessThanThreshold"),
+        &[],
+    );
+    let unreachable = engine
+        .handle(connections("e2"), "run-2")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(unreachable.decision, Verdict::Act, "{unreachable:#?}");
+}
+
 // ------------------------------------------------------------------ resumable actions
 
 #[tokio::test]
@@ -3620,14 +3905,10 @@ async fn given_a_resource_that_cannot_be_assessed_when_its_alarm_fires_then_noth
         clock: TestClock(Mutex::new(t0())),
         follow_ups: ManualLoop::default(),
     };
+    let event = ec2_status_check("e1", "ALARM", "i-00000000000000001");
+    engine.follow_ups.fired(&event, t0());
 
-    let error = engine
-        .handle(
-            ec2_status_check("e1", "ALARM", "i-00000000000000001"),
-            "run-1",
-        )
-        .await
-        .expect_err("an error");
+    let error = engine.handle(event, "run-1").await.expect_err("an error");
 
     assert!(error.is_retryable(), "{error}");
     assert!(matches!(error, EngineError::Assessment(_)), "{error}");

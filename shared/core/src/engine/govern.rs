@@ -17,6 +17,7 @@ use crate::model::trip::{TripKind, Tripped};
 use crate::policy::budget::{self, Budget, Usage};
 use crate::policy::decision::{Decision, Transition, idempotency_token, ignore};
 use crate::policy::deferral;
+use crate::policy::genuine;
 use crate::policy::group::{self, Hold, NOTICE_WINDOW_SECONDS, STORM_RECHECK_SECONDS};
 use crate::ports::{
     AlarmNow, ClaimRequest, ClaimResult, Clock, FollowUps, Healer, Loaded, Notifier, StateStore,
@@ -44,10 +45,6 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         [rule, layer, global].into_iter().flatten().collect()
     }
 
-    /// The safety governor: a new attempt that a budget or its group's guard does not allow
-    /// becomes a deferral; one they allow carries what it spends and the group slot it takes
-    /// into its claim (checked there, atomically). A taken-over or resumed attempt continues
-    /// one already counted.
     /// The alarm as CloudWatch holds it now, read once per run.
     async fn alarm_now(&self) -> Result<Option<&AlarmNow>, EngineError> {
         if self.alarm_now.get().is_none() {
@@ -61,47 +58,105 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         Ok(self.alarm_now.get().and_then(Option::as_ref))
     }
 
-    /// Why an alarm event that would act, put changes back or start a recovery is stale, if
-    /// it is: CloudWatch holds the alarm in the opposite state to the event's (delivered late,
-    /// or after a newer change). A follow-up reads the alarm itself; an alarm CloudWatch
-    /// does not know is not judged here.
-    async fn stale(&self, transition: &Transition) -> Result<Option<String>, EngineError> {
+    /// Why an alarm event that would act, put changes back or start a recovery is not to be
+    /// acted on, if it is not: judged against the alarm as CloudWatch holds it (one read).
+    /// - `not-genuine`: CloudWatch has no such alarm, or one that watches other metrics or
+    ///   dimensions, or lacks the event's tags: the event was not CloudWatch's.
+    /// - `stale`: the alarm is in the opposite state (delivered late, or after a newer
+    ///   change), or no longer in ALARM for an event that would act.
+    /// - `opposite-direction`: the alarm fires the other way to the rule's trigger.
+    ///
+    /// A follow-up reads the alarm itself.
+    async fn judge(
+        &self,
+        transition: &Transition,
+    ) -> Result<Option<(SkipReason, String)>, EngineError> {
         let on_alarm_path = self.event.id == self.origin.id;
-        let weighty = matches!(
+        let acting = matches!(
             (&transition.decision, self.event.state),
-            (Decision::Act { .. }, AlarmState::Alarm)
-                | (
-                    Decision::Revert { .. } | Decision::Recovering { .. },
-                    AlarmState::Ok
-                )
+            (
+                Decision::Act { .. } | Decision::Defer { .. } | Decision::Recheck { .. },
+                AlarmState::Alarm
+            )
         );
-        if !on_alarm_path || !weighty {
+        let reverting = matches!(
+            (&transition.decision, self.event.state),
+            (
+                Decision::Revert { .. } | Decision::Recovering { .. },
+                AlarmState::Ok
+            )
+        );
+        if !on_alarm_path || !(acting || reverting) {
             return Ok(None);
         }
+        let name = &self.event.alarm_name;
         let Some(alarm) = self.alarm_now().await? else {
-            return Ok(None);
+            return Ok(Some((
+                SkipReason::NotGenuine,
+                format!(
+                    "CloudWatch has no alarm named {name}: the event was not sent by CloudWatch, \
+                     and nothing is done"
+                ),
+            )));
         };
+        let not_genuine = |why: String| {
+            Some((
+                SkipReason::NotGenuine,
+                format!(
+                    "{why} ({name}): the event was not sent by CloudWatch, and nothing is done"
+                ),
+            ))
+        };
+        if let Some(why) = genuine::watch_differs(&self.event.kind, &alarm.definition.watches) {
+            return Ok(not_genuine(why));
+        }
+        if !self.event.alarm_tags.is_empty() {
+            let held = match alarm.arn.as_deref() {
+                Some(arn) => self.engine.follow_ups.alarm_tags(arn).await?,
+                None => Default::default(),
+            };
+            if let Some(why) = genuine::tags_differ(&self.event.alarm_tags, &held) {
+                return Ok(not_genuine(why));
+            }
+        }
         let reading = alarm.reading;
-        // Only the opposite state makes the event stale. An alarm without data since says
-        // nothing against it: refusing then would leave an OK's changes with nothing to put
-        // them back.
-        let opposite = match self.event.state {
-            AlarmState::Alarm => AlarmState::Ok,
-            AlarmState::Ok => AlarmState::Alarm,
-            AlarmState::InsufficientData => return Ok(None),
+        // An event that would act needs the alarm in ALARM now. An OK that puts changes back
+        // is refused only by the opposite state: an alarm without data since says nothing
+        // against it, and refusing then would leave its changes with nothing to put them back.
+        let stale = match self.event.state {
+            AlarmState::Alarm => reading.state != AlarmState::Alarm,
+            AlarmState::Ok => reading.state == AlarmState::Alarm,
+            AlarmState::InsufficientData => false,
         };
-        Ok((reading.state == opposite).then(|| {
-            format!(
-                "CloudWatch has {} in {} since {}, not {} as this event says: the event is stale, \
-                 and nothing is done",
-                self.event.alarm_name,
-                reading.state.as_str(),
-                reading.since.to_rfc3339(),
-                self.event.state.as_str()
-            )
-        }))
+        if stale {
+            return Ok(Some((
+                SkipReason::Stale,
+                format!(
+                    "CloudWatch has {name} in {} since {}, not {} as this event says: the event \
+                     is stale, and nothing is done",
+                    reading.state.as_str(),
+                    reading.since.to_rfc3339(),
+                    self.event.state.as_str()
+                ),
+            )));
+        }
+        if acting
+            && let Some(spec) = &self.rule.alarm
+            && let Some(why) = genuine::contradicts(spec, &alarm.definition)
+        {
+            return Ok(Some((
+                SkipReason::OppositeDirection,
+                format!("{why} (rule {}); nothing is done", self.rule.name),
+            )));
+        }
+        Ok(None)
     }
 
+    /// The safety governor: a new attempt that a budget or its group's guard does not allow
+    /// becomes a deferral; one they allow carries what it spends and the group slot it takes
+    /// into its claim (checked there, atomically). A taken-over or resumed attempt continues
+    /// one already counted.
+    /// An alarm event is first judged against the alarm as CloudWatch holds it.
     pub(super) async fn govern(
         &self,
         loaded: &Loaded,
@@ -110,10 +165,10 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         usages: &[Usage],
         now: DateTime<Utc>,
     ) -> Result<Governed, EngineError> {
-        if let Some(stale) = self.stale(&transition).await? {
+        if let Some((reason, why)) = self.judge(&transition).await? {
             return Ok(Governed {
-                summary: Some(stale),
-                ..Governed::free(ignore(SkipReason::Stale))
+                summary: Some(why),
+                ..Governed::free(ignore(reason))
             });
         }
         let (

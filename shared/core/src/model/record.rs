@@ -166,8 +166,16 @@ pub enum SkipReason {
     /// Lambda alarm on another alias, or on one version): nothing is done.
     OtherTarget,
     /// CloudWatch says the alarm is no longer in the state the event reports (an event
-    /// delivered late, or out of order): nothing is done or written.
+    /// delivered late, or out of order), or no longer in ALARM for an event that would act:
+    /// nothing is done or written.
     Stale,
+    /// CloudWatch does not hold the alarm the event describes (none of that name, or other
+    /// metrics, dimensions or tags): the event was not sent by CloudWatch, and nothing is
+    /// done or written.
+    NotGenuine,
+    /// The alarm fires the opposite way to the rule's trigger (`[rule.alarm]`): it does not
+    /// mean what the rule heals, and nothing is done or written.
+    OppositeDirection,
 }
 
 impl SkipReason {
@@ -221,6 +229,8 @@ impl SkipReason {
             SkipReason::Gone => "gone",
             SkipReason::OtherTarget => "other-target",
             SkipReason::Stale => "stale",
+            SkipReason::NotGenuine => "not-genuine",
+            SkipReason::OppositeDirection => "opposite-direction",
         }
     }
 }

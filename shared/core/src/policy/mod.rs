@@ -1,7 +1,8 @@
 //! The policies: pure functions over the model that decide. Which rule an alarm selects and
 //! which resource it heals (`resolve`), act or skip (`decision`), the budgets and the group
 //! guard of the safety governor (`budget`, `group`), what becomes of a run that may not act
-//! now (`deferral`), what a follow-up decides (`followup`), which of autoheal's snapshots go
+//! now (`deferral`), whether an event is CloudWatch's own and means what its rule heals
+//! (`genuine`), what a follow-up decides (`followup`), which of autoheal's snapshots go
 //! (`retention`), and which alarms detection needs (`detection`: the resources each rule
 //! protects, their alarms, coverage, the plan). Each takes `now` and the facts in and returns
 //! what to do; none reads a clock or does I/O (`retention::apply` only drives its own narrow
@@ -14,6 +15,7 @@ pub mod decision;
 pub mod deferral;
 pub mod detection;
 pub mod followup;
+pub mod genuine;
 pub mod group;
 pub mod resolve;
 pub mod retention;

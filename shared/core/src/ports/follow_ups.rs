@@ -2,9 +2,12 @@
 
 use std::future::Future;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::policy::followup::{AlarmReading, FollowUp};
+use crate::policy::genuine::AlarmDefinition;
 
 /// A failure to schedule a follow-up or to read an alarm back. Retrying the whole event is
 /// safe.
@@ -36,13 +39,23 @@ pub trait FollowUps {
         &self,
         alarm_name: &str,
     ) -> impl Future<Output = Result<Option<AlarmNow>, FollowUpError>> + Send;
+
+    /// The tags of the alarm `alarm_arn`, to hold an event's tags to.
+    fn alarm_tags(
+        &self,
+        alarm_arn: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, FollowUpError>> + Send;
 }
 
 /// An alarm as CloudWatch holds it now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlarmNow {
     pub reading: AlarmReading,
     /// The actions the alarm takes itself when it goes into ALARM (ARNs such as
     /// `arn:aws:automate:<region>:ec2:recover`).
     pub actions: Vec<String>,
+    /// What it watches and how.
+    pub definition: AlarmDefinition,
+    /// Its ARN, to read its tags by.
+    pub arn: Option<String>,
 }

@@ -1,0 +1,58 @@
+//! An engine as CloudWatch drives it: autoheal acts only on an alarm CloudWatch holds, so every
+//! alarm event a test hands to [`Sent::handle`] is made true in the emulator first (its alarm
+//! put there as the event describes it, in the event's state, by the drill `autoheal invoke
+//! --fire` uses). An alarm whose state the test set itself keeps that state (an event the
+//! test delivers late).
+//! [`Sent::unsent`] is the engine itself, for events CloudWatch never sent.
+
+use std::ops::Deref;
+
+use autoheal_core::policy::resolve::select_any;
+use autoheal_core::{
+    AlarmEvent, AlarmKind, Clock, Engine, EngineError, FollowUps, Healer, Notifier, Outcome,
+    StateStore,
+};
+use autoheal_detection::drill::{self, Firing};
+use serde_json::Value;
+
+/// An engine whose alarm events CloudWatch sent.
+#[derive(Debug)]
+pub struct Sent<E> {
+    pub unsent: E,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+impl<E> Sent<E> {
+    /// `engine`, its events' alarms put into the CloudWatch of `sdk`.
+    pub fn new(engine: E, sdk: &aws_config::SdkConfig) -> Self {
+        Sent {
+            unsent: engine,
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+        }
+    }
+}
+
+impl<E> Deref for Sent<E> {
+    type Target = E;
+
+    fn deref(&self) -> &E {
+        &self.unsent
+    }
+}
+
+impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Sent<Engine<S, N, H, C, F>> {
+    /// Handles `payload` as its layer's function would, after making its alarm (if it is an
+    /// alarm event) true in CloudWatch. The emulator has no composite alarms: a composite
+    /// event goes through as it is.
+    pub async fn handle(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
+        if let Ok(event) = AlarmEvent::from_value(payload.clone())
+            && !matches!(event.kind, AlarmKind::Composite { .. })
+        {
+            let rule = select_any(&self.unsent.rules, &event).1.rule();
+            drill::fire(&self.cloudwatch, &event, rule, Firing::UnlessSetByOthers)
+                .await
+                .unwrap_or_else(|e| panic!("the event's alarm put into the emulator: {e}"));
+        }
+        self.unsent.handle(payload, run_id).await
+    }
+}
