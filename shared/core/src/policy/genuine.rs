@@ -238,7 +238,7 @@ mod tests {
         let held = AlarmKind::Metric {
             metric: metric("CPUUtilization", &[("DBInstanceIdentifier", "staging")]),
         };
-        let differs = watch_differs(&said, &held).expect("differs");
+        let differs = watch_differs(&said, &held).unwrap_or_else(|| panic!("differs"));
         assert!(
             differs.contains("prod") && differs.contains("staging"),
             "{differs}"
