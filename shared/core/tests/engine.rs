@@ -387,6 +387,9 @@ impl StateStore for MemoryStore {
     }
 }
 
+/// An alarm's definition and tags, as CloudWatch holds them.
+type HeldAlarm = (AlarmDefinition, BTreeMap<String, String>);
+
 /// Keeps the follow-ups scheduled; reads alarms from a map the test sets.
 #[derive(Debug, Default)]
 struct ManualLoop {
@@ -401,7 +404,7 @@ struct ManualLoop {
     /// Scheduling fails, as a Scheduler outage would.
     scheduler_down: AtomicBool,
     /// Each alarm's definition and tags, as CloudWatch holds them.
-    definitions: Mutex<HashMap<String, (AlarmDefinition, BTreeMap<String, String>)>>,
+    definitions: Mutex<HashMap<String, HeldAlarm>>,
     /// The alarms whose definition the test set: the events handled leave them as they are.
     defined_by_test: Mutex<HashSet<String>>,
     /// The alarms the events handled through [`handle`] describe, as CloudWatch would hold
