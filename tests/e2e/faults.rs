@@ -222,6 +222,45 @@ async fn without_the_state_store_nothing_is_done_and_the_event_can_be_delivered_
     assert_eq!(fleet.history(&instance).await, ["stop", "start"]);
 }
 
+/// The check that verifies an attempt is scheduled before its claim: while EventBridge
+/// Scheduler cannot be reached, the event fails with a retryable error, the instance is not
+/// touched and nothing is stored; delivered again once it answers, the event heals, followed up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_scheduler_nothing_is_done_and_the_event_can_be_delivered_again() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let fleet = Fleet::new(&direct.sdk);
+    let instance = fleet.standalone(&[(SYSTEM, "impaired")]).await;
+    let engine = proxied.infrastructure(TestClock::at(Utc::now()), Settings::default());
+    let event = ec2_alarm(&instance, "e-no-scheduler");
+    proxy.inject("scheduler:*", Fault::Unavailable, None);
+
+    let error = engine
+        .handle(event.clone(), "run-1")
+        .await
+        .expect_err("no follow-up can be scheduled");
+
+    assert!(error.is_retryable(), "{error}");
+    assert!(error.to_string().contains("CreateSchedule"), "{error}");
+    for mutation in MUTATIONS {
+        assert_eq!(proxy.count(mutation), 0, "never act without a follow-up");
+    }
+    assert_eq!(engine.healer.calls(), 0);
+    assert_eq!(direct.item_count().await, 0, "nothing is written");
+    assert!(direct.follow_ups().await.is_empty());
+
+    proxy.heal();
+    let outcome = engine.handle(event, "run-2").await.expect("handled");
+    assert_eq!(outcome.decision, Verdict::Act, "{outcome:?}");
+    assert_eq!(fleet.history(&instance).await, ["stop", "start"]);
+    let scheduled = direct.follow_ups().await;
+    assert_eq!(scheduled.len(), 1, "the attempt's check");
+    assert_eq!(
+        scheduled[0].payload["detail"]["incident_id"],
+        "e-no-scheduler"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_in_the_middle_of_an_action_is_finished_by_its_check_without_doing_anything_twice()
  {

@@ -2192,8 +2192,13 @@ async fn given_an_alarm_that_stays_on_when_follow_ups_fire_then_each_retries_unt
     )
     .await;
     assert_eq!(again.reason, Some(SkipReason::MaxAttempts));
-    let (payload, _) = engine.follow_ups.latest();
-    let duplicate = handle(&engine, payload, "check-3-again").await;
+    let (last_check, _) = engine
+        .follow_ups
+        .scheduled()
+        .into_iter()
+        .find(|(follow_up, _)| follow_up.incident_id == "e1" && follow_up.check == 3)
+        .expect("the last check");
+    let duplicate = handle(&engine, last_check.to_payload(), "check-3-again").await;
     assert_eq!(duplicate.reason, Some(SkipReason::Escalated));
     assert_eq!(engine.healer.count(), 3);
     assert_eq!(
@@ -2364,29 +2369,112 @@ async fn given_a_deleted_alarm_when_its_follow_up_fires_then_a_person_is_asked_o
     assert_eq!(kinds, [NoticeKind::Healing, NoticeKind::Escalation]);
 }
 
+/// The check that verifies an attempt is scheduled before the attempt's claim: a scheduler
+/// that cannot be reached is a retryable error with nothing done and nothing written, and the
+/// event delivered again once it is back heals, followed up.
 #[tokio::test]
-async fn given_a_scheduler_outage_when_healing_then_the_heal_runs_and_its_record_says_so() {
+async fn given_a_scheduler_outage_when_an_alarm_would_heal_then_nothing_is_done_and_the_error_is_retryable()
+ {
     let engine = infrastructure();
+    let instance = "i-00000000000000001";
     engine
         .follow_ups
         .scheduler_down
         .store(true, Ordering::SeqCst);
 
-    let outcome = handle(
-        &engine,
-        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
-        "run-1",
-    )
-    .await;
+    let error = engine
+        .handle(ec2_status_check("e1", "ALARM", instance), "run-1")
+        .await
+        .expect_err("a follow-up that cannot be scheduled fails the event");
 
-    assert_eq!(outcome.decision, Verdict::Act);
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(engine.healer.count(), 0, "nothing is done");
+    assert_eq!(engine.store.writes(), 0, "nothing is written");
     assert_eq!(
-        record_of(&outcome)
-            .details
-            .get("follow_up")
-            .map(String::as_str),
-        Some("not scheduled: follow-up: scheduler unavailable")
+        engine.store.state(&ec2_key(instance)),
+        ResourceState::default()
     );
+
+    // Lambda delivers the event again once the scheduler is back: it heals, followed up.
+    engine
+        .follow_ups
+        .scheduler_down
+        .store(false, Ordering::SeqCst);
+    engine.clock.set(at(60));
+    let retried = handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-2").await;
+    assert_eq!(retried.decision, Verdict::Act, "{retried:?}");
+    assert_eq!(engine.healer.count(), 1);
+    let (check, due) = engine.follow_ups.scheduled().pop().expect("its check");
+    assert_eq!((check.incident_id.as_str(), check.check), ("e1", 1));
+    assert_eq!(
+        record_of(&retried).details.get("follow_up_at"),
+        Some(&due.to_rfc3339())
+    );
+}
+
+/// A deferral's check is scheduled before the deferral is written: a scheduler that cannot be
+/// reached leaves the deferred event unwritten, to be delivered again.
+#[tokio::test]
+async fn given_a_scheduler_outage_when_an_alarm_is_deferred_then_nothing_is_written_and_the_error_is_retryable()
+ {
+    let engine = infrastructure();
+    let instance = "i-00000000000000001";
+    engine
+        .store
+        .put_budget("rule#ec2-instance-healing", at_window(0), 5);
+    engine
+        .follow_ups
+        .scheduler_down
+        .store(true, Ordering::SeqCst);
+
+    let error = engine
+        .handle(ec2_status_check("e1", "ALARM", instance), "run-1")
+        .await
+        .expect_err("a deferral whose check cannot be scheduled fails the event");
+
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(engine.healer.count(), 0);
+    assert_eq!(engine.store.writes(), 0);
+    assert_eq!(
+        engine.store.state(&ec2_key(instance)),
+        ResourceState::default()
+    );
+}
+
+/// A check scheduled before a claim that was then refused (a presumed claim on a resource
+/// whose incident is open, another delivery of the event) does nothing when it fires.
+#[tokio::test]
+async fn given_a_check_scheduled_for_a_refused_claim_when_it_fires_then_it_does_nothing() {
+    let engine = infrastructure();
+    let instance = "i-00000000000000001";
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-1").await;
+    engine.clock.set(at(30));
+    // A second ALARM in the incident's backoff: its presumed claim (a new incident) is
+    // refused, and it is skipped on the state as stored.
+    let skipped = handle(&engine, ec2_status_check("e2", "ALARM", instance), "run-2").await;
+    assert_eq!(skipped.reason, Some(SkipReason::Cooldown), "{skipped:?}");
+    let refused: Vec<FollowUp> = engine
+        .follow_ups
+        .scheduled()
+        .into_iter()
+        .map(|(follow_up, _)| follow_up)
+        .filter(|follow_up| follow_up.incident_id == "e2")
+        .collect();
+    assert_eq!(refused.len(), 1, "the presumed attempt's check");
+    let state = engine.store.state(&ec2_key(instance));
+    let writes = engine.store.writes();
+
+    engine.clock.set(at(3600));
+    let fired = handle(&engine, refused[0].to_payload(), "stray").await;
+
+    assert_eq!(fired.decision, Verdict::Ignore, "{fired:?}");
+    assert_eq!(fired.reason, Some(SkipReason::NoOpenIncident));
+    assert_eq!(engine.healer.count(), 1);
+    assert_eq!(engine.store.state(&ec2_key(instance)), state);
+    assert_eq!(engine.store.writes(), writes, "nothing is written");
 }
 
 #[tokio::test]
@@ -2519,11 +2607,24 @@ async fn given_a_burst_of_fifty_alarms_when_handled_then_the_budget_acts_on_five
         .filter(|n| n.kind == NoticeKind::Budget)
         .collect();
     assert_eq!(budget_notices.len(), 1, "one notice per budget and window");
-    assert_eq!(
-        engine.follow_ups.scheduled().len(),
-        50,
-        "every resource, acted on or deferred, has its follow-up"
-    );
+    // Every resource has its check; a deferred one's is the deferral's, the check its
+    // presumed attempt scheduled before the refused claim being passed over.
+    let live = |engine: &TestEngine| -> Vec<(FollowUp, DateTime<Utc>)> {
+        engine
+            .follow_ups
+            .scheduled()
+            .into_iter()
+            .filter(|(follow_up, _)| {
+                engine
+                    .store
+                    .state(&ec2_key(&follow_up.resource_id))
+                    .incident
+                    .is_some_and(|i| i.checks == follow_up.check)
+            })
+            .collect()
+    };
+    assert_eq!(live(&engine).len(), 50);
+    assert_eq!(engine.follow_ups.scheduled().len(), 50 + 45);
     // A deferred event delivered again is a duplicate: no second deferral is counted.
     let last = &instances[49];
     let deferred_state = engine.store.state(&ec2_key(last));
@@ -2540,9 +2641,7 @@ async fn given_a_burst_of_fifty_alarms_when_handled_then_the_budget_acts_on_five
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
-    let deferred_checks: Vec<(FollowUp, DateTime<Utc>)> = engine
-        .follow_ups
-        .scheduled()
+    let deferred_checks: Vec<(FollowUp, DateTime<Utc>)> = live(&engine)
         .into_iter()
         .filter(|(follow_up, _)| {
             engine
@@ -3346,7 +3445,11 @@ async fn given_one_rule_healing_an_instance_when_another_rules_alarm_arrives_the
         resource_id: instance.to_owned(),
     };
     let deferred = engine.store.state(&key).incident.expect("an open incident");
-    assert_eq!((deferred.attempts, deferred.deferrals), (0, 1));
+    // The deferral's check, and the one its refused attempt scheduled first, passed over.
+    assert_eq!(
+        (deferred.attempts, deferred.checks, deferred.deferrals),
+        (0, 2, 2)
+    );
     // A redelivery of the deferred event is a duplicate.
     let again = handle(&engine, restart_alarm("e2", "ALARM", instance), "run-2b").await;
     assert_eq!(again.reason, Some(SkipReason::Duplicate));
@@ -3374,7 +3477,7 @@ async fn given_one_rule_healing_an_instance_when_another_rules_alarm_arrives_the
         .follow_ups
         .scheduled()
         .into_iter()
-        .find(|(follow_up, _)| follow_up.rule == "instance-restart-healing")
+        .rfind(|(follow_up, _)| follow_up.rule == "instance-restart-healing")
         .expect("the deferred rule's check");
     engine
         .follow_ups
@@ -3400,7 +3503,7 @@ async fn given_one_rule_healing_an_instance_when_the_other_rules_alarm_clears_me
         .follow_ups
         .scheduled()
         .into_iter()
-        .find(|(follow_up, _)| follow_up.rule == "instance-restart-healing")
+        .rfind(|(follow_up, _)| follow_up.rule == "instance-restart-healing")
         .expect("the deferred rule's check");
     // Its alarm went back to OK long enough ago while it waited.
     engine.follow_ups.set_alarm(

@@ -72,6 +72,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             run_id,
             mode,
             alarm_now: std::sync::OnceLock::new(),
+            scheduled: std::sync::Mutex::new(None),
         };
         // Only an ALARM is decided on a presumption: an OK's decision depends on what is
         // stored (a revert, a recovery) even when it would write nothing.

@@ -81,6 +81,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             run_id,
             mode,
             alarm_now: std::sync::OnceLock::new(),
+            scheduled: std::sync::Mutex::new(None),
         };
         let outcome = run
             .execute(outcome, false, |loaded, now| {

@@ -51,7 +51,9 @@ pub struct Incident {
     pub checks: u32,
     /// How many of those checks were deferrals by the safety governor (a budget, a group
     /// guard): they wait for the governor, not for the alarm, so they do not count against
-    /// the checks an incident may spend waiting for its alarm.
+    /// the checks an incident may spend waiting for its alarm. A number a deferral (or a
+    /// recheck) passed over, scheduled before an attempt's claim that was refused, counts
+    /// here too.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deferrals: u32,
     /// The current attempt's action has not reported its end: it continues in a follow-up
