@@ -3736,3 +3736,57 @@ async fn given_a_resource_that_cannot_be_assessed_when_its_alarm_fires_then_noth
     assert!(matches!(error, EngineError::Assessment(_)), "{error}");
     assert_eq!(engine.store.writes(), 0);
 }
+
+// ------------------------------------------------------------------ an ALARM during a revert
+
+/// An ALARM that arrives while an OK puts changes back finds the resource held and is
+/// skipped, and CloudWatch sends nothing more while the alarm stays on: the revert reads the
+/// alarm once more when it ends and decides the ALARM then, acting once.
+#[tokio::test]
+async fn given_an_alarm_during_a_revert_when_the_revert_ends_then_the_alarm_is_healed_once() {
+    let engine = reversible();
+    let instance = "i-00000000000000001";
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-1").await;
+    engine.clock.set(at(86_400));
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Ok, at(86_390));
+    // The OK reads the alarm OK; by the ALARM's read, it fires again.
+    engine
+        .follow_ups
+        .change_alarm_after(1, ALARM_NAME, AlarmState::Alarm, at(86_400));
+
+    let (ok, alarm) = tokio::join!(
+        handle(&engine, ec2_status_check("ok1", "OK", instance), "run-ok"),
+        handle(
+            &engine,
+            ec2_status_check("e2", "ALARM", instance),
+            "run-alarm"
+        ),
+    );
+
+    assert_eq!(ok.decision, Verdict::Revert, "{ok:?}");
+    assert_eq!(alarm.reason, Some(SkipReason::InProgress), "{alarm:?}");
+    assert_eq!(engine.healer.reverted(), ["1"]);
+    assert_eq!(
+        engine.healer.count(),
+        2,
+        "the ALARM is healed after the revert"
+    );
+    let state = engine.store.state(&ec2_key(instance));
+    assert_eq!(state.incident.as_ref().map(|i| i.attempts), Some(2));
+    assert_eq!(state.lease, None);
+
+    // Never twice: the ALARM delivered again meets the heal's cooldown.
+    let again = handle(
+        &engine,
+        ec2_status_check("e2", "ALARM", instance),
+        "run-again",
+    )
+    .await;
+    assert_eq!(again.reason, Some(SkipReason::Cooldown), "{again:?}");
+    assert_eq!(engine.healer.count(), 2);
+}

@@ -99,41 +99,51 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             })
             .await?;
         if outcome.decision == Verdict::Resolve && !gone {
-            self.alarm_again(&follow_up, run_id).await?;
+            let resolution = "its incident's resolution";
+            self.alarm_again(&follow_up.alarm, &event_id, resolution, run_id)
+                .await?;
         }
         Ok(outcome)
     }
 
-    /// After a resolution, the alarm once more. An ALARM that arrived while the check held
-    /// the resource to resolve its incident found the lease and could only be skipped, and
-    /// CloudWatch sends no other event while the alarm stays on: if it fires now, it is
-    /// decided as the event it was (a new incident), under its own run.
-    async fn alarm_again(&self, follow_up: &FollowUp, run_id: &str) -> Result<(), EngineError> {
+    /// After a run that held the resource to resolve its incident or to put changes back
+    /// (`during`), the alarm once more. An ALARM that arrived meanwhile found the lease and
+    /// could only be skipped, and CloudWatch sends no other event while the alarm stays on:
+    /// if it fires now, it is decided as the event it was (event `<after>#alarm-again`),
+    /// under its own run. Deciding it again cannot act twice: an ALARM that did act left its
+    /// cooldown and backoff, which this one meets.
+    pub(super) async fn alarm_again(
+        &self,
+        origin: &AlarmEvent,
+        after: &str,
+        during: &str,
+        run_id: &str,
+    ) -> Result<(), EngineError> {
         let Some(reading) = self
             .follow_ups
-            .read_alarm(&follow_up.alarm.alarm_name)
+            .read_alarm(&origin.alarm_name)
             .await?
             .filter(|reading| reading.state == AlarmState::Alarm)
         else {
             return Ok(());
         };
         let event = AlarmEvent {
-            id: format!("{}#alarm-again", follow_up.event_id()),
+            id: format!("{after}#alarm-again"),
             time: Some(reading.since),
             state: AlarmState::Alarm,
             previous_state: Some(AlarmState::Ok),
             state_reason: Some(format!(
-                "in ALARM again since {}, as its incident was resolved",
+                "in ALARM again since {}, during {during}",
                 reading.since.to_rfc3339()
             )),
-            ..follow_up.alarm.clone()
+            ..origin.clone()
         };
         let again = Box::pin(self.alarm_event(event, &format!("{run_id}#again"))).await?;
         tracing::info!(
-            rule = %follow_up.rule,
-            resource = %follow_up.resource_id,
+            alarm = %origin.alarm_name,
             decision = ?again.decision,
-            "the alarm fired again as its incident was resolved"
+            reason = again.reason.map(SkipReason::as_str),
+            "the alarm fired again during {during}"
         );
         Ok(())
     }
