@@ -10,7 +10,9 @@ use aws_sdk_scheduler::types::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use autoheal_core::{AlarmNow, AlarmReading, AlarmState, FollowUp, FollowUpError, FollowUps};
+use autoheal_core::{
+    AlarmNow, AlarmReading, AlarmState, FollowUp, FollowUpError, FollowUpKind, FollowUps,
+};
 
 use crate::config::FollowUpTarget;
 use crate::errors::describe;
@@ -121,8 +123,14 @@ impl FollowUps for AwsFollowUps {
             .flexible_time_window(window)
             .action_after_completion(ActionAfterCompletion::Delete)
             .description(format!(
-                "autoheal check {} of {} on {}",
-                follow_up.check, follow_up.rule, follow_up.resource_id
+                "autoheal {} {} of {} on {}",
+                match follow_up.kind {
+                    FollowUpKind::Check => "check",
+                    FollowUpKind::Revert => "revert retry",
+                },
+                follow_up.check,
+                follow_up.rule,
+                follow_up.resource_id
             ))
             .target(target)
             .send()

@@ -1476,6 +1476,7 @@ async fn given_a_run_that_died_holding_its_claim_when_the_event_is_redelivered_t
                 attempt: 1,
                 expires_at: at(900),
             }),
+            revert_checks: 0,
         },
     );
 
@@ -3737,7 +3738,259 @@ async fn given_a_resource_that_cannot_be_assessed_when_its_alarm_fires_then_noth
     assert_eq!(engine.store.writes(), 0);
 }
 
-// ------------------------------------------------------------------ an ALARM during a revert
+// ------------------------------------------------------------------ reverts retried, and an ALARM during one
+
+/// The follow-ups scheduled to retry putting changes back, in the order scheduled.
+fn revert_retries(engine: &TestEngine) -> Vec<(FollowUp, DateTime<Utc>)> {
+    engine
+        .follow_ups
+        .scheduled()
+        .into_iter()
+        .filter(|(follow_up, _)| follow_up.event_id().contains("#revert-"))
+        .collect()
+}
+
+/// An engine whose heal of `i-00000000000000001` at t0 made a change to put back; its alarm
+/// is OK from a minute later.
+async fn healed_with_a_change() -> TestEngine {
+    let engine = reversible();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    let acted = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
+    assert_eq!(acted.decision, Verdict::Act, "{acted:?}");
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Ok, at(60));
+    engine.clock.set(at(60));
+    engine
+}
+
+/// A revert that fails is tried again by its own follow-up, with a growing wait, until it is
+/// done; a retry that finds it done (delivered again, or one more scheduled by the run that
+/// put it back) does nothing.
+#[tokio::test]
+async fn given_a_revert_that_fails_twice_when_its_follow_ups_fire_then_it_succeeds_on_its_own() {
+    let engine = healed_with_a_change().await;
+    let key = ec2_key("i-00000000000000001");
+    engine.healer.revert_fails.store(true, Ordering::SeqCst);
+
+    let ok = handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
+    assert_eq!(ok.decision, Verdict::Revert);
+    assert_eq!(record_of(&ok).status, HealingStatus::Failed);
+    let retries = revert_retries(&engine);
+    assert_eq!(
+        retries.len(),
+        1,
+        "the retry, scheduled before the revert's claim"
+    );
+    let (first, first_at) = retries[0].clone();
+    assert!(
+        first_at >= at(60 + 900),
+        "never before the revert's lease ends: {first_at}"
+    );
+    assert_eq!(
+        record_of(&ok).details.get("revert_retry_at"),
+        Some(&first_at.to_rfc3339())
+    );
+    assert_eq!(
+        engine.store.state(&key).reverts.len(),
+        1,
+        "still to put back"
+    );
+
+    // The first retry fails too: the next one waits longer.
+    engine.clock.set(first_at);
+    let second = handle(&engine, first.to_payload(), "retry-1").await;
+    assert_eq!(second.decision, Verdict::Revert, "{second:?}");
+    assert_eq!(record_of(&second).status, HealingStatus::Failed);
+    let retries = revert_retries(&engine);
+    assert_eq!(retries.len(), 2);
+    let (next, next_at) = retries[1].clone();
+    assert!(next_at > first_at, "{next_at} after {first_at}");
+
+    // The second retry succeeds.
+    engine.healer.revert_fails.store(false, Ordering::SeqCst);
+    engine.clock.set(next_at);
+    let done = handle(&engine, next.to_payload(), "retry-2").await;
+    assert_eq!(done.decision, Verdict::Revert, "{done:?}");
+    assert_eq!(record_of(&done).status, HealingStatus::Completed);
+    assert_eq!(record_of(&done).summary.as_deref(), Some("undid 1"));
+    assert_eq!(engine.healer.reverted(), ["1", "1", "1"]);
+    assert!(engine.store.state(&key).reverts.is_empty());
+
+    // Nothing is done twice: the first retry delivered again, and the retry the successful run
+    // scheduled, find nothing to put back.
+    let writes = engine.store.writes();
+    let again = handle(&engine, first.to_payload(), "retry-1-again").await;
+    assert_eq!(again.reason, Some(SkipReason::Duplicate), "{again:?}");
+    let (last, last_at) = revert_retries(&engine).pop().expect("the last retry");
+    assert_ne!(last.event_id(), next.event_id());
+    engine.clock.set(last_at);
+    let noop = handle(&engine, last.to_payload(), "retry-3").await;
+    assert_eq!(noop.decision, Verdict::Ignore, "{noop:?}");
+    assert_eq!(noop.reason, Some(SkipReason::Duplicate));
+    assert_eq!(engine.store.writes(), writes, "nothing is written");
+    assert_eq!(engine.healer.reverted().len(), 3);
+}
+
+/// A revert that never succeeds is tried a bounded number of times; then a person is asked,
+/// once, told what is left and how to put it back by hand. The change stays to put back: a
+/// later OK still tries.
+#[tokio::test]
+async fn given_a_revert_that_always_fails_when_its_tries_are_spent_then_a_person_is_asked_once() {
+    let engine = healed_with_a_change().await;
+    let key = ec2_key("i-00000000000000001");
+    engine.healer.revert_fails.store(true, Ordering::SeqCst);
+    handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
+
+    let mut fired = HashSet::new();
+    let mut waits = Vec::new();
+    while let Some((retry, due)) = revert_retries(&engine)
+        .into_iter()
+        .find(|(follow_up, _)| !fired.contains(&follow_up.event_id()))
+    {
+        assert!(fired.len() < 20, "the retries never end");
+        fired.insert(retry.event_id());
+        waits.push(due - engine.clock.now());
+        engine.clock.set(due);
+        handle(
+            &engine,
+            retry.to_payload(),
+            &format!("retry-{}", fired.len()),
+        )
+        .await;
+    }
+
+    assert_eq!(
+        engine.healer.reverted().len(),
+        6,
+        "the OK's try and five retries"
+    );
+    assert!(waits.windows(2).all(|w| w[1] >= w[0]), "{waits:?}");
+    let escalations: Vec<Notice> = engine
+        .notifier
+        .notices()
+        .into_iter()
+        .filter(|n| n.kind == NoticeKind::Escalation)
+        .collect();
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    let notice = &escalations[0];
+    assert!(
+        notice.subject().contains("could not put back"),
+        "{}",
+        notice.subject()
+    );
+    assert_eq!(notice.record.status, HealingStatus::Failed);
+    let summary = notice.record.summary.as_deref().unwrap_or_default();
+    assert!(
+        summary.contains("by hand") && summary.contains("`undo-fake` of attempt 1 (n=1)"),
+        "{summary}"
+    );
+    assert_eq!(
+        notice
+            .record
+            .details
+            .get("left_to_put_back")
+            .map(String::as_str),
+        Some("`undo-fake` of attempt 1 (n=1)")
+    );
+    let state = engine.store.state(&key);
+    assert_eq!(state.reverts.len(), 1, "never lost: still to put back");
+    assert_eq!(state.reverts[0].failures, 6);
+
+    // A later OK still tries, and asks no one again.
+    engine.healer.revert_fails.store(false, Ordering::SeqCst);
+    engine.clock.set(engine.clock.now() + Duration::days(1));
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Ok, engine.clock.now());
+    let later = handle(
+        &engine,
+        ec2_status_check("ok2", "OK", "i-00000000000000001"),
+        "run-later",
+    )
+    .await;
+    assert_eq!(record_of(&later).status, HealingStatus::Completed);
+    assert!(engine.store.state(&key).reverts.is_empty());
+}
+
+/// A retry that finds the alarm in ALARM again keeps the change (it is needed again) for the
+/// next OK, and the ALARM is decided at once: an ALARM that arrived while the failed revert
+/// held the resource could only be skipped.
+#[tokio::test]
+async fn given_a_revert_retry_when_the_alarm_fires_again_then_the_change_stays_and_the_alarm_is_decided()
+ {
+    let engine = healed_with_a_change().await;
+    let key = ec2_key("i-00000000000000001");
+    engine.healer.revert_fails.store(true, Ordering::SeqCst);
+    handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
+    let (retry, due) = revert_retries(&engine).pop().expect("a retry");
+    engine.healer.revert_fails.store(false, Ordering::SeqCst);
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, due - Duration::seconds(30));
+    engine.clock.set(due);
+
+    let outcome = handle(&engine, retry.to_payload(), "retry-1").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::Stale), "{outcome:?}");
+    assert!(
+        outcome
+            .detail
+            .as_deref()
+            .is_some_and(|detail| detail.contains("needed again")),
+        "{outcome:?}"
+    );
+    assert_eq!(engine.healer.reverted(), ["1"], "only the OK's try");
+    assert_eq!(
+        engine.healer.count(),
+        2,
+        "the ALARM, decided at once, heals"
+    );
+    let state = engine.store.state(&key);
+    let incident = state.incident.clone().expect("an incident");
+    assert_eq!(
+        (incident.id.as_str(), incident.attempts),
+        ("e1#revert-1#alarm-again", 1),
+        "the first incident closed while OK held: a new one"
+    );
+    let kept: Vec<(String, u32)> = state
+        .reverts
+        .iter()
+        .map(|revert| {
+            (
+                revert.param("n").unwrap_or_default().to_owned(),
+                revert.failures,
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [("1".to_owned(), 1), ("1".to_owned(), 0)],
+        "the change kept for the next OK, and the new incident's first heal's after it"
+    );
+}
 
 /// An ALARM that arrives while an OK puts changes back finds the resource held and is
 /// skipped, and CloudWatch sends nothing more while the alarm stays on: the revert reads the

@@ -6,13 +6,14 @@ use tracing::warn;
 
 use super::Engine;
 use super::error::EngineError;
+use super::revert::PutBack;
 use super::run::{Claim, Run, Step, log};
 use super::settings::effective_mode;
 use crate::model::event::{AlarmEvent, AlarmState};
 use crate::model::record::{RunPhase, SkipReason};
 use crate::model::state::ResourceState;
 use crate::policy::decision::Pending;
-use crate::policy::followup::{CheckInput, FollowUp, decide_check, time_to_recover};
+use crate::policy::followup::{CheckInput, FollowUp, FollowUpKind, decide_check, time_to_recover};
 use crate::ports::{
     ClaimResult, Clock, FollowUpError, FollowUps, Healer, Notifier, ResourceKey, StateStore,
 };
@@ -49,6 +50,11 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             rule: rule.name.clone(),
             resource_id: follow_up.resource_id.clone(),
         };
+        if follow_up.kind == FollowUpKind::Revert {
+            return self
+                .retry_revert(&follow_up, rule, &key, mode, outcome, run_id)
+                .await;
+        }
         let reading = self
             .follow_ups
             .read_alarm(&follow_up.alarm.alarm_name)
@@ -159,6 +165,10 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         recovered_at: DateTime<Utc>,
         gone: bool,
     ) -> Result<Step, EngineError> {
+        // What it puts back is retried by its own follow-up, scheduled before the claim.
+        let retry_at = self
+            .schedule_revert_retry(claim.incident_id, claim.next)
+            .await?;
         let mut record = self.in_progress(&claim, RunPhase::Verify);
         match self.claim(&claim, &record, &[], None).await? {
             ClaimResult::Claimed => {
@@ -173,8 +183,17 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 record
                     .details
                     .insert("recovered_at".to_owned(), recovered_at.to_rfc3339());
-                let (remaining, mut summaries) = self
-                    .put_back(&mut record, claim.incident_id, &claim.next.reverts)
+                let PutBack {
+                    remaining,
+                    mut summaries,
+                    exhausted,
+                } = self
+                    .put_back(
+                        &mut record,
+                        claim.incident_id,
+                        &claim.next.reverts,
+                        retry_at,
+                    )
                     .await;
                 let resolution = if gone {
                     record
@@ -201,8 +220,12 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 summaries.insert(0, resolution);
                 record.summary = Some(summaries.join("; "));
                 let record = self.finish(record, None, &remaining).await?;
+                if exhausted {
+                    self.escalate_revert(&record, &claim).await;
+                }
                 let mut outcome = outcome.with_record(record);
                 outcome.decision = Verdict::Resolve;
+                outcome.escalated = exhausted;
                 Ok(Step::Done(outcome))
             }
             ClaimResult::Busy { holder, until } => {
