@@ -220,10 +220,23 @@ async fn a_burst_of_alarms_acts_within_the_budget_and_defers_the_rest_with_one_n
         1,
         "{kinds:?}"
     );
+    // The acted are verified, the deferred retried. A deferred member's first attempt had
+    // scheduled its check (number 1) before its claim was refused: the deferral takes number
+    // 2, and the check passed over finds its number superseded when it fires.
+    let scheduled = deployment.follow_ups().await;
+    assert_eq!(scheduled.len(), 8 + 3, "{scheduled:#?}");
+    let members_checked: std::collections::BTreeSet<&str> = scheduled
+        .iter()
+        .filter_map(|schedule| schedule.payload["detail"]["resource_id"].as_str())
+        .collect();
+    assert_eq!(members_checked.len(), 8);
     assert_eq!(
-        deployment.follow_ups().await.len(),
-        8,
-        "the acted are verified, the deferred retried"
+        scheduled
+            .iter()
+            .filter(|schedule| schedule.payload["detail"]["check"] == 2)
+            .count(),
+        3,
+        "the deferrals' checks"
     );
 }
 

@@ -10,8 +10,8 @@ use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
 use autoheal_aws::HandlerError;
-use autoheal_core::{Clock, HealingStatus, Layer, Settings, Verdict};
-use autoheal_tests::application::{AppParameters, application_alarm};
+use autoheal_core::{Clock, HealingStatus, Layer, Settings, SkipReason, Verdict};
+use autoheal_tests::application::{AppParameters, application_alarm, application_ok};
 use autoheal_tests::data::{DataStores, data_alarm};
 use autoheal_tests::faults::{Fault, FaultProxy};
 use autoheal_tests::network::{NAT64, NatFixture, nat_alarm};
@@ -220,6 +220,126 @@ async fn without_the_state_store_nothing_is_done_and_the_event_can_be_delivered_
     let outcome = engine.handle(event, "run-2").await.expect("handled");
     assert_eq!(outcome.decision, Verdict::Act, "{outcome:?}");
     assert_eq!(fleet.history(&instance).await, ["stop", "start"]);
+}
+
+/// The check that verifies an attempt is scheduled before its claim: while EventBridge
+/// Scheduler cannot be reached, the event fails with a retryable error, the instance is not
+/// touched and nothing is stored; delivered again once it answers, the event heals, followed up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_scheduler_nothing_is_done_and_the_event_can_be_delivered_again() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let fleet = Fleet::new(&direct.sdk);
+    let instance = fleet.standalone(&[(SYSTEM, "impaired")]).await;
+    let engine = proxied.infrastructure(TestClock::at(Utc::now()), Settings::default());
+    let event = ec2_alarm(&instance, "e-no-scheduler");
+    proxy.inject("scheduler:*", Fault::Unavailable, None);
+
+    let error = engine
+        .handle(event.clone(), "run-1")
+        .await
+        .expect_err("no follow-up can be scheduled");
+
+    assert!(error.is_retryable(), "{error}");
+    assert!(error.to_string().contains("CreateSchedule"), "{error}");
+    for mutation in MUTATIONS {
+        assert_eq!(proxy.count(mutation), 0, "never act without a follow-up");
+    }
+    assert_eq!(engine.healer.calls(), 0);
+    assert_eq!(direct.item_count().await, 0, "nothing is written");
+    assert!(direct.follow_ups().await.is_empty());
+
+    proxy.heal();
+    let outcome = engine.handle(event, "run-2").await.expect("handled");
+    assert_eq!(outcome.decision, Verdict::Act, "{outcome:?}");
+    assert_eq!(fleet.history(&instance).await, ["stop", "start"]);
+    let scheduled = direct.follow_ups().await;
+    assert_eq!(scheduled.len(), 1, "the attempt's check");
+    assert_eq!(
+        scheduled[0].payload["detail"]["incident_id"],
+        "e-no-scheduler"
+    );
+}
+
+/// A degradation flag that cannot be switched back when its alarm clears (Parameter Store
+/// refusing every write) is switched back by the revert's own follow-up, once Parameter Store
+/// answers again: each retry reads the alarm back from CloudWatch and the state from the
+/// table, and the retry left over after the success finds nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_that_cannot_be_switched_back_is_switched_back_by_its_own_follow_up() {
+    let emulator = Emulator::start();
+    let (direct, proxy, proxied) = through_proxy(&emulator).await;
+    let parameters = AppParameters::new(&direct.sdk);
+    let flag = "/autoheal/checkout-api/degradation";
+    parameters
+        .create(flag, &json!({"degraded": false, "shed": ["reports"]}), &[])
+        .await;
+    let clock = TestClock::at(Utc::now());
+    let engine = proxied.layer_with(Layer::Application, clock.clone(), Settings::default());
+    let rule = "graceful-degradation-healing";
+    let alarm = application_alarm(rule, "checkout-api", "e-slow");
+    let alarm_name = alarm["detail"]["alarmName"]
+        .as_str()
+        .expect("an alarm name")
+        .to_owned();
+    direct.set_alarm(&alarm_name, "ALARM").await;
+    let acted = engine.handle(alarm, "run-1").await.expect("handled");
+    assert_eq!(acted.decision, Verdict::Act, "{acted:?}");
+    assert_eq!(parameters.read(flag).await.0["degraded"], true);
+
+    // The alarm clears, and Parameter Store refuses every write.
+    direct.set_alarm(&alarm_name, "OK").await;
+    proxy.inject("ssm:PutParameter", Fault::Unavailable, None);
+    let ok = engine
+        .handle(application_ok(rule, "checkout-api", "ok-1"), "run-ok")
+        .await
+        .expect("handled");
+    assert_eq!(ok.decision, Verdict::Revert, "{ok:?}");
+    let failed = ok.record.expect("a revert record");
+    assert_eq!(failed.status, HealingStatus::Failed, "{failed:?}");
+    assert!(failed.details.contains_key("revert_retry_at"), "{failed:?}");
+    assert_eq!(parameters.read(flag).await.0["degraded"], true);
+
+    let retry = |run: &'static str| {
+        let direct = direct.clone();
+        let engine = &engine;
+        let clock = &clock;
+        async move {
+            let schedule = direct
+                .follow_ups()
+                .await
+                .into_iter()
+                .find(|schedule| schedule.payload["detail"]["kind"] == "revert")
+                .expect("a revert retry is scheduled");
+            direct.fire(engine, clock, schedule, run).await
+        }
+    };
+    // Its first retry fails too, and schedules the next.
+    let first = retry("retry-1").await;
+    assert_eq!(first.decision, Verdict::Revert, "{first:?}");
+    assert_eq!(
+        first.record.expect("a record").status,
+        HealingStatus::Failed
+    );
+    assert_eq!(parameters.read(flag).await.0["degraded"], true);
+
+    // Parameter Store answers again: the next retry switches the flag back.
+    proxy.heal();
+    let second = retry("retry-2").await;
+    assert_eq!(second.decision, Verdict::Revert, "{second:?}");
+    assert_eq!(
+        second.record.expect("a record").status,
+        HealingStatus::Completed
+    );
+    let (value, version) = parameters.read(flag).await;
+    assert_eq!(value["degraded"], false);
+    assert_eq!(value["shed"], json!(["reports"]));
+
+    // The retry the successful run scheduled finds nothing left to put back.
+    let leftover = retry("retry-3").await;
+    assert_eq!(leftover.decision, Verdict::Ignore, "{leftover:?}");
+    assert_eq!(leftover.reason, Some(SkipReason::Duplicate));
+    assert_eq!(parameters.read(flag).await.1, version, "written once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,12 +107,14 @@ async fn fifty_alarms_act_within_the_shipped_budget_and_the_deferred_are_picked_
 
     // The window reopens: the deferred checks fire (the acted ones' are left for later)
     // and the next five are healed; the rest wait for the window after.
+    // Each deferred member's first attempt scheduled its check (number 1) before its claim
+    // was refused by the budget: the deferral took number 2, due when the window reopens.
     for instance in &instances {
         deployment
             .set_alarm(&ec2_alarm_name(instance), "ALARM")
             .await;
     }
-    let deferred: Vec<_> = deployment
+    let (deferred, passed_over): (Vec<_>, Vec<_>) = deployment
         .follow_ups()
         .await
         .into_iter()
@@ -120,8 +122,9 @@ async fn fifty_alarms_act_within_the_shipped_budget_and_the_deferred_are_picked_
             let resource = schedule.payload["detail"]["resource_id"].as_str();
             resource.is_some_and(|id| !first.contains(id))
         })
-        .collect();
+        .partition(|schedule| schedule.payload["detail"]["check"] == 2);
     assert_eq!(deferred.len(), 45);
+    assert_eq!(passed_over.len(), 45);
     let reopened = deferred
         .iter()
         .map(|schedule| schedule.due_at)
@@ -147,6 +150,23 @@ async fn fifty_alarms_act_within_the_shipped_budget_and_the_deferred_are_picked_
         1,
         "one more budget notice for the new window: {notices:?}"
     );
+
+    // The checks passed over do nothing when they fire: their numbers are superseded.
+    let mut stray = Vec::new();
+    for (i, schedule) in passed_over.into_iter().take(5).enumerate() {
+        stray.push(
+            deployment
+                .fire(&engine, &clock, schedule, &format!("stray-{i}"))
+                .await,
+        );
+    }
+    assert!(
+        stray
+            .iter()
+            .all(|outcome| outcome.reason == Some(SkipReason::Superseded)),
+        "{stray:#?}"
+    );
+    assert_eq!(acted_on(&fleet, &instances).await, second);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

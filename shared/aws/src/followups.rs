@@ -14,7 +14,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use autoheal_core::{
     AlarmDefinition, AlarmKind, AlarmNow, AlarmReading, AlarmState, FollowUp, FollowUpError,
-    FollowUps, MetricRef,
+    FollowUpKind, FollowUps, MetricRef,
 };
 
 use crate::config::FollowUpTarget;
@@ -126,8 +126,14 @@ impl FollowUps for AwsFollowUps {
             .flexible_time_window(window)
             .action_after_completion(ActionAfterCompletion::Delete)
             .description(format!(
-                "autoheal check {} of {} on {}",
-                follow_up.check, follow_up.rule, follow_up.resource_id
+                "autoheal {} {} of {} on {}",
+                match follow_up.kind {
+                    FollowUpKind::Check => "check",
+                    FollowUpKind::Revert => "revert retry",
+                },
+                follow_up.check,
+                follow_up.rule,
+                follow_up.resource_id
             ))
             .target(target)
             .send()

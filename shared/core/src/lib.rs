@@ -36,7 +36,7 @@ pub use model::layer::Layer;
 pub use model::limits::{Allowance, BudgetScope, GroupGuard, Limit};
 pub use model::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 pub use model::resource_id::ResourceKind;
-pub use model::revert::Revert;
+pub use model::revert::{MAX_REVERT_TRIES, Revert};
 pub use model::rules::{
     Action, ECS_MAX_TASKS_PER_SERVICE, FUNCTION_TIMEOUT_SECONDS, Mode, Policy, Retention, Rule,
     RuleSet, RulesError, SHIPPED_RULES, backup_window_minutes,
@@ -45,7 +45,7 @@ pub use model::state::{Incident, Lease, ResourceState};
 pub use model::trip::{TripKind, Tripped};
 pub use policy::budget::{Budget, Spend, Usage};
 pub use policy::decision::{Decision, Pending, idempotency_token};
-pub use policy::followup::{AlarmReading, FollowUp};
+pub use policy::followup::{AlarmReading, FollowUp, FollowUpKind};
 pub use policy::genuine::AlarmDefinition;
 pub use policy::group::GroupView;
 pub use ports::{

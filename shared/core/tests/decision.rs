@@ -975,6 +975,7 @@ proptest! {
                 expires_at,
             }),
             reverts: (0..pending_reverts).map(|n| Revert::new("undo").with("n", n)).collect(),
+            revert_checks: 0,
         };
         let transition = decide_at(&policy, &state, alarm, "e", event_seen, t0());
         if let Some(next) = &transition.next {
@@ -1020,4 +1021,54 @@ fn given_an_action_under_way_when_ok_holds_past_the_stable_period_then_the_incid
     incident.unfinished = false;
     assert!(incident.is_closed(&policy, at(900)));
     assert!(!incident.is_closed(&policy, at(899)));
+}
+
+/// A failed revert is retried a minute later, doubling to at most an hour, never before the
+/// run's lease ends; with nothing to put back, or no change with a try left, nothing is
+/// retried.
+#[test]
+fn a_failed_revert_is_retried_with_a_growing_wait_until_its_tries_are_spent() {
+    use autoheal_core::MAX_REVERT_TRIES;
+    use autoheal_core::policy::revert::{retry_of, retry_wait};
+
+    let waits: Vec<u64> = (0..8).map(retry_wait).collect();
+    assert_eq!(waits, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
+    assert_eq!(retry_wait(u32::MAX), 3600, "saturates");
+
+    let failed = |failures| Revert {
+        failures,
+        ..Revert::new("undo").with("n", 1)
+    };
+    let state = |reverts: Vec<Revert>, lease_seconds: i64| ResourceState {
+        version: 2,
+        reverts,
+        revert_checks: 4,
+        lease: Some(Lease {
+            run_id: "revert".to_owned(),
+            event_id: "ok".to_owned(),
+            attempt: 1,
+            expires_at: at(lease_seconds),
+        }),
+        ..ResourceState::default()
+    };
+    assert_eq!(retry_of(&state(Vec::new(), 900), t0()), None);
+    assert_eq!(
+        retry_of(&state(vec![failed(0)], 900), t0()),
+        Some((4, at(900))),
+        "after the lease"
+    );
+    assert_eq!(
+        retry_of(&state(vec![failed(4)], 30), t0()),
+        Some((4, at(960))),
+        "after its wait"
+    );
+    assert_eq!(
+        retry_of(&state(vec![failed(MAX_REVERT_TRIES)], 900), t0()),
+        None,
+        "a change with no try left is a person's"
+    );
+    assert!(
+        retry_of(&state(vec![failed(0), failed(MAX_REVERT_TRIES)], 900), t0()).is_some(),
+        "an older change with tries left is still retried, once the newer is put back"
+    );
 }

@@ -1590,6 +1590,7 @@ async fn given_a_run_that_died_holding_its_claim_when_the_event_is_redelivered_t
                 attempt: 1,
                 expires_at: at(900),
             }),
+            revert_checks: 0,
         },
     );
 
@@ -2314,8 +2315,13 @@ async fn given_an_alarm_that_stays_on_when_follow_ups_fire_then_each_retries_unt
     )
     .await;
     assert_eq!(again.reason, Some(SkipReason::MaxAttempts));
-    let (payload, _) = engine.follow_ups.latest();
-    let duplicate = handle(&engine, payload, "check-3-again").await;
+    let (last_check, _) = engine
+        .follow_ups
+        .scheduled()
+        .into_iter()
+        .find(|(follow_up, _)| follow_up.incident_id == "e1" && follow_up.check == 3)
+        .expect("the last check");
+    let duplicate = handle(&engine, last_check.to_payload(), "check-3-again").await;
     assert_eq!(duplicate.reason, Some(SkipReason::Escalated));
     assert_eq!(engine.healer.count(), 3);
     assert_eq!(
@@ -2486,29 +2492,116 @@ async fn given_a_deleted_alarm_when_its_follow_up_fires_then_a_person_is_asked_o
     assert_eq!(kinds, [NoticeKind::Healing, NoticeKind::Escalation]);
 }
 
+/// The check that verifies an attempt is scheduled before the attempt's claim: a scheduler
+/// that cannot be reached is a retryable error with nothing done and nothing written, and the
+/// event delivered again once it is back heals, followed up.
 #[tokio::test]
-async fn given_a_scheduler_outage_when_healing_then_the_heal_runs_and_its_record_says_so() {
+async fn given_a_scheduler_outage_when_an_alarm_would_heal_then_nothing_is_done_and_the_error_is_retryable()
+ {
     let engine = infrastructure();
+    let instance = "i-00000000000000001";
     engine
         .follow_ups
         .scheduler_down
         .store(true, Ordering::SeqCst);
 
-    let outcome = handle(
-        &engine,
-        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
-        "run-1",
-    )
-    .await;
+    let event = ec2_status_check("e1", "ALARM", instance);
+    engine.follow_ups.fired(&event, t0());
+    let error = engine
+        .handle(event, "run-1")
+        .await
+        .expect_err("a follow-up that cannot be scheduled fails the event");
 
-    assert_eq!(outcome.decision, Verdict::Act);
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(engine.healer.count(), 0, "nothing is done");
+    assert_eq!(engine.store.writes(), 0, "nothing is written");
     assert_eq!(
-        record_of(&outcome)
-            .details
-            .get("follow_up")
-            .map(String::as_str),
-        Some("not scheduled: follow-up: scheduler unavailable")
+        engine.store.state(&ec2_key(instance)),
+        ResourceState::default()
     );
+
+    // Lambda delivers the event again once the scheduler is back: it heals, followed up.
+    engine
+        .follow_ups
+        .scheduler_down
+        .store(false, Ordering::SeqCst);
+    engine.clock.set(at(60));
+    let retried = handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-2").await;
+    assert_eq!(retried.decision, Verdict::Act, "{retried:?}");
+    assert_eq!(engine.healer.count(), 1);
+    let (check, due) = engine.follow_ups.scheduled().pop().expect("its check");
+    assert_eq!((check.incident_id.as_str(), check.check), ("e1", 1));
+    assert_eq!(
+        record_of(&retried).details.get("follow_up_at"),
+        Some(&due.to_rfc3339())
+    );
+}
+
+/// A deferral's check is scheduled before the deferral is written: a scheduler that cannot be
+/// reached leaves the deferred event unwritten, to be delivered again.
+#[tokio::test]
+async fn given_a_scheduler_outage_when_an_alarm_is_deferred_then_nothing_is_written_and_the_error_is_retryable()
+ {
+    let engine = infrastructure();
+    let instance = "i-00000000000000001";
+    engine
+        .store
+        .put_budget("rule#ec2-instance-healing", at_window(0), 5);
+    engine
+        .follow_ups
+        .scheduler_down
+        .store(true, Ordering::SeqCst);
+
+    let event = ec2_status_check("e1", "ALARM", instance);
+    engine.follow_ups.fired(&event, t0());
+    let error = engine
+        .handle(event, "run-1")
+        .await
+        .expect_err("a deferral whose check cannot be scheduled fails the event");
+
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(engine.healer.count(), 0);
+    assert_eq!(engine.store.writes(), 0);
+    assert_eq!(
+        engine.store.state(&ec2_key(instance)),
+        ResourceState::default()
+    );
+}
+
+/// A check scheduled before a claim that was then refused (a presumed claim on a resource
+/// whose incident is open, another delivery of the event) does nothing when it fires.
+#[tokio::test]
+async fn given_a_check_scheduled_for_a_refused_claim_when_it_fires_then_it_does_nothing() {
+    let engine = infrastructure();
+    let instance = "i-00000000000000001";
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-1").await;
+    engine.clock.set(at(30));
+    // A second ALARM in the incident's backoff: its presumed claim (a new incident) is
+    // refused, and it is skipped on the state as stored.
+    let skipped = handle(&engine, ec2_status_check("e2", "ALARM", instance), "run-2").await;
+    assert_eq!(skipped.reason, Some(SkipReason::Cooldown), "{skipped:?}");
+    let refused: Vec<FollowUp> = engine
+        .follow_ups
+        .scheduled()
+        .into_iter()
+        .map(|(follow_up, _)| follow_up)
+        .filter(|follow_up| follow_up.incident_id == "e2")
+        .collect();
+    assert_eq!(refused.len(), 1, "the presumed attempt's check");
+    let state = engine.store.state(&ec2_key(instance));
+    let writes = engine.store.writes();
+
+    engine.clock.set(at(3600));
+    let fired = handle(&engine, refused[0].to_payload(), "stray").await;
+
+    assert_eq!(fired.decision, Verdict::Ignore, "{fired:?}");
+    assert_eq!(fired.reason, Some(SkipReason::NoOpenIncident));
+    assert_eq!(engine.healer.count(), 1);
+    assert_eq!(engine.store.state(&ec2_key(instance)), state);
+    assert_eq!(engine.store.writes(), writes, "nothing is written");
 }
 
 #[tokio::test]
@@ -2641,11 +2734,24 @@ async fn given_a_burst_of_fifty_alarms_when_handled_then_the_budget_acts_on_five
         .filter(|n| n.kind == NoticeKind::Budget)
         .collect();
     assert_eq!(budget_notices.len(), 1, "one notice per budget and window");
-    assert_eq!(
-        engine.follow_ups.scheduled().len(),
-        50,
-        "every resource, acted on or deferred, has its follow-up"
-    );
+    // Every resource has its check; a deferred one's is the deferral's, the check its
+    // presumed attempt scheduled before the refused claim being passed over.
+    let live = |engine: &TestEngine| -> Vec<(FollowUp, DateTime<Utc>)> {
+        engine
+            .follow_ups
+            .scheduled()
+            .into_iter()
+            .filter(|(follow_up, _)| {
+                engine
+                    .store
+                    .state(&ec2_key(&follow_up.resource_id))
+                    .incident
+                    .is_some_and(|i| i.checks == follow_up.check)
+            })
+            .collect()
+    };
+    assert_eq!(live(&engine).len(), 50);
+    assert_eq!(engine.follow_ups.scheduled().len(), 50 + 45);
     // A deferred event delivered again is a duplicate: no second deferral is counted.
     let last = &instances[49];
     let deferred_state = engine.store.state(&ec2_key(last));
@@ -2662,9 +2768,7 @@ async fn given_a_burst_of_fifty_alarms_when_handled_then_the_budget_acts_on_five
     engine
         .follow_ups
         .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
-    let deferred_checks: Vec<(FollowUp, DateTime<Utc>)> = engine
-        .follow_ups
-        .scheduled()
+    let deferred_checks: Vec<(FollowUp, DateTime<Utc>)> = live(&engine)
         .into_iter()
         .filter(|(follow_up, _)| {
             engine
@@ -3634,7 +3738,11 @@ async fn given_one_rule_healing_an_instance_when_another_rules_alarm_arrives_the
         resource_id: instance.to_owned(),
     };
     let deferred = engine.store.state(&key).incident.expect("an open incident");
-    assert_eq!((deferred.attempts, deferred.deferrals), (0, 1));
+    // The deferral's check, and the one its refused attempt scheduled first, passed over.
+    assert_eq!(
+        (deferred.attempts, deferred.checks, deferred.deferrals),
+        (0, 2, 2)
+    );
     // A redelivery of the deferred event is a duplicate.
     let again = handle(&engine, restart_alarm("e2", "ALARM", instance), "run-2b").await;
     assert_eq!(again.reason, Some(SkipReason::Duplicate));
@@ -3662,7 +3770,7 @@ async fn given_one_rule_healing_an_instance_when_another_rules_alarm_arrives_the
         .follow_ups
         .scheduled()
         .into_iter()
-        .find(|(follow_up, _)| follow_up.rule == "instance-restart-healing")
+        .rfind(|(follow_up, _)| follow_up.rule == "instance-restart-healing")
         .expect("the deferred rule's check");
     engine
         .follow_ups
@@ -3688,7 +3796,7 @@ async fn given_one_rule_healing_an_instance_when_the_other_rules_alarm_clears_me
         .follow_ups
         .scheduled()
         .into_iter()
-        .find(|(follow_up, _)| follow_up.rule == "instance-restart-healing")
+        .rfind(|(follow_up, _)| follow_up.rule == "instance-restart-healing")
         .expect("the deferred rule's check");
     // Its alarm went back to OK long enough ago while it waited.
     engine.follow_ups.set_alarm(
@@ -3916,4 +4024,310 @@ async fn given_a_resource_that_cannot_be_assessed_when_its_alarm_fires_then_noth
     assert!(error.is_retryable(), "{error}");
     assert!(matches!(error, EngineError::Assessment(_)), "{error}");
     assert_eq!(engine.store.writes(), 0);
+}
+
+// ------------------------------------------------------------------ reverts retried, and an ALARM during one
+
+/// The follow-ups scheduled to retry putting changes back, in the order scheduled.
+fn revert_retries(engine: &TestEngine) -> Vec<(FollowUp, DateTime<Utc>)> {
+    engine
+        .follow_ups
+        .scheduled()
+        .into_iter()
+        .filter(|(follow_up, _)| follow_up.event_id().contains("#revert-"))
+        .collect()
+}
+
+/// An engine whose heal of `i-00000000000000001` at t0 made a change to put back; its alarm
+/// is OK from a minute later.
+async fn healed_with_a_change() -> TestEngine {
+    let engine = reversible();
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    let acted = handle(
+        &engine,
+        ec2_status_check("e1", "ALARM", "i-00000000000000001"),
+        "run-1",
+    )
+    .await;
+    assert_eq!(acted.decision, Verdict::Act, "{acted:?}");
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Ok, at(60));
+    engine.clock.set(at(60));
+    engine
+}
+
+/// A revert that fails is tried again by its own follow-up, with a growing wait, until it is
+/// done; a retry that finds it done (delivered again, or one more scheduled by the run that
+/// put it back) does nothing.
+#[tokio::test]
+async fn given_a_revert_that_fails_twice_when_its_follow_ups_fire_then_it_succeeds_on_its_own() {
+    let engine = healed_with_a_change().await;
+    let key = ec2_key("i-00000000000000001");
+    engine.healer.revert_fails.store(true, Ordering::SeqCst);
+
+    let ok = handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
+    assert_eq!(ok.decision, Verdict::Revert);
+    assert_eq!(record_of(&ok).status, HealingStatus::Failed);
+    let retries = revert_retries(&engine);
+    assert_eq!(
+        retries.len(),
+        1,
+        "the retry, scheduled before the revert's claim"
+    );
+    let (first, first_at) = retries[0].clone();
+    assert!(
+        first_at >= at(60 + 900),
+        "never before the revert's lease ends: {first_at}"
+    );
+    assert_eq!(
+        record_of(&ok).details.get("revert_retry_at"),
+        Some(&first_at.to_rfc3339())
+    );
+    assert_eq!(
+        engine.store.state(&key).reverts.len(),
+        1,
+        "still to put back"
+    );
+
+    // The first retry fails too: the next one waits longer.
+    engine.clock.set(first_at);
+    let second = handle(&engine, first.to_payload(), "retry-1").await;
+    assert_eq!(second.decision, Verdict::Revert, "{second:?}");
+    assert_eq!(record_of(&second).status, HealingStatus::Failed);
+    let retries = revert_retries(&engine);
+    assert_eq!(retries.len(), 2);
+    let (next, next_at) = retries[1].clone();
+    assert!(next_at > first_at, "{next_at} after {first_at}");
+
+    // The second retry succeeds.
+    engine.healer.revert_fails.store(false, Ordering::SeqCst);
+    engine.clock.set(next_at);
+    let done = handle(&engine, next.to_payload(), "retry-2").await;
+    assert_eq!(done.decision, Verdict::Revert, "{done:?}");
+    assert_eq!(record_of(&done).status, HealingStatus::Completed);
+    assert_eq!(record_of(&done).summary.as_deref(), Some("undid 1"));
+    assert_eq!(engine.healer.reverted(), ["1", "1", "1"]);
+    assert!(engine.store.state(&key).reverts.is_empty());
+
+    // Nothing is done twice: the first retry delivered again, and the retry the successful run
+    // scheduled, find nothing to put back.
+    let writes = engine.store.writes();
+    let again = handle(&engine, first.to_payload(), "retry-1-again").await;
+    assert_eq!(again.reason, Some(SkipReason::Duplicate), "{again:?}");
+    let (last, last_at) = revert_retries(&engine).pop().expect("the last retry");
+    assert_ne!(last.event_id(), next.event_id());
+    engine.clock.set(last_at);
+    let noop = handle(&engine, last.to_payload(), "retry-3").await;
+    assert_eq!(noop.decision, Verdict::Ignore, "{noop:?}");
+    assert_eq!(noop.reason, Some(SkipReason::Duplicate));
+    assert_eq!(engine.store.writes(), writes, "nothing is written");
+    assert_eq!(engine.healer.reverted().len(), 3);
+}
+
+/// A revert that never succeeds is tried a bounded number of times; then a person is asked,
+/// once, told what is left and how to put it back by hand. The change stays to put back: a
+/// later OK still tries.
+#[tokio::test]
+async fn given_a_revert_that_always_fails_when_its_tries_are_spent_then_a_person_is_asked_once() {
+    let engine = healed_with_a_change().await;
+    let key = ec2_key("i-00000000000000001");
+    engine.healer.revert_fails.store(true, Ordering::SeqCst);
+    handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
+
+    let mut fired = HashSet::new();
+    let mut waits = Vec::new();
+    while let Some((retry, due)) = revert_retries(&engine)
+        .into_iter()
+        .find(|(follow_up, _)| !fired.contains(&follow_up.event_id()))
+    {
+        assert!(fired.len() < 20, "the retries never end");
+        fired.insert(retry.event_id());
+        waits.push(due - engine.clock.now());
+        engine.clock.set(due);
+        handle(
+            &engine,
+            retry.to_payload(),
+            &format!("retry-{}", fired.len()),
+        )
+        .await;
+    }
+
+    assert_eq!(
+        engine.healer.reverted().len(),
+        6,
+        "the OK's try and five retries"
+    );
+    assert!(waits.windows(2).all(|w| w[1] >= w[0]), "{waits:?}");
+    let escalations: Vec<Notice> = engine
+        .notifier
+        .notices()
+        .into_iter()
+        .filter(|n| n.kind == NoticeKind::Escalation)
+        .collect();
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    let notice = &escalations[0];
+    assert!(
+        notice.subject().contains("could not put back"),
+        "{}",
+        notice.subject()
+    );
+    assert_eq!(notice.record.status, HealingStatus::Failed);
+    let summary = notice.record.summary.as_deref().unwrap_or_default();
+    assert!(
+        summary.contains("by hand") && summary.contains("`undo-fake` of attempt 1 (n=1)"),
+        "{summary}"
+    );
+    assert_eq!(
+        notice
+            .record
+            .details
+            .get("left_to_put_back")
+            .map(String::as_str),
+        Some("`undo-fake` of attempt 1 (n=1)")
+    );
+    let state = engine.store.state(&key);
+    assert_eq!(state.reverts.len(), 1, "never lost: still to put back");
+    assert_eq!(state.reverts[0].failures, 6);
+
+    // A later OK still tries, and asks no one again.
+    engine.healer.revert_fails.store(false, Ordering::SeqCst);
+    engine.clock.set(engine.clock.now() + Duration::days(1));
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Ok, engine.clock.now());
+    let later = handle(
+        &engine,
+        ec2_status_check("ok2", "OK", "i-00000000000000001"),
+        "run-later",
+    )
+    .await;
+    assert_eq!(record_of(&later).status, HealingStatus::Completed);
+    assert!(engine.store.state(&key).reverts.is_empty());
+}
+
+/// A retry that finds the alarm in ALARM again keeps the change (it is needed again) for the
+/// next OK, and the ALARM is decided at once: an ALARM that arrived while the failed revert
+/// held the resource could only be skipped.
+#[tokio::test]
+async fn given_a_revert_retry_when_the_alarm_fires_again_then_the_change_stays_and_the_alarm_is_decided()
+ {
+    let engine = healed_with_a_change().await;
+    let key = ec2_key("i-00000000000000001");
+    engine.healer.revert_fails.store(true, Ordering::SeqCst);
+    handle(
+        &engine,
+        ec2_status_check("ok1", "OK", "i-00000000000000001"),
+        "run-2",
+    )
+    .await;
+    let (retry, due) = revert_retries(&engine).pop().expect("a retry");
+    engine.healer.revert_fails.store(false, Ordering::SeqCst);
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, due - Duration::seconds(30));
+    engine.clock.set(due);
+
+    let outcome = handle(&engine, retry.to_payload(), "retry-1").await;
+
+    assert_eq!(outcome.reason, Some(SkipReason::Stale), "{outcome:?}");
+    assert!(
+        outcome
+            .detail
+            .as_deref()
+            .is_some_and(|detail| detail.contains("needed again")),
+        "{outcome:?}"
+    );
+    assert_eq!(engine.healer.reverted(), ["1"], "only the OK's try");
+    assert_eq!(
+        engine.healer.count(),
+        2,
+        "the ALARM, decided at once, heals"
+    );
+    let state = engine.store.state(&key);
+    let incident = state.incident.clone().expect("an incident");
+    assert_eq!(
+        (incident.id.as_str(), incident.attempts),
+        ("e1#revert-1#alarm-again", 1),
+        "the first incident closed while OK held: a new one"
+    );
+    let kept: Vec<(String, u32)> = state
+        .reverts
+        .iter()
+        .map(|revert| {
+            (
+                revert.param("n").unwrap_or_default().to_owned(),
+                revert.failures,
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [("1".to_owned(), 1), ("1".to_owned(), 0)],
+        "the change kept for the next OK, and the new incident's first heal's after it"
+    );
+}
+
+/// An ALARM that arrives while an OK puts changes back finds the resource held and is
+/// skipped, and CloudWatch sends nothing more while the alarm stays on: the revert reads the
+/// alarm once more when it ends and decides the ALARM then, acting once.
+#[tokio::test]
+async fn given_an_alarm_during_a_revert_when_the_revert_ends_then_the_alarm_is_healed_once() {
+    let engine = reversible();
+    let instance = "i-00000000000000001";
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Alarm, t0());
+    handle(&engine, ec2_status_check("e1", "ALARM", instance), "run-1").await;
+    engine.clock.set(at(86_400));
+    engine
+        .follow_ups
+        .set_alarm(ALARM_NAME, AlarmState::Ok, at(86_390));
+    // The OK reads the alarm OK; by the ALARM's read, it fires again.
+    engine
+        .follow_ups
+        .change_alarm_after(1, ALARM_NAME, AlarmState::Alarm, at(86_400));
+
+    let (ok, alarm) = tokio::join!(
+        handle(&engine, ec2_status_check("ok1", "OK", instance), "run-ok"),
+        handle(
+            &engine,
+            ec2_status_check("e2", "ALARM", instance),
+            "run-alarm"
+        ),
+    );
+
+    assert_eq!(ok.decision, Verdict::Revert, "{ok:?}");
+    assert_eq!(alarm.reason, Some(SkipReason::InProgress), "{alarm:?}");
+    assert_eq!(engine.healer.reverted(), ["1"]);
+    assert_eq!(
+        engine.healer.count(),
+        2,
+        "the ALARM is healed after the revert"
+    );
+    let state = engine.store.state(&ec2_key(instance));
+    assert_eq!(state.incident.as_ref().map(|i| i.attempts), Some(2));
+    assert_eq!(state.lease, None);
+
+    // Never twice: the ALARM delivered again meets the heal's cooldown.
+    let again = handle(
+        &engine,
+        ec2_status_check("e2", "ALARM", instance),
+        "run-again",
+    )
+    .await;
+    assert_eq!(again.reason, Some(SkipReason::Cooldown), "{again:?}");
+    assert_eq!(engine.healer.count(), 2);
 }

@@ -482,6 +482,7 @@ fn a_follow_up_whose_resource_id_is_not_of_its_rules_format_is_a_named_skip() {
         resource_id: resource_id.to_owned(),
         incident_id: "incident-1".to_owned(),
         check: 1,
+        kind: autoheal_core::FollowUpKind::Check,
         alarm: aws_event(),
     };
 

@@ -44,28 +44,24 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 .insert("group".to_owned(), hold.group.clone());
         }
         record.details.extend(details);
+        // The follow-up that verifies the attempt is scheduled before its claim, so that an
+        // invocation that dies during the action is still followed up, and a scheduler that
+        // cannot be reached is a retryable error with nothing done and nothing written. Should
+        // the claim be refused, the check finds no incident of its own, or its number
+        // superseded, and does nothing.
+        let follow_up = match self.mode {
+            Mode::Enforce => self.follow_up_of(claim.next, claim.resumed),
+            Mode::Shadow => None,
+        };
+        if let Some((check, at)) = follow_up {
+            self.schedule(claim.incident_id, check, at).await?;
+            self.note_scheduled(claim.incident_id, check);
+            record
+                .details
+                .insert("follow_up_at".to_owned(), at.to_rfc3339());
+        }
         match self.claim(&claim, &record, spends, hold).await? {
             ClaimResult::Claimed => {
-                // The follow-up is scheduled before the action, so that an invocation that
-                // dies during it is still followed up; the check waits for the backoff.
-                let mut record = record;
-                if self.mode == Mode::Enforce
-                    && let Some((check, at)) = self.follow_up_of(claim.next, claim.resumed)
-                {
-                    match self.schedule(claim.incident_id, check, at).await {
-                        Ok(()) => {
-                            record
-                                .details
-                                .insert("follow_up_at".to_owned(), at.to_rfc3339());
-                        }
-                        Err(error) => {
-                            warn!(rule = %self.rule.name, resource = %self.key.resource_id, %error, "follow-up not scheduled");
-                            record
-                                .details
-                                .insert("follow_up".to_owned(), format!("not scheduled: {error}"));
-                        }
-                    }
-                }
                 let record = self.act(record, &claim).await?;
                 // Shadow runs claim like real ones (so cooldowns and attempts show what
                 // enforce mode would do) but report, like `explain`, that nothing was done.

@@ -12,7 +12,7 @@ use crate::model::record::SkipReason;
 use crate::policy::decision::{DecisionInput, decide};
 use crate::policy::resolve::select;
 use crate::ports::{Clock, FollowUps, Healer, Notifier, ResourceKey, StateStore};
-use crate::report::outcome::Outcome;
+use crate::report::outcome::{Outcome, Verdict};
 
 impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N, H, C, F> {
     /// Handles one CloudWatch alarm state change.
@@ -72,21 +72,29 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             run_id,
             mode,
             alarm_now: std::sync::OnceLock::new(),
+            scheduled: std::sync::Mutex::new(None),
         };
         // Only an ALARM is decided on a presumption: an OK's decision depends on what is
         // stored (a revert, a recovery) even when it would write nothing.
         let presume = event.state == AlarmState::Alarm;
-        run.execute(outcome, presume, |loaded, now| {
-            decide(DecisionInput {
-                policy: &rule.policy,
-                state: &loaded.state,
-                alarm: event.state,
-                event_id: &event.id,
-                event_seen: loaded.event_seen,
-                run_id,
-                now,
+        let outcome = run
+            .execute(outcome, presume, |loaded, now| {
+                decide(DecisionInput {
+                    policy: &rule.policy,
+                    state: &loaded.state,
+                    alarm: event.state,
+                    event_id: &event.id,
+                    event_seen: loaded.event_seen,
+                    run_id,
+                    now,
+                })
             })
-        })
-        .await
+            .await?;
+        // An ALARM that met this OK's revert found the lease and was skipped: decided now.
+        if outcome.decision == Verdict::Revert {
+            self.alarm_again(&event, &event.id, "a revert", run_id)
+                .await?;
+        }
+        Ok(outcome)
     }
 }

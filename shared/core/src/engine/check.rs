@@ -6,13 +6,14 @@ use tracing::warn;
 
 use super::Engine;
 use super::error::EngineError;
+use super::revert::PutBack;
 use super::run::{Claim, Run, Step, log};
 use super::settings::effective_mode;
 use crate::model::event::{AlarmEvent, AlarmState};
 use crate::model::record::{RunPhase, SkipReason};
 use crate::model::state::ResourceState;
 use crate::policy::decision::Pending;
-use crate::policy::followup::{CheckInput, FollowUp, decide_check, time_to_recover};
+use crate::policy::followup::{CheckInput, FollowUp, FollowUpKind, decide_check, time_to_recover};
 use crate::ports::{
     ClaimResult, Clock, FollowUpError, FollowUps, Healer, Notifier, ResourceKey, StateStore,
 };
@@ -49,6 +50,11 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             rule: rule.name.clone(),
             resource_id: follow_up.resource_id.clone(),
         };
+        if follow_up.kind == FollowUpKind::Revert {
+            return self
+                .retry_revert(&follow_up, rule, &key, mode, outcome, run_id)
+                .await;
+        }
         let reading = self
             .follow_ups
             .read_alarm(&follow_up.alarm.alarm_name)
@@ -81,6 +87,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             run_id,
             mode,
             alarm_now: std::sync::OnceLock::new(),
+            scheduled: std::sync::Mutex::new(None),
         };
         let outcome = run
             .execute(outcome, false, |loaded, now| {
@@ -98,41 +105,51 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             })
             .await?;
         if outcome.decision == Verdict::Resolve && !gone {
-            self.alarm_again(&follow_up, run_id).await?;
+            let resolution = "its incident's resolution";
+            self.alarm_again(&follow_up.alarm, &event_id, resolution, run_id)
+                .await?;
         }
         Ok(outcome)
     }
 
-    /// After a resolution, the alarm once more. An ALARM that arrived while the check held
-    /// the resource to resolve its incident found the lease and could only be skipped, and
-    /// CloudWatch sends no other event while the alarm stays on: if it fires now, it is
-    /// decided as the event it was (a new incident), under its own run.
-    async fn alarm_again(&self, follow_up: &FollowUp, run_id: &str) -> Result<(), EngineError> {
+    /// After a run that held the resource to resolve its incident or to put changes back
+    /// (`during`), the alarm once more. An ALARM that arrived meanwhile found the lease and
+    /// could only be skipped, and CloudWatch sends no other event while the alarm stays on:
+    /// if it fires now, it is decided as the event it was (event `<after>#alarm-again`),
+    /// under its own run. Deciding it again cannot act twice: an ALARM that did act left its
+    /// cooldown and backoff, which this one meets.
+    pub(super) async fn alarm_again(
+        &self,
+        origin: &AlarmEvent,
+        after: &str,
+        during: &str,
+        run_id: &str,
+    ) -> Result<(), EngineError> {
         let Some(reading) = self
             .follow_ups
-            .read_alarm(&follow_up.alarm.alarm_name)
+            .read_alarm(&origin.alarm_name)
             .await?
             .filter(|reading| reading.state == AlarmState::Alarm)
         else {
             return Ok(());
         };
         let event = AlarmEvent {
-            id: format!("{}#alarm-again", follow_up.event_id()),
+            id: format!("{after}#alarm-again"),
             time: Some(reading.since),
             state: AlarmState::Alarm,
             previous_state: Some(AlarmState::Ok),
             state_reason: Some(format!(
-                "in ALARM again since {}, as its incident was resolved",
+                "in ALARM again since {}, during {during}",
                 reading.since.to_rfc3339()
             )),
-            ..follow_up.alarm.clone()
+            ..origin.clone()
         };
         let again = Box::pin(self.alarm_event(event, &format!("{run_id}#again"))).await?;
         tracing::info!(
-            rule = %follow_up.rule,
-            resource = %follow_up.resource_id,
+            alarm = %origin.alarm_name,
             decision = ?again.decision,
-            "the alarm fired again as its incident was resolved"
+            reason = again.reason.map(SkipReason::as_str),
+            "the alarm fired again during {during}"
         );
         Ok(())
     }
@@ -148,6 +165,10 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
         recovered_at: DateTime<Utc>,
         gone: bool,
     ) -> Result<Step, EngineError> {
+        // What it puts back is retried by its own follow-up, scheduled before the claim.
+        let retry_at = self
+            .schedule_revert_retry(claim.incident_id, claim.next)
+            .await?;
         let mut record = self.in_progress(&claim, RunPhase::Verify);
         match self.claim(&claim, &record, &[], None).await? {
             ClaimResult::Claimed => {
@@ -162,8 +183,17 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 record
                     .details
                     .insert("recovered_at".to_owned(), recovered_at.to_rfc3339());
-                let (remaining, mut summaries) = self
-                    .put_back(&mut record, claim.incident_id, &claim.next.reverts)
+                let PutBack {
+                    remaining,
+                    mut summaries,
+                    exhausted,
+                } = self
+                    .put_back(
+                        &mut record,
+                        claim.incident_id,
+                        &claim.next.reverts,
+                        retry_at,
+                    )
                     .await;
                 let resolution = if gone {
                     record
@@ -190,8 +220,12 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 summaries.insert(0, resolution);
                 record.summary = Some(summaries.join("; "));
                 let record = self.finish(record, None, &remaining).await?;
+                if exhausted {
+                    self.escalate_revert(&record, &claim).await;
+                }
                 let mut outcome = outcome.with_record(record);
                 outcome.decision = Verdict::Resolve;
+                outcome.escalated = exhausted;
                 Ok(Step::Done(outcome))
             }
             ClaimResult::Busy { holder, until } => {

@@ -13,7 +13,7 @@
 //! - `wait`: the resource's own holds: gone, healed by AWS or held by a person (what the
 //!   healer saw), or healed by another rule (its lease across rules);
 //! - `act`: the action (or its shadow), its next step, the escalation of a last attempt;
-//! - `revert`: what heals changed, put back;
+//! - `revert`: what heals changed, put back, and a failed revert retried by its own follow-ups;
 //! - `finish`: recoveries, skips, the final record and the lease released, escalations;
 //! - `reset`: an operator closes an incident;
 //! - `explain`: what an event would do, without I/O;

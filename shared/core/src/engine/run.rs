@@ -135,6 +135,9 @@ pub(super) struct Run<'a, S, N, H, C, F> {
     /// The alarm as CloudWatch holds it now, read once (on the alarm path, before a run
     /// acts, reverts or starts a recovery).
     pub(super) alarm_now: std::sync::OnceLock<Option<AlarmNow>>,
+    /// The check this run scheduled before a claim (incident id and number): should the
+    /// claim be refused and the run decide again, that number is passed over.
+    pub(super) scheduled: std::sync::Mutex<Option<(String, u32)>>,
 }
 
 impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N, H, C, F> {
@@ -286,10 +289,11 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                     until,
                     tripped,
                 } => {
+                    let next = self.past_scheduled(&incident_id, next);
                     self.defer(
                         outcome.clone(),
                         expected,
-                        next,
+                        next.as_ref(),
                         &incident_id,
                         until,
                         &tripped,
@@ -301,8 +305,16 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                     at,
                     reason,
                 } => {
-                    self.recheck(outcome.clone(), expected, next, &incident_id, at, reason)
-                        .await?
+                    let next = self.past_scheduled(&incident_id, next);
+                    self.recheck(
+                        outcome.clone(),
+                        expected,
+                        next.as_ref(),
+                        &incident_id,
+                        at,
+                        reason,
+                    )
+                    .await?
                 }
             };
             match done {
@@ -319,6 +331,41 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             SkipReason::InProgress,
             "the resource's state kept changing under this run",
         )))
+    }
+
+    /// Notes the check this run scheduled before its claim.
+    pub(super) fn note_scheduled(&self, incident_id: &str, check: u32) {
+        if let Ok(mut scheduled) = self.scheduled.lock() {
+            *scheduled = Some((incident_id.to_owned(), check));
+        }
+    }
+
+    /// `next`, the state of a deferral or a recheck, past the check this run scheduled for a
+    /// claim that was then refused, when it would take the same number: that schedule stands
+    /// (a schedule's name is its number) and is due when the refused attempt's would have
+    /// been, so this one takes the next number, and the one passed over counts with the
+    /// governor's deferrals, not against the checks the incident may use. The schedule passed
+    /// over finds its number superseded and does nothing.
+    pub(super) fn past_scheduled(
+        &self,
+        incident_id: &str,
+        next: Option<&ResourceState>,
+    ) -> Option<ResourceState> {
+        let mut next = next?.clone();
+        let scheduled = self
+            .scheduled
+            .lock()
+            .ok()
+            .and_then(|scheduled| scheduled.clone());
+        if let (Some((scheduled_for, number)), Some(incident)) = (scheduled, next.incident.as_mut())
+            && scheduled_for == incident_id
+            && incident.id == incident_id
+            && incident.checks == number
+        {
+            incident.checks = incident.checks.saturating_add(1);
+            incident.deferrals = incident.deferrals.saturating_add(1);
+        }
+        Some(next)
     }
 
     /// Nothing to do and nothing to record.

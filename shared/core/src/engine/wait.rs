@@ -173,6 +173,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             next,
         }) = deferred
         {
+            let next = self.past_scheduled(&incident_id, next.as_ref());
             return self
                 .defer(
                     outcome,

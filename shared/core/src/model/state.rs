@@ -26,6 +26,21 @@ pub struct ResourceState {
     /// Changes made by heals, oldest first, to put back when the alarm returns to OK.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reverts: Vec<Revert>,
+    /// How many follow-ups that retry putting `reverts` back were scheduled on this resource,
+    /// ever: the number of the latest, which alone acts (an older one is superseded). Counted
+    /// by every run that claims the resource to put changes back.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revert_checks: u32,
+}
+
+impl ResourceState {
+    /// Counts the follow-up that retries putting back `reverts`, which the run that claims
+    /// the resource to put them back schedules (when there are any).
+    pub fn count_revert_check(&mut self) {
+        if !self.reverts.is_empty() {
+            self.revert_checks = self.revert_checks.saturating_add(1);
+        }
+    }
 }
 /// A run of ALARM (with OKs shorter than the stable period inside it) on one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +66,9 @@ pub struct Incident {
     pub checks: u32,
     /// How many of those checks were deferrals by the safety governor (a budget, a group
     /// guard): they wait for the governor, not for the alarm, so they do not count against
-    /// the checks an incident may spend waiting for its alarm.
+    /// the checks an incident may spend waiting for its alarm. A number a deferral (or a
+    /// recheck) passed over, scheduled before an attempt's claim that was refused, counts
+    /// here too.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deferrals: u32,
     /// The current attempt's action has not reported its end: it continues in a follow-up

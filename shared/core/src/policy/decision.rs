@@ -306,6 +306,7 @@ fn revert_on_ok(input: &DecisionInput<'_>, open: Option<&Incident>) -> Option<Tr
     };
     let mut next = state.clone();
     next.version += 1;
+    next.count_revert_check();
     next.lease = Some(Lease {
         run_id: input.run_id.to_owned(),
         event_id: input.event_id.to_owned(),

@@ -53,15 +53,36 @@ const KEPT_TEXT_CHARS: usize = 512;
 /// The shortest wait before a check that found no data looks again.
 const NO_DATA_RECHECK_SECONDS: u64 = 60;
 
-/// A scheduled check of one incident.
+/// What a follow-up is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FollowUpKind {
+    /// Verifies the incident's attempt: resolves, retries or escalates (this module).
+    #[default]
+    Check,
+    /// Retries putting back the changes a failed revert left (`policy::revert`).
+    Revert,
+}
+
+impl FollowUpKind {
+    fn is_check(&self) -> bool {
+        *self == FollowUpKind::Check
+    }
+}
+
+/// A scheduled check of one incident, or retry of a revert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FollowUp {
     pub layer: Layer,
     pub rule: String,
     pub resource_id: String,
     pub incident_id: String,
-    /// Which of the incident's checks this is (`Incident::checks` when it was scheduled).
+    /// Which of the incident's checks this is (`Incident::checks` when it was scheduled); for
+    /// a revert follow-up, which of the resource's (`ResourceState::revert_checks`).
     pub check: u32,
+    /// A check of the incident, or a retry of putting back what heals changed.
+    #[serde(default, skip_serializing_if = "FollowUpKind::is_check")]
+    pub kind: FollowUpKind,
     /// The alarm event that drove the incident: its name is read back, and the healer sees it
     /// as it saw the original event.
     pub alarm: AlarmEvent,
@@ -94,6 +115,7 @@ impl FollowUp {
             resource_id,
             incident_id,
             check,
+            kind: FollowUpKind::Check,
             alarm,
         };
         if follow_up.payload_bytes() > MAX_PAYLOAD_BYTES {
@@ -105,6 +127,14 @@ impl FollowUp {
         follow_up
     }
 
+    /// The follow-up that retries putting back what heals changed, number `check` of the
+    /// resource's (`ResourceState::revert_checks`).
+    #[must_use]
+    pub fn retrying_revert(mut self) -> FollowUp {
+        self.kind = FollowUpKind::Revert;
+        self
+    }
+
     /// The size of the payload its schedule carries.
     pub fn payload_bytes(&self) -> usize {
         self.to_payload().to_string().len()
@@ -113,7 +143,10 @@ impl FollowUp {
     /// The event id of this check: claimed like an alarm event's, so redeliveries and a
     /// schedule that fires twice are duplicates.
     pub fn event_id(&self) -> String {
-        format!("{}#check-{}", self.incident_id, self.check)
+        match self.kind {
+            FollowUpKind::Check => format!("{}#check-{}", self.incident_id, self.check),
+            FollowUpKind::Revert => format!("{}#revert-{}", self.incident_id, self.check),
+        }
     }
 
     /// A schedule name unique per check (EventBridge Scheduler refuses a second schedule of
@@ -123,7 +156,11 @@ impl FollowUp {
             "{}\u{1f}{}\u{1f}{}",
             self.rule, self.resource_id, self.incident_id
         );
-        format!("autoheal-{:016x}-{}", stable_hash(&key, 0), self.check)
+        let hash = stable_hash(&key, 0);
+        match self.kind {
+            FollowUpKind::Check => format!("autoheal-{hash:016x}-{}", self.check),
+            FollowUpKind::Revert => format!("autoheal-{hash:016x}-r{}", self.check),
+        }
     }
 
     /// The payload the schedule delivers to the layer's function.
@@ -491,6 +528,7 @@ fn resolve(
     };
     let mut next = input.state.clone();
     next.version += 1;
+    next.count_revert_check();
     next.lease = Some(Lease {
         run_id: input.run_id.to_owned(),
         event_id: input.event_id.to_owned(),

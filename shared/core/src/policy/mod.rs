@@ -2,13 +2,14 @@
 //! which resource it heals (`resolve`), act or skip (`decision`), the budgets and the group
 //! guard of the safety governor (`budget`, `group`), what becomes of a run that may not act
 //! now (`deferral`), whether an event is CloudWatch's own and means what its rule heals
-//! (`genuine`), what a follow-up decides (`followup`), which of autoheal's snapshots go
-//! (`retention`), and which alarms detection needs (`detection`: the resources each rule
-//! protects, their alarms, coverage, the plan). Each takes `now` and the facts in and returns
+//! (`genuine`), what a follow-up decides (`followup`), how a failed revert is retried
+//! (`revert`), which of autoheal's snapshots go (`retention`), and which alarms detection
+//! needs (`detection`: the resources each rule protects, their alarms, coverage, the plan).
+//! Each takes `now` and the facts in and returns
 //! what to do; none reads a clock or does I/O (`retention::apply` only drives its own narrow
 //! port). A policy imports the model and the policies below it: `resolve` and `decision`
-//! import only the model, `budget`, `deferral` and `followup` also `decision`, and `followup`
-//! and `detection` also `resolve`.
+//! import only the model, `budget`, `deferral` and `followup` also `decision`, `followup`
+//! and `detection` also `resolve`, and `revert` also `followup`.
 
 pub mod budget;
 pub mod decision;
@@ -19,3 +20,4 @@ pub mod genuine;
 pub mod group;
 pub mod resolve;
 pub mod retention;
+pub mod revert;

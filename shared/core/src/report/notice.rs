@@ -15,7 +15,8 @@ use crate::model::trip::{TripKind, Tripped};
 pub enum NoticeKind {
     /// A healing run ended (completed, failed, or skipped after its claim).
     Healing,
-    /// An incident used all its attempts and the alarm is still on: a human is needed.
+    /// An incident used all its attempts and the alarm is still on, or a change a heal made
+    /// could not be put back in all its tries: a human is needed.
     Escalation,
     /// A budget of actions is spent: heals are deferred (one notice per budget and window).
     Budget,
@@ -103,6 +104,13 @@ impl Notice {
                     r.rule, r.resource_id
                 ),
             },
+            // A revert (or a resolution's put-back) that used its last try.
+            NoticeKind::Escalation if matches!(r.phase, RunPhase::Revert | RunPhase::Verify) => {
+                format!(
+                    "autoheal ESCALATION: {} could not put back its changes on {}",
+                    r.rule, r.resource_id
+                )
+            }
             NoticeKind::Escalation => format!(
                 "autoheal ESCALATION: {} gave up on {} after {} attempts",
                 r.rule, r.resource_id, self.max_attempts
