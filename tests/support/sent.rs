@@ -49,10 +49,17 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Sent<Engine<
             && !matches!(event.kind, AlarmKind::Composite { .. })
         {
             let rule = select_any(&self.unsent.rules, &event).1.rule();
-            drill::fire(&self.cloudwatch, &event, rule, Firing::UnlessSetByOthers)
-                .await
-                .unwrap_or_else(|e| panic!("the event's alarm put into the emulator: {e}"));
+            // Boxed, as the engine's own steps are: unoptimised builds lay a future out in
+            // full wherever it is awaited, and the tests' threads have small stacks.
+            Box::pin(drill::fire(
+                &self.cloudwatch,
+                &event,
+                rule,
+                Firing::UnlessSetByOthers,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("the event's alarm put into the emulator: {e}"));
         }
-        self.unsent.handle(payload, run_id).await
+        Box::pin(self.unsent.handle(payload, run_id)).await
     }
 }

@@ -50,6 +50,38 @@ async fn lambda_alias_rolls_back_to_the_previous_version() {
     assert_eq!(live_version(&lambda, FUNCTION).await, "1");
 }
 
+/// The story of a stale event: releases 1, 2 and 3 went live in turn; the alarm that fired
+/// for release 2 is OK again under release 3, and its OK was handled. Release 2's ALARM,
+/// held 40 minutes in Lambda's queue, arrives now: CloudWatch is read first, the event is
+/// stale, and `live` stays on 3 (it is never rolled back to the broken 2, nor to 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_alarm_for_a_release_already_fixed_leaves_the_alias_alone() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let lambda = lambda_function_with_versions(&deployment.sdk, FUNCTION, 3, &[]).await;
+    create_alias(&lambda, FUNCTION, "live", "1").await;
+    move_alias(&lambda, FUNCTION, "live", "2").await;
+    move_alias(&lambda, FUNCTION, "live", "3").await;
+    let engine = platform(&deployment);
+    let ok = engine
+        .handle(lambda_event("ok", FUNCTION, "fn-ok"), "run-1")
+        .await
+        .expect("handled");
+    assert_eq!(ok.reason, Some(SkipReason::NoOpenIncident), "{ok:?}");
+
+    // Delivered as it was sent, 40 minutes ago: the alarm is OK now.
+    let late = engine
+        .unsent
+        .handle(lambda_event("alarm", FUNCTION, "fn-release-2"), "run-2")
+        .await
+        .expect("handled");
+
+    assert_eq!(late.decision, Verdict::Ignore, "{late:?}");
+    assert_eq!(late.reason, Some(SkipReason::Stale), "{late:?}");
+    assert_eq!(live_version(&lambda, FUNCTION).await, "3");
+    assert_eq!(deployment.item_count().await, 0, "nothing written");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_function_tagged_disabled_keeps_its_alias() {
     let emulator = Emulator::start();
