@@ -384,6 +384,58 @@ fn coverage_tells_aws_protection_unreached_alarms_and_missing_ones() {
     assert_eq!(covered.summary(), "0 of 1 resources protected");
 }
 
+/// An alarm that fires the opposite way to its rule's trigger is refused when it fires
+/// (`opposite-direction`), so it protects nothing: "too many connections" on a database whose
+/// rule heals "nobody can connect". The rule's own direction protects it.
+#[test]
+fn an_alarm_firing_the_opposite_way_to_its_rule_never_reaches_it() {
+    let rules = shipped();
+    let target = sample_target(&rules, "rds-instance-healing");
+    let connections = |name: &str, comparison: &str| {
+        let mut alarm = users_alarm(
+            name,
+            "AWS/RDS",
+            "DatabaseConnections",
+            &[("DBInstanceIdentifier", &target.resource)],
+        );
+        alarm.alarm.comparison = comparison.to_owned();
+        alarm
+    };
+    let one = |alarm: ExistingAlarm| {
+        coverage(&rules, std::slice::from_ref(&target), &[alarm]).entries[0]
+            .protection
+            .clone()
+    };
+
+    match one(connections(
+        "orders-db-too-many-connections",
+        "GreaterThanThreshold",
+    )) {
+        Protection::Unreached { alarm, why } => {
+            assert_eq!(alarm, "orders-db-too-many-connections");
+            assert!(why.contains("GreaterThanThreshold"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        one(connections("orders-db-unreachable", "LessThanThreshold")),
+        Protection::Protected { .. }
+    ));
+    // Nor does it make autoheal's own alarm redundant: that one stays.
+    let rule = rules.get("rds-instance-healing").unwrap();
+    let desired = desired_alarm(rule, &target, &[]).unwrap();
+    let result = plan(
+        &rules,
+        std::slice::from_ref(&target),
+        &[
+            connections("orders-db-too-many-connections", "GreaterThanThreshold"),
+            existing(&desired, true),
+        ],
+        &[],
+    );
+    assert_eq!(result.counts(), (0, 0, 0), "{result:?}");
+}
+
 #[test]
 fn an_invalid_alarm_definition_is_named_with_its_field_and_line() {
     let text = r#"

@@ -9,7 +9,7 @@
 //! what to do; none reads a clock or does I/O (`retention::apply` only drives its own narrow
 //! port). A policy imports the model and the policies below it: `resolve` and `decision`
 //! import only the model, `budget`, `deferral` and `followup` also `decision`, `followup`
-//! and `detection` also `resolve`, and `revert` also `followup`.
+//! and `detection` also `resolve`, `detection` also `genuine`, and `revert` also `followup`.
 
 pub mod budget;
 pub mod decision;

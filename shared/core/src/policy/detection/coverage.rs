@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::model::alarm::{ExistingAlarm, is_ec2_healing_action};
 use crate::model::resource_id::ResourceKind;
-use crate::model::rules::RuleSet;
+use crate::model::rules::{Rule, RuleSet};
+use crate::policy::genuine::{AlarmDefinition, contradicts};
 use crate::policy::resolve::{Selection, select_any};
 
 use super::event::as_event;
@@ -98,8 +99,15 @@ fn reached(rules: &RuleSet, existing: &[ExistingAlarm]) -> Reached {
         let composite = alarm.composite_rule.as_deref();
         let plain = as_event(&alarm.alarm, &alarm.arn, composite, None)
             .map(|event| select_any(rules, &event).1);
-        let why = match &plain {
-            Some(Selection::Matched { rule, resource_id }) => {
+        // An alarm that fires the opposite way to the rule's trigger is refused when it fires
+        // (`opposite-direction`): it protects nothing.
+        let contradiction = match &plain {
+            Some(Selection::Matched { rule, .. }) => opposite(rule, alarm, composite),
+            _ => None,
+        };
+        let why = match (&plain, contradiction) {
+            (_, Some(contradiction)) => contradiction,
+            (Some(Selection::Matched { rule, resource_id }), None) => {
                 reached
                     .by_metric_or_name
                     .entry((rule.name.clone(), resource_id.clone()))
@@ -107,11 +115,11 @@ fn reached(rules: &RuleSet, existing: &[ExistingAlarm]) -> Reached {
                     .push((alarm.alarm.name.clone(), alarm.is_managed()));
                 format!("it selects rule `{}` for `{resource_id}`", rule.name)
             }
-            Some(other) => match other.clone().into_match() {
+            (Some(other), None) => match other.clone().into_match() {
                 Err(not) => not.detail,
                 Ok(_) => String::new(),
             },
-            None => "CloudWatch could not send an event for it".to_owned(),
+            (None, None) => "CloudWatch could not send an event for it".to_owned(),
         };
         reached.why_not.push(why);
         if !matches!(plain, Some(Selection::Matched { .. }))
@@ -139,6 +147,21 @@ fn reached(rules: &RuleSet, existing: &[ExistingAlarm]) -> Reached {
         }
     }
     reached
+}
+
+/// Why `alarm` fires the opposite way to `rule`'s trigger, if it does (see
+/// `genuine::contradicts`).
+fn opposite(rule: &Rule, alarm: &ExistingAlarm, composite: Option<&str>) -> Option<String> {
+    if composite.is_some() {
+        return None;
+    }
+    let spec = rule.alarm.as_ref()?;
+    let watches = as_event(&alarm.alarm, &alarm.arn, None, None)?.kind;
+    let held = AlarmDefinition {
+        watches,
+        comparison: Some(alarm.alarm.comparison.clone()),
+    };
+    contradicts(spec, &held)
 }
 
 /// The coverage of `targets` by `existing` alarms.
