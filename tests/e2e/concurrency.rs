@@ -22,12 +22,14 @@ async fn fifty_concurrent_deliveries_of_one_event_recover_the_instance_once() {
     let (_emulator, deployment, fleet, old) = impaired_instance().await;
     let engine = Arc::new(deployment.infrastructure(SystemClock, Settings::default()));
     let event = ec2_alarm(&old, "event-concurrent");
+    // The alarm fires once; its one event is delivered fifty times at once.
+    engine.fire(&event).await;
 
     let handles: Vec<_> = (0..50)
         .map(|i| {
             let engine = Arc::clone(&engine);
             let event = event.clone();
-            tokio::spawn(async move { engine.handle(event, &format!("run-{i}")).await })
+            tokio::spawn(async move { engine.unsent.handle(event, &format!("run-{i}")).await })
         })
         .collect();
     let mut outcomes = Vec::new();

@@ -20,6 +20,9 @@ use serde_json::Value;
 pub struct Sent<E> {
     pub unsent: E,
     cloudwatch: aws_sdk_cloudwatch::Client,
+    /// One drill at a time: concurrent deliveries of one event would otherwise each create
+    /// its alarm, and the emulator starts a recreated alarm over in OK.
+    drills: tokio::sync::Mutex<()>,
 }
 
 impl<E> Sent<E> {
@@ -28,6 +31,7 @@ impl<E> Sent<E> {
         Sent {
             unsent: engine,
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+            drills: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -42,24 +46,32 @@ impl<E> Deref for Sent<E> {
 
 impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Sent<Engine<S, N, H, C, F>> {
     /// Handles `payload` as its layer's function would, after making its alarm (if it is an
-    /// alarm event) true in CloudWatch. The emulator has no composite alarms: a composite
-    /// event goes through as it is.
+    /// alarm event) true in CloudWatch.
     pub async fn handle(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
-        if let Ok(event) = AlarmEvent::from_value(payload.clone())
-            && !matches!(event.kind, AlarmKind::Composite { .. })
-        {
-            let rule = select_any(&self.unsent.rules, &event).1.rule();
-            // Boxed, as the engine's own steps are: unoptimised builds lay a future out in
-            // full wherever it is awaited, and the tests' threads have small stacks.
-            Box::pin(drill::fire(
-                &self.cloudwatch,
-                &event,
-                rule,
-                Firing::UnlessSetByOthers,
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("the event's alarm put into the emulator: {e}"));
-        }
+        self.fire(&payload).await;
         Box::pin(self.unsent.handle(payload, run_id)).await
+    }
+
+    /// Makes the alarm of `payload` (if it is an alarm event) true in CloudWatch, as its
+    /// event says. The emulator has no composite alarms: a composite event is left as it is.
+    pub async fn fire(&self, payload: &Value) {
+        let Ok(event) = AlarmEvent::from_value(payload.clone()) else {
+            return;
+        };
+        if matches!(event.kind, AlarmKind::Composite { .. }) {
+            return;
+        }
+        let rule = select_any(&self.unsent.rules, &event).1.rule();
+        let _one_at_a_time = self.drills.lock().await;
+        // Boxed, as the engine's own steps are: unoptimised builds lay a future out in full
+        // wherever it is awaited, and the tests' threads have small stacks.
+        Box::pin(drill::fire(
+            &self.cloudwatch,
+            &event,
+            rule,
+            Firing::UnlessSetByOthers,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("the event's alarm put into the emulator: {e}"));
     }
 }
