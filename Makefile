@@ -63,15 +63,22 @@ lint: fmt-check ## Formatting and clippy (warnings are errors)
 fmt-check:
 	cargo fmt --all -- --check
 
-.PHONY: template
-template: tools ## AWS's own checks of template.yaml: cfn-lint and sam validate --lint
-	cfn-lint template.yaml
+.PHONY: template member-template
+template: tools ## AWS's own checks of template.yaml and member.yaml: cfn-lint and sam validate --lint
+	cfn-lint template.yaml member.yaml
 	$(OFFLINE_AWS) sam validate --lint
+	$(VENV)/bin/python tools/member_template.py --check
+
+member-template: tools ## Write member.yaml again from template.yaml's healing statements and tools/member.in.yaml
+	$(VENV)/bin/python tools/member_template.py
 
 .PHONY: scan
-scan: tools $(SCAN_STAMP) ## Security scans: checkov on template.yaml, parliament on each function's IAM policy
-	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
-	set -o pipefail; $(VENV)/bin/python tools/template_to_json.py template.yaml | $(SCAN_VENV)/bin/python tools/scan_policies.py -
+scan: tools $(SCAN_STAMP) ## Security scans: checkov on both templates, parliament on each function's and member.yaml's roles' IAM policies
+	$(SCAN_VENV)/bin/checkov --file template.yaml --file member.yaml --framework cloudformation --skip-download --compact --quiet
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	$(VENV)/bin/python tools/template_to_json.py template.yaml > "$$scratch/template.json" && \
+	$(VENV)/bin/python tools/template_to_json.py member.yaml > "$$scratch/member.json" && \
+	$(SCAN_VENV)/bin/python tools/scan_policies.py "$$scratch/template.json" "$$scratch/member.json"
 
 BENCH_ARGS ?=
 .PHONY: bench bench-core bench-functions

@@ -1,8 +1,10 @@
-"""Analyses the effective IAM policy of every function in template.yaml with parliament.
+"""Analyses the effective IAM policy of every function in template.yaml, and of every role in
+member.yaml, with parliament.
 
-Reads the template as JSON (tools/template_to_json.py prints it), gathers each function's
+Reads each template as JSON (tools/template_to_json.py prints it), gathers each function's
 statements (its inline `Statement` documents and the template's managed policies it
-references), fills in intrinsics with plausible concrete values, and runs parliament on the
+references) and each IAM role's (its inline policies and the template's managed policies it
+attaches), fills in intrinsics with plausible concrete values, and runs parliament on the
 union, once with the parameters' defaults and once with every optional setting given (the
 operator's hooks, a second channel), so that both branches of each `Fn::If` are scanned.
 Fails on any finding not allowed below with its reason, on an allowance that no longer
@@ -10,7 +12,7 @@ matches anything, on an `iam:PassRole` that is not narrowed to a role path and a
 on any policy entry or intrinsic it cannot expand (so nothing passes unexamined). Before that,
 it checks itself on a policy with known faults.
 
-Usage: template_to_json.py template.yaml | scan_policies.py -     (or: scan_policies.py FILE)
+Usage: scan_policies.py TEMPLATE_JSON [TEMPLATE_JSON ...]   ("-" reads standard input)
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         "the new instance (its prefix and tag), the backup (autoheal's own) and the groups are allowed by one statement each",
 }
 
+# The member role holds the layers' healing statements (tools/member_template.py copies
+# them from template.yaml): the same findings, for the same reasons.
+LAYER_FUNCTIONS = ("InfrastructureFunction", "PlatformFunction", "ApplicationFunction", "DataFunction", "NetworkFunction")
+for (_function, _issue, _subject), _why in list(ALLOWED.items()):
+    if _function in LAYER_FUNCTIONS:
+        ALLOWED[("MemberRole", _issue, _subject)] = f"{_why} (member.yaml holds the layers' statements)"
+
 PSEUDO = {
     "AWS::Partition": PARTITION,
     "AWS::Region": REGION,
@@ -65,6 +74,13 @@ PSEUDO = {
     "AWS::URLSuffix": "amazonaws.com",
 }
 
+
+# Values of the parameters that have no default (member.yaml's central stack), in every scan:
+# a member account (ACCOUNT) of a central account in the same region.
+REQUIRED = {
+    "CentralAccountId": "210987654321",
+    "CentralRegion": REGION,
+}
 
 # Plausible values of the optional parameters, for the scan with every setting given.
 GIVEN = {
@@ -95,6 +111,7 @@ def physical(resources: dict[str, Any], name: str, attribute: str) -> str:
         ("AWS::Scheduler::ScheduleGroup", ""): f"{STACK}-follow-ups",
         ("AWS::IAM::Role", "Arn"): f"{arn}:iam::{ACCOUNT}:role/{STACK}-{name}-1A2B3C4D5E6F",
         ("AWS::SSM::Document", ""): f"{STACK}-restart-process",
+        ("AWS::IAM::ManagedPolicy", ""): f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{STACK}-{name}-1A2B3C4D5E6F",
     }
     if (kind, attribute) not in values:
         raise Unexpandable(f"no concrete value for {name} ({kind}) {attribute or 'Ref'}")
@@ -115,7 +132,7 @@ class Stack:
         declared = self.template.get("Parameters", {}).get(name)
         if declared is None:
             raise Unexpandable(f"reference to unknown parameter or resource {name}")
-        return str(self.given.get(name, declared.get("Default", "")))
+        return str(self.given.get(name, REQUIRED.get(name, declared.get("Default", ""))))
 
     def holds(self, name: str) -> bool:
         if name not in self.template.get("Conditions", {}):
@@ -213,8 +230,29 @@ def function_policies(template: dict[str, Any], stack: Stack) -> dict[str, list[
         if not statements:
             raise Unexpandable(f"{name}: no policy statements")
         found[name] = resolve(statements, resources, stack)
-    if not found:
-        raise Unexpandable("no AWS::Serverless::Function in the template")
+    return found
+
+
+def role_policies(template: dict[str, Any], stack: Stack) -> dict[str, list[list[dict[str, Any]]]]:
+    """Each IAM role's policy documents: inline policies and the template's managed policies it
+    attaches (each analysed on its own: statement ids are unique within a document)."""
+    resources = template["Resources"]
+    found: dict[str, list[list[dict[str, Any]]]] = {}
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        properties = resource.get("Properties", {})
+        documents: list[list[dict[str, Any]]] = []
+        for policy in as_list(properties.get("Policies")):
+            documents.append(as_list(policy["PolicyDocument"]["Statement"]))
+        for entry in as_list(properties.get("ManagedPolicyArns")):
+            target = resources.get(entry.get("Ref", "") if isinstance(entry, dict) else "", {})
+            if target.get("Type") != "AWS::IAM::ManagedPolicy":
+                raise Unexpandable(f"{name}: managed policy {json.dumps(entry)} is not one of the template's")
+            documents.append(as_list(target["Properties"]["PolicyDocument"]["Statement"]))
+        if not any(documents):
+            raise Unexpandable(f"{name}: no policy statements")
+        found[name] = [resolve(statements, resources, stack) for statements in documents]
     return found
 
 
@@ -284,24 +322,33 @@ def self_check() -> None:
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    source = sys.stdin if sys.argv[1] == "-" else open(sys.argv[1], encoding="utf-8")
-    template = json.load(source)
+    templates = []
+    for path in sys.argv[1:]:
+        source = sys.stdin if path == "-" else open(path, encoding="utf-8")
+        templates.append(json.load(source))
     self_check()
     failed = 0
     used = set()
     for label, given in (("defaults", {}), ("every optional setting given", GIVEN)):
+        policies = {}
         try:
-            policies = function_policies(template, Stack(template, given))
+            for template in templates:
+                stack = Stack(template, given)
+                policies.update({name: [s] for name, s in function_policies(template, stack).items()})
+                policies.update(role_policies(template, stack))
         except Unexpandable as e:
             print(f"scan_policies: cannot expand the template: {e}", file=sys.stderr)
             return 1
+        if not policies:
+            print("scan_policies: no function or role in the templates", file=sys.stderr)
+            return 1
         print(f"-- with {label}")
-        for name, statements in sorted(policies.items()):
-            print(f"{name}: {len(statements)} statements")
-            for function, issue, action, where in findings(name, statements):
+        for name, documents in sorted(policies.items()):
+            print(f"{name}: {sum(len(d) for d in documents)} statements in {len(documents)} document(s)")
+            for function, issue, action, where in (f for d in documents for f in findings(name, d)):
                 key = (function, issue, action)
                 if key in ALLOWED:
                     used.add(key)
@@ -312,7 +359,7 @@ def main() -> int:
     for key in sorted(set(ALLOWED) - used):
         failed += 1
         print(f"stale allowance {key}: no such finding any more; remove it")
-    print(f"parliament: {len(policies)} function policies, {failed} unexplained finding(s)")
+    print(f"parliament: {len(policies)} function and role policies, {failed} unexplained finding(s)")
     return 1 if failed else 0
 
 

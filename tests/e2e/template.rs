@@ -1,6 +1,8 @@
 //! `template.yaml`: each alarm routes to exactly its layer, and every IAM statement is
 //! least-privilege.
 
+mod member;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

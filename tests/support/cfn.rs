@@ -72,14 +72,17 @@ pub fn evaluate(
     Some(node.clone())
 }
 
-/// A parameter's value: the one given, or else its default.
+/// A parameter's value: the one given, or else its default. A stack gives its pseudo
+/// parameters (`AWS::AccountId`, ...) among the values.
 fn parameter(template: &Value, name: &str, parameters: &BTreeMap<&str, &str>) -> Value {
+    if let Some(value) = parameters.get(name) {
+        return Value::from(*value);
+    }
     let declared = &template["Parameters"][name];
     assert!(declared.is_object(), "Ref {name}: not a parameter");
-    parameters
-        .get(name)
-        .map(|v| Value::from(*v))
-        .or_else(|| declared.get("Default").cloned())
+    declared
+        .get("Default")
+        .cloned()
         .unwrap_or_else(|| panic!("no value for parameter {name}"))
 }
 
@@ -115,6 +118,8 @@ pub fn holds(template: &Value, name: &str, parameters: &BTreeMap<&str, &str>) ->
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub name: String,
+    /// The account it is deployed in.
+    pub account: String,
     parameters: BTreeMap<String, String>,
     /// `Resource` (its `Ref`) or `Resource.Attribute` (its `Fn::GetAtt`) to its value.
     resources: BTreeMap<String, String>,
@@ -126,6 +131,7 @@ impl Stack {
     pub fn new(resources: &[(&str, &str)]) -> Self {
         Stack {
             name: "autoheal".to_owned(),
+            account: ACCOUNT.to_owned(),
             parameters: BTreeMap::new(),
             resources: resources
                 .iter()
@@ -140,6 +146,12 @@ impl Stack {
         self
     }
 
+    /// The stack deployed in another account.
+    pub fn in_account(mut self, account: &str) -> Self {
+        self.account = account.to_owned();
+        self
+    }
+
     /// The stack with a resource's value (`Resource` or `Resource.Attribute`) set.
     pub fn with_resource(mut self, name: &str, value: &str) -> Self {
         self.resources.insert(name.to_owned(), value.to_owned());
@@ -147,17 +159,28 @@ impl Stack {
     }
 
     fn parameters(&self) -> BTreeMap<&str, &str> {
-        self.parameters
+        let mut values: BTreeMap<&str, &str> = self
+            .parameters
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
+            .collect();
+        values.insert("AWS::AccountId", &self.account);
+        values.insert("AWS::Region", REGION);
+        values.insert("AWS::Partition", PARTITION);
+        values.insert("AWS::StackName", &self.name);
+        values
+    }
+
+    /// Whether the template's condition `name` holds in this stack.
+    pub fn holds(&self, template: &Value, name: &str) -> bool {
+        holds(template, name, &self.parameters())
     }
 
     fn pseudo(&self, name: &str) -> Option<String> {
         match name {
             "AWS::Partition" => Some(PARTITION.to_owned()),
             "AWS::Region" => Some(REGION.to_owned()),
-            "AWS::AccountId" => Some(ACCOUNT.to_owned()),
+            "AWS::AccountId" => Some(self.account.clone()),
             "AWS::StackName" => Some(self.name.clone()),
             "AWS::URLSuffix" => Some("amazonaws.com".to_owned()),
             _ => None,
@@ -217,6 +240,15 @@ impl Stack {
                             &branches[2]
                         };
                         self.concrete(template, chosen)
+                    }
+                    "Fn::Split" => {
+                        let parts = as_list(value);
+                        let separator = parts[0].as_str().expect("a separator");
+                        let text = self.concrete(template, &parts[1])?;
+                        let text = text.as_str().expect("Fn::Split of a string");
+                        Some(Value::Array(
+                            text.split(separator).map(Value::from).collect(),
+                        ))
                     }
                     "Fn::Join" => {
                         let parts = as_list(value);

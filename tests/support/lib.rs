@@ -1404,10 +1404,20 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// `template.yaml` as JSON, read with cfn-lint's CloudFormation YAML decoder.
 pub fn template() -> Value {
-    let python = moto_server().with_file_name("python");
-    let output = Command::new(python)
+    template_file("template.yaml")
+}
+
+/// The tools' Python (the emulator's environment, which holds cfn-lint).
+pub fn tools_python() -> PathBuf {
+    moto_server().with_file_name("python")
+}
+
+/// A template of the repository (`template.yaml`, `member.yaml`) as JSON, read with cfn-lint's
+/// CloudFormation YAML decoder.
+pub fn template_file(name: &str) -> Value {
+    let output = Command::new(tools_python())
         .arg(workspace().join("tools/template_to_json.py"))
-        .arg(workspace().join("template.yaml"))
+        .arg(workspace().join(name))
         .output()
         .expect("run tools/template_to_json.py");
     assert!(
