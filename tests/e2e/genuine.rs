@@ -87,6 +87,17 @@ async fn events_cloudwatch_did_not_send_change_nothing() {
         "autoheal:rule=ec2-instance-healing",
     );
 
+    // The alarm on production, and an event from another account (a staging account's alarm of
+    // the same name, say): that alarm is not this one.
+    let mut elsewhere = ec2_alarm(&production, "forged-4");
+    elsewhere["account"] = json!("222222222222");
+    let outcome = engine
+        .unsent
+        .handle(elsewhere, "run-3b")
+        .await
+        .expect("handled");
+    refused(&outcome, SkipReason::NotGenuine, "account 222222222222");
+
     // The alarm on production, OK now: its ALARM event is out of date.
     deployment.set_alarm(&alarm_name(&made_up), "OK").await;
     let outcome = engine

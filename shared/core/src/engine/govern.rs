@@ -60,8 +60,9 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
 
     /// Why an alarm event that would act, put changes back or start a recovery is not to be
     /// acted on, if it is not: judged against the alarm as CloudWatch holds it (one read).
-    /// - `not-genuine`: CloudWatch has no such alarm, or one that watches other metrics or
-    ///   dimensions, or lacks the event's tags: the event was not CloudWatch's.
+    /// - `not-genuine`: CloudWatch has no such alarm, or one of another account or region, or
+    ///   one that watches other metrics or dimensions, or lacks the event's tags: the event was
+    ///   not CloudWatch's.
     /// - `stale`: the alarm is in the opposite state (delivered late, or after a newer
     ///   change), or no longer in ALARM for an event that would act.
     /// - `opposite-direction`: the alarm fires the other way to the rule's trigger.
@@ -107,6 +108,16 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
                 ),
             ))
         };
+        if let Some(why) = alarm.arn.as_deref().and_then(|held| {
+            genuine::place_differs(
+                self.event.account.as_deref(),
+                self.event.region.as_deref(),
+                self.event.alarm_arn.as_deref(),
+                held,
+            )
+        }) {
+            return Ok(not_genuine(why));
+        }
         if let Some(why) = genuine::watch_differs(&self.event.kind, &alarm.definition.watches) {
             return Ok(not_genuine(why));
         }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::alarm::arn_account_region;
 use crate::model::event::{AlarmKind, MetricRef};
 use crate::model::rules::{AlarmSpec, Comparison};
 
@@ -40,6 +41,30 @@ pub fn watch_differs(event: &AlarmKind, held: &AlarmKind) -> Option<String> {
                 )
             })
         }
+    }
+}
+
+/// Where the event's account or region differs from those of the alarm CloudWatch holds
+/// (`held_arn`), if it does: an alarm of the same name elsewhere is another alarm. The event's
+/// own `account` and `region` are taken first, then its alarm's ARN.
+pub fn place_differs(
+    account: Option<&str>,
+    region: Option<&str>,
+    event_arn: Option<&str>,
+    held_arn: &str,
+) -> Option<String> {
+    let (held_account, held_region) = arn_account_region(held_arn)?;
+    let from_arn = event_arn.and_then(arn_account_region);
+    let account = account.or(from_arn.map(|(account, _)| account));
+    let region = region.or(from_arn.map(|(_, region)| region));
+    match (account, region) {
+        (Some(account), _) if account != held_account => Some(format!(
+            "the event comes from account {account}, the alarm is account {held_account}'s"
+        )),
+        (_, Some(region)) if region != held_region => Some(format!(
+            "the event comes from region {region}, the alarm is in {held_region}"
+        )),
+        _ => None,
     }
 }
 
@@ -273,6 +298,20 @@ mod tests {
         assert_eq!(tags_differ(&event, &alarm), None);
         alarm.insert("autoheal:rule".to_owned(), "other".to_owned());
         assert!(tags_differ(&event, &alarm).is_some());
+    }
+
+    #[test]
+    fn an_event_from_another_account_or_region_is_not_the_alarm_held_here() {
+        let held = "arn:aws:cloudwatch:us-east-1:111111111111:alarm:web";
+        assert_eq!(
+            place_differs(Some("111111111111"), Some("us-east-1"), None, held),
+            None
+        );
+        assert!(place_differs(Some("222222222222"), Some("us-east-1"), None, held).is_some());
+        assert!(place_differs(Some("111111111111"), Some("eu-west-1"), None, held).is_some());
+        let elsewhere = "arn:aws:cloudwatch:eu-west-1:222222222222:alarm:web";
+        assert!(place_differs(None, None, Some(elsewhere), held).is_some());
+        assert_eq!(place_differs(None, None, None, held), None);
     }
 
     #[test]
