@@ -14,6 +14,7 @@ mod ebs_healing;
 mod ec2_deferrals;
 mod ec2_healing;
 mod faults;
+mod function_process;
 mod genuine;
 mod governor;
 mod hostile;

@@ -33,6 +33,7 @@ pub mod iam;
 pub mod network;
 pub mod platform;
 pub mod recorded;
+pub mod runtime_api;
 pub mod sent;
 
 /// A directory of the test's own under the system's temporary one (`autoheal-<name>-<pid>`),

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    autoheal_aws::logging::init();
     let lookup = |name: &str| std::env::var(name).ok();
     let settings = match load_rules(lookup).and_then(|rules| Settings::from_lookup(rules, lookup)) {
         Ok(settings) => settings,
@@ -17,7 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::exit(1)
         }
     };
-    let sdk = autoheal_aws::sdk_config(None).await;
+    let sdk = autoheal_aws::config::lambda_sdk_from_env();
     let clients = Clients::new(&sdk);
     let (clients, settings) = (&clients, &settings);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

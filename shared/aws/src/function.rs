@@ -7,7 +7,7 @@ use serde_json::Value;
 use autoheal_core::{Clock, Engine, EngineError, Healer, Layer, SystemClock};
 
 use crate::config::{
-    ConfigError, FunctionConfig, check_lambda_environment, read_scope, sdk_config,
+    ConfigError, FunctionConfig, check_lambda_environment, lambda_sdk_from_env, read_scope,
 };
 use crate::followups::AwsFollowUps;
 use crate::notify::SnsNotifier;
@@ -134,7 +134,7 @@ where
     H: Healer,
     F: FnOnce(&SdkConfig, Option<String>) -> H,
 {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init();
     let lookup = |name: &str| std::env::var(name).ok();
     let started = FunctionConfig::from_lookup(layer, lookup).and_then(|config| {
         let value = setting
@@ -151,8 +151,8 @@ where
     crate::tags::set_scope(scope);
     // In Lambda, each outcome's metrics go to the log in the embedded metric format.
     config.settings.emit_metrics = true;
-    // AWS_ENDPOINT_URL, when set, is honoured by the SDK itself.
-    let sdk = sdk_config(None).await;
+    // Everything from Lambda's environment (AWS_ENDPOINT_URL too, when set).
+    let sdk = lambda_sdk_from_env();
     let healer = make_healer(&sdk, value);
     let engine = build_engine(config, &sdk, healer);
     let engine = &engine;

@@ -8,6 +8,7 @@ pub mod config;
 pub mod errors;
 pub mod followups;
 pub mod function;
+pub mod logging;
 pub mod lookups;
 pub mod notify;
 pub mod rds_status;

@@ -2,6 +2,7 @@
 //! with them), and the AWS SDK configuration every client is built from (`sdk`).
 
 pub mod env;
+mod lambda_sdk;
 mod sdk;
 mod startup;
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
 use autoheal_core::{Layer, Limit, Mode, RuleSet, Settings};
 
+pub use lambda_sdk::{lambda_sdk_config, lambda_sdk_from_env};
 pub use sdk::{DEFAULT_REGION, https_client, sdk_config};
 pub use startup::{ConfigError, check_lambda_environment, read_scope};
 

@@ -16,13 +16,13 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// Throttling, 5xx answers and dropped connections are retried with exponential backoff and
 /// jitter, three attempts in all: what remains is the heal's failure, recorded and notified.
-fn retries() -> RetryConfig {
+pub(super) fn retries() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(3)
 }
 
 /// A call that hangs must not use up the invocation (300 s): each attempt gets 20 s, each
 /// call with its retries 60 s, so a stalled endpoint ends as a recorded failure.
-fn timeouts() -> TimeoutConfig {
+pub(super) fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3))
         .operation_attempt_timeout(Duration::from_secs(20))
