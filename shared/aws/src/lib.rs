@@ -1,7 +1,8 @@
 //! AWS adapters shared by every layer: the DynamoDB state store, the SNS notifier, the
 //! follow-ups (EventBridge Scheduler and CloudWatch alarms), the
 //! configuration and SDK set-up, bootstrap of local resources, the Lambda wiring, and the
-//! snapshot adapters of the actions that take snapshots, and the lookups several layers make.
+//! snapshot adapters of the actions that take snapshots, the lookups several layers make, and
+//! the access to an organization's member accounts.
 
 pub mod bootstrap;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod followups;
 pub mod function;
 pub mod logging;
 pub mod lookups;
+pub mod members;
 pub mod notify;
 pub mod rds_status;
 pub mod snapshots;
