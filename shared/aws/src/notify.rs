@@ -1,5 +1,6 @@
 //! The SNS notifier: a readable subject, the record as JSON, and `layer` / `status` / `rule` /
-//! `kind` message attributes for subscription filter policies.
+//! `phase` / `kind` / `account` / `region` message attributes for subscription filter
+//! policies.
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;

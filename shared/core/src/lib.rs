@@ -9,7 +9,7 @@
 //! of this crate and holds the line. From the bottom:
 //!
 //! 1. [`model`]: what everything speaks: the alarm event, the layers, the rules, resource
-//!    ids, the record of a run and its skip reasons, a resource's incident state, the limits
+//!    ids and where they live, the record of a run and its skip reasons, a resource's incident state, the limits
 //!    of the safety governor and a limit that tripped, the changes to put back;
 //! 2. [`policy`]: the pure decisions over the model: selection, act or skip, the budgets, the
 //!    group guard, what a follow-up decides, snapshot retention;
@@ -34,6 +34,7 @@ pub use engine::{
 pub use model::event::{AlarmEvent, AlarmKind, AlarmState, EventError, MetricRef};
 pub use model::layer::Layer;
 pub use model::limits::{Allowance, BudgetScope, GroupGuard, Limit};
+pub use model::place::{MemberAccounts, Place, Reach};
 pub use model::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 pub use model::resource_id::ResourceKind;
 pub use model::revert::{MAX_REVERT_TRIES, Revert};
@@ -48,6 +49,7 @@ pub use policy::decision::{Decision, Pending, idempotency_token};
 pub use policy::followup::{AlarmReading, FollowUp, FollowUpKind};
 pub use policy::genuine::AlarmDefinition;
 pub use policy::group::GroupView;
+pub use policy::reach::{OutOfReach, Reached};
 pub use ports::{
     ActionEnd, AlarmNow, Assessment, ClaimRequest, ClaimResult, Clock, FollowUpError, FollowUps,
     HealError, HealOutcome, HealRequest, Healer, Loaded, Notifier, NotifyError, ResourceKey,

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -16,9 +16,9 @@ use autoheal_core::{
     Action, ActionEnd, AlarmDefinition, AlarmEvent, AlarmKind, AlarmNow, AlarmReading, AlarmState,
     Assessment, Budget, ClaimRequest, ClaimResult, Clock, Engine, EngineError, FollowUp,
     FollowUpError, FollowUps, HealError, HealOutcome, HealRequest, Healer, HealingRecord,
-    HealingStatus, Incident, Layer, Lease, Loaded, Mode, Notice, NoticeKind, Notifier, NotifyError,
-    Outcome, ResourceKey, ResourceLock, ResourceState, Revert, RuleSet, RunPhase, Settings,
-    SkipReason, StateStore, StoreError, Tripped, Usage, Verdict,
+    HealingStatus, Incident, Layer, Lease, Limit, Loaded, MemberAccounts, Mode, Notice, NoticeKind,
+    Notifier, NotifyError, Outcome, Place, Reach, ResourceKey, ResourceLock, ResourceState, Revert,
+    RuleSet, RunPhase, Settings, SkipReason, StateStore, StoreError, Tripped, Usage, Verdict,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -874,10 +874,7 @@ fn infrastructure() -> TestEngine {
 }
 
 fn ec2_key(instance: &str) -> ResourceKey {
-    ResourceKey {
-        rule: "ec2-instance-healing".to_owned(),
-        resource_id: instance.to_owned(),
-    }
+    ResourceKey::new("ec2-instance-healing", instance)
 }
 
 /// Handles `payload` as CloudWatch would have sent it: its alarm exists as it describes it.
@@ -1749,7 +1746,7 @@ async fn given_ten_concurrent_alarms_of_different_events_on_one_instance_when_ha
 
 fn explain(payload: Value, settings: Settings) -> Outcome {
     let event = autoheal_core::AlarmEvent::from_value(payload).unwrap_or_else(|e| panic!("{e}"));
-    autoheal_core::explain(&shipped(), &event, settings, t0())
+    autoheal_core::explain(&shipped(), &event, &settings, t0())
 }
 
 #[test]
@@ -3733,10 +3730,7 @@ async fn given_one_rule_healing_an_instance_when_another_rules_alarm_arrives_the
             .contains("ec2-instance-healing"),
         "{record:?}"
     );
-    let key = ResourceKey {
-        rule: "instance-restart-healing".to_owned(),
-        resource_id: instance.to_owned(),
-    };
+    let key = ResourceKey::new("instance-restart-healing", instance);
     let deferred = engine.store.state(&key).incident.expect("an open incident");
     // The deferral's check, and the one its refused attempt scheduled first, passed over.
     assert_eq!(
@@ -4330,4 +4324,254 @@ async fn given_an_alarm_during_a_revert_when_the_revert_ends_then_the_alarm_is_h
     .await;
     assert_eq!(again.reason, Some(SkipReason::Cooldown), "{again:?}");
     assert_eq!(engine.healer.count(), 2);
+}
+
+// ------------------------------------------------------------------ accounts and regions
+
+const HOME_ACCOUNT: &str = "123456789012";
+const MEMBER_ACCOUNT: &str = "222222222222";
+
+/// A deployment at home in `HOME_ACCOUNT`/us-east-1 that heals `MEMBER_ACCOUNT` too, and
+/// eu-west-1 besides its own region.
+fn organization() -> Settings {
+    Settings {
+        reach: Reach {
+            home: Some(Place::new(HOME_ACCOUNT, "us-east-1")),
+            members: MemberAccounts::Listed(BTreeSet::from([MEMBER_ACCOUNT.to_owned()])),
+            regions: BTreeSet::from(["eu-west-1".to_owned()]),
+        },
+        ..Settings::default()
+    }
+}
+
+/// `payload` as CloudWatch in `account` and `region` sends it, from its alarm `alarm`.
+fn sent_from(mut payload: Value, account: &str, region: &str, alarm: &str) -> Value {
+    payload["account"] = json!(account);
+    payload["region"] = json!(region);
+    payload["detail"]["alarmName"] = json!(alarm);
+    payload["resources"] = json!([format!(
+        "arn:aws:cloudwatch:{region}:{account}:alarm:{alarm}"
+    )]);
+    payload
+}
+
+/// Handles `payload` as the function does in another account, under `session`.
+async fn handle_as(engine: &TestEngine, payload: Value, run_id: &str, session: &str) -> Outcome {
+    engine.follow_ups.fired(&payload, engine.clock.now());
+    engine
+        .handle_acting_as(payload, run_id, Some(session))
+        .await
+        .unwrap_or_else(|e| panic!("run {run_id}: {e}"))
+}
+
+fn member_key(instance: &str) -> ResourceKey {
+    ResourceKey {
+        place: Some(Place::new(MEMBER_ACCOUNT, "us-east-1")),
+        ..ec2_key(instance)
+    }
+}
+
+#[tokio::test]
+async fn given_an_event_from_an_account_or_region_not_served_when_handled_then_nothing_is_read_written_or_done()
+ {
+    let engine = engine_with(Layer::Infrastructure, shipped(), organization());
+    let alarm = ec2_status_check("e1", "ALARM", "i-00000000000000001");
+
+    for (account, region, says) in [
+        (
+            "333333333333",
+            "us-east-1",
+            "account 333333333333 is not one this deployment heals",
+        ),
+        (
+            MEMBER_ACCOUNT,
+            "ap-south-1",
+            "region ap-south-1 is not one this deployment heals",
+        ),
+    ] {
+        let event = sent_from(alarm.clone(), account, region, "web-1-status-check");
+        let outcome = engine
+            .handle(event.clone(), "run-1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(outcome.reason, Some(SkipReason::OutOfReach), "{outcome:?}");
+        assert!(
+            outcome
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with(says)),
+            "{outcome:?}"
+        );
+        assert_eq!(outcome.record, None);
+        let explained = explain(event, organization());
+        assert_eq!(explained.reason, Some(SkipReason::OutOfReach));
+    }
+    assert_eq!((engine.store.reads(), engine.store.writes()), (0, 0));
+    assert_eq!(engine.healer.count(), 0);
+    assert!(engine.notifier.notices().is_empty());
+    assert!(engine.follow_ups.scheduled().is_empty());
+    assert_eq!(
+        engine.follow_ups.actions_read.load(Ordering::SeqCst),
+        0,
+        "CloudWatch is not asked"
+    );
+}
+
+#[tokio::test]
+async fn given_one_instance_id_in_two_accounts_when_both_alarm_then_each_is_healed_as_its_own_resource()
+ {
+    let engine = engine_with(Layer::Infrastructure, shipped(), organization());
+    let instance = "i-00000000000000001";
+    let alarm = ec2_status_check("e1", "ALARM", instance);
+
+    let home = handle(
+        &engine,
+        sent_from(alarm.clone(), HOME_ACCOUNT, "us-east-1", "home-web-1"),
+        "run-1",
+    )
+    .await;
+    let mut member_alarm = sent_from(alarm, MEMBER_ACCOUNT, "us-east-1", "member-web-1");
+    member_alarm["id"] = json!("e2");
+    let member = handle_as(&engine, member_alarm, "run-2", "autoheal-run-2").await;
+
+    assert_eq!(
+        (home.decision, member.decision),
+        (Verdict::Act, Verdict::Act)
+    );
+    assert_eq!(engine.healer.count(), 2);
+    let incident = |key: &ResourceKey| engine.store.state(key).incident.map(|i| i.id);
+    assert_eq!(incident(&ec2_key(instance)).as_deref(), Some("e1"));
+    assert_eq!(incident(&member_key(instance)).as_deref(), Some("e2"));
+    let (home, member) = (record_of(&home), record_of(&member));
+    assert_eq!(
+        (home.account.as_deref(), home.role_session.as_deref()),
+        (Some(HOME_ACCOUNT), None)
+    );
+    assert_eq!(
+        (
+            member.account.as_deref(),
+            member.region.as_deref(),
+            member.role_session.as_deref()
+        ),
+        (
+            Some(MEMBER_ACCOUNT),
+            Some("us-east-1"),
+            Some("autoheal-run-2")
+        )
+    );
+    assert_eq!(&engine.store.record("run-2"), member);
+    let notices = engine.notifier.notices();
+    let accounts: Vec<String> = notices
+        .iter()
+        .map(|notice| notice.attributes()["account"].clone())
+        .collect();
+    assert_eq!(accounts, [HOME_ACCOUNT, MEMBER_ACCOUNT], "routable per account");
+}
+
+#[tokio::test]
+async fn given_an_accounts_budget_spent_when_more_of_it_alarms_then_only_that_account_waits() {
+    let engine = engine_with(
+        Layer::Infrastructure,
+        shipped(),
+        Settings {
+            account_budget: Some(Limit {
+                limit: 1,
+                window_seconds: 900,
+            }),
+            ..organization()
+        },
+    );
+    let member = |id: &str, instance: &str| {
+        let mut event = sent_from(
+            ec2_status_check(id, "ALARM", instance),
+            MEMBER_ACCOUNT,
+            "us-east-1",
+            &format!("member-{instance}"),
+        );
+        event["id"] = json!(id);
+        event
+    };
+
+    let first = handle_as(&engine, member("e1", "i-00000000000000001"), "run-1", "s1").await;
+    let second = handle_as(&engine, member("e2", "i-00000000000000002"), "run-2", "s2").await;
+    let home = handle(
+        &engine,
+        sent_from(
+            ec2_status_check("e3", "ALARM", "i-00000000000000003"),
+            HOME_ACCOUNT,
+            "us-east-1",
+            "home-i-3",
+        ),
+        "run-3",
+    )
+    .await;
+
+    assert_eq!(first.decision, Verdict::Act);
+    assert_eq!(second.reason, Some(SkipReason::Budget), "{second:?}");
+    assert!(
+        second
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("account 222222222222")),
+        "{second:?}"
+    );
+    assert_eq!(
+        home.decision,
+        Verdict::Act,
+        "another account's budget is its own"
+    );
+    let window = Windows::at(t0(), 900).current;
+    assert_eq!(engine.store.budget("account#222222222222", window), 1);
+    assert_eq!(engine.store.budget("account#123456789012", window), 1);
+}
+
+#[tokio::test]
+async fn given_an_incident_in_a_member_account_when_its_follow_up_fires_then_it_resolves_there_only()
+ {
+    let engine = engine_with(Layer::Infrastructure, shipped(), organization());
+    let instance = "i-00000000000000001";
+    handle(
+        &engine,
+        sent_from(
+            ec2_status_check("e1", "ALARM", instance),
+            HOME_ACCOUNT,
+            "us-east-1",
+            "home-web-1",
+        ),
+        "run-1",
+    )
+    .await;
+    let mut member_alarm = sent_from(
+        ec2_status_check("e2", "ALARM", instance),
+        MEMBER_ACCOUNT,
+        "us-east-1",
+        "member-web-1",
+    );
+    member_alarm["id"] = json!("e2");
+    handle_as(&engine, member_alarm, "run-2", "s2").await;
+    engine
+        .follow_ups
+        .set_alarm("member-web-1", AlarmState::Ok, at(60));
+
+    let (payload, due) = engine.follow_ups.latest();
+    assert_eq!(
+        organization().reach.route(&payload),
+        Some(Place::new(MEMBER_ACCOUNT, "us-east-1")),
+        "the follow-up goes to the member's clients"
+    );
+    engine.clock.set(due);
+    let stabilizing = handle(&engine, payload, "check-1").await;
+    let resolved = fire_latest(&engine, "check-2").await;
+
+    assert_eq!(stabilizing.decision, Verdict::Recheck, "{stabilizing:?}");
+    assert_eq!(resolved.decision, Verdict::Resolve, "{resolved:?}");
+    let resolved_at = |key: &ResourceKey| {
+        engine
+            .store
+            .state(key)
+            .incident
+            .and_then(|incident| incident.resolved_at)
+    };
+    assert!(resolved_at(&member_key(instance)).is_some());
+    assert_eq!(resolved_at(&ec2_key(instance)), None, "home's stays open");
 }

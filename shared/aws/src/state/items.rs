@@ -69,7 +69,7 @@ pub(super) fn expiry(now: DateTime<Utc>, days: i64) -> AttributeValue {
 }
 
 pub(super) fn resource_pk(key: &ResourceKey) -> String {
-    format!("RESOURCE#{}#{}", key.rule, key.resource_id)
+    format!("RESOURCE#{}#{}", key.rule, key.placed_id())
 }
 
 pub(super) fn claim_sk(event_id: &str) -> String {

@@ -9,6 +9,10 @@
 //! | group slot      | `GROUP#<group id>`              | `SLOT#<index>`              | a day after it frees |
 //! | resource lease  | `LEASE#<kind>#<resource id>`    | `LEASE`                     | a day after it ends |
 //!
+//! A resource in another account or region than the deployment's own has its place after its
+//! id (`<resource id>@<account>/<region>`, in the state, claim, lease and group keys): the
+//! same id there is another resource. Budgets gain `account#<id>` scopes.
+//!
 //! Claims and state share a partition so that one transaction covers both. The resource lease
 //! is one per resource whatever rule heals it (one heal per resource at a time): the claim
 //! takes it in its transaction, the run's final write releases it. Records are

@@ -3,30 +3,37 @@
 
 use serde_json::Value;
 
-use super::Engine;
 use super::error::EngineError;
 use super::run::{Run, log};
 use super::settings::effective_mode;
+use super::{Caller, Engine};
 use crate::model::event::{AlarmEvent, AlarmState};
+use crate::model::place::Place;
 use crate::model::record::SkipReason;
 use crate::policy::decision::{DecisionInput, decide};
+use crate::policy::reach::{OutOfReach, Reached};
 use crate::policy::resolve::select;
 use crate::ports::{Clock, FollowUps, Healer, Notifier, ResourceKey, StateStore};
 use crate::report::outcome::{Outcome, Verdict};
 
 impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N, H, C, F> {
     /// Handles one CloudWatch alarm state change.
-    pub(super) async fn alarm(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
+    pub(super) async fn alarm(
+        &self,
+        payload: Value,
+        caller: Caller<'_>,
+    ) -> Result<Outcome, EngineError> {
         let event = AlarmEvent::from_value(payload)?;
-        self.alarm_event(event, run_id).await
+        self.alarm_event(event, caller).await
     }
 
     /// Handles one alarm state change, parsed.
     pub(super) async fn alarm_event(
         &self,
         event: AlarmEvent,
-        run_id: &str,
+        caller: Caller<'_>,
     ) -> Result<Outcome, EngineError> {
+        let run_id = caller.run_id;
         let outcome = Outcome::new(Some(self.layer), &event);
         if !self.settings.layer_enabled {
             return Ok(log(outcome.skipped(
@@ -40,8 +47,13 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
         };
         let mut outcome = outcome.with_rule(rule);
         outcome.resource_id = Some(resource_id.clone());
-        let mode = effective_mode(self.settings, rule);
+        let mode = effective_mode(&self.settings, rule);
         outcome.mode = Some(mode);
+        // Before anything is read: an account or region not served is not even asked.
+        let place = match self.reached(&event) {
+            Ok(place) => place,
+            Err(why) => return Ok(log(outcome.skipped(SkipReason::OutOfReach, why.to_string()))),
+        };
         if let Some(why) = event
             .suppressed_by
             .as_deref()
@@ -62,6 +74,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
         let key = ResourceKey {
             rule: rule.name.clone(),
             resource_id: resource_id.clone(),
+            place,
         };
         let run = Run {
             engine: self,
@@ -70,6 +83,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             event: &event,
             origin: &event,
             run_id,
+            role_session: caller.role_session,
             mode,
             alarm_now: std::sync::OnceLock::new(),
             scheduled: std::sync::Mutex::new(None),
@@ -92,9 +106,22 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             .await?;
         // An ALARM that met this OK's revert found the lease and was skipped: decided now.
         if outcome.decision == Verdict::Revert {
-            self.alarm_again(&event, &event.id, "a revert", run_id)
+            self.alarm_again(&event, &event.id, "a revert", caller)
                 .await?;
         }
         Ok(outcome)
+    }
+
+    /// Where `event` is healed: `None` at home, its place elsewhere; why not, when the
+    /// deployment does not heal there.
+    pub(super) fn reached(&self, event: &AlarmEvent) -> Result<Option<Place>, OutOfReach> {
+        let reached = self
+            .settings
+            .reach
+            .judge(event.account.as_deref(), event.region.as_deref())?;
+        Ok(match reached {
+            Reached::Home => None,
+            Reached::Elsewhere(place) => Some(place),
+        })
     }
 }

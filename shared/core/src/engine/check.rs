@@ -4,11 +4,11 @@
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
-use super::Engine;
 use super::error::EngineError;
 use super::revert::PutBack;
 use super::run::{Claim, Run, Step, log};
 use super::settings::effective_mode;
+use super::{Caller, Engine};
 use crate::model::event::{AlarmEvent, AlarmState};
 use crate::model::record::{RunPhase, SkipReason};
 use crate::model::state::ResourceState;
@@ -24,8 +24,9 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
     pub(super) async fn check(
         &self,
         follow_up: FollowUp,
-        run_id: &str,
+        caller: Caller<'_>,
     ) -> Result<Outcome, EngineError> {
+        let run_id = caller.run_id;
         let event_id = follow_up.event_id();
         let event = AlarmEvent {
             id: event_id.clone(),
@@ -44,15 +45,21 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
         };
         outcome = outcome.with_rule(rule);
         outcome.resource_id = Some(follow_up.resource_id.clone());
-        let mode = effective_mode(self.settings, rule);
+        let mode = effective_mode(&self.settings, rule);
         outcome.mode = Some(mode);
+        // A place no longer served (the stack's reach changed since) is not reached into.
+        let place = match self.reached(&event) {
+            Ok(place) => place,
+            Err(why) => return Ok(log(outcome.skipped(SkipReason::OutOfReach, why.to_string()))),
+        };
         let key = ResourceKey {
             rule: rule.name.clone(),
             resource_id: follow_up.resource_id.clone(),
+            place,
         };
         if follow_up.kind == FollowUpKind::Revert {
             return self
-                .retry_revert(&follow_up, rule, &key, mode, outcome, run_id)
+                .retry_revert(&follow_up, rule, &key, mode, outcome, caller)
                 .await;
         }
         let reading = self
@@ -85,6 +92,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             event: &event,
             origin: &follow_up.alarm,
             run_id,
+            role_session: caller.role_session,
             mode,
             alarm_now: std::sync::OnceLock::new(),
             scheduled: std::sync::Mutex::new(None),
@@ -106,7 +114,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             .await?;
         if outcome.decision == Verdict::Resolve && !gone {
             let resolution = "its incident's resolution";
-            self.alarm_again(&follow_up.alarm, &event_id, resolution, run_id)
+            self.alarm_again(&follow_up.alarm, &event_id, resolution, caller)
                 .await?;
         }
         Ok(outcome)
@@ -123,7 +131,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
         origin: &AlarmEvent,
         after: &str,
         during: &str,
-        run_id: &str,
+        caller: Caller<'_>,
     ) -> Result<(), EngineError> {
         let Some(reading) = self
             .follow_ups
@@ -144,7 +152,15 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             )),
             ..origin.clone()
         };
-        let again = Box::pin(self.alarm_event(event, &format!("{run_id}#again"))).await?;
+        let run_id = format!("{}#again", caller.run_id);
+        let again = Box::pin(self.alarm_event(
+            event,
+            Caller {
+                run_id: &run_id,
+                ..caller
+            },
+        ))
+        .await?;
         tracing::info!(
             alarm = %origin.alarm_name,
             decision = ?again.decision,

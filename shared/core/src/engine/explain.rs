@@ -16,7 +16,7 @@ use crate::report::outcome::{Outcome, Verdict};
 pub fn explain(
     rules: &RuleSet,
     event: &AlarmEvent,
-    settings: Settings,
+    settings: &Settings,
     now: DateTime<Utc>,
 ) -> Outcome {
     let (layer, selection) = select_any(rules, event);
@@ -29,6 +29,12 @@ pub fn explain(
     outcome.resource_id = Some(resource_id);
     let mode = effective_mode(settings, rule);
     outcome.mode = Some(mode);
+    if let Err(why) = settings
+        .reach
+        .judge(event.account.as_deref(), event.region.as_deref())
+    {
+        return outcome.skipped(SkipReason::OutOfReach, why.to_string());
+    }
     if let Some(why) = event
         .suppressed_by
         .as_deref()

@@ -27,9 +27,9 @@ use crate::report::outcome::Outcome;
 
 impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N, H, C, F> {
     /// The budgets this run's actions count against: the rule's, the layer's, the
-    /// deployment's.
+    /// account's, the deployment's.
     pub(super) fn budgets(&self) -> Vec<Budget> {
-        let settings = self.engine.settings;
+        let settings = &self.engine.settings;
         let rule = Some(Budget {
             scope: BudgetScope::Rule(self.rule.name.clone()),
             limit: self.rule.policy.budget,
@@ -38,11 +38,21 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             scope: BudgetScope::Layer(self.rule.layer),
             limit,
         });
+        let account = settings
+            .account_budget
+            .zip(self.event.account.as_ref())
+            .map(|(limit, account)| Budget {
+                scope: BudgetScope::Account(account.clone()),
+                limit,
+            });
         let global = settings.global_budget.map(|limit| Budget {
             scope: BudgetScope::Global,
             limit,
         });
-        [rule, layer, global].into_iter().flatten().collect()
+        [rule, layer, account, global]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// The alarm as CloudWatch holds it now, read once per run.
@@ -225,13 +235,17 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             .group(self.request(*attempt, incident_id, &token))
             .await
             .map_err(|error| EngineError::Group(error.message))?;
-        let Some(group) = group else {
+        let Some(mut group) = group else {
             return Ok(Governed {
                 spends,
                 details,
                 ..Governed::free(transition)
             });
         };
+        // A group's id is unique in its account and region only.
+        if let Some(place) = &self.key.place {
+            group.id.push_str(&place.key_suffix());
+        }
         let guard = self.rule.policy.group_guard;
         let notice_window = budget::Windows::at(now, NOTICE_WINDOW_SECONDS).current;
         let tripped = |kind, used, reopens_at| Tripped {

@@ -58,16 +58,40 @@ pub struct Engine<S, N, H, C, F> {
     pub follow_ups: F,
 }
 
+/// Who runs: the invocation (its id, unique per invocation: the Lambda request id) and the
+/// role session it acts under in another account.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caller<'a> {
+    pub(crate) run_id: &'a str,
+    pub(crate) role_session: Option<&'a str>,
+}
+
 impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N, H, C, F> {
     /// Handles one event delivered to this layer's function: a CloudWatch alarm state change,
     /// or one of autoheal's own follow-ups. `run_id` must be unique per invocation (the Lambda
     /// request id).
     pub async fn handle(&self, payload: Value, run_id: &str) -> Result<Outcome, EngineError> {
+        self.handle_acting_as(payload, run_id, None).await
+    }
+
+    /// [`Engine::handle`] in another account, under the role session `role_session` (its
+    /// name in CloudTrail): every record of the run names it, so that a change CloudTrail
+    /// shows leads to the record of the run that made it.
+    pub async fn handle_acting_as(
+        &self,
+        payload: Value,
+        run_id: &str,
+        role_session: Option<&str>,
+    ) -> Result<Outcome, EngineError> {
+        let caller = Caller {
+            run_id,
+            role_session,
+        };
         // Boxed: a run's future nests the healer's and the SDK's, which unoptimised builds
         // lay out in full wherever it is awaited; on the heap, the caller's stays small.
         let outcome = match FollowUp::from_payload(&payload)? {
-            Some(follow_up) => Box::pin(self.check(follow_up, run_id)).await?,
-            None => Box::pin(self.alarm(payload, run_id)).await?,
+            Some(follow_up) => Box::pin(self.check(follow_up, caller)).await?,
+            None => Box::pin(self.alarm(payload, caller)).await?,
         };
         if self.settings.emit_metrics
             && let Some(document) = metrics::document(&outcome, self.clock.now())

@@ -9,7 +9,9 @@ use super::Engine;
 use super::error::EngineError;
 use super::run::MAX_CONFLICT_RETRIES;
 use super::settings::effective_mode;
+use crate::model::place::Place;
 use crate::model::record::{HealingRecord, HealingStatus, RunPhase};
+use crate::policy::reach::Reached;
 use crate::ports::{Clock, FollowUps, Healer, Notifier, ResourceKey, StateStore};
 use crate::report::notice::Notice;
 
@@ -22,6 +24,34 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
         resource_id: &str,
         run_id: &str,
     ) -> Result<HealingRecord, EngineError> {
+        self.reset_in(rule, resource_id, None, run_id).await
+    }
+
+    /// [`Engine::reset`] of a resource in `place`, an account or region the deployment heals
+    /// besides its own (`None`: at home); a place it does not heal is refused.
+    pub async fn reset_in(
+        &self,
+        rule: &str,
+        resource_id: &str,
+        place: Option<Place>,
+        run_id: &str,
+    ) -> Result<HealingRecord, EngineError> {
+        let (account, region) = match &place {
+            Some(place) => (Some(place.account.clone()), Some(place.region.clone())),
+            None => (None, None),
+        };
+        let place = match &place {
+            None => None,
+            Some(place) => match self
+                .settings
+                .reach
+                .judge(Some(&place.account), Some(&place.region))
+            {
+                Ok(Reached::Elsewhere(place)) => Some(place),
+                Ok(Reached::Home) => None,
+                Err(why) => return Err(EngineError::Refused(why.to_string())),
+            },
+        };
         let rule = self
             .rules
             .get(rule)
@@ -32,6 +62,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
         let key = ResourceKey {
             rule: rule.name.clone(),
             resource_id: resource_id.to_owned(),
+            place,
         };
         for _ in 0..MAX_CONFLICT_RETRIES {
             let now = self.clock.now();
@@ -70,9 +101,12 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
                 layer: rule.layer,
                 action: rule.action.kind().to_owned(),
                 resource_id: resource_id.to_owned(),
+                account,
+                region,
+                role_session: None,
                 status: HealingStatus::Completed,
                 phase: RunPhase::Reset,
-                mode: effective_mode(self.settings, rule),
+                mode: effective_mode(&self.settings, rule),
                 started_at: now,
                 ended_at: Some(now),
                 attempt: incident.attempts,

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Engine;
 use super::error::EngineError;
 use super::run::{Claim, Run, Step};
+use super::{Caller, Engine};
 use crate::model::event::{AlarmEvent, AlarmState};
 use crate::model::record::{HealingRecord, HealingStatus, RunPhase, SkipReason};
 use crate::model::revert::{MAX_REVERT_TRIES, Revert};
@@ -42,8 +42,9 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
         key: &ResourceKey,
         mode: Mode,
         mut outcome: Outcome,
-        run_id: &str,
+        caller: Caller<'_>,
     ) -> Result<Outcome, EngineError> {
+        let run_id = caller.run_id;
         let event_id = follow_up.event_id();
         let reading = self
             .follow_ups
@@ -62,6 +63,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             event: &event,
             origin: &follow_up.alarm,
             run_id,
+            role_session: caller.role_session,
             mode,
             alarm_now: std::sync::OnceLock::new(),
             scheduled: std::sync::Mutex::new(None),
@@ -90,7 +92,7 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Engine<S, N,
             ));
         }
         if fires || outcome.decision == Verdict::Revert {
-            self.alarm_again(&follow_up.alarm, &event_id, "a revert", run_id)
+            self.alarm_again(&follow_up.alarm, &event_id, "a revert", caller)
                 .await?;
         }
         Ok(outcome)

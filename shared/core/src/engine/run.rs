@@ -112,6 +112,9 @@ pub(super) struct Skipped {
 }
 
 /// How a decision's write ended.
+// Both variants carry a run's worth of state, and a step lives for one decision: boxing
+// either would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Step {
     /// The run is over.
     Done(Outcome),
@@ -131,6 +134,9 @@ pub(super) struct Run<'a, S, N, H, C, F> {
     /// The alarm event that drove the incident: what the next follow-up carries.
     pub(super) origin: &'a AlarmEvent,
     pub(super) run_id: &'a str,
+    /// The role session the run acts under in another account (see
+    /// [`Engine::handle_acting_as`]).
+    pub(super) role_session: Option<&'a str>,
     pub(super) mode: Mode,
     /// The alarm as CloudWatch holds it now, read once (on the alarm path, before a run
     /// acts, reverts or starts a recovery).
@@ -155,6 +161,9 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
             layer: self.rule.layer,
             action: self.rule.action.kind().to_owned(),
             resource_id: self.key.resource_id.clone(),
+            account: self.event.account.clone(),
+            region: self.event.region.clone(),
+            role_session: self.role_session.map(str::to_owned),
             status,
             phase: RunPhase::Heal,
             mode: self.mode,
@@ -421,7 +430,11 @@ impl<S: StateStore, N: Notifier, H: Healer, C: Clock, F: FollowUps> Run<'_, S, N
 
     /// The resource's key across rules and layers.
     pub(super) fn resource(&self) -> String {
-        resource_key(self.rule.action.resource_kind(), &self.key.resource_id)
+        resource_key(
+            self.rule.action.resource_kind(),
+            &self.key.resource_id,
+            self.key.place.as_ref(),
+        )
     }
 
     /// Claims the resource for `claim`'s run, with its lease across rules held until the

@@ -1,10 +1,11 @@
 //! The deployment's switches, read from the environment by the function's `main`.
 
 use crate::model::limits::Limit;
+use crate::model::place::Reach;
 use crate::model::rules::{Mode, Rule};
 
 /// Deployment-wide switches, read from the environment by the function's `main`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// `Shadow` forces every rule into shadow mode; `Enforce` leaves each rule's own mode.
     pub mode: Mode,
@@ -17,6 +18,11 @@ pub struct Settings {
     pub layer_budget: Option<Limit>,
     /// At most this many actions of the whole deployment per rolling window.
     pub global_budget: Option<Limit>,
+    /// At most this many actions in any one account per rolling window, all layers together
+    /// (`None`: no account budget).
+    pub account_budget: Option<Limit>,
+    /// Where the deployment heals: its home, and the member accounts and regions it serves.
+    pub reach: Reach,
 }
 
 /// The shipped layer budget: 10 actions per 15 minutes.
@@ -38,12 +44,14 @@ impl Default for Settings {
             emit_metrics: false,
             layer_budget: Some(DEFAULT_LAYER_BUDGET),
             global_budget: Some(DEFAULT_GLOBAL_BUDGET),
+            account_budget: None,
+            reach: Reach::default(),
         }
     }
 }
 
 /// The mode a rule runs in: the deployment's shadow mode overrides the rule's own.
-pub(super) fn effective_mode(settings: Settings, rule: &Rule) -> Mode {
+pub(super) fn effective_mode(settings: &Settings, rule: &Rule) -> Mode {
     if settings.mode == Mode::Shadow {
         Mode::Shadow
     } else {

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::layer::Layer;
+use crate::model::place::Place;
 
 /// What a budget limits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -13,6 +14,9 @@ pub enum BudgetScope {
     /// Every action of the deployment, all layers together.
     Global,
     Layer(Layer),
+    /// Every action in one account (by its id), all layers together: one account's storm
+    /// does not spend the whole organization's budget.
+    Account(String),
     Rule(String),
     /// A group's healing slots (a group guard's), by the group's id.
     Group(String),
@@ -27,6 +31,7 @@ impl BudgetScope {
         match self {
             BudgetScope::Global => "global".to_owned(),
             BudgetScope::Layer(layer) => format!("layer#{layer}"),
+            BudgetScope::Account(account) => format!("account#{account}"),
             BudgetScope::Rule(rule) => format!("rule#{rule}"),
             BudgetScope::Group(group) => format!("group#{group}"),
             BudgetScope::Resource(resource) => format!("resource#{resource}"),
@@ -39,6 +44,7 @@ impl std::fmt::Display for BudgetScope {
         match self {
             BudgetScope::Global => f.write_str("the deployment"),
             BudgetScope::Layer(layer) => write!(f, "the {layer} layer"),
+            BudgetScope::Account(account) => write!(f, "account {account}"),
             BudgetScope::Rule(rule) => write!(f, "rule `{rule}`"),
             BudgetScope::Group(group) => f.write_str(group),
             BudgetScope::Resource(resource) => f.write_str(resource),
@@ -121,8 +127,17 @@ pub fn storm_summary(group: &str, size: u32, unhealthy: u32, max_unhealthy_perce
 /// `ec2-instance#i-0123456789abcdef0`. Two rules whose actions touch the same resource (a
 /// status-check recovery and a process restart on one instance; a reboot, a restore and a
 /// backup verification of one database) share it, and so one lease: one heal at a time.
-pub fn resource_key(kind: crate::model::resource_id::ResourceKind, resource_id: &str) -> String {
-    format!("{}#{resource_id}", kind.key())
+///
+/// A resource in another account or region than the deployment's own is set apart by its
+/// place (`ec2-instance#i-0123456789abcdef0@222222222222/eu-west-1`): the same id there is
+/// another resource.
+pub fn resource_key(
+    kind: crate::model::resource_id::ResourceKind,
+    resource_id: &str,
+    place: Option<&Place>,
+) -> String {
+    let suffix = place.map(Place::key_suffix).unwrap_or_default();
+    format!("{}#{resource_id}{suffix}", kind.key())
 }
 
 #[cfg(test)]

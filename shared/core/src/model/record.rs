@@ -176,6 +176,9 @@ pub enum SkipReason {
     /// The alarm fires the opposite way to the rule's trigger (`[rule.alarm]`): it does not
     /// mean what the rule heals, and nothing is done or written.
     OppositeDirection,
+    /// The event comes from an account or region this deployment does not heal: nothing is
+    /// read, done or written.
+    OutOfReach,
 }
 
 impl SkipReason {
@@ -196,6 +199,7 @@ impl SkipReason {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            SkipReason::OutOfReach => "out-of-reach",
             SkipReason::Duplicate => "duplicate",
             SkipReason::Cooldown => "cooldown",
             SkipReason::Backoff => "backoff",
@@ -252,6 +256,15 @@ pub struct HealingRecord {
     pub layer: Layer,
     pub action: String,
     pub resource_id: String,
+    /// The account and region of the alarm, and so of the resource, as the event names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The role session a run in another account acted under (`autoheal-<run id>`, the run
+    /// that assumed the role): CloudTrail names it with every change made there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_session: Option<String>,
     pub status: HealingStatus,
     /// `heal`; `revert` for a run that put back what earlier heals changed; `verify` for the
     /// follow-up that resolved the incident; `reset` for an operator's reset.

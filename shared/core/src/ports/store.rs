@@ -5,6 +5,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::model::place::Place;
 use crate::model::record::HealingRecord;
 use crate::model::revert::Revert;
 use crate::model::state::ResourceState;
@@ -17,12 +18,34 @@ use crate::policy::group::{Hold, Slot};
 pub struct ResourceKey {
     pub rule: String,
     pub resource_id: String,
+    /// Where the resource lives when that is not the deployment's own account and region
+    /// (see [`Reach`](crate::model::place::Reach)): the same id there is another resource.
+    pub place: Option<Place>,
 }
 
 impl ResourceKey {
+    /// The key of `rule` on `resource_id` at home.
+    pub fn new(rule: impl Into<String>, resource_id: impl Into<String>) -> Self {
+        ResourceKey {
+            rule: rule.into(),
+            resource_id: resource_id.into(),
+            place: None,
+        }
+    }
+
+    /// The resource id as stored: set apart by its place when it is not at home.
+    pub fn placed_id(&self) -> String {
+        let suffix = self
+            .place
+            .as_ref()
+            .map(Place::key_suffix)
+            .unwrap_or_default();
+        format!("{}{suffix}", self.resource_id)
+    }
+
     /// Who holds a resource's lease or a group's slot: the rule and the resource it heals.
     pub fn holder(&self) -> String {
-        format!("{}#{}", self.rule, self.resource_id)
+        format!("{}#{}", self.rule, self.placed_id())
     }
 }
 

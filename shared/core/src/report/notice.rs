@@ -168,6 +168,13 @@ impl Notice {
         attributes.insert("status", r.status.as_str().to_owned());
         attributes.insert("rule", r.rule.clone());
         attributes.insert("phase", r.phase.as_str().to_owned());
+        // Where the resource lives: an organization's notices can be routed per account.
+        if let Some(account) = &r.account {
+            attributes.insert("account", account.clone());
+        }
+        if let Some(region) = &r.region {
+            attributes.insert("region", region.clone());
+        }
         attributes.insert(
             "kind",
             match self.kind {
