@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use autoheal_aws::config::{
     DEFAULT_SCHEDULE_GROUP, DEFAULT_TABLE_NAME, DEFAULT_TOPIC_NAME, env, parse_budget,
+    read_account_budget,
 };
 use autoheal_aws::followups::{delete_schedule, due_schedules};
 use autoheal_aws::{
@@ -23,7 +24,9 @@ use autoheal_aws::{
 use autoheal_core::engine::explain;
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
 use autoheal_core::policy::resolve::select_any;
-use autoheal_core::{AlarmEvent, Clock, FollowUp, Layer, Mode, RuleSet, Settings, Statistics};
+use autoheal_core::{
+    AlarmEvent, Clock, FollowUp, Layer, Mode, Reach, RuleSet, Settings, Statistics,
+};
 use autoheal_detection::drill::Firing;
 use crash_point::CrashPoint;
 
@@ -250,6 +253,7 @@ impl DeploymentArgs {
             settings,
             rules,
             follow_ups,
+            member_role: None,
         })
     }
 }
@@ -378,6 +382,9 @@ fn settings(shadow: bool) -> Result<Settings, Failure> {
         emit_metrics: false,
         layer_budget: read(env::LAYER_BUDGET, DEFAULT_LAYER_BUDGET)?,
         global_budget: read(env::GLOBAL_BUDGET, DEFAULT_GLOBAL_BUDGET)?,
+        account_budget: read_account_budget(|name| std::env::var(name).ok())?,
+        // The command line acts in the account and region its credentials are in.
+        reach: Reach::default(),
     })
 }
 
@@ -402,7 +409,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         } => {
             let rules = load_rules(rules.as_deref())?;
             let (_, event) = load_event(&event)?;
-            let outcome = explain(&rules, &event, settings(shadow)?, chrono::Utc::now());
+            let outcome = explain(&rules, &event, &settings(shadow)?, chrono::Utc::now());
             println!("{}", serde_json::to_string_pretty(&outcome)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -199,7 +199,7 @@ async fn without_the_state_store_nothing_is_done_and_the_event_can_be_delivered_
 
         assert!(error.is_retryable(), "{fault:?}: {error}");
         assert_eq!(
-            HandlerError(error).error_type(),
+            HandlerError::Engine(error).error_type(),
             "autoheal.StateStoreUnavailable",
             "{fault:?}"
         );

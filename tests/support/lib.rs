@@ -711,6 +711,7 @@ impl Deployment {
                 dead_letter_arn: Some(DEAD_LETTER_ARN.to_owned()),
                 ..autoheal_aws::FollowUpTarget::local(layer)
             },
+            member_role: None,
         };
         let engine =
             autoheal_aws::build_engine_with_clock(config, &self.function_sdk(layer), healer, clock);

@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod dispatch;
 pub mod errors;
 pub mod followups;
 pub mod function;
@@ -19,7 +20,10 @@ pub mod state;
 pub mod tags;
 
 pub use config::{ConfigError, FollowUpTarget, FunctionConfig, sdk_config};
+pub use dispatch::{Dispatcher, PlaceEngine};
 pub use followups::AwsFollowUps;
-pub use function::{HandlerError, LayerEngine, build_engine, build_engine_with_clock, run};
+pub use function::{
+    HandlerError, LayerEngine, build_engine, build_engine_in, build_engine_with_clock, run,
+};
 pub use notify::SnsNotifier;
 pub use state::DynamoStateStore;
