@@ -44,9 +44,12 @@ fn assume(account: &str, name: &str, organization: Option<&str>, session: &str) 
     }
 }
 
+/// A request, whether the layer functions may make it, and why.
+type Case<'a> = (Request, bool, &'a str);
+
 /// Which of `cases` (request, why) the functions' policies in `stack` decide otherwise than
 /// `expected`: every layer function the same, and the detection function never.
-fn wrong(stack: &Stack, cases: &[(Request, bool, &str)]) -> Vec<String> {
+fn wrong(stack: &Stack, cases: &[Case<'_>]) -> Vec<String> {
     let policies = stack.function_statements(&template());
     let mut wrong = Vec::new();
     for (function, statements) in &policies {
@@ -83,7 +86,7 @@ fn one_account_assumes_no_role_and_an_organization_only_its_member_role_when_ask
     let listed_in_organization = healing.clone().with_parameter("MemberAccounts", MEMBER);
     let renamed = healing.clone().with_parameter("MemberRoleName", "healer");
     #[rustfmt::skip]
-    let stacks: Vec<(&str, &Stack, Vec<(Request, bool, &str)>)> = vec![
+    let stacks: Vec<(&str, &Stack, Vec<Case<'_>>)> = vec![
         ("one account", &one_account, vec![
             (assume(MEMBER, role, org, run), false, "no member account"),
         ]),
