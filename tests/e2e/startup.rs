@@ -187,3 +187,32 @@ fn a_function_with_an_unknown_scope_names_the_variable_and_its_stack_parameter()
          stack sets it from its parameter Scope)"
     );
 }
+
+/// Member accounts need the function's own account (what is home, healed with its own
+/// credentials) and the member role's name: a function given them without does not start.
+#[test]
+fn a_function_given_member_accounts_without_its_home_or_role_names_the_variable() {
+    let mut vars = STACK_SETS.to_vec();
+    vars.push(("AUTOHEAL_MEMBER_ACCOUNTS", "111111111111"));
+    assert_eq!(
+        the_one_line(&function(&vars)),
+        "error: AUTOHEAL_HOME_ACCOUNT is not set: the stack sets it; when running a function by \
+         hand, set it to the 12-digit id of the account the function runs in (AWS::AccountId), \
+         which it heals with its own credentials"
+    );
+    vars.push(("AUTOHEAL_HOME_ACCOUNT", "123456789012"));
+    assert_eq!(
+        the_one_line(&function(&vars)),
+        "error: AUTOHEAL_MEMBER_ROLE_NAME is not set: the stack sets it; when running a \
+         function by hand, set it to the name of the role member.yaml creates in every member \
+         account (its MemberRoleName)"
+    );
+    vars.push(("AUTOHEAL_MEMBER_ROLE_NAME", "autoheal-member"));
+    vars.push(("AUTOHEAL_MEMBER_REGIONS", "us-east-1,Frankfurt"));
+    assert_eq!(
+        the_one_line(&function(&vars)),
+        "error: AUTOHEAL_MEMBER_REGIONS=`us-east-1,Frankfurt` is invalid: `Frankfurt` is not a \
+         region name; set it to a comma-separated list of region names (e.g. \
+         `eu-west-1,us-east-1`) (the stack sets it from its parameter MemberRegions)"
+    );
+}
