@@ -1,7 +1,10 @@
 """Records, for each request autoheal's functions send the emulator, what IAM authorizes.
 
 The tests give each function's SDK configuration credentials whose access key id names the
-function (`autoheal-infrastructure`, ...). For every request signed with such a key, before
+function (`autoheal-infrastructure`, ...); in a member account, a function signs with the
+credentials of the member role it assumed there through STS, in a session named `autoheal-...`,
+and its requests are recorded as the member role's (`member:<role ARN>`). For every request
+signed with such a key, before
 moto handles it, this shim records the function, the operation, the names of the parameters
 it set, and the IAM requests AWS would authorize for it (action, resource ARN and the request
 context its conditions read: the resource's tags as they are now, the tags and keys the
@@ -29,6 +32,7 @@ from moto.core.request import determine_request_protocol  # noqa: E402
 from moto.core.responses import BaseResponse, get_service_model  # noqa: E402
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
 from moto.server import main  # noqa: E402
+from moto.sts.models import sts_backends  # noqa: E402
 
 import request_authorizations  # noqa: E402
 
@@ -79,10 +83,30 @@ def _principal(response: BaseResponse) -> str:
     return found.group(1) if found else ""
 
 
+# The session names of the functions' member role sessions (the fixtures name theirs otherwise).
+SESSION_PREFIX = "autoheal-"
+
+
+def _member_role(response: BaseResponse, key: str) -> str | None:
+    """The role a function assumed in this request's account, when `key` is the access key of
+    one of its sessions there."""
+    try:
+        backend = sts_backends[response.current_account]["aws"]
+    except Exception:  # noqa: BLE001 - an account or partition moto has no STS for
+        return None
+    assumed = backend.get_assumed_role_from_access_key(key)
+    if assumed is None or not assumed.session_name.startswith(SESSION_PREFIX):
+        return None
+    return assumed.role_arn
+
+
 def _record(response: BaseResponse) -> None:
     principal = _principal(response)
     if not principal.startswith(FUNCTION_KEY_PREFIX):
-        return
+        role = _member_role(response, principal) if principal else None
+        if role is None:
+            return
+        principal = f"member:{role}"
     operation = response._get_action()
     entry: dict[str, Any] = {"principal": principal, "service": response.service_name}
     try:

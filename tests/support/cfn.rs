@@ -295,6 +295,31 @@ impl Stack {
         text
     }
 
+    /// The statements of the template's IAM role `role` as this stack deploys it: its inline
+    /// policies and the template's managed policies it attaches.
+    pub fn role_statements(&self, template: &Value, role: &str) -> Vec<Value> {
+        let properties = &template["Resources"][role]["Properties"];
+        assert!(properties.is_object(), "no role {role}");
+        let mut statements = Vec::new();
+        for policy in as_list(&properties["Policies"]) {
+            statements.extend(as_list(&policy["PolicyDocument"]["Statement"]));
+        }
+        for attached in as_list(&properties["ManagedPolicyArns"]) {
+            let name = attached["Ref"]
+                .as_str()
+                .expect("a managed policy of the template");
+            let policy = &template["Resources"][name];
+            assert_eq!(policy["Type"], "AWS::IAM::ManagedPolicy", "{name}");
+            statements.extend(as_list(
+                &policy["Properties"]["PolicyDocument"]["Statement"],
+            ));
+        }
+        statements
+            .iter()
+            .filter_map(|statement| self.concrete(template, statement))
+            .collect()
+    }
+
     /// Each function's statements as deployed: inline documents and the template's managed
     /// policies it references, by the function's logical id.
     pub fn function_statements(&self, template: &Value) -> BTreeMap<String, Vec<Value>> {

@@ -10,6 +10,11 @@
 //! ([`emulator_stack`]); a request the policy would deny fails the test that made it, naming
 //! the request and what of the policy does not allow it.
 //!
+//! In a member account a function signs with the member role's session it assumed there; the
+//! emulator records those requests as the member role's ([`MEMBER_PRINCIPAL_PREFIX`]), and
+//! they are evaluated against that role's policy in `member.yaml`, deployed in that account
+//! for the tests' central stack ([`member_statements`]).
+//!
 //! Where IAM cannot express a limit (no condition key names the field), the code holds it:
 //! the parameters of those requests are checked against [`CODE_HELD_LIMITS`] the same way.
 
@@ -22,6 +27,9 @@ use crate::iam::{Request, allowed, why_denied};
 
 /// The prefix of the access key ids that name a function.
 pub const FUNCTION_KEY_PREFIX: &str = "autoheal-";
+
+/// The principal of a request signed with a member role's session: `member:<role ARN>`.
+pub const MEMBER_PRINCIPAL_PREFIX: &str = "member:";
 
 /// Where the emulator answers its records.
 pub const LOG_PATH: &str = "/autoheal-test/requests";
@@ -86,6 +94,40 @@ pub fn emulator_stack() -> Stack {
             "IntegrityHookFunctionArn",
             &arn("lambda", "function:autoheal-integrity-hook"),
         )
+}
+
+/// `member.yaml` as a service-managed StackSet deploys it in `account`, for the tests' central
+/// stack (`autoheal` in [`ACCOUNT`] and [`REGION`]).
+pub fn member_stack(account: &str) -> Stack {
+    Stack::new(&[(
+        "RestartProcessDocument",
+        crate::application::RESTART_DOCUMENT,
+    )])
+    .in_account(account)
+    .with_parameter("CentralAccountId", ACCOUNT)
+    .with_parameter("CentralRegion", REGION)
+}
+
+/// `member.yaml`, read once per test process.
+fn member_template() -> &'static Value {
+    static MEMBER: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    MEMBER.get_or_init(|| crate::template_file("member.yaml"))
+}
+
+/// The statements of the member role `role` (its ARN) signs with: `member.yaml`'s, deployed in
+/// the role's account; an error when it is not that role.
+pub fn member_statements(role: &str) -> Result<Vec<Value>, String> {
+    let (account, name) = role
+        .strip_prefix(&format!("arn:{PARTITION}:iam::"))
+        .and_then(|rest| rest.split_once(":role/"))
+        .ok_or_else(|| format!("{role} is not a role ARN"))?;
+    let expected = crate::accounts::MEMBER_ROLE;
+    if name != expected {
+        return Err(format!(
+            "{role}: a function assumed a role other than the member role `{expected}`"
+        ));
+    }
+    Ok(member_stack(account).role_statements(member_template(), "MemberRole"))
 }
 
 /// Requests whose limits IAM cannot express, and the only parameters the functions may set
@@ -212,14 +254,31 @@ pub fn violations(template: &Value, stack: &Stack, records: &[Recorded]) -> Vec<
     let policies = stack.function_statements(template);
     let mut found: Vec<String> = Vec::new();
     for record in records {
-        let Some(function) = function_of_binary(template, &record.principal) else {
-            found.push(format!(
-                "{}: signed as {}, which names no function of the template",
-                record.operation, record.principal
-            ));
-            continue;
+        let (function, member_statements) =
+            match record.principal.strip_prefix(MEMBER_PRINCIPAL_PREFIX) {
+                Some(role) => match member_statements(role) {
+                    Ok(statements) => (format!("member role {role}"), statements),
+                    Err(why) => {
+                        found.push(format!("{}: {why}", record.operation));
+                        continue;
+                    }
+                },
+                None => match function_of_binary(template, &record.principal) {
+                    Some(function) => (function, Vec::new()),
+                    None => {
+                        found.push(format!(
+                            "{}: signed as {}, which names no function of the template",
+                            record.operation, record.principal
+                        ));
+                        continue;
+                    }
+                },
+            };
+        let statements = if record.principal.starts_with(MEMBER_PRINCIPAL_PREFIX) {
+            &member_statements
+        } else {
+            &policies[&function]
         };
-        let statements = &policies[&function];
         if let Some((_, allowed_parameters)) = CODE_HELD_LIMITS
             .iter()
             .find(|(op, _)| *op == record.operation)

@@ -30,28 +30,9 @@ fn member_stack() -> Stack {
         .with_parameter("CentralRegion", autoheal_tests::cfn::REGION)
 }
 
-/// The statements of a role of `member.yaml`: its inline policies and the template's managed
-/// policies it attaches, as `stack` deploys them.
+/// The statements of a role of `member.yaml` as `stack` deploys them.
 fn role_statements(member: &Value, stack: &Stack, role: &str) -> Vec<Value> {
-    let properties = &member["Resources"][role]["Properties"];
-    let mut statements = Vec::new();
-    for policy in as_list(&properties["Policies"]) {
-        statements.extend(as_list(&policy["PolicyDocument"]["Statement"]));
-    }
-    for attached in as_list(&properties["ManagedPolicyArns"]) {
-        let name = attached["Ref"]
-            .as_str()
-            .expect("a managed policy of the template");
-        let policy = &member["Resources"][name];
-        assert_eq!(policy["Type"], "AWS::IAM::ManagedPolicy", "{name}");
-        statements.extend(as_list(
-            &policy["Properties"]["PolicyDocument"]["Statement"],
-        ));
-    }
-    statements
-        .iter()
-        .filter_map(|statement| stack.concrete(member, statement))
-        .collect()
+    stack.role_statements(member, role)
 }
 
 fn arn_in(account: &str, region: &str, service: &str, resource: &str) -> String {
