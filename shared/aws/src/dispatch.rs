@@ -177,7 +177,17 @@ where
                 cause: "no member role is configured (AUTOHEAL_MEMBER_ROLE_NAME)".to_owned(),
             });
         };
-        let assumed = access.credentials_for(&place.account, run_id).await?;
+        let assumed = access
+            .credentials_for(&place.account, run_id)
+            .await
+            .inspect_err(|error| {
+                tracing::error!(
+                    account = %place.account,
+                    region = %place.region,
+                    %error,
+                    "the member role was not assumed: nothing done for this event"
+                );
+            })?;
         tracing::info!(
             account = %place.account,
             region = %place.region,
