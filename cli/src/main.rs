@@ -378,6 +378,7 @@ fn settings(shadow: bool) -> Result<Settings, Failure> {
         emit_metrics: false,
         layer_budget: read(env::LAYER_BUDGET, DEFAULT_LAYER_BUDGET)?,
         global_budget: read(env::GLOBAL_BUDGET, DEFAULT_GLOBAL_BUDGET)?,
+        ..Settings::default()
     })
 }
 
@@ -402,7 +403,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         } => {
             let rules = load_rules(rules.as_deref())?;
             let (_, event) = load_event(&event)?;
-            let outcome = explain(&rules, &event, settings(shadow)?, chrono::Utc::now());
+            let outcome = explain(&rules, &event, &settings(shadow)?, chrono::Utc::now());
             println!("{}", serde_json::to_string_pretty(&outcome)?);
             Ok(ExitCode::SUCCESS)
         }

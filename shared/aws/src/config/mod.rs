@@ -148,6 +148,8 @@ impl FunctionConfig {
                 emit_metrics: false,
                 layer_budget,
                 global_budget,
+                account_budget: None,
+                reach: Default::default(),
             },
             rules,
             follow_ups,
