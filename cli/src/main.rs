@@ -131,6 +131,8 @@ enum Command {
         /// Only this rule's incidents.
         #[arg(long)]
         rule: Option<String>,
+        #[command(flatten)]
+        place: PlaceFilter,
         /// How far back: `N` with a unit `s`, `m`, `h` or `d` (e.g. `24h`, `7d`).
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         since: chrono::Duration,
@@ -166,9 +168,40 @@ enum Command {
         /// Rules file the deployment uses (for the rule counts).
         #[arg(long)]
         rules: Option<PathBuf>,
+        #[command(flatten)]
+        place: PlaceFilter,
         #[arg(long, value_enum, default_value = "json")]
         output: Format,
     },
+}
+
+/// Which account's and region's runs to read: a deployment that heals an organization keeps
+/// them all in one table. Runs recorded before records named their account match neither.
+#[derive(Debug, clap::Args)]
+struct PlaceFilter {
+    /// Only runs in this account (12 digits).
+    #[arg(long, value_parser = parse_account)]
+    account: Option<String>,
+    /// Only runs in this region (e.g. `eu-west-1`).
+    #[arg(long)]
+    region: Option<String>,
+}
+
+impl PlaceFilter {
+    fn admits(&self, record: &autoheal_core::HealingRecord) -> bool {
+        let matches = |wanted: &Option<String>, recorded: &Option<String>| {
+            wanted.is_none() || wanted == recorded
+        };
+        matches(&self.account, &record.account) && matches(&self.region, &record.region)
+    }
+}
+
+fn parse_account(value: &str) -> Result<String, String> {
+    if autoheal_core::model::place::is_account_id(value) {
+        Ok(value.to_owned())
+    } else {
+        Err("an account id is 12 digits".to_owned())
+    }
 }
 
 /// Where a deployment's state, notifications and follow-ups are.
@@ -541,6 +574,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             deployment,
             resource,
             rule,
+            place,
             since,
             at,
             output: format,
@@ -561,6 +595,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .filter(|r| r.started_at >= from)
                 .filter(|r| resource.as_ref().is_none_or(|id| &r.resource_id == id))
                 .filter(|r| rule.as_ref().is_none_or(|name| &r.rule == name))
+                .filter(|r| place.admits(r))
                 .collect();
             let timelines = autoheal_core::report::history::timelines(&records);
             match format {
@@ -576,13 +611,15 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             table,
             days,
             rules,
+            place,
             output: format,
         } => {
             let rules = load_rules(rules.as_deref())?;
             let sdk = sdk_config(endpoint_url.as_deref()).await;
             let store =
                 autoheal_aws::DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-            let records = store.recent_records(days, chrono::Utc::now()).await?;
+            let mut records = store.recent_records(days, chrono::Utc::now()).await?;
+            records.retain(|r| place.admits(r));
             let stats = Statistics::compute(&records, &rules);
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&stats)?),
