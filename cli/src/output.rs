@@ -110,8 +110,12 @@ pub fn timelines_table(timelines: &[autoheal_core::report::history::Timeline]) -
     }
     let mut out = String::new();
     for timeline in timelines {
+        let place = match (&timeline.account, &timeline.region) {
+            (Some(account), Some(region)) => format!(" in {account}/{region}"),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "{} on {} (incident {}, alarm {}): {}\n",
+            "{} on {}{place} (incident {}, alarm {}): {}\n",
             timeline.rule,
             timeline.resource_id,
             timeline.incident_id,
