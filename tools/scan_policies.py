@@ -5,8 +5,9 @@ Reads each template as JSON (tools/template_to_json.py prints it), gathers each 
 statements (its inline `Statement` documents and the template's managed policies it
 references) and each IAM role's (its inline policies and the template's managed policies it
 attaches), fills in intrinsics with plausible concrete values, and runs parliament on the
-union, once with the parameters' defaults and once with every optional setting given (the
-operator's hooks, a second channel), so that both branches of each `Fn::If` are scanned.
+union, once with the parameters' defaults, once with every optional setting given (the
+operator's hooks, a second channel, listed member accounts healed) and once with every account
+of an organization healed, so that both branches of each `Fn::If` are scanned.
 Fails on any finding not allowed below with its reason, on an allowance that no longer
 matches anything, on an `iam:PassRole` that is not narrowed to a role path and a service, and
 on any policy entry or intrinsic it cannot expand (so nothing passes unexamined). Before that,
@@ -82,14 +83,21 @@ REQUIRED = {
     "CentralRegion": REGION,
 }
 
-# Plausible values of the optional parameters, for the scan with every setting given.
+# Plausible values of the optional parameters, for the scan with every setting given (member
+# accounts listed, in an organization, healed).
 GIVEN = {
     "CacheHookFunctionArn": f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:orders-cache-hook",
     "IntegrityHookFunctionArn": f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:orders-integrity-check:live",
     "OperatorRoleArn": f"arn:{PARTITION}:iam::{ACCOUNT}:role/platform-operators",
     "SecurityNotificationEmail": "security@example.com",
     "SecurityTopicArn": f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:security-alerts",
+    "OrganizationId": "o-a1b2c3d4e5",
+    "MemberAccounts": "111122223333,444455556666",
+    "HealMemberAccounts": "true",
 }
+
+# Every account of an organization healed (no list): the member role in any of its accounts.
+ORGANIZATION = {"OrganizationId": "o-a1b2c3d4e5", "HealMemberAccounts": "true"}
 
 
 class Unexpandable(Exception):
@@ -197,6 +205,14 @@ def resolve(node: Any, resources: dict[str, Any], stack: Stack) -> Any:
                 return physical(resources, name, attribute)
 
             return re.sub(r"\$\{([^}!]+)\}", fill, text)
+        if key == "Fn::Split":
+            separator, text = value
+            return str(resolve(text, resources, stack)).split(resolve(separator, resources, stack))
+        if key == "Fn::Join":
+            separator, items = value
+            return str(resolve(separator, resources, stack)).join(
+                str(item) for item in as_list(resolve(items, resources, stack))
+            )
         if key.startswith("Fn::") or key == "Condition":
             raise Unexpandable(f"intrinsic {key}")
     resolved = {key: resolve(value, resources, stack) for key, value in node.items()}
@@ -218,6 +234,12 @@ def function_policies(template: dict[str, Any], stack: Stack) -> dict[str, list[
             continue
         statements: list[dict[str, Any]] = []
         for entry in as_list(resource.get("Properties", {}).get("Policies")):
+            if isinstance(entry, dict) and set(entry) == {"Fn::If"}:
+                # A managed policy the function holds under a condition, or nothing.
+                condition, yes, no = entry["Fn::If"]
+                entry = yes if stack.holds(condition) else no
+                if entry == {"Ref": "AWS::NoValue"}:
+                    continue
             if isinstance(entry, dict) and set(entry) == {"Ref"}:
                 target = resources.get(entry["Ref"], {})
                 if target.get("Type") != "AWS::IAM::ManagedPolicy":
@@ -332,7 +354,12 @@ def main() -> int:
     self_check()
     failed = 0
     used = set()
-    for label, given in (("defaults", {}), ("every optional setting given", GIVEN)):
+    scans = (
+        ("defaults", {}),
+        ("every optional setting given", GIVEN),
+        ("every account of an organization healed", ORGANIZATION),
+    )
+    for label, given in scans:
         policies = {}
         try:
             for template in templates:

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use autoheal_aws::config::{
     DEFAULT_SCHEDULE_GROUP, DEFAULT_TABLE_NAME, DEFAULT_TOPIC_NAME, env, parse_budget,
+    read_account_budget,
 };
 use autoheal_aws::followups::{delete_schedule, due_schedules};
 use autoheal_aws::{
@@ -23,7 +24,9 @@ use autoheal_aws::{
 use autoheal_core::engine::explain;
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
 use autoheal_core::policy::resolve::select_any;
-use autoheal_core::{AlarmEvent, Clock, FollowUp, Layer, Mode, RuleSet, Settings, Statistics};
+use autoheal_core::{
+    AlarmEvent, Clock, FollowUp, Layer, Mode, Reach, RuleSet, Settings, Statistics,
+};
 use autoheal_detection::drill::Firing;
 use crash_point::CrashPoint;
 
@@ -283,6 +286,7 @@ impl DeploymentArgs {
             settings,
             rules,
             follow_ups,
+            member_role: None,
         })
     }
 }
@@ -411,7 +415,9 @@ fn settings(shadow: bool) -> Result<Settings, Failure> {
         emit_metrics: false,
         layer_budget: read(env::LAYER_BUDGET, DEFAULT_LAYER_BUDGET)?,
         global_budget: read(env::GLOBAL_BUDGET, DEFAULT_GLOBAL_BUDGET)?,
-        ..Settings::default()
+        account_budget: read_account_budget(|name| std::env::var(name).ok())?,
+        // The command line acts in the account and region its credentials are in.
+        reach: Reach::default(),
     })
 }
 

@@ -199,7 +199,7 @@ async fn without_the_state_store_nothing_is_done_and_the_event_can_be_delivered_
 
         assert!(error.is_retryable(), "{fault:?}: {error}");
         assert_eq!(
-            HandlerError(error).error_type(),
+            HandlerError::Engine(error).error_type(),
             "autoheal.StateStoreUnavailable",
             "{fault:?}"
         );
@@ -519,4 +519,103 @@ async fn a_repair_hook_that_cannot_be_reached_is_a_failed_repair() {
 
     assert!(error.starts_with("Invoke: "), "{error}");
     assert_eq!(proxy.count("lambda:POST *"), 3, "three attempts");
+}
+
+/// The proxy itself: a denial reads as each protocol's services write it (the SDK finds its
+/// code and message), and an injection keyed on a request's body hits that request only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_denies_in_each_protocols_words_and_picks_requests_by_their_body() {
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+
+    let emulator = Emulator::start();
+    let proxy = FaultProxy::start(&emulator.url()).await;
+    let sdk = proxy.sdk().await;
+    let denied_role = "arn:aws:iam::222222222222:role/autoheal-member";
+    proxy.inject_when(
+        "sts:AssumeRole",
+        &format!("RoleArn={denied_role}"),
+        Fault::Denied,
+        None,
+    );
+    let sts = aws_sdk_sts::Client::new(&sdk);
+    let assume = |role: &str| {
+        sts.assume_role()
+            .role_arn(role)
+            .role_session_name("autoheal-proxy")
+            .send()
+    };
+    let denied = assume(denied_role).await.expect_err("denied");
+    assert_eq!(
+        denied.raw_response().map(|r| r.status().as_u16()),
+        Some(403)
+    );
+    assert_eq!(denied.code(), Some("AccessDenied"), "{denied:?}");
+    assert!(
+        denied
+            .message()
+            .is_some_and(|m| m.ends_with("is not authorized to perform: sts:AssumeRole")),
+        "{denied:?}"
+    );
+    assume("arn:aws:iam::111111111111:role/autoheal-member")
+        .await
+        .expect("another account's role is let through");
+    assert_eq!(proxy.count("sts:AssumeRole"), 2);
+    assert!(
+        proxy.bodies("sts:AssumeRole")[0].contains(&format!("RoleArn={denied_role}")),
+        "the log keeps bodies percent-decoded: {:?}",
+        proxy.bodies("sts:AssumeRole")
+    );
+
+    proxy.inject("ec2:DescribeInstances", Fault::Denied, Some(1));
+    proxy.inject("dynamodb:ListTables", Fault::Denied, Some(1));
+    proxy.inject("monitoring:DescribeAlarms", Fault::Denied, Some(1));
+    proxy.inject("lambda:GET *", Fault::Denied, Some(1));
+    proxy.inject("route53:GET *", Fault::Denied, Some(1));
+    let ec2 = aws_sdk_ec2::Client::new(&sdk)
+        .describe_instances()
+        .send()
+        .await
+        .expect_err("denied");
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk)
+        .list_tables()
+        .send()
+        .await
+        .expect_err("denied");
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk)
+        .describe_alarms()
+        .send()
+        .await
+        .expect_err("denied");
+    let lambda = aws_sdk_lambda::Client::new(&sdk)
+        .list_functions()
+        .send()
+        .await
+        .expect_err("denied");
+    let route53 = aws_sdk_route53::Client::new(&sdk)
+        .list_hosted_zones()
+        .send()
+        .await
+        .expect_err("denied");
+    let codes = [
+        ("ec2 query", ec2.code(), ec2.message()),
+        ("json", dynamodb.code(), dynamodb.message()),
+        ("cbor", cloudwatch.code(), cloudwatch.message()),
+        ("rest-json", lambda.code(), lambda.message()),
+        ("rest-xml", route53.code(), route53.message()),
+    ];
+    let expected = [
+        "UnauthorizedOperation",
+        "AccessDeniedException",
+        "AccessDeniedException",
+        "AccessDeniedException",
+        "AccessDenied",
+    ];
+    for ((protocol, code, message), expected) in codes.into_iter().zip(expected) {
+        assert_eq!(code, Some(expected), "{protocol}");
+        assert!(
+            message.is_some_and(|m| m.contains("not authorized to perform")),
+            "{protocol}: {message:?}"
+        );
+    }
+    assert_eq!(proxy.faulted(), 6, "each denial met once, nothing retried");
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod accounts;
 mod application;
 mod cli;
 mod closed_loop;

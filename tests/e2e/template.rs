@@ -2,6 +2,7 @@
 //! least-privilege.
 
 mod member;
+mod reach;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

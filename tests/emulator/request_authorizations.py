@@ -656,6 +656,19 @@ CLOUDWATCH = {
 SNS = {"Publish": lambda c: [authorization("sns:Publish", c.get("TopicArn") or c.get("TargetArn"))]}
 
 
+def assume_role(call: Call) -> list[dict]:
+    """The role, with the account that owns it and the session's name."""
+    role = call.get("RoleArn") or ""
+    parts = role.split(":")
+    context: Context = {"sts:RoleSessionName": [call.get("RoleSessionName") or ""]}
+    if len(parts) > 4 and parts[4]:
+        context["aws:ResourceAccount"] = [parts[4]]
+    return [authorization("sts:AssumeRole", role, context)]
+
+
+STS = {"AssumeRole": assume_role}
+
+
 # ------------------------------------------------------------------ the table of services
 
 # moto's name of a service, its IAM prefix, and its operations' models.
@@ -673,6 +686,7 @@ SERVICES: dict[str, tuple[str, dict[str, Model]]] = {
     "scheduler": ("scheduler", SCHEDULER),
     "cloudwatch": ("cloudwatch", CLOUDWATCH),
     "sns": ("sns", SNS),
+    "sts": ("sts", STS),
     "cloudtrail": ("cloudtrail", {}),
 }
 

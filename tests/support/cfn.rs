@@ -302,6 +302,22 @@ impl Stack {
         for (name, function) in functions(template) {
             let mut statements = Vec::new();
             for policy in as_list(&function["Properties"]["Policies"]) {
+                // A policy held under a condition (`Fn::If`), as this stack has it or not.
+                let policy = match policy.get("Fn::If").map(as_list) {
+                    Some(branches) => {
+                        let condition = branches[0].as_str().expect("a condition name");
+                        let chosen = if self.holds(template, condition) {
+                            &branches[1]
+                        } else {
+                            &branches[2]
+                        };
+                        if chosen["Ref"] == "AWS::NoValue" {
+                            continue;
+                        }
+                        chosen.clone()
+                    }
+                    None => policy,
+                };
                 if let Some(referenced) = policy.get("Ref").and_then(Value::as_str) {
                     let managed = &template["Resources"][referenced];
                     assert_eq!(

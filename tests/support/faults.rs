@@ -2,10 +2,11 @@
 //!
 //! Every request is logged as `service:Operation` (the service from the request's SigV4
 //! credential scope, the operation from its protocol: `X-Amz-Target`, the query `Action`, the
-//! RPCv2 path, or the REST method and path). Chosen operations can be throttled in their
-//! protocol's own words, answered with 500 or 503, have their connection reset, answer slowly,
-//! or find the endpoint gone. Each connection carries one request (`Connection: close`), so a fault
-//! never leaks into the next request.
+//! RPCv2 path, or the REST method and path). Chosen operations (and of those, optionally, only
+//! the requests whose body says something: one role's `AssumeRole`, say) can be throttled or
+//! denied in their protocol's own words, answered with 500 or 503, have their connection reset,
+//! answer slowly, or find the endpoint gone. Each connection carries one request
+//! (`Connection: close`), so a fault never leaks into the next request.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,11 +29,17 @@ pub enum Fault {
     Slow(Duration),
     /// The connection is closed before the request is read: the endpoint is gone.
     Gone,
+    /// The service's access denied error (`AccessDenied`, `AccessDeniedException`, EC2's
+    /// `UnauthorizedOperation`): what a policy, a trust or an SCP that does not allow the
+    /// request answers.
+    Denied,
 }
 
 #[derive(Debug)]
 struct Injection {
     pattern: String,
+    /// Only requests whose body, as sent or percent-decoded, contains this.
+    body: Option<String>,
     fault: Fault,
     /// Matching requests let through before the fault starts.
     skip: u32,
@@ -40,11 +47,21 @@ struct Injection {
     remaining: Option<u32>,
 }
 
+/// One request as the log keeps it.
+#[derive(Debug)]
+struct Seen {
+    /// `service:Operation`.
+    operation: String,
+    /// Its body, percent-decoded.
+    body: String,
+    fault: Option<Fault>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     injections: Vec<Injection>,
     /// Every request seen, in order, with the fault it met.
-    log: Vec<(String, Option<Fault>)>,
+    log: Vec<Seen>,
     /// Once a request matching this has been answered, the endpoint goes away.
     gone_after: Option<String>,
     /// The endpoint is gone: every connection is closed unread.
@@ -118,12 +135,31 @@ impl FaultProxy {
     /// As [`Self::inject`], once `passed` matching requests have gone through untouched: the
     /// second of two similar calls fails, say.
     pub fn inject_after(&self, pattern: &str, passed: u32, fault: Fault, times: Option<u32>) {
+        self.push(pattern, None, passed, fault, times);
+    }
+
+    /// As [`Self::inject`], for the requests matching `pattern` whose body contains `body`
+    /// (as sent, or percent-decoded: `RoleArn=arn:aws:iam::111111111111:role/x` finds one
+    /// account's `AssumeRole`).
+    pub fn inject_when(&self, pattern: &str, body: &str, fault: Fault, times: Option<u32>) {
+        self.push(pattern, Some(body), 0, fault, times);
+    }
+
+    fn push(
+        &self,
+        pattern: &str,
+        body: Option<&str>,
+        passed: u32,
+        fault: Fault,
+        times: Option<u32>,
+    ) {
         self.state
             .lock()
             .expect("state")
             .injections
             .push(Injection {
                 pattern: pattern.to_owned(),
+                body: body.map(str::to_owned),
                 fault,
                 skip: passed,
                 remaining: times,
@@ -147,7 +183,22 @@ impl FaultProxy {
     /// Every request so far, as `service:Operation`.
     pub fn requests(&self) -> Vec<String> {
         let state = self.state.lock().expect("state");
-        state.log.iter().map(|(op, _)| op.clone()).collect()
+        state
+            .log
+            .iter()
+            .map(|seen| seen.operation.clone())
+            .collect()
+    }
+
+    /// The percent-decoded bodies of the requests so far that matched `pattern`, in order.
+    pub fn bodies(&self, pattern: &str) -> Vec<String> {
+        let state = self.state.lock().expect("state");
+        state
+            .log
+            .iter()
+            .filter(|seen| matches(pattern, &seen.operation))
+            .map(|seen| seen.body.clone())
+            .collect()
     }
 
     /// How many requests matched `pattern` (faulted or not).
@@ -161,11 +212,7 @@ impl FaultProxy {
     /// How many requests met a fault.
     pub fn faulted(&self) -> usize {
         let state = self.state.lock().expect("state");
-        state
-            .log
-            .iter()
-            .filter(|(_, fault)| fault.is_some())
-            .count()
+        state.log.iter().filter(|seen| seen.fault.is_some()).count()
     }
 
     /// Forgets the requests seen so far.
@@ -174,11 +221,19 @@ impl FaultProxy {
     }
 }
 
-fn fault_for(state: &Mutex<State>, operation: &str) -> Option<Fault> {
+fn fault_for(state: &Mutex<State>, operation: &str, body: &[u8]) -> Option<Fault> {
+    let raw = String::from_utf8_lossy(body);
+    let decoded = percent_decoded(&raw);
     let mut state = state.lock().expect("state");
     let mut chosen = None;
     for injection in &mut state.injections {
         if injection.remaining == Some(0) || !matches(&injection.pattern, operation) {
+            continue;
+        }
+        if let Some(wanted) = &injection.body
+            && !raw.contains(wanted.as_str())
+            && !decoded.contains(wanted.as_str())
+        {
             continue;
         }
         if injection.skip > 0 {
@@ -191,8 +246,40 @@ fn fault_for(state: &Mutex<State>, operation: &str) -> Option<Fault> {
         chosen = Some(injection.fault);
         break;
     }
-    state.log.push((operation.to_owned(), chosen));
+    state.log.push(Seen {
+        operation: operation.to_owned(),
+        body: decoded,
+        fault: chosen,
+    });
     chosen
+}
+
+/// A form-encoded body as text: `+` a space, `%XX` its byte.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |byte: u8| char::from(byte).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| Some(hex(bytes[i + 1])? * 16 + hex(bytes[i + 2])?))
+            .flatten();
+        match (bytes[i], escaped) {
+            (_, Some(byte)) => {
+                out.push(u8::try_from(byte).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (other, None) => {
+                out.push(other);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One request as read from the client.
@@ -281,48 +368,107 @@ enum Protocol {
     Cbor,
 }
 
-/// The service's throttling error, in its protocol.
-fn throttling(protocol: Protocol) -> Vec<u8> {
-    let (status, headers, body): (&str, &str, Vec<u8>) = match protocol {
-        Protocol::Json | Protocol::RestJson => (
-            "400 Bad Request",
-            "Content-Type: application/x-amz-json-1.0\r\nx-amzn-ErrorType: ThrottlingException\r\n",
-            br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_vec(),
-        ),
-        Protocol::Ec2Query => (
-            "503 Service Unavailable",
-            "Content-Type: text/xml\r\n",
-            b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>fault</RequestID></Response>".to_vec(),
-        ),
-        Protocol::Query | Protocol::RestXml => (
-            "400 Bad Request",
-            "Content-Type: text/xml\r\n",
-            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fault</RequestId></ErrorResponse>".to_vec(),
-        ),
-        Protocol::Cbor => {
-            // {"__type": "ThrottlingException", "message": "Rate exceeded"} in CBOR.
-            let mut body = vec![0xa2, 0x66];
-            body.extend_from_slice(b"__type");
-            body.push(0x73);
-            body.extend_from_slice(b"ThrottlingException");
-            body.push(0x67);
-            body.extend_from_slice(b"message");
-            body.push(0x6d);
-            body.extend_from_slice(b"Rate exceeded");
-            (
-                "400 Bad Request",
-                "Content-Type: application/cbor\r\nsmithy-protocol: rpc-v2-cbor\r\n",
-                body,
-            )
-        }
-    };
+/// An HTTP response that closes its connection.
+fn response(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
     let mut response = format!(
         "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
-    response.extend_from_slice(&body);
+    response.extend_from_slice(body);
     response
+}
+
+/// A CBOR text string (major type 3).
+fn cbor_text(text: &str) -> Vec<u8> {
+    let length = text.len();
+    let mut out = match u8::try_from(length) {
+        Ok(short) if short < 24 => vec![0x60 | short],
+        Ok(byte) => vec![0x78, byte],
+        Err(_) => {
+            let two = u16::try_from(length).expect("a short message");
+            let [high, low] = two.to_be_bytes();
+            vec![0x79, high, low]
+        }
+    };
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// `{"__type": kind, "message": message}` in CBOR, as an RPCv2 CBOR service answers an error.
+fn cbor_error(kind: &str, message: &str) -> Vec<u8> {
+    let mut body = vec![0xa2];
+    body.extend(cbor_text("__type"));
+    body.extend(cbor_text(kind));
+    body.extend(cbor_text("message"));
+    body.extend(cbor_text(message));
+    body
+}
+
+const CBOR_HEADERS: &str = "Content-Type: application/cbor\r\nsmithy-protocol: rpc-v2-cbor\r\n";
+
+/// The service's throttling error, in its protocol.
+fn throttling(protocol: Protocol) -> Vec<u8> {
+    match protocol {
+        Protocol::Json | Protocol::RestJson => response(
+            "400 Bad Request",
+            "Content-Type: application/x-amz-json-1.0\r\nx-amzn-ErrorType: ThrottlingException\r\n",
+            br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+        ),
+        Protocol::Ec2Query => response(
+            "503 Service Unavailable",
+            "Content-Type: text/xml\r\n",
+            b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>fault</RequestID></Response>",
+        ),
+        Protocol::Query | Protocol::RestXml => response(
+            "400 Bad Request",
+            "Content-Type: text/xml\r\n",
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fault</RequestId></ErrorResponse>",
+        ),
+        Protocol::Cbor => response(
+            "400 Bad Request",
+            CBOR_HEADERS,
+            &cbor_error("ThrottlingException", "Rate exceeded"),
+        ),
+    }
+}
+
+/// The service's access denied error for `operation` (`service:Operation`), in its protocol:
+/// the code each protocol's services answer (query and REST XML `AccessDenied`, EC2
+/// `UnauthorizedOperation`, JSON and CBOR `AccessDeniedException`) and IAM's wording.
+fn denied(protocol: Protocol, operation: &str) -> Vec<u8> {
+    let message = format!(
+        "User: arn:aws:sts::123456789012:assumed-role/fault/proxy is not authorized to perform: {operation}"
+    );
+    match protocol {
+        Protocol::Json => response(
+            "400 Bad Request",
+            "Content-Type: application/x-amz-json-1.0\r\n",
+            serde_json::json!({"__type": "AccessDeniedException", "message": message})
+                .to_string()
+                .as_bytes(),
+        ),
+        Protocol::RestJson => response(
+            "403 Forbidden",
+            "Content-Type: application/json\r\nx-amzn-ErrorType: AccessDeniedException\r\n",
+            serde_json::json!({"message": message}).to_string().as_bytes(),
+        ),
+        Protocol::Ec2Query => response(
+            "403 Forbidden",
+            "Content-Type: text/xml\r\n",
+            format!("<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation. {message}</Message></Error></Errors><RequestID>fault</RequestID></Response>").as_bytes(),
+        ),
+        Protocol::Query | Protocol::RestXml => response(
+            "403 Forbidden",
+            "Content-Type: text/xml\r\n",
+            format!("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>{message}</Message></Error><RequestId>fault</RequestId></ErrorResponse>").as_bytes(),
+        ),
+        Protocol::Cbor => response(
+            "400 Bad Request",
+            CBOR_HEADERS,
+            &cbor_error("AccessDeniedException", &message),
+        ),
+    }
 }
 
 async fn read_request(client: &mut TcpStream) -> Option<Request> {
@@ -399,7 +545,11 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) {
     {
         let mut state = state.lock().expect("state");
         if state.gone {
-            state.log.push(("*:gone".to_owned(), Some(Fault::Gone)));
+            state.log.push(Seen {
+                operation: "*:gone".to_owned(),
+                body: String::new(),
+                fault: Some(Fault::Gone),
+            });
             return; // dropped unread: the endpoint is gone
         }
     }
@@ -407,7 +557,7 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) {
         return;
     };
     let operation = request.operation();
-    let response = match fault_for(state, &operation) {
+    let response = match fault_for(state, &operation, &request.body) {
         Some(Fault::Reset | Fault::Gone) => return,
         Some(Fault::Unavailable) => {
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -418,6 +568,7 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) {
                 .to_vec()
         }
         Some(Fault::Throttle) => throttling(request.protocol()),
+        Some(Fault::Denied) => denied(request.protocol(), &operation),
         Some(Fault::Slow(delay)) => {
             // Done at once, answered late: what a client sees of an overloaded service.
             let Some(response) = forward(&request, upstream).await else {

@@ -25,6 +25,7 @@ use autoheal_core::{
 };
 use autoheal_layers::LayerHealer;
 
+pub mod accounts;
 pub mod application;
 pub mod cfn;
 pub mod data;
@@ -711,6 +712,7 @@ impl Deployment {
                 dead_letter_arn: Some(DEAD_LETTER_ARN.to_owned()),
                 ..autoheal_aws::FollowUpTarget::local(layer)
             },
+            member_role: None,
         };
         let engine =
             autoheal_aws::build_engine_with_clock(config, &self.function_sdk(layer), healer, clock);
@@ -945,6 +947,16 @@ impl Fleet {
         }
     }
 
+    /// The first availability zone of the fleet's region.
+    fn zone(&self) -> String {
+        let region = self
+            .ec2
+            .config()
+            .region()
+            .map_or("us-east-1", |r| r.as_ref());
+        format!("{region}a")
+    }
+
     pub async fn image(&self) -> String {
         self.ec2
             .describe_images()
@@ -975,7 +987,7 @@ impl Fleet {
             .create_subnet()
             .vpc_id(&vpc)
             .cidr_block("10.0.1.0/24")
-            .availability_zone("us-east-1a")
+            .availability_zone(self.zone())
             .send()
             .await
             .expect("subnet")
@@ -1113,7 +1125,7 @@ impl Fleet {
             .min_size(1)
             .max_size(size + 2)
             .desired_capacity(size)
-            .availability_zones("us-east-1a")
+            .availability_zones(self.zone())
             .send()
             .await
             .expect("auto scaling group");

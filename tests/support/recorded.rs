@@ -39,7 +39,8 @@ pub fn function_credentials(layer: autoheal_core::Layer) -> aws_sdk_dynamodb::co
 
 /// The template deployed with the names the tests' deployment uses (`autoheal bootstrap`'s
 /// table and topic, the follow-ups' default group and role, the restart document the tests
-/// create, the hooks the shipped rules name), acting on every resource (`Scope=all`).
+/// create, the hooks the shipped rules name), acting on every resource (`Scope=all`), and
+/// healing in the tests' member accounts (`crate::accounts`).
 pub fn emulator_stack() -> Stack {
     let arn = |service: &str, resource: &str| {
         format!("arn:{PARTITION}:{service}:{REGION}:{ACCOUNT}:{resource}")
@@ -64,6 +65,19 @@ pub fn emulator_stack() -> Stack {
             crate::application::RESTART_DOCUMENT,
         )
         .with_parameter("Scope", "all")
+        .with_parameter("HealMemberAccounts", "true")
+        .with_parameter(
+            "MemberAccounts",
+            &format!(
+                "{},{}",
+                crate::accounts::MEMBER_B,
+                crate::accounts::MEMBER_C
+            ),
+        )
+        .with_parameter(
+            "MemberRegions",
+            &format!("{REGION},{}", crate::accounts::OTHER_REGION),
+        )
         .with_parameter(
             "CacheHookFunctionArn",
             &arn("lambda", "function:autoheal-cache-hook"),

@@ -9,7 +9,9 @@ use autoheal_core::{Clock, Engine, EngineError, Healer, Layer, SystemClock};
 use crate::config::{
     ConfigError, FunctionConfig, check_lambda_environment, lambda_sdk_from_env, read_scope,
 };
+use crate::dispatch::Dispatcher;
 use crate::followups::AwsFollowUps;
+use crate::members::MemberRoleError;
 use crate::notify::SnsNotifier;
 use crate::state::DynamoStateStore;
 
@@ -32,17 +34,30 @@ pub fn build_engine_with_clock<H: Healer, C: Clock>(
     healer: H,
     clock: C,
 ) -> Engine<DynamoStateStore, SnsNotifier, H, C, AwsFollowUps> {
+    build_engine_in(config, sdk, sdk, healer, clock)
+}
+
+/// A layer's engine acting in one place: `place` is the configuration of that place's clients
+/// (the alarms are read where they live; `healer` is built from it), `home` the function's
+/// own, where the state, the notifications and the follow-up schedules are.
+pub fn build_engine_in<H: Healer, C: Clock>(
+    config: FunctionConfig,
+    home: &SdkConfig,
+    place: &SdkConfig,
+    healer: H,
+    clock: C,
+) -> Engine<DynamoStateStore, SnsNotifier, H, C, AwsFollowUps> {
     Engine {
         layer: config.layer,
         rules: config.rules,
         settings: config.settings,
-        store: DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name),
-        notifier: SnsNotifier::new(aws_sdk_sns::Client::new(sdk), config.topic_arn),
+        store: DynamoStateStore::new(aws_sdk_dynamodb::Client::new(home), config.table_name),
+        notifier: SnsNotifier::new(aws_sdk_sns::Client::new(home), config.topic_arn),
         healer,
         clock,
         follow_ups: AwsFollowUps::new(
-            aws_sdk_scheduler::Client::new(sdk),
-            aws_sdk_cloudwatch::Client::new(sdk),
+            aws_sdk_scheduler::Client::new(home),
+            aws_sdk_cloudwatch::Client::new(place),
             config.follow_ups,
         ),
     }
@@ -51,20 +66,26 @@ pub fn build_engine_with_clock<H: Healer, C: Clock>(
 /// The error a Lambda invocation reports: its type tells an operator (and the DLQ) whether a
 /// redelivery could help.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct HandlerError(#[from] pub EngineError);
+pub enum HandlerError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A member account's role could not be assumed: that account's event alone fails.
+    #[error(transparent)]
+    MemberRole(#[from] MemberRoleError),
+}
 
 impl HandlerError {
     /// The error type Lambda reports (and the dead-letter queue keeps): one per cause, so an
     /// operator can tell a bad event from an outage that a redelivery will get past.
     pub fn error_type(&self) -> &'static str {
-        match &self.0 {
-            EngineError::InvalidEvent(_) => "autoheal.InvalidEvent",
-            EngineError::Store(_) => "autoheal.StateStoreUnavailable",
-            EngineError::FollowUp(_) => "autoheal.FollowUpNotScheduled",
-            EngineError::Group(_) => "autoheal.GroupUnreadable",
-            EngineError::Assessment(_) => "autoheal.ResourceUnreadable",
-            EngineError::Refused(_) => "autoheal.Refused",
+        match self {
+            HandlerError::Engine(EngineError::InvalidEvent(_)) => "autoheal.InvalidEvent",
+            HandlerError::Engine(EngineError::Store(_)) => "autoheal.StateStoreUnavailable",
+            HandlerError::Engine(EngineError::FollowUp(_)) => "autoheal.FollowUpNotScheduled",
+            HandlerError::Engine(EngineError::Group(_)) => "autoheal.GroupUnreadable",
+            HandlerError::Engine(EngineError::Assessment(_)) => "autoheal.ResourceUnreadable",
+            HandlerError::Engine(EngineError::Refused(_)) => "autoheal.Refused",
+            HandlerError::MemberRole(_) => "autoheal.MemberRoleNotAssumed",
         }
     }
 }
@@ -73,7 +94,7 @@ impl From<HandlerError> for Diagnostic {
     fn from(error: HandlerError) -> Diagnostic {
         Diagnostic {
             error_type: error.error_type().to_owned(),
-            error_message: error.0.to_string(),
+            error_message: error.to_string(),
         }
     }
 }
@@ -86,13 +107,15 @@ fn cannot_start(error: &ConfigError) -> ! {
 }
 
 /// Runs one layer's function: builds everything once per container, then serves events.
-/// `make_healer` receives the SDK configuration to build the layer's own clients.
+/// `make_healer` receives the SDK configuration to build the layer's own clients: the
+/// function's own, and that of each other place (a member account, another region) it acts
+/// in, the first time it does.
 pub async fn run<H, F>(layer: Layer, make_healer: F) -> Result<(), lambda_runtime::Error>
 where
     H: Healer,
-    F: FnOnce(&SdkConfig) -> H,
+    F: Fn(&SdkConfig) -> H,
 {
-    serve(layer, None, |sdk, _| make_healer(sdk)).await
+    serve(layer, None, move |sdk, _| make_healer(sdk)).await
 }
 
 /// [`run`] for a layer whose healer needs one more variable the stack sets (`setting`): read
@@ -105,10 +128,10 @@ pub async fn run_with_setting<H, F>(
 ) -> Result<(), lambda_runtime::Error>
 where
     H: Healer,
-    F: FnOnce(&SdkConfig, String) -> H,
+    F: Fn(&SdkConfig, String) -> H,
 {
-    serve(layer, Some(setting), |sdk, value| {
-        make_healer(sdk, value.unwrap_or_default())
+    serve(layer, Some(setting), move |sdk, value| {
+        make_healer(sdk, value.unwrap_or_default().to_owned())
     })
     .await
 }
@@ -132,7 +155,7 @@ async fn serve<H, F>(
 ) -> Result<(), lambda_runtime::Error>
 where
     H: Healer,
-    F: FnOnce(&SdkConfig, Option<String>) -> H,
+    F: Fn(&SdkConfig, Option<&str>) -> H,
 {
     crate::logging::init();
     let lookup = |name: &str| std::env::var(name).ok();
@@ -153,15 +176,16 @@ where
     config.settings.emit_metrics = true;
     // Everything from Lambda's environment (AWS_ENDPOINT_URL too, when set).
     let sdk = lambda_sdk_from_env();
-    let healer = make_healer(&sdk, value);
-    let engine = build_engine(config, &sdk, healer);
-    let engine = &engine;
+    let dispatcher = Dispatcher::new(
+        config,
+        &sdk,
+        |sdk: &SdkConfig| make_healer(sdk, value.as_deref()),
+        SystemClock,
+    );
+    let dispatcher = &dispatcher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let run_id = event.context.request_id.clone();
-        engine
-            .handle(event.payload, &run_id)
-            .await
-            .map_err(HandlerError::from)
+        dispatcher.handle(event.payload, &run_id).await
     }))
     .await
 }
@@ -239,6 +263,21 @@ mod tests {
                 "no role",
             ),
         ];
+        let member_role = Diagnostic::from(HandlerError::from(MemberRoleError {
+            role_arn: "arn:aws:iam::222222222222:role/autoheal-member".to_owned(),
+            account: "222222222222".to_owned(),
+            role_name: "autoheal-member".to_owned(),
+            cause: "AssumeRole: AccessDenied: not authorized".to_owned(),
+        }));
+        assert_eq!(member_role.error_type, "autoheal.MemberRoleNotAssumed");
+        assert!(
+            member_role.error_message.starts_with(
+                "cannot assume the member role arn:aws:iam::222222222222:role/autoheal-member \
+                 in account 222222222222: AssumeRole: AccessDenied"
+            ),
+            "{}",
+            member_role.error_message
+        );
         for (error, retryable, error_type, message) in cases {
             let (is_retryable, diagnostic) = diagnostic(error);
             assert_eq!(is_retryable, retryable, "{error_type}");

@@ -13,6 +13,11 @@ pub const SCHEDULE_DEAD_LETTER_ARN: &str = "AUTOHEAL_SCHEDULE_DEAD_LETTER_ARN";
 pub const RESTART_DOCUMENT: &str = "AUTOHEAL_RESTART_DOCUMENT";
 pub const LAYER_BUDGET: &str = "AUTOHEAL_LAYER_BUDGET";
 pub const GLOBAL_BUDGET: &str = "AUTOHEAL_GLOBAL_BUDGET";
+pub const ACCOUNT_BUDGET: &str = "AUTOHEAL_ACCOUNT_BUDGET";
+pub const HOME_ACCOUNT: &str = "AUTOHEAL_HOME_ACCOUNT";
+pub const MEMBER_ACCOUNTS: &str = "AUTOHEAL_MEMBER_ACCOUNTS";
+pub const MEMBER_REGIONS: &str = "AUTOHEAL_MEMBER_REGIONS";
+pub const MEMBER_ROLE_NAME: &str = "AUTOHEAL_MEMBER_ROLE_NAME";
 
 /// The variables Lambda sets for a function's runtime: a function started without them is
 /// not running in Lambda, and cannot serve events.

@@ -33,12 +33,18 @@ fn is_true(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> bool {
     value(lookup, name).is_some_and(|value| value.eq_ignore_ascii_case("true"))
 }
 
+/// The region a function runs in: `AWS_REGION` (which Lambda sets), else
+/// `AWS_DEFAULT_REGION`, else the default region.
+pub fn lambda_region(lookup: impl Fn(&str) -> Option<String>) -> String {
+    value(&lookup, env::REGION)
+        .or_else(|| value(&lookup, env::DEFAULT_REGION))
+        .unwrap_or_else(|| DEFAULT_REGION.to_owned())
+}
+
 /// The SDK configuration from the variables `lookup` reads, with the HTTPS client, retries and
 /// timeouts every client of autoheal has.
 pub fn lambda_sdk_config(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
-    let region = value(&lookup, env::REGION)
-        .or_else(|| value(&lookup, env::DEFAULT_REGION))
-        .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+    let region = lambda_region(&lookup);
     let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region))

@@ -3,6 +3,7 @@
 
 pub mod env;
 mod lambda_sdk;
+mod reach;
 mod sdk;
 mod startup;
 
@@ -11,7 +12,8 @@ use std::path::PathBuf;
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
 use autoheal_core::{Layer, Limit, Mode, RuleSet, Settings};
 
-pub use lambda_sdk::{lambda_sdk_config, lambda_sdk_from_env};
+pub use lambda_sdk::{lambda_region, lambda_sdk_config, lambda_sdk_from_env};
+pub use reach::{ORGANIZATION, Reaching, read_account_budget, read_reach};
 pub use sdk::{DEFAULT_REGION, https_client, sdk_config};
 pub use startup::{ConfigError, check_lambda_environment, read_scope};
 
@@ -64,6 +66,9 @@ pub struct FunctionConfig {
     pub settings: Settings,
     pub rules: RuleSet,
     pub follow_ups: FollowUpTarget,
+    /// The role assumed in member accounts (`None`: the function heals in its own account
+    /// only).
+    pub member_role: Option<String>,
 }
 
 impl FunctionConfig {
@@ -129,6 +134,8 @@ impl FunctionConfig {
             }
             Some(list) => parse_layers(&list)?.contains(&layer),
         };
+        let reaching = read_reach(&lookup, &lambda_region(&lookup))?;
+        let account_budget = read_account_budget(&lookup)?;
         let rules = match lookup(env::RULES_PATH).filter(|v| !v.trim().is_empty()) {
             Some(path) => {
                 let path = PathBuf::from(path);
@@ -148,11 +155,12 @@ impl FunctionConfig {
                 emit_metrics: false,
                 layer_budget,
                 global_budget,
-                account_budget: None,
-                reach: Default::default(),
+                account_budget,
+                reach: reaching.reach,
             },
             rules,
             follow_ups,
+            member_role: reaching.member_role,
         })
     }
 
@@ -168,16 +176,21 @@ pub fn parse_budget(
     value: Option<String>,
     default: Limit,
 ) -> Result<Option<Limit>, ConfigError> {
-    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
-        return Ok(Some(default));
-    };
+    match value.filter(|v| !v.trim().is_empty()) {
+        None => Ok(Some(default)),
+        Some(value) => parse_limit(name, &value),
+    }
+}
+
+/// A budget given: `N/SECONDS` (at most N actions in any SECONDS), or `off` (`None`).
+pub fn parse_limit(name: &'static str, value: &str) -> Result<Option<Limit>, ConfigError> {
     let text = value.trim();
     if text == "off" {
         return Ok(None);
     }
     let invalid = |reason: &str| ConfigError::Invalid {
         name,
-        value: value.clone(),
+        value: value.to_owned(),
         reason: reason.to_owned(),
     };
     let (limit, window) = text

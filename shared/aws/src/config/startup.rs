@@ -91,6 +91,29 @@ fn set_by(name: &str) -> SetBy {
             parameter: "GlobalBudget",
             value: "`N/SECONDS` (at most N actions in any SECONDS, e.g. `20/900`) or `off`",
         },
+        env::ACCOUNT_BUDGET => SetBy::Parameter {
+            parameter: "AccountBudget",
+            value: "`N/SECONDS` (at most N actions in any one account in any SECONDS, e.g. \
+                    `5/900`), `off` or nothing",
+        },
+        env::HOME_ACCOUNT => SetBy::Stack {
+            value: "the 12-digit id of the account the function runs in (AWS::AccountId), \
+                    which it heals with its own credentials",
+        },
+        env::MEMBER_ACCOUNTS => SetBy::Parameter {
+            parameter: "MemberAccounts",
+            value: "a comma-separated list of 12-digit account ids, or `organization` (every \
+                    account of OrganizationId)",
+        },
+        env::MEMBER_REGIONS => SetBy::Parameter {
+            parameter: "MemberRegions",
+            value: "a comma-separated list of region names (e.g. `eu-west-1,us-east-1`)",
+        },
+        env::MEMBER_ROLE_NAME => SetBy::Parameter {
+            parameter: "MemberRoleName",
+            value: "the name of the role member.yaml creates in every member account (its \
+                    MemberRoleName)",
+        },
         _ => SetBy::Lambda,
     }
 }
