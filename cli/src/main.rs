@@ -7,6 +7,7 @@
 mod crash_point;
 mod detection;
 mod output;
+mod places;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -119,6 +120,9 @@ enum Command {
         /// The resource the incident is about.
         #[arg(long)]
         resource: String,
+        /// Where the resource is, when not in the deployment's own account and region.
+        #[command(flatten)]
+        place: places::PlaceArgs,
         /// Record the reset as of this time (RFC 3339 or `+N[smhd]`; default now), to keep a
         /// timeline in order after `tick --at`.
         #[arg(long, value_parser = parse_at)]
@@ -135,7 +139,7 @@ enum Command {
         #[arg(long)]
         rule: Option<String>,
         #[command(flatten)]
-        place: PlaceFilter,
+        place: places::PlaceArgs,
         /// How far back: `N` with a unit `s`, `m`, `h` or `d` (e.g. `24h`, `7d`).
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         since: chrono::Duration,
@@ -151,6 +155,12 @@ enum Command {
     Coverage {
         #[command(flatten)]
         detection: detection::DetectionArgs,
+        /// Survey this account or region instead of the credentials' own.
+        #[command(flatten)]
+        place: places::PlaceArgs,
+        /// The role to assume in `--account` when the credentials are another account's.
+        #[arg(long)]
+        role_name: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         output: Format,
     },
@@ -172,39 +182,10 @@ enum Command {
         #[arg(long)]
         rules: Option<PathBuf>,
         #[command(flatten)]
-        place: PlaceFilter,
+        place: places::PlaceArgs,
         #[arg(long, value_enum, default_value = "json")]
         output: Format,
     },
-}
-
-/// Which account's and region's runs to read: a deployment that heals an organization keeps
-/// them all in one table. Runs recorded before records named their account match neither.
-#[derive(Debug, clap::Args)]
-struct PlaceFilter {
-    /// Only runs in this account (12 digits).
-    #[arg(long, value_parser = parse_account)]
-    account: Option<String>,
-    /// Only runs in this region (e.g. `eu-west-1`).
-    #[arg(long)]
-    region: Option<String>,
-}
-
-impl PlaceFilter {
-    fn admits(&self, record: &autoheal_core::HealingRecord) -> bool {
-        let matches = |wanted: &Option<String>, recorded: &Option<String>| {
-            wanted.is_none() || wanted == recorded
-        };
-        matches(&self.account, &record.account) && matches(&self.region, &record.region)
-    }
-}
-
-fn parse_account(value: &str) -> Result<String, String> {
-    if autoheal_core::model::place::is_account_id(value) {
-        Ok(value.to_owned())
-    } else {
-        Err("an account id is 12 digits".to_owned())
-    }
 }
 
 /// Where a deployment's state, notifications and follow-ups are.
@@ -557,6 +538,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             deployment,
             rule,
             resource,
+            place,
             at,
         } => {
             let rules = load_rules(deployment.rules.as_deref())?;
@@ -565,13 +547,18 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .map(|found| found.layer)
                 .ok_or_else(|| Failure(format!("no rule `{rule}` in the rules")))?;
             let sdk = sdk_config(deployment.endpoint_url.as_deref()).await;
+            let (reach, place) = place.reach(&sdk).await?;
+            let settings = Settings {
+                reach,
+                ..settings(false)?
+            };
             let config = deployment
-                .function(&sdk, layer, rules, settings(false)?, false)
+                .function(&sdk, layer, rules, settings, false)
                 .await?;
             let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
             let clock = FixedClock(at.unwrap_or_else(chrono::Utc::now));
             let record = build_engine_with_clock(config, &sdk, healer, clock)
-                .reset(&rule, &resource, &run_id("reset"))
+                .reset_in(&rule, &resource, place, &run_id("reset"))
                 .await?;
             println!("{}", serde_json::to_string_pretty(&record)?);
             Ok(ExitCode::SUCCESS)
@@ -610,7 +597,12 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Coverage { detection, output } => detection::coverage(&detection, output).await,
+        Command::Coverage {
+            detection,
+            place,
+            role_name,
+            output,
+        } => detection::coverage(&detection, &place, role_name.as_deref(), output).await,
         Command::Alarms { command } => detection::alarms(&command).await,
         Command::Stats {
             endpoint_url,
