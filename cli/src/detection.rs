@@ -11,6 +11,7 @@ use autoheal_detection::{
     ACTIONS_VARIABLE, Clients, Own, SCOPE_VARIABLE, STACK_VARIABLE, Settings,
 };
 
+use crate::places::PlaceArgs;
 use crate::{Failure, Format, load_rules};
 
 /// Where detection looks, and what its alarms notify.
@@ -35,8 +36,12 @@ pub struct DetectionArgs {
 
 impl DetectionArgs {
     async fn open(&self) -> Result<(Clients, Settings), Failure> {
-        let rules = load_rules(self.rules.as_deref())?;
         let sdk = autoheal_aws::sdk_config(self.endpoint_url.as_deref()).await;
+        self.open_with(&sdk)
+    }
+
+    fn open_with(&self, sdk: &aws_config::SdkConfig) -> Result<(Clients, Settings), Failure> {
+        let rules = load_rules(self.rules.as_deref())?;
         let settings = Settings {
             rules,
             scope: self.scope,
@@ -51,7 +56,7 @@ impl DetectionArgs {
                 stack: self.stack.clone(),
             },
         };
-        Ok((Clients::new(&sdk), settings))
+        Ok((Clients::new(sdk), settings))
     }
 }
 
@@ -74,9 +79,16 @@ pub enum AlarmsCommand {
     },
 }
 
-/// `autoheal coverage`.
-pub async fn coverage(detection: &DetectionArgs, format: Format) -> Result<ExitCode, Failure> {
-    let (clients, settings) = detection.open().await?;
+/// `autoheal coverage`, in the credentials' account and region or in `place`.
+pub async fn coverage(
+    detection: &DetectionArgs,
+    place: &PlaceArgs,
+    role_name: Option<&str>,
+    format: Format,
+) -> Result<ExitCode, Failure> {
+    let sdk = autoheal_aws::sdk_config(detection.endpoint_url.as_deref()).await;
+    let sdk = place.sdk(&sdk, role_name).await?;
+    let (clients, settings) = detection.open_with(&sdk)?;
     let survey = autoheal_detection::survey(&clients, &settings).await?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&survey.coverage)?),

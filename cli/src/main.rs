@@ -7,6 +7,7 @@
 mod crash_point;
 mod detection;
 mod output;
+mod places;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -119,6 +120,9 @@ enum Command {
         /// The resource the incident is about.
         #[arg(long)]
         resource: String,
+        /// Where the resource is, when not in the deployment's own account and region.
+        #[command(flatten)]
+        place: places::PlaceArgs,
         /// Record the reset as of this time (RFC 3339 or `+N[smhd]`; default now), to keep a
         /// timeline in order after `tick --at`.
         #[arg(long, value_parser = parse_at)]
@@ -134,6 +138,8 @@ enum Command {
         /// Only this rule's incidents.
         #[arg(long)]
         rule: Option<String>,
+        #[command(flatten)]
+        place: places::PlaceArgs,
         /// How far back: `N` with a unit `s`, `m`, `h` or `d` (e.g. `24h`, `7d`).
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         since: chrono::Duration,
@@ -149,6 +155,12 @@ enum Command {
     Coverage {
         #[command(flatten)]
         detection: detection::DetectionArgs,
+        /// Survey this account or region instead of the credentials' own.
+        #[command(flatten)]
+        place: places::PlaceArgs,
+        /// The role to assume in `--account` when the credentials are another account's.
+        #[arg(long)]
+        role_name: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         output: Format,
     },
@@ -169,6 +181,8 @@ enum Command {
         /// Rules file the deployment uses (for the rule counts).
         #[arg(long)]
         rules: Option<PathBuf>,
+        #[command(flatten)]
+        place: places::PlaceArgs,
         #[arg(long, value_enum, default_value = "json")]
         output: Format,
     },
@@ -524,6 +538,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             deployment,
             rule,
             resource,
+            place,
             at,
         } => {
             let rules = load_rules(deployment.rules.as_deref())?;
@@ -532,13 +547,18 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .map(|found| found.layer)
                 .ok_or_else(|| Failure(format!("no rule `{rule}` in the rules")))?;
             let sdk = sdk_config(deployment.endpoint_url.as_deref()).await;
+            let (reach, place) = place.reach(&sdk).await?;
+            let settings = Settings {
+                reach,
+                ..settings(false)?
+            };
             let config = deployment
-                .function(&sdk, layer, rules, settings(false)?, false)
+                .function(&sdk, layer, rules, settings, false)
                 .await?;
             let healer = autoheal_layers::LayerHealer::new(layer, &sdk);
             let clock = FixedClock(at.unwrap_or_else(chrono::Utc::now));
             let record = build_engine_with_clock(config, &sdk, healer, clock)
-                .reset(&rule, &resource, &run_id("reset"))
+                .reset_in(&rule, &resource, place, &run_id("reset"))
                 .await?;
             println!("{}", serde_json::to_string_pretty(&record)?);
             Ok(ExitCode::SUCCESS)
@@ -547,6 +567,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             deployment,
             resource,
             rule,
+            place,
             since,
             at,
             output: format,
@@ -567,6 +588,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
                 .filter(|r| r.started_at >= from)
                 .filter(|r| resource.as_ref().is_none_or(|id| &r.resource_id == id))
                 .filter(|r| rule.as_ref().is_none_or(|name| &r.rule == name))
+                .filter(|r| place.admits(r))
                 .collect();
             let timelines = autoheal_core::report::history::timelines(&records);
             match format {
@@ -575,20 +597,27 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Coverage { detection, output } => detection::coverage(&detection, output).await,
+        Command::Coverage {
+            detection,
+            place,
+            role_name,
+            output,
+        } => detection::coverage(&detection, &place, role_name.as_deref(), output).await,
         Command::Alarms { command } => detection::alarms(&command).await,
         Command::Stats {
             endpoint_url,
             table,
             days,
             rules,
+            place,
             output: format,
         } => {
             let rules = load_rules(rules.as_deref())?;
             let sdk = sdk_config(endpoint_url.as_deref()).await;
             let store =
                 autoheal_aws::DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-            let records = store.recent_records(days, chrono::Utc::now()).await?;
+            let mut records = store.recent_records(days, chrono::Utc::now()).await?;
+            records.retain(|r| place.admits(r));
             let stats = Statistics::compute(&records, &rules);
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&stats)?),

@@ -87,15 +87,17 @@ pub fn stats_table(stats: &Statistics) -> String {
             stats.rules_registered, stats.rules_enabled
         ),
     );
+    let runs = |counts: &autoheal_core::report::stats::LayerCounts| {
+        format!(
+            "{} runs: {} completed, {} failed, {} skipped, {} active",
+            counts.total, counts.completed, counts.failed, counts.skipped, counts.active
+        )
+    };
     for (layer, counts) in &stats.per_layer {
-        row(
-            &mut out,
-            layer.as_str(),
-            format!(
-                "{} runs: {} completed, {} failed, {} skipped, {} active",
-                counts.total, counts.completed, counts.failed, counts.skipped, counts.active
-            ),
-        );
+        row(&mut out, layer.as_str(), runs(counts));
+    }
+    for (account, counts) in &stats.per_account {
+        row(&mut out, &format!("account {account}"), runs(counts));
     }
     for (reason, count) in &stats.skipped_by_reason {
         row(&mut out, &format!("skip {reason}"), count);
@@ -110,8 +112,12 @@ pub fn timelines_table(timelines: &[autoheal_core::report::history::Timeline]) -
     }
     let mut out = String::new();
     for timeline in timelines {
+        let place = match (&timeline.account, &timeline.region) {
+            (Some(account), Some(region)) => format!(" in {account}/{region}"),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "{} on {} (incident {}, alarm {}): {}\n",
+            "{} on {}{place} (incident {}, alarm {}): {}\n",
             timeline.rule,
             timeline.resource_id,
             timeline.incident_id,

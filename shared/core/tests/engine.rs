@@ -4465,7 +4465,11 @@ async fn given_one_instance_id_in_two_accounts_when_both_alarm_then_each_is_heal
         .iter()
         .map(|notice| notice.attributes()["account"].clone())
         .collect();
-    assert_eq!(accounts, [HOME_ACCOUNT, MEMBER_ACCOUNT], "routable per account");
+    assert_eq!(
+        accounts,
+        [HOME_ACCOUNT, MEMBER_ACCOUNT],
+        "routable per account"
+    );
 }
 
 #[tokio::test]

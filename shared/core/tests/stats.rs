@@ -230,3 +230,35 @@ fn given_statistics_when_serialized_then_layers_and_reasons_are_readable_keys() 
     assert_eq!(json["skipped_by_reason"]["max-attempts"], 1);
     assert_eq!(json["success_rate"], serde_json::Value::Null);
 }
+
+#[test]
+fn given_records_of_several_accounts_when_computed_then_each_account_has_its_counts() {
+    let in_account = |id: &str, account: &str, status| HealingRecord {
+        account: Some(account.to_owned()),
+        region: Some("eu-west-1".to_owned()),
+        ..record(id, Layer::Infrastructure, status, None)
+    };
+    let records = [
+        in_account("a", "111111111111", HealingStatus::Completed),
+        in_account("b", "222222222222", HealingStatus::Failed),
+        in_account("c", "222222222222", HealingStatus::Completed),
+        // Recorded before records named their account: counted, under no account.
+        record("d", Layer::Data, HealingStatus::Completed, None),
+    ];
+
+    let stats = Statistics::compute(&records, &shipped());
+
+    assert_eq!(stats.total, 4);
+    assert_eq!(
+        stats.per_account,
+        BTreeMap::from([
+            ("111111111111".to_owned(), counts(1, 1, 0, 0, 0)),
+            ("222222222222".to_owned(), counts(2, 1, 1, 0, 0)),
+        ])
+    );
+    let json = serde_json::to_value(&stats).unwrap();
+    assert_eq!(json["per_account"]["222222222222"]["failed"], 1);
+    let one_account = Statistics::compute(&records[3..], &shipped());
+    let json = serde_json::to_value(&one_account).unwrap();
+    assert!(json.get("per_account").is_none(), "{json}");
+}

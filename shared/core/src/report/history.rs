@@ -27,6 +27,12 @@ pub struct Timeline {
     pub rule: String,
     pub resource_id: String,
     pub incident_id: String,
+    /// Where the resource lives (an incident's id, EventBridge's event id, is unique across
+    /// accounts: records of one incident share its place).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub alarm_name: String,
     pub detected_at: DateTime<Utc>,
     /// How it stands: `resolved`, `escalated`, `reset` or `open`.
@@ -102,10 +108,13 @@ pub fn timelines(records: &[HealingRecord]) -> Vec<Timeline> {
                 })
                 .unwrap_or("open");
             let first = records.first().copied();
+            let placed = records.iter().find(|record| record.account.is_some());
             Timeline {
                 rule,
                 resource_id,
                 incident_id,
+                account: placed.and_then(|record| record.account.clone()),
+                region: placed.and_then(|record| record.region.clone()),
                 alarm_name: first
                     .map(|record| record.alarm_name.clone())
                     .unwrap_or_default(),
