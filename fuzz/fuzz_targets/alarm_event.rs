@@ -1,5 +1,6 @@
-//! Any bytes as the payload a layer's function receives: parsing never panics, and what parses
-//! holds the invariants the engine relies on in every layer.
+//! Any bytes as the payload a layer's function receives: parsing never panics, its reading in
+//! place and its reporting reading agree, and what parses holds the invariants the engine
+//! relies on in every layer.
 
 #![no_main]
 
@@ -23,7 +24,23 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     check_follow_up(rules, &payload);
+    // The reading in place takes exactly what the reporting reading takes, and reads it alike;
+    // from_value gives the reporting reading's error.
+    let in_place = AlarmEvent::read_in_place(&payload);
+    let reporting = AlarmEvent::from_value_reporting(payload.clone());
+    assert_eq!(
+        in_place.as_ref(),
+        reporting.as_ref().ok(),
+        "the two readings disagree"
+    );
     let from_value = AlarmEvent::from_value(payload);
+    if let (Err(a), Err(b)) = (&from_value, &reporting) {
+        assert_eq!(
+            a.to_string(),
+            b.to_string(),
+            "from_value and its reporting reading"
+        );
+    }
     match (&from_slice, &from_value) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "from_slice and from_value disagree"),
         (Err(_), Err(_)) => {}

@@ -1448,3 +1448,283 @@ fn given_a_huge_composite_alarm_when_followed_up_then_the_payload_fits_the_sched
         "{reason}"
     );
 }
+
+// ------------------------------------------------------------------ the two readings
+
+/// Reads `value` both ways: the reading in place gives exactly the event the reporting
+/// reading gives, or refuses exactly what it refuses; `from_value` gives the reporting
+/// reading's result, error message included. Returns whether the reading in place took it.
+fn readings_agree(value: &Value, what: &str) -> bool {
+    let in_place = AlarmEvent::read_in_place(value);
+    let reporting = AlarmEvent::from_value_reporting(value.clone());
+    assert_eq!(
+        in_place.as_ref(),
+        reporting.as_ref().ok(),
+        "{what}: the reading in place gives {in_place:?}, the reporting one {reporting:?}"
+    );
+    match (AlarmEvent::from_value(value.clone()), &reporting) {
+        (Ok(event), Ok(expected)) => assert_eq!(&event, expected, "{what}"),
+        (Err(error), Err(expected)) => {
+            assert_eq!(error.to_string(), expected.to_string(), "{what}");
+            assert_eq!(format!("{error:?}"), format!("{expected:?}"), "{what}");
+        }
+        (found, expected) => panic!("{what}: from_value gives {found:?}, expected {expected:?}"),
+    }
+    bytes_agree(&serde_json::to_vec(value).unwrap(), what);
+    in_place.is_some()
+}
+
+/// `from_slice` gives what the reporting reading of the JSON value in `bytes` gives, error
+/// message included.
+fn bytes_agree(bytes: &[u8], what: &str) {
+    let expected = if bytes.len() > 262_144 {
+        Err(EventError::TooLarge { limit: 262_144 })
+    } else {
+        serde_json::from_slice::<Value>(bytes)
+            .map_err(EventError::Json)
+            .and_then(AlarmEvent::from_value_reporting)
+    };
+    match (AlarmEvent::from_slice(bytes), &expected) {
+        (Ok(event), Ok(expected)) => assert_eq!(&event, expected, "{what}"),
+        (Err(error), Err(expected)) => {
+            assert_eq!(error.to_string(), expected.to_string(), "{what}");
+        }
+        (found, expected) => panic!("{what}: from_slice gives {found:?}, expected {expected:?}"),
+    }
+}
+
+/// The `*.json` files directly in `dir` (relative to the repository), with their bytes.
+fn corpus_files(dir: &str) -> Vec<(String, Vec<u8>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(root.join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (
+                format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()),
+                bytes,
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn given_every_sample_event_when_read_in_place_then_it_is_taken_and_reads_as_the_reporting_reading()
+{
+    let samples: Vec<_> = corpus_files("events")
+        .into_iter()
+        .chain(corpus_files("events/aws-samples"))
+        .collect();
+    assert!(samples.len() >= 36, "{} sample events", samples.len());
+    for (name, bytes) in samples {
+        let value: Value = serde_json::from_slice(&bytes).expect("a sample event is JSON");
+        assert!(readings_agree(&value, &name), "{name} is not read in place");
+        bytes_agree(&bytes, &name);
+    }
+}
+
+#[test]
+fn given_the_hostile_corpus_when_read_both_ways_then_both_readings_agree_on_every_payload() {
+    let (mut taken, mut refused) = (0, 0);
+    for (name, bytes) in corpus_files("tests/hostile/events") {
+        bytes_agree(&bytes, &name);
+        let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
+        if readings_agree(&value, &name) {
+            taken += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    // The corpus holds both: events any layer reads, and payloads refused before any rule.
+    assert!(
+        taken >= 20 && refused >= 20,
+        "{taken} taken, {refused} refused"
+    );
+}
+
+#[test]
+fn given_shapes_serde_also_accepts_when_read_both_ways_then_both_readings_agree() {
+    let variants: Vec<(&str, Value)> = vec![
+        (
+            "tags as a list",
+            with_tags(
+                single_metric_sample(),
+                json!([{"Key": "a", "Value": "1"}, {"key": "b", "value": "2"}]),
+            ),
+        ),
+        (
+            "tags as pairs in arrays",
+            with_tags(single_metric_sample(), json!([["a", "1"]])),
+        ),
+        (
+            "tags with both key spellings",
+            with_tags(
+                single_metric_sample(),
+                json!([{"Key": "a", "key": "b", "Value": "1"}]),
+            ),
+        ),
+        (
+            "tags with a number",
+            with_tags(single_metric_sample(), json!({"a": 1})),
+        ),
+        ("a muted alarm", {
+            let mut value = single_metric_sample();
+            value["detail"]["muteDetail"] = json!({"mutedByArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm-mute-rule:night"});
+            value
+        }),
+        ("a mute without its rule", {
+            let mut value = single_metric_sample();
+            value["detail"]["muteDetail"] = json!(["night"]);
+            value
+        }),
+        ("suppressed actions", {
+            let mut value = composite_sample();
+            value["detail"]["state"]["actionsSuppressedBy"] = json!("WaitPeriod");
+            value
+        }),
+        ("a state written as an array", {
+            let mut value = single_metric_sample();
+            value["detail"]["state"] = json!(["ALARM", "reason", null]);
+            value
+        }),
+        ("a state array too long", {
+            let mut value = single_metric_sample();
+            value["detail"]["state"] = json!(["ALARM", "reason", null, 4]);
+            value
+        }),
+        (
+            "an envelope written as an array",
+            json!([
+                "0", "e-1", "CloudWatch Alarm State Change", "aws.cloudwatch", null, null, null, null,
+                {"alarmName": "a", "state": {"value": "OK"}}
+            ]),
+        ),
+        ("a previous state with a number for reason", {
+            let mut value = single_metric_sample();
+            value["detail"]["previousState"]["reason"] = json!(3);
+            value
+        }),
+        ("a version that is a number", {
+            let mut value = single_metric_sample();
+            value["version"] = json!(0);
+            value
+        }),
+        ("null metrics", {
+            let mut value = single_metric_sample();
+            value["detail"]["configuration"]["metrics"] = json!(null);
+            value
+        }),
+        ("a null metric", {
+            let mut value = single_metric_sample();
+            value["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"] = json!(null);
+            value
+        }),
+        ("a reason over 1,023 characters", {
+            let mut value = single_metric_sample();
+            value["detail"]["state"]["reason"] = json!("ü".repeat(5000));
+            value
+        }),
+    ];
+    for (what, value) in &variants {
+        readings_agree(value, what);
+    }
+}
+
+#[test]
+fn given_events_near_the_size_limit_when_read_both_ways_then_both_count_the_bytes_serde_json_writes()
+ {
+    // The size is bounded from the tree and counted only near the limit: either way, an event
+    // is refused exactly when its JSON encoding is over 256 KiB.
+    let base = serde_json::to_vec(&single_metric_sample()).unwrap().len() + 2;
+    let mut events = Vec::new();
+    for reason_bytes in [
+        40_000,
+        50_000,
+        262_144 - base - 1,
+        262_144 - base,
+        262_144 - base + 1,
+    ] {
+        let mut value = single_metric_sample();
+        value["detail"]["state"]["reason"] = json!("r".repeat(reason_bytes));
+        events.push((format!("a reason of {reason_bytes} bytes"), value));
+    }
+    // A control character is written as six bytes (`\u0001`), a quote as two.
+    for (what, text) in [("control characters", "\u{1}"), ("quotes", "\"")] {
+        for count in [40_000, 43_400, 43_500, 130_000, 131_000] {
+            let mut value = single_metric_sample();
+            value["detail"]["state"]["reason"] = json!(text.repeat(count));
+            events.push((format!("a reason of {count} {what}"), value));
+        }
+    }
+    // Numbers are written as serde_json displays them.
+    for count in [10_000, 11_000, 12_000] {
+        let mut value = single_metric_sample();
+        value["detail"]["configuration"]["thresholds"] =
+            json!(vec![-1.234_567_890_123_4e-300; count]);
+        events.push((format!("{count} long numbers"), value));
+    }
+    let (mut under, mut over) = (0, 0);
+    for (what, value) in &events {
+        let taken = readings_agree(value, what);
+        let encoded = serde_json::to_vec(value).unwrap().len();
+        assert_eq!(taken, encoded <= 262_144, "{what}: {encoded} bytes");
+        if taken {
+            under += 1;
+        } else {
+            over += 1;
+            assert!(
+                matches!(
+                    AlarmEvent::from_value(value.clone()),
+                    Err(EventError::TooLarge { limit: 262_144 })
+                ),
+                "{what}"
+            );
+        }
+    }
+    assert!(
+        under >= 5 && over >= 5,
+        "{under} under the limit, {over} over"
+    );
+}
+
+/// One reading is taken from `value` after `mutations`: both readings agree on it.
+fn mutated(value: &Value, mutations: &[Mutation]) -> Value {
+    let mut value = value.clone();
+    for mutation in mutations {
+        apply(&mut value, mutation);
+    }
+    value
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn given_a_sample_event_with_arbitrary_mutations_when_read_both_ways_then_both_agree(
+        sample in arb_sample(),
+        mutations in prop::collection::vec(arb_mutation(), 1..6),
+    ) {
+        readings_agree(&mutated(&sample, &mutations), "a mutated sample");
+    }
+
+    #[test]
+    fn given_arbitrary_json_when_read_both_ways_then_both_agree(value in arb_json()) {
+        readings_agree(&value, "arbitrary JSON");
+    }
+
+    #[test]
+    fn given_a_valid_alarm_event_when_read_in_place_then_it_is_taken_as_the_reporting_reading(
+        alarm in arb_alarm(),
+        mutations in prop::collection::vec(arb_mutation(), 0..3),
+    ) {
+        let value = alarm.to_event();
+        prop_assert!(readings_agree(&value, "a generated alarm"), "{:?} not read in place", alarm);
+        readings_agree(&mutated(&value, &mutations), "a mutated generated alarm");
+    }
+}

@@ -4,12 +4,16 @@
 //! here because the library's typed configuration rejects metric-math and composite alarms and
 //! defaults a missing state to OK, which for a healer would be the worst possible guess.
 
+mod raw;
+
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use raw::{RawConfiguration, RawDetail, RawEnvelope, Text};
 
 /// The `detail-type` CloudWatch uses for alarm state changes.
 pub const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
@@ -75,6 +79,12 @@ pub(crate) fn check_alarm_name(name: &str) -> Result<(), EventError> {
 /// Refuses a payload larger than EventBridge delivers, counting its JSON encoding without
 /// building it (and stopping as soon as it is too large).
 pub(crate) fn check_size(value: &Value) -> Result<(), EventError> {
+    // An alarm event is a few KiB: a bound on its encoding, from the tree's shape and its
+    // strings' lengths, settles it without encoding a byte.
+    let mut bound = 0;
+    if add_encoded_length_bound(value, &mut bound, 0) {
+        return Ok(());
+    }
     struct Counter(usize);
     impl std::io::Write for Counter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -94,8 +104,68 @@ pub(crate) fn check_size(value: &Value) -> Result<(), EventError> {
     })
 }
 
+/// Adds to `total` an upper bound of `value`'s compact JSON length: exact but for strings,
+/// counted at six bytes (`\u001f`) per byte. `false` once the bound passes
+/// [`MAX_EVENT_BYTES`] or the tree is deeper than a parsed payload can be; the encoding is
+/// then counted.
+fn add_encoded_length_bound(value: &Value, total: &mut usize, depth: usize) -> bool {
+    /// serde_json refuses to parse deeper nesting.
+    const MAX_DEPTH: usize = 128;
+    fn string(text: &str) -> usize {
+        text.len().saturating_mul(6).saturating_add(2)
+    }
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    let length = match value {
+        Value::Null | Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(number) => {
+            // serde_json writes a number as it displays it.
+            struct Count(usize);
+            impl std::fmt::Write for Count {
+                fn write_str(&mut self, text: &str) -> std::fmt::Result {
+                    self.0 += text.len();
+                    Ok(())
+                }
+            }
+            let mut count = Count(0);
+            if std::fmt::write(&mut count, format_args!("{number}")).is_err() {
+                return false;
+            }
+            count.0
+        }
+        Value::String(text) => string(text),
+        Value::Array(items) => {
+            *total = total.saturating_add(2 + items.len().saturating_sub(1));
+            for item in items {
+                if !add_encoded_length_bound(item, total, depth + 1) {
+                    return false;
+                }
+            }
+            0
+        }
+        Value::Object(fields) => {
+            *total = total.saturating_add(2 + fields.len().saturating_sub(1));
+            for (name, field) in fields {
+                *total = total.saturating_add(string(name)).saturating_add(1);
+                if !add_encoded_length_bound(field, total, depth + 1) {
+                    return false;
+                }
+            }
+            0
+        }
+    };
+    *total = total.saturating_add(length);
+    *total <= MAX_EVENT_BYTES
+}
+
 /// `text` cut to at most `limit` characters.
 fn truncated(mut text: String, limit: usize) -> String {
+    // No longer in bytes, so no longer in characters: nothing to count.
+    if text.len() <= limit {
+        return text;
+    }
     if let Some((cut, _)) = text.char_indices().nth(limit) {
         text.truncate(cut);
     }
@@ -213,7 +283,46 @@ impl AlarmEvent {
     }
 
     /// Parses an EventBridge event already decoded as JSON (the Lambda runtime's payload).
+    ///
+    /// An alarm state change is read in place first, borrowing its text from `value` and
+    /// copying only what the event keeps. Anything that read refuses (an event of another
+    /// kind, a malformed field, a name CloudWatch could not have issued) is read again by
+    /// [`AlarmEvent::from_value_reporting`], which says what is wrong and where: both make
+    /// the same checks over the same field types, so they accept the same events and read
+    /// them alike.
     pub fn from_value(value: Value) -> Result<Self, EventError> {
+        match Self::read_in_place(&value) {
+            Some(event) => Ok(event),
+            None => Self::from_value_reporting(value),
+        }
+    }
+
+    /// The happy path alone: the alarm state change read in place, or `None` for any payload
+    /// [`AlarmEvent::from_value_reporting`] refuses, whatever the reason.
+    pub fn read_in_place(value: &Value) -> Option<Self> {
+        check_size(value).ok()?;
+        let envelope = RawEnvelope::<&str>::deserialize(value).ok()?;
+        if envelope.detail_type != ALARM_STATE_CHANGE || envelope.source != CLOUDWATCH_SOURCE {
+            return None;
+        }
+        let id = envelope.id.filter(|id| !id.trim().is_empty())?;
+        Self::assemble(
+            Envelope {
+                id,
+                time: envelope.time,
+                account: envelope.account,
+                region: envelope.region,
+                resources: envelope.resources,
+            },
+            envelope.detail,
+        )
+        .ok()
+    }
+
+    /// Parses an EventBridge event already decoded as JSON, reporting the path of a
+    /// malformed field of the alarm detail. [`AlarmEvent::from_value`] gives the same result
+    /// faster; this is the reading its errors come from.
+    pub fn from_value_reporting(value: Value) -> Result<Self, EventError> {
         check_size(&value)?;
         let envelope: EventBridgeEvent<Value> =
             serde_json::from_value(value).map_err(EventError::Envelope)?;
@@ -227,27 +336,40 @@ impl AlarmEvent {
             .id
             .filter(|id| !id.trim().is_empty())
             .ok_or(EventError::MissingId)?;
-        let detail: RawDetail =
+        let detail: RawDetail<String> =
             serde_path_to_error::deserialize(envelope.detail).map_err(|e| EventError::Detail {
                 path: e.path().to_string(),
                 message: e.inner().to_string(),
             })?;
+        Self::assemble(
+            Envelope {
+                id,
+                time: envelope.time,
+                account: envelope.account,
+                region: envelope.region,
+                resources: envelope.resources,
+            },
+            detail,
+        )
+    }
 
+    /// The event from its envelope and detail as read, with CloudWatch's rules checked.
+    fn assemble<S: Text>(envelope: Envelope<S>, detail: RawDetail<S>) -> Result<Self, EventError> {
         let alarm_name = detail
             .alarm_name
-            .filter(|name| !name.trim().is_empty())
+            .filter(|name| !name.as_ref().trim().is_empty())
             .ok_or(EventError::MissingField("alarmName"))?;
-        check_alarm_name(&alarm_name)?;
+        check_alarm_name(alarm_name.as_ref())?;
         let state = detail.state.ok_or(EventError::MissingField("state"))?;
         let state_value = state.value.ok_or(EventError::MissingField("state.value"))?;
         let previous_state = match detail.previous_state.and_then(|s| s.value) {
-            Some(value) => Some(AlarmState::parse(&value)?),
+            Some(value) => Some(AlarmState::parse(value.as_ref())?),
             None => None,
         };
         let suppressed_by = state
             .actions_suppressed_by
-            .filter(|by| !by.trim().is_empty())
-            .map(|by| format!("actions suppressed by {by}"))
+            .filter(|by| !by.as_ref().trim().is_empty())
+            .map(|by| format!("actions suppressed by {}", by.as_ref()))
             .or_else(|| {
                 detail
                     .mute_detail
@@ -259,25 +381,25 @@ impl AlarmEvent {
                         },
                     )
             });
-        let configuration = detail.configuration.unwrap_or_default();
-        let kind = configuration.into_kind();
+        let kind = alarm_kind(detail.configuration.unwrap_or_default());
         let alarm_arn = envelope
             .resources
             .unwrap_or_default()
             .into_iter()
-            .find(|arn| arn.contains(":alarm:"));
+            .find(|arn| arn.as_ref().contains(":alarm:"))
+            .map(Text::into_string);
 
         Ok(AlarmEvent {
-            id,
+            id: envelope.id.into_string(),
             time: envelope.time,
-            account: envelope.account,
-            region: envelope.region,
+            account: envelope.account.map(Text::into_string),
+            region: envelope.region.map(Text::into_string),
             alarm_arn,
-            alarm_name,
-            state: AlarmState::parse(&state_value)?,
+            alarm_name: alarm_name.into_string(),
+            state: AlarmState::parse(state_value.as_ref())?,
             state_reason: state
                 .reason
-                .map(|reason| truncated(reason, MAX_STATE_REASON_CHARS)),
+                .map(|reason| truncated(reason.into_string(), MAX_STATE_REASON_CHARS)),
             previous_state,
             kind,
             alarm_tags: detail.alarm_tags,
@@ -286,123 +408,60 @@ impl AlarmEvent {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawDetail {
-    alarm_name: Option<String>,
-    state: Option<RawState>,
-    previous_state: Option<RawState>,
-    configuration: Option<RawConfiguration>,
-    #[serde(default, deserialize_with = "tags")]
-    alarm_tags: BTreeMap<String, String>,
-    mute_detail: Option<Value>,
+/// What the event keeps of its envelope, once its detail-type, source and id are checked.
+struct Envelope<S> {
+    id: S,
+    time: Option<DateTime<Utc>>,
+    account: Option<S>,
+    region: Option<S>,
+    resources: Option<Vec<S>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawState {
-    value: Option<String>,
-    reason: Option<String>,
-    actions_suppressed_by: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawConfiguration {
-    #[serde(default)]
-    metrics: Vec<RawMetricQuery>,
-    alarm_rule: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawMetricQuery {
-    metric_stat: Option<RawMetricStat>,
-    expression: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawMetricStat {
-    metric: RawMetric,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawMetric {
-    namespace: Option<String>,
-    name: Option<String>,
-    #[serde(default)]
-    dimensions: BTreeMap<String, String>,
-}
-
-impl RawConfiguration {
-    fn into_kind(self) -> AlarmKind {
-        if let Some(alarm_rule) = self.alarm_rule {
-            return AlarmKind::Composite { alarm_rule };
+/// What kind of alarm a configuration describes, and the metrics it watches.
+fn alarm_kind<S: Text>(configuration: RawConfiguration<S>) -> AlarmKind {
+    if let Some(alarm_rule) = configuration.alarm_rule {
+        return AlarmKind::Composite {
+            alarm_rule: alarm_rule.into_string(),
+        };
+    }
+    let mut expressions = Vec::new();
+    let mut metrics = Vec::new();
+    for query in configuration.metrics {
+        if let Some(expression) = query.expression {
+            expressions.push(expression);
         }
-        let expressions: Vec<String> = self
-            .metrics
-            .iter()
-            .filter_map(|query| query.expression.clone())
-            .collect();
-        let metrics: Vec<MetricRef> = self
-            .metrics
-            .into_iter()
-            .filter_map(|query| query.metric_stat)
-            .map(|stat| MetricRef {
-                namespace: stat.metric.namespace.unwrap_or_default(),
-                name: stat.metric.name.unwrap_or_default(),
+        if let Some(stat) = query.metric_stat {
+            metrics.push(MetricRef {
+                namespace: stat
+                    .metric
+                    .namespace
+                    .map(Text::into_string)
+                    .unwrap_or_default(),
+                name: stat.metric.name.map(Text::into_string).unwrap_or_default(),
                 dimensions: stat.metric.dimensions,
-            })
-            .collect();
-        let is_anomaly_band = expressions.iter().any(|expression| {
-            expression
-                .to_ascii_uppercase()
-                .contains("ANOMALY_DETECTION_BAND")
-        });
-        if is_anomaly_band {
-            return AlarmKind::AnomalyDetection { metrics };
+            });
         }
-        if expressions.is_empty() {
-            match <[MetricRef; 1]>::try_from(metrics) {
-                Ok([metric]) => return AlarmKind::Metric { metric },
-                Err(metrics) => {
-                    return AlarmKind::MetricMath {
-                        expression: None,
-                        metrics,
-                    };
-                }
-            }
-        }
-        AlarmKind::MetricMath {
-            expression: expressions.into_iter().next(),
+    }
+    let is_anomaly_band = expressions.iter().any(|expression| {
+        expression
+            .as_ref()
+            .to_ascii_uppercase()
+            .contains("ANOMALY_DETECTION_BAND")
+    });
+    if is_anomaly_band {
+        return AlarmKind::AnomalyDetection { metrics };
+    }
+    match expressions.into_iter().next() {
+        Some(expression) => AlarmKind::MetricMath {
+            expression: Some(expression.into_string()),
             metrics,
-        }
+        },
+        None => match <[MetricRef; 1]>::try_from(metrics) {
+            Ok([metric]) => AlarmKind::Metric { metric },
+            Err(metrics) => AlarmKind::MetricMath {
+                expression: None,
+                metrics,
+            },
+        },
     }
-}
-
-/// `alarmTags` has been seen both as a map and as a list of `{Key, Value}` pairs.
-fn tags<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Tags {
-        Map(BTreeMap<String, String>),
-        List(Vec<Pair>),
-    }
-    #[derive(Deserialize)]
-    struct Pair {
-        #[serde(alias = "key")]
-        #[serde(rename = "Key")]
-        key: String,
-        #[serde(alias = "value")]
-        #[serde(rename = "Value")]
-        value: String,
-    }
-    Ok(match Option::<Tags>::deserialize(deserializer)? {
-        None => BTreeMap::new(),
-        Some(Tags::Map(map)) => map,
-        Some(Tags::List(list)) => list.into_iter().map(|p| (p.key, p.value)).collect(),
-    })
 }
