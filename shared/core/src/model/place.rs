@@ -65,7 +65,8 @@ pub struct Reach {
     /// The deployment's own account and region.
     pub home: Option<Place>,
     pub members: MemberAccounts,
-    /// Regions healed besides the home region, in every account healed.
+    /// Regions healed besides the home region, in the member accounts (the stack's own
+    /// account is healed in its own region only).
     pub regions: BTreeSet<String>,
 }
 

@@ -49,10 +49,20 @@ impl Reach {
                 allowed: self.accounts_allowed(home),
             });
         }
-        if region != home.region && !self.regions.contains(region) {
+        // The stack's own account is healed in its own region only: its functions' own
+        // permissions stop there, and no member footprint forwards its other regions' alarms.
+        let at_home = account == home.account;
+        if region != home.region && (at_home || !self.regions.contains(region)) {
             return Err(OutOfReach::Region {
                 region: shown(region),
-                allowed: self.regions_allowed(home),
+                allowed: if at_home {
+                    format!(
+                        "its own account only in {}: deploy a stack in that region to heal there",
+                        home.region
+                    )
+                } else {
+                    self.regions_allowed(home)
+                },
             });
         }
         if account == home.account && region == home.region {
@@ -153,10 +163,20 @@ mod tests {
             reach.judge(Some("222222222222"), Some("eu-west-1")),
             Ok(Reached::Elsewhere(Place::new("222222222222", "eu-west-1")))
         );
-        // Another region of the home account: its own credentials, that region's clients.
         assert_eq!(
-            reach.judge(Some("111111111111"), Some("us-east-1")),
-            Ok(Reached::Elsewhere(Place::new("111111111111", "us-east-1")))
+            reach.judge(Some("222222222222"), Some("us-east-1")),
+            Ok(Reached::Elsewhere(Place::new("222222222222", "us-east-1")))
+        );
+        // The stack's own account, in another region: neither its permissions nor a
+        // forwarding rule reach there.
+        let Err(home_elsewhere) = reach.judge(Some("111111111111"), Some("us-east-1")) else {
+            panic!("the home account is healed in the home region only");
+        };
+        assert!(
+            home_elsewhere
+                .to_string()
+                .contains("its own account only in eu-west-1"),
+            "{home_elsewhere}"
         );
         let Err(account) = reach.judge(Some("333333333333"), Some("eu-west-1")) else {
             panic!("not a member");
