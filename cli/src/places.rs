@@ -3,10 +3,12 @@
 //! account's state in its own table; the command line runs with the credentials of the
 //! account it names, or of the central account.
 
-use aws_config::SdkConfig;
+use aws_config::{Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use autoheal_aws::members::{MemberAccess, MemberRole, partition_of_arn};
+use autoheal_aws::members::partition_of_arn;
 use autoheal_core::model::place::is_account_id;
 use autoheal_core::{HealingRecord, MemberAccounts, Place, Reach};
 
@@ -90,19 +92,44 @@ impl PlaceArgs {
                  or run with credentials of {account}"
             )));
         }
-        let role = MemberRole {
-            partition: partition_of_arn(&caller_arn).unwrap_or("aws").to_owned(),
-            name: role_name.unwrap_or_default().to_owned(),
-        };
-        let access = MemberAccess::from_sdk(sdk, &caller_account, role);
-        if account != caller_account {
-            access
-                .credentials_for(&account, &format!("cli-{}", std::process::id()))
-                .await
-                .map_err(|error| Failure(error.to_string()))?;
+        let mut builder = sdk.to_builder();
+        builder.set_region(Some(Region::new(region)));
+        if let Some(name) = role_name.filter(|_| account != caller_account) {
+            let partition = partition_of_arn(&caller_arn).unwrap_or("aws");
+            let role = format!("arn:{partition}:iam::{account}:role/{name}");
+            builder.set_credentials_provider(Some(SharedCredentialsProvider::new(
+                assume(sdk, &role).await?,
+            )));
         }
-        Ok(access.sdk_for(&account, &region))
+        Ok(builder.build())
     }
+}
+
+/// The credentials of `role`, assumed for this command in a session named after it
+/// (`coverage-<process id>`: the functions' sessions, `autoheal-…`, are theirs alone).
+async fn assume(sdk: &SdkConfig, role: &str) -> Result<Credentials, Failure> {
+    let answer = aws_sdk_sts::Client::new(sdk)
+        .assume_role()
+        .role_arn(role)
+        .role_session_name(format!("coverage-{}", std::process::id()))
+        .send()
+        .await
+        .map_err(|error| {
+            Failure(format!(
+                "cannot assume {role} (is it a role you may assume there?): AssumeRole: {}",
+                DisplayErrorContext(&error)
+            ))
+        })?;
+    let given = answer
+        .credentials()
+        .ok_or_else(|| Failure(format!("AssumeRole of {role} answered without credentials")))?;
+    Ok(Credentials::new(
+        given.access_key_id(),
+        given.secret_access_key(),
+        Some(given.session_token().to_owned()),
+        std::time::SystemTime::try_from(*given.expiration()).ok(),
+        "autoheal-coverage",
+    ))
 }
 
 /// The account and ARN the credentials of `sdk` are in.

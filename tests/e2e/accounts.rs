@@ -11,7 +11,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use autoheal_aws::HandlerError;
-use autoheal_core::{Clock, HealingStatus, Layer, RunPhase, Settings, SkipReason, Verdict};
+use autoheal_core::{Clock, HealingStatus, Layer, Limit, RunPhase, Settings, SkipReason, Verdict};
 use autoheal_tests::accounts::{
     HOME, MEMBER_B, MEMBER_C, MEMBER_ROLE, OTHER_REGION, STRANGER, TestDispatcher, organization,
     place, placed, sdk_in,
@@ -399,4 +399,185 @@ async fn a_member_accounts_credentials_serve_its_next_events() {
     for instance in [&first, &second] {
         assert_eq!(member_b.history(instance).await, ["stop", "start"]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_budget_spent_defers_that_accounts_heals_only() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let (member_b, first) = web_server(&deployment, MEMBER_B, REGION).await;
+    let second = member_b
+        .standalone(&[(SYSTEM, "impaired"), ("Name", "api")])
+        .await;
+    let (member_c, web_c) = web_server(&deployment, MEMBER_C, REGION).await;
+    let dispatcher = deployment.dispatcher(
+        Layer::Infrastructure,
+        TestClock::at(Utc::now()),
+        Settings {
+            account_budget: Some(Limit {
+                limit: 1,
+                window_seconds: 900,
+            }),
+            ..healing_the_organization()
+        },
+    );
+
+    let mut outcomes = Vec::new();
+    for (instance, id, account) in [
+        (first.as_str(), "b-1", MEMBER_B),
+        (second.as_str(), "b-2", MEMBER_B),
+        (web_c.as_str(), "c-1", MEMBER_C),
+    ] {
+        let mut event = ec2_alarm(instance, id);
+        event["detail"]["alarmName"] = Value::from(format!("{instance}-status"));
+        let event = placed(event, account, REGION);
+        outcomes.push(dispatcher.handle(event, id).await.expect("handled"));
+    }
+
+    assert_eq!(outcomes[0].decision, Verdict::Act, "{:?}", outcomes[0]);
+    assert_eq!(
+        outcomes[1].reason,
+        Some(SkipReason::Budget),
+        "{:?}",
+        outcomes[1]
+    );
+    assert!(
+        outcomes[1]
+            .detail
+            .as_deref()
+            .is_some_and(|detail| detail.contains(&format!("account {MEMBER_B}"))),
+        "{:?}",
+        outcomes[1]
+    );
+    assert_eq!(outcomes[2].decision, Verdict::Act, "C's budget is its own");
+    assert_eq!(member_b.history(&first).await, ["stop", "start"]);
+    assert!(member_b.history(&second).await.is_empty(), "deferred");
+    assert_eq!(member_c.history(&web_c).await, ["stop", "start"]);
+}
+
+/// The command line, as an operator runs it against the central account.
+fn autoheal_cli(url: &str, args: &[&str]) -> serde_json::Value {
+    let output = std::process::Command::new(autoheal_tests::binary("autoheal"))
+        .args(args)
+        .args(["--endpoint-url", url])
+        .env_remove("AUTOHEAL_TOPIC_ARN")
+        .env_remove("AUTOHEAL_TABLE_NAME")
+        .env_remove("AUTOHEAL_SCOPE")
+        .env_remove("AUTOHEAL_ALARM_SCOPE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run autoheal");
+    assert!(
+        output.status.success(),
+        "autoheal {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "autoheal {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_reads_resets_and_surveys_one_account() {
+    let emulator = Emulator::start_with_ec2_status_checks();
+    let url = emulator.url();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    let (_, web_b) = web_server(&deployment, MEMBER_B, REGION).await;
+    let (_, central_web) = web_server(&deployment, HOME, REGION).await;
+    let dispatcher = deployment.dispatcher(
+        Layer::Infrastructure,
+        TestClock::at(Utc::now()),
+        healing_the_organization(),
+    );
+    for (event, run) in [
+        (web_alarm(&web_b, "b-1", MEMBER_B, REGION), "run-b"),
+        (web_alarm(&central_web, "a-1", HOME, REGION), "run-a"),
+    ] {
+        let outcome = dispatcher.handle(event, run).await.expect("handled");
+        assert_eq!(outcome.decision, Verdict::Act, "{outcome:?}");
+    }
+
+    let history = autoheal_cli(&url, &["history", "--account", MEMBER_B]);
+    let timelines = history.as_array().expect("timelines");
+    assert_eq!(timelines.len(), 1, "{history:#}");
+    assert_eq!(timelines[0]["resource_id"], web_b.as_str());
+    assert_eq!(timelines[0]["account"], MEMBER_B);
+    assert_eq!(timelines[0]["region"], REGION);
+    let elsewhere = autoheal_cli(&url, &["history", "--region", OTHER_REGION]);
+    assert_eq!(elsewhere, serde_json::json!([]));
+
+    let stats = autoheal_cli(&url, &["stats", "--account", MEMBER_B]);
+    assert_eq!(stats["total"], 1, "{stats:#}");
+    let all = autoheal_cli(&url, &["stats"]);
+    assert_eq!(all["total"], 2, "{all:#}");
+    assert_eq!(all["per_account"][MEMBER_B]["completed"], 1, "{all:#}");
+    assert_eq!(all["per_account"][HOME]["completed"], 1, "{all:#}");
+
+    // B's incident closes; the central account's, on another instance, stays open.
+    let reset = autoheal_cli(
+        &url,
+        &[
+            "reset",
+            "--rule",
+            "ec2-instance-healing",
+            "--resource",
+            &web_b,
+            "--account",
+            MEMBER_B,
+        ],
+    );
+    assert_eq!(reset["phase"], "reset", "{reset:#}");
+    assert_eq!(reset["account"], MEMBER_B);
+    let history = autoheal_cli(&url, &["history"]);
+    let states: BTreeMap<String, String> = history
+        .as_array()
+        .expect("timelines")
+        .iter()
+        .map(|timeline| {
+            (
+                timeline["account"].as_str().unwrap_or_default().to_owned(),
+                timeline["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        BTreeMap::from([
+            (MEMBER_B.to_owned(), "reset".to_owned()),
+            (HOME.to_owned(), "open".to_owned()),
+        ])
+    );
+
+    // B surveyed through a role the operator may assume there (an audit role; the member
+    // role admits only the functions): its instance, and only its.
+    let coverage = autoheal_cli(
+        &url,
+        &[
+            "coverage",
+            "--scope",
+            "all",
+            "--account",
+            MEMBER_B,
+            "--role-name",
+            "organization-audit",
+            "--output",
+            "json",
+        ],
+    );
+    let surveyed: Vec<&str> = coverage["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|entry| entry["resource"].as_str())
+        .collect();
+    let instances: Vec<&str> = surveyed
+        .iter()
+        .copied()
+        .filter(|resource| resource.starts_with("i-"))
+        .collect();
+    assert_eq!(instances, [web_b.as_str()], "{coverage:#}");
+    assert!(!surveyed.contains(&central_web.as_str()), "{surveyed:?}");
 }
