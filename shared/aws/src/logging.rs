@@ -42,14 +42,7 @@ pub fn init() {
 mod tests {
     use super::*;
 
-    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| (*value).to_owned())
-        }
-    }
+    use crate::config::env::lookup_in as lookup;
 
     #[test]
     fn lambdas_level_comes_first_then_rust_log_then_info() {

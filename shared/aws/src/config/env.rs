@@ -19,6 +19,19 @@ pub const MEMBER_ACCOUNTS: &str = "AUTOHEAL_MEMBER_ACCOUNTS";
 pub const MEMBER_REGIONS: &str = "AUTOHEAL_MEMBER_REGIONS";
 pub const MEMBER_ROLE_NAME: &str = "AUTOHEAL_MEMBER_ROLE_NAME";
 
+/// An environment of fixed `pairs`, for the tests of what reads one.
+#[cfg(test)]
+pub(crate) fn lookup_in<'a>(
+    pairs: &'a [(&'a str, &'a str)],
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+    }
+}
+
 /// The variables Lambda sets for a function's runtime: a function started without them is
 /// not running in Lambda, and cannot serve events.
 pub mod lambda {

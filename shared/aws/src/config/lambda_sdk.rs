@@ -74,14 +74,7 @@ pub fn lambda_sdk_from_env() -> SdkConfig {
 mod tests {
     use super::*;
 
-    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| (*value).to_owned())
-        }
-    }
+    use crate::config::env::lookup_in as lookup;
 
     #[test]
     fn the_region_and_endpoint_come_from_lambdas_environment() {

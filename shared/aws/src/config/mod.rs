@@ -245,14 +245,7 @@ pub fn parse_layers(list: &str) -> Result<Vec<Layer>, ConfigError> {
 mod tests {
     use super::*;
 
-    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| (*value).to_owned())
-        }
-    }
+    use crate::config::env::lookup_in as lookup;
 
     const REQUIRED: [(&str, &str); 3] = [
         (
