@@ -18,7 +18,7 @@ use autoheal_tests::accounts::{
 };
 use autoheal_tests::cfn::REGION;
 use autoheal_tests::faults::{Fault, FaultProxy};
-use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, ec2_alarm};
+use autoheal_tests::{Deployment, Emulator, Fleet, TestClock, ec2_alarm, rule_event};
 
 const SYSTEM: &str = "emulator:system-status";
 /// Every account names its web server's alarm the same (one naming scheme, one StackSet).
@@ -580,4 +580,52 @@ async fn the_command_line_reads_resets_and_surveys_one_account() {
         .collect();
     assert_eq!(instances, [web_b.as_str()], "{coverage:#}");
     assert!(!surveyed.contains(&central_web.as_str()), "{surveyed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_out_in_a_member_account_is_put_back_there_when_its_alarm_is_ok() {
+    let emulator = Emulator::start();
+    let deployment = Deployment::bootstrap(&emulator).await;
+    // One naming scheme across accounts: a group of the same name in B and at home.
+    let member_b = Fleet::new(&sdk_in(&deployment.sdk, MEMBER_B, REGION).await);
+    let (group, _) = member_b.auto_scaling_group("web-asg").await;
+    let central = Fleet::new(&deployment.sdk);
+    let (central_group, _) = central.auto_scaling_group("web-asg").await;
+    assert_eq!(group, central_group);
+    let dispatcher = deployment.dispatcher(
+        Layer::Infrastructure,
+        TestClock::at(Utc::now()),
+        healing_the_organization(),
+    );
+    let capacity = |state: &str, id: &str| {
+        let event = rule_event(
+            "asg-capacity-healing",
+            state,
+            id,
+            "AutoScalingGroupName",
+            &group,
+        );
+        placed(event, MEMBER_B, REGION)
+    };
+
+    let healed = dispatcher
+        .handle(capacity("alarm", "b-alarm"), "run-alarm")
+        .await
+        .expect("handled");
+    assert_eq!(healed.decision, Verdict::Act, "{healed:?}");
+    assert_eq!(member_b.group(&group).await.desired_capacity(), Some(3));
+    assert_eq!(central.group(&group).await.desired_capacity(), Some(1));
+
+    let put_back = dispatcher
+        .handle(capacity("ok", "b-ok"), "run-ok")
+        .await
+        .expect("handled");
+
+    assert_eq!(put_back.decision, Verdict::Revert, "{put_back:?}");
+    let record = put_back.record.expect("a revert record");
+    assert_eq!(record.phase, RunPhase::Revert);
+    assert_eq!(record.status, HealingStatus::Completed, "{record:?}");
+    assert_eq!(record.account.as_deref(), Some(MEMBER_B));
+    assert_eq!(member_b.group(&group).await.desired_capacity(), Some(1));
+    assert_eq!(central.group(&group).await.desired_capacity(), Some(1));
 }
