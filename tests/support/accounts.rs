@@ -11,11 +11,11 @@ use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use serde_json::{Value, json};
 
 use autoheal_aws::Dispatcher;
-use autoheal_core::{Clock, Layer, MemberAccounts, Place, Reach, RuleSet, Settings};
+use autoheal_core::{Clock, Layer, MemberAccounts, Place, Reach, Settings};
 use autoheal_layers::LayerHealer;
 
 use crate::cfn::{ACCOUNT, REGION};
-use crate::{Counting, DEAD_LETTER_ARN, Deployment, sent};
+use crate::{Counting, Deployment, sent};
 
 /// The central account: the deployment's own.
 pub const HOME: &str = ACCOUNT;
@@ -107,16 +107,8 @@ impl Deployment {
         let member_role =
             (settings.reach.members != MemberAccounts::None).then(|| MEMBER_ROLE.to_owned());
         let config = autoheal_aws::FunctionConfig {
-            layer,
-            table_name: self.table.clone(),
-            topic_arn: self.topic_arn.clone(),
-            settings,
-            rules: RuleSet::shipped().expect("shipped rules"),
-            follow_ups: autoheal_aws::FollowUpTarget {
-                dead_letter_arn: Some(DEAD_LETTER_ARN.to_owned()),
-                ..autoheal_aws::FollowUpTarget::local(layer)
-            },
             member_role,
+            ..self.function_config(layer, settings)
         };
         let make_healer: HealerMaker =
             Box::new(move |sdk: &SdkConfig| Counting::new(LayerHealer::new(layer, sdk)));

@@ -701,7 +701,20 @@ impl Deployment {
         clock: C,
         settings: Settings,
     ) -> sent::Sent<Engine<DynamoStateStore, SnsNotifier, H, C, AwsFollowUps>> {
-        let config = autoheal_aws::FunctionConfig {
+        let config = self.function_config(layer, settings);
+        let engine =
+            autoheal_aws::build_engine_with_clock(config, &self.function_sdk(layer), healer, clock);
+        sent::Sent::new(engine, &self.sdk)
+    }
+
+    /// `layer`'s function configuration in this deployment, with `settings` and the shipped
+    /// rules, healing in its own account.
+    pub fn function_config(
+        &self,
+        layer: Layer,
+        settings: Settings,
+    ) -> autoheal_aws::FunctionConfig {
+        autoheal_aws::FunctionConfig {
             layer,
             table_name: self.table.clone(),
             topic_arn: self.topic_arn.clone(),
@@ -713,10 +726,7 @@ impl Deployment {
                 ..autoheal_aws::FollowUpTarget::local(layer)
             },
             member_role: None,
-        };
-        let engine =
-            autoheal_aws::build_engine_with_clock(config, &self.function_sdk(layer), healer, clock);
-        sent::Sent::new(engine, &self.sdk)
+        }
     }
 
     /// The one healing record stored today.
