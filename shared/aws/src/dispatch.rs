@@ -1,8 +1,8 @@
 //! One function, many places: the event's account and region choose the engine that handles
-//! it. At home (the function's own account and region) the function's own engine; in another
-//! region or a member account, an engine of that place, built on first use and kept, whose
-//! healer and alarm reads use that place's clients (in a member account, the member role's
-//! credentials), while the state, the notifications and the follow-up schedules stay home.
+//! it. At home (the function's own account and region) the function's own engine; in a member
+//! account (in the stack's region or another it serves), an engine of that place, built on
+//! first use and kept, whose healer and alarm reads use the member role's credentials in that
+//! region, while the state, the notifications and the follow-up schedules stay home.
 //!
 //! A member account whose role cannot be assumed fails its own event, with an error that says
 //! which role, which account and what to check; nothing of it holds up another account.
@@ -124,8 +124,9 @@ where
         engine
     }
 
-    /// The SDK configuration of `place`: the function's own in another region of its
-    /// account, the member role's in a member account.
+    /// The SDK configuration of `place`, a member account's: the member role's credentials,
+    /// in that place's region (without member access, only the region changes: a function
+    /// with no member role never routes an event to a member account).
     fn sdk_in(&self, place: &Place) -> SdkConfig {
         match &self.access {
             Some(access) => access.sdk_for(&place.account, &place.region),
@@ -144,21 +145,12 @@ where
         let Some(place) = self.settings().reach.route(&payload) else {
             return Ok(Box::pin(self.home.handle_acting_as(payload, run_id, None)).await?);
         };
-        let home_account = self
-            .settings()
-            .reach
-            .home
-            .as_ref()
-            .map(|home| home.account.as_str());
-        let session = if home_account == Some(place.account.as_str()) {
-            None
-        } else {
-            // Boxed, as the engine's steps are: the STS call's future is deep, and unboxed
-            // it is laid out in full in every future that awaits this one.
-            Some(Box::pin(self.member_credentials(&place, run_id)).await?)
-        };
+        // Elsewhere is always a member account: the stack's own account is healed in its own
+        // region only. Boxed, as the engine's steps are: the STS call's future is deep, and
+        // unboxed it is laid out in full in every future that awaits this one.
+        let session = Box::pin(self.member_credentials(&place, run_id)).await?;
         let engine = self.engine_in(&place);
-        Ok(Box::pin(engine.handle_acting_as(payload, run_id, session.as_deref())).await?)
+        Ok(Box::pin(engine.handle_acting_as(payload, run_id, Some(&session))).await?)
     }
 
     /// The member role's session in `place`'s account for the run `run_id`.
