@@ -87,7 +87,8 @@ bench: bench-core bench-functions ## Both benchmarks: the core's pure path, and 
 bench-core: ## criterion: parse, select and decide with 10 to 10,000 rules (reports in $(CARGO_TARGET_DIR)/criterion)
 	cargo bench -p autoheal-core --bench pure_path -- --warm-up-time 1 --measurement-time 2
 
-bench-functions: lambda tools ## Release functions against a boto3 baseline under a local Lambda Runtime API (results in $(CARGO_TARGET_DIR)/bench)
+bench-functions: lambda tools ## Release functions against a boto3 baseline and a bare lambda_runtime, under a local Lambda Runtime API (results in $(CARGO_TARGET_DIR)/bench)
+	cargo lambda build --release --target $(LAMBDA_TARGET) --lambda-dir $(LAMBDA_DIR) -p autoheal-bare-runtime
 	$(VENV)/bin/python bench/run.py --binaries $(LAMBDA_DIR) --results $(CARGO_TARGET_DIR)/bench $(BENCH_ARGS)
 
 # `make lambda` builds this machine's architecture (what `make bench` runs); ARCH=arm64 or
@@ -98,12 +99,15 @@ LAMBDA_TARGET_arm64 := aarch64-unknown-linux-gnu
 LAMBDA_TARGET_x86_64 := x86_64-unknown-linux-gnu
 LAMBDA_TARGET = $(LAMBDA_TARGET_$(ARCH))
 LAMBDA_DIR = $(CARGO_TARGET_DIR)/lambda/$(ARCH)
-LAMBDA_PACKAGES = $(addprefix autoheal-,$(LAYERS))
+# The stack's six functions: one per layer, and the detection function.
+LAMBDA_PACKAGES = $(addprefix autoheal-,$(LAYERS) detection)
 
 .PHONY: lambda
 lambda: lambda-tools ## Release Lambda artifacts of ARCH (default: this machine's), with their sizes and zipped sizes
 	@test -n "$(LAMBDA_TARGET)" || { echo "ARCH=$(ARCH): expected arm64 or x86_64"; exit 2; }
 	@test -d "$$(rustc --print sysroot)/lib/rustlib/$(LAMBDA_TARGET)/lib" || { echo "ARCH=$(ARCH): the $(LAMBDA_TARGET) standard library is not installed: make lambda-tools installs it where rustup can fetch it"; exit 1; }
+	# The six in one build, with the features `sam build` gives them (the workspace's default
+	# members: Cargo.toml), linked two at a time.
 	cargo lambda build --release --target $(LAMBDA_TARGET) --lambda-dir $(LAMBDA_DIR) $(addprefix -p ,$(LAMBDA_PACKAGES))
 	@$(VENV)/bin/python tools/artifact_sizes.py $(addprefix $(LAMBDA_DIR)/,$(addsuffix /bootstrap,$(LAMBDA_PACKAGES)))
 

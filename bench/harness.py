@@ -33,14 +33,14 @@ from runtime_api import Invocation, RuntimeApi
 class Implementation:
     """How to start one implementation of a function."""
 
-    name: str  # "rust" or "python"
+    name: str  # "rust", "python", or "bare" (the bare runtime, the floor)
     function: str  # the Lambda function name, e.g. autoheal-infrastructure
     command: list[str]
 
 
 @dataclass
 class EventResult:
-    kind: str  # "acted" or "duplicate"
+    kind: str  # "acted", "duplicate", or "echo" (the bare runtime's)
     seconds: float
     cpu_seconds: float
     requests: list[str] = field(default_factory=list)
@@ -117,7 +117,7 @@ def _cpu_ns(pid: int) -> int:
     return total
 
 
-def _check(kind: str, invocation: Invocation) -> None:
+def _check(kind: str, invocation: Invocation, event: dict[str, Any]) -> None:
     result = invocation.result()
     if invocation.error or not isinstance(result, dict):
         raise OutcomeError(f"{kind}: the function failed: {result}")
@@ -125,6 +125,10 @@ def _check(kind: str, invocation: Invocation) -> None:
         record = result.get("record") or {}
         if result.get("decision") != "act" or record.get("status") != "completed":
             raise OutcomeError(f"acted: expected a completed action, got {result}")
+    elif kind == "echo":
+        # The bare runtime answers with the event itself.
+        if result != event:
+            raise OutcomeError(f"echo: expected the event back, got {result}")
     elif result.get("reason") != "duplicate":
         raise OutcomeError(f"duplicate: expected a duplicate skip, got {result}")
 
@@ -168,7 +172,7 @@ def run_process(
             # Back for the next event: done with this one, CPU time included.
             api.wait_for_poll(number + 1)
             cpu = _cpu_ns(process.pid) - before
-            _check(kind, invocation)
+            _check(kind, invocation, event)
             seen = proxy.since(mark) if proxy else []
             results.append(
                 EventResult(

@@ -10,7 +10,9 @@ an unmeasured warm-up process (it warms the emulator and the page cache for both
 COLD-STARTS processes, each given a fresh acted event and its duplicate, the implementations
 alternating; one process that serves WARM more of each after its first pair; then the cold
 starts again behind a counting proxy, for the AWS requests of each event and the share of its
-time the emulator took. The results go to RESULTS/bench.md and
+time the emulator took. Before them, the bare runtime (bench/bare-runtime: `lambda_runtime` echoing
+its event, built with the same profile) starts as many times: the floor each function's init and
+peak RSS are compared with. The results go to RESULTS/bench.md and
 RESULTS/bench.json; the functions' and the emulator's logs to RESULTS/logs/.
 
 Needs a Python with boto3 and moto[server] (the project's .venv: `make tools`).
@@ -39,6 +41,10 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache" / "au
 # In the counting pass, the first process of each implementation serves this many more acted
 # events and duplicates after its first pair (requests per event should not change once warm).
 COUNTED_WARM = 10
+# The floor the functions are measured against: a bare `lambda_runtime` echo (bench/bare-runtime).
+FLOOR = "autoheal-bare-runtime"
+# The bare runtime calls no AWS endpoint; the address it is given answers nothing.
+UNREACHABLE = "http://127.0.0.1:9"
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,6 +84,25 @@ def deliveries(
         scenarios.fire(endpoint, event)
         events += [("acted", event), ("duplicate", event)]
     return events
+
+
+def bench_floor(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """The bare runtime (bench/bare-runtime): the same cold starts, each answering the
+    infrastructure function's acted event with the event itself. No emulator: it calls
+    nothing."""
+    binary = args.binaries / FLOOR / "bootstrap"
+    if not binary.is_file():
+        sys.exit(f"{binary} is missing: build it first (make bench builds it)")
+    floor = Implementation("bare", FLOOR, [str(binary)])
+    event = scenarios.sample_event("ec2-instance-healing.alarm.json")
+
+    def run() -> ProcessResult:
+        return harness.run_process(floor, {}, UNREACHABLE, [("echo", event)], logs / "bare-runtime.log")
+
+    run()  # warm-up, not measured
+    cold = [run() for _ in range(args.cold_starts)]
+    print(f"bare runtime: {args.cold_starts} cold starts", flush=True)
+    return report.summarize_floor(cold)
 
 
 def bench_function(args: argparse.Namespace, scenario: scenarios.Scenario, logs: Path) -> dict[str, Any]:
@@ -158,6 +183,7 @@ def main() -> None:
         "settings": {"cold_starts": args.cold_starts, "warm": args.warm, "counted_warm": COUNTED_WARM},
         "functions": [],
     }
+    results["floor"] = bench_floor(args, logs)
     for name in chosen:
         results["functions"].append(bench_function(args, scenarios.SCENARIOS[name], logs))
     results["seconds"] = round(time.time() - started, 1)

@@ -1378,3 +1378,58 @@ async fn every_alarm_autoheal_creates_reaches_exactly_its_rules_layer_and_select
         }
     }
 }
+
+#[test]
+fn the_functions_are_built_from_the_root_with_their_own_features_only() {
+    // `sam build` runs `cargo lambda build --bin <Binary>` in the function's CodeUri. At the
+    // workspace's root, Cargo builds the default members, unifying their features: those
+    // must be the six functions and their libraries, so that no other member (the command
+    // line's tokio and aws-config features) is built into them.
+    let manifest = std::fs::read_to_string(workspace().join("Cargo.toml")).expect("Cargo.toml");
+    let manifest: toml::Table = manifest.parse().expect("a Cargo manifest");
+    let default_members: Vec<&str> = manifest["workspace"]["default-members"]
+        .as_array()
+        .expect("default-members")
+        .iter()
+        .filter_map(toml::Value::as_str)
+        .collect();
+    let template = template();
+    let functions = functions(&template);
+    assert_eq!(functions.len(), 6, "five layers and detection");
+    let mut function_packages = Vec::new();
+    for (name, function) in functions {
+        let binary = function["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("Metadata.BuildProperties.Binary");
+        let code_uri = function["Properties"]["CodeUri"]
+            .as_str()
+            .or_else(|| template["Globals"]["Function"]["CodeUri"].as_str());
+        assert_eq!(
+            code_uri,
+            Some("."),
+            "{name}: built from the workspace's root"
+        );
+        let package = default_members
+            .iter()
+            .find(|member| {
+                let manifest = std::fs::read_to_string(workspace().join(member).join("Cargo.toml"))
+                    .expect("a member's Cargo.toml");
+                let manifest: toml::Table = manifest.parse().expect("a Cargo manifest");
+                manifest
+                    .get("bin")
+                    .and_then(toml::Value::as_array)
+                    .is_some_and(|bins| bins.iter().any(|bin| bin["name"].as_str() == Some(binary)))
+            })
+            .unwrap_or_else(|| panic!("{name}: no default member builds {binary}"));
+        function_packages.push(*package);
+    }
+    let libraries = ["shared/core", "shared/aws"];
+    let mut expected: Vec<&str> = libraries.into_iter().chain(function_packages).collect();
+    let mut found = default_members.clone();
+    expected.sort_unstable();
+    found.sort_unstable();
+    assert_eq!(
+        found, expected,
+        "the default members: the functions and their libraries only"
+    );
+}

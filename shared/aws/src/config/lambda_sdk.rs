@@ -1,7 +1,8 @@
 //! The SDK configuration of a function in Lambda, read from the environment Lambda gives it: the
 //! region (`AWS_REGION`), the execution role's credentials (`AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), and an endpoint where one is configured
-//! (`AWS_ENDPOINT_URL`: local runs against an emulator). aws-config's loader would also link,
+//! (`AWS_ENDPOINT_URL`: local runs against an emulator), trusting the roots of Amazon Trust
+//! Services where AWS's endpoints chain to them (`trust`). aws-config's loader would also link,
 //! and run at every cold start, what a function never uses in Lambda: profile files, instance
 //! metadata, and the web identity, SSO and STS credential providers with an STS client. The
 //! command line, the demo and the tests keep the loader (`sdk_config`).
@@ -11,7 +12,8 @@ use aws_config::identity::IdentityCache;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 
-use super::sdk::{DEFAULT_REGION, https_client, retries, timeouts};
+use super::sdk::{DEFAULT_REGION, https_client_trusting, retries, timeouts};
+use super::trust::Roots;
 
 /// The variables read here besides the credentials (which the provider reads at each use).
 pub mod env {
@@ -45,6 +47,10 @@ pub fn lambda_region(lookup: impl Fn(&str) -> Option<String>) -> String {
 /// timeouts every client of autoheal has.
 pub fn lambda_sdk_config(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let region = lambda_region(&lookup);
+    let endpoint_url = (!is_true(&lookup, env::IGNORE_CONFIGURED_ENDPOINT_URLS))
+        .then(|| value(&lookup, env::ENDPOINT_URL))
+        .flatten();
+    let roots = Roots::for_function(&region, endpoint_url.as_deref(), &lookup);
     let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region))
@@ -52,14 +58,12 @@ pub fn lambda_sdk_config(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
             EnvironmentVariableCredentialsProvider::new(),
         ))
         .identity_cache(IdentityCache::lazy().build())
-        .http_client(https_client())
+        .http_client(https_client_trusting(roots))
         .retry_config(retries())
         .timeout_config(timeouts())
         .use_fips(is_true(&lookup, env::USE_FIPS_ENDPOINT))
         .use_dual_stack(is_true(&lookup, env::USE_DUALSTACK_ENDPOINT));
-    if !is_true(&lookup, env::IGNORE_CONFIGURED_ENDPOINT_URLS)
-        && let Some(url) = value(&lookup, env::ENDPOINT_URL)
-    {
+    if let Some(url) = endpoint_url {
         builder = builder.endpoint_url(url);
     }
     builder.build()

@@ -6,6 +6,7 @@ mod lambda_sdk;
 mod reach;
 mod sdk;
 mod startup;
+mod trust;
 
 use std::path::PathBuf;
 
@@ -14,8 +15,9 @@ use autoheal_core::{Layer, Limit, Mode, RuleSet, Settings};
 
 pub use lambda_sdk::{lambda_region, lambda_sdk_config, lambda_sdk_from_env};
 pub use reach::{ORGANIZATION, Reaching, read_account_budget, read_reach};
-pub use sdk::{DEFAULT_REGION, https_client, sdk_config};
+pub use sdk::{DEFAULT_REGION, https_client, https_client_trusting, sdk_config};
 pub use startup::{ConfigError, check_lambda_environment, read_scope};
+pub use trust::{AMAZON_TRUST_SERVICES, Roots};
 
 /// The state table's name when none is configured (also what `autoheal bootstrap` creates).
 pub const DEFAULT_TABLE_NAME: &str = "autoheal-state";

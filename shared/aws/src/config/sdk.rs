@@ -11,6 +11,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_smithy_http_client::tls;
 
+use super::trust::Roots;
+
 /// The region used when neither the environment nor a profile names one.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
@@ -30,13 +32,19 @@ pub(super) fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// The HTTPS client every AWS client uses: hyper and rustls with the ring provider, trusting
-/// the system's root certificates (read at the first TLS connection, not here).
+/// The HTTPS client of the command line, the demo and the tests: hyper and rustls with the ring
+/// provider, trusting the system's root certificates (read when the first AWS client is built).
 pub fn https_client() -> SharedHttpClient {
+    https_client_trusting(Roots::System)
+}
+
+/// The same HTTPS client, trusting `roots` (the functions': [`Roots::for_function`]).
+pub fn https_client_trusting(roots: Roots) -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
+        .tls_context(roots.tls_context())
         .build_https()
 }
 
