@@ -95,13 +95,27 @@ def lambda_environment(function: str, runtime_api: str, endpoint: str) -> dict[s
 
 
 def _memory_kib(pid: int) -> dict[str, int]:
-    """VmHWM (the peak resident set), and what is resident now, anonymous and file-backed."""
+    """VmHWM (the peak resident set), and what is resident now: anonymous, file-backed, and
+    of that the executable's own pages (`RssExecutable`, from /proc/<pid>/smaps; the rest of
+    the file-backed pages are the shared libraries')."""
     found = {}
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             key, _, value = line.partition(":")
             if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem"):
                 found[key] = int(value.split()[0])
+    executable = os.readlink(f"/proc/{pid}/exe")
+    in_executable = False
+    found["RssExecutable"] = 0
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if fields and fields[0].endswith(":"):
+                if in_executable and fields[0] == "Rss:":
+                    found["RssExecutable"] += int(fields[1])
+            else:
+                # A mapping's header: address, permissions, offset, device, inode, path.
+                in_executable = len(fields) >= 6 and fields[5] == executable
     return found
 
 

@@ -108,6 +108,7 @@ def summarize(cold: list[ProcessResult], series: ProcessResult, counted: list[Pr
         # interpreter's and libraries' pages): what the peak is made of.
         "rss_anon_kib": [p.memory_kib.get("RssAnon", 0) for p in cold],
         "rss_file_kib": [p.memory_kib.get("RssFile", 0) for p in cold],
+        "rss_executable_kib": [p.memory_kib.get("RssExecutable", 0) for p in cold],
         "requests": {
             "first_acted": _requests(first_counted.first("acted")),
             "first_duplicate": _requests(first_counted.first("duplicate")),
@@ -137,6 +138,7 @@ def summarize_floor(cold: list[ProcessResult]) -> dict[str, Any]:
         "stats": {name: stats(values) for name, values in samples.items()},
         "rss_anon_kib": [p.memory_kib.get("RssAnon", 0) for p in cold],
         "rss_file_kib": [p.memory_kib.get("RssFile", 0) for p in cold],
+        "rss_executable_kib": [p.memory_kib.get("RssExecutable", 0) for p in cold],
     }
 
 
@@ -154,7 +156,8 @@ def _floor_lines(results: dict[str, Any]) -> list[str]:
         f"itself. It starts in {_range(fs['init_ms'])} ms ({_f(fs['init_cpu_ms']['median'])} ms of CPU), "
         f"answers the acted event in {_range(fs['event_ms'])} ms ({_f(fs['event_cpu_ms']['median'])} ms of CPU) "
         f"and peaks at {_mib(fs['peak_rss_kib']['median'])} MiB "
-        f"({_mib(statistics.median(floor['rss_anon_kib']))} anon + {_mib(statistics.median(floor['rss_file_kib']))} file at the end).",
+        f"({_mib(statistics.median(floor['rss_anon_kib']))} anon + {_mib(statistics.median(floor['rss_file_kib']))} file at the end, "
+        f"{_mib(statistics.median(floor['rss_executable_kib']))} of it the binary's).",
         "",
         "| function | init ms | × floor | init CPU ms | × floor | peak RSS MiB | × floor | aim |",
         "|---|---|---|---|---|---|---|---|",
@@ -277,7 +280,7 @@ def markdown(results: dict[str, Any]) -> str:
         "requests (from the counting pass, below). *peak RSS*: VmHWM just before the kill, after "
         "the acted event and its duplicate. Requests: counted by a proxy in the counting pass.",
         "",
-        "| function | impl | init | first acted | first acted, outside the emulator | first duplicate | warm acted | warm duplicate | peak RSS MiB | resident at the end, anon + file MiB | requests per acted event, by service | per duplicate |",
+        "| function | impl | init | first acted | first acted, outside the emulator | first duplicate | warm acted | warm duplicate | peak RSS MiB | resident at the end, anon + file (the executable's) MiB | requests per acted event, by service | per duplicate |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for function in results["functions"]:
@@ -290,6 +293,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_f(st['warm_duplicate_ms']['median'])} | {_mib(st['peak_rss_kib']['median'])} "
                 f"({_mib(st['peak_rss_kib']['min'])}–{_mib(st['peak_rss_kib']['max'])}) "
                 f"| {_mib(statistics.median(impl['rss_anon_kib']))} + {_mib(statistics.median(impl['rss_file_kib']))} "
+                f"({_mib(statistics.median(impl['rss_executable_kib']))}) "
                 f"| {_by_service(req['first_acted'])} | {_by_service(req['first_duplicate'])} |"
             )
 

@@ -132,31 +132,46 @@ def bench_rules(out: Path) -> Path:
     return path
 
 
+# How CloudWatch's state reason says the datapoints compared with the threshold (longest
+# phrase first: "greater than" is in "greater than or equal to").
+COMPARISONS = (
+    ("greater than or equal to", "GreaterThanOrEqualToThreshold"),
+    ("less than or equal to", "LessThanOrEqualToThreshold"),
+    ("greater than", "GreaterThanThreshold"),
+    ("less than", "LessThanThreshold"),
+)
+
+
 def fire(endpoint: str, event: dict[str, Any]) -> None:
     """Makes `event` true in the emulator's CloudWatch, as `autoheal invoke --fire` does:
-    autoheal acts only on an alarm CloudWatch holds as the event describes it, in its state."""
+    autoheal acts only on an alarm CloudWatch holds as the event describes it, in its state,
+    comparing in the direction its rule heals (read from the event's state reason)."""
     cloudwatch = client("cloudwatch", endpoint)
     detail = event["detail"]
     queries = []
-    for index, query in enumerate(detail["configuration"]["metrics"]):
+    for query in detail["configuration"]["metrics"]:
         metric = query["metricStat"]["metric"]
         queries.append(
             {
                 "Namespace": metric["namespace"],
                 "MetricName": metric["name"],
                 "Dimensions": [{"Name": k, "Value": v} for k, v in metric.get("dimensions", {}).items()],
+                "Statistic": query["metricStat"]["stat"],
+                "Period": query["metricStat"]["period"],
             }
         )
     if len(queries) != 1:
         raise ValueError(f"the bench fires single-metric alarms only: {detail['alarmName']}")
+    reason = detail["state"]["reason"]
+    comparison = next((op for phrase, op in COMPARISONS if f" {phrase} the threshold" in reason), None)
+    if comparison is None:
+        raise ValueError(f"no comparison in the state reason of {detail['alarmName']}: {reason}")
     cloudwatch.put_metric_alarm(
         AlarmName=detail["alarmName"],
         **queries[0],
-        Statistic="Maximum",
-        Period=60,
         EvaluationPeriods=1,
-        Threshold=1.0,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        Threshold=float(json.loads(detail["state"]["reasonData"])["threshold"]),
+        ComparisonOperator=comparison,
     )
     cloudwatch.set_alarm_state(AlarmName=detail["alarmName"], StateValue=detail["state"]["value"], StateReason="bench")
 
@@ -252,8 +267,14 @@ INFRASTRUCTURE = Scenario(
 
 
 def _aimed(sample: str, dimension: str, value: str, event_id: str) -> dict[str, Any]:
+    """The sample's event for one resource, under an alarm of its own (the sample's name and the
+    resource), as a deployment has one alarm per resource: the warm series fires all its alarms
+    before its process starts, and one alarm would hold only the last resource's metric."""
     event = copy.deepcopy(sample_event(sample))
     event["id"] = event_id
+    name = f"{event['detail']['alarmName']}-{value.replace('/', '-')}"
+    event["detail"]["alarmName"] = name
+    event["resources"] = [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"]
     set_dimension(event, dimension, value)
     return event
 
@@ -334,6 +355,8 @@ APPLICATION = Scenario(
     shims=(),
     prepare=_breakers,
     event=lambda service, event_id: _aimed("circuit-breaker-healing.alarm.json", "Service", service, event_id),
+    # The stack's restart document, which the function requires at start (no restart here).
+    environment={"AUTOHEAL_RESTART_DOCUMENT": "autoheal-restart-process"},
 )
 
 
@@ -387,8 +410,9 @@ def _target_groups(endpoint: str, count: int) -> list[str]:
     ]["SubnetId"]
     dimensions = []
     for index in range(count):
-        # Three targets, one failing (a stopped instance still registered): within the group
-        # guard (one of three in healing, a third unhealthy), so it is deregistered.
+        # Three targets, one failing its health checks (tests/emulator/moto_elbv2_target_health.py):
+        # within the group guard (one of three in healing, a third unhealthy), so it is
+        # deregistered.
         instances = [
             i["InstanceId"]
             for i in ec2.run_instances(
@@ -396,10 +420,14 @@ def _target_groups(endpoint: str, count: int) -> list[str]:
             )["Instances"]
         ]
         arn = elb.create_target_group(
-            Name=f"web-{index:04d}", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance"
+            Name=f"web-{index:04d}",
+            Protocol="HTTP",
+            Port=80,
+            VpcId=vpc,
+            TargetType="instance",
+            Tags=[{"Key": "emulator:unhealthy-targets", "Value": instances[0]}],
         )["TargetGroups"][0]["TargetGroupArn"]
         elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": i, "Port": 80} for i in instances])
-        ec2.stop_instances(InstanceIds=instances[:1])
         dimensions.append(arn.rsplit(":", 1)[-1])
     return dimensions
 
@@ -408,7 +436,7 @@ NETWORK = Scenario(
     layer="network",
     rule="alb-target-healing",
     action="DeregisterTargets of a failing target (one of three)",
-    shims=(),
+    shims=("moto_elbv2_target_health.py",),
     prepare=_target_groups,
     event=lambda group, event_id: _aimed("alb-target-healing.alarm.json", "TargetGroup", group, event_id),
 )

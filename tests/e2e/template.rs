@@ -1385,19 +1385,65 @@ fn the_functions_are_built_from_the_root_with_their_own_features_only() {
     // workspace's root, Cargo builds the default members, unifying their features: those
     // must be the six functions and their libraries, so that no other member (the command
     // line's tokio and aws-config features) is built into them.
+    let (default_members, function_packages) = function_packages();
+    assert_eq!(function_packages.len(), 6, "five layers and detection");
+    let libraries = ["shared/core", "shared/aws"];
+    let mut expected: Vec<&str> = libraries
+        .into_iter()
+        .chain(function_packages.iter().map(|(member, _)| member.as_str()))
+        .collect();
+    let mut found: Vec<&str> = default_members.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    found.sort_unstable();
+    assert_eq!(
+        found, expected,
+        "the default members: the functions and their libraries only"
+    );
+}
+
+#[test]
+fn every_function_is_linked_for_lambda_by_the_release_link_script() {
+    // The script links a release `bootstrap` without position independence or unwind tables
+    // (1.5 MB of each); a function package without it would be deployed with both.
+    let script = workspace().join("functions/release-link/build.rs");
+    assert!(script.is_file(), "{}", script.display());
+    let (_, function_packages) = function_packages();
+    for (member, manifest) in function_packages {
+        let build = manifest["package"]
+            .get("build")
+            .and_then(toml::Value::as_str);
+        let linked_by = build.map(|build| workspace().join(&member).join(build));
+        assert_eq!(
+            linked_by.map(|path| path.canonicalize().expect("the build script")),
+            Some(script.canonicalize().expect("the script")),
+            "{member}: package.build"
+        );
+    }
+}
+
+/// The workspace's default members, and those that build the template's functions (each
+/// with its manifest), found from the functions' `Binary` and `CodeUri`.
+fn function_packages() -> (Vec<String>, Vec<(String, toml::Table)>) {
     let manifest = std::fs::read_to_string(workspace().join("Cargo.toml")).expect("Cargo.toml");
     let manifest: toml::Table = manifest.parse().expect("a Cargo manifest");
-    let default_members: Vec<&str> = manifest["workspace"]["default-members"]
+    let default_members: Vec<String> = manifest["workspace"]["default-members"]
         .as_array()
         .expect("default-members")
         .iter()
         .filter_map(toml::Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let members: Vec<(String, toml::Table)> = default_members
+        .iter()
+        .map(|member| {
+            let manifest = std::fs::read_to_string(workspace().join(member).join("Cargo.toml"))
+                .expect("a member's Cargo.toml");
+            (member.clone(), manifest.parse().expect("a Cargo manifest"))
+        })
         .collect();
     let template = template();
-    let functions = functions(&template);
-    assert_eq!(functions.len(), 6, "five layers and detection");
     let mut function_packages = Vec::new();
-    for (name, function) in functions {
+    for (name, function) in functions(&template) {
         let binary = function["Metadata"]["BuildProperties"]["Binary"]
             .as_str()
             .expect("Metadata.BuildProperties.Binary");
@@ -1409,27 +1455,16 @@ fn the_functions_are_built_from_the_root_with_their_own_features_only() {
             Some("."),
             "{name}: built from the workspace's root"
         );
-        let package = default_members
+        let package = members
             .iter()
-            .find(|member| {
-                let manifest = std::fs::read_to_string(workspace().join(member).join("Cargo.toml"))
-                    .expect("a member's Cargo.toml");
-                let manifest: toml::Table = manifest.parse().expect("a Cargo manifest");
+            .find(|(_, manifest)| {
                 manifest
                     .get("bin")
                     .and_then(toml::Value::as_array)
                     .is_some_and(|bins| bins.iter().any(|bin| bin["name"].as_str() == Some(binary)))
             })
             .unwrap_or_else(|| panic!("{name}: no default member builds {binary}"));
-        function_packages.push(*package);
+        function_packages.push(package.clone());
     }
-    let libraries = ["shared/core", "shared/aws"];
-    let mut expected: Vec<&str> = libraries.into_iter().chain(function_packages).collect();
-    let mut found = default_members.clone();
-    expected.sort_unstable();
-    found.sort_unstable();
-    assert_eq!(
-        found, expected,
-        "the default members: the functions and their libraries only"
-    );
+    (default_members, function_packages)
 }
