@@ -5,15 +5,21 @@ the same requests in the same order (shared/aws/src/state/, shared/core/src/engi
 functions/infrastructure/src/ec2.rs), so the two differ only in language, runtime and SDK:
 
     parse the EventBridge event, select the rule (tag, name prefix, metric) from the rules file
-    decide on nothing stored (no state, the event unclaimed, no budget spent): a new incident
+    DescribeAlarms    the alarm as CloudWatch holds it: there, watching the event's metric, in
+                      ALARM, firing in the rule's direction, with no EC2 stop or terminate action
     DescribeAutoScalingInstances     the group guard: is it a group member?
+    DescribeInstances, DescribeAutoScalingInstances, DescribeInstanceStatus,
+    DescribeInstanceTypes            the healer's read-only look before a new attempt
+    CreateSchedule    the follow-up, before the claim (a scheduler that cannot be reached
+                      leaves nothing done)
+    decide on nothing stored (no state, the event unclaimed, no budget spent): a new incident
     TransactWriteItems  event claim (new), state (none stored), `in_progress` record, and per
                       budget the current window counted (below the limit) and the previous
                       one checked (empty); a refusal returns the stored claim and state
       duplicate:      refused with the event's claim: ignored, and done
-    CreateSchedule    the follow-up, before the action
     DescribeInstances, DescribeAutoScalingInstances, DescribeInstanceStatus,
-    DescribeInstanceTypes, RebootInstances                  the action (reboot first)
+    DescribeInstanceTypes, RebootInstances    the action: the same look again, live, then the
+                      reboot (reboot first)
     TransactWriteItems  the `completed` record, and the lease released with version + 1
                       (condition: the lease is this run's; when it is not, PutItem of the record)
     Publish           the notification, with its filterable attributes
@@ -401,26 +407,38 @@ def _status(check: dict[str, Any] | None) -> str:
     return (check or {}).get("Status", "unknown")
 
 
-def _recover(rule: dict[str, Any], resource: str, alarm: dict[str, Any], attempt: int) -> tuple[str, str, dict[str, str]]:
-    """(status, summary, details) of `recover-ec2-instance` on a standalone instance."""
+def _look(resource: str) -> tuple[str | None, dict[str, Any]]:
+    """The instance as the healer reads it before it acts: why nothing is to be done (or
+    `None`), and what it found. Read-only; the Rust function takes it before the claim and
+    again, live, in the action."""
     reservations = ec2.describe_instances(InstanceIds=[resource])["Reservations"]
     instance = reservations[0]["Instances"][0]
     tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
     state = instance["State"]["Name"]
     if state in ("shutting-down", "terminated"):
-        return "skipped", f"{resource} is already terminated or terminating", {}
+        return f"{resource} is already terminated or terminating", {}
     if tags.get(OPT_OUT_TAG, "").lower() == "true":
-        return "skipped", f"{resource} is tagged {OPT_OUT_TAG}=true", {}
+        return f"{resource} is tagged {OPT_OUT_TAG}=true", {}
     members = autoscaling.describe_auto_scaling_instances(InstanceIds=[resource])["AutoScalingInstances"]
     if members:
         raise NotImplementedError("an Auto Scaling member: outside the baseline's path")
     if state != "running":
-        return "skipped", f"{resource} is {state}", {}
+        return f"{resource} is {state}", {}
     statuses = ec2.describe_instance_status(InstanceIds=[resource], IncludeAllInstances=True)["InstanceStatuses"]
-    system = _status(statuses[0].get("SystemStatus") if statuses else None)
-    guest = _status(statuses[0].get("InstanceStatus") if statuses else None)
     types = ec2.describe_instance_types(InstanceTypes=[instance["InstanceType"]])["InstanceTypes"]
-    instance_store = bool(types and types[0].get("InstanceStorageSupported"))
+    return None, {
+        "system": _status(statuses[0].get("SystemStatus") if statuses else None),
+        "guest": _status(statuses[0].get("InstanceStatus") if statuses else None),
+        "instance_store": bool(types and types[0].get("InstanceStorageSupported")),
+    }
+
+
+def _recover(rule: dict[str, Any], resource: str, alarm: dict[str, Any], attempt: int) -> tuple[str, str, dict[str, str]]:
+    """(status, summary, details) of `recover-ec2-instance` on a standalone instance."""
+    skipped, found = _look(resource)
+    if skipped:
+        return "skipped", skipped, {}
+    system, guest = found["system"], found["guest"]
     if system == "ok" and guest == "ok":
         return "skipped", f"{resource}: both status checks pass again", {}
     system_failed = system == "impaired" or (
@@ -428,13 +446,40 @@ def _recover(rule: dict[str, Any], resource: str, alarm: dict[str, Any], attempt
     )
     reboot_first = rule.get("action", {}).get("reboot_first", True)
     if system_failed or not reboot_first or attempt > 1:
-        raise NotImplementedError(f"a stop and start (instance store: {instance_store}): outside the baseline's path")
+        raise NotImplementedError(f"a stop and start (instance store: {found['instance_store']}): outside the baseline's path")
     ec2.reboot_instances(InstanceIds=[resource])
     summary = (
         f"rebooted {resource} (instance status check {guest}, system status check {system}); "
         "a later attempt stops and starts it"
     )
     return "completed", summary, {"recovery": "reboot", "failed_check": "instance"}
+
+
+def _judge(rule: dict[str, Any], alarm: dict[str, Any]) -> str | None:
+    """Why the event is not to be acted on, judged against the alarm as CloudWatch holds it
+    (one read), or `None`."""
+    held = cloudwatch.describe_alarms(
+        AlarmNames=[alarm["name"]], AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+    )["MetricAlarms"]
+    held = [a for a in held if a["AlarmName"] == alarm["name"]]
+    if not held:
+        return "not-genuine"
+    watched = {
+        (a.get("Namespace"), a.get("MetricName"), frozenset((d["Name"], d["Value"]) for d in a.get("Dimensions", [])))
+        for a in held
+    }
+    for metric in alarm["metrics"]:
+        key = (metric.get("namespace"), metric.get("name"), frozenset((metric.get("dimensions") or {}).items()))
+        if key not in watched:
+            return "not-genuine"
+    if held[0]["StateValue"] != "ALARM":
+        return "stale"
+    wanted = (rule.get("alarm") or {}).get("comparison", "")
+    if wanted and wanted.startswith("Greater") != held[0]["ComparisonOperator"].startswith("Greater"):
+        return "opposite-direction"
+    if any(":ec2:stop" in a or ":ec2:terminate" in a for a in held[0].get("AlarmActions", [])):
+        raise NotImplementedError("the alarm's own EC2 stop or terminate action: outside the baseline's path")
+    return None
 
 
 def _publish(record: dict[str, Any], rule: dict[str, Any]) -> None:
@@ -504,8 +549,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "started_at": _iso(now),
     }
     budgets = _budgets(rule)
-    # A new incident, attempt 1, decided on nothing stored: the group guard, then the claim.
+    refused = _judge(rule, alarm)
+    if refused:
+        return {**outcome, "decision": "ignore", "reason": refused}
+    # A new incident, attempt 1, decided on nothing stored: the group guard, the healer's look,
+    # the follow-up, then the claim.
     autoscaling.describe_auto_scaling_instances(InstanceIds=[resource])  # the group guard
+    skipped, _ = _look(resource)
+    if skipped:
+        raise NotImplementedError(f"{skipped}: outside the baseline's path")
     cooldown = int(_policy(rule, "cooldown_seconds", 600))
     lease = int(_policy(rule, "lease_seconds", 900))
     next_attempt = now + timedelta(seconds=cooldown)
@@ -541,12 +593,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "expires_at": _expiry(now, 90),
     }
     record.update(status="in_progress", attempt=1, incident_id=incident_id)
+    follow_up_at = _schedule(rule, resource, alarm, incident_id, next_attempt)
     if not _claim(pk, alarm["id"], state_item, record, budgets, now):
         summary = "this event was already handled by another delivery"
         _log(message=summary, rule=rule["name"], resource=resource, decision="ignore", reason="duplicate")
         _metric("Skips", {"Layer": LAYER, "Reason": "duplicate"})
         return {**outcome, "decision": "ignore", "reason": "duplicate", "detail": summary}
-    follow_up_at = _schedule(rule, resource, alarm, incident_id, next_attempt)
     status, summary, details = _recover(rule, resource, alarm, 1)
     record.update(
         status=status,
