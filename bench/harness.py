@@ -109,13 +109,14 @@ def _memory_kib(pid: int) -> dict[str, int]:
     found["RssExecutable"] = 0
     with open(f"/proc/{pid}/smaps") as smaps:
         for line in smaps:
-            fields = line.split()
+            # A mapping's header: address, permissions, offset, device, inode, then its path
+            # (which may hold spaces); each of its fields after it: `Name: value`.
+            fields = line.split(maxsplit=5)
             if fields and fields[0].endswith(":"):
                 if in_executable and fields[0] == "Rss:":
                     found["RssExecutable"] += int(fields[1])
             else:
-                # A mapping's header: address, permissions, offset, device, inode, path.
-                in_executable = len(fields) >= 6 and fields[5] == executable
+                in_executable = len(fields) == 6 and fields[5].rstrip("\n") == executable
     return found
 
 
