@@ -1421,6 +1421,34 @@ fn every_function_is_linked_for_lambda_by_the_release_link_script() {
     }
 }
 
+#[test]
+fn sam_build_builds_every_function_in_its_first_cargo_invocation() {
+    // `sam build` builds one function per `cargo lambda build --bin <function>`, each run
+    // holding the target directory's lock through its link; `bins` makes the first one build
+    // all six (their links two at a time), which a cold build's time depends on.
+    let manifest = std::fs::read_to_string(workspace().join("Cargo.toml")).expect("Cargo.toml");
+    let manifest: toml::Table = manifest.parse().expect("a Cargo manifest");
+    let bins = manifest
+        .get("workspace")
+        .and_then(|workspace| workspace.get("metadata"))
+        .and_then(|metadata| metadata.get("lambda"))
+        .and_then(|lambda| lambda.get("build"))
+        .and_then(|build| build.get("bins"))
+        .and_then(toml::Value::as_bool);
+    assert_eq!(bins, Some(true), "[workspace.metadata.lambda.build] bins");
+    let template = template();
+    for (name, function) in functions(&template) {
+        assert_eq!(
+            function["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{name}: built by cargo lambda, which reads the workspace's metadata"
+        );
+    }
+    // Every function's binary is a default member's, so the first run builds them all.
+    let (_, function_packages) = function_packages();
+    assert_eq!(function_packages.len(), functions(&template).len());
+}
+
 /// The workspace's default members, and those that build the template's functions (each
 /// with its manifest), found from the functions' `Binary` and `CodeUri`.
 fn function_packages() -> (Vec<String>, Vec<(String, toml::Table)>) {
