@@ -1444,9 +1444,53 @@ fn sam_build_builds_every_function_in_its_first_cargo_invocation() {
             "{name}: built by cargo lambda, which reads the workspace's metadata"
         );
     }
-    // Every function's binary is a default member's, so the first run builds them all.
-    let (_, function_packages) = function_packages();
-    assert_eq!(function_packages.len(), functions(&template).len());
+    // Every function's binary is a default member's (`function_packages` fails otherwise), so
+    // the first run builds them all; and the default members build no other binary, which
+    // every `sam build` would then build and link too. Cargo's own view of the targets.
+    function_packages();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let metadata = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(workspace())
+        .output()
+        .expect("cargo metadata");
+    assert!(metadata.status.success(), "cargo metadata: {metadata:?}");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&metadata.stdout).expect("cargo metadata's JSON");
+    let default_members = metadata["workspace_default_members"]
+        .as_array()
+        .expect("workspace_default_members");
+    let mut built: Vec<String> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|package| default_members.contains(&package["id"]))
+        .flat_map(|package| package["targets"].as_array().expect("targets"))
+        .filter(|target| {
+            target["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|kind| kind == "bin"))
+        })
+        .map(|target| target["name"].as_str().expect("a target's name").to_owned())
+        .collect();
+    let mut functions: Vec<String> = functions(&template)
+        .iter()
+        .map(|(_, function)| {
+            function["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .expect("Metadata.BuildProperties.Binary")
+                .to_owned()
+        })
+        .collect();
+    built.sort();
+    functions.sort();
+    assert_eq!(built, functions, "the default members' binaries");
 }
 
 /// The workspace's default members, and those that build the template's functions (each
