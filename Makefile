@@ -111,6 +111,20 @@ lambda: lambda-tools ## Release Lambda artifacts of ARCH (default: this machine'
 	cargo lambda build --release --target $(LAMBDA_TARGET) --lambda-dir $(LAMBDA_DIR) $(addprefix -p ,$(LAMBDA_PACKAGES))
 	@$(VENV)/bin/python tools/artifact_sizes.py $(addprefix $(LAMBDA_DIR)/,$(addsuffix /bootstrap,$(LAMBDA_PACKAGES)))
 
+# The functions a release function runs from its start to its first answers, which the link
+# lays out together (functions/release-link/hot-functions.txt): written again from this
+# machine's architecture's release functions, built with their symbols and run under valgrind
+# as `make bench` runs them. The symbols are kept by a compiler flag, not by the profile: the
+# profile's settings are part of every crate's hash, and so of the symbols' names, which must
+# be those of the build that ships (rustc takes the flag's last value; Cargo leaves RUSTFLAGS
+# out of the hash). Their own build, beside `make lambda`'s.
+HOT_FUNCTIONS_DIR := $(CARGO_TARGET_DIR)/lambda/$(HOST_ARCH)-symbols
+
+.PHONY: hot-functions
+hot-functions: lambda-tools tools ## Profile the release functions and write the functions their start-up runs (for the link's layout; needs valgrind)
+	RUSTFLAGS="-C strip=none" cargo lambda build --release --target $(LAMBDA_TARGET_$(HOST_ARCH)) --lambda-dir $(HOT_FUNCTIONS_DIR) $(addprefix -p ,$(LAMBDA_PACKAGES))
+	$(VENV)/bin/python bench/hot_functions.py --binaries $(HOT_FUNCTIONS_DIR)
+
 .PHONY: sam-build
 sam-build: lambda-tools ## sam build of the stack's functions for ARCH (default: this machine's; into .aws-sam/build)
 	$(OFFLINE_AWS) sam build --parameter-overrides Architecture=$(ARCH)

@@ -12,6 +12,14 @@
 //!   nothing unwinds, but the standard library is built with unwind tables and fat LTO keeps
 //!   them for every function (0.9 MB and their index). Without them a panic still prints its
 //!   message, with an empty backtrace, and aborts.
+//! - **The start-up path first.** The functions a function runs from its start to its first
+//!   answers (`hot-functions.txt`, written by `bench/hot_functions.py` from profiled runs) go
+//!   together at the start of the code. The kernel maps a binary's pages as they are first
+//!   touched, 64 kB around each: laid out as the compiler emits them, those functions are
+//!   spread over nearly every page of the code, and all of it becomes resident at the first
+//!   event. The names carry no hash, so they still match after the compiler or a dependency
+//!   changes; a function that is new since the list was written is placed with the rest, and
+//!   only its page is touched apart.
 //!
 //! Debug builds (the tests) and other targets are linked as Cargo links them.
 
@@ -19,15 +27,53 @@ use std::env;
 use std::fs;
 use std::path::PathBuf;
 
-/// Drops the unwind tables and the language-specific data only they point to; `INSERT` keeps
-/// the linker's own layout for every other section.
-const DISCARD_UNWIND_TABLES: &str = "\
-SECTIONS
-{
-  /DISCARD/ : { *(.eh_frame) *(.gcc_except_table .gcc_except_table.*) }
+/// The start-up path's functions, one symbol per line without the hash that ends a Rust
+/// symbol (`#` starts a comment).
+const HOT_FUNCTIONS: &str = include_str!("hot-functions.txt");
+
+/// The linker script of a release `bootstrap`: one script, because of two that each insert
+/// into the layout the linker applied one. `INSERT` keeps the linker's own layout for every
+/// section the script does not name.
+/// - `.text.hot`: the hot functions' sections (one per function: `.text.` and the symbol,
+///   `.text.unlikely.` for a function marked cold), before `.text`. A listed name that ends
+///   where a legacy-mangled Rust symbol's hash begins (`17h`) matches every hash; the
+///   standard library's v0 symbols and the instances of a generic function are listed whole.
+///   A name with a character a linker script would read otherwise is left out.
+/// - `/DISCARD/`: the unwind tables and the language-specific data only they point to.
+fn release_layout(hot_functions: &str) -> String {
+    let mut patterns = String::new();
+    for name in hot_functions.lines().map(str::trim) {
+        if name.is_empty() || name.starts_with('#') {
+            continue;
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
+        {
+            println!("cargo::warning=hot-functions.txt: left out {name:?}");
+            continue;
+        }
+        // A legacy-mangled Rust symbol is `_ZN`, its path's parts, then `17h<hash>E`: a name
+        // the list ends where the hash begins matches every hash.
+        let wildcard = if name.starts_with("_ZN") && name.ends_with("17h") {
+            "*"
+        } else {
+            ""
+        };
+        patterns.push_str(&format!(
+            "      .text.{name}{wildcard}\n      .text.unlikely.{name}{wildcard}\n"
+        ));
+    }
+    let hot = if patterns.is_empty() {
+        String::new()
+    } else {
+        format!("  .text.hot :\n  {{\n    *(\n{patterns}    )\n  }}\n")
+    };
+    format!(
+        "SECTIONS\n{{\n{hot}  /DISCARD/ : {{ *(.eh_frame) *(.gcc_except_table .gcc_except_table.*) }}\n}}\n\
+         INSERT BEFORE .text;\n"
+    )
 }
-INSERT AFTER .text;
-";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let var = |name: &str| env::var(name).unwrap_or_default();
@@ -36,8 +82,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lambda_linux =
         var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu";
     if release && lambda_linux {
-        let script = PathBuf::from(env::var("OUT_DIR")?).join("discard-unwind-tables.ld");
-        fs::write(&script, DISCARD_UNWIND_TABLES)?;
+        let script = PathBuf::from(env::var("OUT_DIR")?).join("release-layout.ld");
+        fs::write(&script, release_layout(HOT_FUNCTIONS))?;
         println!("cargo::rustc-link-arg-bins=-no-pie");
         println!("cargo::rustc-link-arg-bins=-Wl,-T,{}", script.display());
     }

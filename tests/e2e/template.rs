@@ -1493,6 +1493,59 @@ fn sam_build_builds_every_function_in_its_first_cargo_invocation() {
     assert_eq!(built, functions, "the default members' binaries");
 }
 
+#[test]
+fn the_release_link_lays_out_a_profiled_start_up_path() {
+    // functions/release-link/hot-functions.txt is written by bench/hot_functions.py from
+    // profiled runs; the link places each listed function's section first. A name the linker
+    // script could not hold would be left out (with a warning in every release build), and a
+    // list from a run that never reached the handler would lay out nothing that matters.
+    let path = workspace().join("functions/release-link/hot-functions.txt");
+    let list = std::fs::read_to_string(&path).expect("hot-functions.txt");
+    let names: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    for name in &names {
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b)),
+            "{name}: only what a linker script's pattern holds"
+        );
+        if name.starts_with("_ZN") && !name.ends_with("17h") {
+            // A generic function's instance, hash and all (`17h`, 16 hexadecimal digits, `E`,
+            // and a number where fat LTO renamed a local copy).
+            let hashed = name
+                .rsplit_once("17h")
+                .map(|(_, hash)| hash.split_once('.').map_or(hash, |(hash, _)| hash));
+            assert!(
+                hashed.is_some_and(|hash| hash.len() == 17
+                    && hash.ends_with('E')
+                    && hash[..16].bytes().all(|b| b.is_ascii_hexdigit())),
+                "{name}: a Rust symbol up to its hash, or whole"
+            );
+        }
+    }
+    assert!(
+        names.windows(2).all(|pair| pair[0] < pair[1]),
+        "sorted, each once (the generator's output: a diff shows what a profile changed)"
+    );
+    // What runs before and at a first event: the runtime's loop, a layer's healer, the
+    // engine's decision, an SDK request signed and sent.
+    for part in [
+        "14lambda_runtime",
+        "23autoheal_infrastructure",
+        "13autoheal_core",
+        "9aws_sigv4",
+        "18aws_smithy_runtime",
+    ] {
+        assert!(
+            names.iter().any(|name| name.contains(part)),
+            "no function of {part} in the list"
+        );
+    }
+}
+
 /// The workspace's default members, and those that build the template's functions (each
 /// with its manifest), found from the functions' `Binary` and `CodeUri`.
 fn function_packages() -> (Vec<String>, Vec<(String, toml::Table)>) {
