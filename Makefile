@@ -114,15 +114,19 @@ lambda: lambda-tools ## Release Lambda artifacts of ARCH (default: this machine'
 # The functions a release function runs from its start to its first answers, which the link
 # lays out together (functions/release-link/hot-functions.txt): written again from this
 # machine's architecture's release functions, built with their symbols and run under valgrind
-# as `make bench` runs them. The symbols are kept by a compiler flag, not by the profile: the
-# profile's settings are part of every crate's hash, and so of the symbols' names, which must
-# be those of the build that ships (rustc takes the flag's last value; Cargo leaves RUSTFLAGS
-# out of the hash). Their own build, beside `make lambda`'s.
+# as `make bench` runs them. They must be the code that ships, with the same symbols: the
+# symbols are kept by a compiler flag, not by the profile, whose settings are part of every
+# crate's hash and so of the symbols' names (rustc takes a flag's last value; Cargo leaves
+# RUSTFLAGS out of the hash). cargo-lambda chooses the processor only where no flags are set
+# (`haswell`, `neoverse-n1`): given flags, it must be given too. Their own build, beside
+# `make lambda`'s.
 HOT_FUNCTIONS_DIR := $(CARGO_TARGET_DIR)/lambda/$(HOST_ARCH)-symbols
+LAMBDA_CPU_x86_64 := haswell
+LAMBDA_CPU_arm64 := neoverse-n1
 
 .PHONY: hot-functions
 hot-functions: lambda-tools tools ## Profile the release functions and write the functions their start-up runs (for the link's layout; needs valgrind)
-	RUSTFLAGS="-C strip=none" cargo lambda build --release --target $(LAMBDA_TARGET_$(HOST_ARCH)) --lambda-dir $(HOT_FUNCTIONS_DIR) $(addprefix -p ,$(LAMBDA_PACKAGES))
+	RUSTFLAGS="-C target-cpu=$(LAMBDA_CPU_$(HOST_ARCH)) -C strip=none" cargo lambda build --release --target $(LAMBDA_TARGET_$(HOST_ARCH)) --lambda-dir $(HOT_FUNCTIONS_DIR) $(addprefix -p ,$(LAMBDA_PACKAGES))
 	$(VENV)/bin/python bench/hot_functions.py --binaries $(HOT_FUNCTIONS_DIR)
 
 .PHONY: sam-build

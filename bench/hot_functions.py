@@ -154,10 +154,7 @@ def listed_names(ran: set[str], symbols: dict[str, int]) -> set[str]:
 
 def main() -> None:
     args = parse_args()
-    chosen = [name.strip() for name in args.functions.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in scenarios.SCENARIOS]
-    if unknown:
-        sys.exit(f"unknown function(s) {unknown}; known: {list(scenarios.SCENARIOS)}")
+    chosen = scenarios.chosen(args.functions)
     if subprocess.run(["valgrind", "--version"], capture_output=True).returncode != 0:
         sys.exit("valgrind is needed (Debian's package valgrind)")
     names: set[str] = set()

@@ -169,10 +169,7 @@ def bench_function(args: argparse.Namespace, scenario: scenarios.Scenario, logs:
 
 def main() -> None:
     args = parse_args()
-    chosen = [name.strip() for name in args.functions.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in scenarios.SCENARIOS]
-    if unknown:
-        sys.exit(f"unknown function(s) {unknown}; known: {list(scenarios.SCENARIOS)}")
+    chosen = scenarios.chosen(args.functions)
     args.results.mkdir(parents=True, exist_ok=True)
     logs = args.results / "logs"
     shutil.rmtree(logs, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -444,3 +445,12 @@ NETWORK = Scenario(
 SCENARIOS: dict[str, Scenario] = {
     scenario.layer: scenario for scenario in (INFRASTRUCTURE, PLATFORM, APPLICATION, DATA, NETWORK)
 }
+
+
+def chosen(functions: str) -> list[str]:
+    """The layers a comma-separated `--functions` names; exits on one without a scenario."""
+    names = [name.strip() for name in functions.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        sys.exit(f"unknown function(s) {unknown}; known: {list(SCENARIOS)}")
+    return names
