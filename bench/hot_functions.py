@@ -5,7 +5,8 @@ them out together (functions/release-link/hot-functions.txt).
                                   [--output functions/release-link/hot-functions.txt]
 
 DIR holds release binaries that kept their symbols (`make hot-functions` builds them with
-`RUSTFLAGS="-C strip=none"`: the same code and the same symbols as the stripped build's). Each
+RUSTFLAGS that keep the symbols and give the processor cargo-lambda would: the same code and
+the same symbols as the stripped build's). Each
 function runs once as the benchmark runs it (bench/run.py: the local Runtime API, the
 emulator, the same scenario): its init, a fresh acted event and its duplicate, WARM more of
 each, under valgrind's callgrind, which records every function that runs at least one
@@ -29,6 +30,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Container
 
 import harness
 import run
@@ -74,12 +76,14 @@ def profile(args: argparse.Namespace, scenario: scenarios.Scenario, work: Path) 
     if not binary.is_file():
         sys.exit(f"{binary} is missing: build the release binaries with their symbols first (make hot-functions)")
     out = work / f"{scenario.layer}.callgrind"
-    # The harness ends a process with SIGKILL, which would lose the profile: valgrind runs
-    # behind a shell it kills instead, and ends when the Runtime API stops answering (the
-    # runtime's loop returns its error), writing the profile as it exits.
+    written = work / f"{scenario.layer}.written"
+    # The harness ends a process with SIGKILL, which would lose the profile: valgrind runs in
+    # a subshell behind the shell it kills instead, and ends when the Runtime API stops
+    # answering (the runtime's loop returns its error), writing the profile as it exits; the
+    # subshell then marks it written.
     command = (
-        f"valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no "
-        f"--callgrind-out-file={out} {binary} & wait"
+        f"(valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no "
+        f"--callgrind-out-file={out} {binary}; touch {written}) & wait"
     )
     implementation = Implementation("callgrind", function, ["/bin/sh", "-c", command])
     emulator = Emulator(args.python, scenario.shims, work / f"{scenario.layer}-emulator.log").start()
@@ -99,18 +103,16 @@ def profile(args: argparse.Namespace, scenario: scenarios.Scenario, work: Path) 
             timeout=600.0,
         )
         deadline = time.monotonic() + EXIT_SECONDS
-        while not out.is_file() and time.monotonic() < deadline:
+        while not written.is_file() and time.monotonic() < deadline:
             time.sleep(0.5)
-        # valgrind writes the file in one go at exit; give it a moment to finish.
-        time.sleep(1.0)
     finally:
         emulator.stop()
-    if not out.is_file():
+    if not (written.is_file() and out.is_file()):
         sys.exit(f"{scenario.layer}: callgrind wrote no profile: see {work / (scenario.layer + '.log')}")
     return out
 
 
-def functions_run(profile_path: Path, symbols: set[str]) -> set[str]:
+def functions_run(profile_path: Path, symbols: Container[str]) -> set[str]:
     """The binary's function symbols that a callgrind profile (uncompressed names) shows
     running: every `fn=` block is a function that ran at least one instruction. The names
     are checked against the binary's own symbols rather than the profile's object, which
