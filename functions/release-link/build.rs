@@ -17,9 +17,10 @@
 //!   together at the start of the code. The kernel maps a binary's pages as they are first
 //!   touched, 64 kB around each: laid out as the compiler emits them, those functions are
 //!   spread over nearly every page of the code, and all of it becomes resident at the first
-//!   event. The names carry no hash, so they still match after the compiler or a dependency
-//!   changes; a function that is new since the list was written is placed with the rest, and
-//!   only its page is touched apart.
+//!   event. Most names carry no hash, so they still match after the compiler or a dependency
+//!   changes; a function that is new since the list was written, or a generic instance
+//!   listed whole whose hash changed, is placed with the rest, and only its page is touched
+//!   apart.
 //!
 //! Debug builds (the tests) and other targets are linked as Cargo links them.
 
@@ -27,8 +28,8 @@ use std::env;
 use std::fs;
 use std::path::PathBuf;
 
-/// The start-up path's functions, one symbol per line without the hash that ends a Rust
-/// symbol (`#` starts a comment).
+/// The start-up path's functions, one symbol per line, most without the hash that ends a
+/// Rust symbol (`#` starts a comment).
 const HOT_FUNCTIONS: &str = include_str!("hot-functions.txt");
 
 /// The linker script of a release `bootstrap`: one script, because of two that each insert
