@@ -1,7 +1,9 @@
 //! Settings from the environment (`env` names the variables; `startup` says what is wrong
-//! with them), and the AWS SDK configuration every client is built from (`sdk`).
+//! with them), and the AWS SDK configuration every client is built from (`sdk`), with its HTTPS
+//! client (`https`) and the roots that client trusts (`trust`).
 
 pub mod env;
+mod https;
 mod lambda_sdk;
 mod reach;
 mod sdk;
@@ -17,7 +19,7 @@ pub use lambda_sdk::{lambda_region, lambda_sdk_config, lambda_sdk_from_env};
 pub use reach::{ORGANIZATION, Reaching, read_account_budget, read_reach};
 pub use sdk::{DEFAULT_REGION, https_client, https_client_trusting, sdk_config};
 pub use startup::{ConfigError, check_lambda_environment, read_scope};
-pub use trust::{AMAZON_TRUST_SERVICES, Roots};
+pub use trust::{AMAZON_TRUST_SERVICES, Roots, RootsError};
 
 /// The state table's name when none is configured (also what `autoheal bootstrap` creates).
 pub const DEFAULT_TABLE_NAME: &str = "autoheal-state";

@@ -9,7 +9,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::SharedHttpClient;
-use aws_smithy_http_client::tls;
 
 use super::trust::Roots;
 
@@ -32,20 +31,15 @@ pub(super) fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// The HTTPS client of the command line, the demo and the tests: hyper and rustls with the ring
-/// provider, trusting the system's root certificates (read when the first AWS client is built).
+/// The HTTPS client of the command line, the demo and the tests (`https`), trusting the system's
+/// root certificates (read for the first request).
 pub fn https_client() -> SharedHttpClient {
     https_client_trusting(Roots::System)
 }
 
 /// The same HTTPS client, trusting `roots` (the functions': [`Roots::for_function`]).
 pub fn https_client_trusting(roots: Roots) -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .tls_context(roots.tls_context())
-        .build_https()
+    super::https::client(roots)
 }
 
 /// Loads the SDK configuration. With `endpoint_url` (the local emulator), every client talks

@@ -11,7 +11,9 @@
 //! `AWS_ENDPOINT_URL` is an HTTPS endpoint of someone else's, and in partitions whose endpoints
 //! need not chain to Amazon Trust Services (China, the isolated regions).
 
-use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 /// Amazon Root CA 1, 2, 3 and 4 and Starfield Services Root Certificate Authority G2, as
 /// Amazon Trust Services publishes them (PEM).
@@ -55,19 +57,47 @@ impl Roots {
         }
     }
 
-    /// The TLS settings that trust these roots.
-    pub fn tls_context(self) -> TlsContext {
-        let store = match self {
-            Roots::AmazonTrustServices => TrustStore::empty()
-                .with_native_roots(false)
-                .with_pem_certificate(AMAZON_TRUST_SERVICES.as_bytes()),
-            Roots::System => TrustStore::default(),
-        };
-        TlsContext::builder()
-            .with_trust_store(store)
-            .build()
-            .unwrap_or_default()
+    /// The trust store of these roots. The system's are read from disk each time: a client
+    /// asks once, for its first request.
+    pub fn store(self) -> Result<RootCertStore, RootsError> {
+        let mut store = RootCertStore::empty();
+        match self {
+            Roots::AmazonTrustServices => {
+                for certificate in CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES.as_bytes())
+                {
+                    let certificate =
+                        certificate.map_err(|error| RootsError::BuiltIn(error.to_string()))?;
+                    store
+                        .add(certificate)
+                        .map_err(|error| RootsError::BuiltIn(error.to_string()))?;
+                }
+            }
+            Roots::System => {
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _unparsable) = store.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    return Err(RootsError::NoSystemRoots {
+                        problems: found.errors.iter().map(ToString::to_string).collect(),
+                    });
+                }
+            }
+        }
+        Ok(store)
     }
+}
+
+/// Why a client has no roots to trust.
+#[derive(Debug, thiserror::Error)]
+pub enum RootsError {
+    #[error("the built-in root certificates do not parse: {0}")]
+    BuiltIn(String),
+    #[error(
+        "no usable root certificate in the system's store ({}, {} or the platform's bundle){}",
+        env::CERT_FILE,
+        env::CERT_DIR,
+        problems.iter().map(|problem| format!("; {problem}")).collect::<String>()
+    )]
+    NoSystemRoots { problems: Vec<String> },
 }
 
 /// Whether AWS's endpoints in `region` present Amazon Trust Services certificates: every region
@@ -155,9 +185,6 @@ mod tests {
 
     #[test]
     fn the_built_in_roots_are_the_five_amazon_trust_services_publishes() {
-        use rustls_pki_types::CertificateDer;
-        use rustls_pki_types::pem::PemObject;
-
         // SHA-256 of each certificate, as Amazon Trust Services lists them.
         let published = [
             "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e", // Amazon Root CA 1
@@ -180,23 +207,10 @@ mod tests {
     }
 
     #[test]
-    fn a_client_is_built_on_either_trust_store() {
-        use aws_config::{BehaviorVersion, Region};
-
-        for roots in [Roots::AmazonTrustServices, Roots::System] {
-            // Building a client builds its HTTPS connector, trust store included: a
-            // certificate that does not parse panics here, not at a cold start in Lambda.
-            let config = aws_sdk_dynamodb::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .http_client(crate::config::https_client_trusting(roots))
-                .build();
-            let client = aws_sdk_dynamodb::Client::from_conf(config);
-            assert_eq!(
-                client.config().region().map(Region::as_ref),
-                Some("us-east-1"),
-                "{roots:?}"
-            );
-        }
+    fn the_built_in_roots_make_a_store_of_five() {
+        let store = Roots::AmazonTrustServices
+            .store()
+            .expect("the built-in roots");
+        assert_eq!(store.len(), 5);
     }
 }
