@@ -265,7 +265,7 @@ impl DeploymentArgs {
             table_name: self.table.clone(),
             topic_arn,
             settings,
-            rules,
+            rules: rules.into(),
             follow_ups,
             member_role: None,
         })

@@ -22,6 +22,11 @@
 //!   listed whole whose hash changed, is placed with the rest, and only its page is touched
 //!   apart.
 //!
+//! - **One symbol hash table** (`--hash-style=gnu`). The dynamic loader looks the few symbols
+//!   a function takes from libc up in the GNU table, as every glibc since 2006 does (Lambda's
+//!   Amazon Linux 2 and 2023 among them); the linker's default adds the System V table too,
+//!   which no loader reads.
+//!
 //! Debug builds (the tests) and other targets are linked as Cargo links them.
 
 use std::env;
@@ -86,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let script = PathBuf::from(env::var("OUT_DIR")?).join("release-layout.ld");
         fs::write(&script, release_layout(HOT_FUNCTIONS))?;
         println!("cargo::rustc-link-arg-bins=-no-pie");
+        println!("cargo::rustc-link-arg-bins=-Wl,--hash-style=gnu");
         println!("cargo::rustc-link-arg-bins=-Wl,-T,{}", script.display());
     }
     Ok(())

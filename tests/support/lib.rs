@@ -719,7 +719,7 @@ impl Deployment {
             table_name: self.table.clone(),
             topic_arn: self.topic_arn.clone(),
             settings,
-            rules: RuleSet::shipped().expect("shipped rules"),
+            rules: RuleSet::shipped().expect("shipped rules").into(),
             // Undelivered follow-ups go to the deployment's dead-letter queue, as the stack's do.
             follow_ups: autoheal_aws::FollowUpTarget {
                 dead_letter_arn: Some(DEAD_LETTER_ARN.to_owned()),

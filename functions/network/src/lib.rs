@@ -31,18 +31,21 @@ pub struct NetworkHealer {
 impl NetworkHealer {
     /// Builds the layer's clients from one SDK configuration (once per container).
     pub fn new(sdk: &SdkConfig) -> Self {
+        // One EC2 client for the targets' owners and the routes: a client is cheap to clone
+        // (its configuration is shared), not to build.
+        let ec2 = aws_sdk_ec2::Client::new(sdk);
         NetworkHealer {
             targets: TargetDeregistrar::new(
                 aws_sdk_elasticloadbalancingv2::Client::new(sdk),
                 targets::Owners {
-                    ec2: aws_sdk_ec2::Client::new(sdk),
+                    ec2: ec2.clone(),
                     autoscaling: aws_sdk_autoscaling::Client::new(sdk),
                     ecs: aws_sdk_ecs::Client::new(sdk),
                 },
             ),
             dns: DnsFailover::new(aws_sdk_route53::Client::new(sdk)),
             routes: NatRouteReplacer::new(
-                aws_sdk_ec2::Client::new(sdk),
+                ec2,
                 aws_sdk_cloudwatch::Client::new(sdk),
             ),
         }

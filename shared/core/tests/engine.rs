@@ -859,7 +859,7 @@ fn shipped() -> RuleSet {
 fn engine_with(layer: Layer, rules: RuleSet, settings: Settings) -> TestEngine {
     Engine {
         layer,
-        rules,
+        rules: rules.into(),
         settings,
         store: MemoryStore::default(),
         notifier: RecordingNotifier::default(),
@@ -4002,7 +4002,7 @@ async fn given_a_resource_that_cannot_be_assessed_when_its_alarm_fires_then_noth
     }
     let engine = Engine {
         layer: Layer::Infrastructure,
-        rules: shipped(),
+        rules: shipped().into(),
         settings: Settings::default(),
         store: MemoryStore::default(),
         notifier: RecordingNotifier::default(),

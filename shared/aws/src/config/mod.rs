@@ -11,6 +11,7 @@ mod startup;
 mod trust;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use autoheal_core::engine::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET};
 use autoheal_core::{Layer, Limit, Mode, RuleSet, Settings};
@@ -68,7 +69,8 @@ pub struct FunctionConfig {
     pub table_name: String,
     pub topic_arn: String,
     pub settings: Settings,
-    pub rules: RuleSet,
+    /// Parsed once per container; every engine the function builds shares them.
+    pub rules: Arc<RuleSet>,
     pub follow_ups: FollowUpTarget,
     /// The role assumed in member accounts (`None`: the function heals in its own account
     /// only).
@@ -162,7 +164,7 @@ impl FunctionConfig {
                 account_budget,
                 reach: reaching.reach,
             },
-            rules,
+            rules: Arc::new(rules),
             follow_ups,
             member_role: reaching.member_role,
         })

@@ -32,6 +32,8 @@ mod run;
 mod settings;
 mod wait;
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::model::layer::Layer;
@@ -49,7 +51,8 @@ pub use settings::{DEFAULT_GLOBAL_BUDGET, DEFAULT_LAYER_BUDGET, Settings};
 #[derive(Debug)]
 pub struct Engine<S, N, H, C, F> {
     pub layer: Layer,
-    pub rules: RuleSet,
+    /// Shared with the engines of the other places a function heals in: read, never changed.
+    pub rules: Arc<RuleSet>,
     pub settings: Settings,
     pub store: S,
     pub notifier: N,
