@@ -14,7 +14,8 @@ instruction. The names from every function's run are written sorted to OUTPUT, e
 symbol of the legacy mangling without the hash it ends with where that name stands for few
 symbols (the hash changes with the compiler and the dependencies' versions; the standard
 library's symbols, mangled the v0 way, keep theirs and match the compiler that wrote the
-list). The link (functions/release-link/build.rs) places the code of each before the rest,
+list), and each numbered local copy that fat LTO made of a function (`.110`, renumbered at
+any change to the program) up to the dot. The link (functions/release-link/build.rs) places the code of each before the rest,
 so that the pages a start-up and its first events touch are few and together.
 
 Needs valgrind, and the project's .venv (the emulator and boto3: `make tools`).
@@ -44,6 +45,10 @@ DEFAULT_OUTPUT = REPOSITORY / "functions" / "release-link" / "hot-functions.txt"
 # hexadecimal digits, then `E` (and a number, where fat LTO renamed a local copy). The list
 # keeps what comes before the digits: the link matches the rest with a wildcard.
 HASHED = re.compile(r"^(_ZN.*17h)[0-9a-f]{16}E(\.[0-9]+)?$")
+# Fat LTO names the local copies it keeps of a function with a number (`.110`), and numbers
+# them again at any change to the program: the list names them up to the dot, which the link
+# matches with a wildcard (every copy of that function).
+NUMBERED = re.compile(r"^(.*\.)[0-9]+$")
 # A generic function's instances share their name up to the hash (`<&T as Debug>::fmt` has
 # over a thousand): where the instances that did not run would bring more than this many bytes
 # of code into the hot part, the list names those that ran, hash and all, instead. Those are
@@ -146,12 +151,19 @@ def listed_names(ran: set[str], symbols: dict[str, int]) -> set[str]:
     not_run: Counter[str] = Counter()
     for symbol, size in symbols.items():
         if symbol not in ran:
-            not_run[HASHED.sub(r"\1", symbol)] += size
+            not_run[family(symbol)] += size
     listed = set()
     for symbol in ran:
-        name = HASHED.sub(r"\1", symbol)
-        listed.add(name if not_run[name] <= MAX_BYTES_NOT_RUN else symbol)
+        name = family(symbol)
+        listed.add(name if not_run[name] <= MAX_BYTES_NOT_RUN else NUMBERED.sub(r"\1", symbol))
     return listed
+
+
+def family(symbol: str) -> str:
+    """The name a symbol is listed by where it stands for few: a legacy Rust symbol without its
+    hash, another up to the dot of a local copy's number."""
+    name = HASHED.sub(r"\1", symbol)
+    return name if name != symbol else NUMBERED.sub(r"\1", symbol)
 
 
 def main() -> None:

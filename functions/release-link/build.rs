@@ -42,8 +42,9 @@ const HOT_FUNCTIONS: &str = include_str!("hot-functions.txt");
 /// section the script does not name.
 /// - `.text.hot`: the hot functions' sections (one per function: `.text.` and the symbol,
 ///   `.text.unlikely.` for a function marked cold), before `.text`. A listed name that ends
-///   where a legacy-mangled Rust symbol's hash begins (`17h`) matches every hash; the
-///   standard library's v0 symbols and the instances of a generic function are listed whole.
+///   where a legacy-mangled Rust symbol's hash begins (`17h`) matches every hash, and one
+///   that ends with a dot every numbered copy of that function (`.110`); the standard
+///   library's v0 symbols and the instances of a generic function are listed whole.
 ///   A name with a character a linker script would read otherwise is left out.
 /// - `/DISCARD/`: the unwind tables and the language-specific data only they point to.
 fn release_layout(hot_functions: &str) -> String {
@@ -60,8 +61,10 @@ fn release_layout(hot_functions: &str) -> String {
             continue;
         }
         // A legacy-mangled Rust symbol is `_ZN`, its path's parts, then `17h<hash>E`: a name
-        // the list ends where the hash begins matches every hash.
-        let wildcard = if name.starts_with("_ZN") && name.ends_with("17h") {
+        // the list ends where the hash begins matches every hash. A name ending with a dot
+        // stands for fat LTO's numbered local copies of a function, renumbered at any change.
+        let any_hash = name.starts_with("_ZN") && name.ends_with("17h");
+        let wildcard = if any_hash || name.ends_with('.') {
             "*"
         } else {
             ""
