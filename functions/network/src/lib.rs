@@ -44,10 +44,7 @@ impl NetworkHealer {
                 },
             ),
             dns: DnsFailover::new(aws_sdk_route53::Client::new(sdk)),
-            routes: NatRouteReplacer::new(
-                ec2,
-                aws_sdk_cloudwatch::Client::new(sdk),
-            ),
+            routes: NatRouteReplacer::new(ec2, aws_sdk_cloudwatch::Client::new(sdk)),
         }
     }
 }
