@@ -15,8 +15,9 @@ symbol of the legacy mangling without the hash it ends with where that name stan
 symbols (the hash changes with the compiler and the dependencies' versions; the standard
 library's symbols, mangled the v0 way, keep theirs and match the compiler that wrote the
 list), and each numbered local copy that fat LTO made of a function (`.110`, renumbered at
-any change to the program) up to the dot. The link (functions/release-link/build.rs) places the code of each before the rest,
-so that the pages a start-up and its first events touch are few and together.
+any change to the program) up to the dot. The link (functions/release-link/build.rs) places
+the code of each before the rest, so that the pages a start-up and its first events touch
+are few and together.
 
 Needs valgrind, and the project's .venv (the emulator and boto3: `make tools`).
 """
