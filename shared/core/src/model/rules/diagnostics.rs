@@ -81,28 +81,10 @@ impl RuleHeaders {
 }
 
 pub(super) fn parse_raw(text: &str, headers: &RuleHeaders) -> Result<RawFile, RulesError> {
-    // A lenient first pass finds rule names, so that a type error deeper in a rule can say
-    // which rule it is in.
-    let names: Vec<Option<String>> = match text.parse::<toml::Table>() {
-        Ok(table) => table
-            .get("rule")
-            .and_then(toml::Value::as_array)
-            .map(|rules| {
-                rules
-                    .iter()
-                    .map(|rule| {
-                        rule.get("name")
-                            .and_then(toml::Value::as_str)
-                            .map(str::to_owned)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Err(error) => return Err(syntax_error(text, headers, &error)),
-    };
     let deserializer =
         toml::Deserializer::parse(text).map_err(|error| syntax_error(text, headers, &error))?;
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let names = rule_names(text);
         let mut line = error.inner().span().map(|span| line_at(text, span.start));
         let message = error.inner().message().to_owned();
         let mut segments = error.path().iter();
@@ -153,6 +135,28 @@ pub(super) fn parse_raw(text: &str, headers: &RuleHeaders) -> Result<RawFile, Ru
             }],
         }
     })
+}
+
+/// Each rule's name, read leniently, so that a type error deeper in a rule can say which rule
+/// it is in. Read only for an error: it parses the file a second time, which was a sixth of
+/// a function's start-up when every start did it.
+fn rule_names(text: &str) -> Vec<Option<String>> {
+    let Ok(file) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    file.get("rule")
+        .and_then(toml::Value::as_array)
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|rule| {
+                    rule.get("name")
+                        .and_then(toml::Value::as_str)
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The parameter of rule `index`'s action whose value is wrong: the one without which the
