@@ -93,19 +93,127 @@ impl HttpsClient {
     }
 }
 
-/// TLS 1.2 and 1.3 with rustls's default suites on ring, trusting `roots`.
+/// TLS 1.2 and 1.3 with [`offered`]'s algorithms on ring, trusting `roots`.
 fn tls_config(roots: Roots) -> Result<rustls::ClientConfig, String> {
     let store = roots.store().map_err(|error| error.to_string())?;
     trusting(store)
 }
 
 fn trusting(store: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| format!("the TLS settings: {error}"))?
-        .with_root_certificates(store)
-        .with_no_client_auth())
+    Ok(
+        rustls::ClientConfig::builder_with_provider(Arc::new(offered()))
+            .with_safe_default_protocol_versions()
+            .map_err(|error| format!("the TLS settings: {error}"))?
+            .with_root_certificates(store)
+            .with_no_client_auth(),
+    )
+}
+
+/// What a handshake offers: rustls's defaults on ring, in its order, without ChaCha20-Poly1305,
+/// the cipher for processors without AES instructions (Lambda's have them). That leaves TLS
+/// 1.3 and TLS 1.2's ECDHE suites with AES-GCM (TLS 1.3's mandatory suite is one, RFC 8446
+/// section 9.1), the key exchanges X25519, P-256 and P-384, and every certificate signature
+/// rustls checks. A test holds the rest to rustls's defaults.
+///
+/// Built field by field: rustls's `default_provider()` names every suite it has, and what a
+/// program names is linked into it (ChaCha20-Poly1305's code was 50 kB of every function).
+fn offered() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::ring::{cipher_suite, kx_group};
+    rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cipher_suite::TLS13_AES_256_GCM_SHA384,
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+            cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        signature_verification_algorithms: CERTIFICATE_CHECKS,
+        secure_random: &Ring,
+        key_provider: &Ring,
+    }
+}
+
+/// rustls's certificate signature checks on ring, as its `default_provider()` has them.
+static CERTIFICATE_CHECKS: rustls::crypto::WebPkiSupportedAlgorithms = {
+    use rustls::SignatureScheme as Scheme;
+    use webpki::ring as check;
+    rustls::crypto::WebPkiSupportedAlgorithms {
+        all: &[
+            check::ECDSA_P256_SHA256,
+            check::ECDSA_P256_SHA384,
+            check::ECDSA_P384_SHA256,
+            check::ECDSA_P384_SHA384,
+            check::ED25519,
+            check::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            check::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            check::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+            check::RSA_PKCS1_2048_8192_SHA256,
+            check::RSA_PKCS1_2048_8192_SHA384,
+            check::RSA_PKCS1_2048_8192_SHA512,
+            check::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+            check::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+            check::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+        ],
+        // In TLS 1.2 a scheme does not fix the curve; in TLS 1.3 it does.
+        mapping: &[
+            (
+                Scheme::ECDSA_NISTP384_SHA384,
+                &[check::ECDSA_P384_SHA384, check::ECDSA_P256_SHA384],
+            ),
+            (
+                Scheme::ECDSA_NISTP256_SHA256,
+                &[check::ECDSA_P256_SHA256, check::ECDSA_P384_SHA256],
+            ),
+            (Scheme::ED25519, &[check::ED25519]),
+            (
+                Scheme::RSA_PSS_SHA512,
+                &[check::RSA_PSS_2048_8192_SHA512_LEGACY_KEY],
+            ),
+            (
+                Scheme::RSA_PSS_SHA384,
+                &[check::RSA_PSS_2048_8192_SHA384_LEGACY_KEY],
+            ),
+            (
+                Scheme::RSA_PSS_SHA256,
+                &[check::RSA_PSS_2048_8192_SHA256_LEGACY_KEY],
+            ),
+            (
+                Scheme::RSA_PKCS1_SHA512,
+                &[check::RSA_PKCS1_2048_8192_SHA512],
+            ),
+            (
+                Scheme::RSA_PKCS1_SHA384,
+                &[check::RSA_PKCS1_2048_8192_SHA384],
+            ),
+            (
+                Scheme::RSA_PKCS1_SHA256,
+                &[check::RSA_PKCS1_2048_8192_SHA256],
+            ),
+        ],
+    }
+};
+
+/// ring's randomness and key loading, as rustls's provider has them (a client that presents
+/// no certificate loads no key).
+#[derive(Debug)]
+struct Ring;
+
+impl rustls::crypto::SecureRandom for Ring {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
+    }
+}
+
+impl rustls::crypto::KeyProvider for Ring {
+    fn load_private_key(
+        &self,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        rustls::crypto::ring::sign::any_supported_type(&key)
+    }
 }
 
 /// Requests over one pool of connections, HTTPS or (for a local emulator) plain HTTP.
@@ -338,6 +446,11 @@ mod tests {
     }
 
     fn authority() -> Authority {
+        authority_offering(rustls::crypto::ring::default_provider())
+    }
+
+    /// An authority whose server offers only `provider`'s algorithms.
+    fn authority_offering(provider: rustls::crypto::CryptoProvider) -> Authority {
         let root_key = KeyPair::generate().expect("a key");
         let mut root = CertificateParams::new(Vec::<String>::new()).expect("root parameters");
         root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -348,8 +461,7 @@ mod tests {
             .expect("server parameters")
             .signed_by(&server_key, &issuer)
             .expect("a server certificate");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server = rustls::ServerConfig::builder_with_provider(provider)
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_no_client_auth()
@@ -475,6 +587,70 @@ mod tests {
         let connector = Connector::new(&trusting_root(&authority().root), None, None);
         let url = format!("https://localhost:{}/", address.port());
         let error = connector.call(get(&url)).await.expect_err("refused");
+        assert!(error.is_other(), "{error:?}");
+        assert_eq!(error.as_other(), None, "not transient: {error:?}");
+        assert!(causes(&error).any(|e| e.is::<rustls::Error>()), "{error:?}");
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_client_offers_rustls_defaults_without_chacha20_in_their_order() {
+        let ours = offered();
+        let theirs = rustls::crypto::ring::default_provider();
+        let suites = |provider: &rustls::crypto::CryptoProvider| {
+            provider
+                .cipher_suites
+                .iter()
+                .map(|suite| suite.suite())
+                .filter(|suite| !format!("{suite:?}").contains("CHACHA20"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(suites(&ours).len(), ours.cipher_suites.len(), "no ChaCha20");
+        assert_eq!(suites(&ours), suites(&theirs));
+        let groups = |provider: &rustls::crypto::CryptoProvider| {
+            provider
+                .kx_groups
+                .iter()
+                .map(|group| group.name())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(groups(&ours), groups(&theirs));
+        let ids = |all: &[&dyn rustls::pki_types::SignatureVerificationAlgorithm]| {
+            all.iter()
+                .map(|check| (check.public_key_alg_id(), check.signature_alg_id()))
+                .collect::<Vec<_>>()
+        };
+        let (ours, theirs) = (
+            ours.signature_verification_algorithms,
+            theirs.signature_verification_algorithms,
+        );
+        assert_eq!(ids(ours.all), ids(theirs.all));
+        assert_eq!(ours.mapping.len(), theirs.mapping.len());
+        for ((scheme, checks), (their_scheme, their_checks)) in
+            ours.mapping.iter().zip(theirs.mapping)
+        {
+            assert_eq!(scheme, their_scheme);
+            assert_eq!(ids(checks), ids(their_checks), "{scheme:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_only_speaks_chacha20_is_refused_and_not_retried() {
+        use rustls::crypto::ring::{cipher_suite, default_provider};
+        let authority = authority_offering(rustls::crypto::CryptoProvider {
+            cipher_suites: vec![
+                cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+                cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            ],
+            ..default_provider()
+        });
+        let (address, seen) = server(Some(authority.server), Serve::Answer).await;
+        let connector = Connector::new(&trusting_root(&authority.root), None, None);
+        let url = format!("https://localhost:{}/", address.port());
+        let error = connector
+            .call(get(&url))
+            .await
+            .expect_err("no common suite");
         assert!(error.is_other(), "{error:?}");
         assert_eq!(error.as_other(), None, "not transient: {error:?}");
         assert!(causes(&error).any(|e| e.is::<rustls::Error>()), "{error:?}");
