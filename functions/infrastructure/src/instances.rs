@@ -98,14 +98,15 @@ pub async fn facts(ec2: &Ec2Client, instance: &Instance) -> Result<Facts, HealEr
         auto_recovery_supported: false,
     };
     if let Some(instance_type) = instance.instance_type() {
-        let mut pages = ec2
+        // One type, named: one answer, no page to follow (a paginator's stream would hold 32
+        // slots of a type's description, 47 kB of heap, for it).
+        let described = ec2
             .describe_instance_types()
             .instance_types(instance_type.clone())
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(info) = pages.next().await {
-            let info = info.map_err(|e| api_error("DescribeInstanceTypes", e))?;
+            .send()
+            .await
+            .map_err(|e| api_error("DescribeInstanceTypes", e))?;
+        for info in described.instance_types() {
             facts.risk.instance_store_volumes |= info.instance_storage_supported() == Some(true);
             facts.auto_recovery_supported |= info.auto_recovery_supported() == Some(true);
         }
