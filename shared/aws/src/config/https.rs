@@ -195,8 +195,8 @@ static CERTIFICATE_CHECKS: rustls::crypto::WebPkiSupportedAlgorithms = {
     }
 };
 
-/// ring's randomness and key loading, as rustls's provider has them (a client that presents
-/// no certificate loads no key).
+/// ring's randomness, as rustls's provider has it, and the key loading every provider must
+/// have: a client that presents no certificate never loads a key.
 #[derive(Debug)]
 struct Ring;
 
