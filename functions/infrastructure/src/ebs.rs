@@ -59,26 +59,17 @@ pub async fn describe_volume(
     ec2: &Ec2Client,
     volume_id: &str,
 ) -> Result<Option<Volume>, HealError> {
-    let mut pages = ec2
-        .describe_volumes()
-        .volume_ids(volume_id)
-        .into_paginator()
-        .send();
-    let mut found = None;
-    while let Some(page) = pages.next().await {
-        let page = match page {
-            Ok(page) => page,
-            Err(e) if e.code() == Some("InvalidVolume.NotFound") => return Ok(None),
-            Err(e) => return Err(api_error("DescribeVolumes", e)),
-        };
-        found = found.or_else(|| {
-            page.volumes()
-                .iter()
-                .find(|volume| volume.volume_id() == Some(volume_id))
-                .cloned()
-        });
-    }
-    Ok(found)
+    // One id, one answer: EC2 pages this call only when no ids are named.
+    let output = match ec2.describe_volumes().volume_ids(volume_id).send().await {
+        Ok(output) => output,
+        Err(e) if e.code() == Some("InvalidVolume.NotFound") => return Ok(None),
+        Err(e) => return Err(api_error("DescribeVolumes", e)),
+    };
+    Ok(output
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .find(|volume| volume.volume_id() == Some(volume_id)))
 }
 
 fn is_deleted(volume: &Volume) -> bool {

@@ -14,19 +14,17 @@ pub async fn describe(
     autoscaling: &AutoScalingClient,
     name: &str,
 ) -> Result<Option<AutoScalingGroup>, HealError> {
-    let mut pages = autoscaling
+    // One name, one answer: no page to follow.
+    let found = autoscaling
         .describe_auto_scaling_groups()
         .auto_scaling_group_names(name)
-        .into_paginator()
-        .items()
-        .send();
-    let mut found = None;
-    while let Some(group) = pages.next().await {
-        let group = group.map_err(|e| api_error("DescribeAutoScalingGroups", e))?;
-        if group.auto_scaling_group_name() == Some(name) {
-            found = Some(group);
-        }
-    }
+        .send()
+        .await
+        .map_err(|e| api_error("DescribeAutoScalingGroups", e))?
+        .auto_scaling_groups
+        .unwrap_or_default()
+        .into_iter()
+        .find(|group| group.auto_scaling_group_name() == Some(name));
     // A group being deleted terminates its instances itself.
     Ok(found.filter(|group| {
         !group
@@ -40,19 +38,18 @@ pub async fn group_of(
     autoscaling: &AutoScalingClient,
     instance_id: &str,
 ) -> Result<Option<String>, HealError> {
-    let mut pages = autoscaling
+    // One id, one answer: no page to follow.
+    let found = autoscaling
         .describe_auto_scaling_instances()
         .instance_ids(instance_id)
-        .into_paginator()
-        .items()
-        .send();
-    let mut found = None;
-    while let Some(member) = pages.next().await {
-        let member = member.map_err(|e| api_error("DescribeAutoScalingInstances", e))?;
-        if member.instance_id() == Some(instance_id) {
-            found = member.auto_scaling_group_name().map(str::to_owned);
-        }
-    }
+        .send()
+        .await
+        .map_err(|e| api_error("DescribeAutoScalingInstances", e))?
+        .auto_scaling_instances
+        .unwrap_or_default()
+        .into_iter()
+        .find(|member| member.instance_id() == Some(instance_id))
+        .and_then(|member| member.auto_scaling_group_name);
     Ok(found)
 }
 

@@ -114,20 +114,22 @@ pub struct InstanceHealth {
 
 /// Reads the instance's status checks and scheduled events (`DescribeInstanceStatus`).
 pub async fn read(ec2: &Ec2Client, id: &str) -> Result<InstanceHealth, HealError> {
-    let mut pages = ec2
+    // One id, one answer: EC2 pages this call only when no ids are named.
+    let statuses = ec2
         .describe_instance_status()
         .instance_ids(id)
         .include_all_instances(true)
-        .into_paginator()
-        .items()
-        .send();
+        .send()
+        .await
+        .map_err(|e| api_error("DescribeInstanceStatus", e))?
+        .instance_statuses
+        .unwrap_or_default();
     let mut health = InstanceHealth {
         system: CheckStatus::Unknown,
         instance: CheckStatus::Unknown,
         events: Vec::new(),
     };
-    while let Some(status) = pages.next().await {
-        let status = status.map_err(|e| api_error("DescribeInstanceStatus", e))?;
+    for status in statuses {
         if status.instance_id() != Some(id) {
             continue;
         }

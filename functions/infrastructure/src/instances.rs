@@ -14,27 +14,23 @@ use autoheal_core::HealError;
 
 /// One instance by id; `None` when EC2 does not know it.
 pub async fn describe(ec2: &Ec2Client, instance_id: &str) -> Result<Option<Instance>, HealError> {
-    let mut pages = ec2
+    // One id, one answer: EC2 pages this call only when no ids are named.
+    let output = match ec2
         .describe_instances()
         .instance_ids(instance_id)
-        .into_paginator()
-        .send();
-    let mut found = None;
-    while let Some(page) = pages.next().await {
-        let page = match page {
-            Ok(page) => page,
-            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
-            Err(e) => return Err(api_error("DescribeInstances", e)),
-        };
-        found = found.or_else(|| {
-            page.reservations()
-                .iter()
-                .flat_map(|reservation| reservation.instances())
-                .find(|instance| instance.instance_id() == Some(instance_id))
-                .cloned()
-        });
-    }
-    Ok(found)
+        .send()
+        .await
+    {
+        Ok(output) => output,
+        Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
+        Err(e) => return Err(api_error("DescribeInstances", e)),
+    };
+    Ok(output
+        .reservations
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|reservation| reservation.instances.unwrap_or_default())
+        .find(|instance| instance.instance_id() == Some(instance_id)))
 }
 
 /// Whether the instance is terminated or on its way there: nothing is left to heal.

@@ -35,15 +35,17 @@ fn io_off(status: &str) -> bool {
 
 /// Reads the volume's status checks and events.
 pub async fn read(ec2: &Ec2Client, volume_id: &str) -> Result<VolumeHealth, HealError> {
-    let mut pages = ec2
+    // One id, one answer: EC2 pages this call only when no ids are named.
+    let items = ec2
         .describe_volume_status()
         .volume_ids(volume_id)
-        .into_paginator()
-        .items()
-        .send();
+        .send()
+        .await
+        .map_err(|e| api_error("DescribeVolumeStatus", e))?
+        .volume_statuses
+        .unwrap_or_default();
     let mut health = VolumeHealth::default();
-    while let Some(item) = pages.next().await {
-        let item = item.map_err(|e| api_error("DescribeVolumeStatus", e))?;
+    for item in items {
         if item.volume_id() != Some(volume_id) {
             continue;
         }

@@ -17,34 +17,31 @@ mod rds {
 
     use crate::errors::api_error;
 
-    /// One DB instance by id, read through the paginator (one page for one id); `None` when
-    /// RDS does not know it.
+    /// One DB instance by id (one id, one answer: no page to follow); `None` when RDS does
+    /// not know it.
     pub async fn describe_db_instance(
         rds: &Client,
         id: &str,
     ) -> Result<Option<DbInstance>, HealError> {
-        let mut pages = rds
+        match rds
             .describe_db_instances()
             .db_instance_identifier(id)
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(instance) = pages.next().await {
-            match instance {
-                Ok(instance) if instance.db_instance_identifier() == Some(id) => {
-                    return Ok(Some(instance));
-                }
-                Ok(_) => {}
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_db_instance_not_found_fault()) =>
-                {
-                    return Ok(None);
-                }
-                Err(e) => return Err(api_error("DescribeDBInstances", e)),
+            .send()
+            .await
+        {
+            Ok(output) => Ok(output
+                .db_instances
+                .unwrap_or_default()
+                .into_iter()
+                .find(|instance| instance.db_instance_identifier() == Some(id))),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_db_instance_not_found_fault()) =>
+            {
+                Ok(None)
             }
+            Err(e) => Err(api_error("DescribeDBInstances", e)),
         }
-        Ok(None)
     }
 
     /// One DB snapshot by id; `None` when RDS does not know it (yet).
@@ -148,35 +145,31 @@ mod groups {
         autoscaling: &AutoScalingClient,
         instance_id: &str,
     ) -> Result<Option<GroupView>, HealError> {
-        let mut memberships = autoscaling
+        // One id, then one name: each one answer, no page to follow.
+        let name = autoscaling
             .describe_auto_scaling_instances()
             .instance_ids(instance_id)
-            .into_paginator()
-            .items()
-            .send();
-        let mut name = None;
-        while let Some(member) = memberships.next().await {
-            let member = member.map_err(|e| api_error("DescribeAutoScalingInstances", e))?;
-            if member.instance_id() == Some(instance_id) {
-                name = member.auto_scaling_group_name().map(str::to_owned);
-            }
-        }
+            .send()
+            .await
+            .map_err(|e| api_error("DescribeAutoScalingInstances", e))?
+            .auto_scaling_instances
+            .unwrap_or_default()
+            .into_iter()
+            .find(|member| member.instance_id() == Some(instance_id))
+            .and_then(|member| member.auto_scaling_group_name);
         let Some(name) = name else {
             return Ok(None);
         };
-        let mut groups = autoscaling
+        let found = autoscaling
             .describe_auto_scaling_groups()
             .auto_scaling_group_names(&name)
-            .into_paginator()
-            .items()
-            .send();
-        let mut found = None;
-        while let Some(group) = groups.next().await {
-            let group = group.map_err(|e| api_error("DescribeAutoScalingGroups", e))?;
-            if group.auto_scaling_group_name() == Some(name.as_str()) {
-                found = Some(group);
-            }
-        }
+            .send()
+            .await
+            .map_err(|e| api_error("DescribeAutoScalingGroups", e))?
+            .auto_scaling_groups
+            .unwrap_or_default()
+            .into_iter()
+            .find(|group| group.auto_scaling_group_name() == Some(name.as_str()));
         let Some(group) = found else {
             return Ok(None);
         };
@@ -195,14 +188,20 @@ mod groups {
             .filter_map(|member| member.instance_id())
             .collect();
         for batch in members.chunks(DESCRIBE_STATUS_BATCH) {
-            let mut statuses = ec2
+            // Named ids are answered in one page (EC2 pages this call only when none are
+            // named); a page that says more follows is refused rather than counted short.
+            let page = ec2
                 .describe_instance_status()
                 .set_instance_ids(Some(batch.iter().map(|id| (*id).to_owned()).collect()))
-                .into_paginator()
-                .items()
-                .send();
-            while let Some(status) = statuses.next().await {
-                let status = status.map_err(|e| api_error("DescribeInstanceStatus", e))?;
+                .send()
+                .await
+                .map_err(|e| api_error("DescribeInstanceStatus", e))?;
+            if page.next_token().is_some_and(|token| !token.is_empty()) {
+                return Err(HealError::new(
+                    "DescribeInstanceStatus: the answer for named instances was paged",
+                ));
+            }
+            for status in page.instance_statuses() {
                 let impaired = [
                     status.system_status().and_then(|s| s.status()),
                     status.instance_status().and_then(|s| s.status()),
