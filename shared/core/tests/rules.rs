@@ -848,6 +848,49 @@ fn given_a_typo_in_the_defaults_when_parsed_then_the_problem_names_the_defaults_
 }
 
 #[test]
+fn given_the_first_rule_without_a_name_then_the_problem_names_its_name_field_and_header() {
+    // The array of rules and its first table start at the same header: the rule is meant.
+    let text = edit(BASE, "name = \"first-rule\"\n", "");
+    let problem = first_problem(&text);
+    assert_problem(
+        &problem,
+        "rule #1",
+        "name",
+        exact_line_of(&text, "[[rule]]", 1),
+    );
+    assert!(
+        problem.message.contains("missing field `name`"),
+        "{problem:?}"
+    );
+}
+
+#[test]
+fn given_a_wrong_item_of_a_list_or_an_inline_table_then_the_field_is_its_path() {
+    let inline = edit(
+        BASE,
+        "[rule.trigger]\nnamespace = \"AWS/Lambda\"\nmetrics = [\"Errors\"]\ndimensions = [\"FunctionName\"]",
+        "trigger = { namespace = \"AWS/Lambda\", metrics = [\"Errors\", 5], dimensions = [\"FunctionName\"] }",
+    );
+    for (text, rule, field, written) in [
+        (
+            edit(
+                BASE,
+                "metrics = [\"StatusCheckFailed\"]",
+                "metrics = [\"StatusCheckFailed\", 5]",
+            ),
+            "first-rule",
+            "trigger.metrics.[1]",
+            "metrics = [\"StatusCheckFailed\", 5]",
+        ),
+        (inline, "second-rule", "trigger.metrics.[1]", "trigger = {"),
+    ] {
+        let problem = first_problem(&text);
+        assert_problem(&problem, rule, field, line_of(&text, written));
+        assert!(problem.message.contains("expected a string"), "{problem:?}");
+    }
+}
+
+#[test]
 fn given_bad_rule_names_when_parsed_then_the_problem_names_the_name_field() {
     for (name, label) in [
         ("Second_Rule", "Second_Rule"),

@@ -3,8 +3,11 @@
 //! parser (syntax), whose positions are mapped back to the rule and key on that line.
 
 use std::fmt;
+use std::ops::Range;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use super::action::Action;
 use super::raw::RawFile;
@@ -83,22 +86,25 @@ impl RuleHeaders {
 pub(super) fn parse_raw(text: &str, headers: &RuleHeaders) -> Result<RawFile, RulesError> {
     let deserializer =
         toml::Deserializer::parse(text).map_err(|error| syntax_error(text, headers, &error))?;
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    // Read straight into the types; the path of what went wrong is found from the error's
+    // span only when there is an error (tracking it while reading doubled the code serde
+    // generates for every table of the file).
+    RawFile::deserialize(deserializer).map_err(|error| {
         let names = rule_names(text);
-        let mut line = error.inner().span().map(|span| line_at(text, span.start));
-        let message = error.inner().message().to_owned();
-        let mut segments = error.path().iter();
-        let (rule_index, mut field) = match (segments.next(), segments.next()) {
-            (
-                Some(serde_path_to_error::Segment::Map { key }),
-                Some(serde_path_to_error::Segment::Seq { index }),
-            ) if key == "rule" => {
-                let rest: Vec<String> = segments.map(ToString::to_string).collect();
+        let mut line = error.span().map(|span| line_at(text, span.start));
+        let message = error.message().to_owned();
+        let path = error
+            .span()
+            .map(|span| path_at(text, &span))
+            .unwrap_or_default();
+        let (rule_index, mut field) = match path.as_slice() {
+            [Step::Key(key), Step::Index(index), rest @ ..] if key == "rule" => {
+                let rest: Vec<String> = rest.iter().map(ToString::to_string).collect();
                 (Some(*index), rest.join("."))
             }
             _ => (
                 line.and_then(|line| headers.rule_at(line)),
-                error.path().to_string(),
+                render_path(&path),
             ),
         };
         // serde reports a missing field on its parent; name the field itself.
@@ -135,6 +141,93 @@ pub(super) fn parse_raw(text: &str, headers: &RuleHeaders) -> Result<RawFile, Ru
             }],
         }
     })
+}
+
+/// One step of the path to a key or value of the rules file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Key(key) => f.write_str(key),
+            Step::Index(index) => write!(f, "[{index}]"),
+        }
+    }
+}
+
+/// A path as `defaults.lease_seconds` or `rule[2].action`; `.` for the file itself.
+fn render_path(path: &[Step]) -> String {
+    if path.is_empty() {
+        return ".".to_owned();
+    }
+    let mut rendered = String::new();
+    for step in path {
+        if !rendered.is_empty() && matches!(step, Step::Key(_)) {
+            rendered.push('.');
+        }
+        rendered.push_str(&step.to_string());
+    }
+    rendered
+}
+
+/// The path to what a serde error's span points at. The TOML deserializer gives each error
+/// the span of what it was reading: the key of an unknown field, a wrong value, or the table
+/// (its header, inline braces or dotted key) that misses a field or holds a wrong action.
+/// That key or value, found by its span (the deepest: an array of tables spans its first
+/// table's header, as that table does); else the innermost value the span starts in.
+fn path_at(text: &str, span: &Range<usize>) -> Vec<Step> {
+    let Ok(document) = DeTable::parse(text) else {
+        return Vec::new();
+    };
+    let mut found = Found::default();
+    search_table(document.get_ref(), span, &mut Vec::new(), &mut found);
+    found.exact.or(found.innermost).unwrap_or_default()
+}
+
+/// What a search has found so far; a later find is deeper, or a sibling that cannot also be.
+#[derive(Default)]
+struct Found {
+    exact: Option<Vec<Step>>,
+    innermost: Option<Vec<Step>>,
+}
+
+fn search_table(table: &DeTable<'_>, span: &Range<usize>, path: &mut Vec<Step>, found: &mut Found) {
+    for (key, value) in table {
+        path.push(Step::Key(key.get_ref().to_string()));
+        if key.span() == *span {
+            found.exact = Some(path.clone());
+        }
+        search_value(value, span, path, found);
+        path.pop();
+    }
+}
+
+fn search_value(
+    value: &Spanned<DeValue<'_>>,
+    span: &Range<usize>,
+    path: &mut Vec<Step>,
+    found: &mut Found,
+) {
+    if value.span() == *span {
+        found.exact = Some(path.clone());
+    } else if value.span().contains(&span.start) {
+        found.innermost = Some(path.clone());
+    }
+    match value.get_ref() {
+        DeValue::Table(table) => search_table(table, span, path, found),
+        DeValue::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                path.push(Step::Index(index));
+                search_value(item, span, path, found);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Each rule's name, read leniently, so that a type error deeper in a rule can say which rule
