@@ -22,6 +22,12 @@
 //!   listed whole whose hash changed, is placed with the rest, and only its page is touched
 //!   apart.
 //!
+//! - **Like code together.** The other functions follow the hot ones, and both are sorted by
+//!   their symbols' names: the instances of one generic function, and the functions of one
+//!   module, sit side by side. The zip's deflate finds repeats only within 32 kB, and in the
+//!   order the compiler emits functions, like ones were often further apart: sorted, the same
+//!   bytes zip 5% smaller. What a start-up touches is still the hot part, in another order.
+//!
 //! - **One symbol hash table** (`--hash-style=gnu`). The dynamic loader looks the few symbols
 //!   a function takes from libc up in the GNU table, as every glibc since 2006 does (Lambda's
 //!   Amazon Linux 2 and 2023 among them); the linker's default adds the System V table too,
@@ -46,6 +52,7 @@ const HOT_FUNCTIONS: &str = include_str!("hot-functions.txt");
 ///   that ends with a dot every numbered copy of that function (`.110`); the standard
 ///   library's v0 symbols and the instances of a generic function are listed whole.
 ///   A name with a character a linker script would read otherwise is left out.
+/// - `.text.rest`: every other function's section, after the hot ones; both sorted by name.
 /// - `/DISCARD/`: the unwind tables and the language-specific data only they point to.
 fn release_layout(hot_functions: &str) -> String {
     let mut patterns = String::new();
@@ -76,10 +83,11 @@ fn release_layout(hot_functions: &str) -> String {
     let hot = if patterns.is_empty() {
         String::new()
     } else {
-        format!("  .text.hot :\n  {{\n    *(\n{patterns}    )\n  }}\n")
+        format!("  .text.hot :\n  {{\n    *(SORT_BY_NAME(\n{patterns}    ))\n  }}\n")
     };
     format!(
-        "SECTIONS\n{{\n{hot}  /DISCARD/ : {{ *(.eh_frame) *(.gcc_except_table .gcc_except_table.*) }}\n}}\n\
+        "SECTIONS\n{{\n{hot}  .text.rest : {{ *(SORT_BY_NAME(.text.*)) }}\n  \
+         /DISCARD/ : {{ *(.eh_frame) *(.gcc_except_table .gcc_except_table.*) }}\n}}\n\
          INSERT BEFORE .text;\n"
     )
 }
