@@ -38,7 +38,6 @@ use aws_sdk_ssm::types::{
 use autoheal_aws::errors::api_error;
 use autoheal_aws::tags::pairs_opt_out;
 use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, SkipReason};
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// If the command has not started on the instance by then, it does not run at all: a restart
 /// that comes late is no longer the one the alarm asked for.
@@ -296,23 +295,7 @@ impl ProcessRestarter {
 
     /// The instance as EC2 describes it; `None` when EC2 does not know it.
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, HealError> {
-        let output = match self
-            .ec2
-            .describe_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
-            Err(e) => return Err(api_error("DescribeInstances", e)),
-        };
-        Ok(output
-            .reservations()
-            .iter()
-            .flat_map(|reservation| reservation.instances())
-            .find(|instance| instance.instance_id() == Some(instance_id))
-            .cloned())
+        autoheal_aws::lookups::find_instance(&self.ec2, instance_id).await
     }
 
     /// The agent's ping status, or `None` when Systems Manager does not manage the instance.

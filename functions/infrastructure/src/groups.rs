@@ -9,48 +9,20 @@ use aws_sdk_autoscaling::types::{AutoScalingGroup, InstanceRefreshStatus};
 use autoheal_aws::errors::api_error;
 use autoheal_core::HealError;
 
+pub use autoheal_aws::lookups::group_name_of as group_of;
+
 /// One group by name; `None` when Auto Scaling does not know it, or is deleting it.
 pub async fn describe(
     autoscaling: &AutoScalingClient,
     name: &str,
 ) -> Result<Option<AutoScalingGroup>, HealError> {
-    // One name, one answer: no page to follow.
-    let found = autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(name)
-        .send()
-        .await
-        .map_err(|e| api_error("DescribeAutoScalingGroups", e))?
-        .auto_scaling_groups
-        .unwrap_or_default()
-        .into_iter()
-        .find(|group| group.auto_scaling_group_name() == Some(name));
+    let found = autoheal_aws::lookups::find_group(autoscaling, name).await?;
     // A group being deleted terminates its instances itself.
     Ok(found.filter(|group| {
         !group
             .status()
             .is_some_and(|status| status.starts_with("Delete"))
     }))
-}
-
-/// The name of the group `instance_id` is a member of, if any.
-pub async fn group_of(
-    autoscaling: &AutoScalingClient,
-    instance_id: &str,
-) -> Result<Option<String>, HealError> {
-    // One id, one answer: no page to follow.
-    let found = autoscaling
-        .describe_auto_scaling_instances()
-        .instance_ids(instance_id)
-        .send()
-        .await
-        .map_err(|e| api_error("DescribeAutoScalingInstances", e))?
-        .auto_scaling_instances
-        .unwrap_or_default()
-        .into_iter()
-        .find(|member| member.instance_id() == Some(instance_id))
-        .and_then(|member| member.auto_scaling_group_name);
-    Ok(found)
 }
 
 /// The processes suspended on the group (`SuspendProcesses`: a person's freeze).

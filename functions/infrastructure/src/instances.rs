@@ -7,31 +7,12 @@ use aws_sdk_ec2::Client as Ec2Client;
 use aws_sdk_ec2::types::{
     DeviceType, Instance, InstanceAttributeName, InstanceLifecycleType, InstanceStateName,
 };
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use autoheal_aws::errors::api_error;
 use autoheal_core::HealError;
 
-/// One instance by id; `None` when EC2 does not know it.
-pub async fn describe(ec2: &Ec2Client, instance_id: &str) -> Result<Option<Instance>, HealError> {
-    // One id, one answer: EC2 pages this call only when no ids are named.
-    let output = match ec2
-        .describe_instances()
-        .instance_ids(instance_id)
-        .send()
-        .await
-    {
-        Ok(output) => output,
-        Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
-        Err(e) => return Err(api_error("DescribeInstances", e)),
-    };
-    Ok(output
-        .reservations
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|reservation| reservation.instances.unwrap_or_default())
-        .find(|instance| instance.instance_id() == Some(instance_id)))
-}
+// One instance by id; `None` when EC2 does not know it.
+pub use autoheal_aws::lookups::find_instance as describe;
 
 /// Whether the instance is terminated or on its way there: nothing is left to heal.
 pub fn is_terminated(instance: &Instance) -> bool {

@@ -2,9 +2,9 @@
 //! function links only the SDKs it uses.
 
 #[cfg(feature = "ec2")]
-pub use ec2::{describe_instance, instance_is_gone};
+pub use ec2::{find_instance, instance_is_gone};
 #[cfg(feature = "autoscaling")]
-pub use groups::auto_scaling_group_of;
+pub use groups::{auto_scaling_group_of, find_group, group_name_of};
 #[cfg(feature = "rds")]
 pub use rds::{describe_db_instance, describe_db_snapshot};
 
@@ -77,9 +77,12 @@ mod ec2 {
 
     use crate::errors::api_error;
 
-    /// Whether the instance is terminated (or shutting down), or unknown to EC2: replaced by
-    /// its Auto Scaling group, or terminated by someone.
-    pub async fn instance_is_gone(ec2: &Client, instance_id: &str) -> Result<bool, HealError> {
+    /// One instance by id, as `DescribeInstances` reports it (one id, one answer: no page to
+    /// follow); `None` when EC2 does not know it.
+    pub async fn find_instance(
+        ec2: &Client,
+        instance_id: &str,
+    ) -> Result<Option<Instance>, HealError> {
         let output = match ec2
             .describe_instances()
             .instance_ids(instance_id)
@@ -87,36 +90,29 @@ mod ec2 {
             .await
         {
             Ok(output) => output,
-            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(true),
+            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
             Err(e) => return Err(api_error("DescribeInstances", e)),
         };
-        let state = output
-            .reservations()
-            .iter()
-            .flat_map(|reservation| reservation.instances())
-            .find(|instance| instance.instance_id() == Some(instance_id))
+        Ok(output
+            .reservations
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|reservation| reservation.instances.unwrap_or_default())
+            .find(|instance| instance.instance_id() == Some(instance_id)))
+    }
+
+    /// Whether the instance is terminated (or shutting down), or unknown to EC2: replaced by
+    /// its Auto Scaling group, or terminated by someone.
+    pub async fn instance_is_gone(ec2: &Client, instance_id: &str) -> Result<bool, HealError> {
+        let instance = find_instance(ec2, instance_id).await?;
+        let state = instance
+            .as_ref()
             .and_then(|instance| instance.state())
             .and_then(|state| state.name());
         Ok(matches!(
             state,
             None | Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
         ))
-    }
-
-    /// One instance by id, as `DescribeInstances` reports it; an error names the id when the
-    /// service does not know it.
-    pub async fn describe_instance(ec2: &Client, instance_id: &str) -> Result<Instance, HealError> {
-        ec2.describe_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-            .map_err(|e| api_error("DescribeInstances", e))?
-            .reservations()
-            .iter()
-            .flat_map(|reservation| reservation.instances())
-            .find(|instance| instance.instance_id() == Some(instance_id))
-            .cloned()
-            .ok_or_else(|| HealError::new(format!("DescribeInstances: no instance {instance_id}")))
     }
 }
 
@@ -125,7 +121,7 @@ mod groups {
     use std::collections::BTreeSet;
 
     use aws_sdk_autoscaling::Client as AutoScalingClient;
-    use aws_sdk_autoscaling::types::LifecycleState;
+    use aws_sdk_autoscaling::types::{AutoScalingGroup, LifecycleState};
     use aws_sdk_ec2::Client as Ec2Client;
     use aws_sdk_ec2::types::SummaryStatus;
 
@@ -136,17 +132,13 @@ mod groups {
     /// `DescribeInstanceStatus` takes at most this many instance ids per call.
     const DESCRIBE_STATUS_BATCH: usize = 100;
 
-    /// The Auto Scaling group `instance_id` is a member of, read live for the group guard
-    /// (`None` when it is in none): its size (its desired capacity, or its members if more)
-    /// and how many members are unhealthy now: marked so by the group or not in service,
-    /// failing a status check, desired but missing, and the alarmed instance itself.
-    pub async fn auto_scaling_group_of(
-        ec2: &Ec2Client,
+    /// The name of the Auto Scaling group `instance_id` is a member of, if any (one id, one
+    /// answer: no page to follow).
+    pub async fn group_name_of(
         autoscaling: &AutoScalingClient,
         instance_id: &str,
-    ) -> Result<Option<GroupView>, HealError> {
-        // One id, then one name: each one answer, no page to follow.
-        let name = autoscaling
+    ) -> Result<Option<String>, HealError> {
+        Ok(autoscaling
             .describe_auto_scaling_instances()
             .instance_ids(instance_id)
             .send()
@@ -156,21 +148,40 @@ mod groups {
             .unwrap_or_default()
             .into_iter()
             .find(|member| member.instance_id() == Some(instance_id))
-            .and_then(|member| member.auto_scaling_group_name);
-        let Some(name) = name else {
-            return Ok(None);
-        };
-        let found = autoscaling
+            .and_then(|member| member.auto_scaling_group_name))
+    }
+
+    /// One group by name, as Auto Scaling describes it (one name, one answer: no page to
+    /// follow); `None` when Auto Scaling does not know it.
+    pub async fn find_group(
+        autoscaling: &AutoScalingClient,
+        name: &str,
+    ) -> Result<Option<AutoScalingGroup>, HealError> {
+        Ok(autoscaling
             .describe_auto_scaling_groups()
-            .auto_scaling_group_names(&name)
+            .auto_scaling_group_names(name)
             .send()
             .await
             .map_err(|e| api_error("DescribeAutoScalingGroups", e))?
             .auto_scaling_groups
             .unwrap_or_default()
             .into_iter()
-            .find(|group| group.auto_scaling_group_name() == Some(name.as_str()));
-        let Some(group) = found else {
+            .find(|group| group.auto_scaling_group_name() == Some(name)))
+    }
+
+    /// The Auto Scaling group `instance_id` is a member of, read live for the group guard
+    /// (`None` when it is in none): its size (its desired capacity, or its members if more)
+    /// and how many members are unhealthy now: marked so by the group or not in service,
+    /// failing a status check, desired but missing, and the alarmed instance itself.
+    pub async fn auto_scaling_group_of(
+        ec2: &Ec2Client,
+        autoscaling: &AutoScalingClient,
+        instance_id: &str,
+    ) -> Result<Option<GroupView>, HealError> {
+        let Some(name) = group_name_of(autoscaling, instance_id).await? else {
+            return Ok(None);
+        };
+        let Some(group) = find_group(autoscaling, &name).await? else {
             return Ok(None);
         };
         let members: Vec<&str> = group
