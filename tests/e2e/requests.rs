@@ -93,6 +93,11 @@ async fn an_acted_event_writes_the_state_twice_without_reading_it_and_a_duplicat
     );
     assert_eq!(proxy.count("sns:Publish"), 1, "{requests:#?}");
     assert_eq!(
+        proxy.count("ec2:DescribeInstanceTypes"),
+        1,
+        "the instance type, described once for the look and the action: {requests:#?}"
+    );
+    assert_eq!(
         proxy.count("scheduler:*"),
         1,
         "the follow-up: {requests:#?}"
@@ -126,6 +131,11 @@ async fn an_acted_event_writes_the_state_twice_without_reading_it_and_a_duplicat
         acting(&requests),
         scheduled,
         "a duplicate acts on nothing: {requests:#?}"
+    );
+    assert_eq!(
+        proxy.count("ec2:DescribeInstanceTypes"),
+        0,
+        "a type's description does not change: the container asks for it once: {requests:#?}"
     );
 
     // Another alarm within the cooldown: the refused claim returns the state, on which the

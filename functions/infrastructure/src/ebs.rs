@@ -44,8 +44,9 @@ use autoheal_core::{Assessment, HealError, HealOutcome, HealRequest, SkipReason}
 
 use crate::ebs_plan::{Host, Seen, Step, plan};
 use crate::ebs_replace::{self, Place, Replacement};
+use crate::instances::{self, InstanceTypes};
 use crate::stop_start::{Cycle, Mark, Phase, StopStart};
-use crate::{groups, instances, volume_status};
+use crate::{groups, volume_status};
 
 /// The action's kind, as marks name it.
 pub const ACTION: &str = "repair-ebs-volume";
@@ -96,12 +97,14 @@ pub struct VolumeRepairer {
     ec2: Ec2Client,
     autoscaling: AutoScalingClient,
     stop_start: StopStart,
+    types: InstanceTypes,
 }
 
 impl VolumeRepairer {
     pub fn new(ec2: Ec2Client, autoscaling: AutoScalingClient) -> Self {
         VolumeRepairer {
             stop_start: StopStart::new(ec2.clone()),
+            types: InstanceTypes::default(),
             ec2,
             autoscaling,
         }
@@ -381,7 +384,9 @@ impl VolumeRepairer {
         let marked = mark.is_some();
         let refusal = if is_opted_out(&instances::tags(&instance)) {
             Some(format!("it {}", autoheal_aws::tags::opted_out_phrase()))
-        } else if let Some(why) = instances::facts(&self.ec2, &instance)
+        } else if let Some(why) = self
+            .types
+            .facts(&self.ec2, &instance)
             .await?
             .risk
             .why_unsafe()

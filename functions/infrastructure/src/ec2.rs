@@ -50,7 +50,7 @@ use crate::ec2_plan::{Plan, Situation, plan};
 use crate::group_member::GroupMember;
 use crate::groups;
 use crate::instance_status::{self, AlarmAction, AlarmedCheck, CheckStatus};
-use crate::instances;
+use crate::instances::{self, InstanceTypes};
 use crate::stop_start::{Cycle, Mark, Phase, StopStart};
 
 /// The action's kind, as marks name it.
@@ -72,6 +72,7 @@ pub struct InstanceRecovery {
     autoscaling: AutoScalingClient,
     stop_start: StopStart,
     member: GroupMember,
+    types: InstanceTypes,
 }
 
 impl InstanceRecovery {
@@ -79,6 +80,7 @@ impl InstanceRecovery {
         InstanceRecovery {
             stop_start: StopStart::new(ec2.clone()),
             member: GroupMember::new(autoscaling.clone()),
+            types: InstanceTypes::default(),
             ec2,
             autoscaling,
         }
@@ -135,7 +137,7 @@ impl InstanceRecovery {
             return Ok(Assessment::Proceed);
         }
         let health = instance_status::read(&self.ec2, id).await?;
-        let facts = instances::facts(&self.ec2, &instance).await?;
+        let facts = self.types.facts(&self.ec2, &instance).await?;
         let situation = Situation {
             system: health.system,
             instance: health.instance,
@@ -302,7 +304,7 @@ impl InstanceRecovery {
     ) -> Result<HealOutcome, HealError> {
         let id = request.resource_id;
         let health = instance_status::read(&self.ec2, id).await?;
-        let facts = instances::facts(&self.ec2, instance).await?;
+        let facts = self.types.facts(&self.ec2, instance).await?;
         let situation = Situation {
             system: health.system,
             instance: health.instance,

@@ -2,10 +2,12 @@
 //! is gone), what its type allows, and whether a person protects it from a stop.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use aws_sdk_ec2::Client as Ec2Client;
 use aws_sdk_ec2::types::{
     DeviceType, Instance, InstanceAttributeName, InstanceLifecycleType, InstanceStateName,
+    InstanceType,
 };
 
 use autoheal_aws::errors::api_error;
@@ -64,31 +66,74 @@ pub struct Facts {
     pub auto_recovery_supported: bool,
 }
 
-/// Reads the instance type's facts (`DescribeInstanceTypes`).
-pub async fn facts(ec2: &Ec2Client, instance: &Instance) -> Result<Facts, HealError> {
-    let mut facts = Facts {
-        risk: StopStartRisk {
-            instance_store_root: instance.root_device_type() == Some(&DeviceType::InstanceStore),
-            instance_store_volumes: false,
-            spot: instance.instance_lifecycle() == Some(&InstanceLifecycleType::Spot),
-        },
-        auto_recovery_supported: false,
-    };
-    if let Some(instance_type) = instance.instance_type() {
-        // One type, named: one answer, no page to follow (a paginator's stream would hold 32
-        // slots of a type's description, 47 kB of heap, for it).
+/// What each instance type allows, as `DescribeInstanceTypes` describes it, kept for the
+/// container's life: a type's description (whether it has instance storage, whether it
+/// supports automatic recovery) does not change, so each type is asked for once, not by every
+/// look and action of every event.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceTypes {
+    described: Arc<Mutex<BTreeMap<String, TypeFacts>>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct TypeFacts {
+    instance_storage: bool,
+    auto_recovery: bool,
+}
+
+impl InstanceTypes {
+    /// The instance's facts: its own (its root device, its lifecycle) and its type's.
+    pub async fn facts(&self, ec2: &Ec2Client, instance: &Instance) -> Result<Facts, HealError> {
+        let of_type = match instance.instance_type() {
+            Some(instance_type) => self.of_type(ec2, instance_type).await?,
+            None => TypeFacts::default(),
+        };
+        Ok(Facts {
+            risk: StopStartRisk {
+                instance_store_root: instance.root_device_type()
+                    == Some(&DeviceType::InstanceStore),
+                instance_store_volumes: of_type.instance_storage,
+                spot: instance.instance_lifecycle() == Some(&InstanceLifecycleType::Spot),
+            },
+            auto_recovery_supported: of_type.auto_recovery,
+        })
+    }
+
+    async fn of_type(
+        &self,
+        ec2: &Ec2Client,
+        instance_type: &InstanceType,
+    ) -> Result<TypeFacts, HealError> {
+        if let Some(known) = self.known().get(instance_type.as_str()) {
+            return Ok(*known);
+        }
+        // One type, named: one answer, no page to follow.
         let described = ec2
             .describe_instance_types()
             .instance_types(instance_type.clone())
             .send()
             .await
             .map_err(|e| api_error("DescribeInstanceTypes", e))?;
+        let mut of_type = TypeFacts::default();
         for info in described.instance_types() {
-            facts.risk.instance_store_volumes |= info.instance_storage_supported() == Some(true);
-            facts.auto_recovery_supported |= info.auto_recovery_supported() == Some(true);
+            of_type.instance_storage |= info.instance_storage_supported() == Some(true);
+            of_type.auto_recovery |= info.auto_recovery_supported() == Some(true);
         }
+        // Only what EC2 described is kept: a type it did not is asked for again next time.
+        if !described.instance_types().is_empty() {
+            self.known()
+                .insert(instance_type.as_str().to_owned(), of_type);
+        }
+        Ok(of_type)
     }
-    Ok(facts)
+
+    fn known(&self) -> MutexGuard<'_, BTreeMap<String, TypeFacts>> {
+        // Held for a lookup or an insert, never across a request: a panic cannot leave the
+        // map half-written.
+        self.described
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Whether a person turned on stop protection (`DisableApiStop`): `StopInstances` is refused
