@@ -9,7 +9,8 @@ functions/infrastructure/src/ec2.rs), so the two differ only in language, runtim
                       ALARM, firing in the rule's direction, with no EC2 stop or terminate action
     DescribeAutoScalingInstances     the group guard: is it a group member?
     DescribeInstances, DescribeAutoScalingInstances, DescribeInstanceStatus,
-    DescribeInstanceTypes            the healer's read-only look before a new attempt
+    DescribeInstanceTypes            the healer's read-only look before a new attempt (the
+                      instance type once per process: its description does not change)
     CreateSchedule    the follow-up, before the claim (a scheduler that cannot be reached
                       leaves nothing done)
     decide on nothing stored (no state, the event unclaimed, no budget spent): a new incident
@@ -18,8 +19,8 @@ functions/infrastructure/src/ec2.rs), so the two differ only in language, runtim
                       one checked (empty); a refusal returns the stored claim and state
       duplicate:      refused with the event's claim: ignored, and done
     DescribeInstances, DescribeAutoScalingInstances, DescribeInstanceStatus,
-    DescribeInstanceTypes, RebootInstances    the action: the same look again, live, then the
-                      reboot (reboot first)
+    RebootInstances   the action: the same look again, live (the type as described), then
+                      the reboot (reboot first)
     TransactWriteItems  the `completed` record, and the lease released with version + 1
                       (condition: the lease is this run's; when it is not, PutItem of the record)
     Publish           the notification, with its filterable attributes
@@ -425,12 +426,24 @@ def _look(resource: str) -> tuple[str | None, dict[str, Any]]:
     if state != "running":
         return f"{resource} is {state}", {}
     statuses = ec2.describe_instance_status(InstanceIds=[resource], IncludeAllInstances=True)["InstanceStatuses"]
-    types = ec2.describe_instance_types(InstanceTypes=[instance["InstanceType"]])["InstanceTypes"]
     return None, {
         "system": _status(statuses[0].get("SystemStatus") if statuses else None),
         "guest": _status(statuses[0].get("InstanceStatus") if statuses else None),
-        "instance_store": bool(types and types[0].get("InstanceStorageSupported")),
+        "instance_store": _instance_storage(instance["InstanceType"]),
     }
+
+
+# Each instance type's description, read once per process, as the Rust function keeps it.
+_INSTANCE_STORAGE: dict[str, bool] = {}
+
+
+def _instance_storage(instance_type: str) -> bool:
+    if instance_type not in _INSTANCE_STORAGE:
+        types = ec2.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
+        if not types:
+            return False
+        _INSTANCE_STORAGE[instance_type] = bool(types[0].get("InstanceStorageSupported"))
+    return _INSTANCE_STORAGE[instance_type]
 
 
 def _recover(rule: dict[str, Any], resource: str, alarm: dict[str, Any], attempt: int) -> tuple[str, str, dict[str, str]]:
