@@ -193,6 +193,10 @@ mod tests {
                 ..safe()
             },
             StopStartRisk {
+                instance_storage_unknown: true,
+                ..safe()
+            },
+            StopStartRisk {
                 spot: true,
                 ..safe()
             },

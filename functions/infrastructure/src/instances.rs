@@ -40,6 +40,9 @@ pub struct StopStartRisk {
     pub instance_store_root: bool,
     /// The instance type has instance-store volumes: their data is lost on stop.
     pub instance_store_volumes: bool,
+    /// EC2 did not describe the instance's type: whether it has instance-store volumes is not
+    /// known, so a stop could erase them.
+    pub instance_storage_unknown: bool,
     /// A spot instance may not come back after a stop.
     pub spot: bool,
 }
@@ -50,6 +53,8 @@ impl StopStartRisk {
             Some("its root device is instance store, which does not survive a stop")
         } else if self.instance_store_volumes {
             Some("its instance type has instance-store volumes, whose data a stop erases")
+        } else if self.instance_storage_unknown {
+            Some("EC2 did not describe its instance type: a stop could erase instance-store data")
         } else if self.spot {
             Some("it is a spot instance, which may not be started again once stopped")
         } else {
@@ -77,6 +82,8 @@ pub struct InstanceTypes {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct TypeFacts {
+    /// EC2 described the type: the two below are what it said, not a default.
+    described: bool,
     instance_storage: bool,
     auto_recovery: bool,
 }
@@ -93,6 +100,7 @@ impl InstanceTypes {
                 instance_store_root: instance.root_device_type()
                     == Some(&DeviceType::InstanceStore),
                 instance_store_volumes: of_type.instance_storage,
+                instance_storage_unknown: !of_type.described,
                 spot: instance.instance_lifecycle() == Some(&InstanceLifecycleType::Spot),
             },
             auto_recovery_supported: of_type.auto_recovery,
@@ -116,11 +124,12 @@ impl InstanceTypes {
             .map_err(|e| api_error("DescribeInstanceTypes", e))?;
         let mut of_type = TypeFacts::default();
         for info in described.instance_types() {
+            of_type.described = true;
             of_type.instance_storage |= info.instance_storage_supported() == Some(true);
             of_type.auto_recovery |= info.auto_recovery_supported() == Some(true);
         }
         // Only what EC2 described is kept: a type it did not is asked for again next time.
-        if !described.instance_types().is_empty() {
+        if of_type.described {
             self.known()
                 .insert(instance_type.as_str().to_owned(), of_type);
         }
