@@ -101,10 +101,10 @@ pub struct VolumeRepairer {
 }
 
 impl VolumeRepairer {
-    pub fn new(ec2: Ec2Client, autoscaling: AutoScalingClient) -> Self {
+    pub fn new(ec2: Ec2Client, autoscaling: AutoScalingClient, types: InstanceTypes) -> Self {
         VolumeRepairer {
             stop_start: StopStart::new(ec2.clone()),
-            types: InstanceTypes::default(),
+            types,
             ec2,
             autoscaling,
         }

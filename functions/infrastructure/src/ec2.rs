@@ -76,11 +76,11 @@ pub struct InstanceRecovery {
 }
 
 impl InstanceRecovery {
-    pub fn new(ec2: Ec2Client, autoscaling: AutoScalingClient) -> Self {
+    pub fn new(ec2: Ec2Client, autoscaling: AutoScalingClient, types: InstanceTypes) -> Self {
         InstanceRecovery {
             stop_start: StopStart::new(ec2.clone()),
             member: GroupMember::new(autoscaling.clone()),
-            types: InstanceTypes::default(),
+            types,
             ec2,
             autoscaling,
         }

@@ -24,6 +24,7 @@ use autoheal_core::{
 pub use asg::GroupScaler;
 pub use ebs::VolumeRepairer;
 pub use ec2::InstanceRecovery;
+pub use instances::InstanceTypes;
 
 /// Runs the infrastructure layer's actions.
 #[derive(Debug, Clone)]
@@ -38,10 +39,12 @@ impl InfrastructureHealer {
     pub fn new(sdk: &SdkConfig) -> Self {
         let ec2 = aws_sdk_ec2::Client::new(sdk);
         let autoscaling = aws_sdk_autoscaling::Client::new(sdk);
+        // One catalog of instance types for the container, read by both healers.
+        let types = InstanceTypes::default();
         InfrastructureHealer {
-            instances: InstanceRecovery::new(ec2.clone(), autoscaling.clone()),
+            instances: InstanceRecovery::new(ec2.clone(), autoscaling.clone(), types.clone()),
             groups: GroupScaler::new(autoscaling.clone(), ec2.clone()),
-            volumes: VolumeRepairer::new(ec2, autoscaling),
+            volumes: VolumeRepairer::new(ec2, autoscaling, types),
         }
     }
 }
