@@ -22,11 +22,16 @@
 //!   listed whole whose hash changed, is placed with the rest, and only its page is touched
 //!   apart.
 //!
-//! - **Like code together.** The other functions follow the hot ones, and both are sorted by
-//!   their symbols' names: the instances of one generic function, and the functions of one
-//!   module, sit side by side. The zip's deflate finds repeats only within 32 kB, and in the
-//!   order the compiler emits functions, like ones were often further apart: sorted, the same
-//!   bytes zip 5% smaller. What a start-up touches is still the hot part, in another order.
+//! - **Like code together.** The other functions follow the hot ones. The zip's deflate finds
+//!   repeats only within 32 kB, and in the order the compiler emits functions, like ones were
+//!   often far apart. Each function's order (`order/<arch>/<package>.txt`) is the one the
+//!   linker's balanced partitioning for compression (`ld.lld --bp-compression-sort=function`)
+//!   chose for its code, which the compiler driver's linker flags cannot ask for, written by
+//!   `bench/link_order.py` (make hot-functions) and given here one section at a time: the
+//!   same bytes zip 4% smaller than sorted by name. What a listed name no longer matches, and
+//!   a function new since the list was written, follows sorted by name, which keeps the
+//!   instances of one generic function, and the functions of one module, side by side (5%
+//!   smaller than the compiler's order). What a start-up touches is still the hot part.
 //!
 //! - **One symbol hash table** (`--hash-style=gnu`). The dynamic loader looks the few symbols
 //!   a function takes from libc up in the GNU table, as every glibc since 2006 does (Lambda's
@@ -52,9 +57,10 @@ const HOT_FUNCTIONS: &str = include_str!("hot-functions.txt");
 ///   that ends with a dot every numbered copy of that function (`.110`); the standard
 ///   library's v0 symbols and the instances of a generic function are listed whole.
 ///   A name with a character a linker script would read otherwise is left out.
-/// - `.text.rest`: every other function's section, after the hot ones; both sorted by name.
+/// - `.text.rest`: every other function's section, after the hot ones.
+///   Both parts are laid out in the function's order (`order`), then sorted by name.
 /// - `/DISCARD/`: the unwind tables and the language-specific data only they point to.
-fn release_layout(hot_functions: &str) -> String {
+fn release_layout(hot_functions: &str, order: &Order) -> String {
     let mut patterns = String::new();
     for name in hot_functions.lines().map(str::trim) {
         if name.is_empty() || name.starts_with('#') {
@@ -83,13 +89,63 @@ fn release_layout(hot_functions: &str) -> String {
     let hot = if patterns.is_empty() {
         String::new()
     } else {
-        format!("  .text.hot :\n  {{\n    *(SORT_BY_NAME(\n{patterns}    ))\n  }}\n")
+        format!(
+            "  .text.hot :\n  {{\n{}    *(SORT_BY_NAME(\n{patterns}    ))\n  }}\n",
+            order.hot
+        )
     };
     format!(
-        "SECTIONS\n{{\n{hot}  .text.rest : {{ *(SORT_BY_NAME(.text.*)) }}\n  \
+        "SECTIONS\n{{\n{hot}  .text.rest :\n  {{\n{}    *(SORT_BY_NAME(.text.*))\n  }}\n  \
          /DISCARD/ : {{ *(.eh_frame) *(.gcc_except_table .gcc_except_table.*) }}\n}}\n\
-         INSERT BEFORE .text;\n"
+         INSERT BEFORE .text;\n",
+        order.rest
     )
+}
+
+/// A function's order: one input section description per listed section, in the list's
+/// order (the sections of one description would be laid out in the compiler's).
+#[derive(Default)]
+struct Order {
+    hot: String,
+    rest: String,
+}
+
+/// Reads an order list (`bench/link_order.py`): `[hot]` then `[rest]`, one section per line.
+/// `17h<hash>E` is the legacy-mangled Rust symbol that ends with that hash (any path: the
+/// hash alone names it, and the list stays a fifth the size), with a dot after it any of
+/// its numbered local copies; any other line is a whole symbol (the standard library's v0
+/// symbols, C functions). A line a linker script would read otherwise is left out.
+fn read_order(list: &str) -> Order {
+    let mut order = Order::default();
+    let mut part = None;
+    for line in list.lines().map(str::trim) {
+        match line {
+            "" => continue,
+            _ if line.starts_with('#') => continue,
+            "[hot]" => part = Some(&mut order.hot),
+            "[rest]" => part = Some(&mut order.rest),
+            _ => {
+                let Some(part) = part.as_deref_mut() else {
+                    continue;
+                };
+                if !line
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
+                {
+                    continue;
+                }
+                let numbered = if line.ends_with('.') { "*" } else { "" };
+                if line.starts_with("17h") {
+                    part.push_str(&format!("    *(.text.*{line}{numbered})\n"));
+                } else {
+                    part.push_str(&format!(
+                        "    *(.text.{line}{numbered} .text.unlikely.{line}{numbered})\n"
+                    ));
+                }
+            }
+        }
+    }
+    order
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -99,8 +155,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lambda_linux =
         var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu";
     if release && lambda_linux {
+        // The order this function's code was last measured in, on this architecture; none
+        // (a package without a list, or `AUTOHEAL_LINK_ORDER=none` while a new one is
+        // measured) leaves it sorted by name.
+        println!("cargo::rerun-if-env-changed=AUTOHEAL_LINK_ORDER");
+        // Lambda's names for the architectures, as the template and `make` give them.
+        let arch = match var("CARGO_CFG_TARGET_ARCH").as_str() {
+            "aarch64" => "arm64".to_owned(),
+            other => other.to_owned(),
+        };
+        let list = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?)
+            .join("../release-link/order")
+            .join(arch)
+            .join(format!("{}.txt", var("CARGO_PKG_NAME")));
+        // Watched where it exists: a path that does not would have the script run every build.
+        let order = match fs::read_to_string(&list) {
+            Ok(text) => {
+                println!("cargo::rerun-if-changed={}", list.display());
+                if var("AUTOHEAL_LINK_ORDER") == "none" {
+                    Order::default()
+                } else {
+                    read_order(&text)
+                }
+            }
+            Err(_) => Order::default(),
+        };
         let script = PathBuf::from(env::var("OUT_DIR")?).join("release-layout.ld");
-        fs::write(&script, release_layout(HOT_FUNCTIONS))?;
+        fs::write(&script, release_layout(HOT_FUNCTIONS, &order))?;
         println!("cargo::rustc-link-arg-bins=-no-pie");
         println!("cargo::rustc-link-arg-bins=-Wl,--hash-style=gnu");
         println!("cargo::rustc-link-arg-bins=-Wl,-T,{}", script.display());

@@ -1556,6 +1556,71 @@ fn the_release_link_lays_out_a_profiled_start_up_path() {
     }
 }
 
+#[test]
+fn every_function_has_the_order_of_its_code_at_the_link_on_both_architectures() {
+    // functions/release-link/order/<arch>/<package>.txt is written by bench/link_order.py
+    // from the linker's balanced partitioning of each function's code; the build script gives
+    // the link one section per line. A function without one would be linked sorted by name
+    // (its zip 4% larger), and a line the script could not hold would be left out silently.
+    let (_, function_packages) = function_packages();
+    for arch in ["x86_64", "arm64"] {
+        for (member, manifest) in &function_packages {
+            let package = manifest["package"]["name"].as_str().expect("package.name");
+            let path = workspace()
+                .join("functions/release-link/order")
+                .join(arch)
+                .join(format!("{package}.txt"));
+            let list = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{member}: {}: {e}", path.display()));
+            let mut parts: Vec<&str> = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            let mut sections = 0;
+            for line in list.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                if line == "[hot]" || line == "[rest]" {
+                    parts.push(line);
+                    continue;
+                }
+                assert!(!parts.is_empty(), "{}: {line} before [hot]", path.display());
+                assert!(seen.insert(line), "{}: {line} twice", path.display());
+                sections += 1;
+                assert!(
+                    line.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b)),
+                    "{}: {line}: only what a linker script's pattern holds",
+                    path.display()
+                );
+                if let Some(hash) = line.strip_prefix("17h") {
+                    // A legacy-mangled symbol's hash: 16 hexadecimal digits and `E`, with a
+                    // dot after it for fat LTO's numbered copies.
+                    let hash = hash.strip_suffix('.').unwrap_or(hash);
+                    assert!(
+                        hash.len() == 17
+                            && hash.ends_with('E')
+                            && hash[..16].bytes().all(|b| b.is_ascii_hexdigit()),
+                        "{}: {line}: a symbol's hash",
+                        path.display()
+                    );
+                } else {
+                    assert!(
+                        !line
+                            .rsplit_once('.')
+                            .is_some_and(|(_, number)| !number.is_empty()
+                                && number.bytes().all(|b| b.is_ascii_digit())),
+                        "{}: {line}: a local copy's number, which the next build changes",
+                        path.display()
+                    );
+                }
+            }
+            assert_eq!(parts, ["[hot]", "[rest]"], "{}", path.display());
+            // Most of a function's code: each list written names over 12,000 sections.
+            assert!(sections > 10_000, "{}: {sections} sections", path.display());
+        }
+    }
+}
+
 /// The workspace's default members, and those that build the template's functions (each
 /// with its manifest), found from the functions' `Binary` and `CodeUri`.
 fn function_packages() -> (Vec<String>, Vec<(String, toml::Table)>) {
