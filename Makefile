@@ -128,21 +128,22 @@ LAMBDA_CPU_arm64 := neoverse-n1
 # target's linker) for the order of its code at the link (functions/release-link/order/ARCH:
 # the linker's balanced partitioning for compression, bench/link_order.py), and is linked
 # without the order it replaces (AUTOHEAL_LINK_ORDER=none: the code is the same either way).
-# `make link-order ARCH=arm64` writes another architecture's order without profiling it.
+# `make link-order ARCH=arm64` writes another architecture's order without profiling it (its
+# hot part from this machine's profile, by name: the hashes differ).
 symbols_build = AUTOHEAL_LINK_ORDER=none LINK_CAPTURE_DIR=$(CARGO_TARGET_DIR)/lambda/$(1)-objects RUSTFLAGS="-C target-cpu=$(LAMBDA_CPU_$(1)) -C strip=none" cargo lambda build --release --target $(LAMBDA_TARGET_$(1)) --lambda-dir $(CARGO_TARGET_DIR)/lambda/$(1)-symbols --config 'target.$(LAMBDA_TARGET_$(1)).linker="$(CURDIR)/bench/capture_link.sh"' $(addprefix -p ,$(LAMBDA_PACKAGES))
-link_order = $(VENV)/bin/python bench/link_order.py --objects $(CARGO_TARGET_DIR)/lambda/$(1)-objects --arch $(1)
+link_order = $(VENV)/bin/python bench/link_order.py --objects $(CARGO_TARGET_DIR)/lambda/$(1)-objects --arch $(1) $(2)
 
 .PHONY: hot-functions
 hot-functions: lambda-tools tools ## Profile the release functions, write the functions their start-up runs and the order of their code (for the link's layout; needs valgrind)
 	$(call symbols_build,$(HOST_ARCH))
-	$(VENV)/bin/python bench/hot_functions.py --binaries $(HOT_FUNCTIONS_DIR)
-	$(call link_order,$(HOST_ARCH))
+	$(VENV)/bin/python bench/hot_functions.py --binaries $(HOT_FUNCTIONS_DIR) --ran $(CARGO_TARGET_DIR)/lambda/$(HOST_ARCH)-ran
+	$(call link_order,$(HOST_ARCH),--ran $(CARGO_TARGET_DIR)/lambda/$(HOST_ARCH)-ran)
 
 .PHONY: link-order
 link-order: lambda-tools tools ## Write the order of ARCH's release functions' code at the link (hot-functions does this machine's)
 	@test -d "$$(rustc --print sysroot)/lib/rustlib/$(LAMBDA_TARGET)/lib" || { echo "ARCH=$(ARCH): the $(LAMBDA_TARGET) standard library is not installed: make lambda-tools installs it where rustup can fetch it"; exit 1; }
 	$(call symbols_build,$(ARCH))
-	$(call link_order,$(ARCH))
+	$(call link_order,$(ARCH),$(if $(wildcard $(CARGO_TARGET_DIR)/lambda/$(HOST_ARCH)-ran),--ran $(CARGO_TARGET_DIR)/lambda/$(HOST_ARCH)-ran --ran-by-name))
 
 .PHONY: sam-build
 sam-build: lambda-tools ## sam build of the stack's functions for ARCH (default: this machine's; into .aws-sam/build)

@@ -72,6 +72,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--functions", default=",".join(scenarios.SCENARIOS), help="comma-separated layers (default: all)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"the list to write (default: {DEFAULT_OUTPUT.relative_to(REPOSITORY)})")
     parser.add_argument("--python", default=sys.executable, help="the Python that runs the emulator (default: this one)")
+    parser.add_argument("--ran", type=Path, help="where to write each layer's functions that ran, whole (DIR/autoheal-<layer>.txt, for bench/link_order.py)")
     return parser.parse_args()
 
 
@@ -183,6 +184,9 @@ def main() -> None:
                 sys.exit(f"{layer}: no function of the binary in its profile")
             print(f"{layer}: {len(ran)} functions", flush=True)
             names |= listed_names(ran, symbols)
+            if args.ran:
+                args.ran.mkdir(parents=True, exist_ok=True)
+                (args.ran / f"autoheal-{layer}.txt").write_text("\n".join(sorted(ran)) + "\n")
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
     header = [
         "# The functions the release functions run from their start to their first answers, laid",
