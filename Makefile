@@ -130,7 +130,7 @@ LAMBDA_CPU_arm64 := neoverse-n1
 # without the order it replaces (AUTOHEAL_LINK_ORDER=none: the code is the same either way).
 # `make link-order ARCH=arm64` writes another architecture's order without profiling it (its
 # hot part from this machine's profile, by name: the hashes differ).
-symbols_build = AUTOHEAL_LINK_ORDER=none LINK_CAPTURE_DIR=$(CARGO_TARGET_DIR)/lambda/$(1)-objects RUSTFLAGS="-C target-cpu=$(LAMBDA_CPU_$(1)) -C strip=none" cargo lambda build --release --target $(LAMBDA_TARGET_$(1)) --lambda-dir $(CARGO_TARGET_DIR)/lambda/$(1)-symbols --config 'target.$(LAMBDA_TARGET_$(1)).linker="$(CURDIR)/bench/capture_link.sh"' $(addprefix -p ,$(LAMBDA_PACKAGES))
+symbols_build = AUTOHEAL_LINK_ORDER=none LINK_CAPTURE_DIR=$(CARGO_TARGET_DIR)/lambda/$(1)-objects LINK_CAPTURE_TRIPLE=$(LAMBDA_TARGET_$(1)) RUSTFLAGS="-C target-cpu=$(LAMBDA_CPU_$(1)) -C strip=none" cargo lambda build --release --target $(LAMBDA_TARGET_$(1)) --lambda-dir $(CARGO_TARGET_DIR)/lambda/$(1)-symbols --config 'target.$(LAMBDA_TARGET_$(1)).linker="$(CURDIR)/bench/capture_link.sh"' $(addprefix -p ,$(LAMBDA_PACKAGES))
 link_order = $(VENV)/bin/python bench/link_order.py --objects $(CARGO_TARGET_DIR)/lambda/$(1)-objects --arch $(1) $(2)
 
 .PHONY: hot-functions

@@ -1,8 +1,9 @@
 #!/bin/sh
-# The linker `make hot-functions` gives rustc: keeps a copy of each release function's object
-# (fat LTO's one object of the whole program) in $LINK_CAPTURE_DIR, for bench/link_order.py,
-# then links as the build would have, with the linker cargo-lambda chose for the target
-# (Cargo's `CARGO_TARGET_<TRIPLE>_LINKER`, which rustc's `-C linker` from RUSTFLAGS overrides).
+# The linker `make hot-functions` gives Cargo for the target: keeps a copy of each release
+# function's object (fat LTO's one object of the whole program) in $LINK_CAPTURE_DIR, for
+# bench/link_order.py, then links as the build would have, with the linker cargo-lambda
+# chose for the target $LINK_CAPTURE_TRIPLE (the `CARGO_TARGET_<TRIPLE>_LINKER` it sets,
+# which Cargo's `--config target.<triple>.linker` overrides for rustc).
 set -eu
 output=""
 previous=""
@@ -20,9 +21,10 @@ if [ -n "${LINK_CAPTURE_DIR:-}" ] && [ -n "$output" ]; then
         esac
     done
 fi
-linker=$(env | sed -n 's/^CARGO_TARGET_[A-Z0-9_]*_LINKER=//p' | head -n 1)
+variable="CARGO_TARGET_$(printf '%s' "${LINK_CAPTURE_TRIPLE:-}" | tr 'a-z-' 'A-Z_')_LINKER"
+linker=$(printenv "$variable" || true)
 if [ -z "$linker" ]; then
-    echo "capture_link.sh: no CARGO_TARGET_<TRIPLE>_LINKER to link with (run through cargo lambda build)" >&2
+    echo "capture_link.sh: no $variable to link with (LINK_CAPTURE_TRIPLE names the target; run through cargo lambda build)" >&2
     exit 1
 fi
 exec "$linker" "$@"

@@ -13,9 +13,9 @@ the linked file's symbols and written one section per line: a legacy-mangled Rus
 its hash (`17h<hash>E`, a dot after it for fat LTO's numbered copies), any other whole;
 of the hot part, only the functions the function's own profile ran, where it is given
 (`--ran`, from bench/hot_functions.py; by name, without hashes, for another architecture's
-code: `--ran-by-name`). The build's own link cannot ask for the sort (the
-compiler driver it links through passes no such flag on), so the order is given to it in
-the linker script instead.
+code: `--ran-by-name`). The build's own link cannot ask for the sort (the compiler driver
+it links through passes no such flag on), so the order is given to it in the linker script
+instead.
 
 Needs binutils' readelf and nm, and the project's .venv (ziglang: `make lambda-tools`).
 """
