@@ -66,10 +66,7 @@ fn release_layout(hot_functions: &str, order: &Order) -> String {
         if name.is_empty() || name.starts_with('#') {
             continue;
         }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
-        {
+        if !script_safe(name) {
             println!("cargo::warning=hot-functions.txt: left out {name:?}");
             continue;
         }
@@ -102,6 +99,13 @@ fn release_layout(hot_functions: &str, order: &Order) -> String {
     )
 }
 
+/// Whether a symbol can stand in a linker script's section pattern as it is: a name with
+/// any other character (a space, a quote, a parenthesis) would be read as the script's own.
+fn script_safe(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
+}
+
 /// A function's order: one input section description per listed section, in the list's
 /// order (the sections of one description would be laid out in the compiler's).
 #[derive(Default)]
@@ -128,10 +132,7 @@ fn read_order(list: &str) -> Order {
                 let Some(part) = part.as_deref_mut() else {
                     continue;
                 };
-                if !line
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
-                {
+                if !script_safe(line) {
                     continue;
                 }
                 let numbered = if line.ends_with('.') { "*" } else { "" };
@@ -178,7 +179,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     read_order(&text)
                 }
             }
-            Err(_) => Order::default(),
+            Err(e) => {
+                // No list is the function laid out by name; a list that cannot be read is said.
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    println!("cargo::warning={}: {e}", list.display());
+                }
+                Order::default()
+            }
         };
         let script = PathBuf::from(env::var("OUT_DIR")?).join("release-layout.ld");
         fs::write(&script, release_layout(HOT_FUNCTIONS, &order))?;
