@@ -80,9 +80,9 @@ def summarize(cold: list[ProcessResult], series: ProcessResult, counted: list[Pr
         "first_duplicate_cpu_ms": _cpu_ms([p.first("duplicate") for p in cold]),
         "warm_acted_cpu_ms": _cpu_ms(series.warm("acted")),
         "warm_duplicate_cpu_ms": _cpu_ms(series.warm("duplicate")),
-        # The same events behind the counting proxy, which keeps connections alive as AWS's
-        # endpoints do (the emulator closes each after one answer): what a connection per
-        # request costs the process.
+        # The same events behind the counting proxy, which keeps connections alive (the
+        # emulator closes each after one answer): what a connection per request costs the
+        # process. One host for every service, where AWS has one per service: not AWS's figure.
         "first_acted_kept_alive_cpu_ms": _cpu_ms([p.first("acted") for p in counted]),
         "first_duplicate_kept_alive_cpu_ms": _cpu_ms([p.first("duplicate") for p in counted]),
         "first_acted_own_ms": _own_ms([p.first("acted") for p in counted]),
