@@ -1,6 +1,8 @@
 //! The application layer's Lambda function: wiring only.
 
+// C's `pow` and `log` defined in the binary, so that it loads no libm (functions/c-math).
 use autoheal_application::ApplicationHealer;
+use autoheal_c_math as _;
 use autoheal_core::Layer;
 
 #[tokio::main(flavor = "current_thread")]

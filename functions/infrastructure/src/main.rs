@@ -1,5 +1,7 @@
 //! The infrastructure layer's Lambda function: wiring only.
 
+// C's `pow` and `log` defined in the binary, so that it loads no libm (functions/c-math).
+use autoheal_c_math as _;
 use autoheal_core::Layer;
 use autoheal_infrastructure::InfrastructureHealer;
 
