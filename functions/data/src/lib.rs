@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 
+use autoheal_aws::OnFirstUse;
 use autoheal_core::Retention;
 use autoheal_core::{Action, Assessment, HealError, HealOutcome, HealRequest, Healer, Layer, Rule};
 
@@ -31,20 +32,31 @@ pub use restore::PointInTimeRestorer;
 /// Runs the data layer's actions.
 #[derive(Debug, Clone)]
 pub struct DataHealer {
-    restorer: PointInTimeRestorer,
-    cache: CacheRepairer,
-    backups: BackupVerifier,
+    restorer: OnFirstUse<PointInTimeRestorer>,
+    cache: OnFirstUse<CacheRepairer>,
+    backups: OnFirstUse<BackupVerifier>,
 }
 
 impl DataHealer {
-    /// Builds the layer's clients from one SDK configuration (once per container).
+    /// The layer's healer for one SDK configuration (once per container): each action's
+    /// clients are built when an event first needs them.
     pub fn new(sdk: &SdkConfig) -> Self {
-        let rds = aws_sdk_rds::Client::new(sdk);
-        let lambda = aws_sdk_lambda::Client::new(sdk);
         DataHealer {
-            restorer: PointInTimeRestorer::new(rds.clone(), lambda.clone()),
-            cache: CacheRepairer::new(aws_sdk_elasticache::Client::new(sdk), lambda),
-            backups: BackupVerifier::new(rds),
+            restorer: OnFirstUse::new(sdk, |sdk| {
+                PointInTimeRestorer::new(
+                    aws_sdk_rds::Client::new(sdk),
+                    aws_sdk_lambda::Client::new(sdk),
+                )
+            }),
+            cache: OnFirstUse::new(sdk, |sdk| {
+                CacheRepairer::new(
+                    aws_sdk_elasticache::Client::new(sdk),
+                    aws_sdk_lambda::Client::new(sdk),
+                )
+            }),
+            backups: OnFirstUse::new(sdk, |sdk| {
+                BackupVerifier::new(aws_sdk_rds::Client::new(sdk))
+            }),
         }
     }
 }
@@ -56,18 +68,18 @@ impl Healer for DataHealer {
 
     async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
         match &request.rule.action {
-            Action::RestoreDbToPointInTime { .. } => self.restorer.assess(request).await,
-            Action::RepairCache { .. } => self.cache.assess(request).await,
-            Action::VerifyBackup { .. } => self.backups.assess(request).await,
+            Action::RestoreDbToPointInTime { .. } => self.restorer.get().assess(request).await,
+            Action::RepairCache { .. } => self.cache.get().assess(request).await,
+            Action::VerifyBackup { .. } => self.backups.get().assess(request).await,
             other => Err(HealError::unsupported(self.layer(), other)),
         }
     }
 
     async fn is_gone(&self, rule: &Rule, resource_id: &str) -> Result<bool, HealError> {
         match &rule.action {
-            Action::RestoreDbToPointInTime { .. } => self.restorer.is_gone(resource_id).await,
-            Action::RepairCache { .. } => self.cache.is_gone(resource_id).await,
-            Action::VerifyBackup { .. } => self.backups.is_gone(resource_id).await,
+            Action::RestoreDbToPointInTime { .. } => self.restorer.get().is_gone(resource_id).await,
+            Action::RepairCache { .. } => self.cache.get().is_gone(resource_id).await,
+            Action::VerifyBackup { .. } => self.backups.get().is_gone(resource_id).await,
             other => Err(HealError::unsupported(self.layer(), other)),
         }
     }
@@ -80,6 +92,7 @@ impl Healer for DataHealer {
                 integrity_hook_function,
             } => {
                 self.restorer
+                    .get()
                     .restore(
                         request,
                         target_suffix,
@@ -93,6 +106,7 @@ impl Healer for DataHealer {
                 ttl_seconds,
             } => {
                 self.cache
+                    .get()
                     .repair(request, hook_function, *ttl_seconds)
                     .await
             }
@@ -112,6 +126,7 @@ impl Healer for DataHealer {
                     window: preferred_backup_window.as_deref(),
                 };
                 self.backups
+                    .get()
                     .verify(request, restore_instance_class, retention, policy)
                     .await
             }

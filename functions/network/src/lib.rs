@@ -12,6 +12,7 @@ pub mod targets;
 
 use aws_config::SdkConfig;
 
+use autoheal_aws::OnFirstUse;
 use autoheal_core::{
     Action, Assessment, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule,
 };
@@ -23,28 +24,35 @@ pub use targets::TargetDeregistrar;
 /// Runs the network layer's actions.
 #[derive(Debug, Clone)]
 pub struct NetworkHealer {
-    targets: TargetDeregistrar,
-    dns: DnsFailover,
-    routes: NatRouteReplacer,
+    targets: OnFirstUse<TargetDeregistrar>,
+    dns: OnFirstUse<DnsFailover>,
+    routes: OnFirstUse<NatRouteReplacer>,
 }
 
 impl NetworkHealer {
-    /// Builds the layer's clients from one SDK configuration (once per container).
+    /// The layer's healer for one SDK configuration (once per container): each action's
+    /// clients are built when an event first needs them.
     pub fn new(sdk: &SdkConfig) -> Self {
-        // One EC2 client for the targets' owners and the routes: a client is cheap to clone
-        // (its configuration is shared), not to build.
-        let ec2 = aws_sdk_ec2::Client::new(sdk);
         NetworkHealer {
-            targets: TargetDeregistrar::new(
-                aws_sdk_elasticloadbalancingv2::Client::new(sdk),
-                targets::Owners {
-                    ec2: ec2.clone(),
-                    autoscaling: aws_sdk_autoscaling::Client::new(sdk),
-                    ecs: aws_sdk_ecs::Client::new(sdk),
-                },
-            ),
-            dns: DnsFailover::new(aws_sdk_route53::Client::new(sdk)),
-            routes: NatRouteReplacer::new(ec2, aws_sdk_cloudwatch::Client::new(sdk)),
+            targets: OnFirstUse::new(sdk, |sdk| {
+                TargetDeregistrar::new(
+                    aws_sdk_elasticloadbalancingv2::Client::new(sdk),
+                    targets::Owners {
+                        ec2: aws_sdk_ec2::Client::new(sdk),
+                        autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+                        ecs: aws_sdk_ecs::Client::new(sdk),
+                    },
+                )
+            }),
+            dns: OnFirstUse::new(sdk, |sdk| {
+                DnsFailover::new(aws_sdk_route53::Client::new(sdk))
+            }),
+            routes: OnFirstUse::new(sdk, |sdk| {
+                NatRouteReplacer::new(
+                    aws_sdk_ec2::Client::new(sdk),
+                    aws_sdk_cloudwatch::Client::new(sdk),
+                )
+            }),
         }
     }
 }
@@ -56,9 +64,9 @@ impl Healer for NetworkHealer {
 
     async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
         match &request.rule.action {
-            Action::DeregisterUnhealthyTargets {} => self.targets.assess(request).await,
-            Action::FailOverDnsRecord { .. } => self.dns.assess(request).await,
-            Action::ReplaceNatRoute { .. } => self.routes.assess(request).await,
+            Action::DeregisterUnhealthyTargets {} => self.targets.get().assess(request).await,
+            Action::FailOverDnsRecord { .. } => self.dns.get().assess(request).await,
+            Action::ReplaceNatRoute { .. } => self.routes.get().assess(request).await,
             _ => Ok(Assessment::Proceed),
         }
     }
@@ -67,21 +75,24 @@ impl Healer for NetworkHealer {
     /// heal.
     async fn is_gone(&self, rule: &Rule, resource_id: &str) -> Result<bool, HealError> {
         match &rule.action {
-            Action::DeregisterUnhealthyTargets {} => self.targets.is_gone(resource_id).await,
-            Action::FailOverDnsRecord { .. } => self.dns.is_gone(resource_id).await,
-            Action::ReplaceNatRoute { .. } => self.routes.is_gone(resource_id).await,
+            Action::DeregisterUnhealthyTargets {} => self.targets.get().is_gone(resource_id).await,
+            Action::FailOverDnsRecord { .. } => self.dns.get().is_gone(resource_id).await,
+            Action::ReplaceNatRoute { .. } => self.routes.get().is_gone(resource_id).await,
             _ => Ok(false),
         }
     }
 
     async fn heal(&self, request: HealRequest<'_>) -> Result<HealOutcome, HealError> {
         match &request.rule.action {
-            Action::DeregisterUnhealthyTargets {} => self.targets.deregister(request).await,
+            Action::DeregisterUnhealthyTargets {} => self.targets.get().deregister(request).await,
             Action::FailOverDnsRecord { hosted_zone_id } => {
-                self.dns.fail_over(request, hosted_zone_id.as_deref()).await
+                self.dns
+                    .get()
+                    .fail_over(request, hosted_zone_id.as_deref())
+                    .await
             }
             Action::ReplaceNatRoute { standby_tag } => {
-                self.routes.replace(request, standby_tag).await
+                self.routes.get().replace(request, standby_tag).await
             }
             other => Err(HealError::unsupported(self.layer(), other)),
         }
@@ -93,7 +104,7 @@ impl Healer for NetworkHealer {
         revert: &Revert,
     ) -> Result<HealOutcome, HealError> {
         match revert.kind.as_str() {
-            dns::RESTORE_RECORD_WEIGHT => self.dns.restore(revert).await,
+            dns::RESTORE_RECORD_WEIGHT => self.dns.get().restore(revert).await,
             _ => Err(HealError::unknown_revert(self.layer(), revert)),
         }
     }

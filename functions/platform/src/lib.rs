@@ -14,6 +14,7 @@ pub mod rds;
 
 use aws_config::SdkConfig;
 
+use autoheal_aws::OnFirstUse;
 use autoheal_core::Retention;
 use autoheal_core::{Action, Assessment, HealError, HealOutcome, HealRequest, Healer, Layer, Rule};
 
@@ -24,21 +25,28 @@ pub use rds::InstanceRebooter;
 /// Runs the platform layer's actions.
 #[derive(Debug, Clone)]
 pub struct PlatformHealer {
-    services: ServiceRestarter,
-    aliases: AliasRollback,
-    databases: InstanceRebooter,
+    services: OnFirstUse<ServiceRestarter>,
+    aliases: OnFirstUse<AliasRollback>,
+    databases: OnFirstUse<InstanceRebooter>,
 }
 
 impl PlatformHealer {
-    /// Builds the layer's clients from one SDK configuration (once per container).
+    /// The layer's healer for one SDK configuration (once per container): each service's
+    /// clients are built when an event first needs them.
     pub fn new(sdk: &SdkConfig) -> Self {
         PlatformHealer {
-            services: ServiceRestarter::new(aws_sdk_ecs::Client::new(sdk)),
-            aliases: AliasRollback::new(
-                aws_sdk_lambda::Client::new(sdk),
-                aws_sdk_cloudtrail::Client::new(sdk),
-            ),
-            databases: InstanceRebooter::new(aws_sdk_rds::Client::new(sdk)),
+            services: OnFirstUse::new(sdk, |sdk| {
+                ServiceRestarter::new(aws_sdk_ecs::Client::new(sdk))
+            }),
+            aliases: OnFirstUse::new(sdk, |sdk| {
+                AliasRollback::new(
+                    aws_sdk_lambda::Client::new(sdk),
+                    aws_sdk_cloudtrail::Client::new(sdk),
+                )
+            }),
+            databases: OnFirstUse::new(sdk, |sdk| {
+                InstanceRebooter::new(aws_sdk_rds::Client::new(sdk))
+            }),
         }
     }
 }
@@ -50,18 +58,22 @@ impl Healer for PlatformHealer {
 
     async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
         match &request.rule.action {
-            Action::RestartEcsService { .. } => self.services.assess(request).await,
-            Action::RollbackLambdaAlias { alias } => self.aliases.assess(request, alias).await,
-            Action::RebootRdsInstance { .. } => self.databases.assess(request).await,
+            Action::RestartEcsService { .. } => self.services.get().assess(request).await,
+            Action::RollbackLambdaAlias { alias } => {
+                self.aliases.get().assess(request, alias).await
+            }
+            Action::RebootRdsInstance { .. } => self.databases.get().assess(request).await,
             other => Err(HealError::unsupported(self.layer(), other)),
         }
     }
 
     async fn is_gone(&self, rule: &Rule, resource_id: &str) -> Result<bool, HealError> {
         match &rule.action {
-            Action::RestartEcsService { .. } => self.services.is_gone(resource_id).await,
-            Action::RollbackLambdaAlias { alias } => self.aliases.is_gone(resource_id, alias).await,
-            Action::RebootRdsInstance { .. } => self.databases.is_gone(resource_id).await,
+            Action::RestartEcsService { .. } => self.services.get().is_gone(resource_id).await,
+            Action::RollbackLambdaAlias { alias } => {
+                self.aliases.get().is_gone(resource_id, alias).await
+            }
+            Action::RebootRdsInstance { .. } => self.databases.get().is_gone(resource_id).await,
             other => Err(HealError::unsupported(self.layer(), other)),
         }
     }
@@ -80,9 +92,11 @@ impl Healer for PlatformHealer {
                     desired_count_adjustment: *desired_count_adjustment,
                     max_desired_count: *max_desired_count,
                 };
-                self.services.restart(request, settings).await
+                self.services.get().restart(request, settings).await
             }
-            Action::RollbackLambdaAlias { alias } => self.aliases.roll_back(request, alias).await,
+            Action::RollbackLambdaAlias { alias } => {
+                self.aliases.get().roll_back(request, alias).await
+            }
             Action::RebootRdsInstance {
                 snapshot_first,
                 force_failover,
@@ -94,6 +108,7 @@ impl Healer for PlatformHealer {
                     max_age_days: *snapshot_max_age_days,
                 };
                 self.databases
+                    .get()
                     .reboot(request, *snapshot_first, *force_failover, retention)
                     .await
             }
