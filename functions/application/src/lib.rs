@@ -13,6 +13,7 @@ pub mod process;
 
 use aws_config::SdkConfig;
 
+use autoheal_aws::OnFirstUse;
 use autoheal_core::{
     Action, Assessment, GroupView, HealError, HealOutcome, HealRequest, Healer, Layer, Revert, Rule,
 };
@@ -29,12 +30,12 @@ const HOLD_RECHECK_SECONDS: u64 = 300;
 #[derive(Debug, Clone)]
 pub struct ApplicationHealer {
     breakers: CircuitBreakerReset,
-    processes: ProcessRestarter,
+    processes: OnFirstUse<ProcessRestarter>,
     pools: ConnectionPoolReset,
     degradation: GracefulDegradation,
     parameters: parameter::Parameters,
-    ec2: aws_sdk_ec2::Client,
-    autoscaling: aws_sdk_autoscaling::Client,
+    ec2: OnFirstUse<aws_sdk_ec2::Client>,
+    autoscaling: OnFirstUse<aws_sdk_autoscaling::Client>,
 }
 
 impl ApplicationHealer {
@@ -46,17 +47,26 @@ impl ApplicationHealer {
     }
 
     /// [`ApplicationHealer::new`] with the stack's restart document (`AUTOHEAL_RESTART_DOCUMENT`).
+    ///
+    /// Systems Manager's client, which five of the six actions call, is built here; EC2's and
+    /// Auto Scaling's, which only a process's restart needs, when an event first needs them.
     pub fn with_restart_document(sdk: &SdkConfig, document: &str) -> Self {
         let ssm = aws_sdk_ssm::Client::new(sdk);
-        let ec2 = aws_sdk_ec2::Client::new(sdk);
+        let document = document.to_owned();
         ApplicationHealer {
             breakers: CircuitBreakerReset::new(ssm.clone()),
-            processes: ProcessRestarter::new(ec2.clone(), ssm.clone(), document),
+            processes: OnFirstUse::new(sdk, move |sdk| {
+                ProcessRestarter::new(
+                    aws_sdk_ec2::Client::new(sdk),
+                    aws_sdk_ssm::Client::new(sdk),
+                    document.as_str(),
+                )
+            }),
             pools: ConnectionPoolReset::new(ssm.clone()),
             degradation: GracefulDegradation::new(ssm.clone()),
             parameters: parameter::Parameters::new(ssm),
-            ec2,
-            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+            ec2: OnFirstUse::new(sdk, aws_sdk_ec2::Client::new),
+            autoscaling: OnFirstUse::new(sdk, aws_sdk_autoscaling::Client::new),
         }
     }
 }
@@ -73,8 +83,8 @@ impl Healer for ApplicationHealer {
         match &request.rule.action {
             Action::RestartProcess { .. } => {
                 autoheal_aws::lookups::auto_scaling_group_of(
-                    &self.ec2,
-                    &self.autoscaling,
+                    self.ec2.get(),
+                    self.autoscaling.get(),
                     request.resource_id,
                 )
                 .await
@@ -89,7 +99,7 @@ impl Healer for ApplicationHealer {
     /// action's failure tells a person so.
     async fn assess(&self, request: HealRequest<'_>) -> Result<Assessment, HealError> {
         let template = match &request.rule.action {
-            Action::RestartProcess { .. } => return self.processes.assess(request).await,
+            Action::RestartProcess { .. } => return self.processes.get().assess(request).await,
             Action::ResetCircuitBreaker { parameter, .. }
             | Action::ResetConnectionPool { parameter, .. }
             | Action::EnableGracefulDegradation { parameter, .. } => parameter,
@@ -112,7 +122,7 @@ impl Healer for ApplicationHealer {
     async fn is_gone(&self, rule: &Rule, resource_id: &str) -> Result<bool, HealError> {
         match &rule.action {
             Action::RestartProcess { .. } => {
-                autoheal_aws::lookups::instance_is_gone(&self.ec2, resource_id).await
+                autoheal_aws::lookups::instance_is_gone(self.ec2.get(), resource_id).await
             }
             _ => Ok(false),
         }
@@ -150,7 +160,7 @@ impl Healer for ApplicationHealer {
                         }),
                     stop_timeout_seconds: *stop_timeout_seconds,
                 };
-                self.processes.restart(request, plan).await
+                self.processes.get().restart(request, plan).await
             }
             Action::EnableGracefulDegradation { parameter, shed } => {
                 self.degradation.enable(request, parameter, shed).await

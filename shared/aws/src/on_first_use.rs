@@ -13,41 +13,40 @@ use aws_config::SdkConfig;
 /// compiles their expressions when its first client is built. Built at the start, every
 /// client of the layer was paid for before the first event, whichever service it concerned.
 /// Clones share the part, built or not.
-pub struct OnFirstUse<T> {
+pub struct OnFirstUse<T>(Arc<Part<T>>);
+
+struct Part<T> {
     sdk: SdkConfig,
-    build: fn(&SdkConfig) -> T,
-    built: Arc<OnceLock<T>>,
+    build: Box<dyn Fn(&SdkConfig) -> T + Send + Sync>,
+    built: OnceLock<T>,
 }
 
 impl<T> OnFirstUse<T> {
     /// A part that `build` makes from `sdk` when [`OnFirstUse::get`] is first called.
-    pub fn new(sdk: &SdkConfig, build: fn(&SdkConfig) -> T) -> Self {
-        OnFirstUse {
+    pub fn new(sdk: &SdkConfig, build: impl Fn(&SdkConfig) -> T + Send + Sync + 'static) -> Self {
+        OnFirstUse(Arc::new(Part {
             sdk: sdk.clone(),
-            build,
-            built: Arc::new(OnceLock::new()),
-        }
+            build: Box::new(build),
+            built: OnceLock::new(),
+        }))
     }
 
     /// The part, built now if no event needed it before.
     pub fn get(&self) -> &T {
-        self.built.get_or_init(|| (self.build)(&self.sdk))
+        let part = &*self.0;
+        part.built.get_or_init(|| (part.build)(&part.sdk))
     }
 }
 
 impl<T> Clone for OnFirstUse<T> {
     fn clone(&self) -> Self {
-        OnFirstUse {
-            sdk: self.sdk.clone(),
-            build: self.build,
-            built: Arc::clone(&self.built),
-        }
+        OnFirstUse(Arc::clone(&self.0))
     }
 }
 
 impl<T: fmt::Debug> fmt::Debug for OnFirstUse<T> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.built.get() {
+        match self.0.built.get() {
             Some(part) => part.fmt(formatter),
             None => formatter.write_str("OnFirstUse(not built yet)"),
         }
