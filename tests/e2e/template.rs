@@ -1387,7 +1387,8 @@ fn the_functions_are_built_from_the_root_with_their_own_features_only() {
     // line's tokio and aws-config features) is built into them.
     let (default_members, function_packages) = function_packages();
     assert_eq!(function_packages.len(), 6, "five layers and detection");
-    let libraries = ["shared/core", "shared/aws"];
+    // The libraries: the core, the adapters, and the C math each release binary defines.
+    let libraries = ["shared/core", "shared/aws", "functions/c-math"];
     let mut expected: Vec<&str> = libraries
         .into_iter()
         .chain(function_packages.iter().map(|(member, _)| member.as_str()))
