@@ -1,9 +1,10 @@
 //! The application layer's Lambda function: wiring only.
 
-// C's `pow` and `log` defined in the binary, so that it loads no libm (functions/c-math).
 use autoheal_application::ApplicationHealer;
-use autoheal_c_math as _;
 use autoheal_core::Layer;
+
+// C's `pow` and `log`, defined in the binary: it loads no libm (functions/c-math).
+use autoheal_c_math as _;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {

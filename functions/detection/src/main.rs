@@ -1,11 +1,12 @@
 //! The detection function: wiring only. Every event (the hourly schedule, a resource's
 //! lifecycle event) runs one `alarms apply` over the whole account.
 
-// C's `pow` and `log` defined in the binary, so that it loads no libm (functions/c-math).
-use autoheal_c_math as _;
 use autoheal_detection::{Clients, Settings, handle, load_rules};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
+
+// C's `pow` and `log`, defined in the binary: it loads no libm (functions/c-math).
+use autoheal_c_math as _;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
