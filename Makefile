@@ -87,8 +87,11 @@ bench: bench-core bench-functions ## Both benchmarks: the core's pure path, and 
 bench-core: ## criterion: parse, select and decide with 10 to 10,000 rules (reports in $(CARGO_TARGET_DIR)/criterion)
 	cargo bench -p autoheal-core --bench pure_path -- --warm-up-time 1 --measurement-time 2
 
-bench-functions: lambda tools ## Release functions against a boto3 baseline and a bare lambda_runtime, under a local Lambda Runtime API (results in $(CARGO_TARGET_DIR)/bench)
+bench-functions: lambda tools ## Release functions against a boto3 baseline, a bare lambda_runtime and the SDK's floor, under a local Lambda Runtime API (results in $(CARGO_TARGET_DIR)/bench)
 	cargo lambda build --release --target $(LAMBDA_TARGET) --lambda-dir $(LAMBDA_DIR) -p autoheal-bare-runtime
+	# The SDK's floor is built with the six, so that it shares their features: nothing but its
+	# own crate is compiled again.
+	cargo lambda build --release --target $(LAMBDA_TARGET) --lambda-dir $(LAMBDA_DIR) $(addprefix -p ,$(LAMBDA_PACKAGES)) -p autoheal-sdk-floor
 	$(VENV)/bin/python bench/run.py --binaries $(LAMBDA_DIR) --results $(CARGO_TARGET_DIR)/bench $(BENCH_ARGS)
 
 # `make lambda` builds this machine's architecture (what `make bench` runs); ARCH=arm64 or

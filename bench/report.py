@@ -187,6 +187,46 @@ def _floor_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _same_requests(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two implementations made the same requests, by operation, for their first
+    acted event and their first duplicate."""
+    return all(a[key]["by_operation"] == b[key]["by_operation"] for key in ("first_acted", "first_duplicate"))
+
+
+def _sdk_floor_lines(results: dict[str, Any]) -> list[str]:
+    compared = [f for f in results["functions"] if {"rust", "python", "sdk-floor"} <= set(f["implementations"])]
+    if not compared:
+        return []
+    lines = [
+        "",
+        "## Against the SDK's floor: the same requests and nothing else (medians, CPU time)",
+        "",
+        "The SDK's floor is `bench/sdk-floor`: the requests the function makes for the event "
+        "(the boto3 baseline's list), with the same clients, SDK configuration and runtime, and "
+        "no rules, decision or log. *autoheal's own*: the function's CPU time less the floor's; "
+        "*floor / Python*: how far below boto3 the requests alone are, the bound on the "
+        "function's own ratio.",
+        "",
+        "| function | event | Rust | SDK's floor | Python | autoheal's own | Rust / Python | floor / Python | the same requests |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for function in compared:
+        impls = function["implementations"]
+        same = _same_requests(impls["rust"]["requests"], impls["sdk-floor"]["requests"])
+        for key, label in (
+            ("first_acted_cpu_ms", "first acted"),
+            ("first_duplicate_cpu_ms", "first duplicate"),
+            ("first_acted_kept_alive_cpu_ms", "first acted, connections kept alive"),
+            ("warm_acted_cpu_ms", "warm acted"),
+        ):
+            rust, floor, python = (impls[name]["stats"][key]["median"] for name in ("rust", "sdk-floor", "python"))
+            lines.append(
+                f"| {function['layer']} | {label} | {_f(rust)} | {_f(floor)} | {_f(python)} | {_f(rust - floor)} "
+                f"| 1/{python / rust:.1f} | 1/{python / floor:.1f} | {'yes' if same else 'no: see the requests below'} |"
+            )
+    return lines
+
+
 def _run(command: list[str]) -> str:
     try:
         return subprocess.run(command, capture_output=True, text=True, check=False, timeout=10).stdout.strip()
@@ -356,6 +396,7 @@ def markdown(results: dict[str, Any]) -> str:
                 )
 
     lines += _floor_lines(results)
+    lines += _sdk_floor_lines(results)
     lines += [
         "",
         "## AWS requests per event, and where the time goes",

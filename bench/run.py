@@ -12,7 +12,9 @@ alternating; one process that serves WARM more of each after its first pair; the
 starts again behind a counting proxy, for the AWS requests of each event and the share of its
 time the emulator took. Before them, the bare runtime (bench/bare-runtime: `lambda_runtime` echoing
 its event, built with the same profile) starts as many times: the floor each function's init and
-peak RSS are compared with. The results go to RESULTS/bench.md and
+peak RSS are compared with. Beside the infrastructure function and its baseline, the SDK's floor
+(bench/sdk-floor: the same requests with the same clients, and nothing else) runs as a third
+implementation: what the requests alone cost the Rust SDK. The results go to RESULTS/bench.md and
 RESULTS/bench.json; the functions' and the emulator's logs to RESULTS/logs/.
 
 Needs a Python with boto3 and moto[server] (the project's .venv: `make tools`).
@@ -43,6 +45,8 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache" / "au
 COUNTED_WARM = 10
 # The floor the functions are measured against: a bare `lambda_runtime` echo (bench/bare-runtime).
 FLOOR = "autoheal-bare-runtime"
+# The SDK's floor: the infrastructure function's requests and nothing else (bench/sdk-floor).
+SDK_FLOOR = "autoheal-sdk-floor"
 # The bare runtime calls no AWS endpoint; the address it is given answers nothing.
 UNREACHABLE = "http://127.0.0.1:9"
 
@@ -70,6 +74,11 @@ def implementations(args: argparse.Namespace, scenario: scenarios.Scenario) -> l
     if scenario.baseline:
         baseline = BENCH / "baseline"
         found.append(Implementation("python", function, [args.python, str(baseline / "bootstrap.py"), scenario.baseline]))
+        # The baseline's requests with the Rust SDK: run as the function, under its name.
+        floor = args.binaries / SDK_FLOOR / "bootstrap"
+        if not floor.is_file():
+            sys.exit(f"{floor} is missing: build it first (make bench builds it)")
+        found.append(Implementation("sdk-floor", function, [str(floor)]))
     return found
 
 
