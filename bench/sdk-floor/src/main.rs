@@ -291,6 +291,15 @@ impl Requests {
         stored
     }
 
+    /// The run's record, written whole.
+    fn record_put(&self, record: &BTreeMap<&str, String>) -> Result<TransactWriteItem, Error> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.record_item(record)))
+            .build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// The claim on nothing stored; `false` when the event was claimed before.
     async fn claim(
         &self,
@@ -354,14 +363,7 @@ impl Requests {
             TransactWriteItem::builder()
                 .put(nothing_stored(state)?)
                 .build(),
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(self.record_item(record)))
-                        .build()?,
-                )
-                .build(),
+            self.record_put(record)?,
         ];
         for (scope, cap, seconds) in BUDGETS {
             let current = now.timestamp() / seconds * seconds;
@@ -446,16 +448,7 @@ impl Requests {
             .build()?;
         self.dynamodb
             .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&self.table)
-                            .set_item(Some(self.record_item(record)))
-                            .build()?,
-                    )
-                    .build(),
-            )
+            .transact_items(self.record_put(record)?)
             .transact_items(TransactWriteItem::builder().update(release).build())
             .send()
             .await?;
