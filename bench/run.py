@@ -45,8 +45,10 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache" / "au
 COUNTED_WARM = 10
 # The floor the functions are measured against: a bare `lambda_runtime` echo (bench/bare-runtime).
 FLOOR = "autoheal-bare-runtime"
-# The SDK's floor: the infrastructure function's requests and nothing else (bench/sdk-floor).
+# The SDK's floor: the infrastructure baseline's requests with the Rust SDK and nothing else
+# (bench/sdk-floor), for the function whose baseline that is.
 SDK_FLOOR = "autoheal-sdk-floor"
+SDK_FLOOR_BASELINE = "infrastructure"
 # The bare runtime calls no AWS endpoint; the address it is given answers nothing.
 UNREACHABLE = "http://127.0.0.1:9"
 
@@ -74,6 +76,7 @@ def implementations(args: argparse.Namespace, scenario: scenarios.Scenario) -> l
     if scenario.baseline:
         baseline = BENCH / "baseline"
         found.append(Implementation("python", function, [args.python, str(baseline / "bootstrap.py"), scenario.baseline]))
+    if scenario.baseline == SDK_FLOOR_BASELINE:
         # The baseline's requests with the Rust SDK: run as the function, under its name.
         floor = args.binaries / SDK_FLOOR / "bootstrap"
         if not floor.is_file():
